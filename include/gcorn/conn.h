@@ -1,0 +1,55 @@
+/* One client connection of a worker: socket, read buffer, keep-alive and pipelining state,
+ * timeouts. The worker's epoll loop drives connections until a request head (and a small
+ * body) is in; the WSGI layer then uses the blocking calls below while it runs the app.
+ *
+ * The blocking calls never touch Python: callers release the GIL around them. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "gcorn/request.h"
+
+typedef struct Conn Conn;
+
+/* Addresses as the environ wants them, filled in at accept. */
+typedef struct ConnInfo {
+        char remote_addr[64];           /* "127.0.0.1", "::1"; "" for UNIX sockets */
+        char remote_port[8];            /* "54321"; "" for UNIX sockets */
+        char server_name[64];           /* the bound address's host, as Gunicorn sets it */
+        char server_port[8];            /* "8000"; "" for UNIX sockets */
+        bool is_unix;
+} ConnInfo;
+
+const ConnInfo *conn_info(const Conn *c);
+
+/* The request whose head is complete; valid until the response is done. */
+const Request *conn_request(const Conn *c);
+
+/* Reads up to n decoded body bytes. Sends "HTTP/1.1 100 Continue" first when the client
+ * asked for it and nothing has been read yet. Blocks at most --timeout per stall.
+ * Returns the count, 0 at the end of the body, or -ETIMEDOUT, -EBADMSG (malformed chunked
+ * framing), -EFBIG (over --limit-request-body), -ECONNRESET (client gone). After an error
+ * the connection will close once the response is done. */
+ssize_t conn_read_body(Conn *c, void *buf, size_t n);
+
+/* Writes all of iov, blocking at most --timeout per stall. Returns 0 or -errno
+ * (-ETIMEDOUT, -EPIPE, -ECONNRESET); the connection then closes. */
+int conn_write(Conn *c, const struct iovec *iov, int iovcnt);
+
+/* Sends count bytes of fd from offset with sendfile(2) after the bytes of iov (the response
+ * head), all with the same timeout rule. *ret_sent counts file bytes sent. */
+int conn_sendfile(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t offset, size_t count,
+                  size_t *ret_sent);
+
+/* The response must carry "Connection: close" and the connection closes after it: the
+ * request said so, it was HTTP/1.0 without keep-alive, the worker is retiring, or an error
+ * left the body or the response framing unusable. */
+bool conn_must_close(const Conn *c);
+void conn_set_must_close(Conn *c);
+
+/* The connection's fd, for TCP_CORK-style tuning by the response writer. */
+int conn_fd(const Conn *c);

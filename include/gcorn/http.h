@@ -1,0 +1,57 @@
+/* HTTP/1.x request parsing on top of llhttp, with the limits and checks llhttp 8.1 does not
+ * enforce itself (request line, header count and size, obs-fold, empty header names, body
+ * size, request-smuggling shapes). Pure C: no Python, no sockets, never logs.
+ *
+ * One HttpParser serves one connection: feed the head, then the body, then reset for the
+ * next pipelined or keep-alive request. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gcorn/request.h"
+
+typedef struct HttpLimits {
+        size_t request_line;            /* 0 = unlimited (still capped by the head buffer) */
+        size_t fields;                  /* header count */
+        size_t field_size;              /* one "Name: value" line; 0 = unlimited */
+        int64_t body;                   /* 0 = unlimited */
+} HttpLimits;
+
+typedef struct HttpParser HttpParser;
+
+int http_parser_new(HttpParser **ret, const HttpLimits *limits);
+HttpParser *http_parser_free(HttpParser *p);
+
+/* Forget the current request; the next http_parser_feed_head() starts a new one. */
+void http_parser_reset(HttpParser *p);
+
+/* Feeds request-head bytes. *ret_consumed tells how many were used: after the head completes
+ * nothing past the blank line is consumed (the body and pipelined requests stay with the
+ * caller). Returns 0 when more bytes are needed, 1 when the head is complete (see
+ * http_parser_request()), or a negative errno on a malformed head; then
+ * http_parser_error_status() gives the status to answer (400, 413, 414, 431, 505 ...) and
+ * http_parser_error_reason() a short static text for the log. */
+int http_parser_feed_head(HttpParser *p, const char *data, size_t len, size_t *ret_consumed);
+
+/* The request whose head is complete; NULL before. */
+const Request *http_parser_request(const HttpParser *p);
+
+/* Decodes body bytes (Content-Length or chunked framing) from data into out. Consumes at most
+ * what it can decode into out_cap bytes and never consumes bytes past the end of the message.
+ * Returns 0 when more input is needed (or out is full), 1 when the message is complete (all
+ * of the body has been handed out), or a negative errno on a malformed body (-EBADMSG) or a
+ * body over the limit (-EFBIG); the error status as above. */
+int http_parser_feed_body(HttpParser *p, const char *data, size_t len, size_t *ret_consumed,
+                          char *out, size_t out_cap, size_t *ret_out_len);
+
+/* True once the whole message (head and body) has been parsed. */
+bool http_parser_message_complete(const HttpParser *p);
+
+/* Bytes of the body not yet handed out by http_parser_feed_body(): exact for Content-Length,
+ * -1 for chunked bodies that have not ended. */
+int64_t http_parser_body_remaining(const HttpParser *p);
+
+int http_parser_error_status(const HttpParser *p);
+const char *http_parser_error_reason(const HttpParser *p);

@@ -1,0 +1,49 @@
+/* Error log and access log sinks.
+ *
+ * The error log goes to stderr ("-", the default) or a file, in Gunicorn's shape:
+ *   [2024-05-01 12:00:00 +0000] [1234] [INFO] Listening at: http://127.0.0.1:8000 (1234)
+ * The access log goes to stdout ("-"), a file, or nowhere (NULL, Gunicorn's default).
+ * All functions are async-signal-unsafe but fork-safe: no locks, one write(2) per entry. */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <syslog.h>
+
+#include "gcorn/macro.h"
+
+/* Levels are syslog's (LOG_DEBUG .. LOG_CRIT), so journal priorities map 1:1 later. */
+int log_level_from_string(const char *s);      /* "debug", "info", "warning", "error", "critical"; -EINVAL otherwise */
+void log_set_level(int level);
+int log_get_level(void);
+
+/* Opens (or reopens, for USR1) the sinks; NULL or "-" means stderr/stdout. Returns -errno. */
+int log_open_error(const char *path);
+int log_open_access(const char *path);
+void log_close(void);
+
+/* Writes one entry; returns -abs(error) (or -EINVAL-free 0 when error == 0) so callers can
+ * `return log_error_errno(r, "...")`. "%m" in fmt expands to strerror(abs(error)). */
+int log_internal(int level, int error, const char *fmt, ...) _printf_(3, 4);
+int log_internalv(int level, int error, const char *fmt, va_list ap);
+
+/* A multi-line block (a Python traceback) written as one entry, each line indented. */
+void log_block(int level, const char *title, const char *text);
+
+/* One rendered access-log line (without trailing newline). */
+void log_access_line(const char *line, size_t len);
+bool log_access_enabled(void);
+
+#define log_debug(...) log_internal(LOG_DEBUG, 0, __VA_ARGS__)
+#define log_info(...) log_internal(LOG_INFO, 0, __VA_ARGS__)
+#define log_warning(...) log_internal(LOG_WARNING, 0, __VA_ARGS__)
+#define log_error(...) log_internal(LOG_ERR, 0, __VA_ARGS__)
+#define log_crit(...) log_internal(LOG_CRIT, 0, __VA_ARGS__)
+#define log_debug_errno(e, ...) log_internal(LOG_DEBUG, (e), __VA_ARGS__)
+#define log_info_errno(e, ...) log_internal(LOG_INFO, (e), __VA_ARGS__)
+#define log_warning_errno(e, ...) log_internal(LOG_WARNING, (e), __VA_ARGS__)
+#define log_error_errno(e, ...) log_internal(LOG_ERR, (e), __VA_ARGS__)
+
+/* For made-up errors: log_error_errno(SYNTHETIC_ERRNO(EINVAL), ...) */
+#define SYNTHETIC_ERRNO(e) (-(e))

@@ -1,0 +1,31 @@
+/* The embedded interpreter: PyConfig initialisation, sys.path, the app spec, fork hooks.
+ *
+ * The master initialises Python (the config file is Python); workers inherit it through
+ * fork() with python_before_fork()/python_after_fork_*() around it. After python_init() the
+ * calling thread does not hold the GIL; every function here takes it itself. */
+#pragma once
+
+#include "gcorn/settings.h"
+
+/* Initialises the interpreter: no signal handlers of its own (gcorn owns signals), argv not
+ * parsed, sys.argv = ["gcorn"]. Returns -errno with a logged reason. */
+int python_init(void);
+
+/* Puts the (post --chdir) working directory and --pythonpath entries first on sys.path, and
+ * applies --env to os.environ. */
+int python_setup_paths(const Settings *s);
+
+/* Resolves "module:callable", "module" (-> application), "module:factory()" and
+ * "module:factory(args)" (literal arguments only) as Gunicorn 23 does. On failure returns a
+ * negative errno and *ret_error (owned by the caller) holds one clear line, e.g.
+ * "Failed to find attribute 'app' in 'myapp'." or "No module named 'myapp'"; the traceback,
+ * when there is one, is logged at debug level. On success *ret_app is a new reference. */
+int python_load_app(const char *spec, void **ret_app /* PyObject ** */, char **ret_error);
+
+/* Around fork(): call python_before_fork() in the parent, then exactly one of the others. */
+void python_before_fork(void);
+void python_after_fork_parent(void);
+void python_after_fork_child(void);
+
+/* Finalises the interpreter (runs atexit handlers). Returns 0 or -EIO when finalisation failed. */
+int python_finalize(void);

@@ -1,0 +1,2 @@
+/* accesslog.c: to be written */
+typedef int gcorn_accesslog_placeholder;

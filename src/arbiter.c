@@ -1,0 +1,2 @@
+/* arbiter.c: to be written */
+typedef int gcorn_arbiter_placeholder;

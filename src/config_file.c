@@ -1,0 +1,2 @@
+/* config_file.c: to be written */
+typedef int gcorn_config_file_placeholder;

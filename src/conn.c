@@ -1,0 +1,2 @@
+/* conn.c: to be written */
+typedef int gcorn_conn_placeholder;

@@ -1,0 +1,2 @@
+/* environ.c: to be written */
+typedef int gcorn_environ_placeholder;

@@ -1,0 +1,2 @@
+/* filewrapper.c: to be written */
+typedef int gcorn_filewrapper_placeholder;

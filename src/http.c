@@ -1,0 +1,2 @@
+/* http.c: to be written */
+typedef int gcorn_http_placeholder;

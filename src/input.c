@@ -1,0 +1,2 @@
+/* input.c: to be written */
+typedef int gcorn_input_placeholder;

@@ -1,0 +1,2 @@
+/* listener.c: to be written */
+typedef int gcorn_listener_placeholder;

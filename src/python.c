@@ -1,0 +1,2 @@
+/* python.c: to be written */
+typedef int gcorn_python_placeholder;

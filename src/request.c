@@ -1,0 +1,2 @@
+/* request.c: to be written */
+typedef int gcorn_request_placeholder;

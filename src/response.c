@@ -1,0 +1,2 @@
+/* response.c: to be written */
+typedef int gcorn_response_placeholder;

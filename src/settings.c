@@ -1,0 +1,2 @@
+/* settings.c: to be written */
+typedef int gcorn_settings_placeholder;

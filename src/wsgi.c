@@ -1,0 +1,2 @@
+/* wsgi.c: to be written */
+typedef int gcorn_wsgi_placeholder;
