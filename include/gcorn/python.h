@@ -27,5 +27,15 @@ void python_before_fork(void);
 void python_after_fork_parent(void);
 void python_after_fork_child(void);
 
+/* The GIL for the process's one Python thread (the worker's main thread): take it before
+ * touching Python, drop it before blocking. Not recursive. */
+void python_gil_acquire(void);
+void python_gil_release(void);
+
+/* Fetches and clears the current Python exception and formats it as traceback.format_exception
+ * does (one string, lines joined by newlines, no trailing newline). Returns NULL (and clears
+ * any secondary error) when there is none or formatting failed. GIL held. Caller frees. */
+char *python_format_exception(void);
+
 /* Finalises the interpreter (runs atexit handlers). Returns 0 or -EIO when finalisation failed. */
 int python_finalize(void);
