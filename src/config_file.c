@@ -1,2 +1,334 @@
-/* config_file.c: to be written */
-typedef int gcorn_config_file_placeholder;
+/* gunicorn.conf.py: executed as Gunicorn does (a fresh namespace named "__config__"), then
+ * every module-level name that is a setting is applied through settings_set(). */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "gcorn/config_file.h"
+#include "gcorn/log.h"
+#include "gcorn/macro.h"
+#include "gcorn/python.h"
+
+static int read_file(const char *path, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        FILE *f;
+        long size;
+        size_t n;
+        int r = 0;
+
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        if (fseek(f, 0, SEEK_END) < 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) < 0) {
+                r = -errno;
+                goto finish;
+        }
+        buf = malloc((size_t) size + 1);
+        if (!buf) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        n = fread(buf, 1, (size_t) size, f);
+        if (ferror(f)) {
+                r = -EIO;
+                goto finish;
+        }
+        buf[n] = '\0';
+        *ret = TAKE_PTR(buf);
+finish:
+        fclose(f);
+        return r;
+}
+
+/* "SyntaxError: invalid syntax" with the line in path where it happened, or 0 when no frame
+ * of the traceback is in the config file itself. GIL held; value must be normalized. */
+static char *describe_exception(const char *path, PyObject *type, PyObject *value, PyObject *tb, long *ret_line) {
+        PyObject *text = NULL, *lineno = NULL, *module = NULL, *frames = NULL, *bytes = NULL;
+        const char *name = ((PyTypeObject *) type)->tp_name, *dot;
+        char *ret = NULL;
+        long line = 0;
+
+        dot = strrchr(name, '.');
+        if (dot)
+                name = dot + 1;
+
+        if (PyErr_GivenExceptionMatches(type, PyExc_SyntaxError)) {
+                /* str(SyntaxError) repeats the file name and line; msg and lineno do not. */
+                text = PyObject_GetAttrString(value, "msg");
+                if (!text)
+                        goto error;
+                lineno = PyObject_GetAttrString(value, "lineno");
+                if (!lineno)
+                        goto error;
+                if (PyLong_Check(lineno))
+                        line = PyLong_AsLong(lineno);
+        } else {
+                Py_ssize_t n;
+
+                text = PyObject_Str(value);
+                if (!text)
+                        goto error;
+                module = PyImport_ImportModule("traceback");
+                if (!module)
+                        goto error;
+                frames = PyObject_CallMethod(module, "extract_tb", "O", tb ? tb : Py_None);
+                if (!frames)
+                        goto error;
+                n = PyList_Size(frames);
+                if (n < 0)
+                        goto error;
+                /* The innermost frame in the config file: a failing import points at the
+                 * import line, not into the imported module. */
+                for (Py_ssize_t i = n - 1; i >= 0 && line == 0; i--) {
+                        PyObject *frame = PyList_GET_ITEM(frames, i); /* borrowed */
+                        PyObject *filename = NULL, *fl = NULL;
+
+                        filename = PyObject_GetAttrString(frame, "filename");
+                        fl = filename ? PyObject_GetAttrString(frame, "lineno") : NULL;
+                        if (fl && PyUnicode_Check(filename) && PyLong_Check(fl) &&
+                            PyUnicode_CompareWithASCIIString(filename, path) == 0)
+                                line = PyLong_AsLong(fl);
+                        Py_XDECREF(fl);
+                        Py_XDECREF(filename);
+                        if (PyErr_Occurred())
+                                goto error;
+                }
+        }
+
+        if (!PyUnicode_Check(text)) {
+                Py_SETREF(text, PyObject_Str(text));
+                if (!text)
+                        goto error;
+        }
+        bytes = PyUnicode_AsEncodedString(text, "utf-8", "replace");
+        if (!bytes)
+                goto error;
+        if (PyBytes_GET_SIZE(bytes) > 0) {
+                if (asprintf(&ret, "%s: %s", name, PyBytes_AS_STRING(bytes)) < 0)
+                        ret = NULL;
+        } else
+                ret = strdup(name);
+        *ret_line = line;
+        goto finish;
+
+error:
+        PyErr_Clear();
+        ret = strdup(name);
+        *ret_line = 0;
+finish:
+        Py_XDECREF(bytes);
+        Py_XDECREF(frames);
+        Py_XDECREF(module);
+        Py_XDECREF(lineno);
+        Py_XDECREF(text);
+        return ret;
+}
+
+/* Turns the pending exception into the one-line error, and logs the traceback at debug. */
+static int exec_error(const char *path, char **ret_error) {
+        PyObject *type = NULL, *value = NULL, *tb = NULL;
+        _cleanup_free_ char *what = NULL, *traceback = NULL;
+        long line = 0;
+        int r;
+
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (tb && value)
+                PyException_SetTraceback(value, tb);
+        what = describe_exception(path, type, value, tb, &line);
+        PyErr_Restore(type, value, tb); /* steals all three */
+        traceback = python_format_exception();
+        if (traceback)
+                log_block(LOG_DEBUG, "Config file traceback:", traceback);
+
+        if (line > 0)
+                r = asprintf(ret_error, "Error in config file %s: line %ld: %s", path, line, strna(what));
+        else
+                r = asprintf(ret_error, "Error in config file %s: %s", path, strna(what));
+        if (r < 0) {
+                *ret_error = NULL;
+                return -ENOMEM;
+        }
+        return -EINVAL;
+}
+
+static int invalid_type_error(const char *name, PyObject *value, char **ret_error) {
+        PyObject *repr = PyObject_Repr(value);
+        const char *text = repr ? PyUnicode_AsUTF8(repr) : NULL;
+        int r;
+
+        PyErr_Clear();
+        r = asprintf(ret_error, "Invalid value for %s: %s (a %s is not allowed)", name, strna(text),
+                     Py_TYPE(value)->tp_name);
+        Py_XDECREF(repr);
+        if (r < 0) {
+                *ret_error = NULL;
+                return -ENOMEM;
+        }
+        return -EINVAL;
+}
+
+/* An owned C string for a str (encoded as file names are, so odd bytes survive), or NULL
+ * with no exception set when value is not a str. */
+static char *str_to_c(PyObject *value) {
+        PyObject *bytes;
+        char *ret;
+
+        if (!PyUnicode_Check(value))
+                return NULL;
+        bytes = PyUnicode_EncodeFSDefault(value);
+        if (!bytes) {
+                PyErr_Clear();
+                return NULL;
+        }
+        ret = strdup(PyBytes_AS_STRING(bytes));
+        Py_DECREF(bytes);
+        return ret;
+}
+
+static int apply_list(Settings *s, const char *name, PyObject *value, char **ret_error) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(value);
+        PyObject **items = PySequence_Fast_ITEMS(value); /* borrowed */
+        _cleanup_strv_free_ char **l = NULL;
+
+        l = calloc((size_t) n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (Py_ssize_t i = 0; i < n; i++) {
+                l[i] = str_to_c(items[i]);
+                if (!l[i])
+                        return invalid_type_error(name, value, ret_error);
+        }
+        return settings_set_list(s, name, (const char *const *) l, ret_error);
+}
+
+/* Applies one module-level value. Returns 0 also for names that are not settings. */
+static int apply_value(Settings *s, const char *name, PyObject *value, char **ret_error) {
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        if (name[0] == '_' || !settings_has(name))
+                return 0;
+
+        if (value == Py_None)
+                return settings_set(s, name, NULL, ret_error);
+
+        /* bool first: True is also an int. */
+        if (PyBool_Check(value))
+                return settings_set(s, name, value == Py_True ? "True" : "False", ret_error);
+
+        if (PyLong_Check(value)) {
+                PyObject *str = PyObject_Str(value);
+                const char *t = str ? PyUnicode_AsUTF8(str) : NULL;
+
+                if (!t) {
+                        Py_XDECREF(str);
+                        return -ENOMEM;
+                }
+                r = settings_set(s, name, t, ret_error);
+                Py_DECREF(str);
+                return r;
+        }
+
+        if (PyUnicode_Check(value)) {
+                text = str_to_c(value);
+                if (!text)
+                        return invalid_type_error(name, value, ret_error);
+                return settings_set(s, name, text, ret_error);
+        }
+
+        if (PyList_Check(value) || PyTuple_Check(value)) {
+                PyObject *seq = PySequence_Fast(value, "");
+
+                if (!seq)
+                        return -ENOMEM;
+                r = apply_list(s, name, seq, ret_error);
+                Py_DECREF(seq);
+                return r;
+        }
+
+        return invalid_type_error(name, value, ret_error);
+}
+
+static int config_exec(Settings *s, const char *path, const char *source, char **ret_error) {
+        PyObject *code = NULL, *globals = NULL, *result = NULL, *item = NULL, *items = NULL;
+        Py_ssize_t n;
+        int r = 0;
+
+        code = Py_CompileStringExFlags(source, path, Py_file_input, NULL, -1);
+        if (!code)
+                goto python_error;
+        globals = PyDict_New();
+        if (!globals)
+                goto python_error;
+        if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+                goto python_error;
+        item = PyUnicode_FromString("__config__");
+        if (!item || PyDict_SetItemString(globals, "__name__", item) < 0)
+                goto python_error;
+        Py_CLEAR(item);
+        item = PyUnicode_DecodeFSDefault(path);
+        if (!item || PyDict_SetItemString(globals, "__file__", item) < 0)
+                goto python_error;
+        Py_CLEAR(item);
+
+        result = PyEval_EvalCode(code, globals, globals);
+        if (!result)
+                goto python_error;
+
+        /* A snapshot, in definition order: applying settings must not depend on the dict
+         * staying unchanged. */
+        items = PyDict_Items(globals);
+        if (!items)
+                goto python_error;
+        n = PyList_GET_SIZE(items);
+        for (Py_ssize_t i = 0; i < n; i++) {
+                PyObject *pair = PyList_GET_ITEM(items, i); /* borrowed */
+                PyObject *key = PyTuple_GET_ITEM(pair, 0);  /* borrowed */
+                const char *name;
+
+                if (!PyUnicode_Check(key))
+                        continue;
+                name = PyUnicode_AsUTF8(key);
+                if (!name)
+                        goto python_error;
+                r = apply_value(s, name, PyTuple_GET_ITEM(pair, 1), ret_error);
+                if (r < 0)
+                        goto finish;
+        }
+        goto finish;
+
+python_error:
+        r = exec_error(path, ret_error);
+finish:
+        Py_XDECREF(items);
+        Py_XDECREF(item);
+        Py_XDECREF(result);
+        Py_XDECREF(globals);
+        Py_XDECREF(code);
+        return r;
+}
+
+int config_file_load(Settings *s, const char *path, char **ret_error) {
+        _cleanup_free_ char *source = NULL;
+        int r;
+
+        r = read_file(path, &source);
+        if (r == -ENOENT || r == -ENOTDIR) {
+                if (asprintf(ret_error, "Config file not found: %s", path) < 0)
+                        *ret_error = NULL;
+                return -ENOENT;
+        }
+        if (r < 0) {
+                if (asprintf(ret_error, "Failed to read config file %s: %s", path, strerror(-r)) < 0)
+                        *ret_error = NULL;
+                return r;
+        }
+
+        python_gil_acquire();
+        r = config_exec(s, path, source, ret_error);
+        python_gil_release();
+        return r;
+}

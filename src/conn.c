@@ -1,2 +1,468 @@
-/* conn.c: to be written */
-typedef int gcorn_conn_placeholder;
+/* One client connection: buffered reads, request heads through the parser, the small-body
+ * preread, blocking body reads and writes for the app, keep-alive and pipelining.
+ *
+ * Everything here is Python-free so the worker can run it without the GIL. */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gcorn/conn.h"
+#include "gcorn/macro.h"
+#include "gcorn/response.h"
+
+#define RBUF_INITIAL (8 * 1024)
+/* Bodies up to this size (with a Content-Length and no Expect) are read before the app runs,
+ * so a slow uploader never holds the app. */
+#define PREREAD_MAX (64 * 1024)
+#define RBUF_MAX (PREREAD_MAX + 128 * 1024)
+
+typedef enum ConnState {
+        STATE_IDLE,                     /* between requests: no byte of the next one yet */
+        STATE_HEAD,                     /* reading a request head */
+        STATE_PREREAD,                  /* head done, reading a small body before dispatch */
+        STATE_APP,                      /* dispatched to the app */
+} ConnState;
+
+struct Conn {
+        int fd;
+        ConnState state;
+        const ConnConfig *cfg;
+        HttpParser *parser;
+        const Request *req;
+
+        char *rbuf;                     /* owned; [rpos, rlen) are received, unparsed bytes */
+        size_t rpos, rlen, rcap;
+
+        uint64_t deadline;
+        bool must_close;
+        bool continue_sent;
+        bool body_done;
+        bool started;                   /* a byte of the current request has arrived */
+        int body_error;
+
+        ConnInfo info;
+        ConnLink link;
+};
+
+uint64_t now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+static void fill_info(Conn *c, const Listener *l, const struct sockaddr *peer, socklen_t peer_len) {
+        c->info.is_unix = l->is_unix;
+        snprintf(c->info.server_name, sizeof(c->info.server_name), "%s", l->host);
+        snprintf(c->info.server_port, sizeof(c->info.server_port), "%s", l->port);
+        if (peer_len < sizeof(sa_family_t) || l->is_unix)
+                return;
+        if (peer->sa_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) peer;
+
+                inet_ntop(AF_INET6, &in6->sin6_addr, c->info.remote_addr, sizeof(c->info.remote_addr));
+                snprintf(c->info.remote_port, sizeof(c->info.remote_port), "%u", ntohs(in6->sin6_port));
+        } else if (peer->sa_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) peer;
+
+                inet_ntop(AF_INET, &in->sin_addr, c->info.remote_addr, sizeof(c->info.remote_addr));
+                snprintf(c->info.remote_port, sizeof(c->info.remote_port), "%u", ntohs(in->sin_port));
+        }
+}
+
+int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t peer_len, const ConnConfig *cfg,
+             Conn **ret) {
+        Conn *c;
+        int r;
+
+        c = calloc(1, sizeof(Conn));
+        if (!c)
+                return -ENOMEM;
+        c->fd = fd;
+        c->cfg = cfg;
+        c->link.list = -1;
+        c->state = STATE_HEAD;
+        c->deadline = now_ms() + (uint64_t) cfg->head_timeout_ms;
+        r = http_parser_new(&c->parser, &cfg->limits);
+        if (r < 0) {
+                c->fd = -1;
+                conn_free(c);
+                return r;
+        }
+        if (!l->is_unix) {
+                int one = 1;
+
+                /* Responses go out in one write; Nagle would only delay them. */
+                (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
+        fill_info(c, l, peer, peer_len);
+        *ret = c;
+        return 0;
+}
+
+Conn *conn_free(Conn *c) {
+        if (!c)
+                return NULL;
+        safe_close(c->fd);
+        http_parser_free(c->parser);
+        free(c->rbuf);
+        free(c);
+        return NULL;
+}
+
+const ConnInfo *conn_info(const Conn *c) {
+        return &c->info;
+}
+
+const Request *conn_request(const Conn *c) {
+        return c->req;
+}
+
+int conn_fd(const Conn *c) {
+        return c->fd;
+}
+
+bool conn_must_close(const Conn *c) {
+        return c->must_close;
+}
+
+void conn_set_must_close(Conn *c) {
+        c->must_close = true;
+}
+
+uint64_t conn_deadline(const Conn *c) {
+        return c->deadline;
+}
+
+ConnLink *conn_link(Conn *c) {
+        return &c->link;
+}
+
+int conn_timer_list(const Conn *c) {
+        return c->state == STATE_IDLE ? 1 : 0;
+}
+
+/* Makes room for at least want more bytes, moving unparsed bytes to the front first. */
+static int rbuf_reserve(Conn *c, size_t want) {
+        size_t need;
+        char *n;
+
+        if (c->rpos > 0) {
+                memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+                c->rlen -= c->rpos;
+                c->rpos = 0;
+        }
+        if (c->rcap - c->rlen >= want)
+                return 0;
+        need = c->rlen + want;
+        if (need > RBUF_MAX)
+                return -ENOBUFS;
+        need = MAX(need, c->rcap ? c->rcap * 2 : (size_t) RBUF_INITIAL);
+        need = MIN(need, (size_t) RBUF_MAX);
+        n = realloc(c->rbuf, need);
+        if (!n)
+                return -ENOMEM;
+        c->rbuf = n;
+        c->rcap = need;
+        return 0;
+}
+
+/* Reads what the socket has without blocking. Returns bytes read, 0 on EOF, -EAGAIN, -errno. */
+static ssize_t fill(Conn *c) {
+        ssize_t n;
+        int r;
+
+        r = rbuf_reserve(c, c->state == STATE_PREREAD ? 1 : 4096);
+        if (r < 0)
+                return r;
+        do
+                n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        c->rlen += (size_t) n;
+        return n;
+}
+
+/* A best-effort canned error answer: the connection closes right after it. */
+static void send_error(Conn *c, int status) {
+        char buf[512];
+        size_t n = response_build_error(buf, sizeof(buf), status);
+
+        (void) send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static void start_request(Conn *c) {
+        c->req = http_parser_request(c->parser);
+        c->continue_sent = false;
+        c->body_done = false;
+        c->body_error = 0;
+        if (!c->req->keep_alive || c->cfg->keepalive_ms <= 0 || *c->cfg->retiring)
+                c->must_close = true;
+}
+
+/* Parses buffered bytes. Returns the action for the worker. */
+static ConnAction advance(Conn *c) {
+        size_t consumed = 0;
+        int r;
+
+        if (c->state == STATE_IDLE || c->state == STATE_HEAD) {
+                if (c->rpos == c->rlen)
+                        return CONN_WAIT;
+                if (c->state == STATE_IDLE) {
+                        c->state = STATE_HEAD;
+                        c->deadline = now_ms() + (uint64_t) c->cfg->head_timeout_ms;
+                }
+                c->started = true;
+                r = http_parser_feed_head(c->parser, c->rbuf + c->rpos, c->rlen - c->rpos, &consumed);
+                c->rpos += consumed;
+                if (r < 0) {
+                        send_error(c, http_parser_error_status(c->parser));
+                        return CONN_CLOSE;
+                }
+                if (r == 0)
+                        return CONN_WAIT;
+                start_request(c);
+                if (c->req->has_body && !c->req->chunked && !c->req->expect_continue &&
+                    c->req->content_length <= PREREAD_MAX) {
+                        c->state = STATE_PREREAD;
+                        if (rbuf_reserve(c, (size_t) c->req->content_length) < 0) {
+                                send_error(c, 500);
+                                return CONN_CLOSE;
+                        }
+                }
+                else {
+                        c->state = STATE_APP;
+                        return CONN_DISPATCH;
+                }
+        }
+        if (c->state == STATE_PREREAD) {
+                if ((int64_t) (c->rlen - c->rpos) < c->req->content_length)
+                        return CONN_WAIT;
+                c->state = STATE_APP;
+                return CONN_DISPATCH;
+        }
+        return CONN_WAIT;
+}
+
+ConnAction conn_on_readable(Conn *c) {
+        ssize_t n;
+
+        for (;;) {
+                n = fill(c);
+                if (n == -EAGAIN)
+                        break;
+                if (n == -ENOBUFS) {
+                        send_error(c, 431);
+                        return CONN_CLOSE;
+                }
+                if (n <= 0)
+                        return CONN_CLOSE;
+                /* A full buffer is parsed before reading more, which bounds memory by the
+                 * parser's limits rather than by what the client sends. */
+                if (c->rlen == c->rcap)
+                        break;
+        }
+        return advance(c);
+}
+
+void conn_on_timeout(Conn *c) {
+        if (c->state == STATE_PREREAD || (c->state == STATE_HEAD && c->started))
+                send_error(c, 408);
+}
+
+ConnAction conn_finish_request(Conn *c) {
+        char scratch[4096];
+
+        /* Whatever the app left of the body must go before the next request; only what is
+         * already buffered is drained, never waited for. */
+        while (!c->must_close && !c->body_done && !c->body_error) {
+                size_t consumed = 0, out = 0;
+                int r;
+
+                r = http_parser_feed_body(c->parser, c->rbuf + c->rpos, c->rlen - c->rpos, &consumed, scratch,
+                                          sizeof(scratch), &out);
+                c->rpos += consumed;
+                if (r < 0)
+                        c->must_close = true;
+                else if (r == 1)
+                        c->body_done = true;
+                else if (consumed == 0 && out == 0)
+                        c->must_close = true;
+        }
+        if (c->must_close || c->body_error)
+                return CONN_CLOSE;
+
+        http_parser_reset(c->parser);
+        c->req = NULL;
+        c->started = false;
+        c->state = STATE_IDLE;
+        c->deadline = now_ms() + (uint64_t) c->cfg->keepalive_ms;
+        if (c->rpos == c->rlen) {
+                c->rpos = c->rlen = 0;
+                return CONN_WAIT;
+        }
+        return advance(c);
+}
+
+/* Waits until fd is ready for events, at most the I/O timeout. */
+static int wait_fd(Conn *c, short events) {
+        struct pollfd p = { .fd = c->fd, .events = events };
+        int r;
+
+        do
+                r = poll(&p, 1, c->cfg->io_timeout_ms > 0 ? c->cfg->io_timeout_ms : -1);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+                return -errno;
+        if (r == 0)
+                return -ETIMEDOUT;
+        return 0;
+}
+
+static int send_continue(Conn *c) {
+        static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        struct iovec iov = { .iov_base = (void *) msg, .iov_len = sizeof(msg) - 1 };
+
+        c->continue_sent = true;
+        return conn_write(c, &iov, 1);
+}
+
+ssize_t conn_read_body(Conn *c, void *buf, size_t n) {
+        int r;
+
+        if (c->body_error)
+                return c->body_error;
+        if (c->body_done || n == 0)
+                return 0;
+        if (c->req->expect_continue && !c->continue_sent && c->req->has_body) {
+                r = send_continue(c);
+                if (r < 0)
+                        goto fail;
+        }
+        for (;;) {
+                size_t consumed = 0, out = 0;
+                ssize_t k;
+
+                r = http_parser_feed_body(c->parser, c->rbuf + c->rpos, c->rlen - c->rpos, &consumed, buf, n, &out);
+                c->rpos += consumed;
+                if (r < 0)
+                        goto fail;
+                if (r == 1)
+                        c->body_done = true;
+                if (out > 0)
+                        return (ssize_t) out;
+                if (c->body_done)
+                        return 0;
+                if (consumed > 0 && c->rpos < c->rlen)
+                        continue;
+
+                k = fill(c);
+                if (k == -EAGAIN) {
+                        r = wait_fd(c, POLLIN);
+                        if (r < 0)
+                                goto fail;
+                        continue;
+                }
+                if (k == 0) {
+                        r = -ECONNRESET;
+                        goto fail;
+                }
+                if (k < 0) {
+                        r = (int) k;
+                        goto fail;
+                }
+        }
+fail:
+        c->body_error = r;
+        c->must_close = true;
+        return r;
+}
+
+int conn_write(Conn *c, const struct iovec *iov, int iovcnt) {
+        struct iovec local[16];
+        struct msghdr mh = {};
+        int r;
+
+        if (iovcnt > (int) ELEMENTSOF(local))
+                return -EINVAL;
+        memcpy(local, iov, sizeof(struct iovec) * (size_t) iovcnt);
+        mh.msg_iov = local;
+        mh.msg_iovlen = (size_t) iovcnt;
+        while (mh.msg_iovlen > 0) {
+                ssize_t k = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                r = wait_fd(c, POLLOUT);
+                                if (r < 0)
+                                        goto fail;
+                                continue;
+                        }
+                        r = -errno;
+                        goto fail;
+                }
+                while (mh.msg_iovlen > 0 && (size_t) k >= mh.msg_iov->iov_len) {
+                        k -= (ssize_t) mh.msg_iov->iov_len;
+                        mh.msg_iov++;
+                        mh.msg_iovlen--;
+                }
+                if (mh.msg_iovlen > 0) {
+                        mh.msg_iov->iov_base = (char *) mh.msg_iov->iov_base + k;
+                        mh.msg_iov->iov_len -= (size_t) k;
+                }
+        }
+        return 0;
+fail:
+        c->must_close = true;
+        return r;
+}
+
+int conn_sendfile(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t offset, size_t count,
+                  size_t *ret_sent) {
+        size_t sent = 0;
+        int r = 0;
+
+        *ret_sent = 0;
+        if (iovcnt > 0) {
+                r = conn_write(c, iov, iovcnt);
+                if (r < 0)
+                        return r;
+        }
+        while (sent < count) {
+                ssize_t k = sendfile(c->fd, fd, &offset, count - sent);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                r = wait_fd(c, POLLOUT);
+                                if (r < 0)
+                                        break;
+                                continue;
+                        }
+                        r = -errno;
+                        break;
+                }
+                if (k == 0) {
+                        /* The file shrank under us: the promised length cannot be met. */
+                        r = -EIO;
+                        break;
+                }
+                sent += (size_t) k;
+        }
+        *ret_sent = sent;
+        if (r < 0)
+                c->must_close = true;
+        return r;
+}

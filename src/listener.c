@@ -1,2 +1,280 @@
-/* listener.c: to be written */
-typedef int gcorn_listener_placeholder;
+/* Binding the --bind addresses. */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "gcorn/listener.h"
+#include "gcorn/macro.h"
+
+static int copy_str(char *dst, size_t cap, const char *src, size_t len) {
+        if (len >= cap)
+                return -ENAMETOOLONG;
+        memcpy(dst, src, len);
+        dst[len] = 0;
+        return 0;
+}
+
+static int parse_port(const char *s) {
+        char *end;
+        long v;
+
+        if (!*s)
+                return -EINVAL;
+        errno = 0;
+        v = strtol(s, &end, 10);
+        if (errno || *end || v < 0 || v > 65535)
+                return -EINVAL;
+        return 0;
+}
+
+int listener_parse_spec(const char *spec, BindSpec *ret) {
+        BindSpec b = {};
+        const char *colon;
+        int r;
+
+        if (strncmp(spec, "unix:", 5) == 0) {
+                b.kind = 'u';
+                r = copy_str(b.path, sizeof(b.path), spec + 5, strlen(spec + 5));
+                if (r < 0 || !b.path[0])
+                        return -EINVAL;
+        } else if (strncmp(spec, "fd://", 5) == 0) {
+                char *end;
+                long v;
+
+                errno = 0;
+                v = strtol(spec + 5, &end, 10);
+                if (errno || end == spec + 5 || *end || v < 0 || v > 65535)
+                        return -EINVAL;
+                b.kind = 'f';
+                b.fd = (int) v;
+        } else if (spec[0] == '[') {
+                const char *close = strchr(spec, ']');
+
+                if (!close)
+                        return -EINVAL;
+                b.kind = 't';
+                r = copy_str(b.host, sizeof(b.host), spec + 1, (size_t) (close - spec - 1));
+                if (r < 0)
+                        return r;
+                if (close[1] == ':')
+                        r = copy_str(b.port, sizeof(b.port), close + 2, strlen(close + 2));
+                else if (close[1] == 0)
+                        r = copy_str(b.port, sizeof(b.port), "8000", 4);
+                else
+                        r = -EINVAL;
+                if (r < 0)
+                        return r;
+        } else {
+                b.kind = 't';
+                colon = strrchr(spec, ':');
+                if (colon && strchr(spec, ':') != colon)
+                        return -EINVAL; /* bare IPv6 needs brackets */
+                if (colon) {
+                        r = copy_str(b.host, sizeof(b.host), spec, (size_t) (colon - spec));
+                        if (r >= 0)
+                                r = copy_str(b.port, sizeof(b.port), colon + 1, strlen(colon + 1));
+                } else {
+                        r = copy_str(b.host, sizeof(b.host), spec, strlen(spec));
+                        if (r >= 0)
+                                r = copy_str(b.port, sizeof(b.port), "8000", 4);
+                }
+                if (r < 0)
+                        return r;
+        }
+        if (b.kind == 't' && parse_port(b.port) < 0)
+                return -EINVAL;
+        *ret = b;
+        return 0;
+}
+
+static void describe(Listener *l) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+
+        if (l->is_unix) {
+                struct sockaddr_un *un = (struct sockaddr_un *) &ss;
+
+                if (getsockname(l->fd, (struct sockaddr *) &ss, &len) == 0 && len > sizeof(sa_family_t))
+                        snprintf(l->url, sizeof(l->url), "unix:%s", un->sun_path);
+                else
+                        snprintf(l->url, sizeof(l->url), "unix:%s", strna(l->unix_path));
+                return;
+        }
+        if (getsockname(l->fd, (struct sockaddr *) &ss, &len) < 0)
+                return;
+        if (ss.ss_family == AF_INET6) {
+                struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &ss;
+
+                inet_ntop(AF_INET6, &in6->sin6_addr, l->host, sizeof(l->host));
+                snprintf(l->port, sizeof(l->port), "%u", ntohs(in6->sin6_port));
+                snprintf(l->url, sizeof(l->url), "http://[%s]:%s", l->host, l->port);
+        } else {
+                struct sockaddr_in *in = (struct sockaddr_in *) &ss;
+
+                inet_ntop(AF_INET, &in->sin_addr, l->host, sizeof(l->host));
+                snprintf(l->port, sizeof(l->port), "%u", ntohs(in->sin_port));
+                snprintf(l->url, sizeof(l->url), "http://%s:%s", l->host, l->port);
+        }
+}
+
+static int open_tcp(const BindSpec *b, int backlog, int *ret_fd) {
+        struct addrinfo hints = {
+                .ai_family = AF_UNSPEC,
+                .ai_socktype = SOCK_STREAM,
+                .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+        };
+        struct addrinfo *res = NULL;
+        int r, last = -EADDRNOTAVAIL;
+
+        r = getaddrinfo(b->host[0] ? b->host : "0.0.0.0", b->port, &hints, &res);
+        if (r != 0)
+                return r == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+                _cleanup_close_ int fd = -1;
+                int one = 1;
+
+                fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                if (fd < 0) {
+                        last = -errno;
+                        continue;
+                }
+                (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+                if (ai->ai_family == AF_INET6)
+                        (void) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+                if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+                        last = -errno;
+                        continue;
+                }
+                *ret_fd = TAKE_FD(fd);
+                freeaddrinfo(res);
+                return 0;
+        }
+        freeaddrinfo(res);
+        return last;
+}
+
+static int open_unix(const BindSpec *b, int backlog, int *ret_fd) {
+        struct sockaddr_un un = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        /* A socket file left by a previous run would make bind() fail; anything that is not a
+         * socket is left alone. */
+        if (lstat(b->path, &st) == 0 && S_ISSOCK(st.st_mode))
+                (void) unlink(b->path);
+        memcpy(un.sun_path, b->path, strlen(b->path));
+        if (bind(fd, (struct sockaddr *) &un, sizeof(un)) < 0)
+                return -errno;
+        if (listen(fd, backlog) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int check_inherited(int fd) {
+        int type = 0, listening = 0;
+        socklen_t len = sizeof(type);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+                return -errno;
+        len = sizeof(listening);
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
+                return -errno;
+        if (type != SOCK_STREAM || !listening)
+                return -ENOTSOCK;
+        return 0;
+}
+
+static int open_one(const char *spec, int backlog, Listener *l, char **ret_error) {
+        BindSpec b;
+        int r, fd = -1;
+
+        r = listener_parse_spec(spec, &b);
+        if (r < 0)
+                return asprintf(ret_error, "Invalid bind address: '%s'", spec) < 0 ? -ENOMEM : -EINVAL;
+
+        switch (b.kind) {
+        case 'u':
+                r = open_unix(&b, backlog, &fd);
+                break;
+        case 'f':
+                r = check_inherited(b.fd);
+                if (r >= 0)
+                        fd = b.fd;
+                break;
+        default:
+                r = open_tcp(&b, backlog, &fd);
+        }
+        if (r < 0) {
+                if (b.kind == 'f')
+                        return asprintf(ret_error, "File descriptor %d is not a listening stream socket: %s", b.fd,
+                                        strerror(-r)) < 0 ? -ENOMEM : r;
+                return asprintf(ret_error, "Can't connect to %s: %s", spec, strerror(-r)) < 0 ? -ENOMEM : r;
+        }
+
+        *l = (Listener) { .fd = fd, .is_unix = b.kind == 'u', .inherited = b.kind == 'f' };
+        if (b.kind == 'f') {
+                struct sockaddr_storage ss;
+                socklen_t len = sizeof(ss);
+
+                if (getsockname(fd, (struct sockaddr *) &ss, &len) == 0 && ss.ss_family == AF_UNIX)
+                        l->is_unix = true;
+        }
+        l->spec = strdup(spec);
+        if (b.kind == 'u')
+                l->unix_path = strdup(b.path);
+        if (!l->spec || (b.kind == 'u' && !l->unix_path))
+                return -ENOMEM;
+        describe(l);
+        return 0;
+}
+
+int listener_open_all(char **specs, int backlog, Listener **ret, size_t *ret_n, char **ret_error) {
+        Listener *l = NULL;
+        size_t n = 0, count = 0;
+        int r;
+
+        for (char **s = specs; s && *s; s++)
+                count++;
+        l = calloc(MAX(count, 1u), sizeof(Listener));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < count; i++) {
+                r = open_one(specs[i], backlog, &l[i], ret_error);
+                if (r < 0) {
+                        if (l[i].fd >= 0 && !l[i].inherited && l[i].spec)
+                                safe_close(l[i].fd);
+                        free(l[i].spec);
+                        free(l[i].unix_path);
+                        listener_free_all(l, n, true);
+                        return r;
+                }
+                n++;
+        }
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+void listener_free_all(Listener *l, size_t n, bool unlink_paths) {
+        if (!l)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                if (!l[i].inherited)
+                        safe_close(l[i].fd);
+                if (unlink_paths && l[i].unix_path)
+                        (void) unlink(l[i].unix_path);
+                free(l[i].spec);
+                free(l[i].unix_path);
+        }
+        free(l);
+}

@@ -1,2 +1,385 @@
-/* worker.c: to be written */
-typedef int gcorn_worker_placeholder;
+/* The sync worker: one epoll loop over the listeners and every connection, so accepting,
+ * reading and parsing never wait on the app; requests reach the app one at a time. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "gcorn/conn.h"
+#include "gcorn/log.h"
+#include "gcorn/macro.h"
+#include "gcorn/python.h"
+#include "gcorn/worker.h"
+#include "gcorn/wsgi.h"
+
+#define EVENTS_MAX 64
+#define ACCEPT_BATCH 64
+/* epoll data below this value are not Conn pointers but tags. */
+#define TAG_SIGNAL 1
+#define TAG_LISTENER_BASE 16
+
+typedef struct TimerList {
+        Conn *head, *tail;
+} TimerList;
+
+typedef struct Worker {
+        const Settings *settings;
+        Listener *listeners;
+        size_t n_listeners;
+        int epfd;
+        ConnConfig cfg;
+        bool retiring;
+        bool accepting;
+        bool quit;
+        TimerList timers[2];
+        size_t n_conns;
+        uint64_t requests, max_requests;
+        uint64_t accept_resume;         /* after EMFILE: when to try accepting again */
+        uint64_t stop_deadline;
+        pid_t parent;
+} Worker;
+
+static int signal_pipe[2] = { -1, -1 };
+
+static void on_signal(int sig) {
+        int saved = errno;
+        unsigned char b = (unsigned char) sig;
+
+        (void) !write(signal_pipe[1], &b, 1);
+        errno = saved;
+}
+
+static void timer_remove(Worker *w, Conn *c) {
+        ConnLink *l = conn_link(c);
+        TimerList *t;
+
+        if (l->list < 0)
+                return;
+        t = &w->timers[l->list];
+        if (l->prev)
+                conn_link(l->prev)->next = l->next;
+        else
+                t->head = l->next;
+        if (l->next)
+                conn_link(l->next)->prev = l->prev;
+        else
+                t->tail = l->prev;
+        l->prev = l->next = NULL;
+        l->list = -1;
+}
+
+/* Each list has one timeout for all its members, so appending keeps it sorted. */
+static void timer_append(Worker *w, Conn *c) {
+        ConnLink *l = conn_link(c);
+        int which = conn_timer_list(c);
+        TimerList *t = &w->timers[which];
+
+        timer_remove(w, c);
+        l->list = which;
+        l->prev = t->tail;
+        l->next = NULL;
+        if (t->tail)
+                conn_link(t->tail)->next = c;
+        else
+                t->head = c;
+        t->tail = c;
+}
+
+static void close_conn(Worker *w, Conn *c) {
+        timer_remove(w, c);
+        /* close() drops the fd from epoll too. */
+        conn_free(c);
+        w->n_conns--;
+}
+
+static void set_accepting(Worker *w, bool on) {
+        if (w->accepting == on)
+                return;
+        for (size_t i = 0; i < w->n_listeners; i++) {
+                struct epoll_event ev = {
+                        .events = EPOLLIN | EPOLLEXCLUSIVE,
+                        .data.u64 = TAG_LISTENER_BASE + i,
+                };
+
+                if (on)
+                        (void) epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listeners[i].fd, &ev);
+                else
+                        (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listeners[i].fd, NULL);
+        }
+        w->accepting = on;
+}
+
+static void start_retiring(Worker *w) {
+        if (w->retiring)
+                return;
+        w->retiring = true;
+        set_accepting(w, false);
+        w->stop_deadline = now_ms() + (uint64_t) w->settings->graceful_timeout * 1000;
+}
+
+static void serve(Worker *w, Conn *c, ConnAction a) {
+        while (a == CONN_DISPATCH) {
+                WsgiResult res = {};
+                int r;
+
+                r = wsgi_handle(c, &res);
+                w->requests++;
+                if (w->max_requests > 0 && w->requests >= w->max_requests && !w->retiring) {
+                        log_info("Autorestarting worker after current request.");
+                        start_retiring(w);
+                        conn_set_must_close(c);
+                }
+                if (r < 0) {
+                        a = CONN_CLOSE;
+                        break;
+                }
+                a = conn_finish_request(c);
+        }
+        if (a == CONN_CLOSE || (w->retiring && conn_timer_list(c) == 1))
+                close_conn(w, c);
+        else
+                timer_append(w, c);
+}
+
+static void accept_some(Worker *w, size_t idx) {
+        const Listener *l = &w->listeners[idx];
+
+        for (int i = 0; i < ACCEPT_BATCH && w->accepting; i++) {
+                struct sockaddr_storage ss;
+                socklen_t len = sizeof(ss);
+                struct epoll_event ev = { .events = EPOLLIN };
+                Conn *c = NULL;
+                int fd, r;
+
+                fd = accept4(l->fd, (struct sockaddr *) &ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                return;
+                        if (errno == ECONNABORTED || errno == EPROTO)
+                                continue;
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                                /* Spinning on a full fd table would starve everything else. */
+                                log_error_errno(errno, "accept() failed, pausing accepts for 1s: %m");
+                                set_accepting(w, false);
+                                w->accept_resume = now_ms() + 1000;
+                                return;
+                        }
+                        log_warning_errno(errno, "accept() failed: %m");
+                        return;
+                }
+                r = conn_new(fd, l, (struct sockaddr *) &ss, len, &w->cfg, &c);
+                if (r < 0) {
+                        safe_close(fd);
+                        log_error_errno(r, "Failed to set up connection: %m");
+                        continue;
+                }
+                ev.data.ptr = c;
+                if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                        log_error_errno(errno, "epoll_ctl() failed: %m");
+                        conn_free(c);
+                        continue;
+                }
+                w->n_conns++;
+                timer_append(w, c);
+        }
+}
+
+static void handle_signals(Worker *w) {
+        unsigned char buf[32];
+        ssize_t n;
+
+        while ((n = read(signal_pipe[0], buf, sizeof(buf))) > 0)
+                for (ssize_t i = 0; i < n; i++)
+                        switch (buf[i]) {
+                        case SIGTERM:
+                                start_retiring(w);
+                                break;
+                        case SIGINT:
+                        case SIGQUIT:
+                                w->quit = true;
+                                break;
+                        case SIGUSR1:
+                                (void) log_open_error(w->settings->errorlog);
+                                (void) log_open_access(w->settings->accesslog);
+                                break;
+                        default:
+                                break;
+                        }
+}
+
+static void expire(Worker *w) {
+        uint64_t now = now_ms();
+
+        for (size_t i = 0; i < ELEMENTSOF(w->timers); i++)
+                while (w->timers[i].head && conn_deadline(w->timers[i].head) <= now) {
+                        Conn *c = w->timers[i].head;
+
+                        conn_on_timeout(c);
+                        close_conn(w, c);
+                }
+        if (!w->accepting && !w->retiring && w->accept_resume && now >= w->accept_resume) {
+                w->accept_resume = 0;
+                set_accepting(w, true);
+        }
+        /* Idle keep-alive connections have no request to finish. They are closed here, after
+         * the event batch, since the batch may still name them. */
+        if (w->retiring)
+                while (w->timers[1].head)
+                        close_conn(w, w->timers[1].head);
+        if (w->retiring && now >= w->stop_deadline)
+                w->quit = true;
+        /* Orphaned: the master is gone, nobody would ever stop us. */
+        if (getppid() != w->parent)
+                start_retiring(w);
+}
+
+static int next_timeout(const Worker *w) {
+        uint64_t now = now_ms(), next = now + 1000;
+
+        for (size_t i = 0; i < ELEMENTSOF(w->timers); i++)
+                if (w->timers[i].head)
+                        next = MIN(next, conn_deadline(w->timers[i].head));
+        if (w->accept_resume)
+                next = MIN(next, w->accept_resume);
+        return next > now ? (int) (next - now) : 0;
+}
+
+static int setup_signals(void) {
+        struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+        static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGUSR2, SIGTTIN, SIGTTOU, SIGWINCH };
+        sigset_t all;
+
+        if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+                return -errno;
+        sigemptyset(&sa.sa_mask);
+        for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
+                if (sigaction(sigs[i], &sa, NULL) < 0)
+                        return -errno;
+        signal(SIGCHLD, SIG_DFL);
+        /* The arbiter blocks everything for its signalfd; the app (and what it spawns) must
+         * not inherit that mask. */
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        return 0;
+}
+
+static void worker_loop(Worker *w) {
+        struct epoll_event events[EVENTS_MAX];
+
+        while (!w->quit && !(w->retiring && w->n_conns == 0)) {
+                int n = epoll_wait(w->epfd, events, EVENTS_MAX, next_timeout(w));
+
+                if (n < 0 && errno != EINTR) {
+                        log_error_errno(errno, "epoll_wait() failed: %m");
+                        break;
+                }
+                for (int i = 0; i < n; i++) {
+                        uint64_t tag = events[i].data.u64;
+
+                        if (tag == TAG_SIGNAL)
+                                handle_signals(w);
+                        else if (tag >= TAG_LISTENER_BASE && tag < TAG_LISTENER_BASE + w->n_listeners)
+                                accept_some(w, (size_t) (tag - TAG_LISTENER_BASE));
+                        else {
+                                Conn *c = events[i].data.ptr;
+
+                                serve(w, c, conn_on_readable(c));
+                        }
+                        if (w->quit)
+                                break;
+                }
+                expire(w);
+        }
+}
+
+static void free_timers(Worker *w) {
+        for (size_t i = 0; i < ELEMENTSOF(w->timers); i++)
+                while (w->timers[i].head)
+                        close_conn(w, w->timers[i].head);
+}
+
+int worker_run(const Settings *s, Listener *listeners, size_t n_listeners, void *app) {
+        Worker w = {
+                .settings = s,
+                .listeners = listeners,
+                .n_listeners = n_listeners,
+                .epfd = -1,
+                .parent = getppid(),
+        };
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_SIGNAL };
+        void *loaded = NULL;
+        int r;
+
+        (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+        r = setup_signals();
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up signal handling: %m"), WORKER_BOOT_ERROR;
+        log_info("Booting worker with pid: %d", (int) getpid());
+
+        if (!app) {
+                _cleanup_free_ char *error = NULL;
+
+                r = python_load_app(s->wsgi_app, &loaded, &error);
+                if (r < 0) {
+                        log_error("%s", error ? error : "Failed to load the application.");
+                        return WORKER_BOOT_ERROR;
+                }
+                app = loaded;
+        }
+        r = wsgi_init(app, s);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the WSGI layer: %m");
+                return WORKER_BOOT_ERROR;
+        }
+
+        w.cfg = (ConnConfig) {
+                .limits = {
+                        .request_line = (size_t) s->limit_request_line,
+                        .fields = (size_t) s->limit_request_fields,
+                        .field_size = (size_t) s->limit_request_field_size,
+                        .body = s->limit_request_body,
+                },
+                .head_timeout_ms = (s->timeout > 0 ? s->timeout : 30) * 1000,
+                .keepalive_ms = s->keepalive * 1000,
+                .io_timeout_ms = (s->timeout > 0 ? s->timeout : 30) * 1000,
+                .retiring = &w.retiring,
+        };
+        if (s->max_requests > 0) {
+                unsigned jitter = 0;
+
+                if (s->max_requests_jitter > 0) {
+                        struct timespec ts;
+
+                        clock_gettime(CLOCK_MONOTONIC, &ts);
+                        srandom((unsigned) (ts.tv_nsec ^ getpid()));
+                        jitter = (unsigned) random() % ((unsigned) s->max_requests_jitter + 1);
+                }
+                w.max_requests = (uint64_t) s->max_requests + jitter;
+        }
+
+        w.epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (w.epfd < 0) {
+                log_error_errno(errno, "epoll_create1() failed: %m");
+                return WORKER_BOOT_ERROR;
+        }
+        if (epoll_ctl(w.epfd, EPOLL_CTL_ADD, signal_pipe[0], &ev) < 0) {
+                log_error_errno(errno, "epoll_ctl() failed: %m");
+                return WORKER_BOOT_ERROR;
+        }
+        set_accepting(&w, true);
+
+        worker_loop(&w);
+
+        free_timers(&w);
+        safe_close(w.epfd);
+        wsgi_done();
+        log_info("Worker exiting (pid: %d)", (int) getpid());
+        /* Graceful exits run atexit handlers and logging.shutdown(); a fast one does not. */
+        if (!w.quit || w.retiring)
+                (void) python_finalize();
+        return 0;
+}

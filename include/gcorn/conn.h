@@ -53,3 +53,54 @@ void conn_set_must_close(Conn *c);
 
 /* The connection's fd, for TCP_CORK-style tuning by the response writer. */
 int conn_fd(const Conn *c);
+
+/* ---- The worker's side: creating and driving connections. ---- */
+
+#include <sys/socket.h>
+
+#include "gcorn/http.h"
+#include "gcorn/listener.h"
+
+/* Shared by all connections of one worker. */
+typedef struct ConnConfig {
+        HttpLimits limits;
+        int head_timeout_ms;            /* a request head (and small body) must arrive in this */
+        int keepalive_ms;               /* idle time allowed between requests; 0 = no keep-alive */
+        int io_timeout_ms;              /* one stall while the app reads the body or writes */
+        const bool *retiring;           /* the worker stops after the current requests */
+} ConnConfig;
+
+typedef enum ConnAction {
+        CONN_WAIT,                      /* wait for more input (or the deadline) */
+        CONN_DISPATCH,                  /* a request is ready: call wsgi_handle(), then conn_finish_request() */
+        CONN_CLOSE,                     /* free the connection */
+} ConnAction;
+
+int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t peer_len, const ConnConfig *cfg,
+             Conn **ret);
+Conn *conn_free(Conn *c);
+
+/* The socket is readable (level-triggered). */
+ConnAction conn_on_readable(Conn *c);
+
+/* The app is done with the current request: drop what is left of its body, reset, and look
+ * for a pipelined request already buffered. */
+ConnAction conn_finish_request(Conn *c);
+
+/* The deadline passed: answers 408 if a request had started, then the connection closes. */
+void conn_on_timeout(Conn *c);
+
+/* CLOCK_MONOTONIC milliseconds at which conn_on_timeout() is due. */
+uint64_t conn_deadline(const Conn *c);
+
+/* Intrusive links for the worker's timer lists (ordered by deadline within a list). */
+typedef struct ConnLink {
+        Conn *prev, *next;
+        int list;                       /* which list holds it, -1 for none */
+} ConnLink;
+ConnLink *conn_link(Conn *c);
+
+/* Which timer list the connection belongs on now: 0 = head/body deadline, 1 = keep-alive idle. */
+int conn_timer_list(const Conn *c);
+
+uint64_t now_ms(void);

@@ -61,6 +61,15 @@ int settings_parse_argv(Settings *s, int argc, char **argv);
  * owned by the caller). */
 int settings_set(Settings *s, const char *name, const char *value, char **ret_error);
 
+/* Replaces a list setting (bind, raw_env, pythonpath) with the NULL-terminated values, as a
+ * list or tuple in the config file does; a value of NULL for settings_set() is the config
+ * file's None, allowed for settings that may be unset (accesslog, proc_name, ...). Same
+ * returns as settings_set(). */
+int settings_set_list(Settings *s, const char *name, const char *const *values, char **ret_error);
+
+/* Whether name is a setting (the config file ignores other module-level names). */
+bool settings_has(const char *name);
+
 /* Checks cross-field rules after argv and the config file are both applied. */
 int settings_validate(const Settings *s, char **ret_error);
 

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The README's two commands: `contrib/dev.sh demo` and `contrib/dev.sh test`.
+# Each installs what is missing (Debian 12, as root), builds, then serves or tests.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+# Build and test dependencies, all from Debian.
+BUILD_PKGS=(meson ninja-build pkg-config gcc libsystemd-dev python3-dev node-llhttp)
+TEST_PKGS=(check curl python3-requests python3-flask python3-django)
+BENCH_PKGS=(wrk gunicorn uwsgi uwsgi-plugin-python3)
+
+install_missing() {
+        local missing=()
+        for p in "$@"; do
+                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+        done
+        [ ${#missing[@]} -eq 0 ] && return 0
+        if [ "$(id -u)" -ne 0 ]; then
+                echo "dev.sh: missing packages: ${missing[*]} (run as root to install them)" >&2
+                exit 1
+        fi
+        echo "dev.sh: installing ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+setup() {
+        local dir=$1; shift
+        if [ -f "$dir/build.ninja" ]; then
+                meson setup --reconfigure "$dir" "$@" >/dev/null
+        else
+                meson setup "$dir" "$@" >/dev/null
+        fi
+        ninja -C "$dir" >/dev/null
+}
+
+# Runs the suite of one build dir; prints meson's summary and adds to the totals.
+passed=0 failed=0 skipped=0
+run_suite() {
+        local dir=$1; shift
+        local rc=0
+        meson test -C "$dir" --print-errorlogs --num-processes 2 "$@" || rc=$?
+        local counts
+        counts=$(/usr/bin/python3 - "$dir/meson-logs/testlog.json" <<'PY'
+import json, sys
+p = f = s = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    if r in ("OK", "EXPECTEDFAIL"): p += 1
+    elif r == "SKIP": s += 1
+    else: f += 1
+print(p, f, s)
+PY
+)
+        read -r p f s <<<"$counts"
+        passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+        return $rc
+}
+
+case "${1:-}" in
+demo)
+        install_missing "${BUILD_PKGS[@]}"
+        setup build
+        echo "dev.sh: serving contrib/apps/hello.py on http://127.0.0.1:8000 (Ctrl-C stops)"
+        exec build/src/gcorn -b 127.0.0.1:8000 -w 2 --access-logfile - --chdir contrib/apps hello:app
+        ;;
+test)
+        install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
+        rc=0
+        setup build-test -Dwerror=true -Dwarning_level=2
+        run_suite build-test || rc=1
+        # The whole suite again under ASan+UBSan. PYTHONMALLOC=malloc lets ASan see every
+        # allocation; the suppressions hide the interpreter's own never-freed memory.
+        setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        LSAN_OPTIONS=suppressions=$top/tests/lsan.supp:print_suppressions=0 \
+        PYTHONMALLOC=malloc \
+                run_suite build-asan || rc=1
+        echo "$passed passed, $failed failed, $skipped skipped"
+        exit $rc
+        ;;
+*)
+        echo "usage: contrib/dev.sh demo|test" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,38 @@
+/* Listening sockets: bound from --bind specs ("HOST:PORT", ":PORT", "[::1]:PORT", "HOST",
+ * "unix:PATH", "fd://N"). Listeners are the only fds meant to outlive exec/fork on purpose;
+ * they are opened by the master and shared by every worker. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct Listener {
+        int fd;
+        char *spec;                     /* the --bind value it came from */
+        char *unix_path;                /* owned; set when gcorn created the socket file */
+        bool is_unix;
+        bool inherited;                 /* fd://N: never closed by a retiring worker */
+        char host[64];                  /* numeric address as bound, for SERVER_NAME */
+        char port[8];                   /* actual port (port 0 resolved), for SERVER_PORT */
+        char url[160];                  /* "http://127.0.0.1:8000", "http://[::1]:8000", "unix:/run/x.sock" */
+} Listener;
+
+/* Parses one --bind value without touching the network; for tests and validation.
+ * Kinds: 't' TCP (host/port set, host "" means all addresses), 'u' UNIX (path), 'f' fd. */
+typedef struct BindSpec {
+        char kind;
+        char host[256];
+        char port[16];
+        char path[108];
+        int fd;
+} BindSpec;
+
+int listener_parse_spec(const char *spec, BindSpec *ret);
+
+/* Opens every spec. On failure closes what it opened, returns -errno and sets *ret_error
+ * to one clear line ("Can't connect to ('127.0.0.1', 80): Permission denied"). */
+int listener_open_all(char **specs, int backlog, Listener **ret, size_t *ret_n, char **ret_error);
+
+/* Closes the sockets; with unlink_paths the UNIX socket files gcorn created go too (master
+ * on exit; workers must not unlink). */
+void listener_free_all(Listener *l, size_t n, bool unlink_paths);
