@@ -42,11 +42,38 @@ finish:
         return r;
 }
 
-/* "SyntaxError: invalid syntax" with the line in path where it happened, or 0 when no frame
- * of the traceback is in the config file itself. GIL held; value must be normalized. */
-static char *describe_exception(const char *path, PyObject *type, PyObject *value, PyObject *tb, long *ret_line) {
-        PyObject *text = NULL, *lineno = NULL, *module = NULL, *frames = NULL, *bytes = NULL;
-        const char *name = ((PyTypeObject *) type)->tp_name, *dot;
+/* Takes the pending exception, normalized, with its traceback attached. GIL held. */
+static PyObject *exception_take(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+        return PyErr_GetRaisedException();
+#else
+        PyObject *type = NULL, *value = NULL, *tb = NULL;
+
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (tb && value)
+                PyException_SetTraceback(value, tb);
+        Py_XDECREF(tb);
+        Py_XDECREF(type);
+        return value;
+#endif
+}
+
+/* Makes value (stolen) the pending exception again. */
+static void exception_restore(PyObject *value) {
+#if PY_VERSION_HEX >= 0x030C0000
+        PyErr_SetRaisedException(value);
+#else
+        PyErr_Restore(Py_NewRef((PyObject *) Py_TYPE(value)), value, PyException_GetTraceback(value));
+#endif
+}
+
+/* "SyntaxError: invalid syntax", and in *ret_line the line in path where it happened (0 when
+ * no frame of the traceback is in the config file itself). GIL held. */
+static char *describe_exception(const char *path, PyObject *value, long *ret_line) {
+        PyObject *text = NULL, *lineno = NULL, *tb = NULL, *module = NULL, *frames = NULL, *bytes = NULL;
+        PyObject *path_obj = NULL;
+        const char *name = Py_TYPE(value)->tp_name, *dot;
         char *ret = NULL;
         long line = 0;
 
@@ -54,7 +81,7 @@ static char *describe_exception(const char *path, PyObject *type, PyObject *valu
         if (dot)
                 name = dot + 1;
 
-        if (PyErr_GivenExceptionMatches(type, PyExc_SyntaxError)) {
+        if (PyObject_TypeCheck(value, (PyTypeObject *) PyExc_SyntaxError)) {
                 /* str(SyntaxError) repeats the file name and line; msg and lineno do not. */
                 text = PyObject_GetAttrString(value, "msg");
                 if (!text)
@@ -70,11 +97,15 @@ static char *describe_exception(const char *path, PyObject *type, PyObject *valu
                 text = PyObject_Str(value);
                 if (!text)
                         goto error;
+                tb = PyException_GetTraceback(value);
                 module = PyImport_ImportModule("traceback");
                 if (!module)
                         goto error;
                 frames = PyObject_CallMethod(module, "extract_tb", "O", tb ? tb : Py_None);
                 if (!frames)
+                        goto error;
+                path_obj = PyUnicode_DecodeFSDefault(path);
+                if (!path_obj)
                         goto error;
                 n = PyList_Size(frames);
                 if (n < 0)
@@ -88,7 +119,7 @@ static char *describe_exception(const char *path, PyObject *type, PyObject *valu
                         filename = PyObject_GetAttrString(frame, "filename");
                         fl = filename ? PyObject_GetAttrString(frame, "lineno") : NULL;
                         if (fl && PyUnicode_Check(filename) && PyLong_Check(fl) &&
-                            PyUnicode_CompareWithASCIIString(filename, path) == 0)
+                            PyUnicode_Compare(filename, path_obj) == 0)
                                 line = PyLong_AsLong(fl);
                         Py_XDECREF(fl);
                         Py_XDECREF(filename);
@@ -119,8 +150,10 @@ error:
         *ret_line = 0;
 finish:
         Py_XDECREF(bytes);
+        Py_XDECREF(path_obj);
         Py_XDECREF(frames);
         Py_XDECREF(module);
+        Py_XDECREF(tb);
         Py_XDECREF(lineno);
         Py_XDECREF(text);
         return ret;
@@ -128,20 +161,18 @@ finish:
 
 /* Turns the pending exception into the one-line error, and logs the traceback at debug. */
 static int exec_error(const char *path, char **ret_error) {
-        PyObject *type = NULL, *value = NULL, *tb = NULL;
         _cleanup_free_ char *what = NULL, *traceback = NULL;
+        PyObject *value = exception_take();
         long line = 0;
         int r;
 
-        PyErr_Fetch(&type, &value, &tb);
-        PyErr_NormalizeException(&type, &value, &tb);
-        if (tb && value)
-                PyException_SetTraceback(value, tb);
-        what = describe_exception(path, type, value, tb, &line);
-        PyErr_Restore(type, value, tb); /* steals all three */
-        traceback = python_format_exception();
-        if (traceback)
-                log_block(LOG_DEBUG, "Config file traceback:", traceback);
+        if (value) {
+                what = describe_exception(path, value, &line);
+                exception_restore(value);
+                traceback = python_format_exception();
+                if (traceback)
+                        log_block(LOG_DEBUG, "Config file traceback:", traceback);
+        }
 
         if (line > 0)
                 r = asprintf(ret_error, "Error in config file %s: line %ld: %s", path, line, strna(what));
@@ -224,6 +255,7 @@ static int apply_value(Settings *s, const char *name, PyObject *value, char **re
                 const char *t = str ? PyUnicode_AsUTF8(str) : NULL;
 
                 if (!t) {
+                        PyErr_Clear();
                         Py_XDECREF(str);
                         return -ENOMEM;
                 }
@@ -242,8 +274,10 @@ static int apply_value(Settings *s, const char *name, PyObject *value, char **re
         if (PyList_Check(value) || PyTuple_Check(value)) {
                 PyObject *seq = PySequence_Fast(value, "");
 
-                if (!seq)
+                if (!seq) {
+                        PyErr_Clear();
                         return -ENOMEM;
+                }
                 r = apply_list(s, name, seq, ret_error);
                 Py_DECREF(seq);
                 return r;
@@ -255,6 +289,7 @@ static int apply_value(Settings *s, const char *name, PyObject *value, char **re
 static int config_exec(Settings *s, const char *path, const char *source, char **ret_error) {
         PyObject *code = NULL, *globals = NULL, *result = NULL, *item = NULL, *items = NULL;
         Py_ssize_t n;
+        PyObject *builtins = NULL;
         int r = 0;
 
         code = Py_CompileStringExFlags(source, path, Py_file_input, NULL, -1);
@@ -263,7 +298,8 @@ static int config_exec(Settings *s, const char *path, const char *source, char *
         globals = PyDict_New();
         if (!globals)
                 goto python_error;
-        if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+        builtins = PyImport_ImportModule("builtins");
+        if (!builtins || PyDict_SetItemString(globals, "__builtins__", builtins) < 0)
                 goto python_error;
         item = PyUnicode_FromString("__config__");
         if (!item || PyDict_SetItemString(globals, "__name__", item) < 0)
@@ -304,6 +340,7 @@ python_error:
         r = exec_error(path, ret_error);
 finish:
         Py_XDECREF(items);
+        Py_XDECREF(builtins);
         Py_XDECREF(item);
         Py_XDECREF(result);
         Py_XDECREF(globals);

@@ -3,6 +3,7 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -256,8 +257,8 @@ void environ_done(void) {
         script_name_len = 0;
 }
 
-PyObject *environ_script_name(void) {
-        return script_name;
+const char *environ_script_name(void) {
+        return script_name_bytes ? script_name_bytes : "";
 }
 
 static int unhex(char c) {

@@ -1,2 +1,930 @@
-/* http.c: to be written */
-typedef int gcorn_http_placeholder;
+/* HTTP/1.x request parsing.
+ *
+ * The request line is parsed here, by Gunicorn's rules (any upper-case token method, the four
+ * request-target forms, "HTTP/d.d"), because llhttp only knows a fixed list of methods and
+ * gives CONNECT tunnel semantics that a WSGI server must not have. llhttp then sees a
+ * canonical "GET / HTTP/1.x" line followed by the real header section and body, so it frames
+ * every request by Content-Length or chunked coding alone.
+ *
+ * llhttp is built in its loose mode, which accepts bare LF, obs-fold, empty header names and
+ * a CR followed by any byte in chunk-size lines. Every byte that is not body data (the header
+ * section, chunk-size lines, trailers) therefore also goes through a line scanner that
+ * enforces CRLF, refuses obs-fold and applies the per-line and line-count limits. */
+#include <string.h>
+#include <strings.h>
+
+#include <llhttp.h>
+
+#include "gcorn/http.h"
+#include "gcorn/macro.h"
+
+/* Gunicorn's ceilings and defaults for the limit_request_* settings. */
+#define REQUEST_LINE_MAX 8190
+#define FIELDS_MAX 32768
+#define FIELD_SIZE_DEFAULT 8190
+/* No header section is ever buffered past this, whatever the limits say. */
+#define HEAD_HARD_MAX (4u * 1024 * 1024)
+#define TRAILER_NAME_MAX 32
+
+typedef enum Phase {
+        PHASE_LINE,                     /* reading the request line */
+        PHASE_HEADERS,                  /* reading the header section */
+        PHASE_BODY,                     /* head done, body in progress */
+        PHASE_DONE,                     /* whole message parsed */
+        PHASE_ERROR,
+} Phase;
+
+/* Header name and value as offsets into HttpParser.buf: the buffer may move while it grows. */
+typedef struct FieldOffsets {
+        size_t name_off, name_len;
+        size_t value_off, value_len;
+} FieldOffsets;
+
+/* CRLF discipline and per-line limits over bytes that are not body data. */
+typedef struct LineScan {
+        size_t line_len;                /* bytes of the current line so far */
+        size_t n_lines;                 /* complete non-empty lines */
+        size_t total;                   /* bytes scanned */
+        bool cr;                        /* the last byte was a CR */
+        bool line_start;                /* the next byte starts a line */
+} LineScan;
+
+struct HttpParser {
+        llhttp_t llhttp;
+        llhttp_settings_t settings;
+
+        /* normalized limits */
+        size_t request_line_max;
+        size_t fields_max;
+        size_t field_size_max;
+        size_t head_max;
+        int64_t body_max;
+
+        Phase phase;
+        bool head_done;
+        int error;                      /* negative errno once phase is PHASE_ERROR */
+        int status;
+        const char *reason;
+
+        /* The request line (without CRLF), then every header name and value. */
+        char *buf;
+        size_t buf_len, buf_cap;
+
+        FieldOffsets *fields;
+        size_t n_fields, fields_cap;
+        bool in_value;                  /* the current field's name is complete */
+
+        HttpHeader *headers;
+        size_t headers_cap;
+
+        LineScan scan;
+
+        Request req;
+        size_t target_off;              /* of the target in buf */
+        int64_t body_left;              /* Content-Length bytes not yet handed out */
+        int64_t body_total;             /* decoded chunked bytes so far */
+
+        /* chunked decoding: where on_body copies to and which raw bytes were framing */
+        char *out;
+        size_t out_len;
+        const char *frame_from;
+
+        /* trailer field being read */
+        char trailer_name[TRAILER_NAME_MAX];
+        size_t trailer_name_len;
+        size_t n_trailers;
+};
+
+static int fail(HttpParser *p, int error, int status, const char *reason) {
+        p->phase = PHASE_ERROR;
+        p->error = error;
+        p->status = status;
+        p->reason = reason;
+        return error;
+}
+
+static int fail_bad(HttpParser *p, const char *reason) {
+        return fail(p, -EBADMSG, 400, reason);
+}
+
+static int buf_append(HttpParser *p, const char *data, size_t len) {
+        if (len > p->buf_cap - p->buf_len) {
+                size_t cap = MAX(p->buf_cap * 2, p->buf_len + len);
+                char *n;
+
+                cap = MAX(cap, (size_t) 1024);
+                n = realloc(p->buf, cap);
+                if (!n)
+                        return -ENOMEM;
+                p->buf = n;
+                p->buf_cap = cap;
+        }
+        memcpy(p->buf + p->buf_len, data, len);
+        p->buf_len += len;
+        return 0;
+}
+
+static bool is_tchar(unsigned char c) {
+        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+                return true;
+        return c && strchr("!#$%&'*+-.^_`|~", c);
+}
+
+/* Field values may hold HTAB and obs-text but no other control byte (RFC 9110 5.5). */
+static bool value_bytes_ok(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char) s[i];
+
+                if ((c < 0x20 && c != '\t') || c == 0x7f)
+                        return false;
+        }
+        return true;
+}
+
+static bool slice_eq(Slice s, const char *lit) {
+        size_t n = strlen(lit);
+
+        return s.len == n && strncasecmp(s.p, lit, n) == 0;
+}
+
+static Slice slice_trim(Slice s) {
+        while (s.len > 0 && (s.p[0] == ' ' || s.p[0] == '\t')) {
+                s.p++;
+                s.len--;
+        }
+        while (s.len > 0 && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t'))
+                s.len--;
+        return s;
+}
+
+/* ---- line scanner ---- */
+
+typedef enum ScanResult {
+        SCAN_MORE = 0,
+        SCAN_BLANK_LINE = 1,            /* a CRLF on its own: the end of a header section */
+} ScanResult;
+
+static void scan_reset(LineScan *s) {
+        *s = (LineScan) { .line_start = true };
+}
+
+/* Scans data[0..len); stops after the first blank line when stop_at_blank is set and stores
+ * how many bytes were looked at in *ret_used. */
+static int scan_lines(HttpParser *p, const char *data, size_t len, bool stop_at_blank, bool in_head,
+                      size_t *ret_used) {
+        LineScan *s = &p->scan;
+        size_t i;
+
+        for (i = 0; i < len; i++) {
+                char c = data[i];
+
+                if (s->cr != (c == '\n'))
+                        return fail_bad(p, s->cr ? "Bare CR in line" : "Bare LF in line");
+                if (c == '\n') {
+                        bool blank = s->line_len == 1;
+
+                        s->line_len = 0;
+                        s->cr = false;
+                        s->line_start = true;
+                        s->total++;
+                        if (blank) {
+                                if (stop_at_blank) {
+                                        *ret_used = i + 1;
+                                        return SCAN_BLANK_LINE;
+                                }
+                                continue;
+                        }
+                        s->n_lines++;
+                        if (in_head && s->n_lines > p->fields_max)
+                                return fail(p, -EBADMSG, 431, "Too many headers");
+                        continue;
+                }
+                if (s->line_start && (c == ' ' || c == '\t'))
+                        return fail_bad(p, "Obsolete line folding");
+                s->line_start = false;
+                s->cr = c == '\r';
+                s->line_len++;
+                s->total++;
+                /* Gunicorn counts a field line with its CRLF. */
+                if (s->line_len - s->cr + 2 > p->field_size_max)
+                        return in_head ? fail(p, -EBADMSG, 431, "Request Header Fields Too Large")
+                                       : fail_bad(p, "Chunk line too long");
+                if (in_head && s->total > p->head_max)
+                        return fail(p, -EBADMSG, 431, "Request Header Fields Too Large");
+        }
+        *ret_used = len;
+        return SCAN_MORE;
+}
+
+/* Body data interrupts framing: a CR may not be left waiting for its LF across it. */
+static int scan_data(HttpParser *p) {
+        if (p->scan.cr)
+                return fail_bad(p, "Bare CR in chunk framing");
+        p->scan.line_start = false;
+        p->scan.line_len = 0;
+        return 0;
+}
+
+/* ---- request line ---- */
+
+static bool is_scheme(const char *s, size_t n) {
+        if (n == 0 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+                return false;
+        for (size_t i = 1; i < n; i++) {
+                char c = s[i];
+
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '+' || c == '-' || c == '.'))
+                        return false;
+        }
+        return true;
+}
+
+/* host:port, the CONNECT form */
+static bool is_authority_form(Slice t) {
+        const char *colon = NULL;
+
+        for (size_t i = 0; i < t.len; i++) {
+                if (strchr("/?#@", t.p[i]))
+                        return false;
+                if (t.p[i] == ':')
+                        colon = t.p + i;
+        }
+        if (!colon || colon == t.p || colon == t.p + t.len - 1)
+                return false;
+        for (const char *c = colon + 1; c < t.p + t.len; c++)
+                if (*c < '0' || *c > '9')
+                        return false;
+        return true;
+}
+
+/* Splits the target as Python's urllib.parse.urlsplit() does, which is what Gunicorn's
+ * PATH_INFO and QUERY_STRING come from; the fragment is dropped. Returns false for a netloc
+ * with unbalanced brackets, which urlsplit refuses. */
+static bool split_target(Slice t, bool *ret_absolute, Slice *ret_path, Slice *ret_query) {
+        const char *s = t.p, *e = t.p + t.len, *end, *q;
+
+        *ret_absolute = false;
+        /* Gunicorn keeps a leading "//" as part of the path rather than as a netloc. */
+        if (!(t.len >= 2 && s[0] == '/' && s[1] == '/')) {
+                const char *colon = memchr(s, ':', t.len);
+
+                if (colon && is_scheme(s, (size_t) (colon - s)))
+                        s = colon + 1;
+                if (e - s >= 2 && s[0] == '/' && s[1] == '/') {
+                        const char *host = s + 2;
+                        bool open, close;
+
+                        s = host;
+                        while (s < e && *s != '/' && *s != '?' && *s != '#')
+                                s++;
+                        open = memchr(host, '[', (size_t) (s - host));
+                        close = memchr(host, ']', (size_t) (s - host));
+                        if (open != close)
+                                return false;
+                        *ret_absolute = true;
+                }
+        }
+        end = memchr(s, '#', (size_t) (e - s));
+        if (!end)
+                end = e;
+        q = memchr(s, '?', (size_t) (end - s));
+        if (q) {
+                *ret_path = (Slice) { s, (size_t) (q - s) };
+                *ret_query = (Slice) { q + 1, (size_t) (end - q - 1) };
+        } else {
+                *ret_path = (Slice) { s, (size_t) (end - s) };
+                *ret_query = (Slice) { end, 0 };
+        }
+        return true;
+}
+
+static int check_target_form(HttpParser *p, Slice method, Slice t) {
+        Slice path, query;
+        bool absolute;
+
+        if (t.len == 1 && t.p[0] == '*') {
+                if (!slice_eq(method, "OPTIONS"))
+                        return fail_bad(p, "Asterisk-form target for a method other than OPTIONS");
+        } else if (slice_eq(method, "CONNECT") && is_authority_form(t)) {
+                /* the authority-form, only meaningful for CONNECT */
+        } else if (t.p[0] != '/') {
+                if (!split_target(t, &absolute, &path, &query) || !absolute)
+                        return fail_bad(p, "Invalid request target");
+        } else if (!split_target(t, &absolute, &path, &query))
+                return fail_bad(p, "Invalid request target");
+        return 0;
+}
+
+/* Parses the request line held at buf[0..line_len) into p->req; the method and target become
+ * pointers once the head is complete. */
+static int parse_request_line(HttpParser *p, size_t line_len) {
+        const char *line = p->buf, *sp1, *sp2, *v;
+        size_t method_len, target_len, version_len;
+
+        sp1 = memchr(line, ' ', line_len);
+        if (!sp1)
+                return fail_bad(p, "Invalid request line");
+        sp2 = memchr(sp1 + 1, ' ', line_len - (size_t) (sp1 + 1 - line));
+        if (!sp2)
+                return fail_bad(p, "Invalid request line");
+        method_len = (size_t) (sp1 - line);
+        target_len = (size_t) (sp2 - sp1 - 1);
+        v = sp2 + 1;
+        version_len = line_len - (size_t) (v - line);
+
+        /* Gunicorn: an RFC 9110 token of 3 to 20 bytes without lower-case letters or '#' */
+        if (method_len < 3 || method_len > 20)
+                return fail_bad(p, "Invalid request method");
+        for (size_t i = 0; i < method_len; i++)
+                if (!is_tchar((unsigned char) line[i]) || (line[i] >= 'a' && line[i] <= 'z') || line[i] == '#')
+                        return fail_bad(p, "Invalid request method");
+
+        if (target_len == 0)
+                return fail_bad(p, "Invalid request line");
+        for (size_t i = 0; i < target_len; i++) {
+                unsigned char c = (unsigned char) sp1[1 + i];
+
+                if (c <= ' ' || c == 0x7f)
+                        return fail_bad(p, "Invalid request target");
+        }
+
+        if (version_len != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' || v[6] != '.' ||
+            v[7] < '0' || v[7] > '9')
+                return fail_bad(p, "Invalid HTTP version");
+        p->req.http_major = v[5] - '0';
+        p->req.http_minor = v[7] - '0';
+        /* RFC 9110 2.5: a higher minor version of 1.x is served as the highest we know. */
+        if (p->req.http_major != 1)
+                return fail(p, -EBADMSG, 505, "HTTP Version Not Supported");
+
+        /* buf may still move: finish_head() makes the pointers */
+        p->req.method = (Slice) { NULL, method_len };
+        p->req.target = (Slice) { NULL, target_len };
+        p->target_off = method_len + 1;
+        return check_target_form(p, (Slice) { line, method_len }, (Slice) { sp1 + 1, target_len });
+}
+
+/* ---- llhttp callbacks ---- */
+
+static HttpParser *parser_of(llhttp_t *l) {
+        return l->data;
+}
+
+static int cb_error(llhttp_t *l) {
+        (void) l;
+        return HPE_USER;
+}
+
+static bool trailer_forbidden(const char *name, size_t len) {
+        /* RFC 9110 6.5.1: framing, routing, authentication and request modifiers. */
+        static const char *const names[] = {
+                "content-length", "transfer-encoding", "host", "trailer", "te", "expect",
+                "authorization", "proxy-authorization", "cookie", "content-encoding",
+                "content-range", "range", "max-forwards", "connection", "upgrade", "keep-alive",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
+                        return true;
+        return false;
+}
+
+static int on_header_field(llhttp_t *l, const char *at, size_t len) {
+        HttpParser *p = parser_of(l);
+
+        if (p->phase == PHASE_BODY) {
+                /* a trailer: only its name is kept, to check it */
+                if (p->trailer_name_len + len <= sizeof(p->trailer_name))
+                        memcpy(p->trailer_name + p->trailer_name_len, at, len);
+                p->trailer_name_len += len;
+                return 0;
+        }
+        if (p->in_value || p->n_fields == 0) {
+                FieldOffsets *f;
+
+                if (p->n_fields == p->fields_cap) {
+                        size_t cap = MAX(p->fields_cap * 2, (size_t) 16);
+
+                        f = reallocarray(p->fields, cap, sizeof(FieldOffsets));
+                        if (!f) {
+                                fail(p, -ENOMEM, 500, "Out of memory");
+                                return cb_error(l);
+                        }
+                        p->fields = f;
+                        p->fields_cap = cap;
+                }
+                f = &p->fields[p->n_fields++];
+                *f = (FieldOffsets) { .name_off = p->buf_len };
+                p->in_value = false;
+        }
+        if (buf_append(p, at, len) < 0) {
+                fail(p, -ENOMEM, 500, "Out of memory");
+                return cb_error(l);
+        }
+        p->fields[p->n_fields - 1].name_len += len;
+        return 0;
+}
+
+static int on_header_field_complete(llhttp_t *l) {
+        HttpParser *p = parser_of(l);
+        FieldOffsets *f;
+
+        if (p->phase == PHASE_BODY) {
+                if (p->trailer_name_len == 0) {
+                        fail_bad(p, "Empty trailer name");
+                        return cb_error(l);
+                }
+                if (p->trailer_name_len <= sizeof(p->trailer_name) &&
+                    trailer_forbidden(p->trailer_name, p->trailer_name_len)) {
+                        fail_bad(p, "Forbidden trailer field");
+                        return cb_error(l);
+                }
+                if (++p->n_trailers > p->fields_max) {
+                        fail_bad(p, "Too many trailers");
+                        return cb_error(l);
+                }
+                p->trailer_name_len = 0;
+                return 0;
+        }
+        /* llhttp reports an empty name like any other */
+        if (p->n_fields == 0 || p->in_value || p->fields[p->n_fields - 1].name_len == 0) {
+                fail_bad(p, "Empty header name");
+                return cb_error(l);
+        }
+        f = &p->fields[p->n_fields - 1];
+        f->value_off = p->buf_len;
+        f->value_len = 0;
+        p->in_value = true;
+        return 0;
+}
+
+static int on_header_value(llhttp_t *l, const char *at, size_t len) {
+        HttpParser *p = parser_of(l);
+
+        if (!value_bytes_ok(at, len)) {
+                fail_bad(p, "Invalid header value");
+                return cb_error(l);
+        }
+        if (p->phase == PHASE_BODY)
+                return 0;
+        if (buf_append(p, at, len) < 0) {
+                fail(p, -ENOMEM, 500, "Out of memory");
+                return cb_error(l);
+        }
+        p->fields[p->n_fields - 1].value_len += len;
+        return 0;
+}
+
+static int on_headers_complete(llhttp_t *l) {
+        HttpParser *p = parser_of(l);
+
+        if (p->phase == PHASE_BODY)
+                return 0;
+        /* Upgrade requests are served as ordinary ones; llhttp must frame the body as usual
+         * instead of handing the rest of the stream over. */
+        p->req.upgrade = l->upgrade;
+        l->upgrade = 0;
+        return HPE_PAUSED;
+}
+
+static int on_body(llhttp_t *l, const char *at, size_t len) {
+        HttpParser *p = parser_of(l);
+        size_t used;
+        int r;
+
+        r = scan_lines(p, p->frame_from, (size_t) (at - p->frame_from), false, false, &used);
+        if (r < 0)
+                return cb_error(l);
+        r = scan_data(p);
+        if (r < 0)
+                return cb_error(l);
+        p->frame_from = at + len;
+
+        p->body_total += (int64_t) len;
+        if (p->body_max > 0 && p->body_total > p->body_max) {
+                fail(p, -EFBIG, 413, "Request body too large");
+                return cb_error(l);
+        }
+        /* feed_body() never hands llhttp more raw bytes than fit in out */
+        memcpy(p->out + p->out_len, at, len);
+        p->out_len += len;
+        return 0;
+}
+
+static int on_chunk_header(llhttp_t *l) {
+        HttpParser *p = parser_of(l);
+
+        if (p->body_max > 0 && l->content_length > (uint64_t) (p->body_max - p->body_total)) {
+                fail(p, -EFBIG, 413, "Request body too large");
+                return cb_error(l);
+        }
+        return 0;
+}
+
+static int on_message_complete(llhttp_t *l) {
+        (void) l;
+        /* keep the bytes of a pipelined request with the caller */
+        return HPE_PAUSED;
+}
+
+/* ---- public API ---- */
+
+int http_parser_new(HttpParser **ret, const HttpLimits *limits) {
+        _cleanup_free_ HttpParser *p = NULL;
+
+        p = calloc(1, sizeof(HttpParser));
+        if (!p)
+                return -ENOMEM;
+
+        p->request_line_max = limits->request_line;
+        if (p->request_line_max == 0 || p->request_line_max > REQUEST_LINE_MAX)
+                p->request_line_max = REQUEST_LINE_MAX;
+        p->fields_max = limits->fields;
+        if (p->fields_max == 0 || p->fields_max > FIELDS_MAX)
+                p->fields_max = FIELDS_MAX;
+        /* 0 selects Gunicorn's default rather than no limit at all, as Gunicorn does */
+        p->field_size_max = limits->field_size ? limits->field_size : FIELD_SIZE_DEFAULT;
+        p->head_max = MIN((p->field_size_max + 2) * p->fields_max + 4, (size_t) HEAD_HARD_MAX);
+        p->body_max = limits->body > 0 ? limits->body : 0;
+
+        llhttp_settings_init(&p->settings);
+        p->settings.on_header_field = on_header_field;
+        p->settings.on_header_field_complete = on_header_field_complete;
+        p->settings.on_header_value = on_header_value;
+        p->settings.on_headers_complete = on_headers_complete;
+        p->settings.on_body = on_body;
+        p->settings.on_chunk_header = on_chunk_header;
+        p->settings.on_message_complete = on_message_complete;
+        llhttp_init(&p->llhttp, HTTP_REQUEST, &p->settings);
+        p->llhttp.data = p;
+
+        http_parser_reset(p);
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+HttpParser *http_parser_free(HttpParser *p) {
+        if (!p)
+                return NULL;
+        free(p->buf);
+        free(p->fields);
+        free(p->headers);
+        free(p);
+        return NULL;
+}
+
+void http_parser_reset(HttpParser *p) {
+        p->phase = PHASE_LINE;
+        p->head_done = false;
+        p->error = 0;
+        p->status = 0;
+        p->reason = NULL;
+        p->buf_len = 0;
+        p->n_fields = 0;
+        p->in_value = false;
+        scan_reset(&p->scan);
+        p->req = (Request) { .content_length = -1 };
+        p->body_left = 0;
+        p->body_total = 0;
+        p->out = NULL;
+        p->out_len = 0;
+        p->frame_from = NULL;
+        p->trailer_name_len = 0;
+        p->n_trailers = 0;
+}
+
+/* Content-Length: digits only, one header only (Gunicorn refuses "+1", "-0", "1, 1"). */
+static int parse_content_length(Slice v, int64_t *ret) {
+        int64_t n = 0;
+
+        if (v.len == 0)
+                return -EINVAL;
+        for (size_t i = 0; i < v.len; i++) {
+                if (v.p[i] < '0' || v.p[i] > '9')
+                        return -EINVAL;
+                if (n > (INT64_MAX - 9) / 10)
+                        return -ERANGE;
+                n = n * 10 + (v.p[i] - '0');
+        }
+        *ret = n;
+        return 0;
+}
+
+/* Transfer-Encoding as Gunicorn reads it: chunked once and last; identity, gzip, deflate and
+ * compress only before it (the compressed ones close the connection afterwards). */
+static int parse_transfer_encoding(HttpParser *p, Slice v, bool *chunked, bool *must_close) {
+        const char *s = v.p, *e = v.p + v.len;
+
+        for (;;) {
+                const char *comma = memchr(s, ',', (size_t) (e - s));
+                Slice c = slice_trim((Slice) { s, (size_t) ((comma ? comma : e) - s) });
+
+                if (slice_eq(c, "chunked")) {
+                        if (*chunked)
+                                return fail_bad(p, "Transfer-Encoding: chunked twice");
+                        *chunked = true;
+                } else if (slice_eq(c, "identity") || slice_eq(c, "gzip") || slice_eq(c, "deflate") ||
+                           slice_eq(c, "compress")) {
+                        if (*chunked)
+                                return fail_bad(p, "Transfer-Encoding: chunked is not last");
+                        if (!slice_eq(c, "identity"))
+                                *must_close = true;
+                } else
+                        return fail(p, -EBADMSG, 501, "Unsupported transfer coding");
+                if (!comma)
+                        return 0;
+                s = comma + 1;
+        }
+}
+
+static bool has_token(Slice v, const char *token) {
+        const char *s = v.p, *e = v.p + v.len;
+
+        for (;;) {
+                const char *comma = memchr(s, ',', (size_t) (e - s));
+
+                if (slice_eq(slice_trim((Slice) { s, (size_t) ((comma ? comma : e) - s) }), token))
+                        return true;
+                if (!comma)
+                        return false;
+                s = comma + 1;
+        }
+}
+
+/* Makes the offsets real pointers and applies the checks that need the whole header list. */
+static int finish_head(HttpParser *p) {
+        Request *r = &p->req;
+        bool chunked = false, te = false, must_close = false, conn_close = false, conn_keep = false;
+        bool seen_host = false, seen_type = false, absolute;
+        int k;
+
+        if (p->n_fields > p->headers_cap) {
+                size_t cap = MAX(p->n_fields, p->headers_cap * 2);
+                HttpHeader *h = reallocarray(p->headers, cap, sizeof(HttpHeader));
+
+                if (!h)
+                        return fail(p, -ENOMEM, 500, "Out of memory");
+                p->headers = h;
+                p->headers_cap = cap;
+        }
+        for (size_t i = 0; i < p->n_fields; i++) {
+                const FieldOffsets *f = &p->fields[i];
+
+                p->headers[i].name = (Slice) { p->buf + f->name_off, f->name_len };
+                p->headers[i].value = slice_trim((Slice) { p->buf + f->value_off, f->value_len });
+        }
+        r->headers = p->headers;
+        r->n_headers = p->n_fields;
+        r->method.p = p->buf;
+        r->target.p = p->buf + p->target_off;
+        (void) split_target(r->target, &absolute, &r->path, &r->query);
+
+        for (size_t i = 0; i < r->n_headers; i++) {
+                Slice n = r->headers[i].name, v = r->headers[i].value;
+
+                if (slice_eq(n, "content-length")) {
+                        if (r->content_length >= 0)
+                                return fail_bad(p, "Duplicate Content-Length");
+                        if (parse_content_length(v, &r->content_length) < 0)
+                                return fail_bad(p, "Invalid Content-Length");
+                } else if (slice_eq(n, "transfer-encoding")) {
+                        te = true;
+                        k = parse_transfer_encoding(p, v, &chunked, &must_close);
+                        if (k < 0)
+                                return k;
+                } else if (slice_eq(n, "connection")) {
+                        conn_close = conn_close || has_token(v, "close");
+                        conn_keep = conn_keep || has_token(v, "keep-alive");
+                } else if (slice_eq(n, "expect")) {
+                        if (slice_eq(v, "100-continue") && r->http_minor >= 1)
+                                r->expect_continue = true;
+                } else if (slice_eq(n, "host")) {
+                        /* RFC 9112 3.2: two Host lines make the target ambiguous */
+                        if (seen_host)
+                                return fail_bad(p, "Duplicate Host");
+                        seen_host = true;
+                } else if (slice_eq(n, "content-type")) {
+                        if (seen_type)
+                                return fail_bad(p, "Duplicate Content-Type");
+                        seen_type = true;
+                }
+        }
+        if (te && !chunked)
+                return fail_bad(p, "Transfer-Encoding without chunked");
+        if (chunked && r->http_minor == 0)
+                return fail_bad(p, "Transfer-Encoding on HTTP/1.0");
+        if (chunked && r->content_length >= 0)
+                return fail_bad(p, "Both Content-Length and Transfer-Encoding");
+        /* Whatever llhttp frames the body with must be what was checked above. */
+        if (chunked != !!(p->llhttp.flags & F_CHUNKED) ||
+            (!chunked && (int64_t) p->llhttp.content_length != MAX(r->content_length, (int64_t) 0)))
+                return fail_bad(p, "Ambiguous message framing");
+        if (p->body_max > 0 && r->content_length > p->body_max)
+                return fail(p, -EFBIG, 413, "Request body too large");
+
+        r->chunked = chunked;
+        r->has_body = chunked || r->content_length > 0;
+        r->keep_alive = !must_close && !conn_close && (r->http_minor >= 1 || conn_keep);
+        r->is_head = slice_eq(r->method, "HEAD");
+        p->body_left = chunked ? -1 : MAX(r->content_length, (int64_t) 0);
+        p->head_done = true;
+        p->phase = r->has_body ? PHASE_BODY : PHASE_DONE;
+        return 0;
+}
+
+static int start_headers(HttpParser *p, size_t line_len) {
+        /* llhttp only needs the version from the line; the rest was checked here. */
+        static const char line10[] = "GET / HTTP/1.0\r\n", line11[] = "GET / HTTP/1.1\r\n";
+        llhttp_errno_t e;
+        int r;
+
+        r = parse_request_line(p, line_len);
+        if (r < 0)
+                return r;
+        /* header names and values follow the request line in buf */
+        p->buf_len = line_len;
+        llhttp_reset(&p->llhttp);
+        if (p->req.http_minor == 0)
+                e = llhttp_execute(&p->llhttp, line10, sizeof(line10) - 1);
+        else
+                e = llhttp_execute(&p->llhttp, line11, sizeof(line11) - 1);
+        if (e != HPE_OK)
+                return fail_bad(p, "Invalid request line");
+        p->phase = PHASE_HEADERS;
+        return 0;
+}
+
+static int feed_request_line(HttpParser *p, const char *data, size_t len, size_t *ret_used) {
+        size_t i = 0, n, line_len;
+        const char *lf;
+        int r;
+
+        /* RFC 9112 2.2: empty lines before a request line are ignored */
+        if (p->buf_len == 0)
+                while (i < len && (data[i] == '\r' || data[i] == '\n'))
+                        i++;
+        lf = memchr(data + i, '\n', len - i);
+        n = (lf ? (size_t) (lf - data) : len) - i;
+
+        /* Fail as soon as the line is sure to be too long: a last CR might still be its end. */
+        if (p->buf_len + n > p->request_line_max + 1) {
+                *ret_used = len;
+                return fail(p, -EBADMSG, 414, "Request Line is too large");
+        }
+        r = buf_append(p, data + i, n);
+        if (r < 0)
+                return fail(p, r, 500, "Out of memory");
+        *ret_used = i + n;
+        if (!lf)
+                return 0;
+        *ret_used += 1;
+
+        if (p->buf_len == 0 || p->buf[p->buf_len - 1] != '\r')
+                return fail_bad(p, "Invalid request line");
+        line_len = p->buf_len - 1;
+        if (line_len > p->request_line_max)
+                return fail(p, -EBADMSG, 414, "Request Line is too large");
+        return start_headers(p, line_len);
+}
+
+static int feed_headers(HttpParser *p, const char *data, size_t len, size_t *ret_used) {
+        llhttp_errno_t e;
+        size_t used = 0;
+        int r;
+
+        r = scan_lines(p, data, len, true, true, &used);
+        if (r < 0)
+                return r;
+        e = llhttp_execute(&p->llhttp, data, used);
+        if (p->phase == PHASE_ERROR)
+                return p->error;
+        *ret_used = used;
+        if (r == SCAN_MORE) {
+                if (e != HPE_OK)
+                        return fail_bad(p, llhttp_get_error_reason(&p->llhttp));
+                return 0;
+        }
+        /* the blank line must be where llhttp ended the head too */
+        if (e != HPE_PAUSED || llhttp_get_error_pos(&p->llhttp) != data + used)
+                return fail_bad(p, e == HPE_PAUSED ? "Ambiguous end of head"
+                                                   : llhttp_get_error_reason(&p->llhttp));
+        llhttp_resume(&p->llhttp);
+        r = finish_head(p);
+        if (r < 0)
+                return r;
+        return 1;
+}
+
+int http_parser_feed_head(HttpParser *p, const char *data, size_t len, size_t *ret_consumed) {
+        size_t used = 0, total = 0;
+        int r;
+
+        *ret_consumed = 0;
+        if (p->phase == PHASE_ERROR)
+                return p->error;
+        if (p->head_done)
+                return 1;
+
+        if (p->phase == PHASE_LINE) {
+                r = feed_request_line(p, data, len, &used);
+                total += used;
+                *ret_consumed = total;
+                if (r < 0 || p->phase == PHASE_LINE)
+                        return r;
+        }
+        r = feed_headers(p, data + total, len - total, &used);
+        total += used;
+        *ret_consumed = total;
+        return r;
+}
+
+const Request *http_parser_request(const HttpParser *p) {
+        return p->head_done ? &p->req : NULL;
+}
+
+static int feed_chunked(HttpParser *p, const char *data, size_t len, size_t *ret_consumed) {
+        llhttp_errno_t e;
+        size_t used, n;
+        int r;
+
+        p->frame_from = data;
+        e = llhttp_execute(&p->llhttp, data, len);
+        if (p->phase == PHASE_ERROR)
+                return p->error;
+        if (e == HPE_OK)
+                n = len;
+        else if (e == HPE_PAUSED)
+                n = (size_t) (llhttp_get_error_pos(&p->llhttp) - data);
+        else
+                return fail_bad(p, llhttp_get_error_reason(&p->llhttp));
+
+        r = scan_lines(p, p->frame_from, (size_t) (data + n - p->frame_from), false, false, &used);
+        if (r < 0)
+                return r;
+        *ret_consumed = n;
+        if (e == HPE_PAUSED) {
+                p->phase = PHASE_DONE;
+                p->body_left = 0;
+                return 1;
+        }
+        return 0;
+}
+
+int http_parser_feed_body(HttpParser *p, const char *data, size_t len, size_t *ret_consumed,
+                          char *out, size_t out_cap, size_t *ret_out_len) {
+        size_t n;
+        int r;
+
+        *ret_consumed = 0;
+        *ret_out_len = 0;
+        if (p->phase == PHASE_ERROR)
+                return p->error;
+        if (!p->head_done)
+                return -EINVAL;
+        if (p->phase == PHASE_DONE)
+                return 1;
+
+        /* decoded bytes never outnumber raw ones, so this bounds what lands in out */
+        n = MIN(len, out_cap);
+        if (!p->req.chunked) {
+                n = MIN(n, (size_t) p->body_left);
+                memcpy(out, data, n);
+                p->body_left -= (int64_t) n;
+                *ret_consumed = n;
+                *ret_out_len = n;
+                if (p->body_left > 0)
+                        return 0;
+                p->phase = PHASE_DONE;
+                return 1;
+        }
+        if (n == 0)
+                return 0;
+
+        p->out = out;
+        p->out_len = 0;
+        r = feed_chunked(p, data, n, ret_consumed);
+        *ret_out_len = p->out_len;
+        p->out = NULL;
+        if (r < 0)
+                *ret_consumed = 0;
+        return r;
+}
+
+bool http_parser_message_complete(const HttpParser *p) {
+        return p->phase == PHASE_DONE;
+}
+
+int64_t http_parser_body_remaining(const HttpParser *p) {
+        if (!p->head_done || p->phase == PHASE_DONE)
+                return 0;
+        return p->body_left;
+}
+
+int http_parser_error_status(const HttpParser *p) {
+        return p->phase == PHASE_ERROR ? p->status : 0;
+}
+
+const char *http_parser_error_reason(const HttpParser *p) {
+        return p->phase == PHASE_ERROR ? p->reason : NULL;
+}

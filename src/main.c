@@ -26,9 +26,10 @@ static int run(int argc, char **argv) {
         Settings s;
         int r, level, status;
 
+        /* settings_init() prints its own line (a bad PORT or WEB_CONCURRENCY). */
         r = settings_init(&s);
         if (r < 0)
-                return fail(1, "out of memory");
+                return r == -ENOMEM ? fail(1, "out of memory") : 2;
         r = settings_parse_argv(&s, argc, argv);
         if (r <= 0) {
                 settings_done(&s);

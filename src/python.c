@@ -3,6 +3,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -24,7 +25,7 @@ static PyObject *loader;
 #define LOADER_FILENAME "<gcorn loader>"
 
 static const char loader_source[] =
-        "import ast, importlib, os, sys, traceback\n"
+        "import ast, os, sys, traceback\n"
         "\n"
         "class AppImportError(Exception):\n"
         "    pass\n"
@@ -67,7 +68,8 @@ static const char loader_source[] =
         "    if not colon:\n"
         "        obj = 'application'\n"
         "    try:\n"
-        "        mod = importlib.import_module(module)\n"
+        "        __import__(module)\n"
+        "        mod = sys.modules[module]\n"
         "    except ImportError:\n"
         "        if module.endswith('.py') and os.path.exists(module):\n"
         "            msg = \"Failed to find application, did you mean '%s:%s'?\"\n"
@@ -133,12 +135,54 @@ static const char loader_source[] =
         "    except BaseException as e:\n"
         "        return (None, f'{type(e).__name__}: {e}', _format(e), True)\n";
 
+/* Importing the signal module installs Python's SIGINT handler whenever SIGINT is at its
+ * default, install_signal_handlers or not. Import it now, while nothing else owns SIGINT,
+ * and put the disposition back, so that an application importing it later changes nothing.
+ * GIL held. */
+static int signal_module_settle(const struct sigaction *old) {
+        PyObject *module = NULL, *dfl = NULL, *result = NULL;
+        int r = 0;
+
+        module = PyImport_ImportModule("signal");
+        if (!module)
+                goto error;
+        if (old->sa_handler == SIG_DFL) {
+                /* Through signal.signal() so that signal.getsignal() tells the truth too. */
+                dfl = PyObject_GetAttrString(module, "SIG_DFL");
+                if (!dfl)
+                        goto error;
+                result = PyObject_CallMethod(module, "signal", "iO", SIGINT, dfl);
+                if (!result)
+                        goto error;
+        }
+        if (sigaction(SIGINT, old, NULL) < 0)
+                r = log_error_errno(-errno, "Failed to restore the SIGINT disposition: %m");
+        goto finish;
+
+error: {
+        _cleanup_free_ char *tb = python_format_exception();
+
+        log_block(LOG_ERR, "Failed to import the signal module:", strna(tb));
+        r = -EINVAL;
+}
+finish:
+        Py_XDECREF(result);
+        Py_XDECREF(dfl);
+        Py_XDECREF(module);
+        return r;
+}
+
 int python_init(void) {
         char *argv[] = { (char *) "gcorn", NULL };
         _cleanup_free_ char *venv_python = NULL;
         const char *venv = getenv("VIRTUAL_ENV");
+        struct sigaction old_sigint;
         PyConfig config;
         PyStatus st;
+        int r;
+
+        if (sigaction(SIGINT, NULL, &old_sigint) < 0)
+                return log_error_errno(-errno, "Failed to read the SIGINT disposition: %m");
 
         /* The Python config (not the isolated one) so PYTHONPATH and friends work as they do
          * for gunicorn run by `python`. */
@@ -161,8 +205,9 @@ int python_init(void) {
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Failed to initialize Python: %s",
                                        strna(st.err_msg));
 
+        r = signal_module_settle(&old_sigint);
         main_tstate = PyEval_SaveThread();
-        return 0;
+        return r;
 }
 
 void python_gil_acquire(void) {
@@ -234,7 +279,7 @@ finish:
 /* Compiles the helper namespace once. GIL held. Returns a borrowed reference or NULL with
  * a Python exception set. */
 static PyObject *loader_get(void) {
-        PyObject *code = NULL, *globals = NULL, *result = NULL;
+        PyObject *code = NULL, *globals = NULL, *builtins = NULL, *result = NULL;
 
         if (loader)
                 return loader;
@@ -245,7 +290,8 @@ static PyObject *loader_get(void) {
         globals = PyDict_New();
         if (!globals)
                 goto error;
-        if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+        builtins = PyImport_ImportModule("builtins");
+        if (!builtins || PyDict_SetItemString(globals, "__builtins__", builtins) < 0)
                 goto error;
         if (PyDict_SetItemString(globals, "__name__", Py_None) < 0)
                 goto error;
@@ -254,12 +300,14 @@ static PyObject *loader_get(void) {
                 goto error;
 
         Py_DECREF(result);
+        Py_DECREF(builtins);
         Py_DECREF(code);
         loader = globals;
         return loader;
 
 error:
         Py_XDECREF(result);
+        Py_XDECREF(builtins);
         Py_XDECREF(globals);
         Py_XDECREF(code);
         return NULL;

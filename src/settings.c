@@ -46,7 +46,7 @@ typedef struct SettingDef {
         bool nullable;                  /* None in the config file resets it to NULL */
         SettingCheck check;
         const char *metavar;
-        const char *section;
+        const char *section;            /* --help heading; NULL: the general options */
         const char *help;
 } SettingDef;
 
@@ -152,13 +152,12 @@ static const SettingDef setting_table[] = {
           .section = "Process Naming", .help = "The process name (default: the application module)." },
 
         { .name = "wsgi_app", .type = SETTING_STRING, .offset = FIELD(wsgi_app), .nullable = true,
-          .check = check_not_empty, .metavar = "APP_MODULE", .section = "Positional Arguments",
+          .check = check_not_empty, .metavar = "APP_MODULE",
           .help = "The WSGI application: MODULE, MODULE:NAME or MODULE:FACTORY(ARGS)." },
 
-        { .short_flag = 'h', .long_flag = "--help", .type = SETTING_HELP, .section = "Positional Arguments",
+        { .short_flag = 'h', .long_flag = "--help", .type = SETTING_HELP,
           .help = "Show this help message and exit." },
-        { .short_flag = 'v', .long_flag = "--version", .type = SETTING_VERSION,
-          .section = "Positional Arguments", .help = "Show the version and exit." },
+        { .short_flag = 'v', .long_flag = "--version", .type = SETTING_VERSION, .help = "Show the version and exit." },
 };
 
 #define SETTINGS_COUNT ELEMENTSOF(setting_table)
@@ -182,7 +181,7 @@ static int check_worker_class(const char *value, char **ret_value, char *reason,
         (void) ret_value;
         if (strcmp(value, "sync") == 0)
                 return 0;
-        snprintf(reason, reason_size, "worker class '%s' is not supported yet, only 'sync' is", value);
+        snprintf(reason, reason_size, "not supported yet, only 'sync' is");
         return -EINVAL;
 }
 
@@ -846,21 +845,23 @@ static void print_option(FILE *f, const SettingDef *d) {
 void settings_print_help(FILE *f) {
         const char *section = NULL;
 
-        fputs("usage: " PROGRAM_NAME " [OPTIONS] [APP_MODULE]\n", f);
+        fputs("usage: " PROGRAM_NAME " [OPTIONS] [APP_MODULE]\n\npositional arguments:\n", f);
+        for (size_t i = 0; i < SETTINGS_COUNT; i++)
+                if (!setting_table[i].long_flag)
+                        print_option(f, &setting_table[i]);
+
+        fputs("\noptions:\n", f);
+        for (size_t i = 0; i < SETTINGS_COUNT; i++)
+                if (setting_table[i].long_flag && !setting_table[i].section)
+                        print_option(f, &setting_table[i]);
+
+        /* Each section's settings are contiguous in the table. */
         for (size_t i = 0; i < SETTINGS_COUNT; i++) {
                 const SettingDef *d = &setting_table[i];
 
-                /* Sections are contiguous in the table except the trailing positional ones,
-                 * which are printed first. */
-                if (strcmp(d->section, "Positional Arguments") == 0)
+                if (!d->long_flag || !d->section)
                         continue;
                 if (!section || strcmp(section, d->section) != 0) {
-                        if (!section) {
-                                fputs("\npositional arguments and general options:\n", f);
-                                for (size_t j = 0; j < SETTINGS_COUNT; j++)
-                                        if (strcmp(setting_table[j].section, "Positional Arguments") == 0)
-                                                print_option(f, &setting_table[j]);
-                        }
                         section = d->section;
                         fprintf(f, "\n%s:\n", section);
                 }

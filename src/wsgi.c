@@ -1,2 +1,903 @@
-/* wsgi.c: to be written */
-typedef int gcorn_wsgi_placeholder;
+/* One request through the app: environ, start_response/write, result iteration, framing,
+ * sendfile for wsgi.file_wrapper, error answers, access log. PEP 3333, shaped like
+ * Gunicorn 23's Response. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gcorn/accesslog.h"
+#include "gcorn/environ.h"
+#include "gcorn/filewrapper.h"
+#include "gcorn/input.h"
+#include "gcorn/log.h"
+#include "gcorn/macro.h"
+#include "gcorn/python.h"
+#include "gcorn/response.h"
+#include "gcorn/wsgi.h"
+
+/* iovecs handed to one conn_write() on the list fast path */
+#define WSGI_IOV_BATCH 64
+
+typedef struct Buf {
+        char *p;
+        size_t len, cap;
+} Buf;
+
+/* Where one app header sits in the header-lines buffer, for the access log. */
+typedef struct FieldRef {
+        size_t name_off, name_len, value_off, value_len;
+} FieldRef;
+
+/* State of the request being answered; lives on wsgi_handle()'s stack, reached by the
+ * start_response and write objects through a pointer cleared when the request ends. */
+typedef struct WsgiState {
+        Conn *conn;
+        const Request *request;
+
+        bool started;                   /* start_response() accepted a status */
+        bool head_sent;
+        int status;
+        int64_t content_length;         /* the app's, or computed; -1: none */
+        bool app_close;                 /* the app sent "Connection: close" */
+        bool upgrade;                   /* the app sent "Connection: upgrade" */
+        size_t n_fields;
+
+        ResponseFraming framing;        /* decided when the head goes out */
+        uint64_t sent;                  /* body bytes sent */
+        bool cut_logged;
+        int write_error;                /* first failed conn_write(): the connection is gone */
+} WsgiState;
+
+/* Per-process buffers reused by every request: no malloc on the hot path once warm. */
+static Buf status_buf;                  /* the app's status string */
+static Buf lines_buf;                   /* "Name: value\r\n" lines of the app, then "\r\n" */
+static Buf start_buf;                   /* status line and gcorn's own headers */
+static FieldRef *fields;
+static size_t fields_cap;
+static HttpHeader *log_fields;
+static size_t log_fields_cap;
+
+static PyObject *app;
+static AccessLog *access_log;
+static PyObject *start_response_obj, *write_obj;
+
+static int buf_reserve(Buf *b, size_t extra) {
+        size_t want = b->len + extra;
+        char *p;
+
+        if (want <= b->cap)
+                return 0;
+        want = MAX(want, MAX(b->cap * 2, (size_t) 256));
+        p = realloc(b->p, want);
+        if (!p)
+                return -ENOMEM;
+        b->p = p;
+        b->cap = want;
+        return 0;
+}
+
+static int buf_append(Buf *b, const void *data, size_t len) {
+        if (buf_reserve(b, len) < 0)
+                return -ENOMEM;
+        memcpy(b->p + b->len, data, len);
+        b->len += len;
+        return 0;
+}
+
+static void buf_free(Buf *b) {
+        free(b->p);
+        *b = (Buf) {};
+}
+
+/* Latin-1 bytes of a str without copying; NULL (ValueError set) for wider characters,
+ * which no HTTP header can carry. */
+static const char *str_latin1(PyObject *s, size_t *ret_len, const char *what) {
+        if (!PyUnicode_Check(s)) {
+                PyErr_Format(PyExc_TypeError, "%s %R is not a string", what, s);
+                return NULL;
+        }
+        if (PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND) {
+                PyErr_Format(PyExc_ValueError, "%s %R is not latin-1", what, s);
+                return NULL;
+        }
+        *ret_len = (size_t) PyUnicode_GET_LENGTH(s);
+        return (const char *) PyUnicode_1BYTE_DATA(s);
+}
+
+static bool lower_eq(const char *s, size_t len, const char *lit) {
+        return strlen(lit) == len && strncasecmp(s, lit, len) == 0;
+}
+
+static int add_field(WsgiState *st, const char *name, size_t nlen, const char *value, size_t vlen) {
+        FieldRef *f;
+
+        if (st->n_fields == fields_cap) {
+                size_t n = fields_cap ? fields_cap * 2 : 32;
+                FieldRef *p = realloc(fields, n * sizeof(FieldRef));
+
+                if (!p)
+                        return -ENOMEM;
+                fields = p;
+                fields_cap = n;
+        }
+        if (buf_reserve(&lines_buf, nlen + vlen + 4) < 0)
+                return -ENOMEM;
+        f = fields + st->n_fields++;
+        f->name_off = lines_buf.len;
+        f->name_len = nlen;
+        (void) buf_append(&lines_buf, name, nlen);
+        (void) buf_append(&lines_buf, ": ", 2);
+        f->value_off = lines_buf.len;
+        f->value_len = vlen;
+        (void) buf_append(&lines_buf, value, vlen);
+        (void) buf_append(&lines_buf, "\r\n", 2);
+        return 0;
+}
+
+/* One (name, value) pair of start_response(); Python error set on failure. */
+static int process_header(WsgiState *st, PyObject *item) {
+        PyObject *pair = NULL;
+        const char *name, *value;
+        size_t nlen, vlen;
+        int r = -EINVAL;
+
+        pair = PySequence_Fast(item, "response headers must be (name, value) pairs");
+        if (!pair)
+                return -EINVAL;
+        if (PySequence_Fast_GET_SIZE(pair) != 2) {
+                PyErr_Format(PyExc_ValueError, "response header %R is not a (name, value) pair", item);
+                goto finish;
+        }
+        name = str_latin1(PySequence_Fast_GET_ITEM(pair, 0), &nlen, "header name");
+        if (!name)
+                goto finish;
+        if (!response_header_name_valid(name, nlen)) {
+                PyErr_Format(PyExc_ValueError, "invalid header name %R", PySequence_Fast_GET_ITEM(pair, 0));
+                goto finish;
+        }
+        value = str_latin1(PySequence_Fast_GET_ITEM(pair, 1), &vlen, "header value");
+        if (!value)
+                goto finish;
+        if (!response_header_value_valid(value, vlen)) {
+                PyErr_Format(PyExc_ValueError, "invalid header value %R", PySequence_Fast_GET_ITEM(pair, 1));
+                goto finish;
+        }
+        /* RFC 9110 5.5: surrounding blanks are not part of the value. */
+        while (vlen > 0 && (value[0] == ' ' || value[0] == '\t'))
+                value++, vlen--;
+        while (vlen > 0 && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
+                vlen--;
+
+        if (lower_eq(name, nlen, "content-length")) {
+                if (response_parse_content_length(value, vlen, &st->content_length) < 0) {
+                        PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", PySequence_Fast_GET_ITEM(pair, 1));
+                        goto finish;
+                }
+        } else if (lower_eq(name, nlen, "connection")) {
+                /* Hop-by-hop: gcorn owns the connection header and only honours the app's
+                 * wish to close or upgrade. */
+                if (lower_eq(value, vlen, "upgrade"))
+                        st->upgrade = true;
+                else if (lower_eq(value, vlen, "close"))
+                        st->app_close = true;
+                r = 0;
+                goto finish;
+        } else if (lower_eq(name, nlen, "upgrade")) {
+                if (!lower_eq(value, vlen, "websocket")) {
+                        r = 0;
+                        goto finish;
+                }
+        } else if (lower_eq(name, nlen, "keep-alive") || lower_eq(name, nlen, "proxy-authenticate") ||
+                   lower_eq(name, nlen, "proxy-authorization") || lower_eq(name, nlen, "te") ||
+                   lower_eq(name, nlen, "trailers") || lower_eq(name, nlen, "transfer-encoding")) {
+                /* gcorn frames the body itself (Gunicorn's is_hoppish) */
+                r = 0;
+                goto finish;
+        }
+        if (add_field(st, name, nlen, value, vlen) < 0) {
+                PyErr_NoMemory();
+                goto finish;
+        }
+        r = 0;
+finish:
+        Py_XDECREF(pair);
+        return r;
+}
+
+static void reset_head(WsgiState *st) {
+        st->started = false;
+        st->status = 0;
+        st->content_length = -1;
+        st->app_close = st->upgrade = false;
+        st->n_fields = 0;
+        status_buf.len = lines_buf.len = 0;
+}
+
+/* start_response(status, response_headers, exc_info=None) */
+typedef struct Callback {
+        PyObject_HEAD
+        WsgiState *st;                  /* NULL outside of the request that made it */
+} Callback;
+
+static PyObject *start_response_call(PyObject *self, PyObject *args, PyObject *kwds) {
+        static char *kwlist[] = { "status", "headers", "exc_info", NULL };
+        WsgiState *st = ((Callback *) self)->st;
+        PyObject *status, *headers, *exc_info = Py_None, *seq = NULL;
+        const char *s;
+        size_t slen;
+        int code;
+
+        if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O:start_response", kwlist, &status, &headers, &exc_info))
+                return NULL;
+        if (!st) {
+                PyErr_SetString(PyExc_RuntimeError, "start_response() called after the request ended");
+                return NULL;
+        }
+        if (exc_info != Py_None) {
+                /* PEP 3333: too late to change the head, so the error goes back to the app. */
+                if (st->head_sent) {
+                        if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
+                                PyErr_SetString(PyExc_TypeError, "exc_info must be a 3-tuple");
+                                return NULL;
+                        }
+                        PyErr_Restore(Py_NewRef(PyTuple_GET_ITEM(exc_info, 0)),
+                                      Py_NewRef(PyTuple_GET_ITEM(exc_info, 1)),
+                                      Py_XNewRef(PyTuple_GET_ITEM(exc_info, 2)));
+                        return NULL;
+                }
+        } else if (st->started) {
+                PyErr_SetString(PyExc_AssertionError, "Response headers already set!");
+                return NULL;
+        }
+
+        reset_head(st);
+        s = str_latin1(status, &slen, "status");
+        if (!s)
+                return NULL;
+        code = response_parse_status(s, slen);
+        if (code < 0) {
+                PyErr_Format(PyExc_ValueError, "invalid status %R", status);
+                return NULL;
+        }
+        if (buf_append(&status_buf, s, slen) < 0)
+                return PyErr_NoMemory();
+
+        seq = PySequence_Fast(headers, "response headers must be a list");
+        if (!seq)
+                goto error;
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++)
+                if (process_header(st, PySequence_Fast_GET_ITEM(seq, i)) < 0)
+                        goto error;
+        Py_DECREF(seq);
+        st->status = code;
+        st->started = true;
+        return Py_NewRef(write_obj);
+error:
+        Py_XDECREF(seq);
+        reset_head(st);
+        return NULL;
+}
+
+/* Sends iov; remembers the first failure so every later send fails fast. */
+static int send_iov(WsgiState *st, struct iovec *iov, int n) {
+        int r;
+
+        if (st->write_error < 0)
+                return st->write_error;
+        Py_BEGIN_ALLOW_THREADS
+        r = conn_write(st->conn, iov, n);
+        Py_END_ALLOW_THREADS
+        if (r < 0)
+                st->write_error = r;
+        return r;
+}
+
+/* Adds the framing Gunicorn would choose and gcorn's own headers; fills two iovecs. */
+static int head_prepare(WsgiState *st, struct iovec iov[2]) {
+        const Request *r = st->request;
+        ResponseConnection connection;
+        size_t n;
+
+        st->framing = response_framing(r->http_major, r->http_minor, r->is_head, st->status, st->content_length);
+        if (st->framing == RESPONSE_FRAMING_CLOSE || st->app_close || st->upgrade)
+                conn_set_must_close(st->conn);
+        if (st->upgrade)
+                connection = RESPONSE_CONNECTION_UPGRADE;
+        else if (conn_must_close(st->conn))
+                connection = RESPONSE_CONNECTION_CLOSE;
+        else
+                connection = RESPONSE_CONNECTION_KEEP_ALIVE;
+
+        for (;;) {
+                n = response_format_start(start_buf.p, start_buf.cap, r->http_major, r->http_minor, status_buf.p,
+                                          status_buf.len, connection, st->framing == RESPONSE_FRAMING_CHUNKED);
+                if (n <= start_buf.cap)
+                        break;
+                if (buf_reserve(&start_buf, n) < 0)
+                        return -ENOMEM;
+        }
+        if (buf_reserve(&lines_buf, 2) < 0)
+                return -ENOMEM;
+        memcpy(lines_buf.p + lines_buf.len, "\r\n", 2);
+        iov[0] = (struct iovec) { start_buf.p, n };
+        iov[1] = (struct iovec) { lines_buf.p, lines_buf.len + 2 };
+        return 0;
+}
+
+/* How many of len body bytes may go out under the framing; logs a cut once. */
+static size_t body_allowance(WsgiState *st, size_t len) {
+        uint64_t left;
+
+        switch (st->framing) {
+        case RESPONSE_FRAMING_NONE:
+                return 0;
+        case RESPONSE_FRAMING_LENGTH:
+                left = (uint64_t) st->content_length - MIN(st->sent, (uint64_t) st->content_length);
+                if (len > left && !st->cut_logged) {
+                        st->cut_logged = true;
+                        log_warning("Response to %.*s %.*s is longer than its Content-Length (%" PRId64 "), cut",
+                                    (int) st->request->method.len, st->request->method.p,
+                                    (int) st->request->target.len, st->request->target.p, st->content_length);
+                }
+                return (size_t) MIN((uint64_t) len, left);
+        default:
+                return len;
+        }
+}
+
+/* Sends the head when still due, then data in the chosen framing; last adds the end of a
+ * chunked body. Returns 0 or the negative errno of the write. */
+static int send_body(WsgiState *st, const char *data, size_t len, bool last) {
+        static char crlf[] = "\r\n", crlf_end[] = "\r\n0\r\n\r\n", end[] = "0\r\n\r\n";
+        struct iovec iov[5];
+        char chunk_line[RESPONSE_CHUNK_LINE_MAX];
+        bool chunked;
+        size_t n;
+        int k = 0, r;
+
+        if (!st->head_sent) {
+                r = head_prepare(st, iov);
+                if (r < 0)
+                        return r;
+                k = 2;
+        }
+        chunked = st->framing == RESPONSE_FRAMING_CHUNKED;
+        n = body_allowance(st, len);
+        if (n > 0) {
+                if (chunked)
+                        iov[k++] = (struct iovec) { chunk_line, response_chunk_line(chunk_line, n) };
+                iov[k++] = (struct iovec) { (void *) data, n };
+        }
+        if (chunked && n > 0 && last)
+                iov[k++] = (struct iovec) { crlf_end, sizeof(crlf_end) - 1 };
+        else if (chunked && n > 0)
+                iov[k++] = (struct iovec) { crlf, 2 };
+        else if (chunked && last)
+                iov[k++] = (struct iovec) { end, sizeof(end) - 1 };
+        if (k == 0)
+                return 0;
+        st->head_sent = true;
+        r = send_iov(st, iov, k);
+        if (r < 0)
+                return r;
+        st->sent += n;
+        return 0;
+}
+
+/* write(data), as returned by start_response(). */
+static PyObject *write_call(PyObject *self, PyObject *args, PyObject *kwds) {
+        WsgiState *st = ((Callback *) self)->st;
+        PyObject *data;
+        int r;
+
+        if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:write", (char *[]) { "data", NULL }, &data))
+                return NULL;
+        if (!st) {
+                PyErr_SetString(PyExc_RuntimeError, "write() called after the request ended");
+                return NULL;
+        }
+        if (!st->started) {
+                PyErr_SetString(PyExc_AssertionError, "write() before start_response()");
+                return NULL;
+        }
+        if (!PyBytes_Check(data)) {
+                PyErr_Format(PyExc_TypeError, "%R is not a byte", data);
+                return NULL;
+        }
+        r = send_body(st, PyBytes_AS_STRING(data), (size_t) PyBytes_GET_SIZE(data), false);
+        if (r < 0) {
+                errno = -r;
+                return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        Py_RETURN_NONE;
+}
+
+static void callback_dealloc(PyObject *self) {
+        Py_TYPE(self)->tp_free(self);
+}
+
+static PyTypeObject start_response_type = {
+        PyVarObject_HEAD_INIT(NULL, 0)
+        .tp_name = "gcorn.StartResponse",
+        .tp_basicsize = sizeof(Callback),
+        .tp_flags = Py_TPFLAGS_DEFAULT,
+        .tp_dealloc = callback_dealloc,
+        .tp_call = start_response_call,
+};
+
+static PyTypeObject write_type = {
+        PyVarObject_HEAD_INIT(NULL, 0)
+        .tp_name = "gcorn.Write",
+        .tp_basicsize = sizeof(Callback),
+        .tp_flags = Py_TPFLAGS_DEFAULT,
+        .tp_dealloc = callback_dealloc,
+        .tp_call = write_call,
+};
+
+/* The cached callback, or a fresh one when an app kept the old one (it stays detached). */
+static PyObject *callback_for(PyObject **cache, PyTypeObject *type, WsgiState *st) {
+        if (!*cache || Py_REFCNT(*cache) > 1) {
+                PyObject *o = (PyObject *) PyObject_New(Callback, type);
+
+                if (!o)
+                        return NULL;
+                Py_XSETREF(*cache, o);
+        }
+        ((Callback *) *cache)->st = st;
+        return *cache;
+}
+
+/* Adds Content-Length for a body whose size is known before the head goes out. */
+static int set_content_length(WsgiState *st, uint64_t len) {
+        char v[24];
+        int n;
+
+        if (st->content_length >= 0 || st->head_sent || !response_status_allows_body(st->status))
+                return 0;
+        n = snprintf(v, sizeof(v), "%" PRIu64, len);
+        if (add_field(st, "Content-Length", 14, v, (size_t) n) < 0)
+                return -ENOMEM;
+        st->content_length = (int64_t) len;
+        return 0;
+}
+
+/* The fast path for a list or tuple of bytes: Content-Length from the sum, and the head with
+ * every item in as few writes as possible (one for small responses). Python error set on a
+ * non-bytes item. */
+static int send_sequence(WsgiState *st, PyObject *seq) {
+        struct iovec iov[WSGI_IOV_BATCH];
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        uint64_t total = 0;
+        int k = 0, r;
+
+        for (Py_ssize_t i = 0; i < n; i++) {
+                PyObject *item = PySequence_Fast_GET_ITEM(seq, i); /* borrowed */
+
+                if (!PyBytes_Check(item)) {
+                        PyErr_Format(PyExc_TypeError, "%R is not a byte", item);
+                        return -EINVAL;
+                }
+                total += (uint64_t) PyBytes_GET_SIZE(item);
+        }
+        if (st->head_sent) {
+                for (Py_ssize_t i = 0; i < n; i++) {
+                        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+
+                        r = send_body(st, PyBytes_AS_STRING(item), (size_t) PyBytes_GET_SIZE(item), false);
+                        if (r < 0)
+                                return r;
+                }
+                return send_body(st, NULL, 0, true);
+        }
+
+        if (set_content_length(st, total) < 0) {
+                PyErr_NoMemory();
+                return -ENOMEM;
+        }
+        r = head_prepare(st, iov);
+        if (r < 0) {
+                PyErr_NoMemory();
+                return r;
+        }
+        k = 2;
+        st->head_sent = true;
+        for (Py_ssize_t i = 0; i < n; i++) {
+                PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+                size_t len = body_allowance(st, (size_t) PyBytes_GET_SIZE(item));
+
+                if (len == 0)
+                        continue;
+                iov[k++] = (struct iovec) { PyBytes_AS_STRING(item), len };
+                st->sent += len;
+                if (k == WSGI_IOV_BATCH) {
+                        r = send_iov(st, iov, k);
+                        if (r < 0)
+                                return r;
+                        k = 0;
+                }
+        }
+        /* Content-Length is now known, so the framing is never chunked here. */
+        return k > 0 ? send_iov(st, iov, k) : 0;
+}
+
+/* wsgi.file_wrapper over a regular file: the head, then sendfile(2) without the GIL.
+ * Returns 1 when sent (or failed while sending), 0 when the file does not qualify. */
+static int send_file(WsgiState *st, PyObject *wrapper, int *ret_error) {
+        PyObject *filelike = filewrapper_filelike(wrapper), *pos; /* borrowed */
+        struct iovec iov[2];
+        struct stat sb;
+        off_t offset;
+        uint64_t count;
+        size_t file_sent = 0;
+        int fd, r;
+
+        *ret_error = 0;
+        if (!filelike || st->head_sent)
+                return 0;
+        fd = PyObject_AsFileDescriptor(filelike);
+        if (fd < 0) {
+                PyErr_Clear();
+                return 0;
+        }
+        if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
+                return 0;
+        /* tell(), not lseek(): Python's buffering moves the fd ahead of the file position. */
+        pos = PyObject_CallMethod(filelike, "tell", NULL);
+        if (pos) {
+                offset = (off_t) PyLong_AsLongLong(pos);
+                Py_DECREF(pos);
+                if (offset == -1 && PyErr_Occurred()) {
+                        PyErr_Clear();
+                        return 0;
+                }
+        } else {
+                PyErr_Clear();
+                offset = lseek(fd, 0, SEEK_CUR);
+                if (offset < 0)
+                        return 0;
+        }
+        count = sb.st_size > offset ? (uint64_t) (sb.st_size - offset) : 0;
+        if (set_content_length(st, count) < 0)
+                return 0;
+        r = head_prepare(st, iov);
+        if (r < 0)
+                return 0;
+        st->head_sent = true;
+        count = body_allowance(st, (size_t) count);
+        if (count == 0) {
+                *ret_error = send_iov(st, iov, 2);
+                return 1;
+        }
+        if (st->write_error < 0) {
+                *ret_error = st->write_error;
+                return 1;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        r = conn_sendfile(st->conn, iov, 2, fd, offset, (size_t) count, &file_sent);
+        Py_END_ALLOW_THREADS
+        st->sent += file_sent;
+        if (r < 0)
+                st->write_error = r;
+        *ret_error = r < 0 ? r : 0;
+        return 1;
+}
+
+/* Iterates any other iterable: each item goes out as it comes, so streaming works. The
+ * head waits for the first item, since a lazy app calls start_response() in it. */
+static int send_iterable(WsgiState *st, PyObject *result) {
+        PyObject *iter = NULL, *item = NULL;
+        int r = -EINVAL;
+
+        iter = PyObject_GetIter(result);
+        if (!iter)
+                goto finish;
+        while ((item = PyIter_Next(iter))) {
+                if (!st->started) {
+                        PyErr_SetString(PyExc_AssertionError, "the app yielded before calling start_response()");
+                        goto finish;
+                }
+                if (!PyBytes_Check(item)) {
+                        PyErr_Format(PyExc_TypeError, "%R is not a byte", item);
+                        goto finish;
+                }
+                r = send_body(st, PyBytes_AS_STRING(item), (size_t) PyBytes_GET_SIZE(item), false);
+                if (r < 0)
+                        goto finish;
+                r = -EINVAL;
+                Py_CLEAR(item);
+        }
+        if (PyErr_Occurred())
+                goto finish;
+        if (!st->started) {
+                PyErr_SetString(PyExc_AssertionError, "the app returned without calling start_response()");
+                goto finish;
+        }
+        r = send_body(st, NULL, 0, true);
+finish:
+        Py_XDECREF(item);
+        Py_XDECREF(iter);
+        return r;
+}
+
+static int send_result(WsgiState *st, PyObject *result) {
+        int r, error;
+
+        if (PyList_CheckExact(result) || PyTuple_CheckExact(result)) {
+                if (!st->started) {
+                        PyErr_SetString(PyExc_AssertionError, "the app returned without calling start_response()");
+                        return -EINVAL;
+                }
+                return send_sequence(st, result);
+        }
+        if (filewrapper_check(result) && st->started) {
+                r = send_file(st, result, &error);
+                if (r > 0)
+                        return error;
+        }
+        return send_iterable(st, result);
+}
+
+static void close_result(PyObject *result) {
+        PyObject *close, *r;
+
+        if (PyList_CheckExact(result) || PyTuple_CheckExact(result) || PyBytes_CheckExact(result))
+                return;
+        close = PyObject_GetAttrString(result, "close");
+        if (!close) {
+                if (PyErr_ExceptionMatches(PyExc_AttributeError))
+                        PyErr_Clear();
+                return;
+        }
+        r = PyObject_CallNoArgs(close);
+        Py_DECREF(close);
+        Py_XDECREF(r);
+}
+
+/* Sends gcorn's own error answer when the head has not gone out yet. */
+static void send_error(WsgiState *st, int status) {
+        char buf[512];
+        struct iovec iov;
+
+        conn_set_must_close(st->conn);
+        if (st->head_sent)
+                return;
+        iov = (struct iovec) { buf, response_build_error(buf, sizeof(buf), status) };
+        st->head_sent = true;
+        st->status = status;
+        st->framing = RESPONSE_FRAMING_NONE;
+        (void) send_iov(st, &iov, 1);
+}
+
+/* An exception is set: decides what the client gets and what the log says. Returns the
+ * value for wsgi_handle(): negative when the connection must close at once. */
+static int handle_app_error(WsgiState *st, PyObject *input) {
+        const Request *r = st->request;
+        _cleanup_free_ char *tb = NULL;
+        char title[256];
+        int e = input_error(input), status;
+
+        if (st->write_error < 0) {
+                /* The client went away; the app's exception is only the echo of that. */
+                PyErr_Clear();
+                log_debug_errno(st->write_error, "Client gone while answering %.*s %.*s: %m", (int) r->method.len,
+                                r->method.p, (int) MIN(r->target.len, (size_t) 200), r->target.p);
+                return st->write_error;
+        }
+        if (e < 0) {
+                /* The body could not be read: the client's fault, not an app bug. */
+                PyErr_Clear();
+                status = e == -EFBIG ? 413 : e == -ETIMEDOUT ? 408 : 400;
+                log_info_errno(e, "Failed to read the body of %.*s %.*s: %m", (int) r->method.len, r->method.p,
+                               (int) MIN(r->target.len, (size_t) 200), r->target.p);
+                if (e == -ECONNRESET) {
+                        conn_set_must_close(st->conn);
+                        return e;
+                }
+                send_error(st, status);
+                return st->write_error;
+        }
+
+        tb = python_format_exception();
+        snprintf(title, sizeof(title), "Error handling request %.*s %.*s", (int) r->method.len, r->method.p,
+                 (int) MIN(r->target.len, (size_t) 200), r->target.p);
+        log_block(LOG_ERR, title, tb ? tb : "(no traceback)");
+        if (st->head_sent) {
+                /* The framing is broken: only closing tells the client the body is cut. */
+                conn_set_must_close(st->conn);
+                return -EIO;
+        }
+        send_error(st, 500);
+        return st->write_error;
+}
+
+static void write_access_log(WsgiState *st, const struct timespec *start_real, const struct timespec *start_mono) {
+        char stack[2048];
+        _cleanup_free_ char *heap = NULL;
+        struct timespec now;
+        AccessEntry e;
+        size_t n;
+
+        if (!access_log || !log_access_enabled())
+                return;
+        if (st->n_fields > log_fields_cap) {
+                HttpHeader *p = realloc(log_fields, st->n_fields * sizeof(HttpHeader));
+
+                if (!p)
+                        return;
+                log_fields = p;
+                log_fields_cap = st->n_fields;
+        }
+        for (size_t i = 0; i < st->n_fields; i++)
+                log_fields[i] = (HttpHeader) {
+                        .name = { lines_buf.p + fields[i].name_off, fields[i].name_len },
+                        .value = { lines_buf.p + fields[i].value_off, fields[i].value_len },
+                };
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        e = (AccessEntry) {
+                .request = st->request,
+                .remote_addr = conn_info(st->conn)->remote_addr,
+                .status = st->status,
+                .body_bytes = st->sent,
+                .response_headers = log_fields,
+                .n_response_headers = st->n_fields,
+                .start = *start_real,
+                .duration_usec = (uint64_t) ((now.tv_sec - start_mono->tv_sec) * 1000000LL +
+                                             (now.tv_nsec - start_mono->tv_nsec) / 1000),
+                .pid = getpid(),
+        };
+        n = accesslog_render(access_log, &e, stack, sizeof(stack));
+        if (n < sizeof(stack)) {
+                log_access_line(stack, n);
+                return;
+        }
+        heap = malloc(n + 1);
+        if (!heap)
+                return;
+        n = accesslog_render(access_log, &e, heap, n + 1);
+        log_access_line(heap, n);
+}
+
+static int handle(WsgiState *st) {
+        PyObject *input = NULL, *environ = NULL, *sr, *result = NULL;
+        int r = 0;
+
+        input = input_new(st->conn);
+        if (!input)
+                goto app_error;
+        r = environ_build(st->request, conn_info(st->conn), input, &environ);
+        if (r == -EXDEV) {
+                log_warning("Request path %.*s does not start with SCRIPT_NAME %s",
+                            (int) MIN(st->request->path.len, (size_t) 200), st->request->path.p,
+                            environ_script_name());
+                send_error(st, 500);
+                r = st->write_error;
+                goto finish;
+        }
+        if (r < 0)
+                goto app_error;
+        sr = callback_for(&start_response_obj, &start_response_type, st);
+        if (!sr || !callback_for(&write_obj, &write_type, st))
+                goto app_error;
+
+        result = PyObject_CallFunctionObjArgs(app, environ, sr, NULL);
+        if (!result)
+                goto app_error;
+        r = send_result(st, result);
+        if (r < 0 && PyErr_Occurred())
+                goto app_error;
+        if (r < 0)
+                goto finish;
+        if (st->framing == RESPONSE_FRAMING_LENGTH && st->sent < (uint64_t) st->content_length) {
+                /* The client waits for bytes that will never come: only a close ends it. */
+                conn_set_must_close(st->conn);
+        }
+        goto finish;
+
+app_error:
+        r = handle_app_error(st, input);
+finish:
+        if (result) {
+                close_result(result);
+                if (PyErr_Occurred()) {
+                        _cleanup_free_ char *tb = python_format_exception();
+
+                        log_block(LOG_ERR, "Error closing the response iterable", tb ? tb : "(no traceback)");
+                }
+        }
+        if (start_response_obj)
+                ((Callback *) start_response_obj)->st = NULL;
+        if (write_obj)
+                ((Callback *) write_obj)->st = NULL;
+        input_finish(input);
+        Py_XDECREF(result);
+        Py_XDECREF(environ);
+        Py_XDECREF(input);
+        return r;
+}
+
+int wsgi_handle(Conn *c, WsgiResult *ret) {
+        struct timespec start_real, start_mono;
+        WsgiState st = {
+                .conn = c,
+                .request = conn_request(c),
+                .content_length = -1,
+        };
+        int r;
+
+        clock_gettime(CLOCK_REALTIME, &start_real);
+        clock_gettime(CLOCK_MONOTONIC, &start_mono);
+        status_buf.len = lines_buf.len = 0;
+
+        python_gil_acquire();
+        r = handle(&st);
+        python_gil_release();
+
+        write_access_log(&st, &start_real, &start_mono);
+        if (ret)
+                *ret = (WsgiResult) {
+                        .status = st.head_sent ? st.status : 0,
+                        .body_bytes = st.sent,
+                };
+        return r < 0 ? r : 0;
+}
+
+int wsgi_init(void *app_obj, const Settings *s) {
+        int r;
+
+        python_gil_acquire();
+        if (PyType_Ready(&start_response_type) < 0 || PyType_Ready(&write_type) < 0) {
+                PyErr_Clear();
+                r = log_error_errno(SYNTHETIC_ERRNO(ENOMEM), "Failed to set up the WSGI types");
+                goto finish;
+        }
+        r = input_init();
+        if (r >= 0)
+                r = environ_init(s);
+        if (r < 0) {
+                PyErr_Clear();
+                r = log_error_errno(r, "Failed to build the WSGI environ template: %m");
+                goto finish;
+        }
+        app = Py_NewRef((PyObject *) app_obj);
+        r = 0;
+finish:
+        python_gil_release();
+        if (r < 0)
+                return r;
+
+        if (s && s->accesslog) {
+                r = accesslog_compile(s->access_log_format ? s->access_log_format : ACCESSLOG_DEFAULT_FORMAT,
+                                      &access_log);
+                if (r < 0)
+                        return log_error_errno(r, "Invalid access_log_format '%s'", strna(s->access_log_format));
+        }
+        return 0;
+}
+
+void wsgi_done(void) {
+        access_log = accesslog_free(access_log);
+        python_gil_acquire();
+        Py_CLEAR(app);
+        Py_CLEAR(start_response_obj);
+        Py_CLEAR(write_obj);
+        environ_done();
+        python_gil_release();
+        buf_free(&status_buf);
+        buf_free(&lines_buf);
+        buf_free(&start_buf);
+        free(fields);
+        fields = NULL;
+        fields_cap = 0;
+        free(log_fields);
+        log_fields = NULL;
+        log_fields_cap = 0;
+}

@@ -18,8 +18,8 @@
 int environ_init(const Settings *s);
 void environ_done(void);
 
-/* The SCRIPT_NAME every environ carries ("" when unset). Borrowed. */
-PyObject *environ_script_name(void);
+/* The SCRIPT_NAME every environ carries ("" when unset); static storage. */
+const char *environ_script_name(void);
 
 /* Builds the environ of one request. input (wsgi.input) is stored, not stolen.
  * Returns 0 and a new dict in *ret, -EXDEV when the path does not start with SCRIPT_NAME

@@ -16,7 +16,8 @@ typedef struct WsgiResult {
         uint64_t body_bytes;            /* response body bytes sent */
 } WsgiResult;
 
-/* app: a new reference is taken. Builds the environ template and interned keys. */
+/* app: a new reference is taken. Builds the environ template and interned keys. Called
+ * without the GIL, like wsgi_handle(). */
 int wsgi_init(void *app /* PyObject * */, const Settings *s);
 void wsgi_done(void);
 

@@ -252,7 +252,13 @@ def exc_info(environ, start_response):
 
 def expect(environ, start_response):
         if _qs(environ).get("read") == "1":
-                body = environ["wsgi.input"].read()
+                inp = environ["wsgi.input"]
+                body = b""
+                while True:
+                        part = inp.read(65536)
+                        if not part:
+                                break
+                        body += part
                 return _text(start_response, "read %d bytes" % len(body))
         return _text(start_response, "not read")
 

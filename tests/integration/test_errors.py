@@ -1,0 +1,182 @@
+"""Malformed requests and misbehaving apps: the right status, and the worker lives on."""
+
+import os
+import re
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gcorn_harness as h  # noqa: E402
+
+
+class ErrorsTest(unittest.TestCase):
+        srv = None
+
+        @classmethod
+        def setUpClass(cls):
+                cls.srv = h.Server("routes:app", args=["--limit-request-line", "100"])
+
+        @classmethod
+        def tearDownClass(cls):
+                if cls.srv:
+                        cls.srv.stop()
+
+        def assertServes(self):
+                r = self.srv.get("/")
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.body, b"Hello, World!\n")
+
+        def reject(self, raw, status):
+                """Sends raw bytes; the answer must be status and then a close."""
+                with self.srv.connect() as s:
+                        s.sendall(raw)
+                        closed, data = h.wait_closed(s, 10)
+                self.assertTrue(closed, "connection left open after %d; got %r" % (status, data[:200]))
+                m = re.match(rb"HTTP/1\.[01] (\d{3}) ", data)
+                self.assertTrue(m, "no status line: %r" % data[:200])
+                self.assertEqual(int(m.group(1)), status, data[:300])
+                r = h.parse_responses(data)[0]
+                self.assertTrue(r.has_token("Connection", "close"), r)
+                self.assertServes()
+                return data
+
+        # -- malformed requests ----------------------------------------------
+
+        def test_malformed_request_line(self):
+                self.reject(b"GARBAGE\r\n\r\n", 400)
+                self.reject(b"GET\r\n\r\n", 400)
+                self.reject(b"GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n", 400)
+
+        def test_request_line_too_long(self):
+                self.reject(b"GET /" + b"a" * 200 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414)
+
+        def test_request_line_at_limit_is_fine(self):
+                # "GET " + target + " HTTP/1.1" is exactly 100 bytes.
+                target = b"/?" + b"q" * (100 - len(b"GET  HTTP/1.1") - 2)
+                line = b"GET " + target + b" HTTP/1.1"
+                self.assertEqual(len(line), 100)
+                r = h.parse_responses(self.srv.raw(line + b"\r\nHost: x\r\nConnection: close\r\n\r\n"))
+                self.assertEqual(r[0].status, 200)
+
+        def test_too_many_headers(self):
+                hdrs = b"".join(b"X-H%d: v\r\n" % i for i in range(150))
+                self.reject(b"GET / HTTP/1.1\r\nHost: x\r\n" + hdrs + b"\r\n", 431)
+
+        def test_header_too_large(self):
+                self.reject(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431)
+
+        def test_content_length_and_transfer_encoding(self):
+                self.reject(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400)
+
+        def test_bad_content_length(self):
+                for cl in (b"abc", b"-1", b"1, 2", b"0x10", b"+5"):
+                        with self.subTest(cl=cl):
+                                self.reject(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + cl
+                                            + b"\r\n\r\nhello", 400)
+
+        def test_two_different_content_lengths(self):
+                self.reject(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                            b"Content-Length: 5\r\n\r\nhello", 400)
+
+        def test_unsupported_versions(self):
+                for v in (b"HTTP/2.0", b"HTTP/1.2", b"HTTP/3.0"):
+                        with self.subTest(version=v):
+                                self.reject(b"GET / " + v + b"\r\nHost: x\r\n\r\n", 505)
+
+        def test_obs_fold(self):
+                self.reject(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  folded\r\n\r\n", 400)
+
+        def test_bad_header_name(self):
+                self.reject(b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", 400)
+                self.reject(b"GET / HTTP/1.1\r\nHost: x\r\n: empty\r\n\r\n", 400)
+
+        def test_unknown_transfer_encoding(self):
+                self.reject(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
+                            b"0\r\n\r\n", 400)
+
+        def test_bad_chunk_size(self):
+                with self.srv.connect() as s:
+                        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  b"zz\r\nhello\r\n0\r\n\r\n")
+                        closed, data = h.wait_closed(s, 10)
+                self.assertTrue(closed)
+                self.assertFalse(data.startswith(b"HTTP/1.1 2"), data[:200])
+                self.assertNotIn(b"hello", data)
+                self.assertServes()
+
+        # -- misbehaving apps -------------------------------------------------
+
+        def test_app_raises(self):
+                r = self.srv.get("/raise")
+                self.assertEqual(r.status, 500)
+                self.assertNotIn(b"boom-before-start", r.body)
+                log = self.srv.wait_log("RuntimeError: boom-before-start")
+                start = log.rfind("Traceback (most recent call last):", 0,
+                                  log.index("RuntimeError: boom-before-start"))
+                self.assertGreaterEqual(start, 0, log)
+                block = log[start:log.index("RuntimeError: boom-before-start")]
+                self.assertIn("raise_", block)
+                # One block: no other log entry starts inside the traceback.
+                self.assertNotRegex(block, r"\n\[\d{4}-\d\d-\d\d [^]]+\] \[\d+\] \[", log)
+                self.assertServes()
+
+        def test_app_raises_mid_iteration(self):
+                with self.srv.connect() as s:
+                        s.sendall(h.build_request("GET", "/raise-after"))
+                        closed, data = h.wait_closed(s, 10)
+                self.assertTrue(closed, "connection left open after the app failed mid-body")
+                self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:100])
+                self.assertIn(b"first chunk\n", data)
+                self.assertFalse(data.endswith(b"0\r\n\r\n"), "a cut body was framed as complete")
+                self.srv.wait_log("boom-mid-iteration")
+                self.assertServes()
+
+        def test_bad_status(self):
+                r = self.srv.get("/bad-status")
+                self.assertEqual(r.status, 500)
+                self.assertServes()
+
+        def test_bad_header_value(self):
+                data = self.srv.raw(h.build_request("GET", "/bad-header", headers=[("Connection", "close")]))
+                self.assertTrue(data.startswith(b"HTTP/1.1 500 "), data[:200])
+                self.assertNotIn(b"X-Injected", data)
+                self.assertNotIn(b"bad header", data)
+                self.assertServes()
+
+        def test_junk_iterable(self):
+                r = self.srv.get("/junk")
+                self.assertEqual(r.status, 500)
+                self.assertServes()
+
+        def test_short_body(self):
+                with self.srv.connect() as s:
+                        s.sendall(h.build_request("GET", "/short"))
+                        closed, data = h.wait_closed(s, 10)
+                self.assertTrue(closed, "connection left open after a short body")
+                head, _, body = data.partition(b"\r\n\r\n")
+                self.assertIn(b"Content-Length: 10", head)
+                self.assertEqual(body, b"12345")
+                self.assertServes()
+
+        def test_long_body(self):
+                c = self.srv.client()
+                self.addCleanup(c.close)
+                c.send(h.build_request("GET", "/long") + h.build_request("GET", "/"))
+                r = c.read_response()
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.body, b"12345")
+                # Either the connection closes cleanly or the next response follows at once.
+                try:
+                        n = c.read_response()
+                except h.ProtocolError as e:
+                        self.assertIn("connection closed", str(e))
+                        self.assertEqual(bytes(c.buf), b"")
+                else:
+                        self.assertEqual(n.status, 200)
+                        self.assertEqual(n.body, b"Hello, World!\n")
+                self.assertServes()
+
+
+if __name__ == "__main__":
+        h.main()
