@@ -1,5 +1,7 @@
 /* The master loop. Signals arrive through a signalfd so that they are plain data for the
- * loop; workers unblock them again right after fork(). */
+ * loop (workers unblock them again right after fork()); booted workers wake it through a
+ * pipe; their heartbeats are read from shared memory on every turn. */
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,55 +10,78 @@
 #include <sys/wait.h>
 
 #include "gcorn/arbiter.h"
+#include "gcorn/conn.h"
+#include "gcorn/heartbeat.h"
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
+#include "gcorn/proctitle.h"
 #include "gcorn/python.h"
 #include "gcorn/worker.h"
+
+/* How often the master looks at heartbeats when no signal wakes it. */
+#define TICK_MS 200
+/* After SIGABRT a hung worker gets this long to dump its stack before SIGKILL. */
+#define ABORT_GRACE_MS 2000
+/* A replacement for a worker that failed to boot while others serve waits this long. */
+#define BOOT_RETRY_MS 1000
+
+typedef struct WorkerProc {
+        pid_t pid;
+        uint32_t generation;
+        HeartbeatSlot *slot;
+        uint64_t spawned_ms;
+        uint64_t kill_at;               /* SIGKILL due (after SIGABRT or the stop deadline); 0 = none */
+        bool booted;
+        bool term_sent;
+        bool abort_sent;
+        bool kill_sent;
+} WorkerProc;
 
 typedef struct Arbiter {
         Settings *settings;
         Listener *listeners;
         size_t n_listeners;
         void *app;
-        pid_t *workers;                 /* 0 = free slot */
-        size_t n_slots;
+        ArbiterReloadSettings reload_settings;
+        Heartbeat *heartbeat;
+        WorkerProc *procs;
+        size_t n_procs, cap_procs;
         int target;                     /* wanted worker count (TTIN/TTOU move it) */
-        int sigfd;
-        int exit_status;
+        uint32_t generation;
+        bool reloading;
         bool stopping;
+        uint64_t stop_deadline;
+        uint64_t spawn_not_before;
+        int sigfd;
+        int boot_pipe[2];
+        int exit_status;
 } Arbiter;
 
 static const int handled_signals[] = {
         SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGCHLD, SIGWINCH,
 };
 
-static int live_workers(const Arbiter *a) {
-        int n = 0;
-
-        for (size_t i = 0; i < a->n_slots; i++)
-                n += a->workers[i] > 0;
-        return n;
+static const char *app_name(const Arbiter *a) {
+        return a->settings->proc_name ? a->settings->proc_name : strna(a->settings->wsgi_app);
 }
 
 static int spawn_worker(Arbiter *a) {
-        size_t slot = a->n_slots;
+        HeartbeatSlot *slot;
+        WorkerProc *p;
         pid_t pid;
 
-        for (size_t i = 0; i < a->n_slots; i++)
-                if (a->workers[i] == 0) {
-                        slot = i;
-                        break;
-                }
-        if (slot == a->n_slots) {
-                size_t n = MAX(a->n_slots * 2, (size_t) 4);
-                pid_t *w = realloc(a->workers, n * sizeof(pid_t));
+        if (a->n_procs == a->cap_procs) {
+                size_t n = MAX(a->cap_procs * 2, (size_t) 8);
+                WorkerProc *np = realloc(a->procs, n * sizeof(WorkerProc));
 
-                if (!w)
+                if (!np)
                         return -ENOMEM;
-                memset(w + a->n_slots, 0, (n - a->n_slots) * sizeof(pid_t));
-                a->workers = w;
-                a->n_slots = n;
+                a->procs = np;
+                a->cap_procs = n;
         }
+        slot = heartbeat_claim(a->heartbeat, a->generation);
+        if (!slot)
+                return -EUSERS;
 
         python_before_fork();
         pid = fork();
@@ -64,35 +89,150 @@ static int spawn_worker(Arbiter *a) {
                 int r = -errno;
 
                 python_after_fork_parent();
+                heartbeat_release(slot);
                 return r;
         }
         if (pid == 0) {
+                WorkerContext ctx = {
+                        .settings = a->settings,
+                        .listeners = a->listeners,
+                        .n_listeners = a->n_listeners,
+                        .app = a->app,
+                        .slot = slot,
+                        .boot_fd = a->boot_pipe[1],
+                        .generation = a->generation,
+                };
                 int status;
 
                 python_after_fork_child();
+                slot->pid = getpid();
                 a->sigfd = safe_close(a->sigfd);
-                status = worker_run(a->settings, a->listeners, a->n_listeners, a->app);
+                a->boot_pipe[0] = safe_close(a->boot_pipe[0]);
+                status = worker_run(&ctx);
                 fflush(NULL);
                 _exit(status);
         }
         python_after_fork_parent();
-        a->workers[slot] = pid;
+        slot->pid = pid;
+        p = &a->procs[a->n_procs++];
+        *p = (WorkerProc) {
+                .pid = pid,
+                .generation = a->generation,
+                .slot = slot,
+                .spawned_ms = now_ms(),
+        };
         return 0;
 }
 
-static void signal_workers(Arbiter *a, int sig) {
-        for (size_t i = 0; i < a->n_slots; i++)
-                if (a->workers[i] > 0)
-                        (void) kill(a->workers[i], sig);
+static void send_signal(WorkerProc *p, int sig) {
+        if (sig == SIGTERM || sig == SIGQUIT)
+                p->term_sent = true;
+        if (sig == SIGKILL)
+                p->kill_sent = true;
+        (void) kill(p->pid, sig);
 }
 
-/* Kills one worker to go down to the target count: the newest, as Gunicorn does. */
-static void retire_one(Arbiter *a) {
-        for (size_t i = a->n_slots; i-- > 0;)
-                if (a->workers[i] > 0) {
-                        (void) kill(a->workers[i], SIGTERM);
-                        return;
+static void signal_all(Arbiter *a, int sig) {
+        for (size_t i = 0; i < a->n_procs; i++)
+                send_signal(&a->procs[i], sig);
+}
+
+/* Workers of the current generation that will keep serving. */
+static int serving_workers(const Arbiter *a, int *ret_booted) {
+        int n = 0, booted = 0;
+
+        for (size_t i = 0; i < a->n_procs; i++) {
+                const WorkerProc *p = &a->procs[i];
+
+                if (p->generation != a->generation || p->term_sent || p->abort_sent ||
+                    heartbeat_load(&p->slot->retiring))
+                        continue;
+                n++;
+                booted += p->booted;
+        }
+        if (ret_booted)
+                *ret_booted = booted;
+        return n;
+}
+
+/* "(OOM?)": the kernel's OOM killer and a cgroup memory limit both kill with SIGKILL;
+ * memory.events says which, when the cgroup v2 file is readable. */
+static void log_foreign_kill(pid_t pid) {
+        char path[512] = "/sys/fs/cgroup", line[256], events[512] = "";
+        FILE *f;
+
+        f = fopen("/proc/self/cgroup", "re");
+        if (f) {
+                while (fgets(line, sizeof(line), f))
+                        if (strncmp(line, "0::", 3) == 0) {
+                                line[strcspn(line, "\n")] = 0;
+                                snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.events", line + 3);
+                        }
+                fclose(f);
+        }
+        f = fopen(path, "re");
+        if (f) {
+                size_t n = fread(events, 1, sizeof(events) - 1, f);
+
+                events[n] = 0;
+                for (char *c = events; *c; c++)
+                        if (*c == '\n')
+                                *c = ' ';
+                fclose(f);
+        }
+        log_error("Worker (pid:%d) was sent SIGKILL not sent by gcorn (OOM?)%s%s", (int) pid,
+                  events[0] ? "; memory.events: " : "", events);
+}
+
+static void reload_failed(Arbiter *a, const char *why) {
+        log_error("Reload failed: %s; generation %u keeps serving", why, a->generation - 1);
+        for (size_t i = 0; i < a->n_procs; i++)
+                if (a->procs[i].generation == a->generation)
+                        send_signal(&a->procs[i], SIGTERM);
+        a->generation--;
+        a->reloading = false;
+}
+
+static void worker_gone(Arbiter *a, WorkerProc *p, int status) {
+        bool boot_error = WIFEXITED(status) && WEXITSTATUS(status) == WORKER_BOOT_ERROR;
+        bool current = p->generation == a->generation;
+
+        if (boot_error) {
+                int booted;
+
+                /* The worker logged why; what matters here is not to fork in a loop. */
+                if (a->stopping)
+                        ;
+                else if (a->reloading && current)
+                        reload_failed(a, "the new workers could not load the application");
+                else if (current && (serving_workers(a, &booted), booted == 0)) {
+                        log_error("Worker (pid:%d) failed to boot; shutting down.", (int) p->pid);
+                        a->stopping = true;
+                        a->stop_deadline = now_ms() + (uint64_t) a->settings->graceful_timeout * 1000;
+                        a->exit_status = WORKER_BOOT_ERROR;
+                        signal_all(a, SIGTERM);
+                } else {
+                        log_error("Worker (pid:%d) failed to boot; retrying in %d ms.", (int) p->pid, BOOT_RETRY_MS);
+                        a->spawn_not_before = now_ms() + BOOT_RETRY_MS;
                 }
+                return;
+        }
+        if (WIFSIGNALED(status)) {
+                int sig = WTERMSIG(status);
+
+                if (sig == SIGKILL && !p->kill_sent)
+                        log_foreign_kill(p->pid);
+                else if (p->abort_sent)
+                        log_error("Worker (pid:%d) killed after timeout (signal %d)", (int) p->pid, sig);
+                else if (!(p->term_sent && (sig == SIGTERM || sig == SIGQUIT)) && !p->kill_sent)
+                        log_error("Worker (pid:%d) was sent signal %d (%s)", (int) p->pid, sig, strsignal(sig));
+        } else if (WEXITSTATUS(status) != 0)
+                log_error("Worker (pid:%d) exited with code %d", (int) p->pid, WEXITSTATUS(status));
+        else if (!p->term_sent && !a->stopping)
+                log_info("Worker (pid:%d) exited", (int) p->pid);
+
+        if (a->reloading && current && !p->booted)
+                reload_failed(a, "a new worker died while booting");
 }
 
 static void reap(Arbiter *a) {
@@ -102,149 +242,265 @@ static void reap(Arbiter *a) {
 
                 if (pid <= 0)
                         return;
-                for (size_t i = 0; i < a->n_slots; i++) {
-                        if (a->workers[i] != pid)
+                for (size_t i = 0; i < a->n_procs; i++) {
+                        WorkerProc p = a->procs[i];
+
+                        if (p.pid != pid)
                                 continue;
-                        a->workers[i] = 0;
-                        if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_BOOT_ERROR) {
-                                /* The worker already said why; forking again would only loop. */
-                                if (!a->stopping)
-                                        log_error("Worker (pid:%d) failed to boot, shutting down.", (int) pid);
-                                a->stopping = true;
-                                a->exit_status = WORKER_BOOT_ERROR;
-                        } else if (WIFSIGNALED(status) && !a->stopping)
-                                log_error("Worker (pid:%d) was sent signal %d (%s)", (int) pid, WTERMSIG(status),
-                                          strsignal(WTERMSIG(status)));
-                        else if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && !a->stopping)
-                                log_error("Worker (pid:%d) exited with code %d", (int) pid, WEXITSTATUS(status));
+                        a->procs[i] = a->procs[--a->n_procs];
+                        heartbeat_release(p.slot);
+                        worker_gone(a, &p, status);
                         break;
                 }
         }
 }
 
+static void note_booted(Arbiter *a) {
+        char buf[64];
+
+        while (read(a->boot_pipe[0], buf, sizeof(buf)) > 0)
+                ;
+        for (size_t i = 0; i < a->n_procs; i++) {
+                WorkerProc *p = &a->procs[i];
+
+                if (!p->booted && heartbeat_load(&p->slot->state) >= SLOT_IDLE)
+                        p->booted = true;
+        }
+}
+
+/* Kills workers whose heartbeat stopped: SIGABRT first (faulthandler prints the Python
+ * stack), SIGCONT in case it was stopped, SIGKILL when that did not end it. */
+static void watchdog(Arbiter *a) {
+        uint64_t now = now_ms();
+
+        for (size_t i = 0; i < a->n_procs; i++) {
+                WorkerProc *p = &a->procs[i];
+                HeartbeatSlot *s = p->slot;
+
+                if (p->kill_at && now >= p->kill_at && !p->kill_sent) {
+                        send_signal(p, SIGKILL);
+                        continue;
+                }
+                if (p->abort_sent || p->kill_sent)
+                        continue;
+                if (!p->booted) {
+                        if (now - p->spawned_ms > (uint64_t) a->settings->boot_timeout * 1000) {
+                                log_error("Worker (pid:%d) did not boot within %d s (--boot-timeout)", (int) p->pid,
+                                          a->settings->boot_timeout);
+                                p->abort_sent = true;
+                                send_signal(p, SIGKILL);
+                        }
+                        continue;
+                }
+                if (a->settings->timeout <= 0)
+                        continue;
+                if (now - heartbeat_load64(&s->beat_ms) <= (uint64_t) a->settings->timeout * 1000)
+                        continue;
+                if (heartbeat_load(&s->state) == SLOT_BUSY)
+                        log_crit("WORKER TIMEOUT (pid:%d) serving %.16s %.200s for %.1f s", (int) p->pid, s->method,
+                                 s->path, (double) (now - heartbeat_load64(&s->request_start_ms)) / 1000.0);
+                else
+                        log_crit("WORKER TIMEOUT (pid:%d) outside a request", (int) p->pid);
+                p->abort_sent = true;
+                p->kill_at = now + ABORT_GRACE_MS;
+                (void) kill(p->pid, SIGABRT);
+                (void) kill(p->pid, SIGCONT);
+        }
+        if (a->stopping && now >= a->stop_deadline)
+                for (size_t i = 0; i < a->n_procs; i++)
+                        if (!a->procs[i].kill_sent)
+                                send_signal(&a->procs[i], SIGKILL);
+}
+
 static void manage(Arbiter *a) {
-        int live = live_workers(a);
+        int serving, booted;
 
         if (a->stopping)
                 return;
-        while (live < a->target) {
+        serving = serving_workers(a, &booted);
+        while (serving < a->target && now_ms() >= a->spawn_not_before) {
                 int r = spawn_worker(a);
 
                 if (r < 0) {
                         log_error_errno(r, "Failed to fork a worker: %m");
-                        return;
-                }
-                live++;
-        }
-        while (live > a->target) {
-                retire_one(a);
-                live--;
-                break;
-        }
-}
-
-/* Waits for every worker to exit, sending SIGKILL once the deadline passes. */
-static void wait_workers(Arbiter *a, int timeout_s) {
-        uint64_t deadline_left = (uint64_t) timeout_s * 10;
-
-        while (live_workers(a) > 0) {
-                reap(a);
-                if (live_workers(a) == 0)
+                        a->spawn_not_before = now_ms() + BOOT_RETRY_MS;
                         break;
-                if (deadline_left == 0) {
-                        signal_workers(a, SIGKILL);
-                        deadline_left = UINT64_MAX;
                 }
-                if (deadline_left != UINT64_MAX)
-                        deadline_left--;
-                (void) poll(NULL, 0, 100);
+                serving++;
+        }
+        if (a->reloading) {
+                if (booted < a->target)
+                        return;
+                /* The new generation serves: only now may the old one go. */
+                for (size_t i = 0; i < a->n_procs; i++)
+                        if (a->procs[i].generation != a->generation && !a->procs[i].term_sent)
+                                send_signal(&a->procs[i], SIGTERM);
+                a->reloading = false;
+                log_info("Reload complete: generation %u serving", a->generation);
+                return;
+        }
+        /* TTOU: the newest go first, as in Gunicorn. */
+        for (size_t i = a->n_procs; serving > a->target && i-- > 0;) {
+                WorkerProc *p = &a->procs[i];
+
+                if (p->generation == a->generation && !p->term_sent && !heartbeat_load(&p->slot->retiring)) {
+                        send_signal(p, SIGTERM);
+                        serving--;
+                }
         }
 }
 
-static int handle_signal(Arbiter *a, int sig) {
+static void reload(Arbiter *a) {
+        _cleanup_free_ char *error = NULL;
+        Settings fresh;
+        int r, level;
+
+        if (a->reloading) {
+                log_warning("Reload already in progress; ignoring HUP");
+                return;
+        }
+        r = a->reload_settings(&fresh, &error);
+        if (r < 0) {
+                log_error("Reload failed: %s; keeping the running configuration", error ? error : "invalid settings");
+                return;
+        }
+        for (size_t i = 0; fresh.bind[i] || a->settings->bind[i]; i++)
+                if (!fresh.bind[i] || !a->settings->bind[i] || strcmp(fresh.bind[i], a->settings->bind[i]) != 0) {
+                        log_warning("bind changed in the configuration; a reload keeps the sockets it has");
+                        break;
+                }
+        settings_done(a->settings);
+        *a->settings = fresh;
+        level = log_level_from_string(a->settings->loglevel);
+        if (level >= 0)
+                log_set_level(level);
+        (void) log_open_error(a->settings->errorlog);
+        (void) log_open_access(a->settings->accesslog);
+
+        if (a->app)
+                log_info("Reloading with --preload: new workers are forked from the master; application code is not reloaded");
+        a->target = a->settings->workers;
+        a->generation++;
+        a->reloading = true;
+        log_info("Reloading: starting generation %u", a->generation);
+}
+
+static void begin_stop(Arbiter *a, int worker_signal, int timeout_s) {
+        a->stopping = true;
+        a->stop_deadline = now_ms() + (uint64_t) timeout_s * 1000;
+        signal_all(a, worker_signal);
+}
+
+static void handle_signal(Arbiter *a, int sig) {
         switch (sig) {
         case SIGCHLD:
-                reap(a);
-                return 0;
+                break;
         case SIGTERM:
                 log_info("Handling signal: term");
-                a->stopping = true;
-                signal_workers(a, SIGTERM);
-                wait_workers(a, a->settings->graceful_timeout);
-                return 1;
+                begin_stop(a, SIGTERM, a->settings->graceful_timeout);
+                break;
         case SIGINT:
         case SIGQUIT:
                 log_info("Handling signal: %s", sig == SIGINT ? "int" : "quit");
-                a->stopping = true;
-                signal_workers(a, SIGQUIT);
-                wait_workers(a, 1);
-                return 1;
+                begin_stop(a, SIGQUIT, 1);
+                break;
+        case SIGHUP:
+                log_info("Handling signal: hup");
+                if (!a->stopping)
+                        reload(a);
+                break;
         case SIGTTIN:
                 log_info("Handling signal: ttin");
                 a->target++;
-                return 0;
+                break;
         case SIGTTOU:
                 log_info("Handling signal: ttou");
                 if (a->target > 1)
                         a->target--;
-                return 0;
+                break;
         case SIGUSR1:
                 log_info("Handling signal: usr1");
                 (void) log_open_error(a->settings->errorlog);
                 (void) log_open_access(a->settings->accesslog);
-                signal_workers(a, SIGUSR1);
-                return 0;
+                signal_all(a, SIGUSR1);
+                break;
         default:
                 log_info("Ignoring signal %d (%s)", sig, strsignal(sig));
-                return 0;
         }
 }
 
-int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app) {
-        Arbiter a = {
-                .settings = s,
-                .listeners = listeners,
-                .n_listeners = n_listeners,
-                .app = app,
-                .target = s->workers,
-                .sigfd = -1,
-        };
+static int setup(Arbiter *a) {
         sigset_t mask;
+        int r;
 
         sigemptyset(&mask);
         for (size_t i = 0; i < ELEMENTSOF(handled_signals); i++)
                 sigaddset(&mask, handled_signals[i]);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return log_error_errno(errno, "sigprocmask() failed: %m"), 1;
-        a.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-        if (a.sigfd < 0)
-                return log_error_errno(errno, "signalfd() failed: %m"), 1;
+                return log_error_errno(errno, "sigprocmask() failed: %m");
+        a->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (a->sigfd < 0)
+                return log_error_errno(errno, "signalfd() failed: %m");
+        if (pipe2(a->boot_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+                return log_error_errno(errno, "pipe2() failed: %m");
+        r = heartbeat_new(&a->heartbeat);
+        if (r < 0)
+                return log_error_errno(r, "Failed to map the heartbeat table: %m");
+        return 0;
+}
 
+int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app, ArbiterReloadSettings reload_settings) {
+        Arbiter a = {
+                .settings = s,
+                .listeners = listeners,
+                .n_listeners = n_listeners,
+                .app = app,
+                .reload_settings = reload_settings,
+                .target = s->workers,
+                .generation = 1,
+                .sigfd = -1,
+                .boot_pipe = { -1, -1 },
+        };
+        int r;
+
+        r = setup(&a);
+        if (r < 0) {
+                a.exit_status = 1;
+                goto out;
+        }
+        proctitle_set("gcorn: master [%s]", app_name(&a));
         log_info("Starting gcorn %s", GCORN_VERSION);
         for (size_t i = 0; i < n_listeners; i++)
                 log_info("Listening at: %s (%d)", listeners[i].url, (int) getpid());
         log_info("Using worker: %s", s->worker_class);
 
         for (;;) {
-                struct pollfd p = { .fd = a.sigfd, .events = POLLIN };
+                struct pollfd p[2] = {
+                        { .fd = a.sigfd, .events = POLLIN },
+                        { .fd = a.boot_pipe[0], .events = POLLIN },
+                };
                 struct signalfd_siginfo si;
 
                 manage(&a);
-                if (a.stopping) {
-                        signal_workers(&a, SIGTERM);
-                        wait_workers(&a, a.settings->graceful_timeout);
+                if (a.stopping && a.n_procs == 0)
+                        break;
+                if (poll(p, ELEMENTSOF(p), TICK_MS) < 0 && errno != EINTR) {
+                        log_error_errno(errno, "poll() failed: %m");
+                        a.exit_status = 1;
                         break;
                 }
-                if (poll(&p, 1, 1000) < 0 && errno != EINTR)
-                        break;
                 while (read(a.sigfd, &si, sizeof(si)) == sizeof(si))
-                        if (handle_signal(&a, (int) si.ssi_signo) > 0)
-                                goto done;
+                        handle_signal(&a, (int) si.ssi_signo);
                 reap(&a);
+                note_booted(&a);
+                watchdog(&a);
         }
-done:
         log_info("Shutting down: Master");
+out:
         safe_close(a.sigfd);
-        free(a.workers);
+        safe_close(a.boot_pipe[0]);
+        safe_close(a.boot_pipe[1]);
+        heartbeat_free(a.heartbeat);
+        free(a.procs);
         return a.exit_status;
 }

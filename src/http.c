@@ -3,13 +3,14 @@
  * The request line is parsed here, by Gunicorn's rules (any upper-case token method, the four
  * request-target forms, "HTTP/d.d"), because llhttp only knows a fixed list of methods and
  * gives CONNECT tunnel semantics that a WSGI server must not have. llhttp then sees a
- * canonical "GET / HTTP/1.x" line followed by the real header section and body, so it frames
- * every request by Content-Length or chunked coding alone.
+ * canonical "GET / HTTP/1.x" line followed by the real header section.
  *
  * llhttp is built in its loose mode, which accepts bare LF, obs-fold, empty header names and
- * a CR followed by any byte in chunk-size lines. Every byte that is not body data (the header
- * section, chunk-size lines, trailers) therefore also goes through a line scanner that
- * enforces CRLF, refuses obs-fold and applies the per-line and line-count limits. */
+ * spaces inside names. The header section therefore also goes through a line scanner that
+ * enforces CRLF, refuses obs-fold and applies the per-line and line-count limits, and names
+ * are checked once complete. The same loose mode skips any byte after a CR in chunk-size
+ * lines and refuses blanks in chunk extensions that Gunicorn accepts, so chunked bodies are
+ * decoded here too; llhttp stops at the end of the head. */
 #include <string.h>
 #include <strings.h>
 
@@ -49,6 +50,22 @@ typedef struct LineScan {
         bool line_start;                /* the next byte starts a line */
 } LineScan;
 
+typedef enum ChunkState {
+        CHUNK_SIZE_FIRST,               /* first hex digit of a chunk size */
+        CHUNK_SIZE,                     /* more hex digits, ';' or CR */
+        CHUNK_EXT,                      /* extensions, up to CR */
+        CHUNK_SIZE_LF,
+        CHUNK_DATA,
+        CHUNK_DATA_CR,
+        CHUNK_DATA_LF,
+        CHUNK_TRAILER_START,            /* a trailer line or the final CRLF */
+        CHUNK_TRAILER_NAME,
+        CHUNK_TRAILER_VALUE,
+        CHUNK_TRAILER_LF,
+        CHUNK_END_LF,
+        CHUNK_DONE,
+} ChunkState;
+
 struct HttpParser {
         llhttp_t llhttp;
         llhttp_settings_t settings;
@@ -84,18 +101,15 @@ struct HttpParser {
         int64_t body_left;              /* Content-Length bytes not yet handed out */
         int64_t body_total;             /* decoded chunked bytes so far */
 
-        /* chunked decoding: where on_body copies to and which raw bytes were framing */
-        char *out;
-        size_t out_len;
-        const char *frame_from;
-
-        /* trailer field being read */
+        ChunkState chunk_state;
+        uint64_t chunk_left;            /* size, then data bytes of the current chunk not yet seen */
+        size_t chunk_line;              /* bytes of the current size or trailer line */
         char trailer_name[TRAILER_NAME_MAX];
         size_t trailer_name_len;
         size_t n_trailers;
 };
 
-static int fail(HttpParser *p, int error, int status, const char *reason) {
+static int set_error(HttpParser *p, int error, int status, const char *reason) {
         p->phase = PHASE_ERROR;
         p->error = error;
         p->status = status;
@@ -103,8 +117,8 @@ static int fail(HttpParser *p, int error, int status, const char *reason) {
         return error;
 }
 
-static int fail_bad(HttpParser *p, const char *reason) {
-        return fail(p, -EBADMSG, 400, reason);
+static int bad_request(HttpParser *p, const char *reason) {
+        return set_error(p, -EBADMSG, 400, reason);
 }
 
 static int buf_append(HttpParser *p, const char *data, size_t len) {
@@ -168,10 +182,9 @@ static void scan_reset(LineScan *s) {
         *s = (LineScan) { .line_start = true };
 }
 
-/* Scans data[0..len); stops after the first blank line when stop_at_blank is set and stores
- * how many bytes were looked at in *ret_used. */
-static int scan_lines(HttpParser *p, const char *data, size_t len, bool stop_at_blank, bool in_head,
-                      size_t *ret_used) {
+/* Scans data[0..len) of a header section; stops after its blank line and stores how many
+ * bytes were looked at in *ret_used. */
+static int scan_head(HttpParser *p, const char *data, size_t len, size_t *ret_used) {
         LineScan *s = &p->scan;
         size_t i;
 
@@ -179,7 +192,7 @@ static int scan_lines(HttpParser *p, const char *data, size_t len, bool stop_at_
                 char c = data[i];
 
                 if (s->cr != (c == '\n'))
-                        return fail_bad(p, s->cr ? "Bare CR in line" : "Bare LF in line");
+                        return bad_request(p, s->cr ? "Bare CR in line" : "Bare LF in line");
                 if (c == '\n') {
                         bool blank = s->line_len == 1;
 
@@ -188,41 +201,26 @@ static int scan_lines(HttpParser *p, const char *data, size_t len, bool stop_at_
                         s->line_start = true;
                         s->total++;
                         if (blank) {
-                                if (stop_at_blank) {
-                                        *ret_used = i + 1;
-                                        return SCAN_BLANK_LINE;
-                                }
-                                continue;
+                                *ret_used = i + 1;
+                                return SCAN_BLANK_LINE;
                         }
                         s->n_lines++;
-                        if (in_head && s->n_lines > p->fields_max)
-                                return fail(p, -EBADMSG, 431, "Too many headers");
+                        if (s->n_lines > p->fields_max)
+                                return set_error(p, -EBADMSG, 431, "Too many headers");
                         continue;
                 }
                 if (s->line_start && (c == ' ' || c == '\t'))
-                        return fail_bad(p, "Obsolete line folding");
+                        return bad_request(p, "Obsolete line folding");
                 s->line_start = false;
                 s->cr = c == '\r';
                 s->line_len++;
                 s->total++;
                 /* Gunicorn counts a field line with its CRLF. */
-                if (s->line_len - s->cr + 2 > p->field_size_max)
-                        return in_head ? fail(p, -EBADMSG, 431, "Request Header Fields Too Large")
-                                       : fail_bad(p, "Chunk line too long");
-                if (in_head && s->total > p->head_max)
-                        return fail(p, -EBADMSG, 431, "Request Header Fields Too Large");
+                if (s->line_len - s->cr + 2 > p->field_size_max || s->total > p->head_max)
+                        return set_error(p, -EBADMSG, 431, "Request Header Fields Too Large");
         }
         *ret_used = len;
         return SCAN_MORE;
-}
-
-/* Body data interrupts framing: a CR may not be left waiting for its LF across it. */
-static int scan_data(HttpParser *p) {
-        if (p->scan.cr)
-                return fail_bad(p, "Bare CR in chunk framing");
-        p->scan.line_start = false;
-        p->scan.line_len = 0;
-        return 0;
 }
 
 /* ---- request line ---- */
@@ -305,14 +303,14 @@ static int check_target_form(HttpParser *p, Slice method, Slice t) {
 
         if (t.len == 1 && t.p[0] == '*') {
                 if (!slice_eq(method, "OPTIONS"))
-                        return fail_bad(p, "Asterisk-form target for a method other than OPTIONS");
+                        return bad_request(p, "Asterisk-form target for a method other than OPTIONS");
         } else if (slice_eq(method, "CONNECT") && is_authority_form(t)) {
                 /* the authority-form, only meaningful for CONNECT */
         } else if (t.p[0] != '/') {
                 if (!split_target(t, &absolute, &path, &query) || !absolute)
-                        return fail_bad(p, "Invalid request target");
+                        return bad_request(p, "Invalid request target");
         } else if (!split_target(t, &absolute, &path, &query))
-                return fail_bad(p, "Invalid request target");
+                return bad_request(p, "Invalid request target");
         return 0;
 }
 
@@ -324,10 +322,10 @@ static int parse_request_line(HttpParser *p, size_t line_len) {
 
         sp1 = memchr(line, ' ', line_len);
         if (!sp1)
-                return fail_bad(p, "Invalid request line");
+                return bad_request(p, "Invalid request line");
         sp2 = memchr(sp1 + 1, ' ', line_len - (size_t) (sp1 + 1 - line));
         if (!sp2)
-                return fail_bad(p, "Invalid request line");
+                return bad_request(p, "Invalid request line");
         method_len = (size_t) (sp1 - line);
         target_len = (size_t) (sp2 - sp1 - 1);
         v = sp2 + 1;
@@ -335,28 +333,28 @@ static int parse_request_line(HttpParser *p, size_t line_len) {
 
         /* Gunicorn: an RFC 9110 token of 3 to 20 bytes without lower-case letters or '#' */
         if (method_len < 3 || method_len > 20)
-                return fail_bad(p, "Invalid request method");
+                return bad_request(p, "Invalid request method");
         for (size_t i = 0; i < method_len; i++)
                 if (!is_tchar((unsigned char) line[i]) || (line[i] >= 'a' && line[i] <= 'z') || line[i] == '#')
-                        return fail_bad(p, "Invalid request method");
+                        return bad_request(p, "Invalid request method");
 
         if (target_len == 0)
-                return fail_bad(p, "Invalid request line");
+                return bad_request(p, "Invalid request line");
         for (size_t i = 0; i < target_len; i++) {
                 unsigned char c = (unsigned char) sp1[1 + i];
 
                 if (c <= ' ' || c == 0x7f)
-                        return fail_bad(p, "Invalid request target");
+                        return bad_request(p, "Invalid request target");
         }
 
         if (version_len != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' || v[6] != '.' ||
             v[7] < '0' || v[7] > '9')
-                return fail_bad(p, "Invalid HTTP version");
+                return bad_request(p, "Invalid HTTP version");
         p->req.http_major = v[5] - '0';
         p->req.http_minor = v[7] - '0';
         /* RFC 9110 2.5: a higher minor version of 1.x is served as the highest we know. */
         if (p->req.http_major != 1)
-                return fail(p, -EBADMSG, 505, "HTTP Version Not Supported");
+                return set_error(p, -EBADMSG, 505, "HTTP Version Not Supported");
 
         /* buf may still move: finish_head() makes the pointers */
         p->req.method = (Slice) { NULL, method_len };
@@ -393,13 +391,6 @@ static bool trailer_forbidden(const char *name, size_t len) {
 static int on_header_field(llhttp_t *l, const char *at, size_t len) {
         HttpParser *p = parser_of(l);
 
-        if (p->phase == PHASE_BODY) {
-                /* a trailer: only its name is kept, to check it */
-                if (p->trailer_name_len + len <= sizeof(p->trailer_name))
-                        memcpy(p->trailer_name + p->trailer_name_len, at, len);
-                p->trailer_name_len += len;
-                return 0;
-        }
         if (p->in_value || p->n_fields == 0) {
                 FieldOffsets *f;
 
@@ -408,7 +399,7 @@ static int on_header_field(llhttp_t *l, const char *at, size_t len) {
 
                         f = reallocarray(p->fields, cap, sizeof(FieldOffsets));
                         if (!f) {
-                                fail(p, -ENOMEM, 500, "Out of memory");
+                                set_error(p, -ENOMEM, 500, "Out of memory");
                                 return cb_error(l);
                         }
                         p->fields = f;
@@ -419,7 +410,7 @@ static int on_header_field(llhttp_t *l, const char *at, size_t len) {
                 p->in_value = false;
         }
         if (buf_append(p, at, len) < 0) {
-                fail(p, -ENOMEM, 500, "Out of memory");
+                set_error(p, -ENOMEM, 500, "Out of memory");
                 return cb_error(l);
         }
         p->fields[p->n_fields - 1].name_len += len;
@@ -430,29 +421,17 @@ static int on_header_field_complete(llhttp_t *l) {
         HttpParser *p = parser_of(l);
         FieldOffsets *f;
 
-        if (p->phase == PHASE_BODY) {
-                if (p->trailer_name_len == 0) {
-                        fail_bad(p, "Empty trailer name");
-                        return cb_error(l);
-                }
-                if (p->trailer_name_len <= sizeof(p->trailer_name) &&
-                    trailer_forbidden(p->trailer_name, p->trailer_name_len)) {
-                        fail_bad(p, "Forbidden trailer field");
-                        return cb_error(l);
-                }
-                if (++p->n_trailers > p->fields_max) {
-                        fail_bad(p, "Too many trailers");
-                        return cb_error(l);
-                }
-                p->trailer_name_len = 0;
-                return 0;
-        }
         /* llhttp reports an empty name like any other */
         if (p->n_fields == 0 || p->in_value || p->fields[p->n_fields - 1].name_len == 0) {
-                fail_bad(p, "Empty header name");
+                bad_request(p, "Empty header name");
                 return cb_error(l);
         }
         f = &p->fields[p->n_fields - 1];
+        for (size_t i = 0; i < f->name_len; i++)
+                if (!is_tchar((unsigned char) p->buf[f->name_off + i])) {
+                        bad_request(p, "Invalid header name");
+                        return cb_error(l);
+                }
         f->value_off = p->buf_len;
         f->value_len = 0;
         p->in_value = true;
@@ -463,13 +442,11 @@ static int on_header_value(llhttp_t *l, const char *at, size_t len) {
         HttpParser *p = parser_of(l);
 
         if (!value_bytes_ok(at, len)) {
-                fail_bad(p, "Invalid header value");
+                bad_request(p, "Invalid header value");
                 return cb_error(l);
         }
-        if (p->phase == PHASE_BODY)
-                return 0;
         if (buf_append(p, at, len) < 0) {
-                fail(p, -ENOMEM, 500, "Out of memory");
+                set_error(p, -ENOMEM, 500, "Out of memory");
                 return cb_error(l);
         }
         p->fields[p->n_fields - 1].value_len += len;
@@ -479,52 +456,14 @@ static int on_header_value(llhttp_t *l, const char *at, size_t len) {
 static int on_headers_complete(llhttp_t *l) {
         HttpParser *p = parser_of(l);
 
-        if (p->phase == PHASE_BODY)
-                return 0;
         /* Upgrade requests are served as ordinary ones; llhttp must frame the body as usual
          * instead of handing the rest of the stream over. */
         p->req.upgrade = l->upgrade;
         l->upgrade = 0;
-        return HPE_PAUSED;
-}
-
-static int on_body(llhttp_t *l, const char *at, size_t len) {
-        HttpParser *p = parser_of(l);
-        size_t used;
-        int r;
-
-        r = scan_lines(p, p->frame_from, (size_t) (at - p->frame_from), false, false, &used);
-        if (r < 0)
-                return cb_error(l);
-        r = scan_data(p);
-        if (r < 0)
-                return cb_error(l);
-        p->frame_from = at + len;
-
-        p->body_total += (int64_t) len;
-        if (p->body_max > 0 && p->body_total > p->body_max) {
-                fail(p, -EFBIG, 413, "Request body too large");
-                return cb_error(l);
-        }
-        /* feed_body() never hands llhttp more raw bytes than fit in out */
-        memcpy(p->out + p->out_len, at, len);
-        p->out_len += len;
-        return 0;
-}
-
-static int on_chunk_header(llhttp_t *l) {
-        HttpParser *p = parser_of(l);
-
-        if (p->body_max > 0 && l->content_length > (uint64_t) (p->body_max - p->body_total)) {
-                fail(p, -EFBIG, 413, "Request body too large");
-                return cb_error(l);
-        }
-        return 0;
-}
-
-static int on_message_complete(llhttp_t *l) {
-        (void) l;
-        /* keep the bytes of a pipelined request with the caller */
+        /* Gunicorn frames a request whose codings lack chunked by its Content-Length alone;
+         * llhttp would refuse it. finish_head() has the last word on the framing. */
+        if (!(l->flags & F_CHUNKED))
+                l->flags &= (uint16_t) ~F_TRANSFER_ENCODING;
         return HPE_PAUSED;
 }
 
@@ -553,11 +492,11 @@ int http_parser_new(HttpParser **ret, const HttpLimits *limits) {
         p->settings.on_header_field_complete = on_header_field_complete;
         p->settings.on_header_value = on_header_value;
         p->settings.on_headers_complete = on_headers_complete;
-        p->settings.on_body = on_body;
-        p->settings.on_chunk_header = on_chunk_header;
-        p->settings.on_message_complete = on_message_complete;
         llhttp_init(&p->llhttp, HTTP_REQUEST, &p->settings);
         p->llhttp.data = p;
+        /* Content-Length next to Transfer-Encoding is refused by finish_head() with the rest of
+         * the framing rules; llhttp must not fail first with a different answer. */
+        llhttp_set_lenient_chunked_length(&p->llhttp, 1);
 
         http_parser_reset(p);
         *ret = TAKE_PTR(p);
@@ -587,9 +526,9 @@ void http_parser_reset(HttpParser *p) {
         p->req = (Request) { .content_length = -1 };
         p->body_left = 0;
         p->body_total = 0;
-        p->out = NULL;
-        p->out_len = 0;
-        p->frame_from = NULL;
+        p->chunk_state = CHUNK_SIZE_FIRST;
+        p->chunk_left = 0;
+        p->chunk_line = 0;
         p->trailer_name_len = 0;
         p->n_trailers = 0;
 }
@@ -622,16 +561,16 @@ static int parse_transfer_encoding(HttpParser *p, Slice v, bool *chunked, bool *
 
                 if (slice_eq(c, "chunked")) {
                         if (*chunked)
-                                return fail_bad(p, "Transfer-Encoding: chunked twice");
+                                return bad_request(p, "Transfer-Encoding: chunked twice");
                         *chunked = true;
                 } else if (slice_eq(c, "identity") || slice_eq(c, "gzip") || slice_eq(c, "deflate") ||
                            slice_eq(c, "compress")) {
                         if (*chunked)
-                                return fail_bad(p, "Transfer-Encoding: chunked is not last");
+                                return bad_request(p, "Transfer-Encoding: chunked is not last");
                         if (!slice_eq(c, "identity"))
                                 *must_close = true;
                 } else
-                        return fail(p, -EBADMSG, 501, "Unsupported transfer coding");
+                        return set_error(p, -EBADMSG, 501, "Unsupported transfer coding");
                 if (!comma)
                         return 0;
                 s = comma + 1;
@@ -664,7 +603,7 @@ static int finish_head(HttpParser *p) {
                 HttpHeader *h = reallocarray(p->headers, cap, sizeof(HttpHeader));
 
                 if (!h)
-                        return fail(p, -ENOMEM, 500, "Out of memory");
+                        return set_error(p, -ENOMEM, 500, "Out of memory");
                 p->headers = h;
                 p->headers_cap = cap;
         }
@@ -685,9 +624,9 @@ static int finish_head(HttpParser *p) {
 
                 if (slice_eq(n, "content-length")) {
                         if (r->content_length >= 0)
-                                return fail_bad(p, "Duplicate Content-Length");
+                                return bad_request(p, "Duplicate Content-Length");
                         if (parse_content_length(v, &r->content_length) < 0)
-                                return fail_bad(p, "Invalid Content-Length");
+                                return bad_request(p, "Invalid Content-Length");
                 } else if (slice_eq(n, "transfer-encoding")) {
                         te = true;
                         k = parse_transfer_encoding(p, v, &chunked, &must_close);
@@ -702,26 +641,28 @@ static int finish_head(HttpParser *p) {
                 } else if (slice_eq(n, "host")) {
                         /* RFC 9112 3.2: two Host lines make the target ambiguous */
                         if (seen_host)
-                                return fail_bad(p, "Duplicate Host");
+                                return bad_request(p, "Duplicate Host");
                         seen_host = true;
                 } else if (slice_eq(n, "content-type")) {
                         if (seen_type)
-                                return fail_bad(p, "Duplicate Content-Type");
+                                return bad_request(p, "Duplicate Content-Type");
                         seen_type = true;
                 }
         }
+        /* Gunicorn accepts codings without chunked and uses Content-Length; a close afterwards
+         * keeps a peer that framed it otherwise from steering the next request. */
         if (te && !chunked)
-                return fail_bad(p, "Transfer-Encoding without chunked");
+                must_close = true;
         if (chunked && r->http_minor == 0)
-                return fail_bad(p, "Transfer-Encoding on HTTP/1.0");
+                return bad_request(p, "Transfer-Encoding on HTTP/1.0");
         if (chunked && r->content_length >= 0)
-                return fail_bad(p, "Both Content-Length and Transfer-Encoding");
+                return bad_request(p, "Both Content-Length and Transfer-Encoding");
         /* Whatever llhttp frames the body with must be what was checked above. */
         if (chunked != !!(p->llhttp.flags & F_CHUNKED) ||
             (!chunked && (int64_t) p->llhttp.content_length != MAX(r->content_length, (int64_t) 0)))
-                return fail_bad(p, "Ambiguous message framing");
+                return bad_request(p, "Ambiguous message framing");
         if (p->body_max > 0 && r->content_length > p->body_max)
-                return fail(p, -EFBIG, 413, "Request body too large");
+                return set_error(p, -EFBIG, 413, "Request body too large");
 
         r->chunked = chunked;
         r->has_body = chunked || r->content_length > 0;
@@ -750,7 +691,7 @@ static int start_headers(HttpParser *p, size_t line_len) {
         else
                 e = llhttp_execute(&p->llhttp, line11, sizeof(line11) - 1);
         if (e != HPE_OK)
-                return fail_bad(p, "Invalid request line");
+                return bad_request(p, "Invalid request line");
         p->phase = PHASE_HEADERS;
         return 0;
 }
@@ -770,21 +711,21 @@ static int feed_request_line(HttpParser *p, const char *data, size_t len, size_t
         /* Fail as soon as the line is sure to be too long: a last CR might still be its end. */
         if (p->buf_len + n > p->request_line_max + 1) {
                 *ret_used = len;
-                return fail(p, -EBADMSG, 414, "Request Line is too large");
+                return set_error(p, -EBADMSG, 414, "Request Line is too large");
         }
         r = buf_append(p, data + i, n);
         if (r < 0)
-                return fail(p, r, 500, "Out of memory");
+                return set_error(p, r, 500, "Out of memory");
         *ret_used = i + n;
         if (!lf)
                 return 0;
         *ret_used += 1;
 
         if (p->buf_len == 0 || p->buf[p->buf_len - 1] != '\r')
-                return fail_bad(p, "Invalid request line");
+                return bad_request(p, "Invalid request line");
         line_len = p->buf_len - 1;
         if (line_len > p->request_line_max)
-                return fail(p, -EBADMSG, 414, "Request Line is too large");
+                return set_error(p, -EBADMSG, 414, "Request Line is too large");
         return start_headers(p, line_len);
 }
 
@@ -793,7 +734,8 @@ static int feed_headers(HttpParser *p, const char *data, size_t len, size_t *ret
         size_t used = 0;
         int r;
 
-        r = scan_lines(p, data, len, true, true, &used);
+        *ret_used = 0;
+        r = scan_head(p, data, len, &used);
         if (r < 0)
                 return r;
         e = llhttp_execute(&p->llhttp, data, used);
@@ -802,12 +744,12 @@ static int feed_headers(HttpParser *p, const char *data, size_t len, size_t *ret
         *ret_used = used;
         if (r == SCAN_MORE) {
                 if (e != HPE_OK)
-                        return fail_bad(p, llhttp_get_error_reason(&p->llhttp));
+                        return bad_request(p, llhttp_get_error_reason(&p->llhttp));
                 return 0;
         }
         /* the blank line must be where llhttp ended the head too */
         if (e != HPE_PAUSED || llhttp_get_error_pos(&p->llhttp) != data + used)
-                return fail_bad(p, e == HPE_PAUSED ? "Ambiguous end of head"
+                return bad_request(p, e == HPE_PAUSED ? "Ambiguous end of head"
                                                    : llhttp_get_error_reason(&p->llhttp));
         llhttp_resume(&p->llhttp);
         r = finish_head(p);
@@ -833,6 +775,7 @@ int http_parser_feed_head(HttpParser *p, const char *data, size_t len, size_t *r
                 if (r < 0 || p->phase == PHASE_LINE)
                         return r;
         }
+        used = 0;
         r = feed_headers(p, data + total, len - total, &used);
         total += used;
         *ret_consumed = total;
@@ -843,38 +786,155 @@ const Request *http_parser_request(const HttpParser *p) {
         return p->head_done ? &p->req : NULL;
 }
 
-static int feed_chunked(HttpParser *p, const char *data, size_t len, size_t *ret_consumed) {
-        llhttp_errno_t e;
-        size_t used, n;
+static int hex_value(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* One byte of chunk framing (never chunk data). */
+static int chunk_framing_byte(HttpParser *p, char c) {
+        unsigned char u = (unsigned char) c;
+        int v;
+
+        /* size lines (extensions included) and trailer lines share the field size limit */
+        if (++p->chunk_line + 1 > p->field_size_max && c != '\n')
+                return bad_request(p, "Chunk line too long");
+
+        switch (p->chunk_state) {
+        case CHUNK_SIZE_FIRST:
+        case CHUNK_SIZE:
+                v = hex_value(c);
+                if (v >= 0) {
+                        /* 2^60 is far past any body limit and keeps the shift exact */
+                        if (p->chunk_left >> 56)
+                                return bad_request(p, "Chunk size overflow");
+                        p->chunk_left = p->chunk_left * 16 + (uint64_t) v;
+                        p->chunk_state = CHUNK_SIZE;
+                        return 0;
+                }
+                /* no blanks around the size: Gunicorn refuses "0 " and " 0" */
+                if (p->chunk_state == CHUNK_SIZE_FIRST || (c != ';' && c != '\r'))
+                        return bad_request(p, "Invalid chunk size");
+                p->chunk_state = c == ';' ? CHUNK_EXT : CHUNK_SIZE_LF;
+                return 0;
+        case CHUNK_EXT:
+                if (c == '\r')
+                        p->chunk_state = CHUNK_SIZE_LF;
+                else if ((u < 0x20 && c != '\t') || u == 0x7f)
+                        return bad_request(p, "Invalid chunk extension");
+                return 0;
+        case CHUNK_SIZE_LF:
+                if (c != '\n')
+                        return bad_request(p, "Invalid chunk size line");
+                p->chunk_line = 0;
+                if (p->chunk_left == 0) {
+                        p->chunk_state = CHUNK_TRAILER_START;
+                        return 0;
+                }
+                if (p->body_max > 0 && p->chunk_left > (uint64_t) (p->body_max - p->body_total))
+                        return set_error(p, -EFBIG, 413, "Request body too large");
+                p->chunk_state = CHUNK_DATA;
+                return 0;
+        case CHUNK_DATA_CR:
+                if (c != '\r')
+                        return bad_request(p, "Missing CRLF after chunk data");
+                p->chunk_state = CHUNK_DATA_LF;
+                return 0;
+        case CHUNK_DATA_LF:
+                if (c != '\n')
+                        return bad_request(p, "Missing CRLF after chunk data");
+                p->chunk_line = 0;
+                p->chunk_state = CHUNK_SIZE_FIRST;
+                return 0;
+        case CHUNK_TRAILER_START:
+                if (c == '\r') {
+                        p->chunk_state = CHUNK_END_LF;
+                        return 0;
+                }
+                if (c == ' ' || c == '\t')
+                        return bad_request(p, "Obsolete line folding");
+                if (++p->n_trailers > p->fields_max)
+                        return bad_request(p, "Too many trailers");
+                p->trailer_name_len = 0;
+                p->chunk_state = CHUNK_TRAILER_NAME;
+                /* fall through */
+        case CHUNK_TRAILER_NAME:
+                if (c == ':') {
+                        if (p->trailer_name_len == 0)
+                                return bad_request(p, "Empty trailer name");
+                        if (p->trailer_name_len <= sizeof(p->trailer_name) &&
+                            trailer_forbidden(p->trailer_name, p->trailer_name_len))
+                                return bad_request(p, "Forbidden trailer field");
+                        p->chunk_state = CHUNK_TRAILER_VALUE;
+                        return 0;
+                }
+                if (!is_tchar(u))
+                        return bad_request(p, "Invalid trailer name");
+                if (p->trailer_name_len < sizeof(p->trailer_name))
+                        p->trailer_name[p->trailer_name_len] = c;
+                p->trailer_name_len++;
+                return 0;
+        case CHUNK_TRAILER_VALUE:
+                if (c == '\r')
+                        p->chunk_state = CHUNK_TRAILER_LF;
+                else if (!value_bytes_ok(&c, 1))
+                        return bad_request(p, "Invalid trailer value");
+                return 0;
+        case CHUNK_TRAILER_LF:
+                if (c != '\n')
+                        return bad_request(p, "Bare CR in trailer");
+                p->chunk_line = 0;
+                p->chunk_state = CHUNK_TRAILER_START;
+                return 0;
+        case CHUNK_END_LF:
+                if (c != '\n')
+                        return bad_request(p, "Bare CR in trailer");
+                p->chunk_state = CHUNK_DONE;
+                return 0;
+        default:
+                return bad_request(p, "Invalid chunked body");
+        }
+}
+
+/* Decodes data[0..len) into out, which holds at least len bytes. */
+static int feed_chunked(HttpParser *p, const char *data, size_t len, size_t *ret_consumed, char *out,
+                        size_t *ret_out_len) {
+        size_t i = 0, o = 0;
         int r;
 
-        p->frame_from = data;
-        e = llhttp_execute(&p->llhttp, data, len);
-        if (p->phase == PHASE_ERROR)
-                return p->error;
-        if (e == HPE_OK)
-                n = len;
-        else if (e == HPE_PAUSED)
-                n = (size_t) (llhttp_get_error_pos(&p->llhttp) - data);
-        else
-                return fail_bad(p, llhttp_get_error_reason(&p->llhttp));
+        while (i < len && p->chunk_state != CHUNK_DONE) {
+                if (p->chunk_state == CHUNK_DATA) {
+                        size_t n = (size_t) MIN((uint64_t) (len - i), p->chunk_left);
 
-        r = scan_lines(p, p->frame_from, (size_t) (data + n - p->frame_from), false, false, &used);
-        if (r < 0)
-                return r;
-        *ret_consumed = n;
-        if (e == HPE_PAUSED) {
-                p->phase = PHASE_DONE;
-                p->body_left = 0;
-                return 1;
+                        memcpy(out + o, data + i, n);
+                        o += n;
+                        i += n;
+                        p->chunk_left -= n;
+                        p->body_total += (int64_t) n;
+                        if (p->chunk_left == 0)
+                                p->chunk_state = CHUNK_DATA_CR;
+                        continue;
+                }
+                r = chunk_framing_byte(p, data[i++]);
+                if (r < 0)
+                        return r;
         }
-        return 0;
+        *ret_consumed = i;
+        *ret_out_len = o;
+        if (p->chunk_state != CHUNK_DONE)
+                return 0;
+        p->phase = PHASE_DONE;
+        return 1;
 }
 
 int http_parser_feed_body(HttpParser *p, const char *data, size_t len, size_t *ret_consumed,
                           char *out, size_t out_cap, size_t *ret_out_len) {
         size_t n;
-        int r;
 
         *ret_consumed = 0;
         *ret_out_len = 0;
@@ -898,17 +958,7 @@ int http_parser_feed_body(HttpParser *p, const char *data, size_t len, size_t *r
                 p->phase = PHASE_DONE;
                 return 1;
         }
-        if (n == 0)
-                return 0;
-
-        p->out = out;
-        p->out_len = 0;
-        r = feed_chunked(p, data, n, ret_consumed);
-        *ret_out_len = p->out_len;
-        p->out = NULL;
-        if (r < 0)
-                *ret_consumed = 0;
-        return r;
+        return feed_chunked(p, data, n, ret_consumed, out, ret_out_len);
 }
 
 bool http_parser_message_complete(const HttpParser *p) {

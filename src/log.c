@@ -89,6 +89,10 @@ int log_open_access(const char *path) {
         return reopen(&access_fd, path, STDOUT_FILENO);
 }
 
+int log_error_fd(void) {
+        return error_fd;
+}
+
 void log_close(void) {
         if (error_fd > STDERR_FILENO)
                 safe_close(error_fd);

@@ -9,8 +9,13 @@
 #include "gcorn/listener.h"
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
+#include "gcorn/proctitle.h"
 #include "gcorn/python.h"
 #include "gcorn/settings.h"
+
+/* Kept for HUP, which reads the command line and the config file again. */
+static int arg_count;
+static char **arg_values;
 
 /* One line on stderr, whatever the error log is: the user ran a command and it failed. */
 static int fail(int status, const char *what) {
@@ -18,7 +23,46 @@ static int fail(int status, const char *what) {
         return status;
 }
 
-static int run(int argc, char **argv) {
+/* Defaults, then the command line (to find -c), then the config file, then the command line
+ * again so that it wins, as in Gunicorn. Returns 1 to serve, 0 for --help/--version, or
+ * -errno: then either *ret_error says why, or the parser already printed its line. */
+static int load_settings(Settings *s, char **ret_error) {
+        int r;
+
+        r = settings_init(s);
+        if (r < 0)
+                return r;
+        r = settings_parse_argv(s, arg_count, arg_values);
+        if (r <= 0)
+                goto fail;
+        if (s->config) {
+                r = config_file_load(s, s->config, ret_error);
+                if (r < 0)
+                        goto fail;
+                r = settings_parse_argv(s, arg_count, arg_values);
+                if (r <= 0)
+                        goto fail;
+        }
+        r = settings_validate(s, ret_error);
+        if (r < 0)
+                goto fail;
+        return 1;
+fail:
+        settings_done(s);
+        return r;
+}
+
+static int reload_settings(Settings *ret, char **ret_error) {
+        int r = load_settings(ret, ret_error);
+
+        if (r == 0)
+                return -EINVAL;
+        if (r < 0 && !*ret_error)
+                *ret_error = strdup("invalid command line");
+        return r < 0 ? r : 0;
+}
+
+static int run(void) {
         _cleanup_free_ char *error = NULL;
         Listener *listeners = NULL;
         size_t n_listeners = 0;
@@ -26,41 +70,22 @@ static int run(int argc, char **argv) {
         Settings s;
         int r, level, status;
 
-        /* settings_init() prints its own line (a bad PORT or WEB_CONCURRENCY). */
-        r = settings_init(&s);
-        if (r < 0)
-                return r == -ENOMEM ? fail(1, "out of memory") : 2;
-        r = settings_parse_argv(&s, argc, argv);
-        if (r <= 0) {
-                settings_done(&s);
-                return r == 0 ? 0 : 2;
-        }
-
         /* Ignored here rather than per send(): sendfile() and app code write to sockets too. */
         signal(SIGPIPE, SIG_IGN);
 
+        /* The config file is Python, so the interpreter comes first. */
         r = python_init();
-        if (r < 0) {
-                settings_done(&s);
+        if (r < 0)
                 return fail(1, "Failed to initialize Python.");
-        }
-        if (s.config) {
-                r = config_file_load(&s, s.config, &error);
-                if (r < 0) {
-                        status = fail(1, error ? error : "Failed to load the config file.");
-                        goto out;
-                }
-                /* The command line wins over the file, as in Gunicorn. */
-                r = settings_parse_argv(&s, argc, argv);
-                if (r <= 0) {
-                        status = r == 0 ? 0 : 2;
-                        goto out;
-                }
-        }
-        r = settings_validate(&s, &error);
-        if (r < 0) {
-                status = fail(1, error ? error : "Invalid settings.");
-                goto out;
+
+        r = load_settings(&s, &error);
+        if (r <= 0) {
+                (void) python_finalize();
+                if (r == 0)
+                        return 0;
+                if (error)
+                        return fail(1, error);
+                return r == -ENOMEM ? fail(1, "out of memory") : 2;
         }
 
         level = log_level_from_string(s.loglevel);
@@ -101,9 +126,10 @@ static int run(int argc, char **argv) {
                         status = fail(3, error ? error : "Failed to load the application.");
                         goto out;
                 }
+                python_gc_freeze();
         }
 
-        status = arbiter_run(&s, listeners, n_listeners, app);
+        status = arbiter_run(&s, listeners, n_listeners, app, reload_settings);
 out:
         listener_free_all(listeners, n_listeners, true);
         (void) python_finalize();
@@ -113,5 +139,9 @@ out:
 }
 
 int main(int argc, char **argv) {
-        return run(argc, argv);
+        char **args = proctitle_init(argc, argv);
+
+        arg_count = argc;
+        arg_values = args ? args : argv;
+        return run();
 }

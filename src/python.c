@@ -453,3 +453,55 @@ int python_finalize(void) {
         main_tstate = NULL;
         return r < 0 ? -EIO : 0;
 }
+
+/* Runs a few statements with the GIL held; returns -EIO when they raised (logged). */
+static int run_statements(const char *code, PyObject *locals) {
+        PyObject *globals = NULL, *result = NULL;
+        int r = 0;
+
+        globals = PyDict_New();
+        if (!globals)
+                goto error;
+        if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+                goto error;
+        result = PyRun_String(code, Py_file_input, globals, locals ? locals : globals);
+        if (!result)
+                goto error;
+        goto out;
+error:
+        {
+                _cleanup_free_ char *tb = python_format_exception();
+
+                log_block(LOG_WARNING, "Python statements failed", tb);
+        }
+        r = -EIO;
+out:
+        Py_XDECREF(result);
+        Py_XDECREF(globals);
+        return r;
+}
+
+int python_enable_faulthandler(int fd) {
+        PyObject *locals = NULL, *v = NULL;
+        int r = -ENOMEM;
+
+        python_gil_acquire();
+        locals = PyDict_New();
+        v = PyLong_FromLong(fd);
+        if (!locals || !v || PyDict_SetItemString(locals, "fd", v) < 0) {
+                PyErr_Clear();
+                goto out;
+        }
+        r = run_statements("import faulthandler\nfaulthandler.enable(file=fd, all_threads=True)\n", locals);
+out:
+        Py_XDECREF(v);
+        Py_XDECREF(locals);
+        python_gil_release();
+        return r;
+}
+
+void python_gc_freeze(void) {
+        python_gil_acquire();
+        (void) run_statements("import gc\ngc.freeze()\n", NULL);
+        python_gil_release();
+}

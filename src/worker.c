@@ -10,8 +10,10 @@
 #include <time.h>
 
 #include "gcorn/conn.h"
+#include "gcorn/heartbeat.h"
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
+#include "gcorn/proctitle.h"
 #include "gcorn/python.h"
 #include "gcorn/worker.h"
 #include "gcorn/wsgi.h"
@@ -41,6 +43,7 @@ typedef struct Worker {
         uint64_t accept_resume;         /* after EMFILE: when to try accepting again */
         uint64_t stop_deadline;
         pid_t parent;
+        HeartbeatSlot *slot;
 } Worker;
 
 static int signal_pipe[2] = { -1, -1 };
@@ -113,10 +116,17 @@ static void set_accepting(Worker *w, bool on) {
         w->accepting = on;
 }
 
+static void accept_some(Worker *w, size_t idx, int max);
+
+/* Stops accepting, after taking what the kernel already queued on the listeners: those
+ * clients were told the connection is established and must get an answer. */
 static void start_retiring(Worker *w) {
         if (w->retiring)
                 return;
         w->retiring = true;
+        __atomic_store_n(&w->slot->retiring, 1, __ATOMIC_RELAXED);
+        for (size_t i = 0; i < w->n_listeners && w->accepting; i++)
+                accept_some(w, i, INT32_MAX);
         set_accepting(w, false);
         w->stop_deadline = now_ms() + (uint64_t) w->settings->graceful_timeout * 1000;
 }
@@ -124,9 +134,13 @@ static void start_retiring(Worker *w) {
 static void serve(Worker *w, Conn *c, ConnAction a) {
         while (a == CONN_DISPATCH) {
                 WsgiResult res = {};
+                const Request *req = conn_request(c);
                 int r;
 
+                heartbeat_request_begin(w->slot, req->method.p, req->method.len, req->target.p, req->target.len,
+                                        now_ms());
                 r = wsgi_handle(c, &res);
+                heartbeat_request_end(w->slot, now_ms());
                 w->requests++;
                 if (w->max_requests > 0 && w->requests >= w->max_requests && !w->retiring) {
                         log_info("Autorestarting worker after current request.");
@@ -139,16 +153,16 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                 }
                 a = conn_finish_request(c);
         }
-        if (a == CONN_CLOSE || (w->retiring && conn_timer_list(c) == 1))
+        if (a == CONN_CLOSE)
                 close_conn(w, c);
         else
                 timer_append(w, c);
 }
 
-static void accept_some(Worker *w, size_t idx) {
+static void accept_some(Worker *w, size_t idx, int max) {
         const Listener *l = &w->listeners[idx];
 
-        for (int i = 0; i < ACCEPT_BATCH && w->accepting; i++) {
+        for (int i = 0; i < max && w->accepting; i++) {
                 struct sockaddr_storage ss;
                 socklen_t len = sizeof(ss);
                 struct epoll_event ev = { .events = EPOLLIN };
@@ -225,11 +239,6 @@ static void expire(Worker *w) {
                 w->accept_resume = 0;
                 set_accepting(w, true);
         }
-        /* Idle keep-alive connections have no request to finish. They are closed here, after
-         * the event batch, since the batch may still name them. */
-        if (w->retiring)
-                while (w->timers[1].head)
-                        close_conn(w, w->timers[1].head);
         if (w->retiring && now >= w->stop_deadline)
                 w->quit = true;
         /* Orphaned: the master is gone, nobody would ever stop us. */
@@ -271,7 +280,10 @@ static void worker_loop(Worker *w) {
         struct epoll_event events[EVENTS_MAX];
 
         while (!w->quit && !(w->retiring && w->n_conns == 0)) {
-                int n = epoll_wait(w->epfd, events, EVENTS_MAX, next_timeout(w));
+                int n;
+
+                heartbeat_beat(w->slot, now_ms());
+                n = epoll_wait(w->epfd, events, EVENTS_MAX, next_timeout(w));
 
                 if (n < 0 && errno != EINTR) {
                         log_error_errno(errno, "epoll_wait() failed: %m");
@@ -283,7 +295,7 @@ static void worker_loop(Worker *w) {
                         if (tag == TAG_SIGNAL)
                                 handle_signals(w);
                         else if (tag >= TAG_LISTENER_BASE && tag < TAG_LISTENER_BASE + w->n_listeners)
-                                accept_some(w, (size_t) (tag - TAG_LISTENER_BASE));
+                                accept_some(w, (size_t) (tag - TAG_LISTENER_BASE), ACCEPT_BATCH);
                         else {
                                 Conn *c = events[i].data.ptr;
 
@@ -302,14 +314,17 @@ static void free_timers(Worker *w) {
                         close_conn(w, w->timers[i].head);
 }
 
-int worker_run(const Settings *s, Listener *listeners, size_t n_listeners, void *app) {
+int worker_run(const WorkerContext *ctx) {
+        const Settings *s = ctx->settings;
         Worker w = {
                 .settings = s,
-                .listeners = listeners,
-                .n_listeners = n_listeners,
+                .listeners = ctx->listeners,
+                .n_listeners = ctx->n_listeners,
                 .epfd = -1,
                 .parent = getppid(),
+                .slot = ctx->slot,
         };
+        void *app = ctx->app;
         struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_SIGNAL };
         void *loaded = NULL;
         int r;
@@ -318,6 +333,7 @@ int worker_run(const Settings *s, Listener *listeners, size_t n_listeners, void 
         r = setup_signals();
         if (r < 0)
                 return log_error_errno(r, "Failed to set up signal handling: %m"), WORKER_BOOT_ERROR;
+        proctitle_set("gcorn: worker [%s]", s->proc_name ? s->proc_name : s->wsgi_app);
         log_info("Booting worker with pid: %d", (int) getpid());
 
         if (!app) {
@@ -370,6 +386,11 @@ int worker_run(const Settings *s, Listener *listeners, size_t n_listeners, void 
                 log_error_errno(errno, "epoll_ctl() failed: %m");
                 return WORKER_BOOT_ERROR;
         }
+        /* Dumps every thread's Python stack when the master sends SIGABRT to a hung worker. */
+        (void) python_enable_faulthandler(log_error_fd());
+        heartbeat_beat(w.slot, now_ms());
+        heartbeat_set_state(w.slot, SLOT_IDLE);
+        (void) !write(ctx->boot_fd, "", 1);
         set_accepting(&w, true);
 
         worker_loop(&w);

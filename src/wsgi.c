@@ -24,8 +24,8 @@
 #include "gcorn/response.h"
 #include "gcorn/wsgi.h"
 
-/* iovecs handed to one conn_write() on the list fast path */
-#define WSGI_IOV_BATCH 64
+/* iovecs handed to one conn_write() on the list fast path (conn_write() takes at most 16) */
+#define WSGI_IOV_BATCH 16
 
 typedef struct Buf {
         char *p;
@@ -696,9 +696,10 @@ static int handle_app_error(WsgiState *st, PyObject *input) {
                 /* The body could not be read: the client's fault, not an app bug. */
                 PyErr_Clear();
                 status = e == -EFBIG ? 413 : e == -ETIMEDOUT ? 408 : 400;
-                log_info_errno(e, "Failed to read the body of %.*s %.*s: %m", (int) r->method.len, r->method.p,
-                               (int) MIN(r->target.len, (size_t) 200), r->target.p);
+                log_internal(e == -ECONNRESET ? LOG_DEBUG : LOG_INFO, e, "Failed to read the body of %.*s %.*s: %m",
+                             (int) r->method.len, r->method.p, (int) MIN(r->target.len, (size_t) 200), r->target.p);
                 if (e == -ECONNRESET) {
+                        /* Nobody is left to answer. */
                         conn_set_must_close(st->conn);
                         return e;
                 }

@@ -23,6 +23,9 @@ int log_open_error(const char *path);
 int log_open_access(const char *path);
 void log_close(void);
 
+/* The error log's fd, for writers outside this module (faulthandler dumps). */
+int log_error_fd(void);
+
 /* Writes one entry; returns -abs(error) (or -EINVAL-free 0 when error == 0) so callers can
  * `return log_error_errno(r, "...")`. "%m" in fmt expands to strerror(abs(error)). */
 int log_internal(int level, int error, const char *fmt, ...) _printf_(3, 4);

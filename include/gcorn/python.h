@@ -37,5 +37,13 @@ void python_gil_release(void);
  * any secondary error) when there is none or formatting failed. GIL held. Caller frees. */
 char *python_format_exception(void);
 
+/* SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL dump every thread's Python stack to fd: the
+ * master's SIGABRT to a hung worker then shows where it hung. */
+int python_enable_faulthandler(int fd);
+
+/* Moves every object the master made (the preloaded app) out of the collector's sight, so
+ * the workers' collections do not write to, and so unshare, the copy-on-write pages. */
+void python_gc_freeze(void);
+
 /* Finalises the interpreter (runs atexit handlers). Returns 0 or -EIO when finalisation failed. */
 int python_finalize(void);

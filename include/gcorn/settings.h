@@ -18,6 +18,7 @@ typedef struct Settings {
         char *worker_class;             /* "sync" */
         int timeout;                    /* 30 s; 0 = never */
         int graceful_timeout;           /* 30 s */
+        int boot_timeout;               /* 120 s: app import, separate from --timeout (gcorn) */
         int keepalive;                  /* 2 s */
         int max_requests;               /* 0 = off */
         int max_requests_jitter;        /* 0 */

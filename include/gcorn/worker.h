@@ -4,13 +4,22 @@
 
 #include <stddef.h>
 
+#include "gcorn/heartbeat.h"
 #include "gcorn/listener.h"
 #include "gcorn/settings.h"
 
 /* Exit status of a worker that could not load the app (Gunicorn's WORKER_BOOT_ERROR). */
 #define WORKER_BOOT_ERROR 3
 
-/* Runs in the child after fork(). app is the preloaded application (PyObject *) or NULL to
- * import s->wsgi_app here. Returns the process exit status; never returns to the arbiter's
- * loop. */
-int worker_run(const Settings *s, Listener *listeners, size_t n_listeners, void *app);
+typedef struct WorkerContext {
+        const Settings *settings;
+        Listener *listeners;
+        size_t n_listeners;
+        void *app;                      /* the preloaded app (PyObject *), or NULL to import it */
+        HeartbeatSlot *slot;            /* this worker's scoreboard slot */
+        int boot_fd;                    /* written to once the app is loaded (wakes the master) */
+        uint32_t generation;
+} WorkerContext;
+
+/* Runs in the child after fork(). Returns the process exit status. */
+int worker_run(const WorkerContext *ctx);

@@ -1,0 +1,64 @@
+"""The benchmark's WSGI app, the same file for every Python server.
+
+  /        "Hello, World!" (13 bytes) with Content-Length
+  /upload  reads the whole request body and answers its length
+  /file    wsgi.file_wrapper over $BENCH_FILE (1 MiB, made by run.sh)
+"""
+import os
+
+HELLO = b"Hello, World!"
+HELLO_HEADERS = [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))]
+BENCH_FILE = os.environ.get("BENCH_FILE", "")
+
+
+def _upload(environ, start_response):
+        stream = environ["wsgi.input"]
+        length = environ.get("CONTENT_LENGTH") or ""
+        total = 0
+        if length:
+                left = int(length)
+                while left > 0:
+                        chunk = stream.read(min(left, 65536))
+                        if not chunk:
+                                break
+                        total += len(chunk)
+                        left -= len(chunk)
+        else:
+                while True:
+                        chunk = stream.read(65536)
+                        if not chunk:
+                                break
+                        total += len(chunk)
+        body = str(total).encode("ascii")
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def _file(environ, start_response):
+        f = open(BENCH_FILE, "rb")
+        size = os.fstat(f.fileno()).st_size
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(size))])
+        wrapper = environ.get("wsgi.file_wrapper")
+        if wrapper is not None:
+                return wrapper(f, 65536)
+        return iter(lambda: f.read(65536), b"")
+
+
+def app(environ, start_response):
+        path = environ.get("PATH_INFO", "/")
+        if path == "/":
+                start_response("200 OK", HELLO_HEADERS)
+                return [HELLO]
+        if path == "/upload":
+                return _upload(environ, start_response)
+        if path == "/file":
+                return _file(environ, start_response)
+        body = b"Not Found"
+        start_response("404 Not Found", [("Content-Type", "text/plain"),
+                                         ("Content-Length", str(len(body)))])
+        return [body]
+
+
+application = app

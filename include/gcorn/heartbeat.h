@@ -1,0 +1,57 @@
+/* The workers' scoreboard: one slot per worker in anonymous shared memory, written by the
+ * worker (a beat on every turn of its loop, the request it is serving) and read by the
+ * master, which kills workers whose beat is older than --timeout. No files, no fchmod().
+ *
+ * Fields are written with relaxed atomics by exactly one worker; the master only reads, so
+ * a torn method/path string can at worst make a log line odd. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define HEARTBEAT_SLOTS_MAX 1024
+
+typedef enum SlotState {
+        SLOT_FREE,
+        SLOT_BOOTING,                   /* forked, importing the app */
+        SLOT_IDLE,                      /* booted, in its event loop */
+        SLOT_BUSY,                      /* inside the app */
+} SlotState;
+
+typedef struct HeartbeatSlot {
+        pid_t pid;
+        uint32_t generation;
+        uint32_t state;                 /* SlotState */
+        uint32_t retiring;              /* it will exit by itself (max_requests, TERM) */
+        uint64_t beat_ms;               /* CLOCK_MONOTONIC ms of the last loop turn */
+        uint64_t request_start_ms;
+        uint64_t requests;
+        char method[16];
+        char path[200];
+} HeartbeatSlot;
+
+typedef struct Heartbeat Heartbeat;
+
+int heartbeat_new(Heartbeat **ret);
+Heartbeat *heartbeat_free(Heartbeat *h);
+
+/* A free slot for a new worker (the master, before fork), or NULL when all are taken. */
+HeartbeatSlot *heartbeat_claim(Heartbeat *h, uint32_t generation);
+void heartbeat_release(HeartbeatSlot *slot);
+HeartbeatSlot *heartbeat_find(Heartbeat *h, pid_t pid);
+HeartbeatSlot *heartbeat_slot(Heartbeat *h, size_t i);
+
+/* The worker's side. */
+void heartbeat_beat(HeartbeatSlot *slot, uint64_t now_ms);
+void heartbeat_set_state(HeartbeatSlot *slot, SlotState state);
+void heartbeat_request_begin(HeartbeatSlot *slot, const char *method, size_t method_len, const char *path,
+                             size_t path_len, uint64_t now_ms);
+void heartbeat_request_end(HeartbeatSlot *slot, uint64_t now_ms);
+
+static inline uint32_t heartbeat_load(const uint32_t *p) {
+        return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+static inline uint64_t heartbeat_load64(const uint64_t *p) {
+        return __atomic_load_n(p, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,230 @@
+"""Gunicorn's HTTP request corpus ($GCORN_CORPUS) replayed against a live server.
+
+Valid cases: every request in the file answered 200, and the app (tests/apps/recorder.py) saw
+exactly the method, target, path, query, version, headers and body the case lists. Invalid
+cases: the status Gunicorn gives (400, 431) or a bare close, and the server keeps serving.
+
+A case that behaves differently must be listed, with its reason, in corpus_deviations.json
+next to this file; only safe deviations belong there (a stricter parser, a different 4xx, a
+Gunicorn compatibility switch gcorn does not have). A listed case that no longer deviates
+fails too, so the table stays true."""
+
+import base64
+import glob
+import json
+import os
+import re
+import sys
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gcorn_harness as h  # noqa: E402
+
+CORPUS = os.environ.get("GCORN_CORPUS", "")
+DEVIATIONS_PATH = os.path.join(h.HERE, "corpus_deviations.json")
+
+# Gunicorn setting name -> command line flag.
+FLAGS = {
+        "limit_request_line": "--limit-request-line",
+        "limit_request_fields": "--limit-request-fields",
+        "limit_request_field_size": "--limit-request-field_size",
+}
+
+
+def load_deviations():
+        with open(DEVIATIONS_PATH) as f:
+                table = json.load(f)
+        table.pop("_comment", None)
+        for case, entry in table.items():
+                if not isinstance(entry, dict) or not entry.get("reason", "").strip():
+                        raise ValueError("deviation %s has no reason" % case)
+        return table
+
+
+def case_flags(settings):
+        flags = []
+        for name in sorted(settings):
+                if name in FLAGS:
+                        flags += [FLAGS[name], str(settings[name])]
+        return tuple(flags)
+
+
+def expected_environ_headers(headers):
+        out = {}
+        for name, value in headers:
+                key = name.replace("-", "_")
+                if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                        key = "HTTP_" + key
+                out[key] = out[key] + "," + value if key in out else value
+        return out
+
+
+def expected_path_info(path):
+        """The case's path is the raw one (bytes as latin-1); PATH_INFO is it percent-decoded."""
+        return urllib.parse.unquote_to_bytes(path.encode("latin-1")).decode("latin-1")
+
+
+def compare(expected, seen):
+        diffs = []
+        want = {
+                "method": expected["method"],
+                "raw_uri": expected["raw_uri"],
+                "path": expected_path_info(expected["path"]),
+                "query": expected["query"],
+                "protocol": "HTTP/%d.%d" % tuple(expected["version"]),
+                "headers": expected_environ_headers(expected["headers"]),
+                "body_b64": expected["body_b64"],
+        }
+        for k, v in want.items():
+                if seen.get(k) != v:
+                        diffs.append("%s: want %r, got %r" % (k, v, seen.get(k)))
+        return diffs
+
+
+class Corpus:
+        """Runs every case once, through one server per distinct settings."""
+
+        results = None          # "valid/NAME" -> None (pass) or a description of the mismatch
+        broken = None           # cases after which the server stopped serving
+        servers = {}
+
+        @classmethod
+        def server(cls, flags):
+                srv = cls.servers.get(flags)
+                if srv is None or not srv.alive():
+                        srv = h.Server("recorder:app", args=list(flags) + ["--timeout", "3", "--keep-alive", "1"])
+                        cls.servers[flags] = srv
+                return srv
+
+        @classmethod
+        def stop(cls):
+                for srv in cls.servers.values():
+                        srv.stop()
+                cls.servers = {}
+
+        @classmethod
+        def serves(cls, srv):
+                # No headers at all: some cases run with tiny header limits.
+                try:
+                        data = srv.raw(b"GET /alive HTTP/1.0\r\n\r\n")
+                        r = h.parse_responses(data)
+                        return len(r) == 1 and r[0].status == 200
+                except (OSError, h.ProtocolError, ValueError):
+                        return False
+
+        @classmethod
+        def run_valid(cls, raw, case):
+                srv = cls.server(case_flags(case["settings"]))
+                c = srv.client()
+                try:
+                        c.send(raw)
+                        problems = []
+                        for i, req in enumerate(case["requests"]):
+                                try:
+                                        r = c.read_response(method=req["method"])
+                                except (OSError, h.ProtocolError) as e:
+                                        problems.append("request %d: no response (%s)" % (i, e))
+                                        break
+                                if r.status != 200:
+                                        problems.append("request %d: status %d" % (i, r.status))
+                                        continue
+                                if req["method"] == "HEAD":
+                                        continue
+                                diffs = compare(req, json.loads(r.body))
+                                if diffs:
+                                        problems.append("request %d: %s" % (i, "; ".join(diffs)))
+                        return "; ".join(problems) or None
+                finally:
+                        c.close()
+
+        @classmethod
+        def run_invalid(cls, raw, case):
+                srv = cls.server(case_flags(case["settings"]))
+                with srv.connect() as s:
+                        # No half-close: the server must find the fault in the bytes alone,
+                        # and cases that stop mid-request end by the server's own timeout.
+                        try:
+                                s.sendall(raw)
+                        except OSError:
+                                pass
+                        closed, data = h.wait_closed(s, 10)
+                statuses = [int(x) for x in re.findall(rb"(?:^|\r\n)HTTP/1\.[01] (\d{3}) ", data) if int(x) >= 200]
+                got = str(statuses[0]) if statuses else ("close" if closed else "open")
+                want = case["expect"]
+                ok = got == want
+                if case.get("raised_when_body_read") and got == "close":
+                        ok = True
+                if any(200 <= st < 300 for st in statuses):
+                        ok = False
+                        got = "2xx (%s)" % statuses
+                if not closed:
+                        ok = False
+                        got += ", connection left open"
+                if not cls.serves(srv):
+                        cls.broken.append(case["name"])
+                return None if ok else "want %s, got %s" % (want, got)
+
+        @classmethod
+        def run_all(cls):
+                if cls.results is not None:
+                        return
+                cls.results = {}
+                cls.broken = []
+                for kind in ("valid", "invalid"):
+                        for path in sorted(glob.glob(os.path.join(CORPUS, kind, "*.raw"))):
+                                name = kind + "/" + os.path.basename(path)[:-4]
+                                with open(path, "rb") as f:
+                                        raw = f.read()
+                                with open(path[:-4] + ".json") as f:
+                                        case = json.load(f)
+                                case["name"] = name
+                                run = cls.run_valid if kind == "valid" else cls.run_invalid
+                                try:
+                                        cls.results[name] = run(raw, case)
+                                except (OSError, h.ProtocolError, ValueError) as e:
+                                        cls.results[name] = "error: %r" % e
+
+
+class CorpusTest(unittest.TestCase):
+        @classmethod
+        def setUpClass(cls):
+                if not os.path.isdir(os.path.join(CORPUS, "valid")):
+                        if os.environ.get("CI") == "true":
+                                raise AssertionError("request corpus missing at %r under CI" % CORPUS)
+                        raise unittest.SkipTest("request corpus not found at %r" % CORPUS)
+                cls.deviations = load_deviations()
+                Corpus.run_all()
+
+        @classmethod
+        def tearDownClass(cls):
+                Corpus.stop()
+
+        def check_kind(self, kind):
+                names = [n for n in sorted(Corpus.results) if n.startswith(kind + "/")]
+                self.assertTrue(names, "no %s cases found" % kind)
+                unlisted = []
+                for name in names:
+                        mismatch = Corpus.results[name]
+                        if mismatch and name not in self.deviations:
+                                unlisted.append("%s: %s" % (name, mismatch))
+                self.assertEqual(unlisted, [], "\n" + "\n".join(unlisted))
+
+        def test_valid_cases(self):
+                self.check_kind("valid")
+
+        def test_invalid_cases(self):
+                self.check_kind("invalid")
+
+        def test_server_survives_invalid_cases(self):
+                self.assertEqual(Corpus.broken, [])
+
+        def test_deviation_table_is_current(self):
+                stale = [n for n in self.deviations if n not in Corpus.results or not Corpus.results[n]]
+                self.assertEqual(stale, [], "listed as deviations but no longer deviating (or unknown)")
+                for name in sorted(self.deviations):
+                        print("  allowed deviation %s: %s" % (name, Corpus.results[name]), file=sys.stderr)
+
+
+if __name__ == "__main__":
+        h.main()
