@@ -162,6 +162,8 @@ typedef struct Writer {
 } Writer;
 
 static void put(Writer *w, const char *s, size_t n) {
+        if (n == 0)
+                return;
         if (w->len < w->cap) {
                 size_t room = w->cap - w->len;
 

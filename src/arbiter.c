@@ -2,6 +2,7 @@
  * loop (workers unblock them again right after fork()); booted workers wake it through a
  * pipe; their heartbeats are read from shared memory on every turn. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "gcorn/heartbeat.h"
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
+#include "gcorn/notify.h"
 #include "gcorn/proctitle.h"
 #include "gcorn/python.h"
 #include "gcorn/worker.h"
@@ -24,6 +26,9 @@
 #define ABORT_GRACE_MS 2000
 /* A replacement for a worker that failed to boot while others serve waits this long. */
 #define BOOT_RETRY_MS 1000
+/* STATUS= at most this often. */
+#define STATUS_MS 1000
+#define RELOAD_WAITERS_MAX 16
 
 typedef struct WorkerProc {
         pid_t pid;
@@ -55,6 +60,15 @@ typedef struct Arbiter {
         int sigfd;
         int boot_pipe[2];
         int exit_status;
+
+        /* For the service manager. */
+        bool ready_sent;
+        char failure[256];              /* why the workers could not boot */
+        pid_t reload_waiters[RELOAD_WAITERS_MAX];
+        size_t n_reload_waiters;
+        uint64_t requests_done;         /* by workers already reaped */
+        uint64_t timeouts, crashes;
+        uint64_t last_status_ms, last_status_requests, last_watchdog_ms;
 } Arbiter;
 
 static const int handled_signals[] = {
@@ -184,8 +198,21 @@ static void log_foreign_kill(pid_t pid) {
                   events[0] ? "; memory.events: " : "", events);
 }
 
+static void answer_reload_waiters(Arbiter *a, int answer) {
+        union sigval v = { .sival_int = answer };
+
+        for (size_t i = 0; i < a->n_reload_waiters; i++)
+                (void) sigqueue(a->reload_waiters[i], SIGRTMIN, v);
+        a->n_reload_waiters = 0;
+}
+
 static void reload_failed(Arbiter *a, const char *why) {
+        char status[128];
+
         log_error("Reload failed: %s; generation %u keeps serving", why, a->generation - 1);
+        snprintf(status, sizeof(status), "reload failed, gen %u serving", a->generation - 1);
+        notify_ready(status);
+        answer_reload_waiters(a, NOTIFY_RELOAD_FAILED);
         for (size_t i = 0; i < a->n_procs; i++)
                 if (a->procs[i].generation == a->generation)
                         send_signal(&a->procs[i], SIGTERM);
@@ -197,6 +224,8 @@ static void worker_gone(Arbiter *a, WorkerProc *p, int status) {
         bool boot_error = WIFEXITED(status) && WEXITSTATUS(status) == WORKER_BOOT_ERROR;
         bool current = p->generation == a->generation;
 
+        if (boot_error && p->slot->error[0])
+                snprintf(a->failure, sizeof(a->failure), "%s", p->slot->error);
         if (boot_error) {
                 int booted;
 
@@ -220,6 +249,8 @@ static void worker_gone(Arbiter *a, WorkerProc *p, int status) {
         if (WIFSIGNALED(status)) {
                 int sig = WTERMSIG(status);
 
+                if (!p->term_sent && !p->kill_sent && !p->abort_sent)
+                        a->crashes++;
                 if (sig == SIGKILL && !p->kill_sent)
                         log_foreign_kill(p->pid);
                 else if (p->abort_sent)
@@ -248,8 +279,9 @@ static void reap(Arbiter *a) {
                         if (p.pid != pid)
                                 continue;
                         a->procs[i] = a->procs[--a->n_procs];
-                        heartbeat_release(p.slot);
+                        a->requests_done += heartbeat_load64(&p.slot->requests);
                         worker_gone(a, &p, status);
+                        heartbeat_release(p.slot);
                         break;
                 }
         }
@@ -303,6 +335,7 @@ static void watchdog(Arbiter *a) {
                         log_crit("WORKER TIMEOUT (pid:%d) outside a request", (int) p->pid);
                 p->abort_sent = true;
                 p->kill_at = now + ABORT_GRACE_MS;
+                a->timeouts++;
                 (void) kill(p->pid, SIGABRT);
                 (void) kill(p->pid, SIGCONT);
         }
@@ -311,6 +344,8 @@ static void watchdog(Arbiter *a) {
                         if (!a->procs[i].kill_sent)
                                 send_signal(&a->procs[i], SIGKILL);
 }
+
+static void format_status(Arbiter *a, char *buf, size_t cap, uint64_t now);
 
 static void manage(Arbiter *a) {
         int serving, booted;
@@ -337,6 +372,14 @@ static void manage(Arbiter *a) {
                                 send_signal(&a->procs[i], SIGTERM);
                 a->reloading = false;
                 log_info("Reload complete: generation %u serving", a->generation);
+                log_set_identity(a->settings->proc_name, a->generation);
+                {
+                        char status[256];
+
+                        format_status(a, status, sizeof(status), now_ms());
+                        notify_ready(status);
+                }
+                answer_reload_waiters(a, NOTIFY_RELOAD_OK);
                 return;
         }
         /* TTOU: the newest go first, as in Gunicorn. */
@@ -362,6 +405,7 @@ static void reload(Arbiter *a) {
         r = a->reload_settings(&fresh, &error);
         if (r < 0) {
                 log_error("Reload failed: %s; keeping the running configuration", error ? error : "invalid settings");
+                answer_reload_waiters(a, NOTIFY_RELOAD_FAILED);
                 return;
         }
         for (size_t i = 0; fresh.bind[i] || a->settings->bind[i]; i++)
@@ -382,16 +426,29 @@ static void reload(Arbiter *a) {
         a->target = a->settings->workers;
         a->generation++;
         a->reloading = true;
+        notify_reloading();
         log_info("Reloading: starting generation %u", a->generation);
 }
 
 static void begin_stop(Arbiter *a, int worker_signal, int timeout_s) {
+        char status[64];
+
+        snprintf(status, sizeof(status), "stopping: %zu workers finishing", a->n_procs);
+        notify_stopping(status);
+        answer_reload_waiters(a, NOTIFY_RELOAD_FAILED);
         a->stopping = true;
         a->stop_deadline = now_ms() + (uint64_t) timeout_s * 1000;
         signal_all(a, worker_signal);
 }
 
-static void handle_signal(Arbiter *a, int sig) {
+static void handle_signal(Arbiter *a, const struct signalfd_siginfo *si) {
+        int sig = (int) si->ssi_signo;
+
+        /* A HUP from gcorn --reload-and-wait wants to hear how the reload ended. */
+        if (sig == SIGHUP && si->ssi_code == SI_QUEUE && si->ssi_int == NOTIFY_RELOAD_COOKIE &&
+            a->n_reload_waiters < RELOAD_WAITERS_MAX)
+                a->reload_waiters[a->n_reload_waiters++] = (pid_t) si->ssi_pid;
+
         switch (sig) {
         case SIGCHLD:
                 break;
@@ -408,6 +465,8 @@ static void handle_signal(Arbiter *a, int sig) {
                 log_info("Handling signal: hup");
                 if (!a->stopping)
                         reload(a);
+                else
+                        answer_reload_waiters(a, NOTIFY_RELOAD_FAILED);
                 break;
         case SIGTTIN:
                 log_info("Handling signal: ttin");
@@ -426,6 +485,57 @@ static void handle_signal(Arbiter *a, int sig) {
                 break;
         default:
                 log_info("Ignoring signal %d (%s)", sig, strsignal(sig));
+        }
+}
+
+/* "gen 3, 4/4 workers (1 busy), 10482 requests, 350 req/s, 0 timeouts, 0 crashes" */
+static void format_status(Arbiter *a, char *buf, size_t cap, uint64_t now) {
+        uint64_t requests = a->requests_done;
+        int busy = 0, serving, booted;
+        double rate = 0;
+
+        for (size_t i = 0; i < a->n_procs; i++) {
+                requests += heartbeat_load64(&a->procs[i].slot->requests);
+                busy += heartbeat_load(&a->procs[i].slot->state) == SLOT_BUSY;
+        }
+        serving = serving_workers(a, &booted);
+        (void) serving;
+        if (a->last_status_ms && now > a->last_status_ms)
+                rate = (double) (requests - MIN(requests, a->last_status_requests)) * 1000.0 /
+                       (double) (now - a->last_status_ms);
+        snprintf(buf, cap, "%sgen %u, %d/%d workers (%d busy), %" PRIu64 " requests, %.0f req/s, %" PRIu64
+                 " timeouts, %" PRIu64 " crashes",
+                 a->stopping ? "stopping: " : a->reloading ? "reloading: " : "", a->generation, booted, a->target, busy,
+                 requests, rate, a->timeouts, a->crashes);
+        a->last_status_ms = now;
+        a->last_status_requests = requests;
+}
+
+/* READY=1 once the first generation serves, then STATUS= once a second, and WATCHDOG=1 from
+ * this loop only: if the loop stops turning, systemd notices. */
+static void tell_manager(Arbiter *a) {
+        uint64_t now = now_ms(), wd = notify_watchdog_interval_ms();
+        char status[256];
+        int booted;
+
+        if (!notify_enabled())
+                return;
+        if (wd && now - a->last_watchdog_ms >= wd) {
+                notify_watchdog();
+                a->last_watchdog_ms = now;
+        }
+        if (!a->ready_sent && !a->stopping) {
+                serving_workers(a, &booted);
+                if (booted < a->target)
+                        return;
+                format_status(a, status, sizeof(status), now);
+                notify_ready(status);
+                a->ready_sent = true;
+                return;
+        }
+        if (now - a->last_status_ms >= STATUS_MS) {
+                format_status(a, status, sizeof(status), now);
+                notify_status(status);
         }
 }
 
@@ -473,6 +583,8 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
         for (size_t i = 0; i < n_listeners; i++)
                 log_info("Listening at: %s (%d)", listeners[i].url, (int) getpid());
         log_info("Using worker: %s", s->worker_class);
+        /* A slow app import must not trip TimeoutStartSec=; --boot-timeout bounds it. */
+        notify_extend_timeout(((uint64_t) s->boot_timeout + 10) * 1000000ULL);
 
         for (;;) {
                 struct pollfd p[2] = {
@@ -490,11 +602,14 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                         break;
                 }
                 while (read(a.sigfd, &si, sizeof(si)) == sizeof(si))
-                        handle_signal(&a, (int) si.ssi_signo);
+                        handle_signal(&a, &si);
                 reap(&a);
                 note_booted(&a);
                 watchdog(&a);
+                tell_manager(&a);
         }
+        if (a.exit_status == WORKER_BOOT_ERROR)
+                notify_failure(EINVAL, a.failure[0] ? a.failure : "the workers could not load the application");
         log_info("Shutting down: Master");
 out:
         safe_close(a.sigfd);

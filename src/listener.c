@@ -43,15 +43,25 @@ int listener_parse_spec(const char *spec, BindSpec *ret) {
                 if (r < 0 || !b.path[0])
                         return -EINVAL;
         } else if (strncmp(spec, "fd://", 5) == 0) {
+                const char *v = spec + 5;
                 char *end;
-                long v;
+                long fd;
 
-                errno = 0;
-                v = strtol(spec + 5, &end, 10);
-                if (errno || end == spec + 5 || *end || v < 0 || v > 65535)
+                if (!*v)
                         return -EINVAL;
-                b.kind = 'f';
-                b.fd = (int) v;
+                if (*v >= '0' && *v <= '9') {
+                        errno = 0;
+                        fd = strtol(v, &end, 10);
+                        if (errno || *end || fd < 0 || fd > 65535)
+                                return -EINVAL;
+                        b.kind = 'f';
+                        b.fd = (int) fd;
+                } else {
+                        b.kind = 'n';
+                        r = copy_str(b.path, sizeof(b.path), v, strlen(v));
+                        if (r < 0)
+                                return r;
+                }
         } else if (spec[0] == '[') {
                 const char *close = strchr(spec, ']');
 
@@ -194,13 +204,31 @@ static int check_inherited(int fd) {
         return 0;
 }
 
-static int open_one(const char *spec, int backlog, Listener *l, char **ret_error) {
+static const InheritedFd *find_inherited(const InheritedFd *inh, size_t n, const char *name) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(inh[i].name, name) == 0)
+                        return &inh[i];
+        return NULL;
+}
+
+static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_t n_inh, Listener *l,
+                    char **ret_error) {
+        const InheritedFd *named = NULL;
         BindSpec b;
         int r, fd = -1;
 
         r = listener_parse_spec(spec, &b);
         if (r < 0)
                 return asprintf(ret_error, "Invalid bind address: '%s'", spec) < 0 ? -ENOMEM : -EINVAL;
+
+        if (b.kind == 'n') {
+                named = find_inherited(inh, n_inh, b.path);
+                if (!named)
+                        return asprintf(ret_error, "No socket named '%s' was passed by systemd (%s)", b.path, spec) < 0
+                                       ? -ENOMEM : -ENOENT;
+                b.kind = 'f';
+                b.fd = named->fd;
+        }
 
         switch (b.kind) {
         case 'u':
@@ -222,6 +250,11 @@ static int open_one(const char *spec, int backlog, Listener *l, char **ret_error
         }
 
         *l = (Listener) { .fd = fd, .is_unix = b.kind == 'u', .inherited = b.kind == 'f' };
+        for (size_t i = 0; !named && b.kind == 'f' && i < n_inh; i++)
+                if (inh[i].fd == fd)
+                        named = &inh[i];
+        if (named)
+                snprintf(l->origin, sizeof(l->origin), " (fd %d \"%.60s\" from systemd)", named->fd, named->name);
         if (b.kind == 'f') {
                 struct sockaddr_storage ss;
                 socklen_t len = sizeof(ss);
@@ -238,18 +271,30 @@ static int open_one(const char *spec, int backlog, Listener *l, char **ret_error
         return 0;
 }
 
-int listener_open_all(char **specs, int backlog, Listener **ret, size_t *ret_n, char **ret_error) {
+int listener_open_all(char **specs, int backlog, const InheritedFd *inherited, size_t n_inherited,
+                      bool use_all_inherited, Listener **ret, size_t *ret_n, char **ret_error) {
+        _cleanup_strv_free_ char **names = NULL;
         Listener *l = NULL;
         size_t n = 0, count = 0;
         int r;
 
+        if (use_all_inherited && n_inherited > 0) {
+                /* Every socket the unit passed; the log names each one. */
+                names = calloc(n_inherited + 1, sizeof(char *));
+                if (!names)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n_inherited; i++)
+                        if (asprintf(&names[i], "fd://%d", inherited[i].fd) < 0)
+                                return -ENOMEM;
+                specs = names;
+        }
         for (char **s = specs; s && *s; s++)
                 count++;
         l = calloc(MAX(count, 1u), sizeof(Listener));
         if (!l)
                 return -ENOMEM;
         for (size_t i = 0; i < count; i++) {
-                r = open_one(specs[i], backlog, &l[i], ret_error);
+                r = open_one(specs[i], backlog, inherited, n_inherited, &l[i], ret_error);
                 if (r < 0) {
                         if (l[i].fd >= 0 && !l[i].inherited && l[i].spec)
                                 safe_close(l[i].fd);

@@ -1,6 +1,11 @@
 /* Error and access log sinks. One write(2) per entry so that lines from several workers
  * sharing a file or pipe never interleave mid-line. */
+#define SD_JOURNAL_SUPPRESS_LOCATION 1
+
 #include <fcntl.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -14,6 +19,11 @@
 static int error_fd = STDERR_FILENO;
 static int access_fd = -1;
 static int max_level = LOG_INFO;
+static bool journal;                    /* error log entries go to the journal natively */
+static bool level_prefix;               /* text to a journal stream: "<N>" prefixes */
+static bool access_to_journal;
+static char instance[64] = "";
+static unsigned generation;
 
 static const struct {
         const char *name;
@@ -89,6 +99,45 @@ int log_open_access(const char *path) {
         return reopen(&access_fd, path, STDOUT_FILENO);
 }
 
+/* $JOURNAL_STREAM is "DEV:INODE" of the stream systemd connected; it may be stale after a
+ * redirect, so it counts only when it matches what fd 2 really is. */
+static bool stderr_is_journal(void) {
+        const char *e = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+
+        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+                return false;
+        if (fstat(STDERR_FILENO, &st) < 0)
+                return false;
+        return st.st_dev == (dev_t) dev && st.st_ino == (ino_t) ino;
+}
+
+int log_set_target(const char *target) {
+        bool on_journal = error_fd == STDERR_FILENO && stderr_is_journal();
+
+        journal = false;
+        level_prefix = false;
+        if (target && strcmp(target, "journal") == 0)
+                journal = error_fd == STDERR_FILENO;
+        else if (target && strcmp(target, "stderr") == 0)
+                level_prefix = on_journal;
+        else
+                journal = on_journal;
+        /* "-" for the access log means stdout, which systemd connects to the journal too. */
+        access_to_journal = journal && access_fd == STDOUT_FILENO;
+        return 0;
+}
+
+bool log_to_journal(void) {
+        return journal;
+}
+
+void log_set_identity(const char *name, unsigned gen) {
+        snprintf(instance, sizeof(instance), "%s", name ? name : "");
+        generation = gen;
+}
+
 int log_error_fd(void) {
         return error_fd;
 }
@@ -115,15 +164,23 @@ static void write_all(int fd, const char *p, size_t n) {
         }
 }
 
-/* "[2024-05-01 12:00:00 +0000] [1234] [INFO] " as Gunicorn's error log prints it. */
+static void journal_send(int level, const char *message) {
+        (void) sd_journal_send("MESSAGE=%s", message, "PRIORITY=%i", level, "SYSLOG_IDENTIFIER=gcorn",
+                               "GCORN_INSTANCE=%s", instance, "GCORN_GENERATION=%u", generation, NULL);
+}
+
+/* "[2024-05-01 12:00:00 +0000] [1234] [INFO] " as Gunicorn's error log prints it; with a
+ * "<N>" in front when the journal reads the stream, so it keeps the priority. */
 static size_t format_prefix(char *buf, size_t cap, int level) {
         struct timespec ts;
         struct tm tm;
-        size_t n;
+        size_t n = 0;
 
         clock_gettime(CLOCK_REALTIME, &ts);
         localtime_r(&ts.tv_sec, &tm);
-        n = strftime(buf, cap, "[%Y-%m-%d %H:%M:%S %z] ", &tm);
+        if (level_prefix)
+                n = (size_t) snprintf(buf, cap, "<%d>", level);
+        n += strftime(buf + n, cap - n, "[%Y-%m-%d %H:%M:%S %z] ", &tm);
         n += (size_t) snprintf(buf + n, cap - n, "[%d] [%s] ", (int) getpid(), level_tag(level));
         return MIN(n, cap - 1);
 }
@@ -141,6 +198,14 @@ int log_internalv(int level, int error, const char *fmt, va_list ap) {
                 return -error;
         }
 
+        if (journal) {
+                errno = error;
+                k = vsnprintf(buf, sizeof(buf), fmt, ap);
+                if (k >= 0)
+                        journal_send(level, buf);
+                errno = saved;
+                return -error;
+        }
         n = format_prefix(buf, sizeof(buf), level);
         /* %m must print the error we were given, not whatever errno holds now. */
         errno = error;
@@ -171,6 +236,12 @@ void log_block(int level, const char *title, const char *text) {
         if (level > max_level)
                 return;
 
+        if (journal) {
+                /* One entry, so the traceback stays together in journalctl. */
+                if (asprintf(&buf, "%s\n%s", title, text ? text : "") >= 0)
+                        journal_send(level, buf);
+                return;
+        }
         n = format_prefix(prefix, sizeof(prefix), level);
         cap = n + strlen(title) + tlen * 3 + 16;
         buf = malloc(cap);
@@ -200,7 +271,31 @@ bool log_access_enabled(void) {
         return access_fd >= 0;
 }
 
-void log_access_line(const char *line, size_t len) {
+static void log_access_line(const char *line, size_t len);
+
+static void access_journal(const AccessEntry *e, const char *line, size_t len) {
+        const Request *r = e->request;
+        const HttpHeader *ua = r ? request_find_header(r, "User-Agent") : NULL;
+
+        (void) sd_journal_send("MESSAGE=%.*s", (int) len, line, "PRIORITY=%i", LOG_INFO, "SYSLOG_IDENTIFIER=gcorn",
+                               "REQUEST_METHOD=%.*s", r ? (int) r->method.len : 0, r ? r->method.p : "",
+                               "REQUEST_URI=%.*s", r ? (int) r->target.len : 0, r ? r->target.p : "",
+                               "HTTP_STATUS=%d", e->status, "RESPONSE_BYTES=%" PRIu64, e->body_bytes,
+                               "DURATION_USEC=%" PRIu64, e->duration_usec, "REMOTE_ADDR=%s",
+                               e->remote_addr && e->remote_addr[0] ? e->remote_addr : "-", "USER_AGENT=%.*s",
+                               ua ? (int) ua->value.len : 1, ua ? ua->value.p : "-", "GCORN_INSTANCE=%s", instance,
+                               "GCORN_GENERATION=%u", generation, NULL);
+}
+
+void log_access(const AccessEntry *e, const char *line, size_t len) {
+        if (access_to_journal) {
+                access_journal(e, line, len);
+                return;
+        }
+        log_access_line(line, len);
+}
+
+static void log_access_line(const char *line, size_t len) {
         char stackbuf[2048];
         _cleanup_free_ char *heap = NULL;
         char *buf = stackbuf;

@@ -9,6 +9,7 @@
 #include "gcorn/listener.h"
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
+#include "gcorn/notify.h"
 #include "gcorn/proctitle.h"
 #include "gcorn/python.h"
 #include "gcorn/settings.h"
@@ -62,13 +63,40 @@ static int reload_settings(Settings *ret, char **ret_error) {
         return r < 0 ? r : 0;
 }
 
+/* Whether --bind (or bind in the config file) was given: without it, sockets passed by
+ * systemd are used instead of the default address. */
+static bool bind_given(const Settings *s) {
+        Settings defaults;
+        bool same = true;
+        size_t i;
+
+        if (settings_init(&defaults) < 0)
+                return true;
+        for (i = 0; s->bind[i] && defaults.bind[i]; i++)
+                if (strcmp(s->bind[i], defaults.bind[i]) != 0)
+                        same = false;
+        if (s->bind[i] || defaults.bind[i])
+                same = false;
+        settings_done(&defaults);
+        return !same;
+}
+
 static int run(void) {
         _cleanup_free_ char *error = NULL;
+        const InheritedFd *inherited;
+        size_t n_inherited;
         Listener *listeners = NULL;
         size_t n_listeners = 0;
         void *app = NULL;
         Settings s;
         int r, level, status;
+
+        /* Before Python copies the environment: the app must never see LISTEN_*,
+         * NOTIFY_SOCKET or WATCHDOG_*. */
+        r = notify_setup();
+        if (r < 0)
+                return fail(1, "Failed to read the sockets passed by systemd.");
+        inherited = notify_inherited(&n_inherited);
 
         /* Ignored here rather than per send(): sendfile() and app code write to sockets too. */
         signal(SIGPIPE, SIG_IGN);
@@ -102,6 +130,8 @@ static int run(void) {
                 status = 1;
                 goto out;
         }
+        (void) log_set_target(s.log_target);
+        log_set_identity(s.proc_name, 1);
 
         if (s.chdir && chdir(s.chdir) < 0) {
                 fprintf(stderr, "gcorn: error: Cannot change directory to %s: %m\n", s.chdir);
@@ -114,8 +144,10 @@ static int run(void) {
                 goto out;
         }
 
-        r = listener_open_all(s.bind, s.backlog, &listeners, &n_listeners, &error);
+        r = listener_open_all(s.bind, s.backlog, inherited, n_inherited, !bind_given(&s), &listeners, &n_listeners,
+                              &error);
         if (r < 0) {
+                notify_failure(r, error ? error : "no listening socket");
                 status = fail(1, error ? error : "Failed to open the listening sockets.");
                 goto out;
         }
@@ -123,6 +155,7 @@ static int run(void) {
         if (s.preload_app) {
                 r = python_load_app(s.wsgi_app, &app, &error);
                 if (r < 0) {
+                        notify_failure(r, error ? error : "the application could not be loaded");
                         status = fail(3, error ? error : "Failed to load the application.");
                         goto out;
                 }
@@ -139,7 +172,26 @@ out:
 }
 
 int main(int argc, char **argv) {
-        char **args = proctitle_init(argc, argv);
+        char **args;
+
+        /* ExecReload=: gcorn --reload-and-wait $MAINPID */
+        if (argc == 3 && strcmp(argv[1], "--reload-and-wait") == 0) {
+                char *end;
+                long pid = strtol(argv[2], &end, 10);
+                int r;
+
+                if (*end || pid <= 1)
+                        return fail(2, "--reload-and-wait needs the master's PID");
+                r = notify_reload_and_wait((int) pid, 90);
+                if (r == -EIO)
+                        return fail(1, "Reload failed: the new workers did not boot; the old ones keep serving");
+                if (r < 0) {
+                        fprintf(stderr, "gcorn: error: Reload of %ld failed: %s\n", pid, strerror(-r));
+                        return 1;
+                }
+                return 0;
+        }
+        args = proctitle_init(argc, argv);
 
         arg_count = argc;
         arg_values = args ? args : argv;

@@ -53,6 +53,7 @@ typedef struct SettingDef {
 static int check_worker_class(const char *value, char **ret_value, char *reason, size_t reason_size);
 static int check_loglevel(const char *value, char **ret_value, char *reason, size_t reason_size);
 static int check_env(const char *value, char **ret_value, char *reason, size_t reason_size);
+static int check_log_target(const char *value, char **ret_value, char *reason, size_t reason_size);
 static int check_not_empty(const char *value, char **ret_value, char *reason, size_t reason_size);
 
 #define FIELD(f) offsetof(Settings, f)
@@ -146,6 +147,10 @@ static const SettingDef setting_table[] = {
           .offset = FIELD(loglevel), .default_value = "info", .check = check_loglevel,
           .metavar = "LEVEL", .section = "Logging",
           .help = "The error log level: debug, info, warning, error or critical." },
+        { .name = "log_target", .long_flag = "--log-target", .type = SETTING_STRING,
+          .offset = FIELD(log_target), .default_value = "auto", .check = check_log_target,
+          .metavar = "TARGET", .section = "Logging",
+          .help = "auto (the journal when stderr is connected to it), journal or stderr (gcorn)." },
         { .name = "access_log_format", .long_flag = "--access-logformat", .type = SETTING_STRING,
           .offset = FIELD(access_log_format),
           .default_value = "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\"",
@@ -203,6 +208,15 @@ static int check_loglevel(const char *value, char **ret_value, char *reason, siz
                 if (*p >= 'A' && *p <= 'Z')
                         *p = (char) (*p - 'A' + 'a');
         *ret_value = lower;
+        return 0;
+}
+
+static int check_log_target(const char *value, char **ret_value, char *reason, size_t reason_size) {
+        (void) ret_value;
+        if (strcmp(value, "auto") != 0 && strcmp(value, "journal") != 0 && strcmp(value, "stderr") != 0) {
+                snprintf(reason, reason_size, "choose from auto, journal, stderr");
+                return -EINVAL;
+        }
         return 0;
 }
 

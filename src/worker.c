@@ -330,6 +330,7 @@ int worker_run(const WorkerContext *ctx) {
         int r;
 
         (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+        log_set_identity(s->proc_name, ctx->generation);
         r = setup_signals();
         if (r < 0)
                 return log_error_errno(r, "Failed to set up signal handling: %m"), WORKER_BOOT_ERROR;
@@ -341,7 +342,10 @@ int worker_run(const WorkerContext *ctx) {
 
                 r = python_load_app(s->wsgi_app, &loaded, &error);
                 if (r < 0) {
-                        log_error("%s", error ? error : "Failed to load the application.");
+                        const char *why = error ? error : "Failed to load the application.";
+
+                        log_error("%s", why);
+                        snprintf(w.slot->error, sizeof(w.slot->error), "%s", why);
                         return WORKER_BOOT_ERROR;
                 }
                 app = loaded;

@@ -757,14 +757,14 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
         };
         n = accesslog_render(access_log, &e, stack, sizeof(stack));
         if (n < sizeof(stack)) {
-                log_access_line(stack, n);
+                log_access(&e, stack, n);
                 return;
         }
         heap = malloc(n + 1);
         if (!heap)
                 return;
         n = accesslog_render(access_log, &e, heap, n + 1);
-        log_access_line(heap, n);
+        log_access(&e, heap, n);
 }
 
 static int handle(WsgiState *st) {

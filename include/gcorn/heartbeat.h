@@ -29,6 +29,7 @@ typedef struct HeartbeatSlot {
         uint64_t requests;
         char method[16];
         char path[200];
+        char error[256];                /* why the app could not be loaded, for STATUS= */
 } HeartbeatSlot;
 
 typedef struct Heartbeat Heartbeat;

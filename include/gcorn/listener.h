@@ -15,10 +15,12 @@ typedef struct Listener {
         char host[64];                  /* numeric address as bound, for SERVER_NAME */
         char port[8];                   /* actual port (port 0 resolved), for SERVER_PORT */
         char url[160];                  /* "http://127.0.0.1:8000", "http://[::1]:8000", "unix:/run/x.sock" */
+        char origin[96];                /* " (fd 3 \"http\" from systemd)" or "" */
 } Listener;
 
 /* Parses one --bind value without touching the network; for tests and validation.
- * Kinds: 't' TCP (host/port set, host "" means all addresses), 'u' UNIX (path), 'f' fd. */
+ * Kinds: 't' TCP (host/port set, host "" means all addresses), 'u' UNIX (path), 'f' fd,
+ * 'n' an inherited socket by its FileDescriptorName= (name in path). */
 typedef struct BindSpec {
         char kind;
         char host[256];
@@ -29,9 +31,14 @@ typedef struct BindSpec {
 
 int listener_parse_spec(const char *spec, BindSpec *ret);
 
-/* Opens every spec. On failure closes what it opened, returns -errno and sets *ret_error
- * to one clear line ("Can't connect to ('127.0.0.1', 80): Permission denied"). */
-int listener_open_all(char **specs, int backlog, Listener **ret, size_t *ret_n, char **ret_error);
+#include "gcorn/notify.h"
+
+/* Opens every spec. With sockets from systemd (inherited), all of them are used when
+ * use_all_inherited (no --bind was given), and "fd://NAME" picks one by name otherwise.
+ * Inherited sockets are checked, never bound or listen()ed again. On failure closes what it
+ * opened, returns -errno and sets *ret_error to one clear line. */
+int listener_open_all(char **specs, int backlog, const InheritedFd *inherited, size_t n_inherited,
+                      bool use_all_inherited, Listener **ret, size_t *ret_n, char **ret_error);
 
 /* Closes the sockets; with unlink_paths the UNIX socket files gcorn created go too (master
  * on exit; workers must not unlink). */

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <syslog.h>
 
+#include "gcorn/accesslog.h"
 #include "gcorn/macro.h"
 
 /* Levels are syslog's (LOG_DEBUG .. LOG_CRIT), so journal priorities map 1:1 later. */
@@ -34,8 +35,18 @@ int log_internalv(int level, int error, const char *fmt, va_list ap);
 /* A multi-line block (a Python traceback) written as one entry, each line indented. */
 void log_block(int level, const char *title, const char *text);
 
-/* One rendered access-log line (without trailing newline). */
-void log_access_line(const char *line, size_t len);
+/* Where the error log goes when it is stderr: "auto" picks the journal's native protocol when
+ * $JOURNAL_STREAM names fd 2, "journal" forces it, "stderr" forces text (with "<N>" level
+ * prefixes when stderr is the journal anyway). Call after log_open_error(). */
+int log_set_target(const char *target);
+bool log_to_journal(void);
+
+/* Fields every journal entry carries: GCORN_INSTANCE and GCORN_GENERATION. */
+void log_set_identity(const char *instance, unsigned generation);
+
+/* One access-log entry: the rendered line (no trailing newline) to a file or stdout, or to
+ * the journal with the entry's structured fields. */
+void log_access(const AccessEntry *e, const char *line, size_t len);
 bool log_access_enabled(void);
 
 #define log_debug(...) log_internal(LOG_DEBUG, 0, __VA_ARGS__)

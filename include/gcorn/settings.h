@@ -39,6 +39,7 @@ typedef struct Settings {
         char *accesslog;                /* NULL = off; "-" = stdout */
         char *errorlog;                 /* "-" = stderr */
         char *loglevel;                 /* "info" */
+        char *log_target;               /* "auto", "journal" or "stderr" (gcorn) */
         char *access_log_format;        /* Gunicorn's default format */
 
         /* process naming */

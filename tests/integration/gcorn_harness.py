@@ -6,6 +6,7 @@ START_DEADLINE seconds, and every server is stopped (TERM, then KILL) when a tes
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -67,6 +68,7 @@ class Server:
                 self.port = None
                 self.unix_path = None
                 self.returncode = None
+                self._log_cache = None          # the final log, kept once the files are gone
                 argv = [GCORN]
                 if bind is not None:
                         argv += ["-b", bind]
@@ -95,6 +97,8 @@ class Server:
 
         def log(self):
                 """The error log so far (plus stderr when the log went to a file)."""
+                if self._log_cache is not None:
+                        return self._log_cache
                 text = ""
                 for p in {self.log_path, self.stderr_path}:
                         try:
@@ -148,7 +152,7 @@ class Server:
                                 return
                         rc = self.proc.poll()
                         if rc is not None:
-                                self.returncode = rc
+                                self.stop()
                                 raise ServerError("server exited with %d before listening: %s\nlog:\n%s"
                                                   % (rc, " ".join(self.argv), text))
                         if time.monotonic() > deadline:
@@ -193,6 +197,8 @@ class Server:
                                 self.proc.kill()
                                 self.proc.wait(timeout=STOP_DEADLINE)
                 self.returncode = self.proc.returncode
+                if self._log_cache is None:
+                        self._log_cache = self.log()
                 deadline = time.monotonic() + 2.0
                 for w in workers:
                         while self._pgid_is_ours(w) and time.monotonic() < deadline:
@@ -207,6 +213,7 @@ class Server:
                                 f.close()
                         except Exception:
                                 pass
+                shutil.rmtree(self.tmpdir, ignore_errors=True)
                 return self.returncode
 
         # -- clients ----------------------------------------------------------
@@ -248,6 +255,13 @@ class Server:
                         return c.read_response(method=method)
                 finally:
                         c.close()
+
+
+def tempdir(test, prefix):
+        """A temporary directory removed when the test ends."""
+        d = tempfile.mkdtemp(prefix=prefix)
+        test.addCleanup(shutil.rmtree, d, True)
+        return d
 
 
 def recv_all(s, timeout=SOCK_TIMEOUT):

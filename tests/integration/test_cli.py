@@ -4,7 +4,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import unittest
@@ -113,7 +112,7 @@ class TestAppLoading(h.ServerTestCase):
 
 class TestConfigFile(h.ServerTestCase):
         def write_config(self, text):
-                d = tempfile.mkdtemp(prefix="gcorn-cfg-")
+                d = h.tempdir(self, "gcorn-cfg-")
                 path = os.path.join(d, "conf.py")
                 with open(path, "w") as f:
                         f.write(textwrap.dedent(text))
@@ -163,8 +162,8 @@ class TestConfigFile(h.ServerTestCase):
 
 class TestServerOptions(h.ServerTestCase):
         def test_chdir_and_pythonpath(self):
-                appdir = tempfile.mkdtemp(prefix="gcorn-app-")
-                libdir = tempfile.mkdtemp(prefix="gcorn-lib-")
+                appdir = h.tempdir(self, "gcorn-app-")
+                libdir = h.tempdir(self, "gcorn-lib-")
                 with open(os.path.join(libdir, "gcorn_t_helper.py"), "w") as f:
                         f.write("GREETING = b'from pythonpath\\n'\n")
                 with open(os.path.join(appdir, "gcorn_t_app.py"), "w") as f:
@@ -189,7 +188,7 @@ class TestServerOptions(h.ServerTestCase):
                 self.assertEqual(env.get("GCORN_T_TWO"), "a=b")
 
         def test_unix_socket(self):
-                d = tempfile.mkdtemp(prefix="gcorn-unix-")
+                d = h.tempdir(self, "gcorn-unix-")
                 path = os.path.join(d, "s.sock")
                 srv = self.start(bind="unix:" + path)
                 self.assertEqual(srv.unix_path, path)
@@ -253,7 +252,7 @@ class TestServerOptions(h.ServerTestCase):
                 self.assertRegex(line[0], r'^127\.0\.0\.1 - - \[[^]]+\] "GET /\?q=access-marker HTTP/1\.1" 200 14 ')
 
         def test_error_logfile_and_debug(self):
-                d = tempfile.mkdtemp(prefix="gcorn-log-")
+                d = h.tempdir(self, "gcorn-log-")
                 path = os.path.join(d, "error.log")
                 srv = self.start(args=["--error-logfile", path, "--log-level", "debug"], log_path=path)
                 self.assertServes(srv)

@@ -47,6 +47,11 @@ class ErrorsTest(unittest.TestCase):
                 self.reject(b"GET\r\n\r\n", 400)
                 self.reject(b"GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n", 400)
 
+        def test_malformed_then_half_close(self):
+                data = self.srv.raw(b"GARBAGE\r\n\r\n", shut_wr=True)
+                self.assertTrue(data.startswith(b"HTTP/1.1 400 "), data[:200])
+                self.assertServes()
+
         def test_request_line_too_long(self):
                 self.reject(b"GET /" + b"a" * 200 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414)
 

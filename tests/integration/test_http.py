@@ -66,6 +66,25 @@ class HttpTest(unittest.TestCase):
                 self.assertTrue(r.has_token("Connection", "close"), r)
                 self.assertTrue(c.at_eof(), "connection left open after Connection: close")
 
+        def test_half_close_after_request(self):
+                # A client may shut down its sending side once the request is out (nc -N,
+                # some health checkers); the response must still come back.
+                for req in (b"GET / HTTP/1.0\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"):
+                        with self.subTest(req=req):
+                                data = self.srv.raw(req, shut_wr=True)
+                                r = h.parse_responses(data)
+                                self.assertEqual(len(r), 1, data)
+                                self.assertEqual(r[0].status, 200)
+                                self.assertEqual(r[0].body, HELLO)
+
+        def test_half_close_after_pipelined_requests(self):
+                data = self.srv.raw(h.build_request("GET", "/environ?p=1") + h.build_request("GET", "/"),
+                                    shut_wr=True)
+                r = h.parse_responses(data)
+                self.assertEqual([x.status for x in r], [200, 200], data[:300])
+                self.assertEqual(r[0].json()["QUERY_STRING"], "p=1")
+                self.assertEqual(r[1].body, HELLO)
+
         def test_pipelining(self):
                 c = self.client()
                 data = b"".join(h.build_request("GET", "/environ?n=%d" % i) for i in range(10))

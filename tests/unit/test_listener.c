@@ -2,6 +2,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -42,6 +45,10 @@ START_TEST(test_parse_other) {
         ck_assert_int_eq(listener_parse_spec("fd://3", &b), 0);
         ck_assert_int_eq(b.kind, 'f');
         ck_assert_int_eq(b.fd, 3);
+
+        ck_assert_int_eq(listener_parse_spec("fd://http", &b), 0);
+        ck_assert_int_eq(b.kind, 'n');
+        ck_assert_str_eq(b.path, "http");
 }
 END_TEST
 
@@ -66,7 +73,7 @@ START_TEST(test_open_port_zero) {
         Listener *l = NULL;
         size_t n = 0;
 
-        ck_assert_int_eq(listener_open_all(specs, 16, &l, &n, &error), 0);
+        ck_assert_int_eq(listener_open_all(specs, 16, NULL, 0, false, &l, &n, &error), 0);
         ck_assert_uint_eq(n, 1);
         ck_assert_str_eq(l[0].host, "127.0.0.1");
         ck_assert_str_ne(l[0].port, "0");
@@ -85,7 +92,7 @@ START_TEST(test_open_inherited_must_listen) {
 
         ck_assert_int_ge(fd, 0);
         snprintf(spec, sizeof(spec), "fd://%d", fd);
-        ck_assert_int_lt(listener_open_all(specs, 16, &l, &n, &error), 0);
+        ck_assert_int_lt(listener_open_all(specs, 16, NULL, 0, false, &l, &n, &error), 0);
         ck_assert_ptr_nonnull(error);
         ck_assert_ptr_nonnull(strstr(error, "not a listening stream socket"));
         free(error);
@@ -104,12 +111,56 @@ START_TEST(test_open_unix) {
         ck_assert_ptr_nonnull(mkdtemp(dir));
         snprintf(path, sizeof(path), "%s/s.sock", dir);
         snprintf(spec, sizeof(spec), "unix:%s", path);
-        ck_assert_int_eq(listener_open_all(specs, 16, &l, &n, &error), 0);
+        ck_assert_int_eq(listener_open_all(specs, 16, NULL, 0, false, &l, &n, &error), 0);
         ck_assert(l[0].is_unix);
         ck_assert_int_eq(access(path, F_OK), 0);
         listener_free_all(l, n, true);
         ck_assert_int_ne(access(path, F_OK), 0);
         rmdir(dir);
+}
+END_TEST
+
+/* A listening socket passed the way systemd does, picked by its name. */
+START_TEST(test_open_inherited_by_name) {
+        char *specs[] = { "fd://api", NULL };
+        char *all[] = { "127.0.0.1:1", NULL };
+        struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        InheritedFd inh[2];
+        char *error = NULL;
+        Listener *l = NULL;
+        size_t n = 0;
+        int fd1 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int fd2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        ck_assert_int_eq(bind(fd1, (struct sockaddr *) &sin, sizeof(sin)), 0);
+        ck_assert_int_eq(listen(fd1, 4), 0);
+        ck_assert_int_eq(bind(fd2, (struct sockaddr *) &sin, sizeof(sin)), 0);
+        ck_assert_int_eq(listen(fd2, 4), 0);
+        inh[0] = (InheritedFd) { .fd = fd1, .name = "http" };
+        inh[1] = (InheritedFd) { .fd = fd2, .name = "api" };
+
+        ck_assert_int_eq(listener_open_all(specs, 16, inh, 2, false, &l, &n, &error), 0);
+        ck_assert_uint_eq(n, 1);
+        ck_assert_int_eq(l[0].fd, fd2);
+        ck_assert(l[0].inherited);
+        ck_assert_ptr_nonnull(strstr(l[0].origin, "\"api\" from systemd"));
+        listener_free_all(l, n, true);
+
+        /* Without --bind every passed socket is used, whatever the default bind says. */
+        ck_assert_int_eq(listener_open_all(all, 16, inh, 2, true, &l, &n, &error), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(l[0].fd, fd1);
+        ck_assert_int_eq(l[1].fd, fd2);
+        listener_free_all(l, n, true);
+        /* Inherited sockets are never closed by gcorn. */
+        ck_assert_int_eq(fcntl(fd1, F_GETFD) >= 0, 1);
+
+        specs[0] = "fd://nope";
+        ck_assert_int_lt(listener_open_all(specs, 16, inh, 2, false, &l, &n, &error), 0);
+        ck_assert_ptr_nonnull(strstr(error, "nope"));
+        free(error);
+        close(fd1);
+        close(fd2);
 }
 END_TEST
 
@@ -125,6 +176,7 @@ int main(void) {
         tcase_add_test(tc, test_open_port_zero);
         tcase_add_test(tc, test_open_inherited_must_listen);
         tcase_add_test(tc, test_open_unix);
+        tcase_add_test(tc, test_open_inherited_by_name);
         suite_add_tcase(s, tc);
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Instructions per request: gcorn with one worker under callgrind, a warm-up, then a fixed
+# number of keep-alive requests over one connection, counted between a zero and a dump of
+# the worker's counters, split into gcorn's own code, llhttp, CPython, libc and the rest.
+#
+#   contrib/bench/callgrind.sh [REQUESTS [PATH]]      (default 2000 /)
+#
+# BENCH_BUILD_DIR / GCORN_BIN as for run.sh. Output: markdown on stdout; the callgrind
+# files and the full annotation stay in $BENCH_BUILD_DIR/callgrind/.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+py=/usr/bin/python3
+requests=${1:-2000}
+path=${2:-/}
+warmup=200
+
+build=${BENCH_BUILD_DIR:-build-bench}
+case $build in /*) ;; *) build=$top/$build ;; esac
+if [ -n "${GCORN_BIN:-}" ]; then
+        gcorn=$GCORN_BIN
+else
+        if [ -f "$build/build.ninja" ]; then
+                meson configure "$build" -Dbuildtype=release >/dev/null
+        else
+                meson setup "$build" "$top" -Dbuildtype=release >/dev/null
+        fi
+        ninja -C "$build" src/gcorn >/dev/null
+        gcorn=$build/src/gcorn
+fi
+gcorn=$(readlink -f "$gcorn")
+out=$build/callgrind
+rm -rf "$out"
+mkdir -p "$out"
+tmp=$(mktemp -d /tmp/gcorn-cg.XXXXXX)
+head -c 1048576 /dev/urandom > "$tmp/file.bin"
+export BENCH_FILE=$tmp/file.bin
+
+port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$out/callgrind.out.%p" \
+        "$gcorn" -b "127.0.0.1:$port" -w 1 -t 0 --keep-alive 600 --chdir "$here" app:app \
+        > "$out/server.log" 2>&1 &
+master=$!
+cleanup() {
+        if kill -0 "$master" 2>/dev/null; then
+                kill -TERM "$master" 2>/dev/null || true
+                for _ in $(seq 1 100); do
+                        kill -0 "$master" 2>/dev/null || break
+                        sleep 0.2
+                done
+                kill -KILL "$master" 2>/dev/null || true
+        fi
+        rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+worker=
+for _ in $(seq 1 600); do
+        if "$py" "$here/client.py" 127.0.0.1 "$port" 1 "$path" 5 2>/dev/null; then
+                worker=$(ps -o pid= --ppid "$master" | head -n1 | tr -d ' ')
+                [ -n "$worker" ] && break
+        fi
+        kill -0 "$master" 2>/dev/null || { echo "callgrind.sh: gcorn exited" >&2; cat "$out/server.log" >&2; exit 1; }
+        sleep 0.2
+done
+[ -n "$worker" ] || { echo "callgrind.sh: gcorn did not answer" >&2; exit 1; }
+
+timeout 300 "$py" "$here/client.py" 127.0.0.1 "$port" "$warmup" "$path" 60
+timeout 60 callgrind_control -z "$worker" >/dev/null
+timeout 600 "$py" "$here/client.py" 127.0.0.1 "$port" "$requests" "$path" 60
+timeout 60 callgrind_control -d "$worker" >/dev/null
+dump=$(ls "$out"/callgrind.out."$worker".* 2>/dev/null | head -n1)
+[ -n "$dump" ] || { echo "callgrind.sh: no dump for worker $worker" >&2; exit 1; }
+
+callgrind_annotate --inclusive=no --threshold=100 "$dump" > "$out/annotate.txt"
+echo "gcorn 1 worker, app:app $path, $requests keep-alive requests on one connection after $warmup warm-up"
+echo "(callgrind dump: $dump)"
+echo
+"$py" "$here/cg_split.py" "$out/annotate.txt" "$requests" "$gcorn"

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The benchmark in one command: gcorn against gunicorn (sync, gthread), uWSGI and a
+# no-Python C responder, on 127.0.0.1, with the same number of worker processes.
+#
+#   contrib/bench/run.sh [--quick | --smoke] [--runs N] [--workers N] [--duration S]
+#                        [--wrk-threads N] [--modes pinned,unpinned] [--servers a,b]
+#                        [--workloads a,b] [--out FILE]
+#
+# Environment: BENCH_BUILD_DIR (default build-bench) is where gcorn is built with
+# buildtype=release; GCORN_BIN uses an existing binary instead (no build).
+# The report goes to stdout (and --out FILE); the raw runs to $BENCH_BUILD_DIR/bench-runs.json.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+py=/usr/bin/python3
+smoke=0
+for a in "$@"; do
+        [ "$a" = "--smoke" ] && smoke=1
+done
+
+if [ $smoke -eq 1 ]; then
+        pkgs=(wrk)
+else
+        pkgs=(gunicorn uwsgi uwsgi-plugin-python3 wrk python3-flask)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+                echo "run.sh: missing packages: ${missing[*]} (run as root to install them)" >&2
+                exit 1
+        fi
+        echo "run.sh: installing ${missing[*]}" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+fi
+
+build=${BENCH_BUILD_DIR:-build-bench}
+case $build in /*) ;; *) build=$top/$build ;; esac
+if [ -n "${GCORN_BIN:-}" ]; then
+        gcorn=$GCORN_BIN
+        mkdir -p "$build"
+else
+        if [ -f "$build/build.ninja" ]; then
+                meson configure "$build" -Dbuildtype=release >/dev/null
+        else
+                meson setup "$build" "$top" -Dbuildtype=release >/dev/null
+        fi
+        ninja -C "$build" src/gcorn >/dev/null
+        gcorn=$build/src/gcorn
+fi
+responder=$build/bench-responder
+if [ ! -x "$responder" ] || [ "$here/responder.c" -nt "$responder" ]; then
+        gcc -O2 -Wall -Wextra -o "$responder" "$here/responder.c"
+fi
+
+tmp=$(mktemp -d /tmp/gcorn-bench.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+head -c 1048576 /dev/urandom > "$tmp/file.bin"
+export BENCH_FILE=$tmp/file.bin
+
+# 1,000 connections per server plus wrk's: raise the descriptor limit for everything started.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+
+"$py" "$here/bench.py" --gcorn "$gcorn" --responder "$responder" --tmp "$tmp" \
+        --json "$build/bench-runs.json" --command-line "contrib/bench/run.sh $*" "$@"

@@ -1,0 +1,166 @@
+/* sd_notify() is reimplemented here instead of called from libsystemd because libsystemd
+ * reads NOTIFY_SOCKET from the environment on every call, and gcorn removes it from the
+ * environment at start so that the app's subprocesses cannot talk to PID 1 as us. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gcorn/macro.h"
+#include "gcorn/notify.h"
+
+static struct sockaddr_un notify_addr;
+static socklen_t notify_addr_len;
+static uint64_t watchdog_usec;
+static InheritedFd *inherited;
+static size_t n_inherited;
+
+static void remember_notify_socket(void) {
+        const char *e = getenv("NOTIFY_SOCKET");
+        size_t len;
+
+        if (!e || (e[0] != '/' && e[0] != '@'))
+                return;
+        len = strlen(e);
+        if (len >= sizeof(notify_addr.sun_path))
+                return;
+        notify_addr.sun_family = AF_UNIX;
+        memcpy(notify_addr.sun_path, e, len);
+        /* A leading '@' names the abstract namespace: a NUL byte on the wire. */
+        if (e[0] == '@')
+                notify_addr.sun_path[0] = 0;
+        notify_addr_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len);
+}
+
+int notify_setup(void) {
+        char **names = NULL;
+        int n;
+
+        remember_notify_socket();
+        if (sd_watchdog_enabled(1, &watchdog_usec) <= 0)
+                watchdog_usec = 0;
+
+        n = sd_listen_fds_with_names(1, &names);
+        if (n < 0)
+                return n;
+        if (n > 0) {
+                inherited = calloc((size_t) n, sizeof(InheritedFd));
+                if (!inherited) {
+                        strv_free(names);
+                        return -ENOMEM;
+                }
+                for (int i = 0; i < n; i++)
+                        inherited[i] = (InheritedFd) {
+                                .fd = SD_LISTEN_FDS_START + i,
+                                .name = names && names[i] ? TAKE_PTR(names[i]) : strdup("unknown"),
+                        };
+                n_inherited = (size_t) n;
+        }
+        strv_free(names);
+
+        unsetenv("NOTIFY_SOCKET");
+        unsetenv("LISTEN_FDS");
+        unsetenv("LISTEN_PID");
+        unsetenv("LISTEN_FDNAMES");
+        unsetenv("LISTEN_PIDFDID");
+        unsetenv("WATCHDOG_USEC");
+        unsetenv("WATCHDOG_PID");
+        return n;
+}
+
+const InheritedFd *notify_inherited(size_t *ret_n) {
+        *ret_n = n_inherited;
+        return inherited;
+}
+
+bool notify_enabled(void) {
+        return notify_addr_len > 0;
+}
+
+uint64_t notify_watchdog_interval_ms(void) {
+        return watchdog_usec / 2000;
+}
+
+void notify_send(const char *fmt, ...) {
+        char buf[1024];
+        va_list ap;
+        int fd, n;
+
+        if (!notify_addr_len)
+                return;
+        va_start(ap, fmt);
+        n = vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return;
+        /* A fresh socket per message: one left connected across an exec confuses PID 1. */
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return;
+        (void) sendto(fd, buf, MIN((size_t) n, sizeof(buf) - 1), MSG_NOSIGNAL, (struct sockaddr *) &notify_addr,
+                      notify_addr_len);
+        safe_close(fd);
+}
+
+void notify_ready(const char *status) {
+        notify_send("READY=1\nSTATUS=%s", status);
+}
+
+void notify_reloading(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        notify_send("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+                    (unsigned long long) ts.tv_sec * 1000000ULL + (unsigned long long) ts.tv_nsec / 1000);
+}
+
+void notify_stopping(const char *status) {
+        notify_send("STOPPING=1\nSTATUS=%s", status);
+}
+
+void notify_watchdog(void) {
+        notify_send("WATCHDOG=1");
+}
+
+void notify_status(const char *status) {
+        notify_send("STATUS=%s", status);
+}
+
+void notify_extend_timeout(uint64_t usec) {
+        notify_send("EXTEND_TIMEOUT_USEC=%llu", (unsigned long long) usec);
+}
+
+void notify_failure(int error, const char *status) {
+        notify_send("STATUS=Failed: %s\nERRNO=%d", status, error < 0 ? -error : error);
+}
+
+int notify_reload_and_wait(int pid, int timeout_s) {
+        union sigval v = { .sival_int = NOTIFY_RELOAD_COOKIE };
+        struct timespec tick = { .tv_sec = 1 };
+        sigset_t mask;
+        siginfo_t si;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGRTMIN);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return -errno;
+        if (sigqueue(pid, SIGHUP, v) < 0)
+                return -errno;
+        for (int waited = 0; waited < timeout_s; waited++) {
+                int sig = sigtimedwait(&mask, &si, &tick);
+
+                if (sig == SIGRTMIN && si.si_pid == pid)
+                        return si.si_value.sival_int == NOTIFY_RELOAD_OK ? 0 : -EIO;
+                if (sig < 0 && errno != EAGAIN && errno != EINTR)
+                        return -errno;
+                /* The master died: no answer will come. */
+                if (kill(pid, 0) < 0 && errno == ESRCH)
+                        return -ESRCH;
+        }
+        return -ETIMEDOUT;
+}

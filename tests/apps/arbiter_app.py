@@ -1,0 +1,60 @@
+"""The app the master (arbiter) tests run: crashes, hangs and slow requests on demand.
+
+The version it serves is read once, at import time, from the file named by
+ARBITER_VERSION_FILE, so a reload that re-imports the app is visible in responses. A version
+file that says "raise" makes the import fail; ARBITER_APP_BROKEN=1 makes it fail with an
+ImportError for a missing module."""
+
+import ctypes
+import os
+import time
+from urllib.parse import parse_qs
+
+if os.environ.get("ARBITER_APP_BROKEN") == "1":
+        import arbiter_missing_dependency  # noqa: F401
+
+
+def _read_version():
+        path = os.environ.get("ARBITER_VERSION_FILE")
+        if not path:
+                return "v1"
+        with open(path) as f:
+                v = f.read().strip()
+        if v == "raise":
+                raise RuntimeError("arbiter_app: the version file asks for a failed import")
+        return v
+
+
+VERSION = _read_version()
+
+
+def hang_forever():
+        # Pure Python: no sleep, no I/O, so only the master's timeout can end it.
+        n = 0
+        while True:
+                n += 1
+
+
+def crash_now():
+        return ctypes.string_at(0)
+
+
+def _reply(start_response, body, status="200 OK"):
+        body = body.encode()
+        start_response(status, [("Content-Type", "text/plain"),
+                                ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def app(environ, start_response):
+        path = environ.get("PATH_INFO", "/")
+        qs = parse_qs(environ.get("QUERY_STRING", ""))
+        if path == "/hang":
+                hang_forever()
+        elif path == "/segv":
+                crash_now()
+        elif path == "/slow":
+                time.sleep(float(qs.get("s", ["1"])[0]))
+        elif path != "/":
+                return _reply(start_response, "not found\n", "404 Not Found")
+        return _reply(start_response, "version=%s pid=%d\n" % (VERSION, os.getpid()))

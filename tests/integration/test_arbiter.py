@@ -1,0 +1,479 @@
+"""The master process: worker crashes, hangs and stops, reloads under load, worker recycling,
+boot failures, stop signals, process titles.
+
+Every wait is a bounded poll; every server is stopped when its test ends (the harness sends
+TERM, then KILL, and kills leftover workers of that server by PID)."""
+
+import http.client
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gcorn_harness as h  # noqa: E402
+
+APP = "arbiter_app:app"
+BODY_RE = re.compile(r"^version=(\S+) pid=(\d+)\n$")
+
+
+def children(pid):
+        """The live child PIDs of pid (zombies are not counted)."""
+        out = set()
+        try:
+                tasks = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+                return out
+        for t in tasks:
+                try:
+                        with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+                                out.update(int(x) for x in f.read().split())
+                except OSError:
+                        pass
+        return {p for p in out if process_alive(p)}
+
+
+def process_alive(pid):
+        """True while pid exists and is not a zombie."""
+        try:
+                with open("/proc/%d/stat" % pid) as f:
+                        state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+                return False
+        return state not in ("Z", "X")
+
+
+def cmdline(pid):
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+
+
+def wait_until(pred, timeout, interval=0.05):
+        """Polls pred until it returns something true or timeout passes; returns the last value."""
+        deadline = time.monotonic() + timeout
+        while True:
+                v = pred()
+                if v or time.monotonic() > deadline:
+                        return v
+                time.sleep(interval)
+
+
+def parse_body(body):
+        m = BODY_RE.match(body.decode("utf-8", "replace"))
+        if not m:
+                return None, None
+        return m.group(1), int(m.group(2))
+
+
+def http_get(srv, path="/", timeout=10.0):
+        """One GET on a new connection: (status, version, pid)."""
+        c = http.client.HTTPConnection(srv.host, srv.port, timeout=timeout)
+        try:
+                c.request("GET", path)
+                r = c.getresponse()
+                body = r.read()
+                v, pid = parse_body(body)
+                return r.status, v, pid
+        finally:
+                c.close()
+
+
+class Load:
+        """Client threads sending GET / until stopped: keep-alive runs of requests alternating
+        with one-request connections. Every exception and every non-200 is a failure."""
+
+        def __init__(self, srv, threads=4, max_seconds=30.0):
+                self.srv = srv
+                self.stop_ev = threading.Event()
+                self.lock = threading.Lock()
+                self.ok = 0
+                self.failures = []              # (monotonic time, what)
+                self.seen = []                  # (request start time, version, pid)
+                self.deadline = time.monotonic() + max_seconds
+                self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
+                                for i in range(threads)]
+
+        def start(self):
+                for t in self.threads:
+                        t.start()
+                return self
+
+        def stop(self):
+                self.stop_ev.set()
+                for t in self.threads:
+                        t.join(15)
+                return self
+
+        def running(self):
+                return not self.stop_ev.is_set() and time.monotonic() < self.deadline
+
+        def _run(self, idx):
+                run = 0
+                while self.running():
+                        run += 1
+                        per_conn = 1 if run % 2 else 30
+                        c = http.client.HTTPConnection(self.srv.host, self.srv.port, timeout=10)
+                        try:
+                                for _ in range(per_conn):
+                                        if not self.running():
+                                                break
+                                        t0 = time.monotonic()
+                                        try:
+                                                c.request("GET", "/")
+                                                r = c.getresponse()
+                                                body = r.read()
+                                        except Exception as e:
+                                                with self.lock:
+                                                        self.failures.append((t0, "thread %d: %r" % (idx, e)))
+                                                break
+                                        v, pid = parse_body(body)
+                                        with self.lock:
+                                                if r.status != 200 or v is None:
+                                                        self.failures.append((t0, "status %d body %r"
+                                                                              % (r.status, body[:100])))
+                                                else:
+                                                        self.ok += 1
+                                                        self.seen.append((t0, v, pid))
+                        finally:
+                                c.close()
+
+        def summary(self):
+                return "ok=%d failed=%d first failures: %s" % (
+                        self.ok, len(self.failures), [f[1] for f in self.failures[:5]])
+
+
+class ArbiterTest(h.ServerTestCase):
+
+        def setUp(self):
+                self.tmp = tempfile.mkdtemp(prefix="gcorn-arbiter-")
+                self.addCleanup(shutil.rmtree, self.tmp, True)
+                self.version_file = os.path.join(self.tmp, "version")
+                self.set_version("v1")
+
+        def set_version(self, v):
+                tmp = self.version_file + ".new"
+                with open(tmp, "w") as f:
+                        f.write(v + "\n")
+                os.replace(tmp, self.version_file)
+
+        def start_app(self, args=(), **kw):
+                env = dict(kw.pop("env", {}) or {})
+                env["ARBITER_VERSION_FILE"] = self.version_file
+                return self.start(APP, args=list(args), env=env, **kw)
+
+        def start_load(self, srv, **kw):
+                load = Load(srv, **kw).start()
+                self.addCleanup(load.stop)
+                return load
+
+        def wait_workers(self, srv, n, timeout=10.0):
+                """Waits until the master has exactly n live children; returns them."""
+                got = wait_until(lambda: len(children(srv.pid)) == n, timeout)
+                kids = children(srv.pid)
+                self.assertTrue(got, "expected %d workers, have %r; log:\n%s" % (n, kids, srv.log()))
+                return kids
+
+        def signal_master(self, srv, sig):
+                self.assertTrue(srv.alive(), "master died; log:\n%s" % srv.log())
+                os.kill(srv.pid, sig)
+
+        def get(self, srv, path="/", timeout=10.0):
+                """http_get, failing the test with the server log when the request fails."""
+                try:
+                        return http_get(srv, path, timeout)
+                except Exception as e:
+                        self.fail("GET %s failed: %r; log:\n%s" % (path, e, srv.log()))
+
+        def kill_if_ours(self, srv, pid, sig=signal.SIGKILL):
+                if srv._pgid_is_ours(pid):
+                        try:
+                                os.kill(pid, sig)
+                        except ProcessLookupError:
+                                pass
+
+        # 1 ------------------------------------------------------------------
+
+        def test_killed_worker_is_replaced(self):
+                srv = self.start_app(["-w", "2"])
+                before = self.wait_workers(srv, 2)
+                victim = min(before)
+                os.kill(victim, signal.SIGKILL)
+                after = wait_until(lambda: (lambda k: k if len(k) == 2 and victim not in k else None)(
+                        children(srv.pid)), 10)
+                self.assertTrue(after, "no replacement for a killed worker; log:\n%s" % srv.log())
+                self.assertTrue(after - before, "no new worker pid: %r -> %r" % (before, after))
+                srv.wait_log(r"Worker \(pid:%d\) was sent SIGKILL not sent by gcorn \(OOM\?\)" % victim)
+                status, v, pid = self.get(srv)
+                self.assertEqual(status, 200)
+                self.assertIn(pid, after)
+
+        # 2 ------------------------------------------------------------------
+
+        def test_hung_worker_is_killed_with_stack(self):
+                srv = self.start_app(["-w", "1", "-t", "2"])
+                status, _, first = self.get(srv)
+                self.assertEqual(status, 200)
+                t0 = time.monotonic()
+                s = srv.connect(timeout=20)
+                self.addCleanup(s.close)
+                s.sendall(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+                closed, data = h.wait_closed(s, 20)
+                elapsed = time.monotonic() - t0
+                self.assertTrue(closed, "the hung request's connection was never closed")
+                self.assertGreater(elapsed, 1.5, "killed before the timeout")
+                self.assertLess(elapsed, 12, "hung worker lived too long")
+                log = srv.wait_log(r"WORKER TIMEOUT \(pid:%d\) serving GET /hang for \d+\.\d s" % first)
+                log = srv.wait_log(r'File "[^"]*arbiter_app\.py", line \d+ in hang_forever')
+                self.assertRegex(log, r'File "[^"]*arbiter_app\.py", line \d+ in app')
+                status, _, pid = self.get(srv, timeout=15)
+                self.assertEqual(status, 200)
+                self.assertNotEqual(pid, first)
+                self.assertFalse(process_alive(first))
+
+        # 3 ------------------------------------------------------------------
+
+        def test_segfault_does_not_disturb_other_clients(self):
+                srv = self.start_app(["-w", "2"])
+                before = self.wait_workers(srv, 2)
+                load = self.start_load(srv, threads=1)
+                time.sleep(0.3)
+                s = srv.connect(timeout=10)
+                self.addCleanup(s.close)
+                s.sendall(b"GET /segv HTTP/1.1\r\nHost: x\r\n\r\n")
+                closed, data = h.wait_closed(s, 10)
+                self.assertTrue(closed)
+                self.assertFalse(data.startswith(b"HTTP/1.1 200"), data[:100])
+                log = srv.wait_log(r"Worker \(pid:(\d+)\) was sent signal 11")
+                crashed = int(re.search(r"Worker \(pid:(\d+)\) was sent signal 11", log).group(1))
+                self.assertIn(crashed, before)
+                after = wait_until(lambda: (lambda k: k if len(k) == 2 and crashed not in k else None)(
+                        children(srv.pid)), 10)
+                self.assertTrue(after, "crashed worker not replaced; log:\n%s" % log)
+                n_before = load.ok
+                time.sleep(1.0)
+                load.stop()
+                self.assertGreater(load.ok, n_before, "no requests served after the crash")
+                self.assertEqual(load.failures, [], load.summary())
+                self.assertTrue({p for _, _, p in load.seen} & (after - before),
+                                "the replacement never served")
+
+        # 4 ------------------------------------------------------------------
+
+        def test_rolling_reloads_under_load(self):
+                srv = self.start_app(["-w", "2", "-t", "10"])
+                self.wait_workers(srv, 2)
+                load = self.start_load(srv, threads=4)
+                time.sleep(0.7)
+                self.set_version("v2")
+                for _ in range(10):
+                        self.signal_master(srv, signal.SIGHUP)
+                        time.sleep(0.5)
+                # Each HUP either completed a reload or was refused while one was running.
+                done_rx = r"Reload complete: generation \d+ serving|Reload already in progress"
+                srv.wait_log(done_rx, timeout=10, count=10)
+                t_switch = time.monotonic()
+                log = srv.log()
+                self.assertEqual(len(re.findall(r"Handling signal: hup", log)), 10)
+                completed = len(re.findall(r"Reload complete", log))
+                self.assertGreaterEqual(completed, 5, log)
+                self.assertNotIn("Reload failed", log)
+                self.wait_workers(srv, 2)
+
+                for _ in range(2):
+                        self.signal_master(srv, signal.SIGTTIN)
+                        time.sleep(0.2)
+                self.wait_workers(srv, 4)
+                self.signal_master(srv, signal.SIGTTOU)
+                self.wait_workers(srv, 3)
+                time.sleep(0.5)
+                load.stop()
+
+                self.assertEqual(load.failures, [], load.summary())
+                self.assertGreater(load.ok, 2000, load.summary())
+                versions = [v for _, v, _ in load.seen]
+                self.assertIn("v1", versions)
+                self.assertIn("v2", versions)
+                late_old = [x for x in load.seen if x[0] > t_switch + 0.5 and x[1] != "v2"]
+                self.assertEqual(late_old, [], "old code served after the reloads")
+                for _ in range(5):
+                        status, v, _ = self.get(srv)
+                        self.assertEqual((status, v), (200, "v2"))
+                self.assertTrue(srv.alive())
+
+        # 5 ------------------------------------------------------------------
+
+        def test_term_lets_slow_request_finish(self):
+                srv = self.start_app(["-w", "1", "--graceful-timeout", "10"])
+                result = {}
+
+                def slow():
+                        try:
+                                result["r"] = self.get(srv, "/slow?s=2", timeout=15)
+                        except Exception as e:
+                                result["e"] = e
+                        result["t"] = time.monotonic()
+
+                t = threading.Thread(target=slow, daemon=True)
+                t.start()
+                self.addCleanup(t.join, 20)
+                time.sleep(0.5)
+                t0 = time.monotonic()
+                self.signal_master(srv, signal.SIGTERM)
+                rc = srv.wait_exit(12)
+                t.join(15)
+                self.assertEqual(rc, 0, srv.log())
+                self.assertNotIn("e", result, result)
+                self.assertEqual(result["r"][0], 200)
+                self.assertGreater(result["t"] - t0, 1.0, "the request did not take its time")
+                self.assertLessEqual(result["t"], time.monotonic())
+                log = srv.log()
+                self.assertIn("Handling signal: term", log)
+                self.assertIn("Shutting down: Master", log)
+
+        # 6 ------------------------------------------------------------------
+
+        def test_max_requests_recycles_workers(self):
+                srv = self.start_app(["-w", "2", "--max-requests", "50", "--max-requests-jitter", "10"])
+                self.wait_workers(srv, 2)
+                load = self.start_load(srv, threads=4, max_seconds=20)
+                wait_until(lambda: load.ok + len(load.failures) >= 2000, 20)
+                load.stop()
+                self.assertEqual(load.failures, [], load.summary())
+                self.assertGreaterEqual(load.ok, 2000, load.summary())
+                pids = {p for _, _, p in load.seen}
+                # 2000 requests at most 60 per worker: dozens of workers.
+                self.assertGreater(len(pids), 2000 // 60, pids)
+                log = srv.log()
+                self.assertIn("Autorestarting worker after current request.", log)
+                self.assertNotRegex(log, r"was sent signal|exited with code")
+                self.wait_workers(srv, 2)
+
+        # 7 ------------------------------------------------------------------
+
+        def test_broken_app_exits_without_fork_loop(self):
+                srv = self.start_app(["-w", "2"], env={"ARBITER_APP_BROKEN": "1"}, wait=False)
+                rc = srv.wait_exit(10)
+                log = srv.log()
+                self.assertEqual(rc, 3, log)
+                self.assertRegex(log, r"No module named '?arbiter_missing_dependency")
+                self.assertRegex(log, r"failed to boot; shutting down")
+                boots = len(h.WORKER_RE.findall(log))
+                self.assertGreaterEqual(boots, 1, log)
+                self.assertLessEqual(boots, 3, log)
+
+        # 8 ------------------------------------------------------------------
+
+        def test_reload_with_broken_code_keeps_old_workers(self):
+                srv = self.start_app(["-w", "2"])
+                old = self.wait_workers(srv, 2)
+                self.set_version("raise")
+                self.signal_master(srv, signal.SIGHUP)
+                log = srv.wait_log(r"Reload failed", timeout=10)
+                self.assertIn("the version file asks for a failed import", log)
+                for _ in range(6):
+                        status, v, pid = self.get(srv)
+                        self.assertEqual((status, v), (200, "v1"))
+                        self.assertIn(pid, old)
+                self.assertTrue(srv.alive())
+                self.assertEqual(self.wait_workers(srv, 2), old)
+
+                self.set_version("v3")
+                self.signal_master(srv, signal.SIGHUP)
+                srv.wait_log(r"Reload complete", timeout=10)
+                got = wait_until(lambda: self.get(srv)[1] == "v3", 5)
+                self.assertTrue(got, srv.log())
+                for _ in range(4):
+                        status, v, pid = self.get(srv)
+                        self.assertEqual((status, v), (200, "v3"))
+                        self.assertNotIn(pid, old)
+
+        # 9 ------------------------------------------------------------------
+
+        def test_preload_reload_replaces_workers(self):
+                srv = self.start_app(["-w", "2", "--preload"])
+                old = self.wait_workers(srv, 2)
+                status, v, pid = self.get(srv)
+                self.assertEqual((status, v), (200, "v1"))
+                self.assertIn(pid, old)
+                self.set_version("v2")
+                self.signal_master(srv, signal.SIGHUP)
+                log = srv.wait_log(r"Reload complete", timeout=10)
+                self.assertRegex(log, r"(?i)preload")
+                new = wait_until(lambda: (lambda k: k if len(k) == 2 and not (k & old) else None)(
+                        children(srv.pid)), 10)
+                self.assertTrue(new, "old workers still there: %r; log:\n%s" % (children(srv.pid), log))
+                for _ in range(4):
+                        status, v, pid = self.get(srv)
+                        # The code was imported once, in the master: still the old version.
+                        self.assertEqual((status, v), (200, "v1"))
+                        self.assertIn(pid, new)
+
+        # 10 -----------------------------------------------------------------
+
+        def test_stopped_worker_is_replaced(self):
+                srv = self.start_app(["-w", "2", "-t", "2"])
+                before = self.wait_workers(srv, 2)
+                victim = min(before)
+                self.addCleanup(self.kill_if_ours, srv, victim)
+                os.kill(victim, signal.SIGSTOP)
+                t0 = time.monotonic()
+                after = wait_until(lambda: (lambda k: k if len(k) == 2 and victim not in k else None)(
+                        children(srv.pid)), 10)
+                self.assertTrue(after, "stopped worker never replaced; log:\n%s" % srv.log())
+                self.assertLess(time.monotonic() - t0, 10)
+                self.assertFalse(process_alive(victim))
+                self.assertIn("WORKER TIMEOUT (pid:%d)" % victim, srv.log())
+                for _ in range(4):
+                        status, _, pid = self.get(srv)
+                        self.assertEqual(status, 200)
+                        self.assertIn(pid, after)
+
+        # 11 -----------------------------------------------------------------
+
+        def test_int_stops_fast(self):
+                srv = self.start_app(["-w", "2", "--graceful-timeout", "30"])
+                workers = self.wait_workers(srv, 2)
+                s = srv.connect(timeout=10)
+                self.addCleanup(s.close)
+                s.sendall(b"GET /slow?s=20 HTTP/1.1\r\nHost: x\r\n\r\n")
+                time.sleep(0.5)
+                t0 = time.monotonic()
+                self.signal_master(srv, signal.SIGINT)
+                rc = srv.wait_exit(3.0)
+                self.assertIsNotNone(rc, "master still running 3 s after INT; log:\n%s" % srv.log())
+                self.assertLess(time.monotonic() - t0, 3.0)
+                self.assertIn("Handling signal: int", srv.log())
+                gone = wait_until(lambda: not any(process_alive(w) for w in workers), 2)
+                self.assertTrue(gone, "workers outlived the master")
+
+        # 12 -----------------------------------------------------------------
+
+        def test_process_titles(self):
+                srv = self.start_app(["-w", "2"])
+                workers = self.wait_workers(srv, 2)
+                self.assertTrue(cmdline(srv.pid).startswith("gcorn: master [" + APP + "]"),
+                                cmdline(srv.pid))
+                for w in workers:
+                        self.assertTrue(cmdline(w).startswith("gcorn: worker [" + APP + "]"), cmdline(w))
+
+        # 13 -----------------------------------------------------------------
+
+        def test_workers_die_with_master(self):
+                srv = self.start_app(["-w", "3"])
+                workers = self.wait_workers(srv, 3)
+                for w in workers:
+                        self.addCleanup(self.kill_if_ours, srv, w)
+                os.kill(srv.pid, signal.SIGKILL)
+                srv.wait_exit(5)
+                gone = wait_until(lambda: not any(process_alive(w) for w in workers), 5)
+                self.assertTrue(gone, "workers alive 5 s after the master was killed: %r"
+                                % [w for w in workers if process_alive(w)])
+
+
+if __name__ == "__main__":
+        h.main()
