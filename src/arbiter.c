@@ -583,6 +583,8 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
         for (size_t i = 0; i < n_listeners; i++)
                 log_info("Listening at: %s (%d)", listeners[i].url, (int) getpid());
         log_info("Using worker: %s", s->worker_class);
+        log_debug("Arbiter booted: %d workers, timeout %d s, graceful timeout %d s, keep-alive %d s", s->workers,
+                  s->timeout, s->graceful_timeout, s->keepalive);
         /* A slow app import must not trip TimeoutStartSec=; --boot-timeout bounds it. */
         notify_extend_timeout(((uint64_t) s->boot_timeout + 10) * 1000000ULL);
 

@@ -46,6 +46,7 @@ struct Conn {
         bool continue_sent;
         bool body_done;
         bool started;                   /* a byte of the current request has arrived */
+        bool peer_closed;               /* read() saw the end of the client's stream */
         int body_error;
 
         ConnInfo info;
@@ -254,6 +255,7 @@ static ConnAction advance(Conn *c) {
 }
 
 ConnAction conn_on_readable(Conn *c) {
+        ConnAction a;
         ssize_t n;
 
         for (;;) {
@@ -264,14 +266,23 @@ ConnAction conn_on_readable(Conn *c) {
                         send_error(c, 431);
                         return CONN_CLOSE;
                 }
-                if (n <= 0)
+                if (n < 0)
                         return CONN_CLOSE;
+                /* A client that half-closes after its request (nc -N, health checkers) still
+                 * gets its answers: what arrived before the end is served first. */
+                if (n == 0) {
+                        c->peer_closed = true;
+                        break;
+                }
                 /* A full buffer is parsed before reading more, which bounds memory by the
                  * parser's limits rather than by what the client sends. */
                 if (c->rlen == c->rcap)
                         break;
         }
-        return advance(c);
+        a = advance(c);
+        if (a == CONN_WAIT && c->peer_closed)
+                return CONN_CLOSE;
+        return a;
 }
 
 void conn_on_timeout(Conn *c) {
@@ -281,6 +292,7 @@ void conn_on_timeout(Conn *c) {
 
 ConnAction conn_finish_request(Conn *c) {
         char scratch[4096];
+        ConnAction a;
 
         /* Whatever the app left of the body must go before the next request; only what is
          * already buffered is drained, never waited for. */
@@ -308,9 +320,12 @@ ConnAction conn_finish_request(Conn *c) {
         c->deadline = now_ms() + (uint64_t) c->cfg->keepalive_ms;
         if (c->rpos == c->rlen) {
                 c->rpos = c->rlen = 0;
-                return CONN_WAIT;
+                return c->peer_closed ? CONN_CLOSE : CONN_WAIT;
         }
-        return advance(c);
+        a = advance(c);
+        if (a == CONN_WAIT && c->peer_closed)
+                return CONN_CLOSE;
+        return a;
 }
 
 /* Waits until fd is ready for events, at most the I/O timeout. */

@@ -164,18 +164,14 @@ static size_t put(char *buf, size_t cap, size_t at, const char *s, size_t len) {
 size_t response_format_start(char *buf, size_t cap, int http_major, int http_minor,
                              const char *status, size_t status_len, ResponseConnection connection,
                              bool chunked) {
-        char version[32];
         size_t at = 0;
-        int n;
 
-        if (http_major == 1 && http_minor == 1)
-                at = PUT_LITERAL(buf, cap, at, "HTTP/1.1 ");
-        else if (http_major == 1 && http_minor == 0)
+        /* RFC 9110 §2.5: answer with the highest 1.x we speak, not a minor version we do not
+         * implement (HTTP/1.2 requests are served as 1.1). */
+        if (http_major == 1 && http_minor == 0)
                 at = PUT_LITERAL(buf, cap, at, "HTTP/1.0 ");
-        else {
-                n = snprintf(version, sizeof(version), "HTTP/%d.%d ", http_major, http_minor);
-                at = put(buf, cap, at, version, (size_t) n);
-        }
+        else
+                at = PUT_LITERAL(buf, cap, at, "HTTP/1.1 ");
         at = put(buf, cap, at, status, status_len);
         at = PUT_LITERAL(buf, cap, at, "\r\nServer: " RESPONSE_SERVER "\r\nDate: ");
         at = put(buf, cap, at, response_date(), 29);

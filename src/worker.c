@@ -137,16 +137,20 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                 const Request *req = conn_request(c);
                 int r;
 
+                /* The last request before the limit must already answer "Connection: close":
+                 * closing a keep-alive connection after a keep-alive answer races with the
+                 * client's next request. */
+                if (w->max_requests > 0 && w->requests + 1 >= w->max_requests && !w->retiring) {
+                        log_info("Autorestarting worker after current request.");
+                        start_retiring(w);
+                        conn_set_must_close(c);
+                }
+                log_debug("%.*s %.*s", (int) req->method.len, req->method.p, (int) req->target.len, req->target.p);
                 heartbeat_request_begin(w->slot, req->method.p, req->method.len, req->target.p, req->target.len,
                                         now_ms());
                 r = wsgi_handle(c, &res);
                 heartbeat_request_end(w->slot, now_ms());
                 w->requests++;
-                if (w->max_requests > 0 && w->requests >= w->max_requests && !w->retiring) {
-                        log_info("Autorestarting worker after current request.");
-                        start_retiring(w);
-                        conn_set_must_close(c);
-                }
                 if (r < 0) {
                         a = CONN_CLOSE;
                         break;

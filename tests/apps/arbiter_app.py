@@ -27,6 +27,10 @@ def _read_version():
 
 VERSION = _read_version()
 
+# Tells the tests this process finished importing the app.
+if os.environ.get("ARBITER_READY_DIR"):
+        open(os.path.join(os.environ["ARBITER_READY_DIR"], str(os.getpid())), "w").close()
+
 
 def hang_forever():
         # Pure Python: no sleep, no I/O, so only the master's timeout can end it.

@@ -85,9 +85,19 @@ class ErrorsTest(unittest.TestCase):
                             b"Content-Length: 5\r\n\r\nhello", 400)
 
         def test_unsupported_versions(self):
-                for v in (b"HTTP/2.0", b"HTTP/1.2", b"HTTP/3.0"):
+                for v in (b"HTTP/2.0", b"HTTP/3.0", b"HTTP/0.9"):
                         with self.subTest(version=v):
                                 self.reject(b"GET / " + v + b"\r\nHost: x\r\n\r\n", 505)
+
+        def test_higher_minor_version_is_served_as_1_1(self):
+                # RFC 9110 2.5: a 1.x request with a minor version we do not implement is
+                # served by the 1.1 rules and answered with our own version, never echoed.
+                with self.srv.connect() as s:
+                        s.sendall(b"GET / HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        closed, data = h.wait_closed(s, 10)
+                self.assertTrue(closed)
+                self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:100])
+                self.assertTrue(data.endswith(b"Hello, World!\n"), data)
 
         def test_obs_fold(self):
                 self.reject(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  folded\r\n\r\n", 400)
