@@ -52,7 +52,10 @@ typedef struct Arbiter {
         WorkerProc *procs;
         size_t n_procs, cap_procs;
         int target;                     /* wanted worker count (TTIN/TTOU move it) */
-        uint32_t generation;
+        uint32_t generation;            /* the one being started (reloading) or serving */
+        uint32_t prev_generation;       /* the one serving while a reload is under way */
+        uint32_t last_generation;       /* numbers are never reused, so late exits of a failed
+                                         * generation cannot be taken for the next one's */
         bool reloading;
         bool stopping;
         uint64_t stop_deadline;
@@ -209,14 +212,14 @@ static void answer_reload_waiters(Arbiter *a, int answer) {
 static void reload_failed(Arbiter *a, const char *why) {
         char status[128];
 
-        log_error("Reload failed: %s; generation %u keeps serving", why, a->generation - 1);
-        snprintf(status, sizeof(status), "reload failed, gen %u serving", a->generation - 1);
+        log_error("Reload failed: %s; generation %u keeps serving", why, a->prev_generation);
+        snprintf(status, sizeof(status), "reload failed, gen %u serving", a->prev_generation);
         notify_ready(status);
         answer_reload_waiters(a, NOTIFY_RELOAD_FAILED);
         for (size_t i = 0; i < a->n_procs; i++)
                 if (a->procs[i].generation == a->generation)
                         send_signal(&a->procs[i], SIGTERM);
-        a->generation--;
+        a->generation = a->prev_generation;
         a->reloading = false;
 }
 
@@ -230,11 +233,11 @@ static void worker_gone(Arbiter *a, WorkerProc *p, int status) {
                 int booted;
 
                 /* The worker logged why; what matters here is not to fork in a loop. */
-                if (a->stopping)
-                        ;
-                else if (a->reloading && current)
+                if (a->stopping || !current)
+                        ;       /* shutting down, or a straggler of a reload that failed */
+                else if (a->reloading)
                         reload_failed(a, "the new workers could not load the application");
-                else if (current && (serving_workers(a, &booted), booted == 0)) {
+                else if (serving_workers(a, &booted), booted == 0) {
                         log_error("Worker (pid:%d) failed to boot; shutting down.", (int) p->pid);
                         a->stopping = true;
                         a->stop_deadline = now_ms() + (uint64_t) a->settings->graceful_timeout * 1000;
@@ -424,7 +427,8 @@ static void reload(Arbiter *a) {
         if (a->app)
                 log_info("Reloading with --preload: new workers are forked from the master; application code is not reloaded");
         a->target = a->settings->workers;
-        a->generation++;
+        a->prev_generation = a->generation;
+        a->generation = ++a->last_generation;
         a->reloading = true;
         notify_reloading();
         log_info("Reloading: starting generation %u", a->generation);
@@ -568,6 +572,7 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                 .reload_settings = reload_settings,
                 .target = s->workers,
                 .generation = 1,
+                .last_generation = 1,
                 .sigfd = -1,
                 .boot_pipe = { -1, -1 },
         };

@@ -203,6 +203,10 @@ static void accept_some(Worker *w, size_t idx, int max) {
                 }
                 w->n_conns++;
                 timer_append(w, c);
+                /* Serve what the client already sent before taking the next connection:
+                 * connections still in the kernel's queue can go to an idle worker, rather
+                 * than wait here behind a slow request (or die with this worker). */
+                serve(w, c, conn_on_readable(c));
         }
 }
 

@@ -68,7 +68,7 @@ wait "$rec" || true
 grep -E "Requests/sec|requests in" "$out/wrk.txt"
 echo
 echo "== self time by object"
-perf report -i "$out/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -20
+perf report -i "$out/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -20
 echo
 echo "== self time by symbol"
 perf report -i "$out/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null \

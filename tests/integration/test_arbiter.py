@@ -13,7 +13,6 @@ import sys
 import tempfile
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gcorn_harness as h  # noqa: E402
@@ -85,11 +84,13 @@ def http_get(srv, path="/", timeout=10.0):
 
 class Load:
         """Client threads sending GET / until stopped: keep-alive runs of requests alternating
-        with one-request connections. Every exception and every non-200 is a failure."""
+        with one-request connections, each thread at most one request per pause. Every
+        exception and every non-200 is a failure."""
 
-        def __init__(self, srv, threads=4, max_seconds=30.0, per_conn=(1, 30)):
+        def __init__(self, srv, threads=4, max_seconds=30.0, per_conn=(1, 30), pause=0.001):
                 self.srv = srv
                 self.per_conn = per_conn
+                self.pause = pause
                 self.stop_ev = threading.Event()
                 self.lock = threading.Lock()
                 self.ok = 0
@@ -140,6 +141,7 @@ class Load:
                                                 else:
                                                         self.ok += 1
                                                         self.seen.append((t0, v, pid))
+                                        time.sleep(self.pause)
                         finally:
                                 c.close()
 

@@ -39,6 +39,7 @@ fi
 # Bind sources may live in the host's /tmp, which is hidden below: stage them first.
 mount -t tmpfs -o mode=0755 sdb-run /run
 mkdir -p /run/.sdb-binds
+cp "$S/binds" /run/.sdb-binds/list
 n=0
 if [ -s "$S/binds" ]; then
         while read -r src dst; do
@@ -86,17 +87,18 @@ mount --bind "$S/console.log" /dev/console
 
 mount -t tmpfs -o mode=1777 sdb-tmp /tmp
 
-if [ -s "$S/binds" ]; then
+# $S is hidden now: the list was copied to /run.
+if [ -s /run/.sdb-binds/list ]; then
         n=0
         while read -r src dst; do
                 [ -n "$src" ] || continue
                 n=$((n + 1))
                 mkdir -p "$dst"
                 mount --move "/run/.sdb-binds/$n" "$dst"
-        done < "$S/binds"
+        done < /run/.sdb-binds/list
 fi
+rm -f /run/.sdb-binds/list
 rmdir /run/.sdb-binds/* /run/.sdb-binds 2>/dev/null || true
 
 exec env -i container=sdboot TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        /lib/systemd/systemd --system --unit=sdboot.target --show-status=no --log-color=no \
-        --log-target=console
+        /lib/systemd/systemd --system --unit=sdboot.target --show-status=no --log-color=no
