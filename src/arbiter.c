@@ -57,6 +57,7 @@ typedef struct Arbiter {
         uint32_t last_generation;       /* numbers are never reused, so late exits of a failed
                                          * generation cannot be taken for the next one's */
         bool reloading;
+        bool reload_pending;            /* a HUP came during a reload: another one follows it */
         bool stopping;
         uint64_t stop_deadline;
         uint64_t spawn_not_before;
@@ -67,7 +68,10 @@ typedef struct Arbiter {
         /* For the service manager. */
         bool ready_sent;
         char failure[256];              /* why the workers could not boot */
-        pid_t reload_waiters[RELOAD_WAITERS_MAX];
+        struct {
+                pid_t pid;
+                uint32_t generation;    /* the reload it waits for; 0 = the next one to start */
+        } reload_waiters[RELOAD_WAITERS_MAX];
         size_t n_reload_waiters;
         uint64_t requests_done;         /* by workers already reaped */
         uint64_t timeouts, crashes;
@@ -125,9 +129,9 @@ static int spawn_worker(Arbiter *a) {
                 slot->pid = getpid();
                 a->sigfd = safe_close(a->sigfd);
                 a->boot_pipe[0] = safe_close(a->boot_pipe[0]);
+                /* exit(), not _exit(): LeakSanitizer checks the worker at exit in test builds. */
                 status = worker_run(&ctx);
-                fflush(NULL);
-                _exit(status);
+                exit(status);
         }
         python_after_fork_parent();
         slot->pid = pid;
@@ -201,12 +205,18 @@ static void log_foreign_kill(pid_t pid) {
                   events[0] ? "; memory.events: " : "", events);
 }
 
-static void answer_reload_waiters(Arbiter *a, int answer) {
+/* Answers the gcorn --reload-and-wait processes waiting for generation gen (0: all). */
+static void answer_reload_waiters(Arbiter *a, uint32_t gen, int answer) {
         union sigval v = { .sival_int = answer };
+        size_t kept = 0;
 
-        for (size_t i = 0; i < a->n_reload_waiters; i++)
-                (void) sigqueue(a->reload_waiters[i], SIGRTMIN, v);
-        a->n_reload_waiters = 0;
+        for (size_t i = 0; i < a->n_reload_waiters; i++) {
+                if (gen == 0 || a->reload_waiters[i].generation == gen)
+                        (void) sigqueue(a->reload_waiters[i].pid, SIGRTMIN, v);
+                else
+                        a->reload_waiters[kept++] = a->reload_waiters[i];
+        }
+        a->n_reload_waiters = kept;
 }
 
 static void reload_failed(Arbiter *a, const char *why) {
@@ -215,7 +225,7 @@ static void reload_failed(Arbiter *a, const char *why) {
         log_error("Reload failed: %s; generation %u keeps serving", why, a->prev_generation);
         snprintf(status, sizeof(status), "reload failed, gen %u serving", a->prev_generation);
         notify_ready(status);
-        answer_reload_waiters(a, NOTIFY_RELOAD_FAILED);
+        answer_reload_waiters(a, a->generation, NOTIFY_RELOAD_FAILED);
         for (size_t i = 0; i < a->n_procs; i++)
                 if (a->procs[i].generation == a->generation)
                         send_signal(&a->procs[i], SIGTERM);
@@ -382,7 +392,7 @@ static void manage(Arbiter *a) {
                         format_status(a, status, sizeof(status), now_ms());
                         notify_ready(status);
                 }
-                answer_reload_waiters(a, NOTIFY_RELOAD_OK);
+                answer_reload_waiters(a, a->generation, NOTIFY_RELOAD_OK);
                 return;
         }
         /* TTOU: the newest go first, as in Gunicorn. */
@@ -402,13 +412,16 @@ static void reload(Arbiter *a) {
         int r, level;
 
         if (a->reloading) {
-                log_warning("Reload already in progress; ignoring HUP");
+                /* The code or config may have changed again since the running reload read it. */
+                log_info("Reload already in progress; another follows it");
+                a->reload_pending = true;
                 return;
         }
+        a->reload_pending = false;
         r = a->reload_settings(&fresh, &error);
         if (r < 0) {
                 log_error("Reload failed: %s; keeping the running configuration", error ? error : "invalid settings");
-                answer_reload_waiters(a, NOTIFY_RELOAD_FAILED);
+                answer_reload_waiters(a, 0, NOTIFY_RELOAD_FAILED);
                 return;
         }
         for (size_t i = 0; fresh.bind[i] || a->settings->bind[i]; i++)
@@ -430,6 +443,9 @@ static void reload(Arbiter *a) {
         a->prev_generation = a->generation;
         a->generation = ++a->last_generation;
         a->reloading = true;
+        for (size_t i = 0; i < a->n_reload_waiters; i++)
+                if (a->reload_waiters[i].generation == 0)
+                        a->reload_waiters[i].generation = a->generation;
         notify_reloading();
         log_info("Reloading: starting generation %u", a->generation);
 }
@@ -439,7 +455,7 @@ static void begin_stop(Arbiter *a, int worker_signal, int timeout_s) {
 
         snprintf(status, sizeof(status), "stopping: %zu workers finishing", a->n_procs);
         notify_stopping(status);
-        answer_reload_waiters(a, NOTIFY_RELOAD_FAILED);
+        answer_reload_waiters(a, 0, NOTIFY_RELOAD_FAILED);
         a->stopping = true;
         a->stop_deadline = now_ms() + (uint64_t) timeout_s * 1000;
         signal_all(a, worker_signal);
@@ -450,8 +466,10 @@ static void handle_signal(Arbiter *a, const struct signalfd_siginfo *si) {
 
         /* A HUP from gcorn --reload-and-wait wants to hear how the reload ended. */
         if (sig == SIGHUP && si->ssi_code == SI_QUEUE && si->ssi_int == NOTIFY_RELOAD_COOKIE &&
-            a->n_reload_waiters < RELOAD_WAITERS_MAX)
-                a->reload_waiters[a->n_reload_waiters++] = (pid_t) si->ssi_pid;
+            a->n_reload_waiters < RELOAD_WAITERS_MAX) {
+                a->reload_waiters[a->n_reload_waiters].pid = (pid_t) si->ssi_pid;
+                a->reload_waiters[a->n_reload_waiters++].generation = 0;
+        }
 
         switch (sig) {
         case SIGCHLD:
@@ -470,7 +488,7 @@ static void handle_signal(Arbiter *a, const struct signalfd_siginfo *si) {
                 if (!a->stopping)
                         reload(a);
                 else
-                        answer_reload_waiters(a, NOTIFY_RELOAD_FAILED);
+                        answer_reload_waiters(a, 0, NOTIFY_RELOAD_FAILED);
                 break;
         case SIGTTIN:
                 log_info("Handling signal: ttin");
@@ -586,7 +604,7 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
         proctitle_set("gcorn: master [%s]", app_name(&a));
         log_info("Starting gcorn %s", GCORN_VERSION);
         for (size_t i = 0; i < n_listeners; i++)
-                log_info("Listening at: %s (%d)", listeners[i].url, (int) getpid());
+                log_info("Listening at: %s%s (%d)", listeners[i].url, listeners[i].origin, (int) getpid());
         log_info("Using worker: %s", s->worker_class);
         log_debug("Arbiter booted: %d workers, timeout %d s, graceful timeout %d s, keep-alive %d s", s->workers,
                   s->timeout, s->graceful_timeout, s->keepalive);
@@ -601,6 +619,8 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                 struct signalfd_siginfo si;
 
                 manage(&a);
+                if (a.reload_pending && !a.reloading && !a.stopping)
+                        reload(&a);
                 if (a.stopping && a.n_procs == 0)
                         break;
                 if (poll(p, ELEMENTSOF(p), TICK_MS) < 0 && errno != EINTR) {

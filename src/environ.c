@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "gcorn/environ.h"
+#include "gcorn/pylog.h"
 #include "gcorn/filewrapper.h"
 #include "gcorn/macro.h"
 
@@ -480,7 +481,9 @@ int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObj
         if (add_server(env, r, info) < 0)
                 goto finish;
 
-        errors = PySys_GetObject("stderr"); /* borrowed */
+        errors = pylog_errors(); /* borrowed */
+        if (!errors)
+                errors = PySys_GetObject("stderr"); /* borrowed */
         if (PyDict_SetItem(env, keys[KEY_WSGI_ERRORS], errors ? errors : Py_None) < 0 ||
             PyDict_SetItem(env, keys[KEY_WSGI_INPUT], input ? input : Py_None) < 0)
                 goto finish;

@@ -75,6 +75,8 @@ static int parse_size(PyObject *arg, Py_ssize_t *ret) {
 static size_t take_buffered(Input *in, char *dst, size_t n) {
         size_t k = MIN(n, in->len - in->pos);
 
+        if (k == 0)
+                return 0;
         memcpy(dst, in->buf + in->pos, k);
         in->pos += k;
         if (in->pos == in->len)

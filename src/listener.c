@@ -1,5 +1,6 @@
 /* Binding the --bind addresses. */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -238,6 +239,11 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
                 r = check_inherited(b.fd);
                 if (r >= 0)
                         fd = b.fd;
+                /* Workers accept until EAGAIN: a blocking listener would hang them in
+                 * accept(). The flag is on the shared file description, which systemd does
+                 * not accept on itself (Accept=no). */
+                if (r >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+                        r = -errno;
                 break;
         default:
                 r = open_tcp(&b, backlog, &fd);

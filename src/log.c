@@ -243,7 +243,7 @@ void log_block(int level, const char *title, const char *text) {
                 return;
         }
         n = format_prefix(prefix, sizeof(prefix), level);
-        cap = n + strlen(title) + tlen * 3 + 16;
+        cap = n + strlen(title) + tlen * 7 + 16;
         buf = malloc(cap);
         if (!buf) {
                 log_internal(level, 0, "%s", title);
@@ -257,6 +257,9 @@ void log_block(int level, const char *title, const char *text) {
                 const char *e = strchr(p, '\n');
                 size_t len = e ? (size_t) (e - p) : strlen(p);
 
+                /* A journal stream makes each line an entry: each needs its priority. */
+                if (level_prefix)
+                        n += (size_t) snprintf(buf + n, cap - n, "<%d>", level);
                 buf[n++] = ' ';
                 buf[n++] = ' ';
                 memcpy(buf + n, p, len);

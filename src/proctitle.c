@@ -12,6 +12,9 @@ extern char **environ;
 
 static char *area;
 static size_t area_len;
+/* The moved environment lives as long as the process; setenv() may later replace the array
+ * environ points at, so this keeps our copy reachable. */
+static char **moved_environ;
 
 char **proctitle_init(int argc, char **argv) {
         char **args, **env;
@@ -53,7 +56,7 @@ char **proctitle_init(int argc, char **argv) {
         area = argv[0];
         /* Without a moved environ only argv's own bytes may be reused. */
         if (env)
-                environ = env;
+                environ = moved_environ = env;
         else {
                 end = argv[0] + strlen(argv[0]) + 1;
                 for (int i = 1; i < argc; i++)

@@ -14,6 +14,7 @@
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
 #include "gcorn/proctitle.h"
+#include "gcorn/pylog.h"
 #include "gcorn/python.h"
 #include "gcorn/worker.h"
 #include "gcorn/wsgi.h"
@@ -345,6 +346,8 @@ int worker_run(const WorkerContext *ctx) {
         proctitle_set("gcorn: worker [%s]", s->proc_name ? s->proc_name : s->wsgi_app);
         log_info("Booting worker with pid: %d", (int) getpid());
 
+        /* Before the import, so that what the app logs while loading is routed too. */
+        (void) pylog_install();
         if (!app) {
                 _cleanup_free_ char *error = NULL;
 

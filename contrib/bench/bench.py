@@ -458,6 +458,7 @@ def summarize(results, cfg):
                         "runs": len(rs), "failed": len(rs) - len(ok),
                         "rps": med([r["rps"] for r in ok]),
                         "rps_cv": cv([r["rps"] for r in ok]),
+                        "cpu_cv": cv([r["cpu_us_per_req"] for r in ok]),
                         "p50": med([r["p50_ms"] for r in ok]),
                         "p99": med([r["p99_ms"] for r in ok]),
                         "errors": errors_text(ok) if ok else "-",
@@ -479,9 +480,9 @@ def report(cfg, machine, results, extras, elapsed):
                   "",
                   "Settings: %d worker processes per server (gunicorn gthread: %d threads each); "
                   "wrk -t%d -c%d, %g s per run after a %g s warm-up; %d run(s), medians shown; "
-                  "total time %.0f min." % (cfg.workers, cfg.threads, cfg.wrk_threads,
-                                           cfg.connections, cfg.duration, cfg.warmup, cfg.runs,
-                                           elapsed / 60),
+                  "total time %s min." % (cfg.workers, cfg.threads, cfg.wrk_threads,
+                                          cfg.connections, cfg.duration, cfg.warmup, cfg.runs,
+                                          fmt(elapsed and elapsed / 60, "%.0f", "?")),
                   "",
                   "Columns: req/s and latency from wrk; errors = wrk socket errors "
                   "(c=connect r=read w=write t=timeout) and non-2xx responses, medians over runs; "
@@ -536,10 +537,13 @@ def report(cfg, machine, results, extras, elapsed):
                 lines += ["## Stability (pinned vs unpinned)", ""]
                 for pinned in modes:
                         cvs = [x["rps_cv"] for (p, _, _), x in s.items() if p == pinned and x["rps_cv"] is not None]
-                        if cvs:
-                                lines.append("- %s: median CV of req/s over %d server×workload cells "
-                                             "%.1f%%, max %.1f%%" % ("pinned" if pinned else "unpinned",
-                                                                     len(cvs), statistics.median(cvs), max(cvs)))
+                        ccvs = [x["cpu_cv"] for (p, _, _), x in s.items() if p == pinned and x["cpu_cv"] is not None]
+                        if cvs and ccvs:
+                                lines.append("- %s: CV over runs across %d server×workload cells: req/s median "
+                                             "%.1f%% (max %.1f%%); CPU µs/req median %.1f%% (max %.1f%%)" % (
+                                                     "pinned" if pinned else "unpinned", len(cvs),
+                                                     statistics.median(cvs), max(cvs),
+                                                     statistics.median(ccvs), max(ccvs)))
                 lines.append("")
         if extras:
                 lines += ["## Idle memory (1 worker, hello app, after 20 requests)", "",
@@ -602,6 +606,8 @@ def main():
         ap.add_argument("--out", default="", help="write the markdown report here")
         ap.add_argument("--json", default="", help="write the raw runs here")
         ap.add_argument("--command-line", default="contrib/bench/run.sh")
+        ap.add_argument("--from-json", default="",
+                        help="only render the report of a previous --json file (same options)")
         cfg = ap.parse_args()
         if cfg.quick:
                 cfg.duration, cfg.warmup, cfg.runs = 2.0, 1.0, 1
@@ -631,6 +637,12 @@ def main():
         with open("/proc/sys/net/core/somaxconn") as f:
                 cfg.uwsgi_listen = min(1024, int(f.read()))
 
+        if cfg.from_json:
+                with open(cfg.from_json) as f:
+                        saved = json.load(f)
+                print(report(cfg, saved["machine"], saved["results"], saved["extras"],
+                             saved.get("elapsed")))
+                return 0
         machine = machine_info(cfg)
         log("machine: %s, %d cores" % (machine["cpu"], machine["cores"]))
         started = time.monotonic()
@@ -661,7 +673,8 @@ def main():
         text = report(cfg, machine, results, extras, elapsed)
         if cfg.json:
                 with open(cfg.json, "w") as f:
-                        json.dump({"machine": machine, "results": results, "extras": extras}, f, indent=1)
+                        json.dump({"machine": machine, "results": results, "extras": extras,
+                                   "elapsed": elapsed}, f, indent=1)
         if cfg.out:
                 with open(cfg.out, "w") as f:
                         f.write(text + "\n")

@@ -48,6 +48,9 @@ def split_hostport(s):
         return host, int(port)
 
 
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error: ")
+
+
 class ServerError(Exception):
         pass
 
@@ -213,7 +216,17 @@ class Server:
                                 f.close()
                         except Exception:
                                 pass
+                try:
+                        with open(self.stderr_path, "rb") as f:
+                                stderr = f.read().decode("utf-8", "replace")
+                except OSError:
+                        stderr = ""
                 shutil.rmtree(self.tmpdir, ignore_errors=True)
+                # Under the sanitizer build a report on stderr is a failure of whatever test ran.
+                for marker in SANITIZER_MARKERS:
+                        if marker in stderr:
+                                i = stderr.index(marker)
+                                raise AssertionError("sanitizer report from %s:\n%s" % (self.argv, stderr[max(0, i - 200):i + 4000]))
                 return self.returncode
 
         # -- clients ----------------------------------------------------------
