@@ -53,6 +53,14 @@ struct Conn {
         ConnLink link;
 };
 
+/* The worker's idea of "now", refreshed once per loop turn and after each request: deadlines
+ * are whole seconds, so a clock_gettime() per event would buy nothing. */
+static uint64_t clock_ms;
+
+void conn_clock_update(uint64_t now) {
+        clock_ms = now;
+}
+
 uint64_t now_ms(void) {
         struct timespec ts;
 
@@ -91,7 +99,7 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
         c->cfg = cfg;
         c->link.list = -1;
         c->state = STATE_HEAD;
-        c->deadline = now_ms() + (uint64_t) cfg->head_timeout_ms;
+        c->deadline = clock_ms + (uint64_t) cfg->head_timeout_ms;
         r = http_parser_new(&c->parser, &cfg->limits);
         if (r < 0) {
                 c->fd = -1;
@@ -220,7 +228,7 @@ static ConnAction advance(Conn *c) {
                         return CONN_WAIT;
                 if (c->state == STATE_IDLE) {
                         c->state = STATE_HEAD;
-                        c->deadline = now_ms() + (uint64_t) c->cfg->head_timeout_ms;
+                        c->deadline = clock_ms + (uint64_t) c->cfg->head_timeout_ms;
                 }
                 c->started = true;
                 r = http_parser_feed_head(c->parser, c->rbuf + c->rpos, c->rlen - c->rpos, &consumed);
@@ -258,27 +266,20 @@ ConnAction conn_on_readable(Conn *c) {
         ConnAction a;
         ssize_t n;
 
-        for (;;) {
-                n = fill(c);
-                if (n == -EAGAIN)
-                        break;
-                if (n == -ENOBUFS) {
-                        send_error(c, 431);
-                        return CONN_CLOSE;
-                }
-                if (n < 0)
-                        return CONN_CLOSE;
-                /* A client that half-closes after its request (nc -N, health checkers) still
-                 * gets its answers: what arrived before the end is served first. */
-                if (n == 0) {
-                        c->peer_closed = true;
-                        break;
-                }
-                /* A full buffer is parsed before reading more, which bounds memory by the
-                 * parser's limits rather than by what the client sends. */
-                if (c->rlen == c->rcap)
-                        break;
+        /* One read per readable event: epoll is level-triggered and says when there is more,
+         * so no read() is spent just to see EAGAIN, and a full buffer is parsed before more
+         * is read, which bounds memory by the parser's limits rather than by the client. */
+        n = fill(c);
+        if (n == -ENOBUFS) {
+                send_error(c, 431);
+                return CONN_CLOSE;
         }
+        if (n < 0 && n != -EAGAIN)
+                return CONN_CLOSE;
+        /* A client that half-closes after its request (nc -N, health checkers) still gets
+         * its answers: what arrived before the end is served first. */
+        if (n == 0)
+                c->peer_closed = true;
         a = advance(c);
         if (a == CONN_WAIT && c->peer_closed)
                 return CONN_CLOSE;
@@ -317,7 +318,7 @@ ConnAction conn_finish_request(Conn *c) {
         c->req = NULL;
         c->started = false;
         c->state = STATE_IDLE;
-        c->deadline = now_ms() + (uint64_t) c->cfg->keepalive_ms;
+        c->deadline = clock_ms + (uint64_t) c->cfg->keepalive_ms;
         if (c->rpos == c->rlen) {
                 c->rpos = c->rlen = 0;
                 return c->peer_closed ? CONN_CLOSE : CONN_WAIT;

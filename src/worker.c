@@ -136,6 +136,7 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
         while (a == CONN_DISPATCH) {
                 WsgiResult res = {};
                 const Request *req = conn_request(c);
+                uint64_t now = now_ms();
                 int r;
 
                 /* The last request before the limit must already answer "Connection: close":
@@ -148,9 +149,11 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                 }
                 log_debug("%.*s %.*s", (int) req->method.len, req->method.p, (int) req->target.len, req->target.p);
                 heartbeat_request_begin(w->slot, req->method.p, req->method.len, req->target.p, req->target.len,
-                                        now_ms());
+                                        now);
                 r = wsgi_handle(c, &res);
-                heartbeat_request_end(w->slot, now_ms());
+                now = now_ms();
+                conn_clock_update(now);
+                heartbeat_request_end(w->slot, now);
                 w->requests++;
                 if (r < 0) {
                         a = CONN_CLOSE;
@@ -289,10 +292,13 @@ static void worker_loop(Worker *w) {
         struct epoll_event events[EVENTS_MAX];
 
         while (!w->quit && !(w->retiring && w->n_conns == 0)) {
+                uint64_t now = now_ms();
                 int n;
 
-                heartbeat_beat(w->slot, now_ms());
+                conn_clock_update(now);
+                heartbeat_beat(w->slot, now);
                 n = epoll_wait(w->epfd, events, EVENTS_MAX, next_timeout(w));
+                conn_clock_update(now_ms());
 
                 if (n < 0 && errno != EINTR) {
                         log_error_errno(errno, "epoll_wait() failed: %m");

@@ -103,4 +103,8 @@ ConnLink *conn_link(Conn *c);
 /* Which timer list the connection belongs on now: 0 = head/body deadline, 1 = keep-alive idle. */
 int conn_timer_list(const Conn *c);
 
+/* CLOCK_MONOTONIC in milliseconds. */
 uint64_t now_ms(void);
+
+/* Sets the time connections use for their deadlines (the worker, once per loop turn). */
+void conn_clock_update(uint64_t now);
