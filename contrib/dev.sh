@@ -8,7 +8,7 @@ cd "$top"
 
 # Build and test dependencies, all from Debian.
 BUILD_PKGS=(meson ninja-build pkg-config gcc libsystemd-dev python3-dev node-llhttp)
-TEST_PKGS=(check curl python3-requests python3-flask python3-django)
+TEST_PKGS=(check curl wrk python3-requests python3-flask python3-django systemd iproute2 util-linux)
 BENCH_PKGS=(wrk gunicorn uwsgi uwsgi-plugin-python3)
 
 install_missing() {
