@@ -29,6 +29,8 @@
 /* STATUS= at most this often. */
 #define STATUS_MS 1000
 #define RELOAD_WAITERS_MAX 16
+/* How long fork() may keep failing before the watchdog pings stop. */
+#define FORK_FAILURE_GRACE_MS 10000
 
 typedef struct WorkerProc {
         pid_t pid;
@@ -76,6 +78,7 @@ typedef struct Arbiter {
         uint64_t requests_done;         /* by workers already reaped */
         uint64_t timeouts, crashes;
         uint64_t last_status_ms, last_status_requests, last_watchdog_ms;
+        uint64_t fork_failing_since;    /* 0 while workers can be forked */
 } Arbiter;
 
 static const int handled_signals[] = {
@@ -372,8 +375,11 @@ static void manage(Arbiter *a) {
                 if (r < 0) {
                         log_error_errno(r, "Failed to fork a worker: %m");
                         a->spawn_not_before = now_ms() + BOOT_RETRY_MS;
+                        if (!a->fork_failing_since)
+                                a->fork_failing_since = now_ms();
                         break;
                 }
+                a->fork_failing_since = 0;
                 serving++;
         }
         if (a->reloading) {
@@ -500,9 +506,10 @@ static void handle_signal(Arbiter *a, const struct signalfd_siginfo *si) {
                         a->target--;
                 break;
         case SIGUSR1:
-                log_info("Handling signal: usr1");
+                /* Reopened first, so the new files say why they exist. */
                 (void) log_open_error(a->settings->errorlog);
                 (void) log_open_access(a->settings->accesslog);
+                log_info("Handling signal: usr1");
                 signal_all(a, SIGUSR1);
                 break;
         default:
@@ -542,7 +549,9 @@ static void tell_manager(Arbiter *a) {
 
         if (!notify_enabled())
                 return;
-        if (wd && now - a->last_watchdog_ms >= wd) {
+        /* Supervision that cannot fork replacements is not healthy: let systemd restart us. */
+        if (wd && now - a->last_watchdog_ms >= wd &&
+            (!a->fork_failing_since || now - a->fork_failing_since < FORK_FAILURE_GRACE_MS)) {
                 notify_watchdog();
                 a->last_watchdog_ms = now;
         }

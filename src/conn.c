@@ -403,7 +403,7 @@ fail:
         return r;
 }
 
-int conn_write(Conn *c, const struct iovec *iov, int iovcnt) {
+static int write_iov(Conn *c, const struct iovec *iov, int iovcnt, int flags) {
         struct iovec local[16];
         struct msghdr mh = {};
         int r;
@@ -414,7 +414,7 @@ int conn_write(Conn *c, const struct iovec *iov, int iovcnt) {
         mh.msg_iov = local;
         mh.msg_iovlen = (size_t) iovcnt;
         while (mh.msg_iovlen > 0) {
-                ssize_t k = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+                ssize_t k = sendmsg(c->fd, &mh, MSG_NOSIGNAL | flags);
 
                 if (k < 0) {
                         if (errno == EINTR)
@@ -444,6 +444,10 @@ fail:
         return r;
 }
 
+int conn_write(Conn *c, const struct iovec *iov, int iovcnt) {
+        return write_iov(c, iov, iovcnt, 0);
+}
+
 int conn_sendfile(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t offset, size_t count,
                   size_t *ret_sent) {
         size_t sent = 0;
@@ -451,7 +455,9 @@ int conn_sendfile(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t of
 
         *ret_sent = 0;
         if (iovcnt > 0) {
-                r = conn_write(c, iov, iovcnt);
+                /* MSG_MORE: the head waits for the file's first bytes and leaves in the same
+                 * segment, despite TCP_NODELAY. */
+                r = write_iov(c, iov, iovcnt, count > 0 ? MSG_MORE : 0);
                 if (r < 0)
                         return r;
         }

@@ -5,7 +5,9 @@ ARBITER_VERSION_FILE, so a reload that re-imports the app is visible in response
 file that says "raise" makes the import fail; ARBITER_APP_BROKEN=1 makes it fail with an
 ImportError for a missing module."""
 
+import atexit
 import ctypes
+import logging
 import os
 import time
 from urllib.parse import parse_qs
@@ -30,6 +32,21 @@ VERSION = _read_version()
 # Tells the tests this process finished importing the app.
 if os.environ.get("ARBITER_READY_DIR"):
         open(os.path.join(os.environ["ARBITER_READY_DIR"], str(os.getpid())), "w").close()
+
+
+# A graceful worker exit runs atexit handlers and logging.shutdown(), where error-reporting
+# SDKs flush: each exiting worker leaves a file named after its pid.
+if os.environ.get("ARBITER_ATEXIT_DIR"):
+        class _FlushOnShutdown(logging.Handler):
+                def emit(self, record):
+                        pass
+
+                def flush(self):
+                        open(os.path.join(os.environ["ARBITER_ATEXIT_DIR"], "flush-%d" % os.getpid()), "w").close()
+
+        logging.getLogger("arbiter_app").addHandler(_FlushOnShutdown())
+        atexit.register(lambda: open(os.path.join(os.environ["ARBITER_ATEXIT_DIR"],
+                                                  "atexit-%d" % os.getpid()), "w").close())
 
 
 def hang_forever():

@@ -494,6 +494,39 @@ class ArbiterTest(h.ServerTestCase):
 
         # 13 -----------------------------------------------------------------
 
+        def test_graceful_exit_runs_atexit_and_logging_shutdown(self):
+                done = os.path.join(self.tmp, "atexit")
+                os.mkdir(done)
+                srv = self.start_app(["-w", "2"], env={"ARBITER_ATEXIT_DIR": done})
+                workers = self.wait_ready(srv, 2)
+                self.assertEqual(srv.stop(), 0)
+                names = set(os.listdir(done))
+                for pid in workers:
+                        self.assertIn("atexit-%d" % pid, names, names)
+                        self.assertIn("flush-%d" % pid, names, names)
+
+        def test_usr1_reopens_log_files(self):
+                logfile = os.path.join(self.tmp, "error.log")
+                access = os.path.join(self.tmp, "access.log")
+                srv = self.start_app(["-w", "1", "--error-logfile", logfile, "--access-logfile", access],
+                                     log_path=logfile)
+                self.wait_ready(srv, 1)
+                self.assertEqual(self.get(srv)[0], 200)
+                # logrotate's way: move the files away, then USR1.
+                os.rename(logfile, logfile + ".1")
+                os.rename(access, access + ".1")
+                self.signal_master(srv, signal.SIGUSR1)
+                self.assertTrue(wait_until(lambda: os.path.exists(logfile) and os.path.exists(access), 5),
+                                "log files not reopened")
+                def text(path):
+                        with open(path) as f:
+                                return f.read()
+                # Workers reopen theirs too: the next access entry lands in the new file.
+                ok = wait_until(lambda: self.get(srv)[0] == 200 and "GET / HTTP/1.1" in text(access), 5)
+                self.assertTrue(ok, text(access))
+                self.assertIn("Handling signal: usr1", text(logfile))
+                self.assertIn("GET / HTTP/1.1", text(access + ".1"))
+
         def test_workers_die_with_master(self):
                 srv = self.start_app(["-w", "3"])
                 workers = self.wait_ready(srv, 3)
