@@ -413,8 +413,11 @@ class Serving(BootedCase):
                 r = self.get("/", timeout=30)
                 self.assertEqual(r["status"], 200, r)
                 self.assertTrue(r["body"].startswith("ok "), r)
-                p = self.sd.show(self.U, "ActiveState", "SubState", "Type", "NotifyAccess")
-                self.assertEqual((p["ActiveState"], p["SubState"]), ("active", "running"), p)
+                # The first worker may answer before the last one booted; READY=1 (and so
+                # "active") follows once all of them serve.
+                p = wait_for(lambda: (lambda q: q if (q["ActiveState"], q["SubState"]) == ("active", "running")
+                                      else None)(self.sd.show(self.U, "ActiveState", "SubState")), 10)
+                self.assertTrue(p, self.sd.show(self.U, "ActiveState", "SubState"))
                 m = self.wait_status(self.U, lambda m: m.group(2) == m.group(3) == "2")
                 self.assertGreaterEqual(int(m.group(1)), 1)
                 found = self.wait_journal(self.U, lambda e: re.search(

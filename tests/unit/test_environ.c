@@ -6,6 +6,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -231,6 +232,10 @@ START_TEST(test_headers) {
                 HDR("Content-Length", "12"),
                 HDR("X-Latin", "caf\xe9"),
                 HDR("X-Empty", ""),
+                HDR("X-One", "a"),
+                HDR("X-One", "a"),
+                HDR("Accept-Language", "da"),
+                HDR("accept-language", "da"),
         };
         Request r = make_request("/", h, ELEMENTSOF(h));
 
@@ -248,6 +253,64 @@ START_TEST(test_headers) {
         assert_absent("HTTP_CONTENT_LENGTH");
         assert_latin1("HTTP_X_LATIN", "caf\xe9", 4);
         assert_str("HTTP_X_EMPTY", "");
+        /* equal values are often one shared str object: they still join */
+        assert_str("HTTP_X_ONE", "a,a");
+        assert_str("HTTP_ACCEPT_LANGUAGE", "da,da");
+
+        /* the cached value of a known header is not carried into the next request */
+        {
+                HttpHeader h2[] = { HDR("Accept-Language", "en") };
+
+                r = make_request("/", h2, ELEMENTSOF(h2));
+                build(&r, &tcp_info, NULL);
+                assert_str("HTTP_ACCEPT_LANGUAGE", "en");
+                assert_absent("HTTP_ACCEPT");
+        }
+}
+END_TEST
+
+/* Per-request keys come from placeholders in the template: none may survive into an environ,
+ * and optional keys stay absent. */
+static void assert_no_none(void) {
+        PyObject *k, *v;
+        Py_ssize_t pos = 0;
+
+        while (PyDict_Next(env, &pos, &k, &v))
+                ck_assert_msg(v != Py_None, "%s is None", PyUnicode_AsUTF8(k));
+}
+
+START_TEST(test_no_placeholders) {
+        ConnInfo unix_info = { .server_name = "/run/app.sock", .is_unix = true };
+        HttpHeader many[24];
+        char names[24][16];
+        PyObject *input = PyList_New(0);
+        Request r = make_request("/", NULL, 0);
+
+        ck_assert_int_eq(environ_init(NULL), 0);
+        build(&r, &tcp_info, input);
+        assert_no_none();
+        assert_absent("CONTENT_TYPE");
+        assert_absent("CONTENT_LENGTH");
+        assert_absent("HTTP_HOST");
+        ck_assert_int_eq(PyDict_Size(env), 20);
+
+        build(&r, &unix_info, input);
+        assert_no_none();
+        assert_absent("REMOTE_PORT");
+        ck_assert_int_eq(PyDict_Size(env), 19);
+
+        /* more headers than the template has room for */
+        for (size_t i = 0; i < ELEMENTSOF(many); i++) {
+                snprintf(names[i], sizeof(names[i]), "X-H%zu", i);
+                many[i] = (HttpHeader) { { names[i], strlen(names[i]) }, SL("v") };
+        }
+        r = make_request("/", many, ELEMENTSOF(many));
+        build(&r, &tcp_info, input);
+        assert_no_none();
+        assert_str("HTTP_X_H0", "v");
+        assert_str("HTTP_X_H23", "v");
+        ck_assert_int_eq(PyDict_Size(env), 20 + 24);
+        Py_DECREF(input);
 }
 END_TEST
 
@@ -396,6 +459,51 @@ START_TEST(test_file_wrapper) {
 }
 END_TEST
 
+/* The template remembers the last target, addresses and wsgi.errors: what one request
+ * leaves there must never show in the next one's environ. */
+START_TEST(test_template_follows_requests) {
+        static const struct {
+                const char *target, *method;
+                int minor;
+                const char *path, *query;
+        } steps[] = {
+                { "/a?x=1", "GET", 1, "/a", "x=1" },
+                { "/b", "POST", 0, "/b", "" },
+                { "/c%20d", "GET", 1, "/c d", "" },
+                { "/c%20d?", "DELETE", 1, "/c d", "" },
+                { "/b?y", "GET", 0, "/b", "y" },
+                { "/a?x=1", "GET", 1, "/a", "x=1" },
+        };
+        PyObject *sys_stderr, *other;
+        Request root = make_request("/", NULL, 0);
+
+        ck_assert_int_eq(environ_init(NULL), 0);
+        for (size_t i = 0; i < ELEMENTSOF(steps); i++) {
+                Request r = make_request(steps[i].target, NULL, 0);
+
+                r.method = (Slice) { steps[i].method, strlen(steps[i].method) };
+                r.http_minor = steps[i].minor;
+                build(&r, &tcp_info, NULL);
+                assert_str("RAW_URI", steps[i].target);
+                assert_str("PATH_INFO", steps[i].path);
+                assert_str("QUERY_STRING", steps[i].query);
+                assert_str("REQUEST_METHOD", steps[i].method);
+                assert_str("SERVER_PROTOCOL", steps[i].minor ? "HTTP/1.1" : "HTTP/1.0");
+        }
+
+        sys_stderr = Py_NewRef(PySys_GetObject("stderr"));
+        other = PyList_New(0);
+        ck_assert_int_eq(PySys_SetObject("stderr", other), 0);
+        build(&root, &tcp_info, NULL);
+        ck_assert_ptr_eq(get("wsgi.errors"), other);
+        ck_assert_int_eq(PySys_SetObject("stderr", sys_stderr), 0);
+        build(&root, &tcp_info, NULL);
+        ck_assert_ptr_eq(get("wsgi.errors"), sys_stderr);
+        Py_DECREF(other);
+        Py_DECREF(sys_stderr);
+}
+END_TEST
+
 static Suite *environ_suite(void) {
         Suite *suite = suite_create("environ");
         TCase *tc = tcase_create("core");
@@ -407,6 +515,8 @@ static Suite *environ_suite(void) {
         tcase_add_test(tc, test_percent_decoding);
         tcase_add_test(tc, test_unquote);
         tcase_add_test(tc, test_headers);
+        tcase_add_test(tc, test_no_placeholders);
+        tcase_add_test(tc, test_template_follows_requests);
         tcase_add_test(tc, test_method_and_version);
         tcase_add_test(tc, test_script_name);
         tcase_add_test(tc, test_unix_socket);

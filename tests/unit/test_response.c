@@ -53,6 +53,23 @@ START_TEST(test_header_validation) {
 }
 END_TEST
 
+/* Every byte against the RFC 9110 definitions, written out independently of the table. */
+START_TEST(test_header_bytes_exhaustive) {
+        for (int c = 0; c < 256; c++) {
+                char ch = (char) c;
+                bool tchar = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                             (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+                bool field = c == ' ' || c == '\t' || (c >= 0x21 && c <= 0x7e) || c >= 0x80;
+                char status[] = "200 O?";
+
+                ck_assert_msg(response_header_name_valid(&ch, 1) == tchar, "name byte 0x%02x", c);
+                ck_assert_msg(response_header_value_valid(&ch, 1) == field, "value byte 0x%02x", c);
+                status[5] = ch;
+                ck_assert_msg((response_parse_status(status, 6) == 200) == field, "status byte 0x%02x", c);
+        }
+}
+END_TEST
+
 START_TEST(test_content_length) {
         int64_t v = -1;
 
@@ -237,6 +254,7 @@ static Suite *response_suite(void) {
 
         tcase_add_test(tc, test_parse_status);
         tcase_add_test(tc, test_header_validation);
+        tcase_add_test(tc, test_header_bytes_exhaustive);
         tcase_add_test(tc, test_content_length);
         tcase_add_test(tc, test_framing_table);
         tcase_add_test(tc, test_date);
