@@ -5,6 +5,7 @@
   /file    wsgi.file_wrapper over $BENCH_FILE (1 MiB, made by run.sh)
 """
 import os
+import time
 
 HELLO = b"Hello, World!"
 HELLO_HEADERS = [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))]
@@ -55,6 +56,12 @@ def app(environ, start_response):
                 return _upload(environ, start_response)
         if path == "/file":
                 return _file(environ, start_response)
+        if path == "/slow":
+                # A slow endpoint mixed into the load: where it runs must not hold up the
+                # fast requests that an idle worker could answer.
+                time.sleep(0.05)
+                start_response("200 OK", HELLO_HEADERS)
+                return [HELLO]
         body = b"Not Found"
         start_response("404 Not Found", [("Content-Type", "text/plain"),
                                          ("Content-Length", str(len(body)))])

@@ -38,6 +38,8 @@ WORKLOADS = {
         "json": ("~4 KiB JSON from a Flask view", "/json", [], "flask", 0),
         "idle": ("1,000 open keep-alive connections, 64 active (936 idle + wrk -c64)", "/", [],
                  "hello", 936),
+        "mixed": ("hello with 1 request in 200 to a 50 ms endpoint (p99: fast requests behind slow ones)",
+                  "/", ["-s", os.path.join(HERE, "mixed.lua")], "hello", 0),
 }
 # The C responder only answers "Hello, World!", so it runs only where that is the workload.
 RESPONDER_WORKLOADS = {"hello", "close", "idle"}
