@@ -87,25 +87,47 @@ static void fill_info(Conn *c, const Listener *l, const struct sockaddr *peer, s
         }
 }
 
+/* Closed connections are kept for reuse, parser and read buffer included, so that a new
+ * connection (Connection: close traffic) costs no allocation. The pool is per worker
+ * process and bounded; beyond it connections are freed. */
+#define POOL_MAX 256
+static Conn *pool[POOL_MAX];
+static size_t pool_len;
+
 int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t peer_len, const ConnConfig *cfg,
              Conn **ret) {
+        HttpParser *parser = NULL;
+        char *rbuf = NULL;
+        size_t rcap = 0;
         Conn *c;
         int r;
 
-        c = calloc(1, sizeof(Conn));
-        if (!c)
-                return -ENOMEM;
-        c->fd = fd;
-        c->cfg = cfg;
-        c->link.list = -1;
-        c->state = STATE_HEAD;
-        c->deadline = clock_ms + (uint64_t) cfg->head_timeout_ms;
-        r = http_parser_new(&c->parser, &cfg->limits);
-        if (r < 0) {
-                c->fd = -1;
-                conn_free(c);
-                return r;
+        if (pool_len > 0) {
+                c = pool[--pool_len];
+                parser = c->parser;
+                rbuf = c->rbuf;
+                rcap = c->rcap;
+                http_parser_reset(parser);
+        } else {
+                c = malloc(sizeof(Conn));
+                if (!c)
+                        return -ENOMEM;
+                r = http_parser_new(&parser, &cfg->limits);
+                if (r < 0) {
+                        free(c);
+                        return r;
+                }
         }
+        *c = (Conn) {
+                .fd = fd,
+                .cfg = cfg,
+                .parser = parser,
+                .rbuf = rbuf,
+                .rcap = rcap,
+                .link.list = -1,
+                .state = STATE_HEAD,
+                .deadline = clock_ms + (uint64_t) cfg->head_timeout_ms,
+        };
         if (!l->is_unix) {
                 int one = 1;
 
@@ -120,7 +142,12 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
 Conn *conn_free(Conn *c) {
         if (!c)
                 return NULL;
-        safe_close(c->fd);
+        c->fd = safe_close(c->fd);
+        /* A buffer grown for a large head or body goes back to the allocator. */
+        if (pool_len < POOL_MAX && c->rcap <= RBUF_INITIAL) {
+                pool[pool_len++] = c;
+                return NULL;
+        }
         http_parser_free(c->parser);
         free(c->rbuf);
         free(c);
