@@ -2,6 +2,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -55,15 +56,25 @@ static PyObject *keys[_KEY_MAX];
 
 /* Headers common enough to keep their environ key prebuilt. Content-Type and
  * Content-Length map to CONTENT_* and replace rather than join (Gunicorn's `continue`). */
+/* The last address or header value strings seen: keep-alive connections and clients that
+ * send the same Host, Accept or User-Agent on every request reuse one str. */
+typedef struct StringCache {
+        char text[128];
+        size_t len;                     /* SIZE_MAX: obj is not for reuse */
+        PyObject *obj;
+} StringCache;
+
 typedef struct KnownHeader {
         const char *name;
         size_t len;
         const char *key;
         PyObject *key_obj;
         bool replace;
+        StringCache value;
+        struct KnownHeader *next_same_len;
 } KnownHeader;
 
-#define H(n, k) { n, sizeof(n) - 1, k, NULL, false }
+#define H(n, k) { n, sizeof(n) - 1, k, NULL, false, { .len = SIZE_MAX }, NULL }
 static KnownHeader known_headers[] = {
         H("Host", "HTTP_HOST"),
         H("User-Agent", "HTTP_USER_AGENT"),
@@ -99,27 +110,45 @@ static KnownHeader known_headers[] = {
         H("Sec-Fetch-Site", "HTTP_SEC_FETCH_SITE"),
         H("Sec-Fetch-Mode", "HTTP_SEC_FETCH_MODE"),
         H("Sec-Fetch-Dest", "HTTP_SEC_FETCH_DEST"),
-        { "Content-Type", sizeof("Content-Type") - 1, "CONTENT_TYPE", NULL, true },
-        { "Content-Length", sizeof("Content-Length") - 1, "CONTENT_LENGTH", NULL, true },
+        { "Content-Type", sizeof("Content-Type") - 1, "CONTENT_TYPE", NULL, true, { .len = SIZE_MAX }, NULL },
+        { "Content-Length", sizeof("Content-Length") - 1, "CONTENT_LENGTH", NULL, true, { .len = SIZE_MAX }, NULL },
 };
 #undef H
 
+/* known_headers chained by name length: a lookup compares only names of the right length. */
+#define KNOWN_LEN_MAX 32
+static KnownHeader *known_by_len[KNOWN_LEN_MAX];
+
 /* Methods common enough to share one string object. */
-static const char *const method_names[] = { "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS" };
+#define M(s) { s, sizeof(s) - 1 }
+static const struct {
+        const char *name;
+        size_t len;
+} method_names[] = { M("GET"), M("POST"), M("HEAD"), M("PUT"), M("DELETE"), M("PATCH"), M("OPTIONS") };
+#undef M
 static PyObject *methods[ELEMENTSOF(method_names)];
 
-static PyObject *protocol_10, *protocol_11, *empty_string, *template_dict, *script_name;
+static PyObject *protocol_10, *protocol_11, *empty_string, *script_name;
 static size_t script_name_len;
 static char *script_name_bytes;
 
-/* The last address strings seen: keep-alive connections and a steady SERVER_NAME reuse them. */
-typedef struct StringCache {
-        char text[64];
-        size_t len;                     /* SIZE_MAX: obj is not for reuse */
-        PyObject *obj;
-} StringCache;
+/* Every key a request always gets is already in the template, so PyDict_Copy() hands out a
+ * table that needs no insert for them. Each one holds the value a request most likely has
+ * (GET, HTTP/1.1, no query) or the last one seen (addresses, the target, wsgi.errors):
+ * environ_build() updates the template when a request differs in what it remembers, and
+ * writes into the copy what the template cannot hold (another method, a percent-decoded
+ * path, wsgi.input). UNIX sockets have no REMOTE_PORT and take SERVER_NAME/PORT from Host,
+ * hence two templates. */
+typedef struct Template {
+        PyObject *dict;
+        StringCache raw_uri, path_info, query, remote_addr, remote_port, server_name, server_port;
+        PyObject *errors;               /* wsgi.errors in dict (the dict holds the reference) */
+} Template;
 
-static StringCache cache_remote_addr, cache_remote_port, cache_server_name, cache_server_port;
+static Template template_tcp, template_unix;
+
+/* SERVER_NAME/PORT of UNIX-socket requests, which come from each request's Host */
+static StringCache cache_server_name, cache_server_port;
 
 static PyObject *cached_string(StringCache *c, const char *text, size_t len) {
         /* Returns a borrowed reference (held by the cache), or NULL with a Python error set. */
@@ -158,13 +187,80 @@ static PyObject *intern(const char *s) {
         return PyUnicode_InternFromString(s);
 }
 
-static int build_template(const Settings *s) {
+/* Keys the template holds for every request besides the constant ones; the values are set
+ * in build_template() (None until the first request for those a request must provide). */
+static const int per_request_keys[] = {
+        KEY_REQUEST_METHOD, KEY_PATH_INFO, KEY_QUERY_STRING, KEY_RAW_URI, KEY_SERVER_PROTOCOL,
+        KEY_SERVER_NAME, KEY_SERVER_PORT, KEY_REMOTE_ADDR, KEY_REMOTE_PORT, KEY_WSGI_ERRORS, KEY_WSGI_INPUT,
+};
+
+static void template_clear(Template *t) {
+        Py_CLEAR(t->dict);
+        t->errors = NULL;
+        string_cache_clear(&t->raw_uri);
+        string_cache_clear(&t->path_info);
+        string_cache_clear(&t->query);
+        string_cache_clear(&t->remote_addr);
+        string_cache_clear(&t->remote_port);
+        string_cache_clear(&t->server_name);
+        string_cache_clear(&t->server_port);
+}
+
+/* Makes the template hold text under key, unless it already does. On failure the cache is
+ * dropped, so cache and template never disagree. */
+static int template_sync(Template *t, int key, StringCache *c, const char *text, size_t len) {
+        PyObject *o;
+
+        if (c->obj && c->len == len && memcmp(c->text, text, len) == 0)
+                return 0;
+        o = cached_string(c, text, len); /* borrowed */
+        if (!o || PyDict_SetItem(t->dict, keys[key], o) < 0) {
+                string_cache_clear(c);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* A dict's table grows (and is rebuilt) when an insert finds it full; PyDict_Copy() clones the
+ * template's table as it is. Filling the template past TEMPLATE_GROW_AT keys once and
+ * removing the extra ones leaves a table with room for about twenty headers, so a copy
+ * takes the request's HTTP_* keys without a resize. */
+#define TEMPLATE_GROW_AT 22
+
+static int template_make_room(PyObject *d) {
+        PyObject *pad[TEMPLATE_GROW_AT] = {};
+        Py_ssize_t n = 0;
+        int r = -ENOMEM;
+
+        while (PyDict_GET_SIZE(d) < TEMPLATE_GROW_AT) {
+                pad[n] = PyUnicode_FromFormat("gcorn.pad%zd", n);
+                if (!pad[n] || PyDict_SetItem(d, pad[n], Py_None) < 0)
+                        goto finish;
+                n++;
+        }
+        for (Py_ssize_t i = 0; i < n; i++)
+                if (PyDict_DelItem(d, pad[i]) < 0)
+                        goto finish;
+        r = 0;
+finish:
+        for (Py_ssize_t i = 0; i < TEMPLATE_GROW_AT; i++)
+                Py_XDECREF(pad[i]);
+        return r;
+}
+
+static int build_template(const Settings *s, bool is_unix, Template *ret) {
         PyObject *d = NULL, *version = NULL;
         int r = -ENOMEM;
 
         d = PyDict_New();
         if (!d)
                 goto finish;
+        for (size_t i = 0; i < ELEMENTSOF(per_request_keys); i++) {
+                if (is_unix && per_request_keys[i] == KEY_REMOTE_PORT)
+                        continue;
+                if (PyDict_SetItem(d, keys[per_request_keys[i]], Py_None) < 0)
+                        goto finish;
+        }
         version = Py_BuildValue("(ii)", 1, 0);
         if (!version)
                 goto finish;
@@ -178,8 +274,14 @@ static int build_template(const Settings *s) {
             PyDict_SetItem(d, keys[KEY_SCRIPT_NAME], script_name) < 0 ||
             set_item(d, keys[KEY_SERVER_SOFTWARE], PyUnicode_FromString("gcorn/" GCORN_VERSION)) < 0)
                 goto finish;
-        template_dict = d;
-        d = NULL;
+        if (PyDict_SetItem(d, keys[KEY_REQUEST_METHOD], methods[0]) < 0 ||
+            PyDict_SetItem(d, keys[KEY_SERVER_PROTOCOL], protocol_11) < 0 ||
+            PyDict_SetItem(d, keys[KEY_QUERY_STRING], empty_string) < 0)
+                goto finish;
+        if (template_make_room(d) < 0)
+                goto finish;
+        template_clear(ret);
+        ret->dict = TAKE_PTR(d);
         r = 0;
 finish:
         Py_XDECREF(version);
@@ -191,7 +293,7 @@ int environ_init(const Settings *s) {
         const char *sn;
         int r;
 
-        if (template_dict)
+        if (template_tcp.dict)
                 return 0;
         r = filewrapper_init();
         if (r < 0)
@@ -201,13 +303,19 @@ int environ_init(const Settings *s) {
                 if (!keys[i])
                         goto fail;
         }
-        for (size_t i = 0; i < ELEMENTSOF(known_headers); i++) {
-                known_headers[i].key_obj = intern(known_headers[i].key);
-                if (!known_headers[i].key_obj)
+        memset(known_by_len, 0, sizeof(known_by_len));
+        for (size_t i = ELEMENTSOF(known_headers); i-- > 0;) {
+                KnownHeader *h = known_headers + i;
+
+                assert(h->len < KNOWN_LEN_MAX);
+                h->key_obj = intern(h->key);
+                if (!h->key_obj)
                         goto fail;
+                h->next_same_len = known_by_len[h->len];
+                known_by_len[h->len] = h;
         }
         for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
-                methods[i] = intern(method_names[i]);
+                methods[i] = intern(method_names[i].name);
                 if (!methods[i])
                         goto fail;
         }
@@ -228,7 +336,7 @@ int environ_init(const Settings *s) {
         if (!script_name)
                 goto fail;
 
-        if (build_template(s) < 0)
+        if (build_template(s, false, &template_tcp) < 0 || build_template(s, true, &template_unix) < 0)
                 goto fail;
         return 0;
 fail:
@@ -240,17 +348,18 @@ fail:
 void environ_done(void) {
         for (size_t i = 0; i < _KEY_MAX; i++)
                 Py_CLEAR(keys[i]);
-        for (size_t i = 0; i < ELEMENTSOF(known_headers); i++)
+        for (size_t i = 0; i < ELEMENTSOF(known_headers); i++) {
                 Py_CLEAR(known_headers[i].key_obj);
+                string_cache_clear(&known_headers[i].value);
+        }
         for (size_t i = 0; i < ELEMENTSOF(methods); i++)
                 Py_CLEAR(methods[i]);
         Py_CLEAR(protocol_10);
         Py_CLEAR(protocol_11);
         Py_CLEAR(empty_string);
         Py_CLEAR(script_name);
-        Py_CLEAR(template_dict);
-        string_cache_clear(&cache_remote_addr);
-        string_cache_clear(&cache_remote_port);
+        template_clear(&template_tcp);
+        template_clear(&template_unix);
         string_cache_clear(&cache_server_name);
         string_cache_clear(&cache_server_port);
         free(script_name_bytes);
@@ -295,8 +404,6 @@ static PyObject *decode_path(const char *p, size_t len) {
         PyObject *o;
         size_t n;
 
-        if (!memchr(p, '%', len))
-                return PyUnicode_DecodeLatin1(p, (Py_ssize_t) len, NULL);
         if (len > sizeof(stack)) {
                 buf = malloc(len);
                 if (!buf)
@@ -312,7 +419,7 @@ static PyObject *decode_path(const char *p, size_t len) {
 static PyObject *method_object(const Slice *m) {
         /* New reference. */
         for (size_t i = 0; i < ELEMENTSOF(methods); i++)
-                if (strlen(method_names[i]) == m->len && memcmp(method_names[i], m->p, m->len) == 0)
+                if (method_names[i].len == m->len && memcmp(method_names[i].name, m->p, m->len) == 0)
                         return Py_NewRef(methods[i]);
         return PyUnicode_DecodeLatin1(m->p, (Py_ssize_t) m->len, NULL);
 }
@@ -326,20 +433,20 @@ static PyObject *protocol_object(const Request *r) {
         return PyUnicode_FromFormat("HTTP/%d.%d", r->http_major, r->http_minor);
 }
 
-static PyObject *header_key(const Slice *name, bool *ret_replace) {
-        /* New reference: the prebuilt key, or "HTTP_" + upper(name) with '-' -> '_'. */
+static KnownHeader *known_header(const Slice *name) {
+        if (name->len >= KNOWN_LEN_MAX)
+                return NULL;
+        for (KnownHeader *h = known_by_len[name->len]; h; h = h->next_same_len)
+                if (strncasecmp(h->name, name->p, name->len) == 0)
+                        return h;
+        return NULL;
+}
+
+static PyObject *header_key(const Slice *name) {
+        /* New reference: "HTTP_" + upper(name) with '-' -> '_'. */
         PyObject *key;
         Py_UCS1 *d;
 
-        for (size_t i = 0; i < ELEMENTSOF(known_headers); i++) {
-                KnownHeader *h = known_headers + i;
-
-                if (h->len == name->len && strncasecmp(h->name, name->p, name->len) == 0) {
-                        *ret_replace = h->replace;
-                        return Py_NewRef(h->key_obj);
-                }
-        }
-        *ret_replace = false;
         /* Names are tokens (ASCII), so the key can be written straight into a compact ASCII
          * string; anything else would break that string's invariants. */
         for (size_t i = 0; i < name->len; i++)
@@ -365,27 +472,36 @@ static PyObject *header_key(const Slice *name, bool *ret_replace) {
 }
 
 static int add_header(PyObject *env, const HttpHeader *h) {
+        KnownHeader *known = known_header(&h->name);
         PyObject *key = NULL, *value = NULL, *joined = NULL, *existing;
-        bool replace;
+        Py_ssize_t size;
         int r = -ENOMEM;
 
-        key = header_key(&h->name, &replace);
-        if (!key)
-                goto finish;
-        value = PyUnicode_DecodeLatin1(h->value.p, (Py_ssize_t) h->value.len, NULL);
+        if (known) {
+                key = Py_NewRef(known->key_obj);
+                value = Py_XNewRef(cached_string(&known->value, h->value.p, h->value.len));
+        } else {
+                key = header_key(&h->name);
+                if (!key)
+                        goto finish;
+                value = PyUnicode_DecodeLatin1(h->value.p, (Py_ssize_t) h->value.len, NULL);
+        }
         if (!value)
                 goto finish;
-        if (replace) {
+        if (known && known->replace) {
                 if (PyDict_SetItem(env, key, value) < 0)
                         goto finish;
                 r = 0;
                 goto finish;
         }
-        /* One lookup for the common case; a repeated header joins with "," as Gunicorn does. */
+        /* One lookup for the common case; a repeated header joins with "," as Gunicorn does.
+         * Values are shared objects (cached, or CPython's one-character strings), so only the
+         * dict's size tells whether the key was already there. */
+        size = PyDict_GET_SIZE(env);
         existing = PyDict_SetDefault(env, key, value); /* borrowed */
         if (!existing)
                 goto finish;
-        if (existing != value) {
+        if (PyDict_GET_SIZE(env) == size) {
                 joined = PyUnicode_FromFormat("%U,%U", existing, value);
                 if (!joined || PyDict_SetItem(env, key, joined) < 0)
                         goto finish;
@@ -398,13 +514,19 @@ finish:
         return r;
 }
 
+/* Stores a borrowed value (NULL: the error of the call that made it). */
+static int set_borrowed(PyObject *d, PyObject *key, PyObject *value) {
+        if (!value || PyDict_SetItem(d, key, value) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
 static int add_server(PyObject *env, const Request *r, const ConnInfo *info) {
         /* Gunicorn: the bound address for TCP; for a UNIX socket the Host header (port 80
          * when it has none), else the socket path and an empty port. */
         const HttpHeader *host;
         const char *name = info->server_name, *port = info->server_port;
         size_t name_len = strlen(name), port_len = strlen(port);
-        PyObject *o;
 
         if (info->is_unix) {
                 host = request_find_header(r, "Host");
@@ -426,18 +548,17 @@ static int add_server(PyObject *env, const Request *r, const ConnInfo *info) {
                         }
                 }
         }
-        o = cached_string(&cache_server_name, name, name_len);
-        if (!o || PyDict_SetItem(env, keys[KEY_SERVER_NAME], o) < 0)
-                return -ENOMEM;
-        o = cached_string(&cache_server_port, port, port_len);
-        if (!o || PyDict_SetItem(env, keys[KEY_SERVER_PORT], o) < 0)
+        if (set_borrowed(env, keys[KEY_SERVER_NAME], cached_string(&cache_server_name, name, name_len)) < 0 ||
+            set_borrowed(env, keys[KEY_SERVER_PORT], cached_string(&cache_server_port, port, port_len)) < 0)
                 return -ENOMEM;
         return 0;
 }
 
 int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObject **ret) {
-        PyObject *env = NULL, *o, *errors;
+        Template *t = info->is_unix ? &template_unix : &template_tcp;
+        PyObject *env = NULL, *errors;
         Slice path = r->path;
+        bool quoted;
         int ret_code = -ENOMEM;
 
         if (script_name_len > 0) {
@@ -446,17 +567,44 @@ int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObj
                 path.p += script_name_len;
                 path.len -= script_name_len;
         }
+        quoted = memchr(path.p, '%', path.len);
 
-        env = PyDict_Copy(template_dict);
+        errors = pylog_errors(); /* borrowed */
+        if (!errors)
+                errors = PySys_GetObject("stderr"); /* borrowed */
+        if (!errors)
+                errors = Py_None;
+        if (errors != t->errors) {
+                if (PyDict_SetItem(t->dict, keys[KEY_WSGI_ERRORS], errors) < 0)
+                        goto finish;
+                t->errors = errors;
+        }
+        if (template_sync(t, KEY_RAW_URI, &t->raw_uri, r->target.p, r->target.len) < 0 ||
+            (!quoted && template_sync(t, KEY_PATH_INFO, &t->path_info, path.p, path.len) < 0) ||
+            template_sync(t, KEY_QUERY_STRING, &t->query, r->query.p, r->query.len) < 0 ||
+            template_sync(t, KEY_REMOTE_ADDR, &t->remote_addr, info->remote_addr, strlen(info->remote_addr)) < 0)
+                goto finish;
+        if (!info->is_unix &&
+            (template_sync(t, KEY_REMOTE_PORT, &t->remote_port, info->remote_port, strlen(info->remote_port)) < 0 ||
+             template_sync(t, KEY_SERVER_NAME, &t->server_name, info->server_name, strlen(info->server_name)) < 0 ||
+             template_sync(t, KEY_SERVER_PORT, &t->server_port, info->server_port, strlen(info->server_port)) < 0))
+                goto finish;
+
+        env = PyDict_Copy(t->dict);
         if (!env)
                 goto finish;
-        if (set_item(env, keys[KEY_REQUEST_METHOD], method_object(&r->method)) < 0 ||
-            set_item(env, keys[KEY_PATH_INFO], decode_path(path.p, path.len)) < 0 ||
-            set_item(env, keys[KEY_QUERY_STRING],
-                     r->query.len ? PyUnicode_DecodeLatin1(r->query.p, (Py_ssize_t) r->query.len, NULL)
-                                  : Py_NewRef(empty_string)) < 0 ||
-            set_item(env, keys[KEY_RAW_URI], PyUnicode_DecodeLatin1(r->target.p, (Py_ssize_t) r->target.len, NULL)) < 0 ||
+        /* What the template cannot hold; every key here is already in the copy. */
+        if (!(r->method.len == 3 && memcmp(r->method.p, "GET", 3) == 0) &&
+            set_item(env, keys[KEY_REQUEST_METHOD], method_object(&r->method)) < 0)
+                goto finish;
+        if (!(r->http_major == 1 && r->http_minor == 1) &&
             set_item(env, keys[KEY_SERVER_PROTOCOL], protocol_object(r)) < 0)
+                goto finish;
+        if (quoted && set_item(env, keys[KEY_PATH_INFO], decode_path(path.p, path.len)) < 0)
+                goto finish;
+        if (info->is_unix && add_server(env, r, info) < 0)
+                goto finish;
+        if (PyDict_SetItem(env, keys[KEY_WSGI_INPUT], input ? input : Py_None) < 0)
                 goto finish;
 
         for (size_t i = 0; i < r->n_headers; i++) {
@@ -470,26 +618,7 @@ int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObj
                         goto finish;
         }
 
-        o = cached_string(&cache_remote_addr, info->remote_addr, strlen(info->remote_addr));
-        if (!o || PyDict_SetItem(env, keys[KEY_REMOTE_ADDR], o) < 0)
-                goto finish;
-        if (!info->is_unix) {
-                o = cached_string(&cache_remote_port, info->remote_port, strlen(info->remote_port));
-                if (!o || PyDict_SetItem(env, keys[KEY_REMOTE_PORT], o) < 0)
-                        goto finish;
-        }
-        if (add_server(env, r, info) < 0)
-                goto finish;
-
-        errors = pylog_errors(); /* borrowed */
-        if (!errors)
-                errors = PySys_GetObject("stderr"); /* borrowed */
-        if (PyDict_SetItem(env, keys[KEY_WSGI_ERRORS], errors ? errors : Py_None) < 0 ||
-            PyDict_SetItem(env, keys[KEY_WSGI_INPUT], input ? input : Py_None) < 0)
-                goto finish;
-
-        *ret = env;
-        env = NULL;
+        *ret = TAKE_PTR(env);
         ret_code = 0;
 finish:
         Py_XDECREF(env);

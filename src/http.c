@@ -11,6 +11,7 @@
  * are checked once complete. The same loose mode skips any byte after a CR in chunk-size
  * lines and refuses blanks in chunk extensions that Gunicorn accepts, so chunked bodies are
  * decoded here too; llhttp stops at the end of the head. */
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -69,6 +70,9 @@ typedef enum ChunkState {
 struct HttpParser {
         llhttp_t llhttp;
         llhttp_settings_t settings;
+        /* llhttp just past "GET / HTTP/1.0\r\n" and "GET / HTTP/1.1\r\n", from a fresh reset:
+         * copied in for each request instead of parsing the same line again. */
+        llhttp_t after_line[2];
 
         /* normalized limits */
         size_t request_line_max;
@@ -138,20 +142,35 @@ static int buf_append(HttpParser *p, const char *data, size_t len) {
         return 0;
 }
 
+/* One lookup per byte: CHAR_TOKEN for RFC 9110 5.6.2 tchar; CHAR_VALUE for what a field
+ * value may hold: HTAB and obs-text but no other control byte (RFC 9110 5.5). */
+enum {
+        CHAR_TOKEN = 1 << 0,
+        CHAR_VALUE = 1 << 1,
+};
+#define TV (CHAR_TOKEN | CHAR_VALUE)
+#define V CHAR_VALUE
+static const uint8_t char_class[256] = {
+        ['\t'] = V, [' '] = V,
+        ['!'] = TV, ['"'] = V, ['#' ... '\''] = TV, ['('] = V, [')'] = V, ['*'] = TV, ['+'] = TV,
+        [','] = V, ['-'] = TV, ['.'] = TV, ['/'] = V, ['0' ... '9'] = TV, [':' ... '@'] = V,
+        ['A' ... 'Z'] = TV, ['['] = V, ['\\'] = V, [']'] = V, ['^'] = TV, ['_'] = TV, ['`'] = TV,
+        ['a' ... 'z'] = TV, ['{'] = V, ['|'] = TV, ['}'] = V, ['~'] = TV,
+        [0x80 ... 0xff] = V,
+};
+#undef TV
+#undef V
+
 static bool is_tchar(unsigned char c) {
-        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-                return true;
-        return c && strchr("!#$%&'*+-.^_`|~", c);
+        return char_class[c] & CHAR_TOKEN;
 }
 
-/* Field values may hold HTAB and obs-text but no other control byte (RFC 9110 5.5). */
 static bool value_bytes_ok(const char *s, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char) s[i];
+        const unsigned char *u = (const unsigned char *) s;
 
-                if ((c < 0x20 && c != '\t') || c == 0x7f)
+        for (size_t i = 0; i < n; i++)
+                if (!(char_class[u[i]] & CHAR_VALUE))
                         return false;
-        }
         return true;
 }
 
@@ -182,31 +201,42 @@ static void scan_reset(LineScan *s) {
         *s = (LineScan) { .line_start = true };
 }
 
-/* Scans data[0..len) of a header section; stops after its blank line and stores how many
- * bytes were looked at in *ret_used. */
-static int scan_head(HttpParser *p, const char *data, size_t len, size_t *ret_used) {
+/* The end of a line: the LF at data[i]. */
+static int scan_lf(HttpParser *p, size_t i, size_t *ret_used) {
         LineScan *s = &p->scan;
-        size_t i;
+        bool blank;
 
-        for (i = 0; i < len; i++) {
+        if (!s->cr)
+                return bad_request(p, "Bare LF in line");
+        blank = s->line_len == 1;
+        s->line_len = 0;
+        s->cr = false;
+        s->line_start = true;
+        s->total++;
+        if (blank) {
+                *ret_used = i + 1;
+                return SCAN_BLANK_LINE;
+        }
+        s->n_lines++;
+        if (s->n_lines > p->fields_max)
+                return set_error(p, -EBADMSG, 431, "Too many headers");
+        return SCAN_MORE;
+}
+
+/* Byte by byte from data[i]: finds which rule a line breaks first. */
+static int scan_bytes(HttpParser *p, const char *data, size_t len, size_t i, size_t *ret_used) {
+        LineScan *s = &p->scan;
+        int r;
+
+        for (; i < len; i++) {
                 char c = data[i];
 
                 if (s->cr != (c == '\n'))
                         return bad_request(p, s->cr ? "Bare CR in line" : "Bare LF in line");
                 if (c == '\n') {
-                        bool blank = s->line_len == 1;
-
-                        s->line_len = 0;
-                        s->cr = false;
-                        s->line_start = true;
-                        s->total++;
-                        if (blank) {
-                                *ret_used = i + 1;
-                                return SCAN_BLANK_LINE;
-                        }
-                        s->n_lines++;
-                        if (s->n_lines > p->fields_max)
-                                return set_error(p, -EBADMSG, 431, "Too many headers");
+                        r = scan_lf(p, i, ret_used);
+                        if (r != SCAN_MORE)
+                                return r;
                         continue;
                 }
                 if (s->line_start && (c == ' ' || c == '\t'))
@@ -218,6 +248,44 @@ static int scan_head(HttpParser *p, const char *data, size_t len, size_t *ret_us
                 /* Gunicorn counts a field line with its CRLF. */
                 if (s->line_len - s->cr + 2 > p->field_size_max || s->total > p->head_max)
                         return set_error(p, -EBADMSG, 431, "Request Header Fields Too Large");
+        }
+        *ret_used = len;
+        return SCAN_MORE;
+}
+
+/* Scans data[0..len) of a header section; stops after its blank line and stores how many
+ * bytes were looked at in *ret_used. Each run of bytes up to a LF is taken whole when it
+ * breaks no rule: no CR but at its end, no fold at a line start, within the limits (the
+ * counts only grow, so their values at the run's end decide). A run that breaks one goes
+ * through scan_bytes(), which finds the same first error as a byte-by-byte scan. */
+static int scan_head(HttpParser *p, const char *data, size_t len, size_t *ret_used) {
+        LineScan *s = &p->scan;
+        size_t i = 0;
+        int r;
+
+        while (i < len) {
+                const char *lf = memchr(data + i, '\n', len - i);
+                size_t end = lf ? (size_t) (lf - data) : len, n = end - i;
+
+                if (n > 0) {
+                        const char *run = data + i;
+                        bool last_cr = run[n - 1] == '\r';
+
+                        if (s->cr || (s->line_start && (run[0] == ' ' || run[0] == '\t')) ||
+                            memchr(run, '\r', n - 1) || s->line_len + n - last_cr + 2 > p->field_size_max ||
+                            s->total + n > p->head_max)
+                                return scan_bytes(p, data, len, i, ret_used);
+                        s->line_start = false;
+                        s->cr = last_cr;
+                        s->line_len += n;
+                        s->total += n;
+                }
+                if (!lf)
+                        break;
+                r = scan_lf(p, end, ret_used);
+                if (r != SCAN_MORE)
+                        return r;
+                i = end + 1;
         }
         *ret_used = len;
         return SCAN_MORE;
@@ -497,6 +565,15 @@ int http_parser_new(HttpParser **ret, const HttpLimits *limits) {
         /* Content-Length next to Transfer-Encoding is refused by finish_head() with the rest of
          * the framing rules; llhttp must not fail first with a different answer. */
         llhttp_set_lenient_chunked_length(&p->llhttp, 1);
+        for (int minor = 0; minor <= 1; minor++) {
+                static const char *const lines[2] = { "GET / HTTP/1.0\r\n", "GET / HTTP/1.1\r\n" };
+
+                llhttp_reset(&p->llhttp);
+                if (llhttp_execute(&p->llhttp, lines[minor], strlen(lines[minor])) != HPE_OK)
+                        return -EINVAL;
+                p->after_line[minor] = p->llhttp;
+        }
+        llhttp_reset(&p->llhttp);
 
         http_parser_reset(p);
         *ret = TAKE_PTR(p);
@@ -675,9 +752,6 @@ static int finish_head(HttpParser *p) {
 }
 
 static int start_headers(HttpParser *p, size_t line_len) {
-        /* llhttp only needs the version from the line; the rest was checked here. */
-        static const char line10[] = "GET / HTTP/1.0\r\n", line11[] = "GET / HTTP/1.1\r\n";
-        llhttp_errno_t e;
         int r;
 
         r = parse_request_line(p, line_len);
@@ -685,13 +759,8 @@ static int start_headers(HttpParser *p, size_t line_len) {
                 return r;
         /* header names and values follow the request line in buf */
         p->buf_len = line_len;
-        llhttp_reset(&p->llhttp);
-        if (p->req.http_minor == 0)
-                e = llhttp_execute(&p->llhttp, line10, sizeof(line10) - 1);
-        else
-                e = llhttp_execute(&p->llhttp, line11, sizeof(line11) - 1);
-        if (e != HPE_OK)
-                return bad_request(p, "Invalid request line");
+        /* llhttp only needs the version from the line; the rest was checked here. */
+        p->llhttp = p->after_line[p->req.http_minor == 0 ? 0 : 1];
         p->phase = PHASE_HEADERS;
         return 0;
 }

@@ -1,5 +1,6 @@
 /* Response heads: validation of what the app hands over, framing, canned error answers. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -77,15 +78,32 @@ size_t response_build_error(char *buf, size_t cap, int status) {
         return MIN((size_t) n, cap > 0 ? cap - 1 : 0);
 }
 
-static bool is_tchar(unsigned char c) {
-        /* RFC 9110 5.6.2 token */
-        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-                return true;
-        return c && strchr("!#$%&'*+-.^_`|~", c);
-}
+/* One lookup per byte: CHAR_TOKEN for RFC 9110 5.6.2 tchar, CHAR_FIELD for what a field
+ * value (or a reason phrase) may hold: VCHAR, SP, HTAB, obs-text. */
+enum {
+        CHAR_TOKEN = 1 << 0,
+        CHAR_FIELD = 1 << 1,
+};
+#define TF (CHAR_TOKEN | CHAR_FIELD)
+#define F CHAR_FIELD
+static const uint8_t char_class[256] = {
+        ['\t'] = F, [' '] = F,
+        ['!'] = TF, ['"'] = F, ['#' ... '\''] = TF, ['('] = F, [')'] = F, ['*'] = TF, ['+'] = TF,
+        [','] = F, ['-'] = TF, ['.'] = TF, ['/'] = F, ['0' ... '9'] = TF, [':' ... '@'] = F,
+        ['A' ... 'Z'] = TF, ['['] = F, ['\\'] = F, [']'] = F, ['^'] = TF, ['_'] = TF, ['`'] = TF,
+        ['a' ... 'z'] = TF, ['{'] = F, ['|'] = TF, ['}'] = F, ['~'] = TF,
+        [0x80 ... 0xff] = F,
+};
+#undef TF
+#undef F
 
-static bool is_field_char(unsigned char c) {
-        return c == ' ' || c == '\t' || (c >= 0x21 && c <= 0x7e) || c >= 0x80;
+static bool all_in_class(const char *s, size_t len, uint8_t class) {
+        const unsigned char *u = (const unsigned char *) s;
+
+        for (size_t i = 0; i < len; i++)
+                if (!(char_class[u[i]] & class))
+                        return false;
+        return true;
 }
 
 int response_parse_status(const char *s, size_t len) {
@@ -103,26 +121,17 @@ int response_parse_status(const char *s, size_t len) {
                 return code;
         if (s[3] != ' ')
                 return -EINVAL;
-        for (size_t i = 4; i < len; i++)
-                if (!is_field_char((unsigned char) s[i]))
-                        return -EINVAL;
+        if (!all_in_class(s + 4, len - 4, CHAR_FIELD))
+                return -EINVAL;
         return code;
 }
 
 bool response_header_name_valid(const char *s, size_t len) {
-        if (len == 0)
-                return false;
-        for (size_t i = 0; i < len; i++)
-                if (!is_tchar((unsigned char) s[i]))
-                        return false;
-        return true;
+        return len > 0 && all_in_class(s, len, CHAR_TOKEN);
 }
 
 bool response_header_value_valid(const char *s, size_t len) {
-        for (size_t i = 0; i < len; i++)
-                if (!is_field_char((unsigned char) s[i]))
-                        return false;
-        return true;
+        return all_in_class(s, len, CHAR_FIELD);
 }
 
 int response_parse_content_length(const char *s, size_t len, int64_t *ret) {

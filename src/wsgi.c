@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -222,22 +223,68 @@ static void reset_head(WsgiState *st) {
         status_buf.len = lines_buf.len = 0;
 }
 
-/* start_response(status, response_headers, exc_info=None) */
+/* start_response and write: called through vectorcall, so a call builds no argument tuple. */
 typedef struct Callback {
         PyObject_HEAD
+        vectorcallfunc vectorcall;
         WsgiState *st;                  /* NULL outside of the request that made it */
 } Callback;
 
-static PyObject *start_response_call(PyObject *self, PyObject *args, PyObject *kwds) {
-        static char *kwlist[] = { "status", "headers", "exc_info", NULL };
+/* Binds positional and keyword arguments to names[0..n) (at most 3) as a def with these
+ * parameters would; the first n_required must be given. Borrowed references in ret. */
+static int bind_args(const char *func, const char *const *names, size_t n, size_t n_required,
+                     PyObject *const *args, size_t nargsf, PyObject *kwnames, PyObject **ret) {
+        Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+
+        if ((size_t) nargs > n) {
+                PyErr_Format(PyExc_TypeError, "%s() takes at most %zu arguments (%zd given)", func, n, nargs);
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < n; i++)
+                ret[i] = i < (size_t) nargs ? args[i] : NULL;
+        if (kwnames)
+                for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(kwnames); k++) {
+                        PyObject *name = PyTuple_GET_ITEM(kwnames, k); /* borrowed */
+                        size_t i;
+
+                        for (i = 0; i < n; i++)
+                                if (PyUnicode_CompareWithASCIIString(name, names[i]) == 0)
+                                        break;
+                        if (i == n) {
+                                PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R", func,
+                                             name);
+                                return -EINVAL;
+                        }
+                        if (ret[i]) {
+                                PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", func,
+                                             names[i]);
+                                return -EINVAL;
+                        }
+                        ret[i] = args[nargs + k];
+                }
+        for (size_t i = 0; i < n_required; i++)
+                if (!ret[i]) {
+                        PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", func, names[i]);
+                        return -EINVAL;
+                }
+        return 0;
+}
+
+/* start_response(status, headers, exc_info=None) */
+static PyObject *start_response_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                                           PyObject *kwnames) {
+        static const char *const names[] = { "status", "headers", "exc_info" };
         WsgiState *st = ((Callback *) self)->st;
-        PyObject *status, *headers, *exc_info = Py_None, *seq = NULL;
+        PyObject *a[3], *status, *headers, *exc_info, *seq = NULL;
         const char *s;
         size_t slen;
         int code;
 
-        if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|O:start_response", kwlist, &status, &headers, &exc_info))
+        if (bind_args("start_response", names, 3, 2, args, nargsf, kwnames, a) < 0)
                 return NULL;
+        status = a[0];
+        headers = a[1];
+        exc_info = a[2] ? a[2] : Py_None;
         if (!st) {
                 PyErr_SetString(PyExc_RuntimeError, "start_response() called after the request ended");
                 return NULL;
@@ -394,12 +441,13 @@ static int send_body(WsgiState *st, const char *data, size_t len, bool last) {
 }
 
 /* write(data), as returned by start_response(). */
-static PyObject *write_call(PyObject *self, PyObject *args, PyObject *kwds) {
+static PyObject *write_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+        static const char *const names[] = { "data" };
         WsgiState *st = ((Callback *) self)->st;
         PyObject *data;
         int r;
 
-        if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:write", (char *[]) { "data", NULL }, &data))
+        if (bind_args("write", names, 1, 1, args, nargsf, kwnames, &data) < 0)
                 return NULL;
         if (!st) {
                 PyErr_SetString(PyExc_RuntimeError, "write() called after the request ended");
@@ -429,28 +477,31 @@ static PyTypeObject start_response_type = {
         PyVarObject_HEAD_INIT(NULL, 0)
         .tp_name = "gcorn.StartResponse",
         .tp_basicsize = sizeof(Callback),
-        .tp_flags = Py_TPFLAGS_DEFAULT,
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
         .tp_dealloc = callback_dealloc,
-        .tp_call = start_response_call,
+        .tp_vectorcall_offset = offsetof(Callback, vectorcall),
+        .tp_call = PyVectorcall_Call,
 };
 
 static PyTypeObject write_type = {
         PyVarObject_HEAD_INIT(NULL, 0)
         .tp_name = "gcorn.Write",
         .tp_basicsize = sizeof(Callback),
-        .tp_flags = Py_TPFLAGS_DEFAULT,
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
         .tp_dealloc = callback_dealloc,
-        .tp_call = write_call,
+        .tp_vectorcall_offset = offsetof(Callback, vectorcall),
+        .tp_call = PyVectorcall_Call,
 };
 
 /* The cached callback, or a fresh one when an app kept the old one (it stays detached). */
 static PyObject *callback_for(PyObject **cache, PyTypeObject *type, WsgiState *st) {
         if (!*cache || Py_REFCNT(*cache) > 1) {
-                PyObject *o = (PyObject *) PyObject_New(Callback, type);
+                Callback *o = PyObject_New(Callback, type);
 
                 if (!o)
                         return NULL;
-                Py_XSETREF(*cache, o);
+                o->vectorcall = type == &start_response_type ? start_response_vectorcall : write_vectorcall;
+                Py_XSETREF(*cache, (PyObject *) o);
         }
         ((Callback *) *cache)->st = st;
         return *cache;
@@ -768,7 +819,7 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
 }
 
 static int handle(WsgiState *st) {
-        PyObject *input = NULL, *environ = NULL, *sr, *result = NULL;
+        PyObject *input = NULL, *environ = NULL, *sr, *result = NULL, *args[3] = {};
         int r = 0;
 
         input = input_new(st->conn);
@@ -789,7 +840,10 @@ static int handle(WsgiState *st) {
         if (!sr || !callback_for(&write_obj, &write_type, st))
                 goto app_error;
 
-        result = PyObject_CallFunctionObjArgs(app, environ, sr, NULL);
+        /* args[0] is free for the callee to use (PY_VECTORCALL_ARGUMENTS_OFFSET) */
+        args[1] = environ;
+        args[2] = sr;
+        result = PyObject_Vectorcall(app, args + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         if (!result)
                 goto app_error;
         r = send_result(st, result);

@@ -1081,6 +1081,53 @@ START_TEST(test_corpus_invalid) {
 }
 END_TEST
 
+/* scan_head() takes whole runs up to each LF; scan_bytes() looks at every byte. Over random
+ * header sections with CR, LF, blanks and long lines, cut into random chunks, both must stop
+ * at the same byte with the same verdict and leave the same state. */
+START_TEST(test_scan_runs_match_bytes) {
+        static const char alphabet[] = "aaaaaaa::  \t\r\r\r\n\n\n";
+        const HttpLimits limits = { .fields = 6, .field_size = 24 };
+        unsigned seed = 12345;
+
+        for (int iter = 0; iter < 20000; iter++) {
+                HttpParser *fast = NULL, *slow = NULL;
+                char data[160];
+                size_t len, pos = 0;
+
+                ck_assert_int_eq(http_parser_new(&fast, &limits), 0);
+                ck_assert_int_eq(http_parser_new(&slow, &limits), 0);
+                len = (size_t) (rand_r(&seed) % sizeof(data));
+                for (size_t i = 0; i < len; i++) {
+                        /* mostly well-formed lines, so the checks are reached deep inside */
+                        if (rand_r(&seed) % 4 == 0 && i + 1 < len) {
+                                data[i++] = '\r';
+                                data[i] = '\n';
+                        } else
+                                data[i] = alphabet[rand_r(&seed) % (sizeof(alphabet) - 1)];
+                }
+                while (pos < len) {
+                        size_t chunk = 1 + (size_t) (rand_r(&seed) % (len - pos)), used_fast = 0, used_slow = 0;
+                        int rf = scan_head(fast, data + pos, chunk, &used_fast);
+                        int rs = scan_bytes(slow, data + pos, chunk, 0, &used_slow);
+
+                        ck_assert_int_eq(rf, rs);
+                        ck_assert_int_eq(fast->status, slow->status);
+                        if (rf < 0) {
+                                ck_assert_str_eq(fast->reason, slow->reason);
+                                break;
+                        }
+                        ck_assert_uint_eq(used_fast, used_slow);
+                        ck_assert(memcmp(&fast->scan, &slow->scan, sizeof(LineScan)) == 0);
+                        if (rf == SCAN_BLANK_LINE)
+                                break;
+                        pos += chunk;
+                }
+                http_parser_free(fast);
+                http_parser_free(slow);
+        }
+}
+END_TEST
+
 static Suite *http_suite(void) {
         Suite *suite = suite_create("http");
         TCase *tc = tcase_create("core");
@@ -1089,6 +1136,7 @@ static Suite *http_suite(void) {
         tcase_add_test(tc, test_simple_get);
         tcase_add_test(tc, test_find_header);
         tcase_add_test(tc, test_split_feeding);
+        tcase_add_test(tc, test_scan_runs_match_bytes);
         tcase_add_test(tc, test_pipelined);
         tcase_add_test(tc, test_head_consumed_exact);
         tcase_add_test(tc, test_head_keepalive_expect);
