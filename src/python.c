@@ -210,12 +210,18 @@ int python_init(void) {
         return r;
 }
 
+/* Nesting depth: the worker holds the GIL across a batch of ready events, and the calls
+ * inside that also take it only count. */
+static unsigned gil_depth;
+
 void python_gil_acquire(void) {
-        PyEval_RestoreThread(main_tstate);
+        if (gil_depth++ == 0)
+                PyEval_RestoreThread(main_tstate);
 }
 
 void python_gil_release(void) {
-        main_tstate = PyEval_SaveThread();
+        if (--gil_depth == 0)
+                main_tstate = PyEval_SaveThread();
 }
 
 char *python_format_exception(void) {
@@ -451,6 +457,7 @@ int python_finalize(void) {
         Py_CLEAR(loader);
         r = Py_FinalizeEx();
         main_tstate = NULL;
+        gil_depth = 0;
         return r < 0 ? -EIO : 0;
 }
 

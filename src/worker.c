@@ -44,6 +44,7 @@ typedef struct Worker {
         uint64_t accept_resume;         /* after EMFILE: when to try accepting again */
         uint64_t stop_deadline;
         pid_t parent;
+        uint64_t parent_check;
         HeartbeatSlot *slot;
 } Worker;
 
@@ -253,9 +254,13 @@ static void expire(Worker *w) {
         }
         if (w->retiring && now >= w->stop_deadline)
                 w->quit = true;
-        /* Orphaned: the master is gone, nobody would ever stop us. */
-        if (getppid() != w->parent)
-                start_retiring(w);
+        /* Orphaned: the master is gone, nobody would ever stop us. Checked once a second;
+         * PR_SET_PDEATHSIG covers the common case at once. */
+        if (now >= w->parent_check) {
+                w->parent_check = now + 1000;
+                if (getppid() != w->parent)
+                        start_retiring(w);
+        }
 }
 
 static int next_timeout(const Worker *w) {
@@ -304,6 +309,10 @@ static void worker_loop(Worker *w) {
                         log_error_errno(errno, "epoll_wait() failed: %m");
                         break;
                 }
+                /* One GIL round trip per batch of ready events rather than per request; it
+                 * is dropped again before epoll_wait() and around every blocking call. */
+                if (n > 0)
+                        python_gil_acquire();
                 for (int i = 0; i < n; i++) {
                         uint64_t tag = events[i].data.u64;
 
@@ -319,6 +328,8 @@ static void worker_loop(Worker *w) {
                         if (w->quit)
                                 break;
                 }
+                if (n > 0)
+                        python_gil_release();
                 expire(w);
         }
 }

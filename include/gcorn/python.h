@@ -28,7 +28,9 @@ void python_after_fork_parent(void);
 void python_after_fork_child(void);
 
 /* The GIL for the process's one Python thread (the worker's main thread): take it before
- * touching Python, drop it before blocking. Not recursive. */
+ * touching Python, drop it before blocking. Calls nest: only the outermost pair takes and
+ * drops the lock (code inside may still drop it around blocking calls with
+ * Py_BEGIN_ALLOW_THREADS). */
 void python_gil_acquire(void);
 void python_gil_release(void);
 
