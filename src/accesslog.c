@@ -12,6 +12,7 @@
 
 #include "gcorn/accesslog.h"
 #include "gcorn/macro.h"
+#include "gcorn/strutil.h"
 
 typedef enum ElementType {
         ELEMENT_LITERAL,
@@ -232,23 +233,13 @@ static const Slice *request_header(const AccessEntry *e, const char *name, size_
         return find_header(e->request->headers, e->request->n_headers, name, len, last);
 }
 
-static int unhex(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* %(U)s is Gunicorn's PATH_INFO: the path percent-decoded. */
 static void put_path(Writer *w, Slice path) {
         for (size_t i = 0; i < path.len; i++) {
                 char c = path.p[i];
 
-                if (c == '%' && i + 2 < path.len && unhex(path.p[i + 1]) >= 0 && unhex(path.p[i + 2]) >= 0) {
-                        c = (char) (unhex(path.p[i + 1]) * 16 + unhex(path.p[i + 2]));
+                if (c == '%' && i + 2 < path.len && hex_digit_value(path.p[i + 1]) >= 0 && hex_digit_value(path.p[i + 2]) >= 0) {
+                        c = (char) (hex_digit_value(path.p[i + 1]) * 16 + hex_digit_value(path.p[i + 2]));
                         i += 2;
                 }
                 put_escaped(w, &c, 1);

@@ -13,6 +13,7 @@
 #include "gcorn/pylog.h"
 #include "gcorn/filewrapper.h"
 #include "gcorn/macro.h"
+#include "gcorn/strutil.h"
 
 /* Every fixed key, interned once. */
 #define ENVIRON_KEYS(_)                                         \
@@ -371,16 +372,6 @@ const char *environ_script_name(void) {
         return script_name_bytes ? script_name_bytes : "";
 }
 
-static int unhex(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 size_t environ_unquote(const char *src, size_t len, char *dst) {
         size_t o = 0;
 
@@ -388,7 +379,7 @@ size_t environ_unquote(const char *src, size_t len, char *dst) {
                 int hi, lo;
 
                 if (src[i] == '%' && i + 2 < len &&
-                    (hi = unhex(src[i + 1])) >= 0 && (lo = unhex(src[i + 2])) >= 0) {
+                    (hi = hex_digit_value(src[i + 1])) >= 0 && (lo = hex_digit_value(src[i + 2])) >= 0) {
                         dst[o++] = (char) (hi << 4 | lo);
                         i += 2;
                 } else

@@ -19,6 +19,7 @@
 
 #include "gcorn/http.h"
 #include "gcorn/macro.h"
+#include "gcorn/strutil.h"
 
 /* Gunicorn's ceilings and defaults for the limit_request_* settings. */
 #define REQUEST_LINE_MAX 8190
@@ -855,16 +856,6 @@ const Request *http_parser_request(const HttpParser *p) {
         return p->head_done ? &p->req : NULL;
 }
 
-static int hex_value(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* One byte of chunk framing (never chunk data). */
 static int chunk_framing_byte(HttpParser *p, char c) {
         unsigned char u = (unsigned char) c;
@@ -877,7 +868,7 @@ static int chunk_framing_byte(HttpParser *p, char c) {
         switch (p->chunk_state) {
         case CHUNK_SIZE_FIRST:
         case CHUNK_SIZE:
-                v = hex_value(c);
+                v = hex_digit_value(c);
                 if (v >= 0) {
                         /* 2^60 is far past any body limit and keeps the shift exact */
                         if (p->chunk_left >> 56)
