@@ -372,7 +372,7 @@ class ArbiterTest(h.ServerTestCase):
                 srv = self.start_app(["-w", "2", "--max-requests", "50", "--max-requests-jitter", "10"])
                 self.wait_ready(srv, 2)
                 load = self.start_load(srv, threads=4, max_seconds=20)
-                wait_until(lambda: load.ok + len(load.failures) >= 2000, 20)
+                wait_until(lambda: load.ok + len(load.failures) >= 2000, 90)
                 load.stop()
                 self.assertEqual(len(load.failures), 0, load.summary())
                 self.assertGreaterEqual(load.ok, 2000, load.summary())
