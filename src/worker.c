@@ -127,8 +127,9 @@ static void start_retiring(Worker *w) {
                 return;
         w->retiring = true;
         __atomic_store_n(&w->slot->retiring, 1, __ATOMIC_RELAXED);
+        /* At most a backlog's worth: under a steady flood "until EAGAIN" might never come. */
         for (size_t i = 0; i < w->n_listeners && w->accepting; i++)
-                accept_some(w, i, INT32_MAX);
+                accept_some(w, i, w->settings->backlog);
         set_accepting(w, false);
         w->stop_deadline = now_ms() + (uint64_t) w->settings->graceful_timeout * 1000;
 }
