@@ -201,7 +201,7 @@ static int check_inherited(int fd) {
         if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
                 return -errno;
         if (type != SOCK_STREAM || !listening)
-                return -ENOTSOCK;
+                return -EPROTOTYPE;
         return 0;
 }
 
@@ -230,6 +230,9 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
                 b.kind = 'f';
                 b.fd = named->fd;
         }
+        for (size_t i = 0; !named && b.kind == 'f' && i < n_inh; i++)
+                if (inh[i].fd == b.fd)
+                        named = &inh[i];
 
         switch (b.kind) {
         case 'u':
@@ -249,6 +252,10 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
                 r = open_tcp(&b, backlog, &fd);
         }
         if (r < 0) {
+                if (b.kind == 'f' && r == -EPROTOTYPE)
+                        return asprintf(ret_error, "File descriptor %d%s%s%s is not a listening stream socket", b.fd,
+                                        named ? " (\"" : "", named ? named->name : "",
+                                        named ? "\" from systemd)" : "") < 0 ? -ENOMEM : r;
                 if (b.kind == 'f')
                         return asprintf(ret_error, "File descriptor %d is not a listening stream socket: %s", b.fd,
                                         strerror(-r)) < 0 ? -ENOMEM : r;
@@ -256,9 +263,6 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
         }
 
         *l = (Listener) { .fd = fd, .is_unix = b.kind == 'u', .inherited = b.kind == 'f' };
-        for (size_t i = 0; !named && b.kind == 'f' && i < n_inh; i++)
-                if (inh[i].fd == fd)
-                        named = &inh[i];
         if (named)
                 snprintf(l->origin, sizeof(l->origin), " (fd %d \"%.60s\" from systemd)", named->fd, named->name);
         if (b.kind == 'f') {
