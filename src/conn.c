@@ -371,6 +371,16 @@ static int wait_fd(Conn *c, short events) {
         return 0;
 }
 
+/* After a failed send: 0 when it is worth retrying (interrupted, or the socket became
+ * writable again within the I/O timeout), else -errno. */
+static int write_retry(Conn *c) {
+        if (errno == EINTR)
+                return 0;
+        if (errno == EAGAIN)
+                return wait_fd(c, POLLOUT);
+        return -errno;
+}
+
 static int send_continue(Conn *c) {
         static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
         struct iovec iov = { .iov_base = (void *) msg, .iov_len = sizeof(msg) - 1 };
@@ -444,16 +454,10 @@ static int write_iov(Conn *c, const struct iovec *iov, int iovcnt, int flags) {
                 ssize_t k = sendmsg(c->fd, &mh, MSG_NOSIGNAL | flags);
 
                 if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN) {
-                                r = wait_fd(c, POLLOUT);
-                                if (r < 0)
-                                        goto fail;
-                                continue;
-                        }
-                        r = -errno;
-                        goto fail;
+                        r = write_retry(c);
+                        if (r < 0)
+                                goto fail;
+                        continue;
                 }
                 while (mh.msg_iovlen > 0 && (size_t) k >= mh.msg_iov->iov_len) {
                         k -= (ssize_t) mh.msg_iov->iov_len;
@@ -492,16 +496,10 @@ int conn_sendfile(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t of
                 ssize_t k = sendfile(c->fd, fd, &offset, count - sent);
 
                 if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN) {
-                                r = wait_fd(c, POLLOUT);
-                                if (r < 0)
-                                        break;
-                                continue;
-                        }
-                        r = -errno;
-                        break;
+                        r = write_retry(c);
+                        if (r < 0)
+                                break;
+                        continue;
                 }
                 if (k == 0) {
                         /* The file shrank under us: the promised length cannot be met. */
