@@ -16,19 +16,8 @@ requests=${1:-2000}
 path=${2:-/}
 warmup=200
 
-build=${BENCH_BUILD_DIR:-build-bench}
-case $build in /*) ;; *) build=$top/$build ;; esac
-if [ -n "${GCORN_BIN:-}" ]; then
-        gcorn=$GCORN_BIN
-else
-        if [ -f "$build/build.ninja" ]; then
-                meson configure "$build" -Dbuildtype=release >/dev/null
-        else
-                meson setup "$build" "$top" -Dbuildtype=release >/dev/null
-        fi
-        ninja -C "$build" src/gcorn >/dev/null
-        gcorn=$build/src/gcorn
-fi
+. "$here/lib.sh"
+bench_find_gcorn
 gcorn=$(readlink -f "$gcorn")
 out=$build/callgrind
 rm -rf "$out"

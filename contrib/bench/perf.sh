@@ -14,19 +14,8 @@ path=${1:-/}
 secs=${2:-10}
 workers=${3:-1}
 
-build=${BENCH_BUILD_DIR:-build-bench}
-case $build in /*) ;; *) build=$top/$build ;; esac
-if [ -n "${GCORN_BIN:-}" ]; then
-        gcorn=$GCORN_BIN
-else
-        if [ -f "$build/build.ninja" ]; then
-                meson configure "$build" -Dbuildtype=release >/dev/null
-        else
-                meson setup "$build" "$top" -Dbuildtype=release >/dev/null
-        fi
-        ninja -C "$build" src/gcorn >/dev/null
-        gcorn=$build/src/gcorn
-fi
+. "$here/lib.sh"
+bench_find_gcorn
 out=$build/perf
 mkdir -p "$out"
 tmp=$(mktemp -d /tmp/gcorn-perf.XXXXXX)

@@ -38,20 +38,8 @@ if [ ${#missing[@]} -gt 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 
-build=${BENCH_BUILD_DIR:-build-bench}
-case $build in /*) ;; *) build=$top/$build ;; esac
-if [ -n "${GCORN_BIN:-}" ]; then
-        gcorn=$GCORN_BIN
-        mkdir -p "$build"
-else
-        if [ -f "$build/build.ninja" ]; then
-                meson configure "$build" -Dbuildtype=release >/dev/null
-        else
-                meson setup "$build" "$top" -Dbuildtype=release >/dev/null
-        fi
-        ninja -C "$build" src/gcorn >/dev/null
-        gcorn=$build/src/gcorn
-fi
+. "$here/lib.sh"
+bench_find_gcorn
 responder=$build/bench-responder
 if [ ! -x "$responder" ] || [ "$here/responder.c" -nt "$responder" ]; then
         gcc -O2 -Wall -Wextra -o "$responder" "$here/responder.c"
