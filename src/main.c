@@ -91,11 +91,6 @@ static int run(void) {
         Settings s;
         int r, level, status;
 
-        /* Before Python copies the environment: the app must never see LISTEN_*,
-         * NOTIFY_SOCKET or WATCHDOG_*. */
-        r = notify_setup();
-        if (r < 0)
-                return fail(1, "Failed to read the sockets passed by systemd.");
         inherited = notify_inherited(&n_inherited);
 
         /* Ignored here rather than per send(): sendfile() and app code write to sockets too. */
@@ -191,6 +186,11 @@ int main(int argc, char **argv) {
                 }
                 return 0;
         }
+        /* Before Python copies the environment, so the app never sees LISTEN_*,
+         * NOTIFY_SOCKET or WATCHDOG_*, and before the environment is moved for process
+         * titles, so the removed entries are not left behind in the moved copy. */
+        if (notify_setup() < 0)
+                return fail(1, "Failed to read the sockets passed by systemd.");
         args = proctitle_init(argc, argv);
 
         arg_count = argc;

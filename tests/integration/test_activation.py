@@ -33,6 +33,16 @@ def ipv6_loopback():
                 return False
 
 
+def passthrough():
+        """systemd-socket-activate gives its child only LISTEN_* and what -E names: keep the
+        sanitizer settings of the test run (suppressions, PYTHONMALLOC) for gcorn."""
+        args = []
+        for k in ("ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS", "PYTHONMALLOC"):
+                if k in os.environ:
+                        args += ["-E", "%s=%s" % (k, os.environ[k])]
+        return args
+
+
 def get(family, addr, path="/"):
         # The activator binds after it starts: retry a refused connection for a while.
         deadline = time.monotonic() + 10
@@ -59,9 +69,10 @@ class ActivationTest(unittest.TestCase):
                 self.tmp = tempfile.mkdtemp(prefix="gcorn-activation-")
                 self.addCleanup(shutil.rmtree, self.tmp, True)
                 self.log = os.path.join(self.tmp, "log")
+                self.addCleanup(self.check_sanitizers)
 
         def start(self, listens, names, args=()):
-                cmd = [ACTIVATE]
+                cmd = [ACTIVATE] + passthrough()
                 for l in listens:
                         cmd += ["-l", l]
                 cmd += ["--fdname=" + ":".join(names), h.GCORN, "--chdir", h.APPS] + list(args) + ["routes:app"]
@@ -78,6 +89,12 @@ class ActivationTest(unittest.TestCase):
                         except subprocess.TimeoutExpired:
                                 p.kill()
                                 p.wait(10)
+
+        def check_sanitizers(self):
+                # Runs after the servers were stopped (cleanups run last-registered first).
+                text = self.text() if os.path.exists(self.log) else ""
+                for marker in h.SANITIZER_MARKERS:
+                        self.assertNotIn(marker, text, text)
 
         def text(self):
                 with open(self.log, "rb") as f:
@@ -130,7 +147,7 @@ class ActivationTest(unittest.TestCase):
 
         def test_datagram_socket_is_refused(self):
                 port = free_port()
-                cmd = [ACTIVATE, "--datagram", "-l", "127.0.0.1:%d" % port, "--fdname=dgram", h.GCORN,
+                cmd = [ACTIVATE] + passthrough() + ["--datagram", "-l", "127.0.0.1:%d" % port, "--fdname=dgram", h.GCORN,
                        "--chdir", h.APPS, "routes:app"]
                 with open(self.log, "wb") as f:
                         q = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)

@@ -371,14 +371,16 @@ class ArbiterTest(h.ServerTestCase):
         def test_max_requests_recycles_workers(self):
                 srv = self.start_app(["-w", "2", "--max-requests", "50", "--max-requests-jitter", "10"])
                 self.wait_ready(srv, 2)
-                load = self.start_load(srv, threads=4, max_seconds=20)
-                wait_until(lambda: load.ok + len(load.failures) >= 2000, 90)
+                # Bounded by count, not by time: under the sanitizers every recycled worker
+                # takes a second or more to boot.
+                load = self.start_load(srv, threads=4, max_seconds=120)
+                wait_until(lambda: load.ok + len(load.failures) >= 1200, 120)
                 load.stop()
                 self.assertEqual(len(load.failures), 0, load.summary())
-                self.assertGreaterEqual(load.ok, 2000, load.summary())
+                self.assertGreaterEqual(load.ok, 1200, load.summary())
                 pids = {p for _, _, p in load.seen}
-                # 2000 requests at most 60 per worker: dozens of workers.
-                self.assertGreater(len(pids), 2000 // 60, pids)
+                # 1200 requests at most 60 per worker: a score of workers.
+                self.assertGreater(len(pids), 1200 // 60, pids)
                 log = srv.log()
                 self.assertIn("Autorestarting worker after current request.", log)
                 self.assertNotRegex(log, r"was sent signal|exited with code")
