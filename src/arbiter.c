@@ -311,8 +311,10 @@ static void note_booted(Arbiter *a) {
         for (size_t i = 0; i < a->n_procs; i++) {
                 WorkerProc *p = &a->procs[i];
 
-                if (!p->booted && heartbeat_load(&p->slot->state) >= SLOT_IDLE)
+                if (!p->booted && heartbeat_load(&p->slot->state) >= SLOT_IDLE) {
                         p->booted = true;
+                        log_debug("Worker (pid:%d) booted", (int) p->pid);
+                }
         }
 }
 

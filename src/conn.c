@@ -313,6 +313,18 @@ ConnAction conn_on_readable(Conn *c) {
         return a;
 }
 
+bool conn_idle_has_input(Conn *c) {
+        char b;
+
+        if (c->state != STATE_IDLE || c->cfg->keepalive_ms <= 0 ||
+            recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
+                return false;
+        /* Its request came in while the worker was busy elsewhere: it is served on the next
+         * loop turn, not closed under the client's feet. */
+        c->deadline = clock_ms + (uint64_t) c->cfg->keepalive_ms;
+        return true;
+}
+
 void conn_on_timeout(Conn *c) {
         if (c->state == STATE_PREREAD || (c->state == STATE_HEAD && c->started))
                 send_error(c, 408);

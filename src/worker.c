@@ -242,10 +242,17 @@ static void handle_signals(Worker *w) {
 static void expire(Worker *w) {
         uint64_t now = now_ms();
 
+        conn_clock_update(now);
         for (size_t i = 0; i < ELEMENTSOF(w->timers); i++)
                 while (w->timers[i].head && conn_deadline(w->timers[i].head) <= now) {
                         Conn *c = w->timers[i].head;
 
+                        /* A long request elsewhere in this worker can outlast the keep-alive
+                         * time of a connection whose next request is already here. */
+                        if (conn_idle_has_input(c)) {
+                                timer_append(w, c);
+                                continue;
+                        }
                         conn_on_timeout(c);
                         close_conn(w, c);
                 }

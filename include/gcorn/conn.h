@@ -87,6 +87,10 @@ ConnAction conn_on_readable(Conn *c);
  * for a pipelined request already buffered. */
 ConnAction conn_finish_request(Conn *c);
 
+/* For an idle keep-alive connection whose deadline passed: true (and a new deadline) when
+ * the next request is already waiting in the socket. */
+bool conn_idle_has_input(Conn *c);
+
 /* The deadline passed: answers 408 if a request had started, then the connection closes. */
 void conn_on_timeout(Conn *c);
 

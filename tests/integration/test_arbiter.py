@@ -449,8 +449,10 @@ class ArbiterTest(h.ServerTestCase):
         # 10 -----------------------------------------------------------------
 
         def test_stopped_worker_is_replaced(self):
-                srv = self.start_app(["-w", "2", "-t", "2"])
+                srv = self.start_app(["-w", "2", "-t", "2", "--log-level", "debug"])
                 before = self.wait_ready(srv, 2)
+                # Until the master has seen a worker boot, --boot-timeout applies, not -t.
+                srv.wait_log(r"Worker \(pid:\d+\) booted", timeout=30, count=2)
                 victim = min(before)
                 self.addCleanup(self.kill_if_ours, srv, victim)
                 os.kill(victim, signal.SIGSTOP)
