@@ -133,8 +133,11 @@ class Stage:
                         # The unit's seccomp filter denies LeakSanitizer's ptrace; a crash test
                         # needs the real SIGSEGV.
                         env = 'Environment="ASAN_OPTIONS=detect_leaks=0:handle_segv=0:handle_abort=0" PYTHONMALLOC=malloc\n'
-                # Test knobs for every instance: the build's binary, a fast watchdog, no cores.
+                # Test knobs for every instance: the build's binary, a fast watchdog, no cores,
+                # and no start rate limit: one group restarts the service on purpose (restart,
+                # watchdog, crash) more often than the unit's 5 starts a minute allow.
                 write(os.path.join(self.units, "gcorn@.service.d", "t.conf"),
+                      "[Unit]\nStartLimitIntervalSec=0\n"
                       "[Service]\nExecStart=\nExecStart=%s --config /etc/gcorn/%%i.conf.py --name %%i\n"
                       "ExecReload=\nExecReload=%s --reload-and-wait $MAINPID\n"
                       "WatchdogSec=%ds\nTimeoutAbortSec=3s\nLimitCORE=0\n%s"
