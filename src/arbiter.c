@@ -344,7 +344,9 @@ static void watchdog(Arbiter *a) {
                 }
                 if (a->settings->timeout <= 0)
                         continue;
-                if (now - heartbeat_load64(&s->beat_ms) <= (uint64_t) a->settings->timeout * 1000)
+                /* Signed: a worker may have beaten after "now" was read, which must not wrap
+                 * around into an age of centuries. */
+                if ((int64_t) (now - heartbeat_load64(&s->beat_ms)) <= (int64_t) a->settings->timeout * 1000)
                         continue;
                 if (heartbeat_load(&s->state) == SLOT_BUSY)
                         log_crit("WORKER TIMEOUT (pid:%d) serving %.16s %.200s for %.1f s", (int) p->pid, s->method,

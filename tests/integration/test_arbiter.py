@@ -187,7 +187,7 @@ class ArbiterTest(h.ServerTestCase):
         def imported(self, pid):
                 return os.path.exists(os.path.join(self.ready_dir, str(pid)))
 
-        def wait_ready(self, srv, n, timeout=10.0):
+        def wait_ready(self, srv, n, timeout=30.0):
                 """Waits until the master has exactly n live children, all done importing the app."""
                 def ready():
                         kids = children(srv.pid)
@@ -322,7 +322,7 @@ class ArbiterTest(h.ServerTestCase):
                 time.sleep(0.5)
                 load.stop()
 
-                self.assertEqual(len(load.failures), 0, load.summary())
+                self.assertEqual(len(load.failures), 0, load.summary() + "\n" + srv.log())
                 self.assertGreater(load.ok, 2000, load.summary())
                 print("\n  rolling reloads: %s, %d reloads completed" % (load.summary(), completed),
                       file=sys.stderr)
