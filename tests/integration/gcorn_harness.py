@@ -557,6 +557,28 @@ class ServerTestCase(unittest.TestCase):
                         self.assertEqual(r.body, expect_body)
 
 
+class SharedServerTestCase(unittest.TestCase):
+        """One server for the whole class: APP with ARGS, stopped after the last test."""
+        APP = "routes:app"
+        ARGS = ()
+        srv = None
+
+        @classmethod
+        def setUpClass(cls):
+                cls.srv = Server(cls.APP, args=list(cls.ARGS))
+
+        @classmethod
+        def tearDownClass(cls):
+                if cls.srv:
+                        cls.srv.stop()
+
+        def assertServes(self):
+                """A request on a new connection gets 200 (the worker is alive)."""
+                r = self.srv.get("/")
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.body, b"Hello, World!\n")
+
+
 def main():
         if not GCORN:
                 print("GCORN is not set; nothing to test", file=sys.stderr)

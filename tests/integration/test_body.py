@@ -29,17 +29,8 @@ def chunked(body, sizes, ext=False, upper=False, trailers=()):
         return bytes(out)
 
 
-class BodyTest(unittest.TestCase):
-        srv = None
-
-        @classmethod
-        def setUpClass(cls):
-                cls.srv = h.Server("routes:app")
-
-        @classmethod
-        def tearDownClass(cls):
-                if cls.srv:
-                        cls.srv.stop()
+class BodyTest(h.SharedServerTestCase):
+        APP = "routes:app"
 
         def test_content_length_1mib(self):
                 body = random.Random(1).randbytes(1 << 20)
@@ -127,22 +118,9 @@ class BodyTest(unittest.TestCase):
                 self.assertEqual(r.json()["QUERY_STRING"], "after=1")
 
 
-class LimitBodyTest(unittest.TestCase):
-        srv = None
-
-        @classmethod
-        def setUpClass(cls):
-                cls.srv = h.Server("routes:app", args=["--limit-request-body", "1000"])
-
-        @classmethod
-        def tearDownClass(cls):
-                if cls.srv:
-                        cls.srv.stop()
-
-        def assertServes(self):
-                r = self.srv.get("/")
-                self.assertEqual(r.status, 200)
-                self.assertEqual(r.body, b"Hello, World!\n")
+class LimitBodyTest(h.SharedServerTestCase):
+        APP = "routes:app"
+        ARGS = ["--limit-request-body", "1000"]
 
         def test_at_limit(self):
                 r = self.srv.get("/echo", method="POST", body=b"a" * 1000)

@@ -9,22 +9,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gcorn_harness as h  # noqa: E402
 
 
-class ErrorsTest(unittest.TestCase):
-        srv = None
-
-        @classmethod
-        def setUpClass(cls):
-                cls.srv = h.Server("routes:app", args=["--limit-request-line", "100"])
-
-        @classmethod
-        def tearDownClass(cls):
-                if cls.srv:
-                        cls.srv.stop()
-
-        def assertServes(self):
-                r = self.srv.get("/")
-                self.assertEqual(r.status, 200)
-                self.assertEqual(r.body, b"Hello, World!\n")
+class ErrorsTest(h.SharedServerTestCase):
+        APP = "routes:app"
+        ARGS = ["--limit-request-line", "100"]
 
         def reject(self, raw, status):
                 """Sends raw bytes; the answer must be status and then a close."""

@@ -12,17 +12,9 @@ DATE_RE = r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|A
 HELLO = b"Hello, World!\n"
 
 
-class HttpTest(unittest.TestCase):
-        srv = None
-
-        @classmethod
-        def setUpClass(cls):
-                cls.srv = h.Server("routes:app", args=["--keep-alive", "10"])
-
-        @classmethod
-        def tearDownClass(cls):
-                if cls.srv:
-                        cls.srv.stop()
+class HttpTest(h.SharedServerTestCase):
+        APP = "routes:app"
+        ARGS = ["--keep-alive", "10"]
 
         def client(self):
                 c = self.srv.client()

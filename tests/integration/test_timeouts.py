@@ -13,17 +13,9 @@ import gcorn_harness as h  # noqa: E402
 BOUND = 12.0
 
 
-class TimeoutTest(unittest.TestCase):
-        srv = None
-
-        @classmethod
-        def setUpClass(cls):
-                cls.srv = h.Server("routes:app", args=["--timeout", "2", "--keep-alive", "1"])
-
-        @classmethod
-        def tearDownClass(cls):
-                if cls.srv:
-                        cls.srv.stop()
+class TimeoutTest(h.SharedServerTestCase):
+        APP = "routes:app"
+        ARGS = ["--timeout", "2", "--keep-alive", "1"]
 
         def assertServes(self, timeout=5.0):
                 c = h.Client(self.srv.connect(timeout))

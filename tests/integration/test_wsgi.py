@@ -73,17 +73,8 @@ def wait_file(path, needle, timeout=10.0):
                 time.sleep(0.05)
 
 
-class WsgiTest(unittest.TestCase):
-        srv = None
-
-        @classmethod
-        def setUpClass(cls):
-                cls.srv = h.Server("routes:app")
-
-        @classmethod
-        def tearDownClass(cls):
-                if cls.srv:
-                        cls.srv.stop()
+class WsgiTest(h.SharedServerTestCase):
+        APP = "routes:app"
 
         def tmpfile(self):
                 fd, path = tempfile.mkstemp(prefix="gcorn-close-")
