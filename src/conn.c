@@ -128,7 +128,7 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
                 .state = STATE_HEAD,
                 .deadline = clock_ms + (uint64_t) cfg->head_timeout_ms,
         };
-        if (!l->is_unix) {
+        if (!l->is_unix && !l->nodelay) {
                 int one = 1;
 
                 /* Responses go out in one write; Nagle would only delay them. */

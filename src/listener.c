@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -271,6 +272,13 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
 
                 if (getsockname(fd, (struct sockaddr *) &ss, &len) == 0 && ss.ss_family == AF_UNIX)
                         l->is_unix = true;
+        }
+        if (!l->is_unix) {
+                int one = 1;
+
+                /* Linux copies TCP_NODELAY to every socket accept() returns: one call here
+                 * instead of one per connection. */
+                l->nodelay = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0;
         }
         l->spec = strdup(spec);
         if (b.kind == 'u')

@@ -134,7 +134,9 @@ static void start_retiring(Worker *w) {
         w->stop_deadline = now_ms() + (uint64_t) w->settings->graceful_timeout * 1000;
 }
 
-static void serve(Worker *w, Conn *c, ConnAction a) {
+/* watch: c is not in epoll yet. A new connection is added only when it outlives its first
+ * request, so one that sends a request and closes costs no epoll_ctl() at all. */
+static void serve(Worker *w, Conn *c, ConnAction a, bool watch) {
         while (a == CONN_DISPATCH) {
                 WsgiResult res = {};
                 const Request *req = conn_request(c);
@@ -163,10 +165,21 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                 }
                 a = conn_finish_request(c);
         }
-        if (a == CONN_CLOSE)
+        if (a == CONN_CLOSE) {
                 close_conn(w, c);
-        else
-                timer_append(w, c);
+                return;
+        }
+        if (watch) {
+                struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+
+                /* Level-triggered: input that arrived before this call is reported too. */
+                if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, conn_fd(c), &ev) < 0) {
+                        log_error_errno(errno, "epoll_ctl() failed: %m");
+                        close_conn(w, c);
+                        return;
+                }
+        }
+        timer_append(w, c);
 }
 
 static void accept_some(Worker *w, size_t idx, int max) {
@@ -175,7 +188,6 @@ static void accept_some(Worker *w, size_t idx, int max) {
         for (int i = 0; i < max && w->accepting; i++) {
                 struct sockaddr_storage ss;
                 socklen_t len = sizeof(ss);
-                struct epoll_event ev = { .events = EPOLLIN };
                 Conn *c = NULL;
                 int fd, r;
 
@@ -201,18 +213,11 @@ static void accept_some(Worker *w, size_t idx, int max) {
                         log_error_errno(r, "Failed to set up connection: %m");
                         continue;
                 }
-                ev.data.ptr = c;
-                if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-                        log_error_errno(errno, "epoll_ctl() failed: %m");
-                        conn_free(c);
-                        continue;
-                }
                 w->n_conns++;
-                timer_append(w, c);
                 /* Serve what the client already sent before taking the next connection:
                  * connections still in the kernel's queue can go to an idle worker, rather
                  * than wait here behind a slow request (or die with this worker). */
-                serve(w, c, conn_on_readable(c));
+                serve(w, c, conn_on_readable(c), true);
         }
 }
 
@@ -331,7 +336,7 @@ static void worker_loop(Worker *w) {
                         else {
                                 Conn *c = events[i].data.ptr;
 
-                                serve(w, c, conn_on_readable(c));
+                                serve(w, c, conn_on_readable(c), false);
                         }
                         if (w->quit)
                                 break;

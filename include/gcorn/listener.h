@@ -12,6 +12,7 @@ typedef struct Listener {
         char *unix_path;                /* owned; set when gcorn created the socket file */
         bool is_unix;
         bool inherited;                 /* fd://N: never closed by a retiring worker */
+        bool nodelay;                   /* TCP_NODELAY set here, so accepted sockets inherit it */
         char host[64];                  /* numeric address as bound, for SERVER_NAME */
         char port[8];                   /* actual port (port 0 resolved), for SERVER_PORT */
         char url[160];                  /* "http://127.0.0.1:8000", "http://[::1]:8000", "unix:/run/x.sock" */

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -78,6 +79,34 @@ START_TEST(test_open_port_zero) {
         ck_assert_str_eq(l[0].host, "127.0.0.1");
         ck_assert_str_ne(l[0].port, "0");
         ck_assert(strncmp(l[0].url, "http://127.0.0.1:", 17) == 0);
+        listener_free_all(l, n, true);
+}
+END_TEST
+
+/* Responses are written whole, so Nagle could only delay a streamed one (by a delayed ACK):
+ * the socket accept() hands a worker must already have TCP_NODELAY. */
+START_TEST(test_accepted_nodelay) {
+        char *specs[] = { "127.0.0.1:0", NULL };
+        char *error = NULL;
+        Listener *l = NULL;
+        size_t n = 0;
+        struct sockaddr_in sin = { .sin_family = AF_INET };
+        socklen_t len = sizeof(int);
+        int c, a, v = 0;
+
+        ck_assert_int_eq(listener_open_all(specs, 16, NULL, 0, false, &l, &n, &error), 0);
+        ck_assert(l[0].nodelay);
+        sin.sin_port = htons((uint16_t) atoi(l[0].port));
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(c, 0);
+        ck_assert_int_eq(connect(c, (struct sockaddr *) &sin, sizeof(sin)), 0);
+        a = accept4(l[0].fd, NULL, NULL, SOCK_CLOEXEC);
+        ck_assert_int_ge(a, 0);
+        ck_assert_int_eq(getsockopt(a, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
+        ck_assert_int_eq(v, 1);
+        close(a);
+        close(c);
         listener_free_all(l, n, true);
 }
 END_TEST
@@ -174,6 +203,7 @@ int main(void) {
         tcase_add_test(tc, test_parse_other);
         tcase_add_test(tc, test_parse_bad);
         tcase_add_test(tc, test_open_port_zero);
+        tcase_add_test(tc, test_accepted_nodelay);
         tcase_add_test(tc, test_open_inherited_must_listen);
         tcase_add_test(tc, test_open_unix);
         tcase_add_test(tc, test_open_inherited_by_name);
