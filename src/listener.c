@@ -104,6 +104,21 @@ int listener_parse_spec(const char *spec, BindSpec *ret) {
         return 0;
 }
 
+static void tune_tcp(Listener *l) {
+        int one = 1, defer = 0;
+        socklen_t len = sizeof(defer);
+
+        /* Linux copies TCP_NODELAY to every socket accept() returns: one call here instead of
+         * one per connection. */
+        l->nodelay = setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0;
+        /* A connection waits in the kernel until its first bytes arrive (a silent one for
+         * about a second), so accept() hands over a request ready to read, not an empty
+         * socket to add to epoll and wait on. A value the socket unit set (DeferAcceptSec=)
+         * is kept. */
+        if (getsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, &len) == 0 && defer == 0)
+                (void) setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one));
+}
+
 static void describe(Listener *l) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
@@ -273,13 +288,8 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
                 if (getsockname(fd, (struct sockaddr *) &ss, &len) == 0 && ss.ss_family == AF_UNIX)
                         l->is_unix = true;
         }
-        if (!l->is_unix) {
-                int one = 1;
-
-                /* Linux copies TCP_NODELAY to every socket accept() returns: one call here
-                 * instead of one per connection. */
-                l->nodelay = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0;
-        }
+        if (!l->is_unix)
+                tune_tcp(l);
         l->spec = strdup(spec);
         if (b.kind == 'u')
                 l->unix_path = strdup(b.path);

@@ -90,6 +90,13 @@ def cpu_ticks(pids):
         return total
 
 
+def machine_ticks():
+        """CPU time the whole machine spent busy (user, nice, system, irq, softirq), in ticks."""
+        with open("/proc/stat") as f:
+                fields = f.readline().split()
+        return sum(int(fields[i]) for i in (1, 2, 3, 6, 7))
+
+
 def mem_kib(pids):
         """(sum of Rss, sum of Pss) in KiB over pids, from smaps_rollup."""
         rss = pss = 0
@@ -333,9 +340,11 @@ def measure(cfg, server_name, workload, pinned, duration):
                 result["processes"] = len(pids)
                 sampler = MemSampler(srv.pid)
                 t0 = cpu_ticks(pids)
+                m0 = machine_ticks()
                 sampler.start()
                 r, out = wrk(cfg, srv.port, path, extra, duration, cfg.connections, pinned)
                 sampler.stop()
+                m1 = machine_ticks()
                 t1 = cpu_ticks(tree(srv.pid) or pids)
                 if idle_proc:
                         result["idle_open_at_end"] = stop_idle(idle_proc)
@@ -346,6 +355,8 @@ def measure(cfg, server_name, workload, pinned, duration):
                 result["cpu_s"] = (t1 - t0) / CLK_TCK
                 result["cpu_us_per_req"] = ((t1 - t0) / CLK_TCK * 1e6 / r["requests"]
                                             if r["requests"] else None)
+                result["machine_us_per_req"] = ((m1 - m0) / CLK_TCK * 1e6 / r["requests"]
+                                                if r["requests"] else None)
                 if not r["requests"]:
                         result["wrk_output"] = out
         finally:
@@ -467,6 +478,7 @@ def summarize(results, cfg):
                         "rss": med([r["peak_rss_kib"] / 1024 for r in ok]),
                         "pss": med([r["peak_pss_kib"] / 1024 for r in ok]),
                         "cpu": med([r["cpu_us_per_req"] for r in ok]),
+                        "machine": med([r.get("machine_us_per_req") for r in ok]),
                         "idle_open": med([r.get("idle_open_at_end") for r in ok]),
                 }
         return out
@@ -491,7 +503,11 @@ def report(cfg, machine, results, extras, elapsed):
                   "RSS = peak of the summed VmRSS of every process of the server (master + workers), "
                   "sampled every 100 ms (shared pages count once per process), PSS the same with "
                   "shared pages divided among processes; CPU = utime+stime of the server's process "
-                  "tree during the wrk run / requests completed; `gcorn/peer` = gcorn req/s over the "
+                  "tree during the wrk run / requests completed; machine CPU = all the busy CPU time "
+                  "of the machine (server, wrk, kernel, softirq) during the run / requests "
+                  "completed, which counts work the kernel does on the client's side for the "
+                  "server, such as sending queued data when the client's ACK arrives; "
+                  "`gcorn/peer` = gcorn req/s over the "
                   "peer's (>1: gcorn faster); `CPU peer/gcorn` = the peer's CPU per request over "
                   "gcorn's (>1: gcorn cheaper); CV = coefficient of variation of req/s over runs.",
                   ""]
@@ -510,8 +526,8 @@ def report(cfg, machine, results, extras, elapsed):
                                 continue
                         lines += ["### %s: %s" % (w, WORKLOADS[w][0]), ""]
                         hdr = ["server", "req/s", "p50 ms", "p99 ms", "errors", "RSS MiB",
-                               "PSS MiB", "CPU µs/req", "gcorn/peer req/s", "CPU peer/gcorn",
-                               "CV %"]
+                               "PSS MiB", "CPU µs/req", "machine CPU µs/req", "gcorn/peer req/s",
+                               "CPU peer/gcorn", "CV %"]
                         if WORKLOADS[w][4]:
                                 hdr.append("idle conns still open")
                         lines.append("| " + " | ".join(hdr) + " |")
@@ -530,7 +546,8 @@ def report(cfg, machine, results, extras, elapsed):
                                         cpu_ratio = "%.2f" % (x["cpu"] / g["cpu"])
                                 row = [n, fmt(x["rps"]), fmt(x["p50"], "%.2f"), fmt(x["p99"], "%.2f"),
                                        x["errors"], fmt(x["rss"], "%.1f"), fmt(x["pss"], "%.1f"),
-                                       fmt(x["cpu"], "%.1f"), ratio, cpu_ratio, fmt(x["rps_cv"], "%.1f")]
+                                       fmt(x["cpu"], "%.1f"), fmt(x["machine"], "%.1f"), ratio, cpu_ratio,
+                                       fmt(x["rps_cv"], "%.1f")]
                                 if WORKLOADS[w][4]:
                                         row.append(fmt(x["idle_open"]))
                                 lines.append("| " + " | ".join(row) + " |")

@@ -59,6 +59,9 @@ static int listen_on(const char *host, int port) {
                 return -1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        /* Inherited by accepted sockets; and accept() only once the request is there. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof one);
         if (bind(fd, (struct sockaddr *) &a, sizeof a) < 0 || listen(fd, 4096) < 0) {
                 close(fd);
                 return -1;
@@ -137,7 +140,9 @@ static int answer(Conn *c) {
         return 0;
 }
 
-static void on_readable(int ep, Conn *c) {
+/* Returns -1 when the connection is gone (freed), 0 when it waits for input, 1 when it
+ * waits for the socket to take more output. */
+static int on_readable(Conn *c) {
         for (;;) {
                 ssize_t n = recv(c->fd, c->in + c->in_len, IN_MAX - c->in_len, 0);
                 int r;
@@ -147,7 +152,7 @@ static void on_readable(int ep, Conn *c) {
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        return;
+                        return 0;
                 }
                 c->in_len += (size_t) n;
                 if (answer(c) < 0)
@@ -155,19 +160,16 @@ static void on_readable(int ep, Conn *c) {
                 r = flush(c);
                 if (r < 0)
                         goto dead;
-                if (r == 0) {
-                        struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
-
-                        epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
-                        return;
-                }
+                if (r == 0)
+                        return 1;
                 if (c->closing)
                         goto dead;
                 if ((size_t) n < IN_MAX)
-                        return;
+                        return 0;
         }
 dead:
         conn_free(c);
+        return -1;
 }
 
 static void on_writable(int ep, Conn *c) {
@@ -184,19 +186,25 @@ static void on_writable(int ep, Conn *c) {
 
 static void accept_all(int ep, int lfd) {
         for (;;) {
-                int one = 1, fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                int r, fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 struct epoll_event ev = { .events = EPOLLIN };
                 Conn *c;
 
                 if (fd < 0)
                         return;
-                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                 c = calloc(1, sizeof *c);
                 if (!c) {
                         close(fd);
                         continue;
                 }
                 c->fd = fd;
+                /* The listener defers accept() until the request arrives: answer it now, and
+                 * watch the connection only if it stays open. */
+                r = on_readable(c);
+                if (r < 0)
+                        continue;
+                if (r == 1)
+                        ev.events = EPOLLOUT;
                 ev.data.ptr = c;
                 if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
                         conn_free(c);
@@ -221,8 +229,11 @@ static int serve(const char *host, int port) {
                                 accept_all(ep, lfd);
                         else if (events[i].events & EPOLLOUT)
                                 on_writable(ep, c);
-                        else
-                                on_readable(ep, c);
+                        else if (on_readable(c) == 1) {
+                                struct epoll_event out = { .events = EPOLLOUT, .data.ptr = c };
+
+                                epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &out);
+                        }
                 }
         }
         return 0;

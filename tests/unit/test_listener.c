@@ -4,6 +4,8 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -83,30 +85,56 @@ START_TEST(test_open_port_zero) {
 }
 END_TEST
 
+static int connect_to(const Listener *l) {
+        struct sockaddr_in sin = {
+                .sin_family = AF_INET,
+                .sin_port = htons((uint16_t) atoi(l->port)),
+                .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+        };
+        int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        ck_assert_int_ge(c, 0);
+        ck_assert_int_eq(connect(c, (struct sockaddr *) &sin, sizeof(sin)), 0);
+        return c;
+}
+
+static bool listener_ready(const Listener *l) {
+        struct pollfd p = { .fd = l->fd, .events = POLLIN };
+
+        return poll(&p, 1, 0) == 1;
+}
+
 /* Responses are written whole, so Nagle could only delay a streamed one (by a delayed ACK):
- * the socket accept() hands a worker must already have TCP_NODELAY. */
-START_TEST(test_accepted_nodelay) {
+ * the socket accept() hands a worker must already have TCP_NODELAY. And accept() hands over
+ * only connections whose request has begun to arrive (TCP_DEFER_ACCEPT). */
+START_TEST(test_accepted_tuning) {
         char *specs[] = { "127.0.0.1:0", NULL };
         char *error = NULL;
         Listener *l = NULL;
         size_t n = 0;
-        struct sockaddr_in sin = { .sin_family = AF_INET };
         socklen_t len = sizeof(int);
-        int c, a, v = 0;
+        int silent, c, a, v = 0;
 
         ck_assert_int_eq(listener_open_all(specs, 16, NULL, 0, false, &l, &n, &error), 0);
         ck_assert(l[0].nodelay);
-        sin.sin_port = htons((uint16_t) atoi(l[0].port));
-        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(c, 0);
-        ck_assert_int_eq(connect(c, (struct sockaddr *) &sin, sizeof(sin)), 0);
+        ck_assert_int_eq(getsockopt(l[0].fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &v, &len), 0);
+        ck_assert_int_gt(v, 0);
+
+        silent = connect_to(&l[0]);
+        ck_assert(!listener_ready(&l[0]));
+        c = connect_to(&l[0]);
+        ck_assert_int_eq(write(c, "G", 1), 1);
+        for (int i = 0; i < 1000 && !listener_ready(&l[0]); i++)
+                usleep(1000);
         a = accept4(l[0].fd, NULL, NULL, SOCK_CLOEXEC);
         ck_assert_int_ge(a, 0);
+        ck_assert_int_eq(read(a, &(char) { 0 }, 1), 1);
+        len = sizeof(int);
         ck_assert_int_eq(getsockopt(a, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
         ck_assert_int_eq(v, 1);
         close(a);
         close(c);
+        close(silent);
         listener_free_all(l, n, true);
 }
 END_TEST
@@ -203,7 +231,7 @@ int main(void) {
         tcase_add_test(tc, test_parse_other);
         tcase_add_test(tc, test_parse_bad);
         tcase_add_test(tc, test_open_port_zero);
-        tcase_add_test(tc, test_accepted_nodelay);
+        tcase_add_test(tc, test_accepted_tuning);
         tcase_add_test(tc, test_open_inherited_must_listen);
         tcase_add_test(tc, test_open_unix);
         tcase_add_test(tc, test_open_inherited_by_name);
