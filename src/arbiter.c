@@ -123,6 +123,7 @@ static int spawn_worker(Arbiter *a) {
                         .n_listeners = a->n_listeners,
                         .app = a->app,
                         .slot = slot,
+                        .heartbeat = a->heartbeat,
                         .boot_fd = a->boot_pipe[1],
                         .generation = a->generation,
                 };

@@ -5,8 +5,14 @@
 #include "gcorn/heartbeat.h"
 #include "gcorn/macro.h"
 
+typedef struct Table {
+        uint32_t used;                  /* slots at or above this were never claimed */
+        HeartbeatSlot slots[HEARTBEAT_SLOTS_MAX];
+} Table;
+
 struct Heartbeat {
-        HeartbeatSlot *slots;           /* HEARTBEAT_SLOTS_MAX of them, MAP_SHARED */
+        Table *table;                   /* MAP_SHARED */
+        HeartbeatSlot *slots;
 };
 
 int heartbeat_new(Heartbeat **ret) {
@@ -17,13 +23,13 @@ int heartbeat_new(Heartbeat **ret) {
         if (!h)
                 return -ENOMEM;
         /* Pages are only touched for slots in use, so the full size costs nothing. */
-        p = mmap(NULL, sizeof(HeartbeatSlot) * HEARTBEAT_SLOTS_MAX, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        p = mmap(NULL, sizeof(Table), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) {
                 free(h);
                 return -errno;
         }
-        h->slots = p;
+        h->table = p;
+        h->slots = h->table->slots;
         *ret = h;
         return 0;
 }
@@ -31,7 +37,7 @@ int heartbeat_new(Heartbeat **ret) {
 Heartbeat *heartbeat_free(Heartbeat *h) {
         if (!h)
                 return NULL;
-        (void) munmap(h->slots, sizeof(HeartbeatSlot) * HEARTBEAT_SLOTS_MAX);
+        (void) munmap(h->table, sizeof(Table));
         free(h);
         return NULL;
 }
@@ -44,6 +50,8 @@ HeartbeatSlot *heartbeat_claim(Heartbeat *h, uint32_t generation) {
                         memset(s, 0, sizeof(*s));
                         s->generation = generation;
                         s->state = SLOT_BOOTING;
+                        if (i >= h->table->used)
+                                __atomic_store_n(&h->table->used, (uint32_t) i + 1, __ATOMIC_RELEASE);
                         return s;
                 }
         }
@@ -63,6 +71,27 @@ HeartbeatSlot *heartbeat_find(Heartbeat *h, pid_t pid) {
 
 HeartbeatSlot *heartbeat_slot(Heartbeat *h, size_t i) {
         return i < HEARTBEAT_SLOTS_MAX ? &h->slots[i] : NULL;
+}
+
+uint32_t heartbeat_least_conns(Heartbeat *h, const HeartbeatSlot *self, uint64_t now_ms, uint64_t busy_ms) {
+        uint32_t used = __atomic_load_n(&h->table->used, __ATOMIC_ACQUIRE), least = UINT32_MAX;
+
+        for (uint32_t i = 0; i < used; i++) {
+                const HeartbeatSlot *s = &h->slots[i];
+
+                if (s == self || !heartbeat_load(&s->accepting) || heartbeat_load(&s->retiring))
+                        continue;
+                if (heartbeat_load(&s->state) == SLOT_BUSY &&
+                    (int64_t) (now_ms - heartbeat_load64(&s->request_start_ms)) >= (int64_t) busy_ms)
+                        continue;
+                least = MIN(least, heartbeat_load(&s->conns));
+        }
+        return least;
+}
+
+void heartbeat_set_load(HeartbeatSlot *slot, bool accepting, uint32_t conns) {
+        __atomic_store_n(&slot->accepting, (uint32_t) accepting, __ATOMIC_RELAXED);
+        __atomic_store_n(&slot->conns, conns, __ATOMIC_RELAXED);
 }
 
 void heartbeat_beat(HeartbeatSlot *slot, uint64_t now_ms) {

@@ -21,6 +21,12 @@
 
 #define EVENTS_MAX 64
 #define ACCEPT_BATCH 64
+/* Accept balancing: a worker holding ACCEPT_SLACK more connections than the least loaded
+ * other worker stops listening for up to ACCEPT_YIELD_MS; workers inside one request for
+ * ACCEPT_BUSY_MS or more do not count as a place for new connections. */
+#define ACCEPT_SLACK 2
+#define ACCEPT_YIELD_MS 2
+#define ACCEPT_BUSY_MS 5
 /* epoll data below this value are not Conn pointers but tags. */
 #define TAG_SIGNAL 1
 #define TAG_LISTENER_BASE 16
@@ -46,6 +52,8 @@ typedef struct Worker {
         pid_t parent;
         uint64_t parent_check;
         HeartbeatSlot *slot;
+        Heartbeat *heartbeat;
+        bool yielded;                   /* not listening because others hold fewer connections */
 } Worker;
 
 static int signal_pipe[2] = { -1, -1 };
@@ -94,11 +102,18 @@ static void timer_append(Worker *w, Conn *c) {
         t->tail = c;
 }
 
+/* A worker that yielded still counts as a place for new connections: it is back in a few
+ * milliseconds. */
+static void publish_load(Worker *w) {
+        heartbeat_set_load(w->slot, w->accepting || w->yielded, (uint32_t) MIN(w->n_conns, (size_t) UINT32_MAX));
+}
+
 static void close_conn(Worker *w, Conn *c) {
         timer_remove(w, c);
         /* close() drops the fd from epoll too. */
         conn_free(c);
         w->n_conns--;
+        publish_load(w);
 }
 
 static void set_accepting(Worker *w, bool on) {
@@ -116,6 +131,24 @@ static void set_accepting(Worker *w, bool on) {
                         (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listeners[i].fd, NULL);
         }
         w->accepting = on;
+        publish_load(w);
+}
+
+/* The kernel wakes the worker that has waited on the listener the longest, and a worker
+ * that is awake takes every connection queued, so a burst of new keep-alive connections can
+ * leave one worker with most of them for their whole life. */
+static bool holds_more_than_share(Worker *w, uint64_t now) {
+        uint32_t least = heartbeat_least_conns(w->heartbeat, w->slot, now, ACCEPT_BUSY_MS);
+
+        return least != UINT32_MAX && w->n_conns >= (size_t) least + ACCEPT_SLACK;
+}
+
+/* Leaves new connections to the others for a moment. Re-adding the listener puts this worker
+ * last in the kernel's wake-up order; level-triggered, it still sees what is queued then. */
+static void yield_accepting(Worker *w, uint64_t now) {
+        w->yielded = true;
+        set_accepting(w, false);
+        w->accept_resume = now + ACCEPT_YIELD_MS;
 }
 
 static void accept_some(Worker *w, size_t idx, int max);
@@ -214,10 +247,13 @@ static void accept_some(Worker *w, size_t idx, int max) {
                         continue;
                 }
                 w->n_conns++;
+                publish_load(w);
                 /* Serve what the client already sent before taking the next connection:
                  * connections still in the kernel's queue can go to an idle worker, rather
                  * than wait here behind a slow request (or die with this worker). */
                 serve(w, c, conn_on_readable(c), true);
+                if (!w->retiring && w->accepting && holds_more_than_share(w, now_ms()))
+                        yield_accepting(w, now_ms());
         }
 }
 
@@ -261,8 +297,10 @@ static void expire(Worker *w) {
                         conn_on_timeout(c);
                         close_conn(w, c);
                 }
-        if (!w->accepting && !w->retiring && w->accept_resume && now >= w->accept_resume) {
+        if (!w->accepting && !w->retiring && w->accept_resume &&
+            (now >= w->accept_resume || (w->yielded && !holds_more_than_share(w, now)))) {
                 w->accept_resume = 0;
+                w->yielded = false;
                 set_accepting(w, true);
         }
         if (w->retiring && now >= w->stop_deadline)
@@ -362,6 +400,7 @@ int worker_run(const WorkerContext *ctx) {
                 .epfd = -1,
                 .parent = getppid(),
                 .slot = ctx->slot,
+                .heartbeat = ctx->heartbeat,
         };
         void *app = ctx->app;
         struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_SIGNAL };

@@ -24,6 +24,8 @@ typedef struct HeartbeatSlot {
         uint32_t generation;
         uint32_t state;                 /* SlotState */
         uint32_t retiring;              /* it will exit by itself (max_requests, TERM) */
+        uint32_t accepting;             /* its listeners are in its epoll set */
+        uint32_t conns;                 /* connections it holds open */
         uint64_t beat_ms;               /* CLOCK_MONOTONIC ms of the last loop turn */
         uint64_t request_start_ms;
         uint64_t requests;
@@ -43,12 +45,18 @@ void heartbeat_release(HeartbeatSlot *slot);
 HeartbeatSlot *heartbeat_find(Heartbeat *h, pid_t pid);
 HeartbeatSlot *heartbeat_slot(Heartbeat *h, size_t i);
 
+/* The fewest connections held by another worker that accepts and would take a new one soon
+ * (not retiring, not inside one request for busy_ms or more), or UINT32_MAX when there is no
+ * such worker. */
+uint32_t heartbeat_least_conns(Heartbeat *h, const HeartbeatSlot *self, uint64_t now_ms, uint64_t busy_ms);
+
 /* The worker's side. */
 void heartbeat_beat(HeartbeatSlot *slot, uint64_t now_ms);
 void heartbeat_set_state(HeartbeatSlot *slot, SlotState state);
 void heartbeat_request_begin(HeartbeatSlot *slot, const char *method, size_t method_len, const char *path,
                              size_t path_len, uint64_t now_ms);
 void heartbeat_request_end(HeartbeatSlot *slot, uint64_t now_ms);
+void heartbeat_set_load(HeartbeatSlot *slot, bool accepting, uint32_t conns);
 
 static inline uint32_t heartbeat_load(const uint32_t *p) {
         return __atomic_load_n(p, __ATOMIC_RELAXED);

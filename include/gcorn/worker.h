@@ -17,6 +17,7 @@ typedef struct WorkerContext {
         size_t n_listeners;
         void *app;                      /* the preloaded app (PyObject *), or NULL to import it */
         HeartbeatSlot *slot;            /* this worker's scoreboard slot */
+        Heartbeat *heartbeat;           /* everyone's, to compare loads */
         int boot_fd;                    /* written to once the app is loaded (wakes the master) */
         uint32_t generation;
 } WorkerContext;

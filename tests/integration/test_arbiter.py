@@ -386,6 +386,35 @@ class ArbiterTest(h.ServerTestCase):
                 self.assertNotRegex(log, r"was sent signal|exited with code")
                 self.wait_workers(srv, 2)
 
+        def test_keepalive_connections_spread_over_workers(self):
+                # Connections opened one after another, each kept open: the kernel would wake
+                # the same idle worker for every one of them, which would then hold them all
+                # for their whole life. Each worker must end up with its share.
+                srv = self.start_app(["-w", "2", "--keep-alive", "60"])
+                workers = set(self.wait_ready(srv, 2))
+                conns, owner = [], {}
+                try:
+                        for i in range(20):
+                                c = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+                                conns.append(c)
+                                c.request("GET", "/")
+                                r = c.getresponse()
+                                _, pid = parse_body(r.read())
+                                self.assertEqual(r.status, 200)
+                                self.assertFalse(r.will_close)
+                                owner[i] = pid
+                        # Still the same worker on each connection: they were kept open.
+                        for i, c in enumerate(conns):
+                                c.request("GET", "/")
+                                r = c.getresponse()
+                                self.assertEqual(parse_body(r.read())[1], owner[i])
+                finally:
+                        for c in conns:
+                                c.close()
+                counts = {p: list(owner.values()).count(p) for p in workers}
+                self.assertEqual(set(owner.values()), workers, counts)
+                self.assertGreaterEqual(min(counts.values()), 7, counts)
+
         # 7 ------------------------------------------------------------------
 
         def test_broken_app_exits_without_fork_loop(self):
