@@ -68,22 +68,38 @@ uint64_t now_ms(void) {
         return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
+/* Decimal, without printf: this runs for every new connection. */
+static void format_port(char *buf, size_t cap, unsigned port) {
+        char tmp[8];
+        size_t n = 0;
+
+        do {
+                tmp[n++] = (char) ('0' + port % 10);
+                port /= 10;
+        } while (port > 0 && n < sizeof(tmp));
+        for (size_t i = 0; i < n && i + 1 < cap; i++)
+                buf[i] = tmp[n - 1 - i];
+        buf[MIN(n, cap - 1)] = 0;
+}
+
 static void fill_info(Conn *c, const Listener *l, const struct sockaddr *peer, socklen_t peer_len) {
         c->info.is_unix = l->is_unix;
-        snprintf(c->info.server_name, sizeof(c->info.server_name), "%s", l->host);
-        snprintf(c->info.server_port, sizeof(c->info.server_port), "%s", l->port);
+        strncpy(c->info.server_name, l->host, sizeof(c->info.server_name) - 1);
+        c->info.server_name[sizeof(c->info.server_name) - 1] = 0;
+        strncpy(c->info.server_port, l->port, sizeof(c->info.server_port) - 1);
+        c->info.server_port[sizeof(c->info.server_port) - 1] = 0;
         if (peer_len < sizeof(sa_family_t) || l->is_unix)
                 return;
         if (peer->sa_family == AF_INET6) {
                 const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) peer;
 
                 inet_ntop(AF_INET6, &in6->sin6_addr, c->info.remote_addr, sizeof(c->info.remote_addr));
-                snprintf(c->info.remote_port, sizeof(c->info.remote_port), "%u", ntohs(in6->sin6_port));
+                format_port(c->info.remote_port, sizeof(c->info.remote_port), ntohs(in6->sin6_port));
         } else if (peer->sa_family == AF_INET) {
                 const struct sockaddr_in *in = (const struct sockaddr_in *) peer;
 
                 inet_ntop(AF_INET, &in->sin_addr, c->info.remote_addr, sizeof(c->info.remote_addr));
-                snprintf(c->info.remote_port, sizeof(c->info.remote_port), "%u", ntohs(in->sin_port));
+                format_port(c->info.remote_port, sizeof(c->info.remote_port), ntohs(in->sin_port));
         }
 }
 
