@@ -25,7 +25,7 @@ HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
-SERVERS = ["gcorn", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "responder"]
+SERVERS = ["gcorn", "gcorn-noka", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "responder"]
 
 # name: (description, path, wrk extra args, app kind, idle connections)
 WORKLOADS = {
@@ -41,8 +41,10 @@ WORKLOADS = {
         "mixed": ("hello with 1 request in 200 to a 50 ms endpoint (p99: fast requests behind slow ones)",
                   "/", ["-s", os.path.join(HERE, "mixed.lua")], "hello", 0),
 }
-# The C responder only answers "Hello, World!", so it runs only where that is the workload.
-RESPONDER_WORKLOADS = {"hello", "close", "idle"}
+# Servers that run only some workloads: the C responder only answers "Hello, World!";
+# gcorn-noka (gcorn with --keep-alive 0, closing after every response as gunicorn sync and
+# uWSGI do) shows the other side of keep-alive where a slow endpoint is mixed in.
+ONLY_WORKLOADS = {"responder": {"hello", "close", "idle"}, "gcorn-noka": {"mixed"}}
 
 
 def log(*a):
@@ -149,9 +151,11 @@ def server_cmd(cfg, name, port, workers, app, keepalive=None):
         module = "app:app" if app == "hello" else "flask_app:app"
         wsgi_file = "app.py" if app == "hello" else "flask_app.py"
         bind = "%s:%d" % (HOST, port)
-        if name == "gcorn":
+        if name in ("gcorn", "gcorn-noka"):
                 cmd = [cfg.gcorn, "-b", bind, "-w", str(workers), "--chdir", HERE]
-                if keepalive:
+                if name == "gcorn-noka":
+                        cmd += ["--keep-alive", "0"]
+                elif keepalive:
                         cmd += ["--keep-alive", str(keepalive)]
                 return cmd + [module]
         if name.startswith("gunicorn"):
@@ -587,6 +591,9 @@ def report(cfg, machine, results, extras, elapsed):
                  "so the keep-alive workloads reconnect for each request there too.",
                  "- `responder` is the no-Python C reference (contrib/bench/responder.c); it runs "
                  "only the hello workloads.",
+                 "- `gcorn-noka` is gcorn with `--keep-alive 0`: it closes the connection after "
+                 "every response, as gunicorn sync and uWSGI's `--http-socket` do, so every "
+                 "request can go to an idle worker. It runs only the `mixed` workload.",
                  "- In the `idle` workload gcorn and gunicorn get `--keep-alive %d` so the idle "
                  "connections outlive the run; the last column says how many of the %d were "
                  "still open when wrk finished." % (cfg.idle_keepalive, WORKLOADS["idle"][4]),
@@ -675,7 +682,7 @@ def main():
                                 os.sched_setaffinity(0, set(range(os.cpu_count())))
                         for w in cfg.workloads:
                                 for n in cfg.servers:
-                                        if n == "responder" and w not in RESPONDER_WORKLOADS:
+                                        if n in ONLY_WORKLOADS and w not in ONLY_WORKLOADS[n]:
                                                 continue
                                         r = measure(cfg, n, w, pinned, cfg.duration)
                                         r["run"] = run
