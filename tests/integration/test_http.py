@@ -218,5 +218,21 @@ class HttpTest(h.SharedServerTestCase):
                 self.assertTrue(data.endswith(b"\r\n\r\n" + HELLO), data)
 
 
+class NoKeepAliveTest(h.SharedServerTestCase):
+        """--keep-alive 0: every response closes its connection, as Gunicorn's sync worker."""
+        APP = "routes:app"
+        ARGS = ["--keep-alive", "0"]
+
+        def test_http11_answer_closes(self):
+                c = self.srv.client()
+                self.addCleanup(c.close)
+                c.send_request("GET", "/")
+                r = c.read_response()
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.body, HELLO)
+                self.assertTrue(r.has_token("Connection", "close"), r)
+                self.assertTrue(c.at_eof(), "the connection stayed open")
+
+
 if __name__ == "__main__":
         h.main()
