@@ -164,6 +164,41 @@ class ActivationTest(unittest.TestCase):
                 self.assertEqual(len(errors), 1, self.text())
                 self.assertIn("not a listening stream socket", errors[0])
 
+        def test_inherited_tcp_sockets_are_tuned_and_unit_values_kept(self):
+                # Two listeners passed the way systemd passes them (fds 3 and 4, LISTEN_PID set
+                # by the process that execs gcorn): one as a unit with DeferAcceptSec=5 leaves
+                # it, one without. The test keeps its own descriptors of the same sockets to
+                # read their options once gcorn serves.
+                keep, plain = socket.socket(), socket.socket()
+                for s in (keep, plain):
+                        self.addCleanup(s.close)
+                        s.bind(("127.0.0.1", 0))
+                        s.listen(16)
+                keep.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 5)
+                unit_value = keep.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT)
+                wrapper = ("import os, sys\n"
+                           "os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4)\n"
+                           "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='2',"
+                           " LISTEN_FDNAMES='keep:plain')\n"
+                           "os.execv(sys.argv[3], sys.argv[3:])\n")
+                cmd = [sys.executable, "-c", wrapper, str(keep.fileno()), str(plain.fileno()), h.GCORN,
+                       "--chdir", h.APPS, "routes:app"]
+                with open(self.log, "wb") as f:
+                        p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
+                                             pass_fds=(keep.fileno(), plain.fileno()))
+                self.addCleanup(self.stop, p)
+                for s in (keep, plain):
+                        data = get(socket.AF_INET, s.getsockname())
+                        self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:200] + self.text().encode())
+                self.wait_log(r'Listening at: http://127\.0\.0\.1:%d \(fd 4 "plain" from systemd\)'
+                              % plain.getsockname()[1])
+                self.assertEqual(keep.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT), unit_value)
+                self.assertEqual(plain.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT), 1)
+                for s in (keep, plain):
+                        self.assertEqual(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), 1)
+                self.stop(p)
+                self.assertEqual(p.returncode, 0, self.text())
+
 
 if __name__ == "__main__":
         unittest.main(verbosity=2)
