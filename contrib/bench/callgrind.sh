@@ -27,33 +27,9 @@ head -c 1048576 /dev/urandom > "$tmp/file.bin"
 export BENCH_FILE=$tmp/file.bin
 
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$out/callgrind.out.%p" \
-        "$gcorn" -b "127.0.0.1:$port" -w 1 -t 0 --keep-alive 600 --chdir "$here" app:app \
-        > "$out/server.log" 2>&1 &
-master=$!
-cleanup() {
-        if kill -0 "$master" 2>/dev/null; then
-                kill -TERM "$master" 2>/dev/null || true
-                for _ in $(seq 1 100); do
-                        kill -0 "$master" 2>/dev/null || break
-                        sleep 0.2
-                done
-                kill -KILL "$master" 2>/dev/null || true
-        fi
-        rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-worker=
-for _ in $(seq 1 600); do
-        if "$py" "$here/client.py" 127.0.0.1 "$port" 1 "$path" 5 2>/dev/null; then
-                worker=$(ps -o pid= --ppid "$master" | head -n1 | tr -d ' ')
-                [ -n "$worker" ] && break
-        fi
-        kill -0 "$master" 2>/dev/null || { echo "callgrind.sh: gcorn exited" >&2; cat "$out/server.log" >&2; exit 1; }
-        sleep 0.2
-done
-[ -n "$worker" ] || { echo "callgrind.sh: gcorn did not answer" >&2; exit 1; }
+bench_start_one callgrind.sh "$out/server.log" 120 "$path" \
+        valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$out/callgrind.out.%p" \
+        "$gcorn" -b "127.0.0.1:$port" -w 1 -t 0 --keep-alive 600 --chdir "$here" app:app
 
 timeout 300 "$py" "$here/client.py" 127.0.0.1 "$port" "$warmup" "$path" 60
 timeout 60 callgrind_control -z "$worker" >/dev/null

@@ -27,27 +27,8 @@ app=app:app
 [ "$path" = "/json" ] && app=flask_app:app
 
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$gcorn" -b "127.0.0.1:$port" -w "$workers" --chdir "$here" "$app" > "$out/server.log" 2>&1 &
-master=$!
-cleanup() {
-        kill -TERM "$master" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-                kill -0 "$master" 2>/dev/null || break
-                sleep 0.2
-        done
-        kill -KILL "$master" 2>/dev/null || true
-        rm -rf "$tmp"
-}
-trap cleanup EXIT
-worker=
-for _ in $(seq 1 100); do
-        if "$py" "$here/client.py" 127.0.0.1 "$port" 1 "$path" 5 2>/dev/null; then
-                worker=$(ps -o pid= --ppid "$master" | head -n1 | tr -d ' ')
-                [ -n "$worker" ] && break
-        fi
-        sleep 0.1
-done
-[ -n "$worker" ] || { echo "perf.sh: gcorn did not answer" >&2; exit 1; }
+bench_start_one perf.sh "$out/server.log" 20 "$path" \
+        "$gcorn" -b "127.0.0.1:$port" -w "$workers" --chdir "$here" "$app"
 
 wrk -t2 -c64 -d2s "${extra[@]}" "http://127.0.0.1:$port$path" >/dev/null
 timeout $((secs + 30)) perf record -q -g -o "$out/perf.data" -p "$worker" -- sleep "$secs" 2>/dev/null &

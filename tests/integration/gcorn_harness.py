@@ -298,6 +298,16 @@ def recv_all(s, timeout=SOCK_TIMEOUT):
         return bytes(data)
 
 
+def wait_until(pred, timeout, interval=0.05):
+        """Polls pred until it returns something true or timeout passes; returns the last value."""
+        deadline = time.monotonic() + timeout
+        while True:
+                v = pred()
+                if v or time.monotonic() > deadline:
+                        return v
+                time.sleep(interval)
+
+
 def wait_closed(s, timeout=10.0):
         """Returns (closed, data): closed is True when the peer closed within timeout."""
         data = bytearray()

@@ -52,16 +52,6 @@ def cmdline(pid):
                 return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
 
 
-def wait_until(pred, timeout, interval=0.05):
-        """Polls pred until it returns something true or timeout passes; returns the last value."""
-        deadline = time.monotonic() + timeout
-        while True:
-                v = pred()
-                if v or time.monotonic() > deadline:
-                        return v
-                time.sleep(interval)
-
-
 def parse_body(body):
         m = BODY_RE.match(body.decode("utf-8", "replace"))
         if not m:
@@ -179,7 +169,7 @@ class ArbiterTest(h.ServerTestCase):
 
         def wait_workers(self, srv, n, timeout=10.0):
                 """Waits until the master has exactly n live children; returns them."""
-                got = wait_until(lambda: len(children(srv.pid)) == n, timeout)
+                got = h.wait_until(lambda: len(children(srv.pid)) == n, timeout)
                 kids = children(srv.pid)
                 self.assertTrue(got, "expected %d workers, have %r; log:\n%s" % (n, kids, srv.log()))
                 return kids
@@ -192,7 +182,7 @@ class ArbiterTest(h.ServerTestCase):
                 def ready():
                         kids = children(srv.pid)
                         return len(kids) == n and all(self.imported(k) for k in kids)
-                got = wait_until(ready, timeout)
+                got = h.wait_until(ready, timeout)
                 kids = children(srv.pid)
                 self.assertTrue(got, "expected %d booted workers, have %r; log:\n%s"
                                 % (n, kids, srv.log()))
@@ -223,7 +213,7 @@ class ArbiterTest(h.ServerTestCase):
                 before = self.wait_ready(srv, 2)
                 victim = min(before)
                 os.kill(victim, signal.SIGKILL)
-                after = wait_until(lambda: (lambda k: k if len(k) == 2 and victim not in k else None)(
+                after = h.wait_until(lambda: (lambda k: k if len(k) == 2 and victim not in k else None)(
                         children(srv.pid)), 10)
                 self.assertTrue(after, "no replacement for a killed worker; log:\n%s" % srv.log())
                 self.assertTrue(after - before, "no new worker pid: %r -> %r" % (before, after))
@@ -275,7 +265,7 @@ class ArbiterTest(h.ServerTestCase):
                 log = srv.wait_log(r"Worker \(pid:(\d+)\) was sent signal 11")
                 crashed = int(re.search(r"Worker \(pid:(\d+)\) was sent signal 11", log).group(1))
                 self.assertIn(crashed, before)
-                after = wait_until(lambda: (lambda k: k if len(k) == 2 and crashed not in k else None)(
+                after = h.wait_until(lambda: (lambda k: k if len(k) == 2 and crashed not in k else None)(
                         children(srv.pid)), 10)
                 self.assertTrue(after, "crashed worker not replaced; log:\n%s" % log)
                 n_before = load.ok
@@ -302,7 +292,7 @@ class ArbiterTest(h.ServerTestCase):
                 srv.wait_log(done_rx, timeout=10, count=10)
                 # HUPs that arrive during a reload are folded into one that follows it, so
                 # every HUP is followed by a reload that read the code after it.
-                wait_until(lambda: (lambda lg: "Reload complete" in lg and lg.rindex("Reload complete") >
+                h.wait_until(lambda: (lambda lg: "Reload complete" in lg and lg.rindex("Reload complete") >
                                     lg.rindex("Handling signal: hup"))(srv.log()), 20)
                 t_switch = time.monotonic()
                 log = srv.log()
@@ -374,7 +364,7 @@ class ArbiterTest(h.ServerTestCase):
                 # Bounded by count, not by time: under the sanitizers every recycled worker
                 # takes a second or more to boot.
                 load = self.start_load(srv, threads=4, max_seconds=120)
-                wait_until(lambda: load.ok + len(load.failures) >= 1200, 120)
+                h.wait_until(lambda: load.ok + len(load.failures) >= 1200, 120)
                 load.stop()
                 self.assertEqual(len(load.failures), 0, load.summary())
                 self.assertGreaterEqual(load.ok, 1200, load.summary())
@@ -447,7 +437,7 @@ class ArbiterTest(h.ServerTestCase):
                 self.set_version("v3")
                 self.signal_master(srv, signal.SIGHUP)
                 srv.wait_log(r"Reload complete", timeout=10)
-                got = wait_until(lambda: self.get(srv)[1] == "v3", 5)
+                got = h.wait_until(lambda: self.get(srv)[1] == "v3", 5)
                 self.assertTrue(got, srv.log())
                 for _ in range(4):
                         status, v, pid = self.get(srv)
@@ -466,7 +456,7 @@ class ArbiterTest(h.ServerTestCase):
                 self.signal_master(srv, signal.SIGHUP)
                 log = srv.wait_log(r"Reload complete", timeout=10)
                 self.assertRegex(log, r"(?i)preload")
-                new = wait_until(lambda: (lambda k: k if len(k) == 2 and not (k & old) else None)(
+                new = h.wait_until(lambda: (lambda k: k if len(k) == 2 and not (k & old) else None)(
                         children(srv.pid)), 10)
                 self.assertTrue(new, "old workers still there: %r; log:\n%s" % (children(srv.pid), log))
                 for _ in range(4):
@@ -486,7 +476,7 @@ class ArbiterTest(h.ServerTestCase):
                 self.addCleanup(self.kill_if_ours, srv, victim)
                 os.kill(victim, signal.SIGSTOP)
                 t0 = time.monotonic()
-                after = wait_until(lambda: (lambda k: k if len(k) == 2 and victim not in k else None)(
+                after = h.wait_until(lambda: (lambda k: k if len(k) == 2 and victim not in k else None)(
                         children(srv.pid)), 10)
                 self.assertTrue(after, "stopped worker never replaced; log:\n%s" % srv.log())
                 self.assertLess(time.monotonic() - t0, 10)
@@ -512,7 +502,7 @@ class ArbiterTest(h.ServerTestCase):
                 self.assertIsNotNone(rc, "master still running 3 s after INT; log:\n%s" % srv.log())
                 self.assertLess(time.monotonic() - t0, 3.0)
                 self.assertIn("Handling signal: int", srv.log())
-                gone = wait_until(lambda: not any(process_alive(w) for w in workers), 2)
+                gone = h.wait_until(lambda: not any(process_alive(w) for w in workers), 2)
                 self.assertTrue(gone, "workers outlived the master")
 
         # 12 -----------------------------------------------------------------
@@ -549,13 +539,13 @@ class ArbiterTest(h.ServerTestCase):
                 os.rename(logfile, logfile + ".1")
                 os.rename(access, access + ".1")
                 self.signal_master(srv, signal.SIGUSR1)
-                self.assertTrue(wait_until(lambda: os.path.exists(logfile) and os.path.exists(access), 5),
+                self.assertTrue(h.wait_until(lambda: os.path.exists(logfile) and os.path.exists(access), 5),
                                 "log files not reopened")
                 def text(path):
                         with open(path) as f:
                                 return f.read()
                 # Workers reopen theirs too: the next access entry lands in the new file.
-                ok = wait_until(lambda: self.get(srv)[0] == 200 and "GET / HTTP/1.1" in text(access), 5)
+                ok = h.wait_until(lambda: self.get(srv)[0] == 200 and "GET / HTTP/1.1" in text(access), 5)
                 self.assertTrue(ok, text(access))
                 self.assertIn("Handling signal: usr1", text(logfile))
                 self.assertIn("GET / HTTP/1.1", text(access + ".1"))
@@ -567,7 +557,7 @@ class ArbiterTest(h.ServerTestCase):
                         self.addCleanup(self.kill_if_ours, srv, w)
                 os.kill(srv.pid, signal.SIGKILL)
                 srv.wait_exit(5)
-                gone = wait_until(lambda: not any(process_alive(w) for w in workers), 5)
+                gone = h.wait_until(lambda: not any(process_alive(w) for w in workers), 5)
                 self.assertTrue(gone, "workers alive 5 s after the master was killed: %r"
                                 % [w for w in workers if process_alive(w)])
 

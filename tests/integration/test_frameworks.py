@@ -16,19 +16,14 @@ def have(module):
                               capture_output=True, timeout=30).returncode == 0
 
 
-class FlaskTest(unittest.TestCase):
-        srv = None
+class FlaskTest(h.SharedServerTestCase):
+        APP = "flask_app:app"
 
         @classmethod
         def setUpClass(cls):
                 if not have("flask"):
                         raise unittest.SkipTest("Flask is not installed")
-                cls.srv = h.Server("flask_app:app")
-
-        @classmethod
-        def tearDownClass(cls):
-                if cls.srv:
-                        cls.srv.stop()
+                super().setUpClass()
 
         def test_index(self):
                 r = self.srv.get("/")
@@ -72,19 +67,14 @@ class FlaskTest(unittest.TestCase):
                 self.assertEqual(self.srv.get("/form").status, 405)
 
 
-class DjangoTest(unittest.TestCase):
-        srv = None
+class DjangoTest(h.SharedServerTestCase):
+        APP = "django_app:application"
 
         @classmethod
         def setUpClass(cls):
                 if not have("django"):
                         raise unittest.SkipTest("Django is not installed")
-                cls.srv = h.Server("django_app:application")
-
-        @classmethod
-        def tearDownClass(cls):
-                if cls.srv:
-                        cls.srv.stop()
+                super().setUpClass()
 
         def test_index(self):
                 r = self.srv.get("/")

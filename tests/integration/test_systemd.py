@@ -27,6 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("GCORN_SRC") or os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(SRC, "tests", "systemd"))
 import sdboot  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gcorn_harness as h  # noqa: E402
 
 GCORN = os.environ.get("GCORN", "")
 PYTHON = "/usr/bin/python3"
@@ -90,16 +92,6 @@ def write(path, text):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
                 f.write(text)
-
-
-def wait_for(pred, timeout, interval=0.05):
-        """pred()'s first true value, or its last value after timeout seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-                v = pred()
-                if v or time.monotonic() > deadline:
-                        return v
-                time.sleep(interval)
 
 
 CONF = """\
@@ -282,7 +274,7 @@ class BootedCase(unittest.TestCase):
                 def ok():
                         text, m = self.status(unit)
                         return m if m and pred(m) else None
-                m = wait_for(ok, timeout, 0.1)
+                m = h.wait_until(ok, timeout, 0.1)
                 self.assertIsNotNone(m, "StatusText %r does not match the STATUS format" % self.status(unit)[0])
                 return m
 
@@ -292,7 +284,7 @@ class BootedCase(unittest.TestCase):
         def wait_journal(self, unit, pred, timeout=5.0):
                 def find():
                         return [e for e in self.journal_unit(unit) if pred(e)]
-                return wait_for(find, timeout, 0.2)
+                return h.wait_until(find, timeout, 0.2)
 
         def assertServes(self, port=8000):
                 r = self.get("/", port=port)
@@ -418,7 +410,7 @@ class Serving(BootedCase):
                 self.assertTrue(r["body"].startswith("ok "), r)
                 # The first worker may answer before the last one booted; READY=1 (and so
                 # "active") follows once all of them serve.
-                p = wait_for(lambda: (lambda q: q if (q["ActiveState"], q["SubState"]) == ("active", "running")
+                p = h.wait_until(lambda: (lambda q: q if (q["ActiveState"], q["SubState"]) == ("active", "running")
                                       else None)(self.sd.show(self.U, "ActiveState", "SubState")), 10)
                 self.assertTrue(p, self.sd.show(self.U, "ActiveState", "SubState"))
                 m = self.wait_status(self.U, lambda m: m.group(2) == m.group(3) == "2")
@@ -508,7 +500,7 @@ class Serving(BootedCase):
                                                  not self.status(self.U)[0].startswith("reloading"), timeout=3)
                                 gen += 1
                                 self.assertEqual(self.sd.prop(self.U, "ActiveState"), "active")
-                                fresh = wait_for(lambda: (lambda c: c if len(c) == 2 and not (c & before) else None)(
+                                fresh = h.wait_until(lambda: (lambda c: c if len(c) == 2 and not (c & before) else None)(
                                         self.children(main)), 12, 0.1)
                                 self.assertTrue(fresh, "reload %d: workers %r did not all change (were %r)"
                                                 % (i + 1, self.children(main), before))
@@ -541,17 +533,17 @@ class Serving(BootedCase):
         def test_06_hung_worker(self):
                 main = self.main_pid(self.U)
                 restarts = self.sd.prop(self.U, "NRestarts")
-                workers = wait_for(lambda: (lambda c: c if len(c) == 2 else None)(self.children(main)), 10)
+                workers = h.wait_until(lambda: (lambda c: c if len(c) == 2 else None)(self.children(main)), 10)
                 self.assertTrue(workers, "expected 2 workers, got %r" % self.children(main))
                 victim = min(workers)
                 since = self.sd.run("date", "+@%s.%N").stdout.strip()
                 t0 = time.monotonic()
                 self.assertEqual(self.sd.run("kill", "-STOP", str(victim)).returncode, 0)
-                gone = wait_for(lambda: victim not in self.children(main), WORKER_TIMEOUT + 10, 0.1)
+                gone = h.wait_until(lambda: victim not in self.children(main), WORKER_TIMEOUT + 10, 0.1)
                 took = time.monotonic() - t0
                 self.assertTrue(gone, "the stopped worker %d was never replaced" % victim)
                 self.assertLessEqual(took, WORKER_TIMEOUT + 3, "the stopped worker lived %.1fs" % took)
-                back = wait_for(lambda: len(self.children(main)) == 2, 10)
+                back = h.wait_until(lambda: len(self.children(main)) == 2, 10)
                 self.assertTrue(back, "no replacement worker: %r" % self.children(main))
                 self.assertEqual(self.sd.prop(self.U, "ActiveState"), "active")
                 self.assertEqual(self.sd.prop(self.U, "NRestarts"), restarts)
@@ -571,9 +563,9 @@ class Serving(BootedCase):
                 for _ in range(3):
                         queued.append(self.get_async("/", timeout=30))
                         time.sleep(0.7)
-                new = wait_for(lambda: (lambda p: p if p not in (0, main) else None)(self.main_pid(self.U)), 25, 0.1)
+                new = h.wait_until(lambda: (lambda p: p if p not in (0, main) else None)(self.main_pid(self.U)), 25, 0.1)
                 self.assertTrue(new, "the watchdog did not restart the stopped master")
-                self.assertTrue(wait_for(lambda: self.sd.prop(self.U, "ActiveState") == "active", 15))
+                self.assertTrue(h.wait_until(lambda: self.sd.prop(self.U, "ActiveState") == "active", 15))
                 self.assertEqual(int(self.sd.prop(self.U, "NRestarts")), restarts + 1)
                 self.assertIn("Watchdog timeout", self.sd.journal_text("-u", self.U))
                 for p in queued:
@@ -587,7 +579,7 @@ class Serving(BootedCase):
                 t0 = time.monotonic()
                 r = self.sd.systemctl("kill", "-s", "SEGV", "--kill-who=main", self.U)
                 self.assertEqual(r.returncode, 0, r.stderr)
-                new = wait_for(lambda: (lambda p: p if p not in (0, main) else None)(self.main_pid(self.U)), 15, 0.1)
+                new = h.wait_until(lambda: (lambda p: p if p not in (0, main) else None)(self.main_pid(self.U)), 15, 0.1)
                 self.assertTrue(new, "no restart after SIGSEGV")
                 self.assertServes()
                 self.assertLess(time.monotonic() - t0, 10)
@@ -628,7 +620,7 @@ class Lifecycle(BootedCase):
                 def text():
                         t = self.sd.run("cat", "/run/t.log").stdout
                         return t if "tapp-crash-marker t3" in t else None
-                log = wait_for(text, 5, 0.1)
+                log = h.wait_until(text, 5, 0.1)
                 self.assertTrue(log, "the traceback never reached the stderr file")
                 self.assertIn("Listening at: http://127.0.0.1:8001", log)
                 self.assertIn("Traceback (most recent call last)", log)
@@ -666,9 +658,9 @@ class Lifecycle(BootedCase):
                 t0 = time.monotonic()
                 r = self.sd.systemctl("stop", "--no-block", u)
                 self.assertEqual(r.returncode, 0, r.stderr)
-                seen = wait_for(lambda: self.status(u)[0].startswith("stopping: ") or None, 1.5, 0.05)
+                seen = h.wait_until(lambda: self.status(u)[0].startswith("stopping: ") or None, 1.5, 0.05)
                 self.assertTrue(seen, "StatusText while draining: %r" % self.status(u)[0])
-                done = wait_for(lambda: self.sd.prop(u, "ActiveState") in ("inactive", "failed"), 15, 0.1)
+                done = h.wait_until(lambda: self.sd.prop(u, "ActiveState") in ("inactive", "failed"), 15, 0.1)
                 took = time.monotonic() - t0
                 self.assertTrue(done, "the stop never finished")
                 self.assertGreaterEqual(took, 1.8)
