@@ -420,7 +420,8 @@ static void manage(Arbiter *a) {
 static void reload(Arbiter *a) {
         _cleanup_free_ char *error = NULL;
         Settings fresh;
-        int r, level;
+        const char *failed = NULL;
+        int r;
 
         if (a->reloading) {
                 /* The code or config may have changed again since the running reload read it. */
@@ -435,18 +436,14 @@ static void reload(Arbiter *a) {
                 answer_reload_waiters(a, 0, NOTIFY_RELOAD_FAILED);
                 return;
         }
-        for (size_t i = 0; fresh.bind[i] || a->settings->bind[i]; i++)
-                if (!fresh.bind[i] || !a->settings->bind[i] || strcmp(fresh.bind[i], a->settings->bind[i]) != 0) {
-                        log_warning("bind changed in the configuration; a reload keeps the sockets it has");
-                        break;
-                }
+        if (!strv_equal(fresh.bind, a->settings->bind))
+                log_warning("bind changed in the configuration; a reload keeps the sockets it has");
         settings_done(a->settings);
         *a->settings = fresh;
-        level = log_level_from_string(a->settings->loglevel);
-        if (level >= 0)
-                log_set_level(level);
-        (void) log_open_error(a->settings->errorlog);
-        (void) log_open_access(a->settings->accesslog);
+        r = log_setup(a->settings->loglevel, a->settings->errorlog, a->settings->accesslog, a->settings->log_target,
+                      &failed);
+        if (r < 0)
+                log_warning_errno(r, "Cannot open log file %s: %m", failed);
 
         if (a->app)
                 log_info("Reloading with --preload: new workers are forked from the master; application code is not reloaded");
@@ -512,8 +509,7 @@ static void handle_signal(Arbiter *a, const struct signalfd_siginfo *si) {
                 break;
         case SIGUSR1:
                 /* Reopened first, so the new files say why they exist. */
-                (void) log_open_error(a->settings->errorlog);
-                (void) log_open_access(a->settings->accesslog);
+                (void) log_setup(NULL, a->settings->errorlog, a->settings->accesslog, a->settings->log_target, NULL);
                 log_info("Handling signal: usr1");
                 signal_all(a, SIGUSR1);
                 break;
@@ -525,15 +521,14 @@ static void handle_signal(Arbiter *a, const struct signalfd_siginfo *si) {
 /* "gen 3, 4/4 workers (1 busy), 10482 requests, 350 req/s, 0 timeouts, 0 crashes" */
 static void format_status(Arbiter *a, char *buf, size_t cap, uint64_t now) {
         uint64_t requests = a->requests_done;
-        int busy = 0, serving, booted;
+        int busy = 0, booted;
         double rate = 0;
 
         for (size_t i = 0; i < a->n_procs; i++) {
                 requests += heartbeat_load64(&a->procs[i].slot->requests);
                 busy += heartbeat_load(&a->procs[i].slot->state) == SLOT_BUSY;
         }
-        serving = serving_workers(a, &booted);
-        (void) serving;
+        (void) serving_workers(a, &booted);
         if (a->last_status_ms && now > a->last_status_ms)
                 rate = (double) (requests - MIN(requests, a->last_status_requests)) * 1000.0 /
                        (double) (now - a->last_status_ms);

@@ -12,7 +12,6 @@ typedef struct Table {
 
 struct Heartbeat {
         Table *table;                   /* MAP_SHARED */
-        HeartbeatSlot *slots;
 };
 
 int heartbeat_new(Heartbeat **ret) {
@@ -29,7 +28,6 @@ int heartbeat_new(Heartbeat **ret) {
                 return -errno;
         }
         h->table = p;
-        h->slots = h->table->slots;
         *ret = h;
         return 0;
 }
@@ -44,7 +42,7 @@ Heartbeat *heartbeat_free(Heartbeat *h) {
 
 HeartbeatSlot *heartbeat_claim(Heartbeat *h, uint32_t generation) {
         for (size_t i = 0; i < HEARTBEAT_SLOTS_MAX; i++) {
-                HeartbeatSlot *s = &h->slots[i];
+                HeartbeatSlot *s = &h->table->slots[i];
 
                 if (s->state == SLOT_FREE && s->pid == 0) {
                         memset(s, 0, sizeof(*s));
@@ -62,22 +60,11 @@ void heartbeat_release(HeartbeatSlot *slot) {
         memset(slot, 0, sizeof(*slot));
 }
 
-HeartbeatSlot *heartbeat_find(Heartbeat *h, pid_t pid) {
-        for (size_t i = 0; i < HEARTBEAT_SLOTS_MAX; i++)
-                if (h->slots[i].pid == pid && pid > 0)
-                        return &h->slots[i];
-        return NULL;
-}
-
-HeartbeatSlot *heartbeat_slot(Heartbeat *h, size_t i) {
-        return i < HEARTBEAT_SLOTS_MAX ? &h->slots[i] : NULL;
-}
-
 uint32_t heartbeat_least_conns(Heartbeat *h, const HeartbeatSlot *self, uint64_t now_ms, uint64_t busy_ms) {
         uint32_t used = __atomic_load_n(&h->table->used, __ATOMIC_ACQUIRE), least = UINT32_MAX;
 
         for (uint32_t i = 0; i < used; i++) {
-                const HeartbeatSlot *s = &h->slots[i];
+                const HeartbeatSlot *s = &h->table->slots[i];
 
                 if (s == self || !heartbeat_load(&s->accepting) || heartbeat_load(&s->retiring))
                         continue;

@@ -330,7 +330,3 @@ void input_finish(PyObject *input) {
 int input_error(PyObject *input) {
         return input ? ((Input *) input)->error : 0;
 }
-
-PyObject *input_error_type(void) {
-        return input_error_exc;
-}

@@ -290,11 +290,14 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
         }
         if (!l->is_unix)
                 tune_tcp(l);
-        l->spec = strdup(spec);
-        if (b.kind == 'u')
+        if (b.kind == 'u') {
                 l->unix_path = strdup(b.path);
-        if (!l->spec || (b.kind == 'u' && !l->unix_path))
-                return -ENOMEM;
+                if (!l->unix_path) {
+                        (void) unlink(b.path);
+                        safe_close(fd);
+                        return -ENOMEM;
+                }
+        }
         describe(l);
         return 0;
 }
@@ -324,10 +327,7 @@ int listener_open_all(char **specs, int backlog, const InheritedFd *inherited, s
         for (size_t i = 0; i < count; i++) {
                 r = open_one(specs[i], backlog, inherited, n_inherited, &l[i], ret_error);
                 if (r < 0) {
-                        if (l[i].fd >= 0 && !l[i].inherited && l[i].spec)
-                                safe_close(l[i].fd);
-                        free(l[i].spec);
-                        free(l[i].unix_path);
+                        /* open_one() leaves nothing open when it fails. */
                         listener_free_all(l, n, true);
                         return r;
                 }
@@ -346,7 +346,6 @@ void listener_free_all(Listener *l, size_t n, bool unlink_paths) {
                         safe_close(l[i].fd);
                 if (unlink_paths && l[i].unix_path)
                         (void) unlink(l[i].unix_path);
-                free(l[i].spec);
                 free(l[i].unix_path);
         }
         free(l);

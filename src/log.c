@@ -47,10 +47,6 @@ void log_set_level(int level) {
         max_level = level;
 }
 
-int log_get_level(void) {
-        return max_level;
-}
-
 static const char *level_tag(int level) {
         switch (level) {
         case LOG_DEBUG:
@@ -85,11 +81,11 @@ static int reopen(int *fd, const char *path, int std_fd) {
         return 0;
 }
 
-int log_open_error(const char *path) {
+static int open_error(const char *path) {
         return reopen(&error_fd, path, STDERR_FILENO);
 }
 
-int log_open_access(const char *path) {
+static int open_access(const char *path) {
         if (!path) {
                 if (access_fd > STDERR_FILENO)
                         safe_close(access_fd);
@@ -113,7 +109,7 @@ static bool stderr_is_journal(void) {
         return st.st_dev == (dev_t) dev && st.st_ino == (ino_t) ino;
 }
 
-int log_set_target(const char *target) {
+static void set_target(const char *target) {
         bool on_journal = error_fd == STDERR_FILENO && stderr_is_journal();
 
         journal = false;
@@ -126,11 +122,26 @@ int log_set_target(const char *target) {
                 journal = on_journal;
         /* "-" for the access log means stdout, which systemd connects to the journal too. */
         access_to_journal = journal && access_fd == STDOUT_FILENO;
-        return 0;
 }
 
-bool log_to_journal(void) {
-        return journal;
+int log_setup(const char *loglevel, const char *errorlog, const char *accesslog, const char *target,
+              const char **ret_failed) {
+        int level = loglevel ? log_level_from_string(loglevel) : -1, r, k;
+
+        if (level >= 0)
+                log_set_level(level);
+        r = open_error(errorlog);
+        if (r < 0 && ret_failed)
+                *ret_failed = errorlog;
+        k = open_access(accesslog);
+        if (k < 0 && r >= 0) {
+                r = k;
+                if (ret_failed)
+                        *ret_failed = accesslog;
+        }
+        /* After the reopen: the target depends on which fds the logs now use. */
+        set_target(target);
+        return r;
 }
 
 void log_set_identity(const char *name, unsigned gen) {

@@ -67,16 +67,11 @@ static int reload_settings(Settings *ret, char **ret_error) {
  * systemd are used instead of the default address. */
 static bool bind_given(const Settings *s) {
         Settings defaults;
-        bool same = true;
-        size_t i;
+        bool same;
 
         if (settings_init(&defaults) < 0)
                 return true;
-        for (i = 0; s->bind[i] && defaults.bind[i]; i++)
-                if (strcmp(s->bind[i], defaults.bind[i]) != 0)
-                        same = false;
-        if (s->bind[i] || defaults.bind[i])
-                same = false;
+        same = strv_equal(s->bind, defaults.bind);
         settings_done(&defaults);
         return !same;
 }
@@ -89,7 +84,8 @@ static int run(void) {
         size_t n_listeners = 0;
         void *app = NULL;
         Settings s;
-        int r, level, status;
+        const char *failed = NULL;
+        int r, status;
 
         inherited = notify_inherited(&n_inherited);
 
@@ -111,21 +107,13 @@ static int run(void) {
                 return r == -ENOMEM ? fail(1, "out of memory") : 2;
         }
 
-        level = log_level_from_string(s.loglevel);
-        log_set_level(level < 0 ? LOG_INFO : level);
-        r = log_open_error(s.errorlog);
+        r = log_setup(s.loglevel, s.errorlog, s.accesslog, s.log_target, &failed);
         if (r < 0) {
-                fprintf(stderr, "gcorn: error: Cannot open error log file %s: %s\n", s.errorlog, strerror(-r));
+                fprintf(stderr, "gcorn: error: Cannot open %s log file %s: %s\n",
+                        failed == s.errorlog ? "error" : "access", failed, strerror(-r));
                 status = 1;
                 goto out;
         }
-        r = log_open_access(s.accesslog);
-        if (r < 0) {
-                fprintf(stderr, "gcorn: error: Cannot open access log file %s: %s\n", s.accesslog, strerror(-r));
-                status = 1;
-                goto out;
-        }
-        (void) log_set_target(s.log_target);
         log_set_identity(s.proc_name, 1);
 
         if (s.chdir && chdir(s.chdir) < 0) {

@@ -18,7 +18,7 @@ static char **moved_environ;
 
 char **proctitle_init(int argc, char **argv) {
         char **args, **env;
-        char *end;
+        char *end, *argv_end;
         size_t n_env = 0;
 
         if (argc <= 0 || !argv[0])
@@ -34,10 +34,11 @@ char **proctitle_init(int argc, char **argv) {
                 }
         }
 
-        end = argv[0] + strlen(argv[0]) + 1;
+        argv_end = argv[0] + strlen(argv[0]) + 1;
         for (int i = 1; i < argc; i++)
-                if (argv[i] == end)
-                        end = argv[i] + strlen(argv[i]) + 1;
+                if (argv[i] == argv_end)
+                        argv_end = argv[i] + strlen(argv[i]) + 1;
+        end = argv_end;
         for (char **e = environ; *e; e++)
                 n_env++;
         env = calloc(n_env + 1, sizeof(char *));
@@ -57,12 +58,8 @@ char **proctitle_init(int argc, char **argv) {
         /* Without a moved environ only argv's own bytes may be reused. */
         if (env)
                 environ = moved_environ = env;
-        else {
-                end = argv[0] + strlen(argv[0]) + 1;
-                for (int i = 1; i < argc; i++)
-                        if (argv[i] == end)
-                                end = argv[i] + strlen(argv[i]) + 1;
-        }
+        else
+                end = argv_end;
         area_len = (size_t) (end - area);
         return args;
 }

@@ -110,11 +110,8 @@ int pylog_install(void) {
         Py_INCREF(errors_stream);
         r = 0;
 out:
-        if (r < 0) {
-                _cleanup_free_ char *tb = python_format_exception();
-
-                log_block(LOG_WARNING, "Failed to route the app's logging to the error log", tb);
-        }
+        if (r < 0)
+                python_log_exception(LOG_WARNING, "Failed to route the app's logging to the error log");
         Py_XDECREF(result);
         Py_XDECREF(globals);
         Py_XDECREF(module);

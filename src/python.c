@@ -159,12 +159,9 @@ static int signal_module_settle(const struct sigaction *old) {
                 r = log_error_errno(-errno, "Failed to restore the SIGINT disposition: %m");
         goto finish;
 
-error: {
-        _cleanup_free_ char *tb = python_format_exception();
-
-        log_block(LOG_ERR, "Failed to import the signal module:", strna(tb));
+error:
+        python_log_exception(LOG_ERR, "Failed to import the signal module:");
         r = -EINVAL;
-}
 finish:
         Py_XDECREF(result);
         Py_XDECREF(dfl);
@@ -222,6 +219,12 @@ void python_gil_acquire(void) {
 void python_gil_release(void) {
         if (--gil_depth == 0)
                 main_tstate = PyEval_SaveThread();
+}
+
+void python_log_exception(int level, const char *title) {
+        _cleanup_free_ char *tb = python_format_exception();
+
+        log_block(level, title, tb ? tb : "(no traceback)");
 }
 
 char *python_format_exception(void) {
@@ -341,7 +344,7 @@ error:
 int python_setup_paths(const Settings *s) {
         PyObject *cwd = NULL, *pythonpath = NULL, *raw_env = NULL, *result = NULL;
         PyObject *func; /* borrowed from the loader namespace */
-        _cleanup_free_ char *dir = NULL, *tb = NULL;
+        _cleanup_free_ char *dir = NULL;
         int r = 0;
 
         dir = getcwd(NULL, 0);
@@ -369,8 +372,7 @@ int python_setup_paths(const Settings *s) {
         goto finish;
 
 error:
-        tb = python_format_exception();
-        log_block(LOG_ERR, "Failed to set up sys.path and the environment:", strna(tb));
+        python_log_exception(LOG_ERR, "Failed to set up sys.path and the environment:");
         r = -EINVAL;
 finish:
         Py_XDECREF(result);
@@ -384,7 +386,6 @@ finish:
 int python_load_app(const char *spec, void **ret_app, char **ret_error) {
         PyObject *result = NULL, *app, *message, *traceback, *serious; /* the last four borrowed from result */
         PyObject *func; /* borrowed from the loader namespace */
-        _cleanup_free_ char *tb = NULL;
         int r = 0;
 
         python_gil_acquire();
@@ -423,8 +424,7 @@ int python_load_app(const char *spec, void **ret_app, char **ret_error) {
 
 error:
         /* Only reached when the loader itself failed, not the application. */
-        tb = python_format_exception();
-        log_block(LOG_ERR, "Failed to run the application loader:", strna(tb));
+        python_log_exception(LOG_ERR, "Failed to run the application loader:");
         *ret_error = strdup("Failed to run the application loader.");
         r = -EINVAL;
 finish:
@@ -476,11 +476,7 @@ static int run_statements(const char *code, PyObject *locals) {
                 goto error;
         goto out;
 error:
-        {
-                _cleanup_free_ char *tb = python_format_exception();
-
-                log_block(LOG_WARNING, "Python statements failed", tb);
-        }
+        python_log_exception(LOG_WARNING, "Python statements failed");
         r = -EIO;
 out:
         Py_XDECREF(result);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gcorn/accesslog.h"
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
 #include "gcorn/settings.h"
@@ -153,7 +154,7 @@ static const SettingDef setting_table[] = {
           .help = "auto (the journal when stderr is connected to it), journal or stderr (gcorn)." },
         { .name = "access_log_format", .long_flag = "--access-logformat", .type = SETTING_STRING,
           .offset = FIELD(access_log_format),
-          .default_value = "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\"",
+          .default_value = ACCESSLOG_DEFAULT_FORMAT,
           .metavar = "STRING", .section = "Logging", .help = "The access log format." },
 
         { .name = "proc_name", .short_flag = 'n', .long_flag = "--name", .type = SETTING_STRING,

@@ -272,8 +272,8 @@ static void handle_signals(Worker *w) {
                                 w->quit = true;
                                 break;
                         case SIGUSR1:
-                                (void) log_open_error(w->settings->errorlog);
-                                (void) log_open_access(w->settings->accesslog);
+                                (void) log_setup(NULL, w->settings->errorlog, w->settings->accesslog,
+                                                 w->settings->log_target, NULL);
                                 break;
                         default:
                                 break;

@@ -69,6 +69,7 @@ static size_t log_fields_cap;
 
 static PyObject *app;
 static AccessLog *access_log;
+static pid_t worker_pid;                /* set after fork: getpid() is a system call */
 static PyObject *start_response_obj, *write_obj;
 
 static int buf_reserve(Buf *b, size_t extra) {
@@ -732,7 +733,6 @@ static void send_error(WsgiState *st, int status) {
  * value for wsgi_handle(): negative when the connection must close at once. */
 static int handle_app_error(WsgiState *st, PyObject *input) {
         const Request *r = st->request;
-        _cleanup_free_ char *tb = NULL;
         char title[256];
         int e = input_error(input), status;
 
@@ -758,10 +758,9 @@ static int handle_app_error(WsgiState *st, PyObject *input) {
                 return st->write_error;
         }
 
-        tb = python_format_exception();
         snprintf(title, sizeof(title), "Error handling request %.*s %.*s", (int) r->method.len, r->method.p,
                  (int) MIN(r->target.len, (size_t) 200), r->target.p);
-        log_block(LOG_ERR, title, tb ? tb : "(no traceback)");
+        python_log_exception(LOG_ERR, title);
         if (st->head_sent) {
                 /* The framing is broken: only closing tells the client the body is cut. */
                 conn_set_must_close(st->conn);
@@ -804,7 +803,7 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
                 .start = *start_real,
                 .duration_usec = (uint64_t) ((now.tv_sec - start_mono->tv_sec) * 1000000LL +
                                              (now.tv_nsec - start_mono->tv_nsec) / 1000),
-                .pid = getpid(),
+                .pid = worker_pid,
         };
         n = accesslog_render(access_log, &e, stack, sizeof(stack));
         if (n < sizeof(stack)) {
@@ -862,11 +861,8 @@ app_error:
 finish:
         if (result) {
                 close_result(result);
-                if (PyErr_Occurred()) {
-                        _cleanup_free_ char *tb = python_format_exception();
-
-                        log_block(LOG_ERR, "Error closing the response iterable", tb ? tb : "(no traceback)");
-                }
+                if (PyErr_Occurred())
+                        python_log_exception(LOG_ERR, "Error closing the response iterable");
         }
         if (start_response_obj)
                 ((Callback *) start_response_obj)->st = NULL;
@@ -880,7 +876,7 @@ finish:
 }
 
 int wsgi_handle(Conn *c, WsgiResult *ret) {
-        struct timespec start_real, start_mono;
+        struct timespec start_real = {}, start_mono = {};
         WsgiState st = {
                 .conn = c,
                 .request = conn_request(c),
@@ -888,8 +884,11 @@ int wsgi_handle(Conn *c, WsgiResult *ret) {
         };
         int r;
 
-        clock_gettime(CLOCK_REALTIME, &start_real);
-        clock_gettime(CLOCK_MONOTONIC, &start_mono);
+        /* Only the access log reads the clocks. */
+        if (access_log && log_access_enabled()) {
+                clock_gettime(CLOCK_REALTIME, &start_real);
+                clock_gettime(CLOCK_MONOTONIC, &start_mono);
+        }
         status_buf.len = lines_buf.len = 0;
 
         python_gil_acquire();
@@ -929,9 +928,9 @@ finish:
         if (r < 0)
                 return r;
 
+        worker_pid = getpid();
         if (s && s->accesslog) {
-                r = accesslog_compile(s->access_log_format ? s->access_log_format : ACCESSLOG_DEFAULT_FORMAT,
-                                      &access_log);
+                r = accesslog_compile(s->access_log_format, &access_log);
                 if (r < 0)
                         return log_error_errno(r, "Invalid access_log_format '%s'", strna(s->access_log_format));
         }

@@ -42,8 +42,6 @@ Heartbeat *heartbeat_free(Heartbeat *h);
 /* A free slot for a new worker (the master, before fork), or NULL when all are taken. */
 HeartbeatSlot *heartbeat_claim(Heartbeat *h, uint32_t generation);
 void heartbeat_release(HeartbeatSlot *slot);
-HeartbeatSlot *heartbeat_find(Heartbeat *h, pid_t pid);
-HeartbeatSlot *heartbeat_slot(Heartbeat *h, size_t i);
 
 /* The fewest connections held by another worker that accepts and would take a new one soon
  * (not retiring, not inside one request for busy_ms or more), or UINT32_MAX when there is no

@@ -28,6 +28,3 @@ void input_finish(PyObject *input);
 
 /* 0, or the negative errno of the body read that failed. */
 int input_error(PyObject *input);
-
-/* gcorn.InputError. Borrowed. */
-PyObject *input_error_type(void);

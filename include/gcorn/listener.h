@@ -8,7 +8,6 @@
 
 typedef struct Listener {
         int fd;
-        char *spec;                     /* the --bind value it came from */
         char *unix_path;                /* owned; set when gcorn created the socket file */
         bool is_unix;
         bool inherited;                 /* fd://N: never closed by a retiring worker */

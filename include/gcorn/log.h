@@ -17,11 +17,15 @@
 /* Levels are syslog's (LOG_DEBUG .. LOG_CRIT), so journal priorities map 1:1 later. */
 int log_level_from_string(const char *s);      /* "debug", "info", "warning", "error", "critical"; -EINVAL otherwise */
 void log_set_level(int level);
-int log_get_level(void);
 
-/* Opens (or reopens, for USR1) the sinks; NULL or "-" means stderr/stdout. Returns -errno. */
-int log_open_error(const char *path);
-int log_open_access(const char *path);
+/* Opens (or reopens, for HUP and USR1) the error and access logs, NULL or "-" meaning
+ * stderr/stdout, then picks how the error log is written: target "auto" uses the journal's
+ * native protocol when $JOURNAL_STREAM names fd 2, "journal" forces it, "stderr" forces text
+ * (with "<N>" level prefixes when stderr is the journal anyway). loglevel NULL keeps the
+ * level. Returns -errno with *ret_failed the path that could not be opened; what did open is
+ * in use either way. */
+int log_setup(const char *loglevel, const char *errorlog, const char *accesslog, const char *target,
+              const char **ret_failed);
 void log_close(void);
 
 /* The error log's fd, for writers outside this module (faulthandler dumps). */
@@ -34,12 +38,6 @@ int log_internalv(int level, int error, const char *fmt, va_list ap);
 
 /* A multi-line block (a Python traceback) written as one entry, each line indented. */
 void log_block(int level, const char *title, const char *text);
-
-/* Where the error log goes when it is stderr: "auto" picks the journal's native protocol when
- * $JOURNAL_STREAM names fd 2, "journal" forces it, "stderr" forces text (with "<N>" level
- * prefixes when stderr is the journal anyway). Call after log_open_error(). */
-int log_set_target(const char *target);
-bool log_to_journal(void);
 
 /* Fields every journal entry carries: GCORN_INSTANCE and GCORN_GENERATION. */
 void log_set_identity(const char *instance, unsigned generation);

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -65,6 +67,15 @@ static inline void strv_free(char **v) {
                 free(*i);
         free(v);
 }
+static inline bool strv_equal(char **a, char **b) {
+        size_t i = 0;
+
+        for (; a && b && a[i] && b[i]; i++)
+                if (strcmp(a[i], b[i]) != 0)
+                        return false;
+        return !(a && a[i]) && !(b && b[i]);
+}
+
 static inline void strv_freep(char ***v) {
         strv_free(*v);
         *v = NULL;

@@ -39,6 +39,9 @@ void python_gil_release(void);
  * any secondary error) when there is none or formatting failed. GIL held. Caller frees. */
 char *python_format_exception(void);
 
+/* The current exception's traceback as one log entry under title (then cleared). GIL held. */
+void python_log_exception(int level, const char *title);
+
 /* SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL dump every thread's Python stack to fd: the
  * master's SIGABRT to a hung worker then shows where it hung. */
 int python_enable_faulthandler(int fd);
