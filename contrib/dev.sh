@@ -9,7 +9,6 @@ cd "$top"
 # Build and test dependencies, all from Debian.
 BUILD_PKGS=(meson ninja-build pkg-config gcc libsystemd-dev python3-dev node-llhttp)
 TEST_PKGS=(check curl wrk python3-requests python3-flask python3-django systemd iproute2 util-linux)
-BENCH_PKGS=(wrk gunicorn uwsgi uwsgi-plugin-python3)
 
 install_missing() {
         local missing=()
@@ -62,7 +61,7 @@ PY
 case "${1:-}" in
 demo)
         install_missing "${BUILD_PKGS[@]}"
-        setup build
+        setup build -Dtests=false
         echo "dev.sh: serving contrib/apps/hello.py on http://127.0.0.1:8000 (Ctrl-C stops)"
         exec build/src/gcorn -b 127.0.0.1:8000 -w 2 --access-logfile - --chdir contrib/apps hello:app
         ;;

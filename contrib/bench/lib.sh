@@ -9,10 +9,11 @@ bench_find_gcorn() {
                 mkdir -p "$build"
                 return
         fi
+        # No test suite: the benchmark needs only the server (and not the Check library).
         if [ -f "$build/build.ninja" ]; then
-                meson configure "$build" -Dbuildtype=release >/dev/null
+                meson configure "$build" -Dbuildtype=release -Dtests=false >/dev/null
         else
-                meson setup "$build" "$top" -Dbuildtype=release >/dev/null
+                meson setup "$build" "$top" -Dbuildtype=release -Dtests=false >/dev/null
         fi
         ninja -C "$build" src/gcorn >/dev/null
         gcorn=$build/src/gcorn
