@@ -18,6 +18,7 @@
 #include <llhttp.h>
 
 #include "gcorn/http.h"
+#include "gcorn/httpchar.h"
 #include "gcorn/macro.h"
 #include "gcorn/strutil.h"
 
@@ -141,38 +142,6 @@ static int buf_append(HttpParser *p, const char *data, size_t len) {
         memcpy(p->buf + p->buf_len, data, len);
         p->buf_len += len;
         return 0;
-}
-
-/* One lookup per byte: CHAR_TOKEN for RFC 9110 5.6.2 tchar; CHAR_VALUE for what a field
- * value may hold: HTAB and obs-text but no other control byte (RFC 9110 5.5). */
-enum {
-        CHAR_TOKEN = 1 << 0,
-        CHAR_VALUE = 1 << 1,
-};
-#define TV (CHAR_TOKEN | CHAR_VALUE)
-#define V CHAR_VALUE
-static const uint8_t char_class[256] = {
-        ['\t'] = V, [' '] = V,
-        ['!'] = TV, ['"'] = V, ['#' ... '\''] = TV, ['('] = V, [')'] = V, ['*'] = TV, ['+'] = TV,
-        [','] = V, ['-'] = TV, ['.'] = TV, ['/'] = V, ['0' ... '9'] = TV, [':' ... '@'] = V,
-        ['A' ... 'Z'] = TV, ['['] = V, ['\\'] = V, [']'] = V, ['^'] = TV, ['_'] = TV, ['`'] = TV,
-        ['a' ... 'z'] = TV, ['{'] = V, ['|'] = TV, ['}'] = V, ['~'] = TV,
-        [0x80 ... 0xff] = V,
-};
-#undef TV
-#undef V
-
-static bool is_tchar(unsigned char c) {
-        return char_class[c] & CHAR_TOKEN;
-}
-
-static bool value_bytes_ok(const char *s, size_t n) {
-        const unsigned char *u = (const unsigned char *) s;
-
-        for (size_t i = 0; i < n; i++)
-                if (!(char_class[u[i]] & CHAR_VALUE))
-                        return false;
-        return true;
 }
 
 static bool slice_eq(Slice s, const char *lit) {
@@ -404,7 +373,7 @@ static int parse_request_line(HttpParser *p, size_t line_len) {
         if (method_len < 3 || method_len > 20)
                 return bad_request(p, "Invalid request method");
         for (size_t i = 0; i < method_len; i++)
-                if (!is_tchar((unsigned char) line[i]) || (line[i] >= 'a' && line[i] <= 'z') || line[i] == '#')
+                if (!http_is_tchar((unsigned char) line[i]) || (line[i] >= 'a' && line[i] <= 'z') || line[i] == '#')
                         return bad_request(p, "Invalid request method");
 
         if (target_len == 0)
@@ -497,7 +466,7 @@ static int on_header_field_complete(llhttp_t *l) {
         }
         f = &p->fields[p->n_fields - 1];
         for (size_t i = 0; i < f->name_len; i++)
-                if (!is_tchar((unsigned char) p->buf[f->name_off + i])) {
+                if (!http_is_tchar((unsigned char) p->buf[f->name_off + i])) {
                         bad_request(p, "Invalid header name");
                         return cb_error(l);
                 }
@@ -510,7 +479,7 @@ static int on_header_field_complete(llhttp_t *l) {
 static int on_header_value(llhttp_t *l, const char *at, size_t len) {
         HttpParser *p = parser_of(l);
 
-        if (!value_bytes_ok(at, len)) {
+        if (!http_all_in_class(at, len, HTTP_CHAR_FIELD)) {
                 bad_request(p, "Invalid header value");
                 return cb_error(l);
         }
@@ -933,7 +902,7 @@ static int chunk_framing_byte(HttpParser *p, char c) {
                         p->chunk_state = CHUNK_TRAILER_VALUE;
                         return 0;
                 }
-                if (!is_tchar(u))
+                if (!http_is_tchar(u))
                         return bad_request(p, "Invalid trailer name");
                 if (p->trailer_name_len < sizeof(p->trailer_name))
                         p->trailer_name[p->trailer_name_len] = c;
@@ -942,7 +911,7 @@ static int chunk_framing_byte(HttpParser *p, char c) {
         case CHUNK_TRAILER_VALUE:
                 if (c == '\r')
                         p->chunk_state = CHUNK_TRAILER_LF;
-                else if (!value_bytes_ok(&c, 1))
+                else if (!(http_char_class[u] & HTTP_CHAR_FIELD))
                         return bad_request(p, "Invalid trailer value");
                 return 0;
         case CHUNK_TRAILER_LF:

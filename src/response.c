@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gcorn/httpchar.h"
 #include "gcorn/macro.h"
 #include "gcorn/response.h"
 
@@ -78,34 +79,6 @@ size_t response_build_error(char *buf, size_t cap, int status) {
         return MIN((size_t) n, cap > 0 ? cap - 1 : 0);
 }
 
-/* One lookup per byte: CHAR_TOKEN for RFC 9110 5.6.2 tchar, CHAR_FIELD for what a field
- * value (or a reason phrase) may hold: VCHAR, SP, HTAB, obs-text. */
-enum {
-        CHAR_TOKEN = 1 << 0,
-        CHAR_FIELD = 1 << 1,
-};
-#define TF (CHAR_TOKEN | CHAR_FIELD)
-#define F CHAR_FIELD
-static const uint8_t char_class[256] = {
-        ['\t'] = F, [' '] = F,
-        ['!'] = TF, ['"'] = F, ['#' ... '\''] = TF, ['('] = F, [')'] = F, ['*'] = TF, ['+'] = TF,
-        [','] = F, ['-'] = TF, ['.'] = TF, ['/'] = F, ['0' ... '9'] = TF, [':' ... '@'] = F,
-        ['A' ... 'Z'] = TF, ['['] = F, ['\\'] = F, [']'] = F, ['^'] = TF, ['_'] = TF, ['`'] = TF,
-        ['a' ... 'z'] = TF, ['{'] = F, ['|'] = TF, ['}'] = F, ['~'] = TF,
-        [0x80 ... 0xff] = F,
-};
-#undef TF
-#undef F
-
-static bool all_in_class(const char *s, size_t len, uint8_t class) {
-        const unsigned char *u = (const unsigned char *) s;
-
-        for (size_t i = 0; i < len; i++)
-                if (!(char_class[u[i]] & class))
-                        return false;
-        return true;
-}
-
 int response_parse_status(const char *s, size_t len) {
         int code;
 
@@ -121,17 +94,17 @@ int response_parse_status(const char *s, size_t len) {
                 return code;
         if (s[3] != ' ')
                 return -EINVAL;
-        if (!all_in_class(s + 4, len - 4, CHAR_FIELD))
+        if (!http_all_in_class(s + 4, len - 4, HTTP_CHAR_FIELD))
                 return -EINVAL;
         return code;
 }
 
 bool response_header_name_valid(const char *s, size_t len) {
-        return len > 0 && all_in_class(s, len, CHAR_TOKEN);
+        return len > 0 && http_all_in_class(s, len, HTTP_CHAR_TOKEN);
 }
 
 bool response_header_value_valid(const char *s, size_t len) {
-        return all_in_class(s, len, CHAR_FIELD);
+        return http_all_in_class(s, len, HTTP_CHAR_FIELD);
 }
 
 int response_parse_content_length(const char *s, size_t len, int64_t *ret) {
