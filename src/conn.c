@@ -53,12 +53,16 @@ struct Conn {
         ConnLink link;
 };
 
-/* The worker's idea of "now", refreshed once per loop turn and after each request: deadlines
- * are whole seconds, so a clock_gettime() per event would buy nothing. */
+/* The worker's idea of "now", refreshed after each wait for events and after each request:
+ * deadlines are whole seconds, so a clock_gettime() per event would buy nothing. */
 static uint64_t clock_ms;
 
-void conn_clock_update(uint64_t now) {
-        clock_ms = now;
+uint64_t conn_clock_update(void) {
+        return clock_ms = now_ms();
+}
+
+uint64_t conn_clock(void) {
+        return clock_ms;
 }
 
 uint64_t now_ms(void) {

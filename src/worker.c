@@ -173,7 +173,7 @@ static void serve(Worker *w, Conn *c, ConnAction a, bool watch) {
         while (a == CONN_DISPATCH) {
                 WsgiResult res = {};
                 const Request *req = conn_request(c);
-                uint64_t now = now_ms();
+                uint64_t now = conn_clock();
                 int r;
 
                 /* The last request before the limit must already answer "Connection: close":
@@ -188,8 +188,7 @@ static void serve(Worker *w, Conn *c, ConnAction a, bool watch) {
                 heartbeat_request_begin(w->slot, req->method.p, req->method.len, req->target.p, req->target.len,
                                         now);
                 r = wsgi_handle(c, &res);
-                now = now_ms();
-                conn_clock_update(now);
+                now = conn_clock_update();
                 heartbeat_request_end(w->slot, now);
                 w->requests++;
                 if (r < 0) {
@@ -252,8 +251,8 @@ static void accept_some(Worker *w, size_t idx, int max) {
                  * connections still in the kernel's queue can go to an idle worker, rather
                  * than wait here behind a slow request (or die with this worker). */
                 serve(w, c, conn_on_readable(c), true);
-                if (!w->retiring && w->accepting && holds_more_than_share(w, now_ms()))
-                        yield_accepting(w, now_ms());
+                if (!w->retiring && w->accepting && holds_more_than_share(w, conn_clock()))
+                        yield_accepting(w, conn_clock());
         }
 }
 
@@ -281,9 +280,8 @@ static void handle_signals(Worker *w) {
 }
 
 static void expire(Worker *w) {
-        uint64_t now = now_ms();
+        uint64_t now = conn_clock();
 
-        conn_clock_update(now);
         for (size_t i = 0; i < ELEMENTSOF(w->timers); i++)
                 while (w->timers[i].head && conn_deadline(w->timers[i].head) <= now) {
                         Conn *c = w->timers[i].head;
@@ -315,7 +313,7 @@ static void expire(Worker *w) {
 }
 
 static int next_timeout(const Worker *w) {
-        uint64_t now = now_ms(), next = now + 1000;
+        uint64_t now = conn_clock(), next = now + 1000;
 
         for (size_t i = 0; i < ELEMENTSOF(w->timers); i++)
                 if (w->timers[i].head)
@@ -348,13 +346,11 @@ static void worker_loop(Worker *w) {
         struct epoll_event events[EVENTS_MAX];
 
         while (!w->quit && !(w->retiring && w->n_conns == 0)) {
-                uint64_t now = now_ms();
                 int n;
 
-                conn_clock_update(now);
-                heartbeat_beat(w->slot, now);
+                heartbeat_beat(w->slot, conn_clock());
                 n = epoll_wait(w->epfd, events, EVENTS_MAX, next_timeout(w));
-                conn_clock_update(now_ms());
+                (void) conn_clock_update();
 
                 if (n < 0 && errno != EINTR) {
                         log_error_errno(errno, "epoll_wait() failed: %m");
@@ -472,7 +468,7 @@ int worker_run(const WorkerContext *ctx) {
         }
         /* Dumps every thread's Python stack when the master sends SIGABRT to a hung worker. */
         (void) python_enable_faulthandler(log_error_fd());
-        heartbeat_beat(w.slot, now_ms());
+        heartbeat_beat(w.slot, conn_clock_update());
         heartbeat_set_state(w.slot, SLOT_IDLE);
         (void) !write(ctx->boot_fd, "", 1);
         set_accepting(&w, true);

@@ -110,5 +110,7 @@ int conn_timer_list(const Conn *c);
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t now_ms(void);
 
-/* Sets the time connections use for their deadlines (the worker, once per loop turn). */
-void conn_clock_update(uint64_t now);
+/* The time connections use for their deadlines, read from the clock by conn_clock_update()
+ * (the worker: after each wait for events and after each request) and returned by both. */
+uint64_t conn_clock_update(void);
+uint64_t conn_clock(void);
