@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "gcorn/log.h"
@@ -310,19 +311,17 @@ void log_access(const AccessEntry *e, const char *line, size_t len) {
 }
 
 static void log_access_line(const char *line, size_t len) {
-        char stackbuf[2048];
-        _cleanup_free_ char *heap = NULL;
-        char *buf = stackbuf;
+        struct iovec iov[2] = { { (char *) line, len }, { (char *) "\n", 1 } };
+        ssize_t k;
 
         if (access_fd < 0)
                 return;
-        if (len + 1 > sizeof(stackbuf)) {
-                heap = malloc(len + 1);
-                if (!heap)
-                        return;
-                buf = heap;
-        }
-        memcpy(buf, line, len);
-        buf[len] = '\n';
-        write_all(access_fd, buf, len + 1);
+        /* One writev(): line and newline land together without copying the line. */
+        do
+                k = writev(access_fd, iov, 2);
+        while (k < 0 && errno == EINTR);
+        if (k < 0 || (size_t) k > len)
+                return;
+        write_all(access_fd, line + k, len - (size_t) k);
+        write_all(access_fd, "\n", 1);
 }
