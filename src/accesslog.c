@@ -235,13 +235,10 @@ static const Slice *request_header(const AccessEntry *e, const char *name, size_
 
 /* %(U)s is Gunicorn's PATH_INFO: the path percent-decoded. */
 static void put_path(Writer *w, Slice path) {
-        for (size_t i = 0; i < path.len; i++) {
-                char c = path.p[i];
+        for (size_t i = 0; i < path.len;) {
+                char c;
 
-                if (c == '%' && i + 2 < path.len && hex_digit_value(path.p[i + 1]) >= 0 && hex_digit_value(path.p[i + 2]) >= 0) {
-                        c = (char) (hex_digit_value(path.p[i + 1]) * 16 + hex_digit_value(path.p[i + 2]));
-                        i += 2;
-                }
+                i += percent_decode_at(path.p, path.len, i, &c);
                 put_escaped(w, &c, 1);
         }
 }

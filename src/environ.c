@@ -375,16 +375,8 @@ const char *environ_script_name(void) {
 size_t environ_unquote(const char *src, size_t len, char *dst) {
         size_t o = 0;
 
-        for (size_t i = 0; i < len; i++) {
-                int hi, lo;
-
-                if (src[i] == '%' && i + 2 < len &&
-                    (hi = hex_digit_value(src[i + 1])) >= 0 && (lo = hex_digit_value(src[i + 2])) >= 0) {
-                        dst[o++] = (char) (hi << 4 | lo);
-                        i += 2;
-                } else
-                        dst[o++] = src[i];
-        }
+        for (size_t i = 0; i < len; o++)
+                i += percent_decode_at(src, len, i, &dst[o]);
         return o;
 }
 
