@@ -104,6 +104,8 @@ struct HttpParser {
 
         Request req;
         size_t target_off;              /* of the target in buf */
+        size_t path_off, path_len;      /* of PATH_INFO's and QUERY_STRING's bytes in buf, split */
+        size_t query_off, query_len;    /* once with the request line */
         int64_t body_left;              /* Content-Length bytes not yet handed out */
         int64_t body_total;             /* decoded chunked bytes so far */
 
@@ -335,19 +337,22 @@ static bool split_target(Slice t, bool *ret_absolute, Slice *ret_path, Slice *re
         return true;
 }
 
+/* t lies in p->buf: the path and query are kept as offsets, as buf may move before the head
+ * is complete. */
 static int check_target_form(HttpParser *p, Slice method, Slice t) {
-        Slice path, query;
-        bool absolute;
+        Slice path = {}, query = {};
+        bool absolute, split = split_target(t, &absolute, &path, &query);
 
+        p->path_off = split ? (size_t) (path.p - p->buf) : 0;
+        p->path_len = path.len;
+        p->query_off = split ? (size_t) (query.p - p->buf) : 0;
+        p->query_len = query.len;
         if (t.len == 1 && t.p[0] == '*') {
                 if (!slice_eq(method, "OPTIONS"))
                         return bad_request(p, "Asterisk-form target for a method other than OPTIONS");
         } else if (slice_eq(method, "CONNECT") && is_authority_form(t)) {
                 /* the authority-form, only meaningful for CONNECT */
-        } else if (t.p[0] != '/') {
-                if (!split_target(t, &absolute, &path, &query) || !absolute)
-                        return bad_request(p, "Invalid request target");
-        } else if (!split_target(t, &absolute, &path, &query))
+        } else if (!split || (t.p[0] != '/' && !absolute))
                 return bad_request(p, "Invalid request target");
         return 0;
 }
@@ -642,7 +647,7 @@ static bool has_token(Slice v, const char *token) {
 static int finish_head(HttpParser *p) {
         Request *r = &p->req;
         bool chunked = false, te = false, must_close = false, conn_close = false, conn_keep = false;
-        bool seen_host = false, seen_type = false, absolute;
+        bool seen_host = false, seen_type = false;
         int k;
 
         if (p->n_fields > p->headers_cap) {
@@ -664,7 +669,8 @@ static int finish_head(HttpParser *p) {
         r->n_headers = p->n_fields;
         r->method.p = p->buf;
         r->target.p = p->buf + p->target_off;
-        (void) split_target(r->target, &absolute, &r->path, &r->query);
+        r->path = (Slice) { p->buf + p->path_off, p->path_len };
+        r->query = (Slice) { p->buf + p->query_off, p->query_len };
 
         for (size_t i = 0; i < r->n_headers; i++) {
                 Slice n = r->headers[i].name, v = r->headers[i].value;
