@@ -586,22 +586,6 @@ void http_parser_reset(HttpParser *p) {
 }
 
 /* Content-Length: digits only, one header only (Gunicorn refuses "+1", "-0", "1, 1"). */
-static int parse_content_length(Slice v, int64_t *ret) {
-        int64_t n = 0;
-
-        if (v.len == 0)
-                return -EINVAL;
-        for (size_t i = 0; i < v.len; i++) {
-                if (v.p[i] < '0' || v.p[i] > '9')
-                        return -EINVAL;
-                if (n > (INT64_MAX - 9) / 10)
-                        return -ERANGE;
-                n = n * 10 + (v.p[i] - '0');
-        }
-        *ret = n;
-        return 0;
-}
-
 /* Transfer-Encoding as Gunicorn reads it: chunked once and last; identity, gzip, deflate and
  * compress only before it (the compressed ones close the connection afterwards). */
 static int parse_transfer_encoding(HttpParser *p, Slice v, bool *chunked, bool *must_close) {
@@ -678,7 +662,7 @@ static int finish_head(HttpParser *p) {
                 if (slice_eq(n, "content-length")) {
                         if (r->content_length >= 0)
                                 return bad_request(p, "Duplicate Content-Length");
-                        if (parse_content_length(v, &r->content_length) < 0)
+                        if (parse_decimal_int64(v.p, v.len, &r->content_length) < 0)
                                 return bad_request(p, "Invalid Content-Length");
                 } else if (slice_eq(n, "transfer-encoding")) {
                         te = true;

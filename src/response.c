@@ -8,6 +8,7 @@
 #include "gcorn/httpchar.h"
 #include "gcorn/macro.h"
 #include "gcorn/response.h"
+#include "gcorn/strutil.h"
 
 const char *response_date(void) {
         /* C-locale names: strftime's %a/%b follow LC_TIME, which an app may change. */
@@ -108,17 +109,7 @@ bool response_header_value_valid(const char *s, size_t len) {
 }
 
 int response_parse_content_length(const char *s, size_t len, int64_t *ret) {
-        int64_t v = 0;
-
-        if (len == 0 || len > 18)
-                return -EINVAL;
-        for (size_t i = 0; i < len; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return -EINVAL;
-                v = v * 10 + (s[i] - '0');
-        }
-        *ret = v;
-        return 0;
+        return parse_decimal_int64(s, len, ret) < 0 ? -EINVAL : 0;
 }
 
 bool response_status_allows_body(int status) {

@@ -1,7 +1,9 @@
 /* Tiny string helpers shared by the parser, the environ builder and the access log. */
 #pragma once
 
+#include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The value of one hexadecimal digit, or -1. */
 static inline int hex_digit_value(char c) {
@@ -26,4 +28,22 @@ static inline size_t percent_decode_at(const char *s, size_t len, size_t i, char
         }
         *out = s[i];
         return 1;
+}
+
+/* A non-negative decimal of digits only (no sign, no blanks), as a Content-Length is:
+ * -EINVAL for anything else, -ERANGE past INT64_MAX. */
+static inline int parse_decimal_int64(const char *s, size_t len, int64_t *ret) {
+        int64_t n = 0;
+
+        if (len == 0)
+                return -EINVAL;
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return -EINVAL;
+                if (n > (INT64_MAX - 9) / 10)
+                        return -ERANGE;
+                n = n * 10 + (s[i] - '0');
+        }
+        *ret = n;
+        return 0;
 }
