@@ -289,17 +289,13 @@ static int apply_value(Settings *s, const char *name, PyObject *value, char **re
 static int config_exec(Settings *s, const char *path, const char *source, char **ret_error) {
         PyObject *code = NULL, *globals = NULL, *result = NULL, *item = NULL, *items = NULL;
         Py_ssize_t n;
-        PyObject *builtins = NULL;
         int r = 0;
 
         code = Py_CompileStringExFlags(source, path, Py_file_input, NULL, -1);
         if (!code)
                 goto python_error;
-        globals = PyDict_New();
+        globals = python_new_globals();
         if (!globals)
-                goto python_error;
-        builtins = PyImport_ImportModule("builtins");
-        if (!builtins || PyDict_SetItemString(globals, "__builtins__", builtins) < 0)
                 goto python_error;
         item = PyUnicode_FromString("__config__");
         if (!item || PyDict_SetItemString(globals, "__name__", item) < 0)
@@ -340,7 +336,6 @@ python_error:
         r = exec_error(path, ret_error);
 finish:
         Py_XDECREF(items);
-        Py_XDECREF(builtins);
         Py_XDECREF(item);
         Py_XDECREF(result);
         Py_XDECREF(globals);

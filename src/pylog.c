@@ -98,8 +98,8 @@ int pylog_install(void) {
         modules = PyImport_GetModuleDict(); /* borrowed */
         if (PyDict_SetItemString(modules, "_gcorn", module) < 0)
                 goto out;
-        globals = PyDict_New();
-        if (!globals || PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+        globals = python_new_globals();
+        if (!globals)
                 goto out;
         result = PyRun_String(bridge_source, Py_file_input, globals, globals);
         if (!result)

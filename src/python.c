@@ -221,6 +221,14 @@ void python_gil_release(void) {
                 main_tstate = PyEval_SaveThread();
 }
 
+PyObject *python_new_globals(void) {
+        PyObject *globals = PyDict_New();
+
+        if (globals && PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+                Py_CLEAR(globals);
+        return globals;
+}
+
 void python_log_exception(int level, const char *title) {
         _cleanup_free_ char *tb = python_format_exception();
 
@@ -288,7 +296,7 @@ finish:
 /* Compiles the helper namespace once. GIL held. Returns a borrowed reference or NULL with
  * a Python exception set. */
 static PyObject *loader_get(void) {
-        PyObject *code = NULL, *globals = NULL, *builtins = NULL, *result = NULL;
+        PyObject *code = NULL, *globals = NULL, *result = NULL;
 
         if (loader)
                 return loader;
@@ -296,11 +304,8 @@ static PyObject *loader_get(void) {
         code = Py_CompileString(loader_source, LOADER_FILENAME, Py_file_input);
         if (!code)
                 goto error;
-        globals = PyDict_New();
+        globals = python_new_globals();
         if (!globals)
-                goto error;
-        builtins = PyImport_ImportModule("builtins");
-        if (!builtins || PyDict_SetItemString(globals, "__builtins__", builtins) < 0)
                 goto error;
         if (PyDict_SetItemString(globals, "__name__", Py_None) < 0)
                 goto error;
@@ -309,14 +314,12 @@ static PyObject *loader_get(void) {
                 goto error;
 
         Py_DECREF(result);
-        Py_DECREF(builtins);
         Py_DECREF(code);
         loader = globals;
         return loader;
 
 error:
         Py_XDECREF(result);
-        Py_XDECREF(builtins);
         Py_XDECREF(globals);
         Py_XDECREF(code);
         return NULL;
@@ -466,10 +469,8 @@ static int run_statements(const char *code, PyObject *locals) {
         PyObject *globals = NULL, *result = NULL;
         int r = 0;
 
-        globals = PyDict_New();
+        globals = python_new_globals();
         if (!globals)
-                goto error;
-        if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
                 goto error;
         result = PyRun_String(code, Py_file_input, globals, locals ? locals : globals);
         if (!result)

@@ -39,6 +39,10 @@ void python_gil_release(void);
  * any secondary error) when there is none or formatting failed. GIL held. Caller frees. */
 char *python_format_exception(void);
 
+/* A fresh namespace to run source in: a dict holding __builtins__. New reference, or NULL with
+ * a Python exception set. GIL held. */
+struct _object *python_new_globals(void);       /* PyObject *; this header stays free of Python.h */
+
 /* The current exception's traceback as one log entry under title (then cleared). GIL held. */
 void python_log_exception(int level, const char *title);
 
