@@ -216,15 +216,9 @@ static void put_u64(Writer *w, uint64_t v) {
 }
 
 static const Slice *find_header(const HttpHeader *h, size_t n, const char *name, size_t len, bool last) {
-        const Slice *found = NULL;
+        const HttpHeader *found = headers_find(h, n, name, len, last);
 
-        for (size_t i = 0; i < n; i++)
-                if (h[i].name.len == len && strncasecmp(h[i].name.p, name, len) == 0) {
-                        found = &h[i].value;
-                        if (!last)
-                                break;
-                }
-        return found;
+        return found ? &found->value : NULL;
 }
 
 static const Slice *request_header(const AccessEntry *e, const char *name, size_t len, bool last) {

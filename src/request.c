@@ -4,14 +4,18 @@
 
 #include "gcorn/request.h"
 
+const HttpHeader *headers_find(const HttpHeader *h, size_t n, const char *name, size_t len, bool last) {
+        const HttpHeader *found = NULL;
+
+        for (size_t i = 0; i < n; i++)
+                if (h[i].name.len == len && strncasecmp(h[i].name.p, name, len) == 0) {
+                        found = &h[i];
+                        if (!last)
+                                break;
+                }
+        return found;
+}
+
 const HttpHeader *request_find_header(const Request *r, const char *name) {
-        size_t n = strlen(name);
-
-        for (size_t i = 0; i < r->n_headers; i++) {
-                const HttpHeader *h = &r->headers[i];
-
-                if (h->name.len == n && strncasecmp(h->name.p, name, n) == 0)
-                        return h;
-        }
-        return NULL;
+        return headers_find(r->headers, r->n_headers, name, strlen(name), false);
 }

@@ -38,5 +38,8 @@ typedef struct Request {
         bool is_head;                   /* method is HEAD */
 } Request;
 
+/* The first (or, with last, the last) of the n headers h named name (len bytes, any case). */
+const HttpHeader *headers_find(const HttpHeader *h, size_t n, const char *name, size_t len, bool last);
+
 /* Case-insensitive lookup of the first header with this name; NULL when absent. */
 const HttpHeader *request_find_header(const Request *r, const char *name);
