@@ -226,7 +226,9 @@ class SdBoot:
         # -- running things inside ---------------------------------------------
 
         def ns_argv(self, *cmd):
-                return ["nsenter", "-t", str(self.pid), "-p", "-m", "-n", "-u", "-i", "--"] + list(cmd)
+                # -r -w: entering the mount namespace alone would put the command at that
+                # namespace's real root, outside the chroot the tests may run in.
+                return ["nsenter", "-t", str(self.pid), "-p", "-m", "-n", "-u", "-i", "-r", "-w", "--"] + list(cmd)
 
         def netns_argv(self, *cmd):
                 """Only the network namespace: host files, the private loopback."""
