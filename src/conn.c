@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -23,12 +25,21 @@
  * so a slow uploader never holds the app. */
 #define PREREAD_MAX (64 * 1024)
 #define RBUF_MAX (PREREAD_MAX + 128 * 1024)
+/* What the app leaves of a Content-Length body is read off after the answer, keeping the
+ * connection, up to this much; beyond it the answer says "Connection: close". */
+#define DRAIN_MAX (256 * 1024)
+/* A lingering close discards the client's input for at most this long. */
+#define LINGER_MS 5000
+/* A blocking wait beats the heartbeat, and looks for a slow reader's progress, this often. */
+#define WAIT_SLICE_MS 250
 
 typedef enum ConnState {
         STATE_IDLE,                     /* between requests: no byte of the next one yet */
         STATE_HEAD,                     /* reading a request head */
         STATE_PREREAD,                  /* head done, reading a small body before dispatch */
         STATE_APP,                      /* dispatched to the app */
+        STATE_DRAIN,                    /* answered; reading off the body the app left */
+        STATE_LINGER,                   /* closing: sending side shut, input discarded */
 } ConnState;
 
 struct Conn {
@@ -47,6 +58,8 @@ struct Conn {
         bool body_done;
         bool started;                   /* a byte of the current request has arrived */
         bool peer_closed;               /* read() saw the end of the client's stream */
+        bool broken;                    /* a read or write failed: nothing more can be said */
+        bool response_started;          /* a byte of the answer has been sent */
         int body_error;
 
         ConnInfo info;
@@ -111,6 +124,8 @@ static void fill_info(Conn *c, const Listener *l, const struct sockaddr *peer, s
  * connection (Connection: close traffic) costs no allocation. The pool is per worker
  * process and bounded; beyond it connections are freed. */
 #define POOL_MAX 256
+/* A parser whose buffers grew past this for a long head is not kept. */
+#define POOL_PARSER_MAX (16 * 1024)
 static Conn *pool[POOL_MAX];
 static size_t pool_len;
 
@@ -163,8 +178,8 @@ Conn *conn_free(Conn *c) {
         if (!c)
                 return NULL;
         c->fd = safe_close(c->fd);
-        /* A buffer grown for a large head or body goes back to the allocator. */
-        if (pool_len < POOL_MAX && c->rcap <= RBUF_INITIAL) {
+        /* Buffers grown for a large head or body go back to the allocator. */
+        if (pool_len < POOL_MAX && c->rcap <= RBUF_INITIAL && http_parser_footprint(c->parser) <= POOL_PARSER_MAX) {
                 pool[pool_len++] = c;
                 return NULL;
         }
@@ -186,10 +201,6 @@ int conn_fd(const Conn *c) {
         return c->fd;
 }
 
-bool conn_must_close(const Conn *c) {
-        return c->must_close;
-}
-
 void conn_set_must_close(Conn *c) {
         c->must_close = true;
 }
@@ -203,7 +214,7 @@ ConnLink *conn_link(Conn *c) {
 }
 
 int conn_timer_list(const Conn *c) {
-        return c->state == STATE_IDLE ? 1 : 0;
+        return c->state == STATE_IDLE ? 1 : c->state == STATE_LINGER ? 2 : 0;
 }
 
 /* Makes room for at least want more bytes, moving unparsed bytes to the front first. */
@@ -242,8 +253,13 @@ static ssize_t fill(Conn *c) {
         do
                 n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
         while (n < 0 && errno == EINTR);
-        if (n < 0)
+        if (n < 0) {
+                if (errno != EAGAIN)
+                        c->broken = true;
                 return -errno;
+        }
+        if (n == 0)
+                c->peer_closed = true;
         c->rlen += (size_t) n;
         return n;
 }
@@ -253,13 +269,15 @@ static void send_error(Conn *c, int status) {
         char buf[512];
         size_t n = response_build_error(buf, sizeof(buf), status);
 
+        c->response_started = true;
         (void) send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 static void start_request(Conn *c) {
         c->req = http_parser_request(c->parser);
         c->continue_sent = false;
-        c->body_done = false;
+        c->response_started = false;
+        c->body_done = !c->req->has_body;
         c->body_error = 0;
         if (!c->req->keep_alive || c->cfg->keepalive_ms <= 0 || *c->cfg->retiring)
                 c->must_close = true;
@@ -309,9 +327,25 @@ static ConnAction advance(Conn *c) {
         return CONN_WAIT;
 }
 
+/* Discards what a lingering connection receives; CONN_CLOSE once the client is done. */
+static ConnAction linger_read(Conn *c) {
+        static char sink[65536];
+        ssize_t n;
+
+        do
+                n = read(c->fd, sink, sizeof(sink));
+        while (n < 0 && errno == EINTR);
+        return n == 0 || (n < 0 && errno != EAGAIN) ? CONN_CLOSE : CONN_WAIT;
+}
+
+static ConnAction drain(Conn *c);
+
 ConnAction conn_on_readable(Conn *c) {
         ConnAction a;
         ssize_t n;
+
+        if (c->state == STATE_LINGER)
+                return linger_read(c);
 
         /* One read per readable event: epoll is level-triggered and says when there is more,
          * so no read() is spent just to see EAGAIN, and a full buffer is parsed before more
@@ -323,10 +357,10 @@ ConnAction conn_on_readable(Conn *c) {
         }
         if (n < 0 && n != -EAGAIN)
                 return CONN_CLOSE;
+        if (c->state == STATE_DRAIN)
+                return drain(c);
         /* A client that half-closes after its request (nc -N, health checkers) still gets
          * its answers: what arrived before the end is served first. */
-        if (n == 0)
-                c->peer_closed = true;
         a = advance(c);
         if (a == CONN_WAIT && c->peer_closed)
                 return CONN_CLOSE;
@@ -350,28 +384,109 @@ void conn_on_timeout(Conn *c) {
                 send_error(c, 408);
 }
 
-ConnAction conn_finish_request(Conn *c) {
-        char scratch[4096];
-        ConnAction a;
+/* Whether the client may still send bytes that nobody will read. */
+static bool client_may_send(const Conn *c) {
+        switch (c->state) {
+        case STATE_IDLE:
+                return c->rpos < c->rlen;
+        case STATE_HEAD:
+                return c->started;
+        case STATE_PREREAD:
+        case STATE_DRAIN:
+                return true;
+        case STATE_APP: {
+                int pending = 0;
 
-        /* Whatever the app left of the body must go before the next request; only what is
-         * already buffered is drained, never waited for. */
-        while (!c->must_close && !c->body_done && !c->body_error) {
+                if (c->rpos < c->rlen || !c->body_done)
+                        return true;
+                /* A client that asked for keep-alive may have sent its next request already;
+                 * one that said "close" sends nothing more, and its close stays a plain close(). */
+                return c->req->keep_alive && ioctl(c->fd, FIONREAD, &pending) == 0 && pending > 0;
+        }
+        default:
+                return false;
+        }
+}
+
+bool conn_close_lingering(Conn *c) {
+        /* A lingering connection that reports CONN_CLOSE is done. */
+        if (c->state == STATE_LINGER || c->peer_closed || c->broken || !client_may_send(c))
+                return false;
+        /* The FIN goes out after the answer; what the client sends meanwhile is read and
+         * dropped, so the kernel has no unread data to answer with a reset. */
+        if (shutdown(c->fd, SHUT_WR) < 0)
+                return false;
+        c->state = STATE_LINGER;
+        c->deadline = clock_ms + LINGER_MS;
+        c->rpos = c->rlen = 0;
+        return true;
+}
+
+/* What is left of the body can be read off without the client's help or a long wait. */
+static bool body_drainable(const Conn *c) {
+        int64_t left;
+
+        if (!c->req || c->body_done)
+                return true;
+        if (c->body_error)
+                return false;
+        /* The client may hold the body back until it hears 100 Continue, which never comes
+         * once the app has not asked for the body. */
+        if (c->req->expect_continue && !c->continue_sent)
+                return false;
+        left = http_parser_body_remaining(c->parser);
+        return left >= 0 && left <= (int64_t) (c->rlen - c->rpos) + DRAIN_MAX;
+}
+
+bool conn_must_close(const Conn *c) {
+        return c->must_close || !body_drainable(c);
+}
+
+static ConnAction next_request(Conn *c);
+
+/* Discards the rest of the body from what is buffered; waits in the loop for more. */
+static ConnAction drain(Conn *c) {
+        char scratch[4096];
+
+        while (!c->body_done) {
                 size_t consumed = 0, out = 0;
                 int r;
 
                 r = http_parser_feed_body(c->parser, c->rbuf + c->rpos, c->rlen - c->rpos, &consumed, scratch,
                                           sizeof(scratch), &out);
                 c->rpos += consumed;
-                if (r < 0)
+                if (r < 0) {
                         c->must_close = true;
-                else if (r == 1)
+                        return CONN_CLOSE;
+                }
+                if (r == 1)
                         c->body_done = true;
-                else if (consumed == 0 && out == 0)
-                        c->must_close = true;
+                else if (consumed == 0)
+                        break;
         }
-        if (c->must_close || c->body_error)
+        if (c->body_done)
+                return next_request(c);
+        if (c->peer_closed)
                 return CONN_CLOSE;
+        if (c->state != STATE_DRAIN) {
+                c->state = STATE_DRAIN;
+                c->deadline = clock_ms + (uint64_t) c->cfg->head_timeout_ms;
+        }
+        return CONN_WAIT;
+}
+
+ConnAction conn_finish_request(Conn *c) {
+        /* The answer promised keep-alive only if the rest of the body was cheap to read off
+         * (conn_must_close()); the same test now decides. */
+        if (conn_must_close(c)) {
+                c->must_close = true;
+                return CONN_CLOSE;
+        }
+        return drain(c);
+}
+
+static ConnAction next_request(Conn *c) {
+        ConnAction a;
 
         http_parser_reset(c->parser);
         c->req = NULL;
@@ -388,19 +503,42 @@ ConnAction conn_finish_request(Conn *c) {
         return a;
 }
 
-/* Waits until fd is ready for events, at most the I/O timeout. */
+/* Waits until fd is ready for events, at most the I/O timeout without progress. The worker
+ * beats meanwhile: a client that takes its time is no hung app, and the I/O timeout bounds
+ * the wait. A signal goes to ConnConfig.interrupted, so that the app's handlers run
+ * (PEP 475). */
 static int wait_fd(Conn *c, short events) {
         struct pollfd p = { .fd = c->fd, .events = events };
-        int r;
+        uint64_t now = now_ms(), stall = c->cfg->io_timeout_ms > 0 ? (uint64_t) c->cfg->io_timeout_ms : UINT64_MAX;
+        uint64_t limit = stall == UINT64_MAX ? UINT64_MAX : now + stall;
+        int queued = -1, q, r;
 
-        do
-                r = poll(&p, 1, c->cfg->io_timeout_ms > 0 ? c->cfg->io_timeout_ms : -1);
-        while (r < 0 && errno == EINTR);
-        if (r < 0)
-                return -errno;
-        if (r == 0)
-                return -ETIMEDOUT;
-        return 0;
+        /* A socket turns writable only once a good part of its send buffer is free; a client
+         * that reads slowly frees it a little at a time, and that is progress too. */
+        if ((events & POLLOUT) && ioctl(c->fd, SIOCOUTQ, &q) == 0)
+                queued = q;
+        for (;;) {
+                if (now >= limit)
+                        return -ETIMEDOUT;
+                if (c->cfg->slot)
+                        heartbeat_beat(c->cfg->slot, now);
+                r = poll(&p, 1, (int) MIN(limit - now, (uint64_t) WAIT_SLICE_MS));
+                if (r > 0)
+                        return 0;
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                if (r < 0 && c->cfg->interrupted) {
+                        r = c->cfg->interrupted();
+                        if (r < 0)
+                                return r;
+                }
+                now = now_ms();
+                if (queued >= 0 && ioctl(c->fd, SIOCOUTQ, &q) == 0) {
+                        if (q < queued && stall != UINT64_MAX)
+                                limit = now + stall;
+                        queued = q;
+                }
+        }
 }
 
 /* After a failed send: 0 when it is worth retrying (interrupted, or the socket became
@@ -428,7 +566,7 @@ ssize_t conn_read_body(Conn *c, void *buf, size_t n) {
                 return c->body_error;
         if (c->body_done || n == 0)
                 return 0;
-        if (c->req->expect_continue && !c->continue_sent && c->req->has_body) {
+        if (c->req->expect_continue && !c->continue_sent && !c->response_started) {
                 r = send_continue(c);
                 if (r < 0)
                         goto fail;
@@ -467,6 +605,9 @@ ssize_t conn_read_body(Conn *c, void *buf, size_t n) {
                 }
         }
 fail:
+        /* An interrupted wait read nothing: the body is intact for a later read. */
+        if (r == -EINTR)
+                return r;
         c->body_error = r;
         c->must_close = true;
         return r;
@@ -479,6 +620,7 @@ static int write_iov(Conn *c, const struct iovec *iov, int iovcnt, int flags) {
 
         if (iovcnt > (int) ELEMENTSOF(local))
                 return -EINVAL;
+        c->response_started = true;
         memcpy(local, iov, sizeof(struct iovec) * (size_t) iovcnt);
         mh.msg_iov = local;
         mh.msg_iovlen = (size_t) iovcnt;
@@ -504,6 +646,7 @@ static int write_iov(Conn *c, const struct iovec *iov, int iovcnt, int flags) {
         return 0;
 fail:
         c->must_close = true;
+        c->broken = true;
         return r;
 }
 
@@ -542,6 +685,6 @@ int conn_sendfile(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t of
         }
         *ret_sent = sent;
         if (r < 0)
-                c->must_close = true;
+                c->must_close = c->broken = true;
         return r;
 }

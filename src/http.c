@@ -997,3 +997,7 @@ int http_parser_error_status(const HttpParser *p) {
 const char *http_parser_error_reason(const HttpParser *p) {
         return p->phase == PHASE_ERROR ? p->reason : NULL;
 }
+
+size_t http_parser_footprint(const HttpParser *p) {
+        return p->buf_cap + p->fields_cap * sizeof(FieldOffsets) + p->headers_cap * sizeof(HttpHeader);
+}

@@ -26,6 +26,9 @@ typedef struct Input {
 static PyObject *input_error_exc;
 
 static PyObject *raise_read_error(int error) {
+        /* An interrupted read: the signal handler's exception is the one to raise. */
+        if (error == -EINTR && PyErr_Occurred())
+                return NULL;
         errno = -error;
         return PyErr_SetFromErrno(input_error_exc);
 }
@@ -50,7 +53,8 @@ static ssize_t read_raw(Input *in, char *dst, size_t n) {
         r = conn_read_body(in->conn, dst, n);
         Py_END_ALLOW_THREADS
         if (r < 0) {
-                in->error = (int) r;
+                if (r != -EINTR)
+                        in->error = (int) r;
                 return r;
         }
         if (r == 0)

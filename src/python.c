@@ -221,6 +221,16 @@ void python_gil_release(void) {
                 main_tstate = PyEval_SaveThread();
 }
 
+int python_check_signals(void) {
+        /* PyGILState, not python_gil_acquire(): the caller's thread state was put aside by
+         * Py_BEGIN_ALLOW_THREADS, not by python_gil_release(). */
+        PyGILState_STATE g = PyGILState_Ensure();
+        int r = PyErr_CheckSignals() < 0 ? -EINTR : 0;
+
+        PyGILState_Release(g);
+        return r;
+}
+
 PyObject *python_new_globals(void) {
         PyObject *globals = PyDict_New();
 

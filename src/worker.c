@@ -27,9 +27,12 @@
 #define ACCEPT_SLACK 2
 #define ACCEPT_YIELD_MS 2
 #define ACCEPT_BUSY_MS 5
-/* epoll data below this value are not Conn pointers but tags. */
+/* epoll data of a connection: its fd in the low 32 bits, its ConnLink.tag (never 0) in the
+ * high ones; the signal pipe and the listeners have small values with no tag. */
 #define TAG_SIGNAL 1
 #define TAG_LISTENER_BASE 16
+/* How long accepting pauses after an error that retrying at once would only repeat. */
+#define ACCEPT_PAUSE_MS 1000
 
 typedef struct TimerList {
         Conn *head, *tail;
@@ -42,9 +45,16 @@ typedef struct Worker {
         int epfd;
         ConnConfig cfg;
         bool retiring;
+        bool take_backlog;              /* retiring: accept what the listeners queued, once */
         bool accepting;
         bool quit;
-        TimerList timers[2];
+        TimerList timers[CONN_TIMER_LISTS];
+        /* Watched connections by fd: an event is acted on only when its tag matches the
+         * connection now at that fd, so an event for one closed earlier in the same batch
+         * is dropped, whatever reused its memory or its fd number. */
+        Conn **by_fd;
+        size_t by_fd_cap;
+        uint32_t last_tag;
         size_t n_conns;
         uint64_t requests, max_requests;
         uint64_t accept_resume;         /* after EMFILE: when to try accepting again */
@@ -85,21 +95,72 @@ static void timer_remove(Worker *w, Conn *c) {
         l->list = -1;
 }
 
-/* Each list has one timeout for all its members, so appending keeps it sorted. */
-static void timer_append(Worker *w, Conn *c) {
+/* Files the connection under its current deadline, keeping the list sorted. A connection
+ * whose deadline did not change keeps its place (a trickling client does not move). Each
+ * list has one timeout for all its members, so a new deadline is nearly always the latest
+ * and the walk back from the tail ends at once. */
+static void timer_update(Worker *w, Conn *c) {
         ConnLink *l = conn_link(c);
         int which = conn_timer_list(c);
+        uint64_t deadline = conn_deadline(c);
         TimerList *t = &w->timers[which];
+        Conn *after;
 
+        if (l->list == which && l->filed == deadline)
+                return;
         timer_remove(w, c);
+        after = t->tail;
+        while (after && conn_link(after)->filed > deadline)
+                after = conn_link(after)->prev;
         l->list = which;
-        l->prev = t->tail;
-        l->next = NULL;
-        if (t->tail)
-                conn_link(t->tail)->next = c;
+        l->filed = deadline;
+        l->prev = after;
+        l->next = after ? conn_link(after)->next : t->head;
+        if (l->next)
+                conn_link(l->next)->prev = c;
+        else
+                t->tail = c;
+        if (after)
+                conn_link(after)->next = c;
         else
                 t->head = c;
-        t->tail = c;
+}
+
+/* Adds the connection to epoll (level-triggered: input that arrived before is reported). */
+static int watch(Worker *w, Conn *c) {
+        ConnLink *l = conn_link(c);
+        int fd = conn_fd(c);
+        struct epoll_event ev = { .events = EPOLLIN };
+
+        if (l->watched)
+                return 0;
+        if ((size_t) fd >= w->by_fd_cap) {
+                size_t cap = MAX((size_t) fd + 1, w->by_fd_cap * 2);
+                Conn **n = reallocarray(w->by_fd, cap, sizeof(Conn *));
+
+                if (!n)
+                        return -ENOMEM;
+                memset(n + w->by_fd_cap, 0, (cap - w->by_fd_cap) * sizeof(Conn *));
+                w->by_fd = n;
+                w->by_fd_cap = cap;
+        }
+        if (++w->last_tag == 0)
+                w->last_tag = 1;
+        l->tag = w->last_tag;
+        ev.data.u64 = (uint64_t) l->tag << 32 | (uint32_t) fd;
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+                return -errno;
+        w->by_fd[fd] = c;
+        l->watched = true;
+        return 0;
+}
+
+/* The connection an event is for, or NULL when it is stale. */
+static Conn *event_conn(Worker *w, uint64_t data) {
+        uint32_t fd = (uint32_t) data, tag = (uint32_t) (data >> 32);
+        Conn *c = fd < w->by_fd_cap ? w->by_fd[fd] : NULL;
+
+        return c && conn_link(c)->tag == tag ? c : NULL;
 }
 
 /* A worker that yielded still counts as a place for new connections: it is back in a few
@@ -109,29 +170,66 @@ static void publish_load(Worker *w) {
 }
 
 static void close_conn(Worker *w, Conn *c) {
+        ConnLink *l = conn_link(c);
+
         timer_remove(w, c);
-        /* close() drops the fd from epoll too. */
+        if (l->watched) {
+                /* Before close(): close() leaves the registration alive while another
+                 * descriptor of the same socket exists, such as one an app's fork() left in
+                 * a child, and epoll would go on reporting a connection that is gone. */
+                (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, conn_fd(c), NULL);
+                w->by_fd[conn_fd(c)] = NULL;
+                l->watched = false;
+        }
         conn_free(c);
         w->n_conns--;
         publish_load(w);
 }
 
+/* Closes the connection, lingering first when the client may still be sending. */
+static void end_conn(Worker *w, Conn *c) {
+        if (conn_close_lingering(c) && watch(w, c) >= 0) {
+                timer_update(w, c);
+                return;
+        }
+        close_conn(w, c);
+}
+
 static void set_accepting(Worker *w, bool on) {
+        size_t i;
+
         if (w->accepting == on)
                 return;
-        for (size_t i = 0; i < w->n_listeners; i++) {
+        for (i = 0; i < w->n_listeners; i++) {
                 struct epoll_event ev = {
                         .events = EPOLLIN | EPOLLEXCLUSIVE,
                         .data.u64 = TAG_LISTENER_BASE + i,
                 };
 
-                if (on)
-                        (void) epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listeners[i].fd, &ev);
-                else
+                if (!on)
                         (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listeners[i].fd, NULL);
+                else if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listeners[i].fd, &ev) < 0)
+                        break;
+        }
+        if (on && i < w->n_listeners) {
+                /* All or none: a listener left in the set while "not accepting" would wake
+                 * the loop forever. Tried again after a pause. */
+                log_error_errno(errno, "Failed to watch listener %s, pausing accepts for 1s: %m",
+                                w->listeners[i].url);
+                while (i-- > 0)
+                        (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listeners[i].fd, NULL);
+                w->accept_resume = conn_clock() + ACCEPT_PAUSE_MS;
+                return;
         }
         w->accepting = on;
         publish_load(w);
+}
+
+/* After an accept() error that retrying at once would only repeat. */
+static void pause_accepting(Worker *w) {
+        set_accepting(w, false);
+        w->yielded = false;
+        w->accept_resume = now_ms() + ACCEPT_PAUSE_MS;
 }
 
 /* The kernel wakes the worker that has waited on the listener the longest, and a worker
@@ -153,28 +251,37 @@ static void yield_accepting(Worker *w, uint64_t now) {
 
 static void accept_some(Worker *w, size_t idx, int max);
 
-/* Stops accepting, after taking what the kernel already queued on the listeners: those
- * clients were told the connection is established and must get an answer. */
+/* The worker stops after its current connections. Called from anywhere, even in the middle
+ * of serving a client: what it implies for other clients (taking the backlog) is done by
+ * the loop, in take_backlog(). */
 static void start_retiring(Worker *w) {
         if (w->retiring)
                 return;
         w->retiring = true;
+        w->take_backlog = true;
         __atomic_store_n(&w->slot->retiring, 1, __ATOMIC_RELAXED);
+        w->stop_deadline = now_ms() + (uint64_t) w->settings->graceful_timeout * 1000;
+}
+
+/* Stops accepting, after taking what the kernel already queued on the listeners: those
+ * clients were told the connection is established and must get an answer. */
+static void take_backlog(Worker *w) {
+        w->take_backlog = false;
         /* At most a backlog's worth: under a steady flood "until EAGAIN" might never come. */
         for (size_t i = 0; i < w->n_listeners && w->accepting; i++)
                 accept_some(w, i, w->settings->backlog);
         set_accepting(w, false);
-        w->stop_deadline = now_ms() + (uint64_t) w->settings->graceful_timeout * 1000;
 }
 
-/* watch: c is not in epoll yet. A new connection is added only when it outlives its first
- * request, so one that sends a request and closes costs no epoll_ctl() at all. */
-static void serve(Worker *w, Conn *c, ConnAction a, bool watch) {
+/* A new connection is added to epoll only when it outlives its first request, so one that
+ * sends a request and closes costs no epoll_ctl() at all. */
+static void serve(Worker *w, Conn *c, ConnAction a) {
+        int r;
+
         while (a == CONN_DISPATCH) {
                 WsgiResult res = {};
                 const Request *req = conn_request(c);
                 uint64_t now = conn_clock();
-                int r;
 
                 /* The last request before the limit must already answer "Connection: close":
                  * closing a keep-alive connection after a keep-alive answer races with the
@@ -198,26 +305,22 @@ static void serve(Worker *w, Conn *c, ConnAction a, bool watch) {
                 a = conn_finish_request(c);
         }
         if (a == CONN_CLOSE) {
+                end_conn(w, c);
+                return;
+        }
+        r = watch(w, c);
+        if (r < 0) {
+                log_error_errno(r, "Failed to watch a connection: %m");
                 close_conn(w, c);
                 return;
         }
-        if (watch) {
-                struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-
-                /* Level-triggered: input that arrived before this call is reported too. */
-                if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, conn_fd(c), &ev) < 0) {
-                        log_error_errno(errno, "epoll_ctl() failed: %m");
-                        close_conn(w, c);
-                        return;
-                }
-        }
-        timer_append(w, c);
+        timer_update(w, c);
 }
 
 static void accept_some(Worker *w, size_t idx, int max) {
         const Listener *l = &w->listeners[idx];
 
-        for (int i = 0; i < max && w->accepting; i++) {
+        for (int i = 0; i < max && w->accepting && !(w->retiring && !w->take_backlog); i++) {
                 struct sockaddr_storage ss;
                 socklen_t len = sizeof(ss);
                 Conn *c = NULL;
@@ -229,14 +332,10 @@ static void accept_some(Worker *w, size_t idx, int max) {
                                 return;
                         if (errno == ECONNABORTED || errno == EPROTO)
                                 continue;
-                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                                /* Spinning on a full fd table would starve everything else. */
-                                log_error_errno(errno, "accept() failed, pausing accepts for 1s: %m");
-                                set_accepting(w, false);
-                                w->accept_resume = now_ms() + 1000;
-                                return;
-                        }
-                        log_warning_errno(errno, "accept() failed: %m");
+                        /* Out of fds or memory, or anything unexpected: the listener stays
+                         * readable, and retrying at once would spin and starve the rest. */
+                        log_error_errno(errno, "accept() failed on %s, pausing accepts for 1s: %m", l->url);
+                        pause_accepting(w);
                         return;
                 }
                 r = conn_new(fd, l, (struct sockaddr *) &ss, len, &w->cfg, &c);
@@ -250,7 +349,7 @@ static void accept_some(Worker *w, size_t idx, int max) {
                 /* Serve what the client already sent before taking the next connection:
                  * connections still in the kernel's queue can go to an idle worker, rather
                  * than wait here behind a slow request (or die with this worker). */
-                serve(w, c, conn_on_readable(c), true);
+                serve(w, c, conn_on_readable(c));
                 if (!w->retiring && w->accepting && holds_more_than_share(w, conn_clock()))
                         yield_accepting(w, conn_clock());
         }
@@ -289,11 +388,14 @@ static void expire(Worker *w) {
                         /* A long request elsewhere in this worker can outlast the keep-alive
                          * time of a connection whose next request is already here. */
                         if (conn_idle_has_input(c)) {
-                                timer_append(w, c);
+                                timer_update(w, c);
                                 continue;
                         }
                         conn_on_timeout(c);
-                        close_conn(w, c);
+                        if (i == 2)
+                                close_conn(w, c);
+                        else
+                                end_conn(w, c);
                 }
         if (!w->accepting && !w->retiring && w->accept_resume &&
             (now >= w->accept_resume || (w->yielded && !holds_more_than_share(w, now)))) {
@@ -368,9 +470,10 @@ static void worker_loop(Worker *w) {
                         else if (tag >= TAG_LISTENER_BASE && tag < TAG_LISTENER_BASE + w->n_listeners)
                                 accept_some(w, (size_t) (tag - TAG_LISTENER_BASE), ACCEPT_BATCH);
                         else {
-                                Conn *c = events[i].data.ptr;
+                                Conn *c = event_conn(w, tag);
 
-                                serve(w, c, conn_on_readable(c), false);
+                                if (c)
+                                        serve(w, c, conn_on_readable(c));
                         }
                         if (w->quit)
                                 break;
@@ -378,6 +481,11 @@ static void worker_loop(Worker *w) {
                 if (n > 0)
                         python_gil_release();
                 expire(w);
+                if (w->take_backlog) {
+                        python_gil_acquire();
+                        take_backlog(w);
+                        python_gil_release();
+                }
         }
 }
 
@@ -443,6 +551,8 @@ int worker_run(const WorkerContext *ctx) {
                 .keepalive_ms = s->keepalive * 1000,
                 .io_timeout_ms = (s->timeout > 0 ? s->timeout : 30) * 1000,
                 .retiring = &w.retiring,
+                .slot = ctx->slot,
+                .interrupted = python_check_signals,
         };
         if (s->max_requests > 0) {
                 unsigned jitter = 0;
@@ -476,6 +586,7 @@ int worker_run(const WorkerContext *ctx) {
         worker_loop(&w);
 
         free_timers(&w);
+        free(w.by_fd);
         safe_close(w.epfd);
         wsgi_done();
         log_info("Worker exiting (pid: %d)", (int) getpid());

@@ -736,7 +736,7 @@ static int handle_app_error(WsgiState *st, PyObject *input) {
         char title[256];
         int e = input_error(input), status;
 
-        if (st->write_error < 0) {
+        if (st->write_error < 0 && st->write_error != -EINTR) {
                 /* The client went away; the app's exception is only the echo of that. */
                 PyErr_Clear();
                 log_debug_errno(st->write_error, "Client gone while answering %.*s %.*s: %m", (int) r->method.len,

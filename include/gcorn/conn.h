@@ -30,14 +30,18 @@ const ConnInfo *conn_info(const Conn *c);
 const Request *conn_request(const Conn *c);
 
 /* Reads up to n decoded body bytes. Sends "HTTP/1.1 100 Continue" first when the client
- * asked for it and nothing has been read yet. Blocks at most --timeout per stall.
- * Returns the count, 0 at the end of the body, or -ETIMEDOUT, -EBADMSG (malformed chunked
- * framing), -EFBIG (over --limit-request-body), -ECONNRESET (client gone). After an error
- * the connection will close once the response is done. */
+ * asked for it, nothing has been read yet and no byte of the response has gone out (an
+ * interim response after the final head would land inside the body). Blocks at most
+ * --timeout per stall. Returns the count, 0 at the end of the body, or -ETIMEDOUT, -EBADMSG
+ * (malformed chunked framing), -EFBIG (over --limit-request-body), -ECONNRESET (client gone);
+ * after those the connection will close once the response is done. -EINTR when
+ * ConnConfig.interrupted gave up on a signal: nothing was read and the body can still be
+ * read later. */
 ssize_t conn_read_body(Conn *c, void *buf, size_t n);
 
 /* Writes all of iov, blocking at most --timeout per stall. Returns 0 or -errno
- * (-ETIMEDOUT, -EPIPE, -ECONNRESET); the connection then closes. */
+ * (-ETIMEDOUT, -EPIPE, -ECONNRESET, -EINTR as for conn_read_body()); the connection then
+ * closes. */
 int conn_write(Conn *c, const struct iovec *iov, int iovcnt);
 
 /* Sends count bytes of fd from offset with sendfile(2) after the bytes of iov (the response
@@ -46,8 +50,11 @@ int conn_sendfile(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t of
                   size_t *ret_sent);
 
 /* The response must carry "Connection: close" and the connection closes after it: the
- * request said so, it was HTTP/1.0 without keep-alive, the worker is retiring, or an error
- * left the body or the response framing unusable. */
+ * request said so, it was HTTP/1.0 without keep-alive, the worker is retiring, an error left
+ * the body or the response framing unusable, or what the app leaves of the request body
+ * cannot be read off cheaply afterwards (more than a bounded amount, a chunked body of
+ * unknown length, or a body the client holds back until 100 Continue). Once false for a
+ * response head it stays false unless an I/O error comes. */
 bool conn_must_close(const Conn *c);
 void conn_set_must_close(Conn *c);
 
@@ -58,22 +65,30 @@ int conn_fd(const Conn *c);
 
 #include <sys/socket.h>
 
+#include "gcorn/heartbeat.h"
 #include "gcorn/http.h"
 #include "gcorn/listener.h"
 
 /* Shared by all connections of one worker. */
 typedef struct ConnConfig {
         HttpLimits limits;
-        int head_timeout_ms;            /* a request head (and small body) must arrive in this */
+        int head_timeout_ms;            /* a request head (and small body) must arrive in this; also
+                                         * the time to read off a body the app left */
         int keepalive_ms;               /* idle time allowed between requests; 0 = no keep-alive */
         int io_timeout_ms;              /* one stall while the app reads the body or writes */
         const bool *retiring;           /* the worker stops after the current requests */
+        /* Beaten while a blocking call waits on the client: a slow but moving client is not a
+         * hung worker. NULL for none. */
+        HeartbeatSlot *slot;
+        /* Called when a blocking wait is interrupted by a signal: 0 to go on waiting, or a
+         * negative errno to give up (the app's signal handler raised). NULL: go on. */
+        int (*interrupted)(void);
 } ConnConfig;
 
 typedef enum ConnAction {
         CONN_WAIT,                      /* wait for more input (or the deadline) */
         CONN_DISPATCH,                  /* a request is ready: call wsgi_handle(), then conn_finish_request() */
-        CONN_CLOSE,                     /* free the connection */
+        CONN_CLOSE,                     /* close: conn_close_lingering(), then conn_free() */
 } ConnAction;
 
 int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t peer_len, const ConnConfig *cfg,
@@ -83,28 +98,44 @@ Conn *conn_free(Conn *c);
 /* The socket is readable (level-triggered). */
 ConnAction conn_on_readable(Conn *c);
 
-/* The app is done with the current request: drop what is left of its body, reset, and look
- * for a pipelined request already buffered. */
+/* The app is done with the current request: drop what is left of its body (what is buffered
+ * now, the rest as it arrives, within the head timeout), reset, and look for a pipelined
+ * request already buffered. */
 ConnAction conn_finish_request(Conn *c);
+
+/* Before closing: when the client may still be sending (a body nobody read, a request after
+ * a refused keep-alive, a head cut by an error answer), closing now would make the kernel
+ * reset the connection and destroy the answer still in flight. Then this shuts down the
+ * sending side and returns true: the connection stays watched, its input is discarded by
+ * conn_on_readable() until the client closes (CONN_CLOSE) or a short deadline passes.
+ * False when it can be freed at once. */
+bool conn_close_lingering(Conn *c);
 
 /* For an idle keep-alive connection whose deadline passed: true (and a new deadline) when
  * the next request is already waiting in the socket. */
 bool conn_idle_has_input(Conn *c);
 
-/* The deadline passed: answers 408 if a request had started, then the connection closes. */
+/* The deadline passed: answers 408 if a request head or a small body was still arriving;
+ * the connection then closes (lingering after a 408). */
 void conn_on_timeout(Conn *c);
 
 /* CLOCK_MONOTONIC milliseconds at which conn_on_timeout() is due. */
 uint64_t conn_deadline(const Conn *c);
 
-/* Intrusive links for the worker's timer lists (ordered by deadline within a list). */
+/* The worker's bookkeeping of a connection: its timer list links (ordered by deadline within
+ * a list) and its epoll registration. */
 typedef struct ConnLink {
         Conn *prev, *next;
         int list;                       /* which list holds it, -1 for none */
+        uint64_t filed;                 /* the deadline it was filed under */
+        uint32_t tag;                   /* tells its epoll events from a closed predecessor's */
+        bool watched;                   /* in the worker's epoll set */
 } ConnLink;
 ConnLink *conn_link(Conn *c);
 
-/* Which timer list the connection belongs on now: 0 = head/body deadline, 1 = keep-alive idle. */
+/* Which timer list the connection belongs on now: 0 = head, small-body and body-drain
+ * deadlines (the head timeout), 1 = keep-alive idle, 2 = lingering close. */
+#define CONN_TIMER_LISTS 3
 int conn_timer_list(const Conn *c);
 
 /* CLOCK_MONOTONIC in milliseconds. */

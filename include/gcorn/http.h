@@ -53,5 +53,9 @@ bool http_parser_message_complete(const HttpParser *p);
  * -1 for chunked bodies that have not ended. */
 int64_t http_parser_body_remaining(const HttpParser *p);
 
+/* Bytes of memory the parser holds besides itself: a long head grows its buffers, and a
+ * caller keeping parsers for reuse must not keep those. */
+size_t http_parser_footprint(const HttpParser *p);
+
 int http_parser_error_status(const HttpParser *p);
 const char *http_parser_error_reason(const HttpParser *p);

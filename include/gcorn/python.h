@@ -34,6 +34,12 @@ void python_after_fork_child(void);
 void python_gil_acquire(void);
 void python_gil_release(void);
 
+/* For a blocking call that a signal interrupted while the GIL was released around it: runs
+ * the Python signal handlers (PEP 475). Returns 0, or -EINTR when a handler raised; the
+ * exception is then set for the caller to raise once it holds the GIL again. Takes and
+ * drops the GIL itself. */
+int python_check_signals(void);
+
 /* Fetches and clears the current Python exception and formats it as traceback.format_exception
  * does (one string, lines joined by newlines, no trailing newline). Returns NULL (and clears
  * any secondary error) when there is none or formatting failed. GIL held. Caller frees. */

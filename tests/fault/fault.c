@@ -1,0 +1,62 @@
+/* Fault injection for the integration tests, loaded with LD_PRELOAD into the server:
+ *   GCORN_FAULT_ACCEPT_ERRNO=N GCORN_FAULT_ACCEPT_MS=T
+ *           accept4() fails with errno N for T ms from its first call in each process;
+ *   GCORN_FAULT_WATCH_LISTENER_ERRNO=N
+ *           the first epoll_ctl(EPOLL_CTL_ADD) of a listener (EPOLLEXCLUSIVE) in each
+ *           process fails with errno N. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+
+static int env_int(const char *name) {
+        const char *v = getenv(name);
+
+        return v ? atoi(v) : 0;
+}
+
+static uint64_t mono_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
+        static int (*real)(int, struct sockaddr *, socklen_t *, int);
+        static uint64_t first;
+        int e = env_int("GCORN_FAULT_ACCEPT_ERRNO");
+
+        if (!real)
+                real = (int (*)(int, struct sockaddr *, socklen_t *, int)) dlsym(RTLD_NEXT, "accept4");
+        if (e > 0) {
+                uint64_t now = mono_ms();
+
+                if (first == 0)
+                        first = now;
+                if (now - first < (uint64_t) env_int("GCORN_FAULT_ACCEPT_MS")) {
+                        errno = e;
+                        return -1;
+                }
+        }
+        return real(fd, addr, len, flags);
+}
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
+        static int (*real)(int, int, int, struct epoll_event *);
+        static bool failed;
+        int e = env_int("GCORN_FAULT_WATCH_LISTENER_ERRNO");
+
+        if (!real)
+                real = (int (*)(int, int, int, struct epoll_event *)) dlsym(RTLD_NEXT, "epoll_ctl");
+        if (e > 0 && !failed && op == EPOLL_CTL_ADD && ev && (ev->events & EPOLLEXCLUSIVE)) {
+                failed = true;
+                errno = e;
+                return -1;
+        }
+        return real(epfd, op, fd, ev);
+}
