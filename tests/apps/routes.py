@@ -281,6 +281,15 @@ def big(environ, start_response):
         return (chunk for _ in range(n))
 
 
+def framing(environ, start_response):
+        """The status and headers exactly as the query gives them: status=..., h=Name:value
+        (repeatable, in order), body=... ."""
+        q = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        headers = [tuple(h.split(":", 1)) for h in q.get("h", [])]
+        start_response(q.get("status", ["200 OK"])[-1], headers)
+        return [q.get("body", [""])[-1].encode("latin-1")]
+
+
 ROUTES = {
         "/": hello,
         "/echo": echo,
@@ -304,6 +313,7 @@ ROUTES = {
         "/expect": expect,
         "/stderr": stderr,
         "/big": big,
+        "/framing": framing,
 }
 
 
