@@ -290,6 +290,31 @@ def framing(environ, start_response):
         return [q.get("body", [""])[-1].encode("latin-1")]
 
 
+def pid(environ, start_response):
+        return _text(start_response, "%d" % os.getpid())
+
+
+def read_all(environ, start_response):
+        """wsgi.input read whole by the method named in mode; answers how much came."""
+        inp = environ["wsgi.input"]
+        mode = _qs(environ).get("mode", "read")
+        try:
+                if mode == "read":
+                        n = len(inp.read())
+                elif mode == "read-size":
+                        n = len(inp.read(int(environ.get("CONTENT_LENGTH") or "0")))
+                elif mode == "readline":
+                        n = len(inp.readline())
+                elif mode == "readlines":
+                        n = sum(len(line) for line in inp.readlines())
+                else:
+                        n = sum(len(line) for line in inp)
+        except MemoryError:
+                sys.stderr.write("read-all-memory-error\n")
+                raise
+        return _text(start_response, "read %d" % n)
+
+
 ROUTES = {
         "/": hello,
         "/echo": echo,
@@ -314,6 +339,8 @@ ROUTES = {
         "/stderr": stderr,
         "/big": big,
         "/framing": framing,
+        "/pid": pid,
+        "/read-all": read_all,
 }
 
 

@@ -243,6 +243,29 @@ class WsgiTest(h.SharedServerTestCase):
                 c.send_request("GET", "/")
                 self.assertEqual(c.read_response().body, b"Hello, World!\n")
 
+        def test_input_huge_content_length(self):
+                # The declared length is only reserved as the bytes arrive: 100 GB up front
+                # was a MemoryError (an aborted worker under ASan) before a byte came.
+                pid = self.srv.get("/pid").body
+                for mode in ("read", "read-size", "readline", "readlines", "iter"):
+                        with self.subTest(mode=mode):
+                                with self.srv.connect() as s:
+                                        s.sendall(b"POST /read-all?mode=%s HTTP/1.1\r\nHost: x\r\n"
+                                                  b"Content-Length: 100000000000\r\n\r\nabc\n" % mode.encode())
+                                        try:
+                                                # more than the first allocation, so the buffer grows
+                                                s.sendall(b"x" * 200000)
+                                                s.shutdown(socket.SHUT_WR)
+                                        except OSError:
+                                                pass    # readline: answered and closed already
+                                        closed, data = h.wait_closed(s, 10)
+                                self.assertTrue(closed, "connection left open after the client left")
+                                self.assertNotIn(b"HTTP/1.1 500", data)
+                                self.assertEqual(self.srv.get("/pid").body, pid, "the worker died")
+                log = self.srv.log()
+                self.assertNotIn("MemoryError", log)
+                self.assertNotIn("read-all-memory-error", log)
+
         def test_wsgi_errors_to_error_log(self):
                 r = self.srv.get("/stderr?tag=q7z")
                 self.assertEqual(r.status, 200)
