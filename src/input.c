@@ -11,6 +11,8 @@
 #include "gcorn/macro.h"
 
 #define INPUT_CHUNK 16384
+/* The most a read() reserves before any byte of the body has arrived */
+#define INPUT_FIRST_ALLOC 65536
 
 typedef struct Input {
         PyObject_HEAD
@@ -93,13 +95,11 @@ static PyObject *read_bytes(Input *in, Py_ssize_t size) {
         size_t want = size < 0 ? SIZE_MAX : (size_t) size, got = 0, alloc;
         ssize_t r;
 
-        /* Allocate what the body can still give, never what a huge size asks for. */
-        alloc = in->len - in->pos;
-        if (in->remaining >= 0)
-                alloc += (size_t) in->remaining;
-        else
-                alloc += INPUT_CHUNK;
-        alloc = MIN(alloc, want);
+        /* A declared length is only a promise: memory follows the bytes that arrive, never
+         * what a huge Content-Length or size asks for. The first share is bounded, so a small
+         * body still takes one exact allocation. */
+        alloc = in->remaining >= 0 ? (size_t) MIN(in->remaining, (int64_t) INPUT_FIRST_ALLOC) : INPUT_CHUNK;
+        alloc = MIN(in->len - in->pos + alloc, want);
 
         result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t) alloc);
         if (!result)
@@ -107,11 +107,14 @@ static PyObject *read_bytes(Input *in, Py_ssize_t size) {
         got = take_buffered(in, PyBytes_AS_STRING(result), alloc);
         while (got < want) {
                 if (got == alloc) {
-                        size_t more = in->remaining > 0 ? (size_t) in->remaining : MAX(alloc, (size_t) INPUT_CHUNK);
+                        /* doubling keeps the copies of a long read linear in its length */
+                        size_t more = MAX(alloc, (size_t) INPUT_CHUNK);
 
                         if (in->eof || in->remaining == 0)
                                 break;
-                        alloc = MIN(want, alloc + more);
+                        if (in->remaining > 0)
+                                more = (size_t) MIN((int64_t) more, in->remaining);
+                        alloc += MIN(more, want - alloc);
                         if (_PyBytes_Resize(&result, (Py_ssize_t) alloc) < 0)
                                 return NULL;
                 }

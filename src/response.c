@@ -57,24 +57,60 @@ const char *response_reason(int status) {
         }
 }
 
-size_t response_build_error(char *buf, size_t cap, int status) {
-        /* Gunicorn's error page shape (util.write_error), with gcorn's Server and Date. */
-        char body[256];
-        const char *reason = response_reason(status);
+/* Room for the message in an error page: with the longest reason twice and the head, the
+ * whole answer stays within RESPONSE_ERROR_MAX. */
+#define ERROR_MESSAGE_MAX 160
+
+/* s HTML-escaped as Python's html.escape() does, cut before an entity that would not fit;
+ * returns the length. */
+static size_t html_escape(char *buf, size_t cap, const char *s) {
+        size_t at = 0;
+
+        for (; s && *s; s++) {
+                const char *e = NULL;
+                size_t n;
+
+                switch (*s) {
+                case '&': e = "&amp;"; break;
+                case '<': e = "&lt;"; break;
+                case '>': e = "&gt;"; break;
+                case '"': e = "&quot;"; break;
+                case '\'': e = "&#x27;"; break;
+                }
+                n = e ? strlen(e) : 1;
+                if (n > cap - at)
+                        break;
+                if (e)
+                        memcpy(buf + at, e, n);
+                else
+                        buf[at] = *s;
+                at += n;
+        }
+        return at;
+}
+
+size_t response_build_error(char *buf, size_t cap, int status, bool head_only, const char *message) {
+        char body[384], escaped[ERROR_MESSAGE_MAX];
+        const char *reason;
+        size_t mlen;
         int blen, n;
 
-        if (status < 100 || status > 999)
+        if (status < 100 || status > 599)
                 status = 500;
+        reason = response_reason(status);
+        mlen = html_escape(escaped, sizeof(escaped), message);
+        /* Gunicorn's page (util.write_error), byte for byte: the message line is there even
+         * when empty. */
         blen = snprintf(body, sizeof(body),
                         "<html>\n  <head>\n    <title>%s</title>\n  </head>\n  <body>\n"
-                        "    <h1><p>%s</p></h1>\n  </body>\n</html>\n",
-                        reason, reason);
+                        "    <h1><p>%s</p></h1>\n    %.*s\n  </body>\n</html>\n",
+                        reason, reason, (int) mlen, escaped);
         if (blen < 0 || (size_t) blen >= sizeof(body))
                 blen = 0;
         n = snprintf(buf, cap,
                      "HTTP/1.1 %d %s\r\nServer: " RESPONSE_SERVER "\r\nDate: %s\r\n"
                      "Connection: close\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%.*s",
-                     status, reason, response_date(), blen, blen, body);
+                     status, reason, response_date(), blen, head_only ? 0 : blen, body);
         if (n < 0)
                 return 0;
         return MIN((size_t) n, cap > 0 ? cap - 1 : 0);
@@ -89,7 +125,7 @@ int response_parse_status(const char *s, size_t len) {
                 if (s[i] < '0' || s[i] > '9')
                         return -EINVAL;
         code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
-        if (code < 100)
+        if (code < 100 || code > 599)
                 return -EINVAL;
         if (len == 3)
                 return code;
@@ -147,6 +183,8 @@ size_t response_format_start(char *buf, size_t cap, int http_major, int http_min
         else
                 at = PUT_LITERAL(buf, cap, at, "HTTP/1.1 ");
         at = put(buf, cap, at, status, status_len);
+        if (status_len == 3)
+                at = PUT_LITERAL(buf, cap, at, " ");
         at = PUT_LITERAL(buf, cap, at, "\r\nServer: " RESPONSE_SERVER "\r\nDate: ");
         at = put(buf, cap, at, response_date(), 29);
         switch (connection) {

@@ -180,8 +180,28 @@ static int process_header(WsgiState *st, PyObject *item) {
                 vlen--;
 
         if (lower_eq(name, nlen, "content-length")) {
-                if (response_parse_content_length(value, vlen, &st->content_length) < 0) {
+                int64_t length;
+
+                if (response_parse_content_length(value, vlen, &length) < 0) {
                         PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", PySequence_Fast_GET_ITEM(pair, 1));
+                        goto finish;
+                }
+                /* RFC 9110 8.6: differing lengths leave the body's end unknown. The same one
+                 * twice is harmless and goes out once, as a recipient may collapse it. */
+                if (st->content_length >= 0) {
+                        if (length != st->content_length) {
+                                PyErr_Format(PyExc_ValueError, "Content-Length %" PRId64 " and %" PRId64
+                                             " both given", st->content_length, length);
+                                goto finish;
+                        }
+                        r = 0;
+                        goto finish;
+                }
+                st->content_length = length;
+                /* RFC 9110 8.6: a 204 never carries Content-Length; a 304 may (the length the
+                 * 200 would have had), so it goes out. */
+                if (st->status == 204) {
+                        r = 0;
                         goto finish;
                 }
         } else if (lower_eq(name, nlen, "connection")) {
@@ -316,8 +336,16 @@ static PyObject *start_response_vectorcall(PyObject *self, PyObject *const *args
                 PyErr_Format(PyExc_ValueError, "invalid status %R", status);
                 return NULL;
         }
+        /* An interim answer would leave the client waiting for a final one that never
+         * comes; WSGI has no way to send one. */
+        if (code < 200) {
+                PyErr_Format(PyExc_ValueError, "status %R: a 1xx status cannot be the final response", status);
+                return NULL;
+        }
         if (buf_append(&status_buf, s, slen) < 0)
                 return PyErr_NoMemory();
+        /* process_header() reads it (a 204 drops Content-Length) */
+        st->status = code;
 
         seq = PySequence_Fast(headers, "response headers must be a list");
         if (!seq)
@@ -326,7 +354,6 @@ static PyObject *start_response_vectorcall(PyObject *self, PyObject *const *args
                 if (process_header(st, PySequence_Fast_GET_ITEM(seq, i)) < 0)
                         goto error;
         Py_DECREF(seq);
-        st->status = code;
         st->started = true;
         return Py_NewRef(write_obj);
 error:
@@ -716,13 +743,13 @@ static void close_result(PyObject *result) {
 
 /* Sends gcorn's own error answer when the head has not gone out yet. */
 static void send_error(WsgiState *st, int status) {
-        char buf[512];
+        char buf[RESPONSE_ERROR_MAX];
         struct iovec iov;
 
         conn_set_must_close(st->conn);
         if (st->head_sent)
                 return;
-        iov = (struct iovec) { buf, response_build_error(buf, sizeof(buf), status) };
+        iov = (struct iovec) { buf, response_build_error(buf, sizeof(buf), status, st->request->is_head, NULL) };
         st->head_sent = true;
         st->status = status;
         st->framing = RESPONSE_FRAMING_NONE;

@@ -9,10 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The canned answer for a request gcorn rejects before any app runs (400, 408, 413, 414,
- * 431, 500, 505 ...): a full response with "Connection: close" and a short text body.
- * Returns the length written into buf (a 512-byte buffer always suffices). */
-size_t response_build_error(char *buf, size_t cap, int status);
+/* The canned answer for a request gcorn rejects (400, 408, 413, 414, 431, 500, 505 ...) or
+ * whose app failed: a full response with "Connection: close" and Gunicorn's HTML page, whose
+ * body names message (the parser's short reason, HTML-escaped, cut to fit; NULL: none). With
+ * head_only (a HEAD request) the head alone, with the Content-Length a GET would get (RFC
+ * 9110 9.3.2). Returns the length written into buf (RESPONSE_ERROR_MAX always suffices). */
+#define RESPONSE_ERROR_MAX 512
+size_t response_build_error(char *buf, size_t cap, int status, bool head_only, const char *message);
 
 /* "Mon, 01 Jan 2024 00:00:00 GMT", refreshed at most once a second; static storage. */
 const char *response_date(void);
@@ -20,9 +23,10 @@ const char *response_date(void);
 /* The reason phrase gcorn uses for its own responses ("Not Found"); "Unknown" otherwise. */
 const char *response_reason(int status);
 
-/* Checks a WSGI status string ("200 OK", or "200" alone as Gunicorn accepts): three digits,
- * then nothing or a space and a reason of visible characters, blanks and obs-text. Returns
- * the status code or -EINVAL. */
+/* Checks a WSGI status string ("200 OK", or "200" alone as Gunicorn accepts): a code from
+ * 100 to 599 (RFC 9110 15), then nothing or a space and a reason of visible characters,
+ * blanks and obs-text. Returns the status code or -EINVAL. Whether a 1xx may be the final
+ * answer is the caller's business. */
 int response_parse_status(const char *s, size_t len);
 
 /* RFC 9110 token characters only, at least one. */
@@ -60,6 +64,8 @@ typedef enum ResponseConnection {
 /* Formats the part of the head gcorn owns, in Gunicorn's order:
  *   "HTTP/<major>.<minor> <status>\r\nServer: gcorn\r\nDate: ...\r\nConnection: ...\r\n"
  *   ["Transfer-Encoding: chunked\r\n"]
+ * A status without a reason ("200") still gets the space after the code that RFC 9112 4
+ * requires ("HTTP/1.1 200 \r\n").
  * The app's header lines and the final "\r\n" follow. Returns the length needed, which may
  * exceed cap (then nothing useful was written), like snprintf without the NUL. */
 size_t response_format_start(char *buf, size_t cap, int http_major, int http_minor,

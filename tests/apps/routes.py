@@ -281,6 +281,40 @@ def big(environ, start_response):
         return (chunk for _ in range(n))
 
 
+def framing(environ, start_response):
+        """The status and headers exactly as the query gives them: status=..., h=Name:value
+        (repeatable, in order), body=... ."""
+        q = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        headers = [tuple(h.split(":", 1)) for h in q.get("h", [])]
+        start_response(q.get("status", ["200 OK"])[-1], headers)
+        return [q.get("body", [""])[-1].encode("latin-1")]
+
+
+def pid(environ, start_response):
+        return _text(start_response, "%d" % os.getpid())
+
+
+def read_all(environ, start_response):
+        """wsgi.input read whole by the method named in mode; answers how much came."""
+        inp = environ["wsgi.input"]
+        mode = _qs(environ).get("mode", "read")
+        try:
+                if mode == "read":
+                        n = len(inp.read())
+                elif mode == "read-size":
+                        n = len(inp.read(int(environ.get("CONTENT_LENGTH") or "0")))
+                elif mode == "readline":
+                        n = len(inp.readline())
+                elif mode == "readlines":
+                        n = sum(len(line) for line in inp.readlines())
+                else:
+                        n = sum(len(line) for line in inp)
+        except MemoryError:
+                sys.stderr.write("read-all-memory-error\n")
+                raise
+        return _text(start_response, "read %d" % n)
+
+
 ROUTES = {
         "/": hello,
         "/echo": echo,
@@ -304,6 +338,9 @@ ROUTES = {
         "/expect": expect,
         "/stderr": stderr,
         "/big": big,
+        "/framing": framing,
+        "/pid": pid,
+        "/read-all": read_all,
 }
 
 

@@ -7,6 +7,7 @@ import sys
 import tempfile
 import time
 import unittest
+from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gcorn_harness as h  # noqa: E402
@@ -242,12 +243,160 @@ class WsgiTest(h.SharedServerTestCase):
                 c.send_request("GET", "/")
                 self.assertEqual(c.read_response().body, b"Hello, World!\n")
 
+        def test_input_huge_content_length(self):
+                # The declared length is only reserved as the bytes arrive: 100 GB up front
+                # was a MemoryError (an aborted worker under ASan) before a byte came.
+                pid = self.srv.get("/pid").body
+                for mode in ("read", "read-size", "readline", "readlines", "iter"):
+                        with self.subTest(mode=mode):
+                                with self.srv.connect() as s:
+                                        s.sendall(b"POST /read-all?mode=%s HTTP/1.1\r\nHost: x\r\n"
+                                                  b"Content-Length: 100000000000\r\n\r\nabc\n" % mode.encode())
+                                        try:
+                                                # more than the first allocation, so the buffer grows
+                                                s.sendall(b"x" * 200000)
+                                                s.shutdown(socket.SHUT_WR)
+                                        except OSError:
+                                                pass    # readline: answered and closed already
+                                        closed, data = h.wait_closed(s, 10)
+                                self.assertTrue(closed, "connection left open after the client left")
+                                self.assertNotIn(b"HTTP/1.1 500", data)
+                                self.assertEqual(self.srv.get("/pid").body, pid, "the worker died")
+                log = self.srv.log()
+                self.assertNotIn("MemoryError", log)
+                self.assertNotIn("read-all-memory-error", log)
+
         def test_wsgi_errors_to_error_log(self):
                 r = self.srv.get("/stderr?tag=q7z")
                 self.assertEqual(r.status, 200)
                 self.srv.wait_log("stderr-marker-q7z")
                 self.srv.wait_log("lines-marker")
 
+
+def split_raw(data):
+        """(status line, header lines, bytes after the head) of one raw response."""
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if not sep:
+                raise AssertionError("no complete head in %r" % data[:300])
+        lines = head.split(b"\r\n")
+        return lines[0], lines[1:], rest
+
+
+def header_values(lines, name):
+        n = name.lower().encode()
+        return [line.partition(b":")[2].strip() for line in lines if line.partition(b":")[0].lower() == n]
+
+
+class ResponseFramingTest(h.SharedServerTestCase):
+        """What the app hands start_response() is checked before it frames anything."""
+        APP = "routes:app"
+
+        def exchange(self, target, method="GET", version="HTTP/1.1"):
+                """The bytes of one response, read until the server closes."""
+                return self.srv.raw(h.build_request(method, target, headers=[("Connection", "close")],
+                                                    version=version))
+
+        def framing(self, status, headers=(), body="", method="GET", version="HTTP/1.1"):
+                q = [("status", status), ("body", body)] + [("h", "%s:%s" % hv) for hv in headers]
+                return self.exchange("/framing?" + urlencode(q), method=method, version=version)
+
+        def assert500(self, data, what):
+                self.assertTrue(data.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"),
+                                "%s: %r" % (what, data[:200]))
+
+        def test_conflicting_content_lengths_are_500(self):
+                data = self.framing("200 OK", [("Content-Length", "5"), ("Content-Length", "3")], "hello")
+                self.assert500(data, "two Content-Length values")
+                self.srv.wait_log("ValueError: .*Content-Length")
+                self.assertServes()
+
+        def test_identical_content_lengths_collapse(self):
+                data = self.framing("200 OK", [("Content-Length", "5"), ("X-A", "1"), ("content-length", "5")],
+                                    "hello")
+                line, lines, rest = split_raw(data)
+                self.assertEqual(line, b"HTTP/1.1 200 OK")
+                self.assertEqual(header_values(lines, "Content-Length"), [b"5"], lines)
+                self.assertEqual(rest, b"hello")
+
+        def test_interim_status_is_500(self):
+                for status in ("100 Continue", "101 Switching Protocols", "103 Early Hints", "199 X"):
+                        with self.subTest(status=status):
+                                # On a kept-alive connection a 1xx would leave the client waiting
+                                # for the final answer.
+                                c = self.srv.client()
+                                self.addCleanup(c.close)
+                                c.send_request("GET", "/framing?" + urlencode({"status": status, "body": "x"}))
+                                r = c.read_response(skip_interim=False)
+                                self.assertEqual(r.status, 500, r)
+                self.srv.wait_log("ValueError: .*1xx")
+                self.assertServes()
+
+        def test_status_code_out_of_range_is_500(self):
+                for status in ("600 Weird", "099 x", "999 Z", "000"):
+                        with self.subTest(status=status):
+                                self.assert500(self.framing(status, body="x"), status)
+                self.assertServes()
+
+        def test_status_without_reason_keeps_the_space(self):
+                for version in ("HTTP/1.1", "HTTP/1.0"):
+                        with self.subTest(version=version):
+                                data = self.framing("200", [("Content-Length", "2")], "ok", version=version)
+                                self.assertTrue(data.startswith(version.encode() + b" 200 \r\n"), data[:100])
+                                self.assertEqual(split_raw(data)[2], b"ok")
+
+        def test_204_drops_content_length(self):
+                for cl in ("5", "0"):
+                        with self.subTest(cl=cl):
+                                data = self.framing("204 No Content", [("Content-Length", cl)], "hello")
+                                line, lines, rest = split_raw(data)
+                                self.assertEqual(line, b"HTTP/1.1 204 No Content")
+                                self.assertEqual(header_values(lines, "Content-Length"), [], lines)
+                                self.assertEqual(header_values(lines, "Transfer-Encoding"), [], lines)
+                                self.assertEqual(rest, b"")
+                # Kept alive, the next answer follows right after the head.
+                c = self.srv.client()
+                self.addCleanup(c.close)
+                c.send(h.build_request("GET", "/framing?status=204+No+Content&h=Content-Length:5&body=hello")
+                       + h.build_request("GET", "/", headers=[("Connection", "close")]))
+                closed, data = h.wait_closed(c.sock, 10)
+                self.assertTrue(closed)
+                first, sep, second = data.partition(b"\r\n\r\n")
+                self.assertTrue(second.startswith(b"HTTP/1.1 200 OK\r\n"), data)
+                self.assertTrue(second.endswith(b"\r\n\r\nHello, World!\n"), data)
+
+        def test_304_and_head_keep_content_length_without_body(self):
+                data = self.framing("304 Not Modified", [("Content-Length", "5")], "hello")
+                line, lines, rest = split_raw(data)
+                self.assertEqual(line, b"HTTP/1.1 304 Not Modified")
+                self.assertEqual(header_values(lines, "Content-Length"), [b"5"])
+                self.assertEqual(rest, b"")
+                data = self.framing("200 OK", [("Content-Length", "5")], "hello", method="HEAD")
+                line, lines, rest = split_raw(data)
+                self.assertEqual(line, b"HTTP/1.1 200 OK")
+                self.assertEqual(header_values(lines, "Content-Length"), [b"5"])
+                self.assertEqual(rest, b"")
+
+        def test_error_page_on_head_has_no_body(self):
+                get = self.exchange("/raise")
+                _, get_lines, get_body = split_raw(get)
+                self.assertTrue(get.startswith(b"HTTP/1.1 500 "), get[:100])
+                self.assertTrue(get_body)
+                head = self.exchange("/raise", method="HEAD")
+                line, lines, rest = split_raw(head)
+                self.assertEqual(line, b"HTTP/1.1 500 Internal Server Error")
+                self.assertEqual(rest, b"", "a HEAD error answer carries a body")
+                # RFC 9110 9.3.2: the Content-Length a GET would get.
+                self.assertEqual(header_values(lines, "Content-Length"), [str(len(get_body)).encode()])
+                self.assertEqual(header_values(get_lines, "Content-Length"), [str(len(get_body)).encode()])
+
+        def test_bad_request_body_gives_reason(self):
+                data = self.srv.raw(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                                    b"Content-Length: 2\r\n\r\nab")
+                line, lines, rest = split_raw(data)
+                self.assertEqual(line, b"HTTP/1.1 400 Bad Request")
+                self.assertIn(b"Duplicate Content-Length", rest)
+                self.assertEqual(header_values(lines, "Content-Length"), [str(len(rest)).encode()])
+                self.assertServes()
 
 class ValidatedTest(unittest.TestCase):
         """wsgiref.validate around the app: any PEP 3333 slip of the server becomes a 500."""

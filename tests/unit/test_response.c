@@ -23,6 +23,13 @@ START_TEST(test_parse_status) {
         ck_assert_int_eq(response_parse_status(S("2000 OK")), -EINVAL);
         ck_assert_int_eq(response_parse_status(S("20x OK")), -EINVAL);
         ck_assert_int_eq(response_parse_status(S("099 Low")), -EINVAL);
+        ck_assert_int_eq(response_parse_status(S("000")), -EINVAL);
+        /* RFC 9110 15: status codes are 100 to 599 */
+        ck_assert_int_eq(response_parse_status(S("100 Continue")), 100);
+        ck_assert_int_eq(response_parse_status(S("599")), 599);
+        ck_assert_int_eq(response_parse_status(S("600 Weird")), -EINVAL);
+        ck_assert_int_eq(response_parse_status(S("600")), -EINVAL);
+        ck_assert_int_eq(response_parse_status(S("999 Z")), -EINVAL);
         ck_assert_int_eq(response_parse_status(S("OK 200")), -EINVAL);
         ck_assert_int_eq(response_parse_status(S("200\tOK")), -EINVAL);
         ck_assert_int_eq(response_parse_status(S("200 OK\r\nX-Injected: 1")), -EINVAL);
@@ -156,10 +163,17 @@ START_TEST(test_format_start) {
         ck_assert_uint_eq(n, (size_t) e);
         ck_assert(memcmp(buf, expect, n) == 0);
 
+        /* RFC 9112 4: the space after the code is there even without a reason */
         n = response_format_start(buf, sizeof(buf), 1, 1, S("200"), RESPONSE_CONNECTION_KEEP_ALIVE, true);
         e = snprintf(expect, sizeof(expect),
-                     "HTTP/1.1 200\r\nServer: gcorn\r\nDate: %s\r\nConnection: keep-alive\r\n"
+                     "HTTP/1.1 200 \r\nServer: gcorn\r\nDate: %s\r\nConnection: keep-alive\r\n"
                      "Transfer-Encoding: chunked\r\n", response_date());
+        ck_assert_uint_eq(n, (size_t) e);
+        ck_assert(memcmp(buf, expect, n) == 0);
+
+        n = response_format_start(buf, sizeof(buf), 1, 0, S("404 "), RESPONSE_CONNECTION_CLOSE, false);
+        e = snprintf(expect, sizeof(expect), "HTTP/1.0 404 \r\nServer: gcorn\r\nDate: %s\r\nConnection: close\r\n",
+                     response_date());
         ck_assert_uint_eq(n, (size_t) e);
         ck_assert(memcmp(buf, expect, n) == 0);
 
@@ -196,43 +210,114 @@ START_TEST(test_chunk_line) {
 }
 END_TEST
 
-/* Parses a canned error as a client would: status line, headers, exactly Content-Length
- * bytes of body. */
-static void check_error(int status, const char *reason) {
-        char buf[512], line[64];
-        size_t n = response_build_error(buf, sizeof(buf), status);
+/* Parses a canned error as a client would: status line, headers, then exactly Content-Length
+ * bytes of body, or none at all for a HEAD request. Returns the body's offset in buf. */
+static size_t check_error(char buf[static RESPONSE_ERROR_MAX], int status, const char *reason, bool head_only,
+                          const char *message) {
+        char line[64];
+        size_t n = response_build_error(buf, RESPONSE_ERROR_MAX, status, head_only, message);
         const char *end, *cl;
         long len;
 
         ck_assert_uint_gt(n, 0);
-        ck_assert_uint_lt(n, sizeof(buf));
+        ck_assert_uint_lt(n, RESPONSE_ERROR_MAX - 1);
         snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason);
         ck_assert_msg(strncmp(buf, line, strlen(line)) == 0, "%d: %.40s", status, buf);
         end = memmem(buf, n, "\r\n\r\n", 4);
         ck_assert_ptr_nonnull(end);
+        end += 4;
         ck_assert(memmem(buf, (size_t) (end - buf), "\r\nConnection: close\r\n", 21) != NULL);
         ck_assert(memmem(buf, (size_t) (end - buf), "\r\nDate: ", 8) != NULL);
         cl = memmem(buf, (size_t) (end - buf), "\r\nContent-Length: ", 18);
         ck_assert_ptr_nonnull(cl);
         len = strtol(cl + 18, NULL, 10);
-        ck_assert_int_eq(len, (long) (n - (size_t) (end + 4 - buf)));
-        ck_assert(memmem(end, n - (size_t) (end - buf), reason, strlen(reason)) != NULL);
+        ck_assert_int_gt(len, 0);
+        if (head_only)
+                ck_assert_uint_eq(n, (size_t) (end - buf));
+        else {
+                ck_assert_int_eq(len, (long) (n - (size_t) (end - buf)));
+                ck_assert(memmem(end, n - (size_t) (end - buf), reason, strlen(reason)) != NULL);
+        }
         /* nothing but the head's own line breaks */
-        for (const char *p = buf; p < end; p++)
+        for (const char *p = buf; p < end - 2; p++)
                 ck_assert(*p != '\n' || p[-1] == '\r');
+        return (size_t) (end - buf);
 }
 
 START_TEST(test_errors) {
-        check_error(400, "Bad Request");
-        check_error(404, "Not Found");
-        check_error(408, "Request Timeout");
-        check_error(413, "Request Entity Too Large");
-        check_error(414, "Request-URI Too Long");
-        check_error(431, "Request Header Fields Too Large");
-        check_error(500, "Internal Server Error");
-        check_error(501, "Not Implemented");
-        check_error(505, "HTTP Version Not Supported");
-        check_error(599, "Unknown");
+        char buf[RESPONSE_ERROR_MAX];
+
+        check_error(buf, 400, "Bad Request", false, NULL);
+        check_error(buf, 404, "Not Found", false, NULL);
+        check_error(buf, 408, "Request Timeout", false, NULL);
+        check_error(buf, 413, "Request Entity Too Large", false, NULL);
+        check_error(buf, 414, "Request-URI Too Long", false, NULL);
+        check_error(buf, 431, "Request Header Fields Too Large", false, NULL);
+        check_error(buf, 500, "Internal Server Error", false, NULL);
+        check_error(buf, 501, "Not Implemented", false, NULL);
+        check_error(buf, 505, "HTTP Version Not Supported", false, NULL);
+        check_error(buf, 599, "Unknown", false, NULL);
+        check_error(buf, 500, "Internal Server Error", false, "");
+}
+END_TEST
+
+/* Gunicorn's util.write_error page, byte for byte, with the parser's reason as its message */
+START_TEST(test_error_body_message) {
+        char buf[RESPONSE_ERROR_MAX];
+        size_t at;
+
+        at = check_error(buf, 400, "Bad Request", false, "Invalid header name");
+        ck_assert_str_eq(buf + at, "<html>\n  <head>\n    <title>Bad Request</title>\n  </head>\n  <body>\n"
+                                   "    <h1><p>Bad Request</p></h1>\n    Invalid header name\n  </body>\n</html>\n");
+        at = check_error(buf, 500, "Internal Server Error", false, NULL);
+        ck_assert_str_eq(buf + at, "<html>\n  <head>\n    <title>Internal Server Error</title>\n  </head>\n"
+                                   "  <body>\n    <h1><p>Internal Server Error</p></h1>\n    \n  </body>\n</html>\n");
+        /* html.escape() */
+        at = check_error(buf, 400, "Bad Request", false, "<a href='x'>&\"</a>");
+        ck_assert(strstr(buf + at, "\n    &lt;a href=&#x27;x&#x27;&gt;&amp;&quot;&lt;/a&gt;\n  </body>") != NULL);
+}
+END_TEST
+
+/* Whatever the message, the answer fits and stays well-formed: the message is cut. */
+START_TEST(test_error_long_message) {
+        char buf[RESPONSE_ERROR_MAX], message[2048];
+        size_t at;
+
+        memset(message, '&', sizeof(message) - 1);
+        message[sizeof(message) - 1] = 0;
+        at = check_error(buf, 431, "Request Header Fields Too Large", false, message);
+        ck_assert(strstr(buf + at, "&amp;&amp;") != NULL);
+        ck_assert(strstr(buf + at, "\n  </body>\n</html>\n") != NULL);
+        memset(message, 'x', sizeof(message) - 1);
+        check_error(buf, 505, "HTTP Version Not Supported", false, message);
+}
+END_TEST
+
+/* RFC 9110 9.3.2: a HEAD request gets the head a GET would get, Content-Length included. */
+START_TEST(test_error_head_only) {
+        char get[RESPONSE_ERROR_MAX], head[RESPONSE_ERROR_MAX];
+        size_t at_get, at_head;
+
+        at_get = check_error(get, 400, "Bad Request", false, "Invalid request line");
+        at_head = check_error(head, 400, "Bad Request", true, "Invalid request line");
+        ck_assert_uint_eq(at_head, at_get);
+        ck_assert_uint_eq(strlen(head), at_head);
+        /* the same head, Date aside (the clock may tick between the two) */
+        get[at_get] = 0;
+        ck_assert_str_eq(strstr(head, "\r\nConnection: "), strstr(get, "\r\nConnection: "));
+        check_error(head, 500, "Internal Server Error", true, NULL);
+}
+END_TEST
+
+START_TEST(test_error_out_of_range_status) {
+        char buf[RESPONSE_ERROR_MAX];
+
+        check_error(buf, 500, "Internal Server Error", false, NULL);
+        response_build_error(buf, sizeof(buf), 999, false, NULL);
+        ck_assert(strncmp(buf, "HTTP/1.1 500 Internal Server Error\r\n", 36) == 0);
+        response_build_error(buf, sizeof(buf), 42, false, NULL);
+        ck_assert(strncmp(buf, "HTTP/1.1 500 Internal Server Error\r\n", 36) == 0);
+        ck_assert(strstr(buf, "<title>Internal Server Error</title>") != NULL);
 }
 END_TEST
 
@@ -241,7 +326,7 @@ START_TEST(test_error_small_buffer) {
         size_t n;
 
         memset(buf, 'Z', sizeof(buf));
-        n = response_build_error(buf, 20, 500);
+        n = response_build_error(buf, 20, 500, false, "reason");
         ck_assert_uint_eq(n, 19);
         ck_assert_int_eq(buf[19], 0);
         ck_assert_int_eq(buf[20], 'Z');
@@ -261,6 +346,10 @@ static Suite *response_suite(void) {
         tcase_add_test(tc, test_format_start);
         tcase_add_test(tc, test_chunk_line);
         tcase_add_test(tc, test_errors);
+        tcase_add_test(tc, test_error_body_message);
+        tcase_add_test(tc, test_error_long_message);
+        tcase_add_test(tc, test_error_head_only);
+        tcase_add_test(tc, test_error_out_of_range_status);
         tcase_add_test(tc, test_error_small_buffer);
         suite_add_tcase(suite, tc);
         return suite;
