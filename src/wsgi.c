@@ -870,7 +870,9 @@ static int handle(WsgiState *st) {
         args[1] = environ;
         args[2] = sr;
         result = PyObject_Vectorcall(app, args + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        if (!result)
+        if (!result || (input_error(input) < 0 && !st->head_sent))
+                /* A framework turns a failed body read into an answer of its own (a 500):
+                 * the client is owed the status of what went wrong with its body. */
                 goto app_error;
         r = send_result(st, result);
         if (r < 0 && PyErr_Occurred())

@@ -346,6 +346,22 @@ class RetireOrderTest(h.ServerTestCase):
                                 "a request from the backlog was served inside an earlier one:\n" + log)
 
 
+class BodyLimitTest(h.ServerTestCase):
+        def test_chunked_body_over_limit_is_413_even_through_a_framework(self):
+                # Flask turns the failed read into its own 500; the client is owed a 413.
+                srv = self.start("flask_app:app", args=["-w", "1", "--limit-request-body", "20000"])
+                data = b"0123456789" * 5000
+                wire = b"".join(b"%x\r\n%s\r\n" % (len(data[i:i + 4000]), data[i:i + 4000])
+                                for i in range(0, len(data), 4000)) + b"0\r\n\r\n"
+                c = srv.client()
+                self.addCleanup(c.close)
+                c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                       b"Content-Type: application/octet-stream\r\n\r\n" + wire)
+                r = c.read_response()
+                self.assertEqual(r.status, 413)
+                self.assertTrue(r.has_token("Connection", "close"))
+
+
 @unittest.skipUnless(os.environ.get("GCORN_FAULT_LIB"), "needs the fault-injection library")
 class AcceptErrorTest(h.ServerTestCase):
         def fault_env(self, **faults):
