@@ -13,6 +13,7 @@
  * parse every byte a second time; so the head path has no such parser at all. The
  * framing headers (Content-Length, Transfer-Encoding, Host, Connection) are judged here once
  * the head is complete, and chunked bodies are decoded here too. */
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -433,6 +434,70 @@ out:
 
 /* ---- framing and routing headers ---- */
 
+/* RFC 3986 reg-name bytes: unreserved and sub-delims (pct-encoded is checked on its own). */
+static const bool reg_name_char[256] = {
+        ['A' ... 'Z'] = true, ['a' ... 'z'] = true, ['0' ... '9'] = true,
+        ['-'] = true, ['.'] = true, ['_'] = true, ['~'] = true,
+        ['!'] = true, ['$'] = true, ['&'] = true, ['\''] = true, ['('] = true, [')'] = true,
+        ['*'] = true, ['+'] = true, [','] = true, [';'] = true, ['='] = true,
+};
+
+/* RFC 3986 IP-literal, between the brackets: an IPv6address or an IPvFuture. */
+static bool ip_literal_valid(const char *s, size_t n) {
+        char text[INET6_ADDRSTRLEN];
+        struct in6_addr addr;
+        size_t i;
+
+        if (n > 0 && (s[0] == 'v' || s[0] == 'V')) {
+                /* "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) */
+                for (i = 1; i < n && hex_digit_value(s[i]) >= 0; i++)
+                        ;
+                if (i == 1 || i >= n - 1 || s[i] != '.')
+                        return false;
+                for (i++; i < n; i++)
+                        if (!reg_name_char[(unsigned char) s[i]] && s[i] != ':')
+                                return false;
+                return true;
+        }
+        if (n == 0 || n >= sizeof(text))
+                return false;
+        memcpy(text, s, n);
+        text[n] = 0;
+        return inet_pton(AF_INET6, text, &addr) == 1;
+}
+
+/* Host = uri-host [ ":" port ] (RFC 9110 7.2): an IP-literal, an IPv4address or a reg-name
+ * (which takes in IPv4address), then optionally ':' and digits. Empty is allowed: a client
+ * sends that when the target has no authority (RFC 9112 3.2). */
+static bool host_valid(Slice v) {
+        const char *s = v.p, *e = v.p + v.len;
+
+        if (s < e && *s == '[') {
+                const char *close = memchr(s, ']', v.len);
+
+                if (!close || !ip_literal_valid(s + 1, (size_t) (close - s - 1)))
+                        return false;
+                s = close + 1;
+        } else
+                while (s < e && *s != ':') {
+                        if (reg_name_char[(unsigned char) *s])
+                                s++;
+                        else if (*s == '%' && e - s >= 3 && hex_digit_value(s[1]) >= 0 &&
+                                 hex_digit_value(s[2]) >= 0)
+                                s += 3;
+                        else
+                                return false;
+                }
+        if (s == e)
+                return true;
+        if (*s != ':')
+                return false;
+        for (s++; s < e; s++)
+                if (*s < '0' || *s > '9')
+                        return false;
+        return true;
+}
+
 /* Transfer-Encoding as Gunicorn reads it: chunked once and last; identity, gzip, deflate and
  * compress only before it (the compressed ones close the connection afterwards). */
 static int parse_transfer_encoding(HttpParser *p, Slice v, bool *chunked, bool *must_close) {
@@ -511,9 +576,11 @@ static int finish_head(HttpParser *p) {
                 case 4:
                         if (!SLICE_IS(n, "host"))
                                 break;
-                        /* RFC 9112 3.2: two Host lines make the target ambiguous */
+                        /* RFC 9112 3.2: two Host lines or a bad one make the target ambiguous */
                         if (seen_host)
-                                return bad_request(p, "Duplicate Host");
+                                return bad_request(p, "Duplicate Host header");
+                        if (!host_valid(v))
+                                return bad_request(p, "Invalid Host header");
                         seen_host = true;
                         break;
                 case 6:
@@ -557,6 +624,9 @@ static int finish_head(HttpParser *p) {
                         break;
                 }
         }
+        /* RFC 9112 3.2; HTTP/1.0 had no Host */
+        if (!seen_host && r->http_minor >= 1)
+                return bad_request(p, "Missing Host header");
         /* Gunicorn accepts codings without chunked and uses Content-Length; a close afterwards
          * keeps a peer that framed it otherwise from steering the next request. */
         if (te && !chunked)

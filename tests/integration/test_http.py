@@ -218,6 +218,56 @@ class HttpTest(h.SharedServerTestCase):
                 self.assertTrue(data.endswith(b"\r\n\r\n" + HELLO), data)
 
 
+class RequestRulesTest(h.SharedServerTestCase):
+        """RFC 9112's rules for the request head, on the real server."""
+        APP = "routes:app"
+        ARGS = ["--keep-alive", "10"]
+
+        def answer(self, raw):
+                """Sends raw bytes on a new connection; returns (status, body, closed)."""
+                with self.srv.connect() as s:
+                        s.sendall(raw)
+                        closed, data = h.wait_closed(s, 3)
+                m = re.match(rb"HTTP/1\.[01] (\d{3}) ", data)
+                self.assertTrue(m, "no status line: %r" % data[:200])
+                return int(m.group(1)), h.parse_responses(data)[0].body, closed
+
+        def reject(self, raw, status):
+                got, body, closed = self.answer(raw)
+                self.assertEqual(got, status, raw)
+                self.assertTrue(closed, "connection left open after %d: %r" % (status, raw))
+                self.assertServes()
+                return body
+
+        def test_host_required_on_http11(self):
+                # RFC 9112 3.2: no Host, two, or one that is not host[:port] is a 400.
+                self.reject(b"GET / HTTP/1.1\r\n\r\n", 400)
+                self.reject(b"GET http://example.com/ HTTP/1.1\r\n\r\n", 400)
+                self.reject(b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400)
+                for host in (b"a b", b"a/b", b"a@b", b"a:80x", b"[::1", b"[::g]:80", b"a%zz"):
+                        with self.subTest(host=host):
+                                self.reject(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n", 400)
+                # the rest of a pipeline is not served either
+                c = self.client()
+                c.send(h.build_request("GET", "/") + b"GET / HTTP/1.1\r\n\r\n" + h.build_request("GET", "/"))
+                self.assertEqual([r.status for r in c.read_all_responses()], [200, 400])
+
+        def test_host_forms_served(self):
+                for host in (b"example.com", b"0.0.0.0=5000", b"127.0.0.1:8000", b"[::1]:8080", b"[v1.x]", b""):
+                        with self.subTest(host=host):
+                                status, body, _ = self.answer(b"GET / HTTP/1.1\r\nHost: " + host +
+                                                              b"\r\nConnection: close\r\n\r\n")
+                                self.assertEqual((status, body), (200, HELLO))
+                # HTTP/1.0 had no Host
+                status, body, _ = self.answer(b"GET / HTTP/1.0\r\n\r\n")
+                self.assertEqual((status, body), (200, HELLO))
+
+        def client(self):
+                c = self.srv.client()
+                self.addCleanup(c.close)
+                return c
+
+
 class NoKeepAliveTest(h.SharedServerTestCase):
         """--keep-alive 0: every response closes its connection, as Gunicorn's sync worker."""
         APP = "routes:app"
