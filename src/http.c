@@ -498,27 +498,30 @@ static bool host_valid(Slice v) {
         return true;
 }
 
-/* Transfer-Encoding as Gunicorn reads it: chunked once and last; identity, gzip, deflate and
- * compress only before it (the compressed ones close the connection afterwards). */
-static int parse_transfer_encoding(HttpParser *p, Slice v, bool *chunked, bool *must_close) {
+/* The transfer codings of every Transfer-Encoding line, in order (RFC 9112 6.1). */
+typedef struct Codings {
+        bool present;
+        bool chunked;                   /* seen at all */
+        bool chunked_last;              /* the last coding so far is chunked */
+        bool undecoded;                 /* a coding other than chunked and identity */
+} Codings;
+
+static int parse_transfer_encoding(HttpParser *p, Slice v, Codings *c) {
         const char *s = v.p, *e = v.p + v.len;
 
+        c->present = true;
         for (;;) {
                 const char *comma = memchr(s, ',', (size_t) (e - s));
-                Slice c = slice_trim((Slice) { s, (size_t) ((comma ? comma : e) - s) });
+                Slice t = slice_trim((Slice) { s, (size_t) ((comma ? comma : e) - s) });
 
-                if (SLICE_IS(c, "chunked")) {
-                        if (*chunked)
+                c->chunked_last = false;
+                if (SLICE_IS(t, "chunked")) {
+                        /* stacked chunking is never meant, and peers disagree on it */
+                        if (c->chunked)
                                 return bad_request(p, "Transfer-Encoding: chunked twice");
-                        *chunked = true;
-                } else if (SLICE_IS(c, "identity") || SLICE_IS(c, "gzip") || SLICE_IS(c, "deflate") ||
-                           SLICE_IS(c, "compress")) {
-                        if (*chunked)
-                                return bad_request(p, "Transfer-Encoding: chunked is not last");
-                        if (!SLICE_IS(c, "identity"))
-                                *must_close = true;
-                } else
-                        return set_error(p, -EBADMSG, 501, "Unsupported transfer coding");
+                        c->chunked = c->chunked_last = true;
+                } else if (!SLICE_IS(t, "identity"))
+                        c->undecoded = true;
                 if (!comma)
                         return 0;
                 s = comma + 1;
@@ -539,10 +542,30 @@ static bool has_token(Slice v, const char *token) {
         }
 }
 
+/* How the body is framed: RFC 9112 6.1 and 6.3, and Gunicorn's stricter reading. */
+static int check_framing(HttpParser *p, const Codings *c) {
+        Request *r = &p->req;
+
+        if (!c->present)
+                return 0;
+        /* the length cannot be known unless chunked comes last (6.3): 400 and close */
+        if (!c->chunked_last)
+                return bad_request(p, "Transfer-Encoding without chunked last");
+        if (r->http_minor == 0)
+                return bad_request(p, "Transfer-Encoding on HTTP/1.0");
+        if (r->content_length >= 0)
+                return bad_request(p, "Both Content-Length and Transfer-Encoding");
+        /* gcorn decodes chunked only: the app must never get bytes still compressed (6.1) */
+        if (c->undecoded)
+                return set_error(p, -EBADMSG, 501, "Unsupported transfer coding");
+        return 0;
+}
+
 /* Makes the offsets real pointers and applies the checks that need the whole header list. */
 static int finish_head(HttpParser *p) {
         Request *r = &p->req;
-        bool chunked = false, te = false, must_close = false, conn_close = false, conn_keep = false, conn_upgrade = false, has_upgrade = false;
+        Codings codings = {};
+        bool conn_close = false, conn_keep = false, conn_upgrade = false, has_upgrade = false;
         bool seen_host = false, seen_type = false;
         int k;
 
@@ -617,8 +640,7 @@ static int finish_head(HttpParser *p) {
                 case 17:
                         if (!SLICE_IS(n, "transfer-encoding"))
                                 break;
-                        te = true;
-                        k = parse_transfer_encoding(p, v, &chunked, &must_close);
+                        k = parse_transfer_encoding(p, v, &codings);
                         if (k < 0)
                                 return k;
                         break;
@@ -627,20 +649,15 @@ static int finish_head(HttpParser *p) {
         /* RFC 9112 3.2; HTTP/1.0 had no Host */
         if (!seen_host && r->http_minor >= 1)
                 return bad_request(p, "Missing Host header");
-        /* Gunicorn accepts codings without chunked and uses Content-Length; a close afterwards
-         * keeps a peer that framed it otherwise from steering the next request. */
-        if (te && !chunked)
-                must_close = true;
-        if (chunked && r->http_minor == 0)
-                return bad_request(p, "Transfer-Encoding on HTTP/1.0");
-        if (chunked && r->content_length >= 0)
-                return bad_request(p, "Both Content-Length and Transfer-Encoding");
+        k = check_framing(p, &codings);
+        if (k < 0)
+                return k;
         if (p->body_max > 0 && r->content_length > p->body_max)
                 return set_error(p, -EFBIG, 413, "Request body too large");
 
-        r->chunked = chunked;
+        r->chunked = codings.chunked;
         r->has_body = r->chunked || r->content_length > 0;
-        r->keep_alive = !must_close && !conn_close && (r->http_minor >= 1 || conn_keep);
+        r->keep_alive = !conn_close && (r->http_minor >= 1 || conn_keep);
         /* served as an ordinary request: the flag only tells what was asked */
         r->upgrade = has_upgrade && conn_upgrade;
         r->is_head = SLICE_IS(r->method, "head");

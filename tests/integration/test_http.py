@@ -262,6 +262,32 @@ class RequestRulesTest(h.SharedServerTestCase):
                 status, body, _ = self.answer(b"GET / HTTP/1.0\r\n\r\n")
                 self.assertEqual((status, body), (200, HELLO))
 
+        def test_undecoded_transfer_coding_501(self):
+                # RFC 9112 6.1: gcorn decodes chunked only; still-gzipped bytes never reach the app.
+                for te in (b"gzip, chunked", b"deflate, chunked", b"x-gzip, chunked", b"br, chunked"):
+                        with self.subTest(te=te):
+                                body = self.reject(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + te +
+                                                   b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501)
+                                self.assertNotIn(b"hello", body)
+                self.reject(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
+                            b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501)
+
+        def test_transfer_coding_without_chunked_last_400(self):
+                # RFC 9112 6.3: the length cannot be known; neither Content-Length nor nothing frames it.
+                for te in (b"gzip", b"identity", b"chunked, gzip"):
+                        with self.subTest(te=te):
+                                body = self.reject(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + te +
+                                                   b"\r\nContent-Length: 5\r\n\r\nhello", 400)
+                                self.assertNotIn(b"hello", body)
+                                self.reject(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + te +
+                                            b"\r\n\r\nhello", 400)
+                # identity before chunked is no coding at all
+                c = self.client()
+                c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity, chunked\r\n\r\n"
+                       b"5\r\nhello\r\n0\r\n\r\n")
+                r = c.read_response()
+                self.assertEqual((r.status, r.body), (200, b"hello"))
+
         def client(self):
                 c = self.srv.client()
                 self.addCleanup(c.close)
