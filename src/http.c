@@ -56,7 +56,8 @@ typedef struct FieldOffsets {
 
 typedef enum ChunkState {
         CHUNK_SIZE_FIRST,               /* first hex digit of a chunk size */
-        CHUNK_SIZE,                     /* more hex digits, ';' or CR */
+        CHUNK_SIZE,                     /* more hex digits, blanks, ';' or CR */
+        CHUNK_SIZE_BWS,                 /* blanks after the size: only a ';' may follow */
         CHUNK_EXT,                      /* extensions, up to CR */
         CHUNK_SIZE_LF,
         CHUNK_DATA,
@@ -830,10 +831,22 @@ static int chunk_framing_byte(HttpParser *p, char c) {
                         p->chunk_state = CHUNK_SIZE;
                         return 0;
                 }
-                /* no blanks around the size: Gunicorn refuses "0 " and " 0" */
-                if (p->chunk_state == CHUNK_SIZE_FIRST || (c != ';' && c != '\r'))
+                if (p->chunk_state == CHUNK_SIZE_FIRST)
                         return bad_request(p, "Invalid chunk size");
-                p->chunk_state = c == ';' ? CHUNK_EXT : CHUNK_SIZE_LF;
+                if (c == ' ' || c == '\t')
+                        p->chunk_state = CHUNK_SIZE_BWS;
+                else if (c == ';' || c == '\r')
+                        p->chunk_state = c == ';' ? CHUNK_EXT : CHUNK_SIZE_LF;
+                else
+                        return bad_request(p, "Invalid chunk size");
+                return 0;
+        case CHUNK_SIZE_BWS:
+                /* RFC 9112 7.1.1 allows BWS before a chunk-ext only; like Gunicorn, "0 " with
+                 * nothing after it stays refused, and so does any blank before the size */
+                if (c == ';')
+                        p->chunk_state = CHUNK_EXT;
+                else if (c != ' ' && c != '\t')
+                        return bad_request(p, "Invalid chunk size");
                 return 0;
         case CHUNK_EXT:
                 if (c == '\r')

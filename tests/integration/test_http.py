@@ -219,7 +219,7 @@ class HttpTest(h.SharedServerTestCase):
 
 
 class RequestRulesTest(h.SharedServerTestCase):
-        """RFC 9112's rules for the request head, on the real server."""
+        """RFC 9112's rules for the request head and chunk lines, on the real server."""
         APP = "routes:app"
         ARGS = ["--keep-alive", "10"]
 
@@ -287,6 +287,25 @@ class RequestRulesTest(h.SharedServerTestCase):
                        b"5\r\nhello\r\n0\r\n\r\n")
                 r = c.read_response()
                 self.assertEqual((r.status, r.body), (200, b"hello"))
+
+        def test_chunk_size_bws_before_extension(self):
+                # RFC 9112 7.1.1 (and Gunicorn): blanks may precede a chunk extension.
+                c = self.client()
+                for size_line in (b"5 ;ext", b"5\t;ext=1", b"5 \t ;a;b=\"c d\""):
+                        with self.subTest(size_line=size_line):
+                                c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                                       size_line + b"\r\nhello\r\n0 ;last\r\n\r\n")
+                                r = c.read_response()
+                                self.assertEqual((r.status, r.body), (200, b"hello"))
+                # but not with no extension after them, as Gunicorn
+                with self.srv.connect() as s:
+                        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  b"5 \r\nhello\r\n0\r\n\r\n")
+                        closed, data = h.wait_closed(s, 10)
+                self.assertTrue(closed)
+                self.assertFalse(data.startswith(b"HTTP/1.1 2"), data[:200])
+                self.assertNotIn(b"hello", data)
+                self.assertServes()
 
         def client(self):
                 c = self.srv.client()

@@ -778,6 +778,51 @@ START_TEST(test_transfer_codings) {
 }
 END_TEST
 
+/* RFC 9112 7.1.1: blanks (BWS) may come between a chunk size and its extensions. */
+START_TEST(test_chunk_ext_bws) {
+        static const char *const good[] = {
+                "5 ;ext\r\nhello\r\n0\r\n\r\n",
+                "5\t;ext\r\nhello\r\n0\r\n\r\n",
+                "5 \t ;a=b;c=\"d e\"\r\nhello\r\n0 ;last\r\n\r\n",
+                "5 ;\r\nhello\r\n0\r\n\r\n",
+        };
+        /* as Gunicorn: blanks before the size, or after it with no extension, stay refused */
+        static const char *const bad[] = {
+                "5 \r\nhello\r\n0\r\n\r\n",
+                "5\t\r\nhello\r\n0\r\n\r\n",
+                " 5;ext\r\nhello\r\n0\r\n\r\n",
+                "5 x;ext\r\nhello\r\n0\r\n\r\n",
+                "5 5;ext\r\nhello\r\n0\r\n\r\n",
+                " ;ext\r\nhello\r\n0\r\n\r\n",
+        };
+        static char buf[512];
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                size_t n = (size_t) snprintf(buf, sizeof(buf), "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n%s",
+                                             good[i]);
+
+                for (size_t step = 1; step <= n; step += n - 1) {
+                        Parsed *r = parse_with(&default_limits, buf, n, step, 4);
+
+                        ck_assert_msg(r->r == 1, "chunked body %zu refused (step %zu): %s", i, step, r->reason);
+                        ck_assert_uint_eq(r->body_len, 5);
+                        ck_assert(memcmp(r->body, "hello", 5) == 0);
+                }
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                size_t n = (size_t) snprintf(buf, sizeof(buf), "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n%s",
+                                             bad[i]);
+
+                for (size_t step = 1; step <= n; step += n - 1) {
+                        Parsed *r = parse_with(&default_limits, buf, n, step, 4);
+
+                        ck_assert_msg(r->r == -EBADMSG, "chunked body %zu accepted (step %zu)", i, step);
+                        ck_assert_int_eq(r->status, 400);
+                }
+        }
+}
+END_TEST
+
 /* Feeds data[0..len) to a new parser in chunks: all at once (seed 0), byte by byte (seed 1)
  * or in random sizes. Fills *ret as parse_one() does for the head. */
 static void feed_head_split(const HttpLimits *limits, const char *data, size_t len, unsigned seed, Parsed *ret) {
@@ -1419,6 +1464,7 @@ static Suite *http_suite(void) {
         tcase_add_test(tc, test_upgrade);
         tcase_add_test(tc, test_host);
         tcase_add_test(tc, test_transfer_codings);
+        tcase_add_test(tc, test_chunk_ext_bws);
         tcase_add_test(tc, test_head_split_invariant);
         tcase_add_test(tc, test_buffers_reused);
         tcase_add_test(tc, test_corpus_valid);
