@@ -144,6 +144,9 @@ static int buf_reserve(HttpParser *p, size_t len) {
 static int buf_append(HttpParser *p, const char *data, size_t len) {
         int r;
 
+        /* buf is still NULL before the first byte of a request line */
+        if (len == 0)
+                return 0;
         r = buf_reserve(p, len);
         if (r < 0)
                 return r;
