@@ -1,9 +1,9 @@
 /* HTTP/1.x request parsing: the request head in one pass, then the body.
  *
- * Every byte of a head is looked at once, by gcorn's own scanner, with no second parser
- * behind it. The request line is parsed by Gunicorn's rules (any upper-case token method, the
- * four request-target forms, "HTTP/d.d"): a fixed method list, as general-purpose parsers
- * keep, cannot follow Gunicorn's compatibility switches. The header section is a small
+ * gcorn's own code parses the whole head, with no second parser behind it. The request line
+ * is parsed by Gunicorn's rules (any upper-case token method, the four request-target forms,
+ * "HTTP/d.d"): a fixed method list, as general-purpose parsers keep, cannot follow Gunicorn's
+ * compatibility switches. Each byte of the header section is scanned once, by a small
  * resumable state machine over runs of bytes (a name's tchar run, a value's field-char run),
  * so a head cut anywhere by the network gives the same result as the whole: it enforces
  * CRLF, refuses obs-fold, checks names and values byte by byte and applies the per-line,
