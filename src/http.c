@@ -1,21 +1,22 @@
-/* HTTP/1.x request parsing.
+/* HTTP/1.x request parsing: the request head in one pass, then the body.
  *
- * The request line is parsed here, by Gunicorn's rules (any upper-case token method, the four
- * request-target forms, "HTTP/d.d"), because llhttp only knows a fixed list of methods and
- * gives CONNECT tunnel semantics that a WSGI server must not have. llhttp then sees a
- * canonical "GET / HTTP/1.x" line followed by the real header section.
- *
- * llhttp is built in its loose mode, which accepts bare LF, obs-fold, empty header names and
- * spaces inside names. The header section therefore also goes through a line scanner that
- * enforces CRLF, refuses obs-fold and applies the per-line and line-count limits, and names
- * are checked once complete. The same loose mode skips any byte after a CR in chunk-size
- * lines and refuses blanks in chunk extensions that Gunicorn accepts, so chunked bodies are
- * decoded here too; llhttp stops at the end of the head. */
+ * gcorn's own code parses the whole head, with no second parser behind it. The request line
+ * is parsed by Gunicorn's rules (any upper-case token method, the four request-target forms,
+ * "HTTP/d.d"): a fixed method list, as general-purpose parsers keep, cannot follow Gunicorn's
+ * compatibility switches. Each byte of the header section is scanned once, by a small
+ * resumable state machine over runs of bytes (a name's tchar run, a value's field-char run),
+ * so a head cut anywhere by the network gives the same result as the whole: it enforces
+ * CRLF, refuses obs-fold, checks names and values byte by byte and applies the per-line,
+ * line-count and total limits as it goes. Nothing a general-purpose HTTP parser such as
+ * llhttp would add is left for it to do (its loose mode, the only one that takes Gunicorn's
+ * input, checks less than this scanner), and driving it only through its public API would
+ * parse every byte a second time; so the head path has no such parser at all. The
+ * framing headers (Content-Length, Transfer-Encoding, Host, Connection) are judged here once
+ * the head is complete, and chunked bodies are decoded here too. */
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
-
-#include <llhttp.h>
 
 #include "gcorn/http.h"
 #include "gcorn/httpchar.h"
@@ -38,24 +39,25 @@ typedef enum Phase {
         PHASE_ERROR,
 } Phase;
 
+/* Where the header scanner is within its current line. */
+typedef enum HeadState {
+        HEAD_LINE_START,                /* a field line, or the CR of the blank line */
+        HEAD_NAME,                      /* field name bytes, up to ':' */
+        HEAD_VALUE,                     /* field value bytes, up to CR */
+        HEAD_LINE_LF,                   /* the LF ending a field line */
+        HEAD_END_LF,                    /* the LF ending the header section */
+} HeadState;
+
 /* Header name and value as offsets into HttpParser.buf: the buffer may move while it grows. */
 typedef struct FieldOffsets {
         size_t name_off, name_len;
         size_t value_off, value_len;
 } FieldOffsets;
 
-/* CRLF discipline and per-line limits over bytes that are not body data. */
-typedef struct LineScan {
-        size_t line_len;                /* bytes of the current line so far */
-        size_t n_lines;                 /* complete non-empty lines */
-        size_t total;                   /* bytes scanned */
-        bool cr;                        /* the last byte was a CR */
-        bool line_start;                /* the next byte starts a line */
-} LineScan;
-
 typedef enum ChunkState {
         CHUNK_SIZE_FIRST,               /* first hex digit of a chunk size */
-        CHUNK_SIZE,                     /* more hex digits, ';' or CR */
+        CHUNK_SIZE,                     /* more hex digits, blanks, ';' or CR */
+        CHUNK_SIZE_BWS,                 /* blanks after the size: only a ';' may follow */
         CHUNK_EXT,                      /* extensions, up to CR */
         CHUNK_SIZE_LF,
         CHUNK_DATA,
@@ -70,12 +72,6 @@ typedef enum ChunkState {
 } ChunkState;
 
 struct HttpParser {
-        llhttp_t llhttp;
-        llhttp_settings_t settings;
-        /* llhttp just past "GET / HTTP/1.0\r\n" and "GET / HTTP/1.1\r\n", from a fresh reset:
-         * copied in for each request instead of parsing the same line again. */
-        llhttp_t after_line[2];
-
         /* normalized limits */
         size_t request_line_max;
         size_t fields_max;
@@ -89,18 +85,19 @@ struct HttpParser {
         int status;
         const char *reason;
 
-        /* The request line (without CRLF), then every header name and value. */
+        /* The request line (without CRLF), then the header section as received. */
         char *buf;
         size_t buf_len, buf_cap;
 
         FieldOffsets *fields;
         size_t n_fields, fields_cap;
-        bool in_value;                  /* the current field's name is complete */
 
         HttpHeader *headers;
         size_t headers_cap;
 
-        LineScan scan;
+        HeadState head_state;
+        size_t section_off;             /* of the header section in buf */
+        size_t line_off;                /* of the current field line in buf */
 
         Request req;
         size_t target_off;              /* of the target in buf */
@@ -129,28 +126,45 @@ static int bad_request(HttpParser *p, const char *reason) {
         return set_error(p, -EBADMSG, 400, reason);
 }
 
-static int buf_append(HttpParser *p, const char *data, size_t len) {
-        if (len > p->buf_cap - p->buf_len) {
-                size_t cap = MAX(p->buf_cap * 2, p->buf_len + len);
-                char *n;
+static int buf_reserve(HttpParser *p, size_t len) {
+        size_t cap;
+        char *n;
 
-                cap = MAX(cap, (size_t) 1024);
-                n = realloc(p->buf, cap);
-                if (!n)
-                        return -ENOMEM;
-                p->buf = n;
-                p->buf_cap = cap;
-        }
+        if (len <= p->buf_cap - p->buf_len)
+                return 0;
+        cap = MAX(MAX(p->buf_cap * 2, p->buf_len + len), (size_t) 1024);
+        n = realloc(p->buf, cap);
+        if (!n)
+                return -ENOMEM;
+        p->buf = n;
+        p->buf_cap = cap;
+        return 0;
+}
+
+static int buf_append(HttpParser *p, const char *data, size_t len) {
+        int r;
+
+        /* buf is still NULL before the first byte of a request line */
+        if (len == 0)
+                return 0;
+        r = buf_reserve(p, len);
+        if (r < 0)
+                return r;
         memcpy(p->buf + p->buf_len, data, len);
         p->buf_len += len;
         return 0;
 }
 
-static bool slice_eq(Slice s, const char *lit) {
-        size_t n = strlen(lit);
-
+/* s equals the lower-case literal lit of n bytes, in any case. */
+static bool slice_eqn(Slice s, const char *lit, size_t n) {
         return s.len == n && strncasecmp(s.p, lit, n) == 0;
 }
+
+static bool slice_eq(Slice s, const char *lit) {
+        return slice_eqn(s, lit, strlen(lit));
+}
+
+#define SLICE_IS(s, lit) slice_eqn(s, lit, sizeof(lit) - 1)
 
 static Slice slice_trim(Slice s) {
         while (s.len > 0 && (s.p[0] == ' ' || s.p[0] == '\t')) {
@@ -160,107 +174,6 @@ static Slice slice_trim(Slice s) {
         while (s.len > 0 && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t'))
                 s.len--;
         return s;
-}
-
-/* ---- line scanner ---- */
-
-typedef enum ScanResult {
-        SCAN_MORE = 0,
-        SCAN_BLANK_LINE = 1,            /* a CRLF on its own: the end of a header section */
-} ScanResult;
-
-static void scan_reset(LineScan *s) {
-        *s = (LineScan) { .line_start = true };
-}
-
-/* The end of a line: the LF at data[i]. */
-static int scan_lf(HttpParser *p, size_t i, size_t *ret_used) {
-        LineScan *s = &p->scan;
-        bool blank;
-
-        if (!s->cr)
-                return bad_request(p, "Bare LF in line");
-        blank = s->line_len == 1;
-        s->line_len = 0;
-        s->cr = false;
-        s->line_start = true;
-        s->total++;
-        if (blank) {
-                *ret_used = i + 1;
-                return SCAN_BLANK_LINE;
-        }
-        s->n_lines++;
-        if (s->n_lines > p->fields_max)
-                return set_error(p, -EBADMSG, 431, "Too many headers");
-        return SCAN_MORE;
-}
-
-/* Byte by byte from data[i]: finds which rule a line breaks first. */
-static int scan_bytes(HttpParser *p, const char *data, size_t len, size_t i, size_t *ret_used) {
-        LineScan *s = &p->scan;
-        int r;
-
-        for (; i < len; i++) {
-                char c = data[i];
-
-                if (s->cr != (c == '\n'))
-                        return bad_request(p, s->cr ? "Bare CR in line" : "Bare LF in line");
-                if (c == '\n') {
-                        r = scan_lf(p, i, ret_used);
-                        if (r != SCAN_MORE)
-                                return r;
-                        continue;
-                }
-                if (s->line_start && (c == ' ' || c == '\t'))
-                        return bad_request(p, "Obsolete line folding");
-                s->line_start = false;
-                s->cr = c == '\r';
-                s->line_len++;
-                s->total++;
-                /* Gunicorn counts a field line with its CRLF. */
-                if (s->line_len - s->cr + 2 > p->field_size_max || s->total > p->head_max)
-                        return set_error(p, -EBADMSG, 431, "Request Header Fields Too Large");
-        }
-        *ret_used = len;
-        return SCAN_MORE;
-}
-
-/* Scans data[0..len) of a header section; stops after its blank line and stores how many
- * bytes were looked at in *ret_used. Each run of bytes up to a LF is taken whole when it
- * breaks no rule: no CR but at its end, no fold at a line start, within the limits (the
- * counts only grow, so their values at the run's end decide). A run that breaks one goes
- * through scan_bytes(), which finds the same first error as a byte-by-byte scan. */
-static int scan_head(HttpParser *p, const char *data, size_t len, size_t *ret_used) {
-        LineScan *s = &p->scan;
-        size_t i = 0;
-        int r;
-
-        while (i < len) {
-                const char *lf = memchr(data + i, '\n', len - i);
-                size_t end = lf ? (size_t) (lf - data) : len, n = end - i;
-
-                if (n > 0) {
-                        const char *run = data + i;
-                        bool last_cr = run[n - 1] == '\r';
-
-                        if (s->cr || (s->line_start && (run[0] == ' ' || run[0] == '\t')) ||
-                            memchr(run, '\r', n - 1) || s->line_len + n - last_cr + 2 > p->field_size_max ||
-                            s->total + n > p->head_max)
-                                return scan_bytes(p, data, len, i, ret_used);
-                        s->line_start = false;
-                        s->cr = last_cr;
-                        s->line_len += n;
-                        s->total += n;
-                }
-                if (!lf)
-                        break;
-                r = scan_lf(p, end, ret_used);
-                if (r != SCAN_MORE)
-                        return r;
-                i = end + 1;
-        }
-        *ret_used = len;
-        return SCAN_MORE;
 }
 
 /* ---- request line ---- */
@@ -406,207 +319,213 @@ static int parse_request_line(HttpParser *p, size_t line_len) {
         return check_target_form(p, (Slice) { line, method_len }, (Slice) { sp1 + 1, target_len });
 }
 
-/* ---- llhttp callbacks ---- */
+/* ---- header section ---- */
 
-static HttpParser *parser_of(llhttp_t *l) {
-        return l->data;
+/* The bytes of the current line before buf offset end, with the CRLF Gunicorn counts with
+ * each field line, and the section so far, against their limits. Called wherever a run of
+ * bytes stops (at the byte that stopped it, or at the end of the input), so a line or a
+ * section too long is refused as soon as it is sure, however the input was cut. */
+static int check_line_limits(HttpParser *p, size_t end) {
+        if (end - p->line_off + 2 > p->field_size_max || end - p->section_off > p->head_max)
+                return set_error(p, -EBADMSG, 431, "Request Header Fields Too Large");
+        return 0;
 }
 
-static int cb_error(llhttp_t *l) {
-        (void) l;
-        return HPE_USER;
-}
+static int push_field(HttpParser *p, size_t name_len) {
+        if (p->n_fields == p->fields_cap) {
+                size_t cap = MAX(p->fields_cap * 2, (size_t) 16);
+                FieldOffsets *f = reallocarray(p->fields, cap, sizeof(FieldOffsets));
 
-static bool trailer_forbidden(const char *name, size_t len) {
-        /* RFC 9110 6.5.1: framing, routing, authentication and request modifiers. */
-        static const char *const names[] = {
-                "content-length", "transfer-encoding", "host", "trailer", "te", "expect",
-                "authorization", "proxy-authorization", "cookie", "content-encoding",
-                "content-range", "range", "max-forwards", "connection", "upgrade", "keep-alive",
+                if (!f)
+                        return set_error(p, -ENOMEM, 500, "Out of memory");
+                p->fields = f;
+                p->fields_cap = cap;
+        }
+        p->fields[p->n_fields++] = (FieldOffsets) {
+                .name_off = p->line_off,
+                .name_len = name_len,
+                .value_off = p->line_off + name_len + 1,
         };
-
-        for (size_t i = 0; i < ELEMENTSOF(names); i++)
-                if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
-                        return true;
-        return false;
+        return 0;
 }
 
-static int on_header_field(llhttp_t *l, const char *at, size_t len) {
-        HttpParser *p = parser_of(l);
+/* Scans data[0..len) of a header section from where the last call stopped. Returns 1 after
+ * the blank line, 0 when more is needed, or a negative errno; *ret_used tells how many bytes
+ * were taken (up to and including the blank line's LF). The bytes taken are kept in buf and
+ * the fields point into them. */
+static int scan_headers(HttpParser *p, const char *data, size_t len, size_t *ret_used) {
+        const unsigned char *u = (const unsigned char *) data;
+        size_t base = p->buf_len, i = 0;
+        int r = 0;
 
-        if (p->in_value || p->n_fields == 0) {
-                FieldOffsets *f;
-
-                if (p->n_fields == p->fields_cap) {
-                        size_t cap = MAX(p->fields_cap * 2, (size_t) 16);
-
-                        f = reallocarray(p->fields, cap, sizeof(FieldOffsets));
-                        if (!f) {
-                                set_error(p, -ENOMEM, 500, "Out of memory");
-                                return cb_error(l);
+        while (i < len) {
+                switch (p->head_state) {
+                case HEAD_LINE_START:
+                        if (u[i] == '\r') {
+                                p->head_state = HEAD_END_LF;
+                                i++;
+                                continue;
                         }
-                        p->fields = f;
-                        p->fields_cap = cap;
+                        if (u[i] == ' ' || u[i] == '\t') {
+                                r = bad_request(p, "Obsolete line folding");
+                                goto out;
+                        }
+                        p->line_off = base + i;
+                        p->head_state = HEAD_NAME;
+                        /* fall through */
+                case HEAD_NAME:
+                        while (i < len && http_is_tchar(u[i]))
+                                i++;
+                        r = check_line_limits(p, base + i);
+                        if (r < 0 || i == len)
+                                goto out;
+                        if (u[i] != ':') {
+                                r = bad_request(p, u[i] == '\n' ? "Bare LF in line" : "Invalid header name");
+                                goto out;
+                        }
+                        if (base + i == p->line_off) {
+                                r = bad_request(p, "Empty header name");
+                                goto out;
+                        }
+                        r = push_field(p, base + i - p->line_off);
+                        if (r < 0)
+                                goto out;
+                        i++;
+                        p->head_state = HEAD_VALUE;
+                        /* fall through */
+                case HEAD_VALUE:
+                        while (i < len && (http_char_class[u[i]] & HTTP_CHAR_FIELD))
+                                i++;
+                        r = check_line_limits(p, base + i);
+                        if (r < 0 || i == len)
+                                goto out;
+                        if (u[i] != '\r') {
+                                r = bad_request(p, u[i] == '\n' ? "Bare LF in line" : "Invalid header value");
+                                goto out;
+                        }
+                        p->fields[p->n_fields - 1].value_len = base + i - p->fields[p->n_fields - 1].value_off;
+                        i++;
+                        p->head_state = HEAD_LINE_LF;
+                        continue;
+                case HEAD_LINE_LF:
+                        if (u[i] != '\n') {
+                                r = bad_request(p, "Bare CR in line");
+                                goto out;
+                        }
+                        i++;
+                        if (p->n_fields > p->fields_max) {
+                                r = set_error(p, -EBADMSG, 431, "Too many headers");
+                                goto out;
+                        }
+                        p->head_state = HEAD_LINE_START;
+                        continue;
+                case HEAD_END_LF:
+                        if (u[i] != '\n') {
+                                r = bad_request(p, "Bare CR in line");
+                                goto out;
+                        }
+                        i++;
+                        r = 1;
+                        goto out;
                 }
-                f = &p->fields[p->n_fields++];
-                *f = (FieldOffsets) { .name_off = p->buf_len };
-                p->in_value = false;
         }
-        if (buf_append(p, at, len) < 0) {
-                set_error(p, -ENOMEM, 500, "Out of memory");
-                return cb_error(l);
+out:
+        *ret_used = i;
+        if (r >= 0 && buf_append(p, data, i) < 0)
+                return set_error(p, -ENOMEM, 500, "Out of memory");
+        return r;
+}
+
+/* ---- framing and routing headers ---- */
+
+/* RFC 3986 reg-name bytes: unreserved and sub-delims (pct-encoded is checked on its own). */
+static const bool reg_name_char[256] = {
+        ['A' ... 'Z'] = true, ['a' ... 'z'] = true, ['0' ... '9'] = true,
+        ['-'] = true, ['.'] = true, ['_'] = true, ['~'] = true,
+        ['!'] = true, ['$'] = true, ['&'] = true, ['\''] = true, ['('] = true, [')'] = true,
+        ['*'] = true, ['+'] = true, [','] = true, [';'] = true, ['='] = true,
+};
+
+/* RFC 3986 IP-literal, between the brackets: an IPv6address or an IPvFuture. */
+static bool ip_literal_valid(const char *s, size_t n) {
+        char text[INET6_ADDRSTRLEN];
+        struct in6_addr addr;
+        size_t i;
+
+        if (n > 0 && (s[0] == 'v' || s[0] == 'V')) {
+                /* "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) */
+                for (i = 1; i < n && hex_digit_value(s[i]) >= 0; i++)
+                        ;
+                if (i == 1 || i >= n - 1 || s[i] != '.')
+                        return false;
+                for (i++; i < n; i++)
+                        if (!reg_name_char[(unsigned char) s[i]] && s[i] != ':')
+                                return false;
+                return true;
         }
-        p->fields[p->n_fields - 1].name_len += len;
-        return 0;
+        if (n == 0 || n >= sizeof(text))
+                return false;
+        memcpy(text, s, n);
+        text[n] = 0;
+        return inet_pton(AF_INET6, text, &addr) == 1;
 }
 
-static int on_header_field_complete(llhttp_t *l) {
-        HttpParser *p = parser_of(l);
-        FieldOffsets *f;
-
-        /* llhttp reports an empty name like any other */
-        if (p->n_fields == 0 || p->in_value || p->fields[p->n_fields - 1].name_len == 0) {
-                bad_request(p, "Empty header name");
-                return cb_error(l);
-        }
-        f = &p->fields[p->n_fields - 1];
-        for (size_t i = 0; i < f->name_len; i++)
-                if (!http_is_tchar((unsigned char) p->buf[f->name_off + i])) {
-                        bad_request(p, "Invalid header name");
-                        return cb_error(l);
-                }
-        f->value_off = p->buf_len;
-        f->value_len = 0;
-        p->in_value = true;
-        return 0;
-}
-
-static int on_header_value(llhttp_t *l, const char *at, size_t len) {
-        HttpParser *p = parser_of(l);
-
-        if (!http_all_in_class(at, len, HTTP_CHAR_FIELD)) {
-                bad_request(p, "Invalid header value");
-                return cb_error(l);
-        }
-        if (buf_append(p, at, len) < 0) {
-                set_error(p, -ENOMEM, 500, "Out of memory");
-                return cb_error(l);
-        }
-        p->fields[p->n_fields - 1].value_len += len;
-        return 0;
-}
-
-static int on_headers_complete(llhttp_t *l) {
-        HttpParser *p = parser_of(l);
-
-        /* Upgrade requests are served as ordinary ones; llhttp must frame the body as usual
-         * instead of handing the rest of the stream over. */
-        p->req.upgrade = l->upgrade;
-        l->upgrade = 0;
-        /* Gunicorn frames a request whose codings lack chunked by its Content-Length alone;
-         * llhttp would refuse it. finish_head() has the last word on the framing. */
-        if (!(l->flags & F_CHUNKED))
-                l->flags &= (uint16_t) ~F_TRANSFER_ENCODING;
-        return HPE_PAUSED;
-}
-
-/* ---- public API ---- */
-
-int http_parser_new(HttpParser **ret, const HttpLimits *limits) {
-        _cleanup_free_ HttpParser *p = NULL;
-
-        p = calloc(1, sizeof(HttpParser));
-        if (!p)
-                return -ENOMEM;
-
-        p->request_line_max = limits->request_line;
-        if (p->request_line_max == 0 || p->request_line_max > REQUEST_LINE_MAX)
-                p->request_line_max = REQUEST_LINE_MAX;
-        p->fields_max = limits->fields;
-        if (p->fields_max == 0 || p->fields_max > FIELDS_MAX)
-                p->fields_max = FIELDS_MAX;
-        /* 0 selects Gunicorn's default rather than no limit at all, as Gunicorn does */
-        p->field_size_max = limits->field_size ? limits->field_size : FIELD_SIZE_DEFAULT;
-        p->head_max = MIN((p->field_size_max + 2) * p->fields_max + 4, (size_t) HEAD_HARD_MAX);
-        p->body_max = limits->body > 0 ? limits->body : 0;
-
-        llhttp_settings_init(&p->settings);
-        p->settings.on_header_field = on_header_field;
-        p->settings.on_header_field_complete = on_header_field_complete;
-        p->settings.on_header_value = on_header_value;
-        p->settings.on_headers_complete = on_headers_complete;
-        llhttp_init(&p->llhttp, HTTP_REQUEST, &p->settings);
-        p->llhttp.data = p;
-        /* Content-Length next to Transfer-Encoding is refused by finish_head() with the rest of
-         * the framing rules; llhttp must not fail first with a different answer. */
-        llhttp_set_lenient_chunked_length(&p->llhttp, 1);
-        for (int minor = 0; minor <= 1; minor++) {
-                static const char *const lines[2] = { "GET / HTTP/1.0\r\n", "GET / HTTP/1.1\r\n" };
-
-                llhttp_reset(&p->llhttp);
-                if (llhttp_execute(&p->llhttp, lines[minor], strlen(lines[minor])) != HPE_OK)
-                        return -EINVAL;
-                p->after_line[minor] = p->llhttp;
-        }
-        llhttp_reset(&p->llhttp);
-
-        http_parser_reset(p);
-        *ret = TAKE_PTR(p);
-        return 0;
-}
-
-HttpParser *http_parser_free(HttpParser *p) {
-        if (!p)
-                return NULL;
-        free(p->buf);
-        free(p->fields);
-        free(p->headers);
-        free(p);
-        return NULL;
-}
-
-void http_parser_reset(HttpParser *p) {
-        p->phase = PHASE_LINE;
-        p->head_done = false;
-        p->error = 0;
-        p->status = 0;
-        p->reason = NULL;
-        p->buf_len = 0;
-        p->n_fields = 0;
-        p->in_value = false;
-        scan_reset(&p->scan);
-        p->req = (Request) { .content_length = -1 };
-        p->body_left = 0;
-        p->body_total = 0;
-        p->chunk_state = CHUNK_SIZE_FIRST;
-        p->chunk_left = 0;
-        p->chunk_line = 0;
-        p->trailer_name_len = 0;
-        p->n_trailers = 0;
-}
-
-/* Content-Length: digits only, one header only (Gunicorn refuses "+1", "-0", "1, 1"). */
-/* Transfer-Encoding as Gunicorn reads it: chunked once and last; identity, gzip, deflate and
- * compress only before it (the compressed ones close the connection afterwards). */
-static int parse_transfer_encoding(HttpParser *p, Slice v, bool *chunked, bool *must_close) {
+/* Host = uri-host [ ":" port ] (RFC 9110 7.2): an IP-literal, an IPv4address or a reg-name
+ * (which takes in IPv4address), then optionally ':' and digits. Empty is allowed: a client
+ * sends that when the target has no authority (RFC 9112 3.2). */
+static bool host_valid(Slice v) {
         const char *s = v.p, *e = v.p + v.len;
 
+        if (s < e && *s == '[') {
+                const char *close = memchr(s, ']', v.len);
+
+                if (!close || !ip_literal_valid(s + 1, (size_t) (close - s - 1)))
+                        return false;
+                s = close + 1;
+        } else
+                while (s < e && *s != ':') {
+                        if (reg_name_char[(unsigned char) *s])
+                                s++;
+                        else if (*s == '%' && e - s >= 3 && hex_digit_value(s[1]) >= 0 &&
+                                 hex_digit_value(s[2]) >= 0)
+                                s += 3;
+                        else
+                                return false;
+                }
+        if (s == e)
+                return true;
+        if (*s != ':')
+                return false;
+        for (s++; s < e; s++)
+                if (*s < '0' || *s > '9')
+                        return false;
+        return true;
+}
+
+/* The transfer codings of every Transfer-Encoding line, in order (RFC 9112 6.1). */
+typedef struct Codings {
+        bool present;
+        bool chunked;                   /* seen at all */
+        bool chunked_last;              /* the last coding so far is chunked */
+        bool undecoded;                 /* a coding other than chunked and identity */
+} Codings;
+
+static int parse_transfer_encoding(HttpParser *p, Slice v, Codings *c) {
+        const char *s = v.p, *e = v.p + v.len;
+
+        c->present = true;
         for (;;) {
                 const char *comma = memchr(s, ',', (size_t) (e - s));
-                Slice c = slice_trim((Slice) { s, (size_t) ((comma ? comma : e) - s) });
+                Slice t = slice_trim((Slice) { s, (size_t) ((comma ? comma : e) - s) });
 
-                if (slice_eq(c, "chunked")) {
-                        if (*chunked)
+                c->chunked_last = false;
+                if (SLICE_IS(t, "chunked")) {
+                        /* stacked chunking is never meant, and peers disagree on it */
+                        if (c->chunked)
                                 return bad_request(p, "Transfer-Encoding: chunked twice");
-                        *chunked = true;
-                } else if (slice_eq(c, "identity") || slice_eq(c, "gzip") || slice_eq(c, "deflate") ||
-                           slice_eq(c, "compress")) {
-                        if (*chunked)
-                                return bad_request(p, "Transfer-Encoding: chunked is not last");
-                        if (!slice_eq(c, "identity"))
-                                *must_close = true;
-                } else
-                        return set_error(p, -EBADMSG, 501, "Unsupported transfer coding");
+                        c->chunked = c->chunked_last = true;
+                } else if (!SLICE_IS(t, "identity"))
+                        c->undecoded = true;
                 if (!comma)
                         return 0;
                 s = comma + 1;
@@ -627,10 +546,30 @@ static bool has_token(Slice v, const char *token) {
         }
 }
 
+/* How the body is framed: RFC 9112 6.1 and 6.3, and Gunicorn's stricter reading. */
+static int check_framing(HttpParser *p, const Codings *c) {
+        Request *r = &p->req;
+
+        if (!c->present)
+                return 0;
+        /* the length cannot be known unless chunked comes last (6.3): 400 and close */
+        if (!c->chunked_last)
+                return bad_request(p, "Transfer-Encoding without chunked last");
+        if (r->http_minor == 0)
+                return bad_request(p, "Transfer-Encoding on HTTP/1.0");
+        if (r->content_length >= 0)
+                return bad_request(p, "Both Content-Length and Transfer-Encoding");
+        /* gcorn decodes chunked only: the app must never get bytes still compressed (6.1) */
+        if (c->undecoded)
+                return set_error(p, -EBADMSG, 501, "Unsupported transfer coding");
+        return 0;
+}
+
 /* Makes the offsets real pointers and applies the checks that need the whole header list. */
 static int finish_head(HttpParser *p) {
         Request *r = &p->req;
-        bool chunked = false, te = false, must_close = false, conn_close = false, conn_keep = false;
+        Codings codings = {};
+        bool conn_close = false, conn_keep = false, conn_upgrade = false, has_upgrade = false;
         bool seen_host = false, seen_type = false;
         int k;
 
@@ -659,70 +598,133 @@ static int finish_head(HttpParser *p) {
         for (size_t i = 0; i < r->n_headers; i++) {
                 Slice n = r->headers[i].name, v = r->headers[i].value;
 
-                if (slice_eq(n, "content-length")) {
+                /* by length first: most names are none of these */
+                switch (n.len) {
+                case 4:
+                        if (!SLICE_IS(n, "host"))
+                                break;
+                        /* RFC 9112 3.2: two Host lines or a bad one make the target ambiguous */
+                        if (seen_host)
+                                return bad_request(p, "Duplicate Host header");
+                        if (!host_valid(v))
+                                return bad_request(p, "Invalid Host header");
+                        seen_host = true;
+                        break;
+                case 6:
+                        if (SLICE_IS(n, "expect") && SLICE_IS(v, "100-continue") && r->http_minor >= 1)
+                                r->expect_continue = true;
+                        break;
+                case 7:
+                        if (SLICE_IS(n, "upgrade"))
+                                has_upgrade = true;
+                        break;
+                case 10:
+                        if (!SLICE_IS(n, "connection"))
+                                break;
+                        conn_close = conn_close || has_token(v, "close");
+                        conn_keep = conn_keep || has_token(v, "keep-alive");
+                        conn_upgrade = conn_upgrade || has_token(v, "upgrade");
+                        break;
+                case 12:
+                        if (!SLICE_IS(n, "content-type"))
+                                break;
+                        if (seen_type)
+                                return bad_request(p, "Duplicate Content-Type");
+                        seen_type = true;
+                        break;
+                case 14:
+                        /* digits only, one header only (Gunicorn refuses "+1", "-0", "1, 1") */
+                        if (!SLICE_IS(n, "content-length"))
+                                break;
                         if (r->content_length >= 0)
                                 return bad_request(p, "Duplicate Content-Length");
                         if (parse_decimal_int64(v.p, v.len, &r->content_length) < 0)
                                 return bad_request(p, "Invalid Content-Length");
-                } else if (slice_eq(n, "transfer-encoding")) {
-                        te = true;
-                        k = parse_transfer_encoding(p, v, &chunked, &must_close);
+                        break;
+                case 17:
+                        if (!SLICE_IS(n, "transfer-encoding"))
+                                break;
+                        k = parse_transfer_encoding(p, v, &codings);
                         if (k < 0)
                                 return k;
-                } else if (slice_eq(n, "connection")) {
-                        conn_close = conn_close || has_token(v, "close");
-                        conn_keep = conn_keep || has_token(v, "keep-alive");
-                } else if (slice_eq(n, "expect")) {
-                        if (slice_eq(v, "100-continue") && r->http_minor >= 1)
-                                r->expect_continue = true;
-                } else if (slice_eq(n, "host")) {
-                        /* RFC 9112 3.2: two Host lines make the target ambiguous */
-                        if (seen_host)
-                                return bad_request(p, "Duplicate Host");
-                        seen_host = true;
-                } else if (slice_eq(n, "content-type")) {
-                        if (seen_type)
-                                return bad_request(p, "Duplicate Content-Type");
-                        seen_type = true;
+                        break;
                 }
         }
-        /* Gunicorn accepts codings without chunked and uses Content-Length; a close afterwards
-         * keeps a peer that framed it otherwise from steering the next request. */
-        if (te && !chunked)
-                must_close = true;
-        if (chunked && r->http_minor == 0)
-                return bad_request(p, "Transfer-Encoding on HTTP/1.0");
-        if (chunked && r->content_length >= 0)
-                return bad_request(p, "Both Content-Length and Transfer-Encoding");
-        /* Whatever llhttp frames the body with must be what was checked above. */
-        if (chunked != !!(p->llhttp.flags & F_CHUNKED) ||
-            (!chunked && (int64_t) p->llhttp.content_length != MAX(r->content_length, (int64_t) 0)))
-                return bad_request(p, "Ambiguous message framing");
+        /* RFC 9112 3.2; HTTP/1.0 had no Host */
+        if (!seen_host && r->http_minor >= 1)
+                return bad_request(p, "Missing Host header");
+        k = check_framing(p, &codings);
+        if (k < 0)
+                return k;
         if (p->body_max > 0 && r->content_length > p->body_max)
                 return set_error(p, -EFBIG, 413, "Request body too large");
 
-        r->chunked = chunked;
-        r->has_body = chunked || r->content_length > 0;
-        r->keep_alive = !must_close && !conn_close && (r->http_minor >= 1 || conn_keep);
-        r->is_head = slice_eq(r->method, "HEAD");
-        p->body_left = chunked ? -1 : MAX(r->content_length, (int64_t) 0);
+        r->chunked = codings.chunked;
+        r->has_body = r->chunked || r->content_length > 0;
+        r->keep_alive = !conn_close && (r->http_minor >= 1 || conn_keep);
+        /* served as an ordinary request: the flag only tells what was asked */
+        r->upgrade = has_upgrade && conn_upgrade;
+        r->is_head = SLICE_IS(r->method, "head");
+        p->body_left = r->chunked ? -1 : MAX(r->content_length, (int64_t) 0);
         p->head_done = true;
         p->phase = r->has_body ? PHASE_BODY : PHASE_DONE;
         return 0;
 }
 
-static int start_headers(HttpParser *p, size_t line_len) {
-        int r;
+/* ---- public API ---- */
 
-        r = parse_request_line(p, line_len);
-        if (r < 0)
-                return r;
-        /* header names and values follow the request line in buf */
-        p->buf_len = line_len;
-        /* llhttp only needs the version from the line; the rest was checked here. */
-        p->llhttp = p->after_line[p->req.http_minor == 0 ? 0 : 1];
-        p->phase = PHASE_HEADERS;
+int http_parser_new(HttpParser **ret, const HttpLimits *limits) {
+        _cleanup_free_ HttpParser *p = NULL;
+
+        p = calloc(1, sizeof(HttpParser));
+        if (!p)
+                return -ENOMEM;
+
+        p->request_line_max = limits->request_line;
+        if (p->request_line_max == 0 || p->request_line_max > REQUEST_LINE_MAX)
+                p->request_line_max = REQUEST_LINE_MAX;
+        p->fields_max = limits->fields;
+        if (p->fields_max == 0 || p->fields_max > FIELDS_MAX)
+                p->fields_max = FIELDS_MAX;
+        /* 0 selects Gunicorn's default rather than no limit at all, as Gunicorn does */
+        p->field_size_max = limits->field_size ? limits->field_size : FIELD_SIZE_DEFAULT;
+        p->head_max = MIN((p->field_size_max + 2) * p->fields_max + 4, (size_t) HEAD_HARD_MAX);
+        p->body_max = limits->body > 0 ? limits->body : 0;
+
+        http_parser_reset(p);
+        *ret = TAKE_PTR(p);
         return 0;
+}
+
+HttpParser *http_parser_free(HttpParser *p) {
+        if (!p)
+                return NULL;
+        free(p->buf);
+        free(p->fields);
+        free(p->headers);
+        free(p);
+        return NULL;
+}
+
+void http_parser_reset(HttpParser *p) {
+        p->phase = PHASE_LINE;
+        p->head_done = false;
+        p->error = 0;
+        p->status = 0;
+        p->reason = NULL;
+        p->buf_len = 0;
+        p->n_fields = 0;
+        p->head_state = HEAD_LINE_START;
+        p->section_off = 0;
+        p->line_off = 0;
+        p->req = (Request) { .content_length = -1 };
+        p->body_left = 0;
+        p->body_total = 0;
+        p->chunk_state = CHUNK_SIZE_FIRST;
+        p->chunk_left = 0;
+        p->chunk_line = 0;
+        p->trailer_name_len = 0;
+        p->n_trailers = 0;
 }
 
 static int feed_request_line(HttpParser *p, const char *data, size_t len, size_t *ret_used) {
@@ -755,36 +757,13 @@ static int feed_request_line(HttpParser *p, const char *data, size_t len, size_t
         line_len = p->buf_len - 1;
         if (line_len > p->request_line_max)
                 return set_error(p, -EBADMSG, 414, "Request Line is too large");
-        return start_headers(p, line_len);
-}
-
-static int feed_headers(HttpParser *p, const char *data, size_t len, size_t *ret_used) {
-        llhttp_errno_t e;
-        size_t used = 0;
-        int r;
-
-        *ret_used = 0;
-        r = scan_head(p, data, len, &used);
+        r = parse_request_line(p, line_len);
         if (r < 0)
                 return r;
-        e = llhttp_execute(&p->llhttp, data, used);
-        if (p->phase == PHASE_ERROR)
-                return p->error;
-        *ret_used = used;
-        if (r == SCAN_MORE) {
-                if (e != HPE_OK)
-                        return bad_request(p, llhttp_get_error_reason(&p->llhttp));
-                return 0;
-        }
-        /* the blank line must be where llhttp ended the head too */
-        if (e != HPE_PAUSED || llhttp_get_error_pos(&p->llhttp) != data + used)
-                return bad_request(p, e == HPE_PAUSED ? "Ambiguous end of head"
-                                                   : llhttp_get_error_reason(&p->llhttp));
-        llhttp_resume(&p->llhttp);
-        r = finish_head(p);
-        if (r < 0)
-                return r;
-        return 1;
+        /* the header section follows the request line in buf */
+        p->buf_len = p->section_off = line_len;
+        p->phase = PHASE_HEADERS;
+        return 0;
 }
 
 int http_parser_feed_head(HttpParser *p, const char *data, size_t len, size_t *ret_consumed) {
@@ -805,14 +784,33 @@ int http_parser_feed_head(HttpParser *p, const char *data, size_t len, size_t *r
                         return r;
         }
         used = 0;
-        r = feed_headers(p, data + total, len - total, &used);
+        r = scan_headers(p, data + total, len - total, &used);
         total += used;
         *ret_consumed = total;
-        return r;
+        if (r <= 0)
+                return r;
+        r = finish_head(p);
+        if (r < 0)
+                return r;
+        return 1;
 }
 
 const Request *http_parser_request(const HttpParser *p) {
         return p->head_done ? &p->req : NULL;
+}
+
+/* RFC 9110 6.5.1: framing, routing, authentication and request modifiers. */
+static bool trailer_forbidden(const char *name, size_t len) {
+        static const char *const names[] = {
+                "content-length", "transfer-encoding", "host", "trailer", "te", "expect",
+                "authorization", "proxy-authorization", "cookie", "content-encoding",
+                "content-range", "range", "max-forwards", "connection", "upgrade", "keep-alive",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
+                        return true;
+        return false;
 }
 
 /* One byte of chunk framing (never chunk data). */
@@ -836,10 +834,22 @@ static int chunk_framing_byte(HttpParser *p, char c) {
                         p->chunk_state = CHUNK_SIZE;
                         return 0;
                 }
-                /* no blanks around the size: Gunicorn refuses "0 " and " 0" */
-                if (p->chunk_state == CHUNK_SIZE_FIRST || (c != ';' && c != '\r'))
+                if (p->chunk_state == CHUNK_SIZE_FIRST)
                         return bad_request(p, "Invalid chunk size");
-                p->chunk_state = c == ';' ? CHUNK_EXT : CHUNK_SIZE_LF;
+                if (c == ' ' || c == '\t')
+                        p->chunk_state = CHUNK_SIZE_BWS;
+                else if (c == ';' || c == '\r')
+                        p->chunk_state = c == ';' ? CHUNK_EXT : CHUNK_SIZE_LF;
+                else
+                        return bad_request(p, "Invalid chunk size");
+                return 0;
+        case CHUNK_SIZE_BWS:
+                /* RFC 9112 7.1.1 allows BWS before a chunk-ext only; like Gunicorn, "0 " with
+                 * nothing after it stays refused, and so does any blank before the size */
+                if (c == ';')
+                        p->chunk_state = CHUNK_EXT;
+                else if (c != ' ' && c != '\t')
+                        return bad_request(p, "Invalid chunk size");
                 return 0;
         case CHUNK_EXT:
                 if (c == '\r')

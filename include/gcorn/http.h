@@ -1,6 +1,6 @@
-/* HTTP/1.x request parsing on top of llhttp, with the limits and checks llhttp 8.1 does not
- * enforce itself (request line, header count and size, obs-fold, empty header names, body
- * size, request-smuggling shapes). Pure C: no Python, no sockets, never logs.
+/* HTTP/1.x request parsing: the head in one pass by gcorn's own scanner (request line, header
+ * section, limits, the checks RFC 9112 and Gunicorn ask for, request-smuggling shapes), then
+ * the body (Content-Length or chunked). Pure C: no Python, no sockets, never logs.
  *
  * One HttpParser serves one connection: feed the head, then the body, then reset for the
  * next pipelined or keep-alive request. */
@@ -31,7 +31,7 @@ void http_parser_reset(HttpParser *p);
  * nothing past the blank line is consumed (the body and pipelined requests stay with the
  * caller). Returns 0 when more bytes are needed, 1 when the head is complete (see
  * http_parser_request()), or a negative errno on a malformed head; then
- * http_parser_error_status() gives the status to answer (400, 413, 414, 431, 505 ...) and
+ * http_parser_error_status() gives the status to answer (400, 413, 414, 431, 501, 505) and
  * http_parser_error_reason() a short static text for the log. */
 int http_parser_feed_head(HttpParser *p, const char *data, size_t len, size_t *ret_consumed);
 

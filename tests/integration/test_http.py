@@ -218,6 +218,101 @@ class HttpTest(h.SharedServerTestCase):
                 self.assertTrue(data.endswith(b"\r\n\r\n" + HELLO), data)
 
 
+class RequestRulesTest(h.SharedServerTestCase):
+        """RFC 9112's rules for the request head and chunk lines, on the real server."""
+        APP = "routes:app"
+        ARGS = ["--keep-alive", "10"]
+
+        def answer(self, raw):
+                """Sends raw bytes on a new connection; returns (status, body, closed)."""
+                with self.srv.connect() as s:
+                        s.sendall(raw)
+                        closed, data = h.wait_closed(s, 3)
+                m = re.match(rb"HTTP/1\.[01] (\d{3}) ", data)
+                self.assertTrue(m, "no status line: %r" % data[:200])
+                return int(m.group(1)), h.parse_responses(data)[0].body, closed
+
+        def reject(self, raw, status):
+                got, body, closed = self.answer(raw)
+                self.assertEqual(got, status, raw)
+                self.assertTrue(closed, "connection left open after %d: %r" % (status, raw))
+                self.assertServes()
+                return body
+
+        def test_host_required_on_http11(self):
+                # RFC 9112 3.2: no Host, two, or one that is not host[:port] is a 400.
+                self.reject(b"GET / HTTP/1.1\r\n\r\n", 400)
+                self.reject(b"GET http://example.com/ HTTP/1.1\r\n\r\n", 400)
+                self.reject(b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400)
+                for host in (b"a b", b"a/b", b"a@b", b"a:80x", b"[::1", b"[::g]:80", b"a%zz"):
+                        with self.subTest(host=host):
+                                self.reject(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n", 400)
+                # the rest of a pipeline is not served either
+                c = self.client()
+                c.send(h.build_request("GET", "/") + b"GET / HTTP/1.1\r\n\r\n" + h.build_request("GET", "/"))
+                self.assertEqual([r.status for r in c.read_all_responses()], [200, 400])
+
+        def test_host_forms_served(self):
+                for host in (b"example.com", b"0.0.0.0=5000", b"127.0.0.1:8000", b"[::1]:8080", b"[v1.x]", b""):
+                        with self.subTest(host=host):
+                                status, body, _ = self.answer(b"GET / HTTP/1.1\r\nHost: " + host +
+                                                              b"\r\nConnection: close\r\n\r\n")
+                                self.assertEqual((status, body), (200, HELLO))
+                # HTTP/1.0 had no Host
+                status, body, _ = self.answer(b"GET / HTTP/1.0\r\n\r\n")
+                self.assertEqual((status, body), (200, HELLO))
+
+        def test_undecoded_transfer_coding_501(self):
+                # RFC 9112 6.1: gcorn decodes chunked only; still-gzipped bytes never reach the app.
+                for te in (b"gzip, chunked", b"deflate, chunked", b"x-gzip, chunked", b"br, chunked"):
+                        with self.subTest(te=te):
+                                body = self.reject(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + te +
+                                                   b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501)
+                                self.assertNotIn(b"hello", body)
+                self.reject(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
+                            b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501)
+
+        def test_transfer_coding_without_chunked_last_400(self):
+                # RFC 9112 6.3: the length cannot be known; neither Content-Length nor nothing frames it.
+                for te in (b"gzip", b"identity", b"chunked, gzip"):
+                        with self.subTest(te=te):
+                                body = self.reject(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + te +
+                                                   b"\r\nContent-Length: 5\r\n\r\nhello", 400)
+                                self.assertNotIn(b"hello", body)
+                                self.reject(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + te +
+                                            b"\r\n\r\nhello", 400)
+                # identity before chunked is no coding at all
+                c = self.client()
+                c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity, chunked\r\n\r\n"
+                       b"5\r\nhello\r\n0\r\n\r\n")
+                r = c.read_response()
+                self.assertEqual((r.status, r.body), (200, b"hello"))
+
+        def test_chunk_size_bws_before_extension(self):
+                # RFC 9112 7.1.1 (and Gunicorn): blanks may precede a chunk extension.
+                c = self.client()
+                for size_line in (b"5 ;ext", b"5\t;ext=1", b"5 \t ;a;b=\"c d\""):
+                        with self.subTest(size_line=size_line):
+                                c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                                       size_line + b"\r\nhello\r\n0 ;last\r\n\r\n")
+                                r = c.read_response()
+                                self.assertEqual((r.status, r.body), (200, b"hello"))
+                # but not with no extension after them, as Gunicorn
+                with self.srv.connect() as s:
+                        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  b"5 \r\nhello\r\n0\r\n\r\n")
+                        closed, data = h.wait_closed(s, 10)
+                self.assertTrue(closed)
+                self.assertFalse(data.startswith(b"HTTP/1.1 2"), data[:200])
+                self.assertNotIn(b"hello", data)
+                self.assertServes()
+
+        def client(self):
+                c = self.srv.client()
+                self.addCleanup(c.close)
+                return c
+
+
 class NoKeepAliveTest(h.SharedServerTestCase):
         """--keep-alive 0: every response closes its connection, as Gunicorn's sync worker."""
         APP = "routes:app"

@@ -22,6 +22,7 @@ static const HttpLimits default_limits = {
 typedef struct Parsed {
         int r;                          /* 1: message complete; negative: error */
         int status;
+        char reason[128];
         size_t consumed;                /* bytes of the input this message used */
         char method[64], target[16384], path[16384], query[16384];
         int major, minor;
@@ -68,6 +69,7 @@ static void parse_one(HttpParser *p, const char *data, size_t len, size_t step, 
                 ret->r = r;
                 ret->status = http_parser_error_status(p);
                 ck_assert_ptr_nonnull(http_parser_error_reason(p));
+                snprintf(ret->reason, sizeof(ret->reason), "%s", http_parser_error_reason(p));
                 ret->consumed = pos;
                 return;
         }
@@ -105,6 +107,7 @@ static void parse_one(HttpParser *p, const char *data, size_t len, size_t step, 
                 if (r < 0) {
                         ret->r = r;
                         ret->status = http_parser_error_status(p);
+                        snprintf(ret->reason, sizeof(ret->reason), "%s", http_parser_error_reason(p));
                         ret->consumed = pos;
                         return;
                 }
@@ -141,13 +144,26 @@ static Parsed *parse(const char *data, size_t len) {
         return parse_with(&default_limits, data, len, len, 65536);
 }
 
-/* asserts an error answered with `status` */
-static void assert_error(const char *data, size_t len, int status) {
+/* asserts an error answered with `status` and, unless NULL, `reason`; a missing Host must
+ * never be what refuses a request that means to test something else */
+static void assert_error_reason(const char *data, size_t len, int status, const char *reason) {
         Parsed *r = parse(data, len);
 
         ck_assert_msg(r->r < 0, "accepted: %.*s", (int) len, data);
         ck_assert_msg(r->status == status, "status %d, want %d: %.*s", r->status, status, (int) len, data);
+        if (reason)
+                ck_assert_msg(strcmp(r->reason, reason) == 0, "reason \"%s\", want \"%s\": %.*s", r->reason,
+                              reason, (int) len, data);
+        else
+                ck_assert_msg(strcmp(r->reason, "Missing Host header") != 0, "refused for its missing Host: %.*s",
+                              (int) len, data);
 }
+
+static void assert_error(const char *data, size_t len, int status) {
+        assert_error_reason(data, len, status, NULL);
+}
+
+#define ASSERT_ERROR_REASON(lit, status, reason) assert_error_reason(S(lit), status, reason)
 
 #define ASSERT_ERROR(lit, status) assert_error(S(lit), status)
 
@@ -182,7 +198,7 @@ START_TEST(test_simple_get) {
 END_TEST
 
 START_TEST(test_find_header) {
-        static const char req[] = "GET / HTTP/1.1\r\nX-One: 1\r\nx-two: 2\r\nX-ONE: again\r\n\r\n";
+        static const char req[] = "GET / HTTP/1.1\r\nHost: h\r\nX-One: 1\r\nx-two: 2\r\nX-ONE: again\r\n\r\n";
         HttpParser *p = NULL;
         const HttpHeader *h;
         size_t consumed;
@@ -231,17 +247,17 @@ static void assert_split_invariant(const char *data, size_t len) {
 
 START_TEST(test_split_feeding) {
         assert_split_invariant(S("GET /split?me=1 HTTP/1.1\r\nHost: h\r\nX-Long-Header-Name: some longer value\r\n\r\n"));
-        assert_split_invariant(S("POST /p HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world"));
-        assert_split_invariant(S("POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        assert_split_invariant(S("POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world"));
+        assert_split_invariant(S("POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                                  "5;name=value;quoted=\"a b\"\r\nhello\r\n6\r\n world\r\n"
                                  "0\r\nX-Trailer: yes\r\nVary: *\r\n\r\n"));
 }
 END_TEST
 
 START_TEST(test_pipelined) {
-        static const char two[] = "POST /first HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
-                                  "GET /second HTTP/1.1\r\n\r\n"
-                                  "POST /third HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n"
+        static const char two[] = "POST /first HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+                                  "GET /second HTTP/1.1\r\nHost: h\r\n\r\n"
+                                  "POST /third HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n"
                                   "GET /fourth HTTP/1.0\r\n\r\n";
         const char *expect[] = { "/first", "/second", "/third", "/fourth" };
         const char *bodies[] = { "abc", "", "xyz", "" };
@@ -266,7 +282,7 @@ START_TEST(test_pipelined) {
 END_TEST
 
 START_TEST(test_head_consumed_exact) {
-        static const char req[] = "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET";
+        static const char req[] = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET";
         HttpParser *p = NULL;
         size_t consumed = 0, out_len = 0;
         char out[64];
@@ -288,8 +304,8 @@ START_TEST(test_head_consumed_exact) {
         ck_assert(http_parser_message_complete(p));
         /* no body: complete at once, nothing consumed */
         http_parser_reset(p);
-        ck_assert_int_eq(http_parser_feed_head(p, S("GET / HTTP/1.1\r\n\r\nGET"), &consumed), 1);
-        ck_assert_uint_eq(consumed, 18);
+        ck_assert_int_eq(http_parser_feed_head(p, S("GET / HTTP/1.1\r\nHost: h\r\n\r\nGET"), &consumed), 1);
+        ck_assert_uint_eq(consumed, strlen("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
         ck_assert(http_parser_message_complete(p));
         ck_assert_int_eq(http_parser_feed_body(p, S("GET"), &consumed, out, sizeof(out), &out_len), 1);
         ck_assert_uint_eq(consumed, 0);
@@ -301,45 +317,30 @@ END_TEST
 START_TEST(test_head_keepalive_expect) {
         Parsed *r;
 
-        r = parse(S("HEAD /h HTTP/1.1\r\n\r\n"));
+        r = parse(S("HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n"));
         ck_assert(r->is_head);
         ck_assert(r->keep_alive);
-        r = parse(S("GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
+        r = parse(S("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
         ck_assert(!r->keep_alive);
-        r = parse(S("GET / HTTP/1.1\r\nConnection: Upgrade, Close\r\n\r\n"));
+        r = parse(S("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, Close\r\n\r\n"));
         ck_assert(!r->keep_alive);
         r = parse(S("GET / HTTP/1.0\r\n\r\n"));
         ck_assert(!r->keep_alive);
         ck_assert_int_eq(r->minor, 0);
         r = parse(S("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
         ck_assert(r->keep_alive);
-        r = parse(S("POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\nx"));
+        r = parse(S("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\nx"));
         ck_assert(r->expect);
         ck_assert(r->keep_alive);
         r = parse(S("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx"));
         ck_assert(!r->expect);
-        r = parse(S("POST / HTTP/1.1\r\nExpect: something-else\r\nContent-Length: 1\r\n\r\nx"));
+        r = parse(S("POST / HTTP/1.1\r\nHost: h\r\nExpect: something-else\r\nContent-Length: 1\r\n\r\nx"));
         ck_assert(!r->expect);
-        /* a compressed transfer coding forces a close, as in Gunicorn */
-        r = parse(S("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"));
-        ck_assert_int_eq(r->r, 1);
-        ck_assert(r->chunked);
-        ck_assert(!r->keep_alive);
-        r = parse(S("POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"));
+        r = parse(S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"));
         ck_assert_int_eq(r->r, 1);
         ck_assert(r->keep_alive);
-        /* codings without chunked: Content-Length frames the body (Gunicorn), then a close */
-        r = parse(S("POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nabc"));
-        ck_assert_int_eq(r->r, 1);
-        ck_assert(!r->chunked);
-        ck_assert_uint_eq(r->body_len, 3);
-        ck_assert(!r->keep_alive);
-        r = parse(S("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"));
-        ck_assert_int_eq(r->r, 1);
-        ck_assert(!r->has_body);
-        ck_assert(!r->keep_alive);
         /* a higher 1.x minor version is served as 1.1 would be */
-        r = parse(S("GET / HTTP/1.2\r\n\r\n"));
+        r = parse(S("GET / HTTP/1.2\r\nHost: h\r\n\r\n"));
         ck_assert_int_eq(r->r, 1);
         ck_assert_int_eq(r->minor, 2);
         ck_assert(r->keep_alive);
@@ -349,20 +350,20 @@ END_TEST
 START_TEST(test_bodies) {
         Parsed *r;
 
-        r = parse_with(&default_limits, S("PUT /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789"), 1000, 3);
+        r = parse_with(&default_limits, S("PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789"), 1000, 3);
         ck_assert_int_eq(r->r, 1);
         ck_assert(r->has_body);
         ck_assert_int_eq(r->content_length, 10);
         ck_assert_uint_eq(r->body_len, 10);
         ck_assert(memcmp(r->body, "0123456789", 10) == 0);
 
-        r = parse(S("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"));
+        r = parse(S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"));
         ck_assert_int_eq(r->r, 1);
         ck_assert(!r->has_body);
         ck_assert_int_eq(r->content_length, 0);
 
         r = parse_with(&default_limits,
-                       S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                          "A; ext\r\n0123456789\r\n1;a=\"b;c\"\r\n!\r\n000\r\nTrailer-One: 1\r\n\r\n"),
                        1000, 4);
         ck_assert_int_eq(r->r, 1);
@@ -371,16 +372,16 @@ START_TEST(test_bodies) {
         ck_assert(memcmp(r->body, "0123456789!", 11) == 0);
 
         /* incomplete bodies want more */
-        r = parse(S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"));
+        r = parse(S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"));
         ck_assert_int_eq(r->r, 0);
-        r = parse(S("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel"));
+        r = parse(S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhel"));
         ck_assert_int_eq(r->r, 0);
         ck_assert_uint_eq(r->body_len, 3);
 }
 END_TEST
 
 START_TEST(test_body_remaining_chunked) {
-        static const char head[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        static const char head[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
         HttpParser *p = NULL;
         size_t consumed, out_len;
         char out[16];
@@ -406,7 +407,7 @@ static void make_request_line(char *buf, size_t line_len) {
 
         strcpy(buf, "GET /");
         memset(buf + 5, 'a', path - 1);
-        strcpy(buf + 4 + path, " HTTP/1.1\r\n\r\n");
+        strcpy(buf + 4 + path, " HTTP/1.1\r\nHost: h\r\n\r\n");
 }
 
 START_TEST(test_limit_request_line) {
@@ -433,10 +434,10 @@ START_TEST(test_limit_request_line) {
         ck_assert_int_eq(http_parser_error_status(p), 414);
         ck_assert_str_eq(http_parser_error_reason(p), "Request Line is too large");
         /* errors stick */
-        ck_assert_int_eq(http_parser_feed_head(p, S("GET / HTTP/1.1\r\n\r\n"), &consumed), -EBADMSG);
+        ck_assert_int_eq(http_parser_feed_head(p, S("GET / HTTP/1.1\r\nHost: h\r\n\r\n"), &consumed), -EBADMSG);
         ck_assert_int_eq(http_parser_error_status(p), 414);
         http_parser_reset(p);
-        ck_assert_int_eq(http_parser_feed_head(p, S("GET / HTTP/1.1\r\n\r\n"), &consumed), 1);
+        ck_assert_int_eq(http_parser_feed_head(p, S("GET / HTTP/1.1\r\nHost: h\r\n\r\n"), &consumed), 1);
         http_parser_free(p);
 
         /* 0 is Gunicorn's ceiling, 8190 */
@@ -455,8 +456,9 @@ START_TEST(test_limit_fields) {
 
         limits.fields = 5;
         for (size_t count = 5; count <= 6; count++) {
-                n = (size_t) sprintf(buf, "GET / HTTP/1.1\r\n");
-                for (size_t i = 0; i < count; i++)
+                /* Host is one of them */
+                n = (size_t) sprintf(buf, "GET / HTTP/1.1\r\nHost: h\r\n");
+                for (size_t i = 1; i < count; i++)
                         n += (size_t) sprintf(buf + n, "H%zu: v\r\n", i);
                 n += (size_t) sprintf(buf + n, "\r\n");
                 if (count == 5)
@@ -478,10 +480,10 @@ START_TEST(test_limit_field_size) {
 
         /* Gunicorn counts "Name: value" plus its CRLF */
         limits.field_size = 20;
-        sprintf(buf, "GET / HTTP/1.1\r\nName: 0123456789ab\r\n\r\n");   /* 18 + 2 */
+        sprintf(buf, "GET / HTTP/1.1\r\nHost: h\r\nName: 0123456789ab\r\n\r\n");   /* 18 + 2 */
         r = parse_with(&limits, buf, strlen(buf), 1, 64);
         ck_assert_int_eq(r->r, 1);
-        sprintf(buf, "GET / HTTP/1.1\r\nName: 0123456789abc\r\n\r\n");  /* 19 + 2 */
+        sprintf(buf, "GET / HTTP/1.1\r\nHost: h\r\nName: 0123456789abc\r\n\r\n");  /* 19 + 2 */
         r = parse_with(&limits, buf, strlen(buf), 1, 64);
         ck_assert_int_eq(r->r, -EBADMSG);
         ck_assert_int_eq(r->status, 431);
@@ -491,7 +493,7 @@ START_TEST(test_limit_field_size) {
         /* 0 is Gunicorn's default, 8190 */
         limits.field_size = 0;
         memset(buf, 'x', sizeof(buf));
-        memcpy(buf, "GET / HTTP/1.1\r\nX: ", 19);
+        memcpy(buf, "GET / HTTP/1.0\r\nX: ", 19);
         memcpy(buf + 19 + 4000, "\r\n\r\n", 4);
         ck_assert_int_eq(parse_with(&limits, buf, 19 + 4004, 512, 64)->r, 1);
 }
@@ -502,16 +504,16 @@ START_TEST(test_limit_body) {
         Parsed *r;
 
         limits.body = 10;
-        r = parse_with(&limits, S("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789"), 100, 100);
+        r = parse_with(&limits, S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789"), 100, 100);
         ck_assert_int_eq(r->r, 1);
-        r = parse_with(&limits, S("POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n0123456789a"), 100, 100);
+        r = parse_with(&limits, S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n0123456789a"), 100, 100);
         ck_assert_int_eq(r->r, -EFBIG);
         ck_assert_int_eq(r->status, 413);
-        r = parse_with(&limits, S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n"),
+        r = parse_with(&limits, S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n"),
                        3, 2);
         ck_assert_int_eq(r->r, 1);
         ck_assert_uint_eq(r->body_len, 10);
-        r = parse_with(&limits, S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n6\r\n56789a\r\n0\r\n\r\n"),
+        r = parse_with(&limits, S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n6\r\n56789a\r\n0\r\n\r\n"),
                        3, 2);
         ck_assert_int_eq(r->r, -EFBIG);
         ck_assert_int_eq(r->status, 413);
@@ -520,20 +522,20 @@ START_TEST(test_limit_body) {
 END_TEST
 
 START_TEST(test_malformed_heads) {
-        ASSERT_ERROR("GET / HTTP/1.1\r\nLong: one\r\n two\r\n\r\n", 400);                  /* obs-fold */
-        ASSERT_ERROR("GET / HTTP/1.1\r\nLong: one\r\n\ttwo\r\n\r\n", 400);
-        ASSERT_ERROR("GET / HTTP/1.1\r\n: empty\r\n\r\n", 400);
-        ASSERT_ERROR("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 400);
-        ASSERT_ERROR("GET / HTTP/1.1\r\nName : x\r\n\r\n", 400);
-        ASSERT_ERROR("GET / HTTP/1.1\r\nNa\"me: x\r\n\r\n", 400);
-        ASSERT_ERROR("GET / HTTP/1.1\r\nA: x\x7fy\r\n\r\n", 400);
-        ASSERT_ERROR("GET / HTTP/1.1\r\nA: x\x07y\r\n\r\n", 400);
-        assert_error(S("GET / HTTP/1.1\r\nA: x\0y\r\n\r\n"), 400);
-        ASSERT_ERROR("GET / HTTP/1.1\r\nA: x\ry\r\n\r\n", 400);
-        ASSERT_ERROR("GET / HTTP/1.1\r\nA: x\nContent-Length: 5\r\n\r\nhello", 400);  /* bare LF */
+        ASSERT_ERROR("GET / HTTP/1.1\r\nHost: h\r\nLong: one\r\n two\r\n\r\n", 400);                  /* obs-fold */
+        ASSERT_ERROR("GET / HTTP/1.1\r\nHost: h\r\nLong: one\r\n\ttwo\r\n\r\n", 400);
+        ASSERT_ERROR("GET / HTTP/1.1\r\nHost: h\r\n: empty\r\n\r\n", 400);
+        ASSERT_ERROR("GET / HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n", 400);
+        ASSERT_ERROR("GET / HTTP/1.1\r\nHost: h\r\nName : x\r\n\r\n", 400);
+        ASSERT_ERROR("GET / HTTP/1.1\r\nHost: h\r\nNa\"me: x\r\n\r\n", 400);
+        ASSERT_ERROR("GET / HTTP/1.1\r\nHost: h\r\nA: x\x7fy\r\n\r\n", 400);
+        ASSERT_ERROR("GET / HTTP/1.1\r\nHost: h\r\nA: x\x07y\r\n\r\n", 400);
+        assert_error(S("GET / HTTP/1.1\r\nHost: h\r\nA: x\0y\r\n\r\n"), 400);
+        ASSERT_ERROR("GET / HTTP/1.1\r\nHost: h\r\nA: x\ry\r\n\r\n", 400);
+        ASSERT_ERROR("GET / HTTP/1.1\r\nHost: h\r\nA: x\nContent-Length: 5\r\n\r\nhello", 400);  /* bare LF */
         ASSERT_ERROR("GET / HTTP/1.1\nA: x\r\n\r\n", 400);
-        ASSERT_ERROR("GET / HTTP/1.1\r\nA: x\r\n\n", 400);
-        ASSERT_ERROR("GET / HTTP/1.1\r\nNo colon\r\n\r\n", 400);
+        ASSERT_ERROR("GET / HTTP/1.1\r\nHost: h\r\nA: x\r\n\n", 400);
+        ASSERT_ERROR("GET / HTTP/1.1\r\nHost: h\r\nNo colon\r\n\r\n", 400);
         ASSERT_ERROR("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
 }
 END_TEST
@@ -543,13 +545,13 @@ START_TEST(test_request_lines) {
 
         ASSERT_ERROR("GET\r\n\r\n", 400);
         ASSERT_ERROR("GET /\r\n\r\n", 400);
-        ASSERT_ERROR("GET  / HTTP/1.1\r\n\r\n", 400);
+        ASSERT_ERROR("GET  / HTTP/1.1\r\nHost: h\r\n\r\n", 400);
         ASSERT_ERROR("GET / HTTP/1.1 \r\n\r\n", 400);
-        ASSERT_ERROR("get / HTTP/1.1\r\n\r\n", 400);
-        ASSERT_ERROR("GE / HTTP/1.1\r\n\r\n", 400);
-        ASSERT_ERROR("ABCDEFGHIJKLMNOPQRSTU / HTTP/1.1\r\n\r\n", 400);
-        ASSERT_ERROR("G#T / HTTP/1.1\r\n\r\n", 400);
-        ASSERT_ERROR("GET /a\x01 HTTP/1.1\r\n\r\n", 400);
+        ASSERT_ERROR("get / HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+        ASSERT_ERROR("GE / HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+        ASSERT_ERROR("ABCDEFGHIJKLMNOPQRSTU / HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+        ASSERT_ERROR("G#T / HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+        ASSERT_ERROR("GET /a\x01 HTTP/1.1\r\nHost: h\r\n\r\n", 400);
         ASSERT_ERROR("GET / HTTP/1.1\n\r\n", 400);
         ASSERT_ERROR("GET / FTP/1.1\r\n\r\n", 400);
         ASSERT_ERROR("GET / HTTP/11\r\n\r\n", 400);
@@ -558,28 +560,28 @@ START_TEST(test_request_lines) {
         ASSERT_ERROR("GET / HTTP/2.0\r\n\r\n", 505);
         ASSERT_ERROR("GET / HTTP/0.9\r\n\r\n", 505);
         ASSERT_ERROR("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505);
-        ASSERT_ERROR("GET * HTTP/1.1\r\n\r\n", 400);
-        ASSERT_ERROR("GET foo/bar HTTP/1.1\r\n\r\n", 400);
-        ASSERT_ERROR("GET example.com:443 HTTP/1.1\r\n\r\n", 400);
-        ASSERT_ERROR("GET http://[::1/x HTTP/1.1\r\n\r\n", 400);
+        ASSERT_ERROR("GET * HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+        ASSERT_ERROR("GET foo/bar HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+        ASSERT_ERROR("GET example.com:443 HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+        ASSERT_ERROR("GET http://[::1/x HTTP/1.1\r\nHost: h\r\n\r\n", 400);
 
         /* any upper-case token method, as Gunicorn */
-        r = parse(S("-BLARGH /foo HTTP/1.1\r\n\r\n"));
+        r = parse(S("-BLARGH /foo HTTP/1.1\r\nHost: h\r\n\r\n"));
         ck_assert_int_eq(r->r, 1);
         ck_assert_str_eq(r->method, "-BLARGH");
-        r = parse(S("OPTIONS * HTTP/1.1\r\n\r\n"));
+        r = parse(S("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"));
         ck_assert_int_eq(r->r, 1);
         ck_assert_str_eq(r->path, "*");
         /* CONNECT is an ordinary request; the path is what urlsplit() makes of it */
-        r = parse(S("CONNECT example.com:443 HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"));
+        r = parse(S("CONNECT example.com:443 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi"));
         ck_assert_int_eq(r->r, 1);
         ck_assert_str_eq(r->target, "example.com:443");
         ck_assert_str_eq(r->path, "443");
         ck_assert_uint_eq(r->body_len, 2);
-        r = parse(S("CONNECT [::1]:443 HTTP/1.1\r\n\r\n"));
+        r = parse(S("CONNECT [::1]:443 HTTP/1.1\r\nHost: h\r\n\r\n"));
         ck_assert_str_eq(r->path, "[::1]:443");
         /* leading empty lines are skipped */
-        r = parse(S("\r\n\r\nGET /after-blank HTTP/1.1\r\n\r\n"));
+        r = parse(S("\r\n\r\nGET /after-blank HTTP/1.1\r\nHost: h\r\n\r\n"));
         ck_assert_int_eq(r->r, 1);
         ck_assert_str_eq(r->target, "/after-blank");
 }
@@ -588,51 +590,51 @@ END_TEST
 START_TEST(test_targets) {
         Parsed *r;
 
-        r = parse(S("GET http://user:pass@example.com:8080/p/q?a=b#frag HTTP/1.1\r\n\r\n"));
+        r = parse(S("GET http://user:pass@example.com:8080/p/q?a=b#frag HTTP/1.1\r\nHost: h\r\n\r\n"));
         ck_assert_int_eq(r->r, 1);
         ck_assert_str_eq(r->target, "http://user:pass@example.com:8080/p/q?a=b#frag");
         ck_assert_str_eq(r->path, "/p/q");
         ck_assert_str_eq(r->query, "a=b");
-        r = parse(S("GET https://[::1]:8443 HTTP/1.1\r\n\r\n"));
+        r = parse(S("GET https://[::1]:8443 HTTP/1.1\r\nHost: h\r\n\r\n"));
         ck_assert_int_eq(r->r, 1);
         ck_assert_str_eq(r->path, "");
-        r = parse(S("GET /p#f?notquery HTTP/1.1\r\n\r\n"));
+        r = parse(S("GET /p#f?notquery HTTP/1.1\r\nHost: h\r\n\r\n"));
         ck_assert_str_eq(r->path, "/p");
         ck_assert_str_eq(r->query, "");
-        r = parse(S("GET ///keep//slashes?x HTTP/1.1\r\n\r\n"));
+        r = parse(S("GET ///keep//slashes?x HTTP/1.1\r\nHost: h\r\n\r\n"));
         ck_assert_str_eq(r->path, "///keep//slashes");
         ck_assert_str_eq(r->query, "x");
-        r = parse(S("GET /with_\"quotes\"?foo=\"bar\" HTTP/1.1\r\n\r\n"));
+        r = parse(S("GET /with_\"quotes\"?foo=\"bar\" HTTP/1.1\r\nHost: h\r\n\r\n"));
         ck_assert_str_eq(r->path, "/with_\"quotes\"");
-        r = parse(S("GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n"));
+        r = parse(S("GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n"));
         ck_assert_int_eq(r->r, 1);
         ck_assert_str_eq(r->path, "/caf\xc3\xa9");
 }
 END_TEST
 
 START_TEST(test_smuggling) {
-        ASSERT_ERROR("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nTransfer-Encoding: foo, chunked\r\n\r\n0\r\n\r\n", 501);
-        /* llhttp refuses the empty coding first (Gunicorn: 501) */
-        ASSERT_ERROR("POST / HTTP/1.1\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: foo, chunked\r\n\r\n0\r\n\r\n", 501);
+        /* an empty last coding: chunked is not last (Gunicorn: 501) */
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", 400);
         ASSERT_ERROR("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\nab", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nContent-Length: 1, 1\r\n\r\na", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\na", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\na", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nContent-Length: -0\r\n\r\n", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\nab", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", 400);
-        ASSERT_ERROR("POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1, 2\r\n\r\nab", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1, 1\r\n\r\na", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +1\r\n\r\na", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\na", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -0\r\n\r\n", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1 2\r\n\r\nab", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0x10\r\n\r\n", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", 400);
+        ASSERT_ERROR("POST / HTTP/1.1\r\nHost: h\r\nContent-Length:\r\n\r\n", 400);
         /* surrounding blanks are fine */
-        ck_assert_int_eq(parse(S("POST / HTTP/1.1\r\nContent-Length:  3 \r\n\r\nabc"))->r, 1);
+        ck_assert_int_eq(parse(S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length:  3 \r\n\r\nabc"))->r, 1);
 }
 END_TEST
 
@@ -660,7 +662,7 @@ START_TEST(test_bad_chunks) {
 
         for (size_t i = 0; i < ELEMENTSOF(bodies); i++) {
                 Parsed *r;
-                size_t n = (size_t) snprintf(buf, sizeof(buf), "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n%s",
+                size_t n = (size_t) snprintf(buf, sizeof(buf), "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n%s",
                                              bodies[i]);
 
                 for (size_t step = 1; step <= n; step += n - 1) {
@@ -672,9 +674,272 @@ START_TEST(test_bad_chunks) {
 }
 END_TEST
 
+/* RFC 9112 3.2: HTTP/1.1 needs exactly one Host, and it must be an RFC 3986 host[:port]. */
+START_TEST(test_host) {
+        static const char *const good[] = {
+                "example.com", "example.com:8080", "0.0.0.0=5000", "127.0.0.1", "127.0.0.1:", "[::1]",
+                "[::1]:443", "[::ffff:192.0.2.1]:80", "[v1.fe:x]", "a%20b", "xn--bcher-kva.example",
+                "sub_delims!$&'()*+,;=", "~user-name.", "", ":80",
+        };
+        static const char *const bad[] = {
+                "a b", "a/b", "a@b", "a?b", "a#b", "a:b", "a:80x", "a:80:90", "a%2", "a%zz", "[::1", "::1",
+                "[::1]x", "[::1]:8x", "[::g]", "[1.2.3.4]", "[v1]", "[v.x]", "[vz.x]", "[fe80::1%25eth0]",
+                "caf\xc3\xa9", "a\"b", "[]",
+        };
+        static char buf[512];
+        Parsed *r;
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                size_t n = (size_t) snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", good[i]);
+
+                r = parse(buf, n);
+                ck_assert_msg(r->r == 1, "Host [%s] refused: %d %s", good[i], r->status, r->reason);
+                /* surrounding blanks are not part of the value */
+                n = (size_t) snprintf(buf, sizeof(buf), "GET / HTTP/1.0\r\nHost: \t%s \r\n\r\n", good[i]);
+                ck_assert_msg(parse(buf, n)->r == 1, "Host [%s] refused on HTTP/1.0", good[i]);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                for (int minor = 0; minor <= 1; minor++) {
+                        size_t n = (size_t) snprintf(buf, sizeof(buf), "GET / HTTP/1.%d\r\nHost: %s\r\n\r\n", minor,
+                                                     bad[i]);
+
+                        assert_error_reason(buf, n, 400, "Invalid Host header");
+                }
+
+        ASSERT_ERROR_REASON("GET / HTTP/1.1\r\n\r\n", 400, "Missing Host header");
+        ASSERT_ERROR_REASON("GET / HTTP/1.1\r\nX-Host: a\r\nHosts: b\r\n\r\n", 400, "Missing Host header");
+        ASSERT_ERROR_REASON("POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi", 400, "Missing Host header");
+        /* the absolute form names the host too, but Host is still required */
+        ASSERT_ERROR_REASON("GET http://example.com/ HTTP/1.1\r\n\r\n", 400, "Missing Host header");
+        ASSERT_ERROR_REASON("GET / HTTP/1.2\r\n\r\n", 400, "Missing Host header");
+        ASSERT_ERROR_REASON("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400, "Duplicate Host header");
+        ASSERT_ERROR_REASON("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400, "Duplicate Host header");
+        ASSERT_ERROR_REASON("GET / HTTP/1.0\r\nHost: a\r\nHOST: b\r\n\r\n", 400, "Duplicate Host header");
+
+        /* HTTP/1.0 had no Host */
+        r = parse(S("GET / HTTP/1.0\r\n\r\n"));
+        ck_assert_int_eq(r->r, 1);
+        r = parse(S("GET / HTTP/1.1\r\nhOsT: example.com\r\n\r\n"));
+        ck_assert_int_eq(r->r, 1);
+        ck_assert_str_eq(r->values[0], "example.com");
+}
+END_TEST
+
+/* RFC 9112 6.1 and 6.3: chunked must be the last coding (else 400), and a coding gcorn does
+ * not decode gets 501 rather than reaching the app still encoded. */
+START_TEST(test_transfer_codings) {
+        static const char *const undecoded[] = {
+                "gzip, chunked", "deflate, chunked", "compress, chunked", "x-gzip, chunked", "br, chunked",
+                "GZIP,chunked", "identity, gzip, chunked", "foo, chunked", ", chunked",
+        };
+        static const char *const not_last[] = {
+                "gzip", "deflate", "identity", "foo", "chunked, gzip", "chunked, identity", "gzip, identity",
+                "chunked,",
+        };
+        static char buf[512];
+        Parsed *r;
+
+        for (size_t i = 0; i < ELEMENTSOF(undecoded); i++) {
+                size_t n = (size_t) snprintf(buf, sizeof(buf),
+                                             "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: %s\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                                             undecoded[i]);
+
+                assert_error_reason(buf, n, 501, "Unsupported transfer coding");
+        }
+        for (size_t i = 0; i < ELEMENTSOF(not_last); i++) {
+                size_t n = (size_t) snprintf(buf, sizeof(buf),
+                                             "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: %s\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                                             not_last[i]);
+
+                assert_error_reason(buf, n, 400, "Transfer-Encoding without chunked last");
+                /* nor does a Content-Length frame it */
+                n = (size_t) snprintf(buf, sizeof(buf),
+                                      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: %s\r\nContent-Length: 5\r\n\r\nhello",
+                                      not_last[i]);
+                assert_error_reason(buf, n, 400, "Transfer-Encoding without chunked last");
+        }
+        /* the codings of every line, in order */
+        ASSERT_ERROR_REASON("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "0\r\n\r\n", 501, "Unsupported transfer coding");
+        ASSERT_ERROR_REASON("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"
+                            "0\r\n\r\n", 400, "Transfer-Encoding without chunked last");
+        ASSERT_ERROR_REASON("POST / HTTP/1.0\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello", 400,
+                            "Transfer-Encoding without chunked last");
+
+        /* identity is no coding at all */
+        r = parse(S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+        ck_assert_int_eq(r->r, 1);
+        ck_assert(r->chunked);
+        ck_assert(r->keep_alive);
+        ck_assert_uint_eq(r->body_len, 5);
+        r = parse(S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+        ck_assert_int_eq(r->r, 1);
+        ck_assert_uint_eq(r->body_len, 5);
+}
+END_TEST
+
+/* RFC 9112 7.1.1: blanks (BWS) may come between a chunk size and its extensions. */
+START_TEST(test_chunk_ext_bws) {
+        static const char *const good[] = {
+                "5 ;ext\r\nhello\r\n0\r\n\r\n",
+                "5\t;ext\r\nhello\r\n0\r\n\r\n",
+                "5 \t ;a=b;c=\"d e\"\r\nhello\r\n0 ;last\r\n\r\n",
+                "5 ;\r\nhello\r\n0\r\n\r\n",
+        };
+        /* as Gunicorn: blanks before the size, or after it with no extension, stay refused */
+        static const char *const bad[] = {
+                "5 \r\nhello\r\n0\r\n\r\n",
+                "5\t\r\nhello\r\n0\r\n\r\n",
+                " 5;ext\r\nhello\r\n0\r\n\r\n",
+                "5 x;ext\r\nhello\r\n0\r\n\r\n",
+                "5 5;ext\r\nhello\r\n0\r\n\r\n",
+                " ;ext\r\nhello\r\n0\r\n\r\n",
+        };
+        static char buf[512];
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                size_t n = (size_t) snprintf(buf, sizeof(buf), "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n%s",
+                                             good[i]);
+
+                for (size_t step = 1; step <= n; step += n - 1) {
+                        Parsed *r = parse_with(&default_limits, buf, n, step, 4);
+
+                        ck_assert_msg(r->r == 1, "chunked body %zu refused (step %zu): %s", i, step, r->reason);
+                        ck_assert_uint_eq(r->body_len, 5);
+                        ck_assert(memcmp(r->body, "hello", 5) == 0);
+                }
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                size_t n = (size_t) snprintf(buf, sizeof(buf), "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n%s",
+                                             bad[i]);
+
+                for (size_t step = 1; step <= n; step += n - 1) {
+                        Parsed *r = parse_with(&default_limits, buf, n, step, 4);
+
+                        ck_assert_msg(r->r == -EBADMSG, "chunked body %zu accepted (step %zu)", i, step);
+                        ck_assert_int_eq(r->status, 400);
+                }
+        }
+}
+END_TEST
+
+/* Feeds data[0..len) to a new parser in chunks: all at once (seed 0), byte by byte (seed 1)
+ * or in random sizes. Fills *ret as parse_one() does for the head. */
+static void feed_head_split(const HttpLimits *limits, const char *data, size_t len, unsigned seed, Parsed *ret) {
+        HttpParser *p = NULL;
+        size_t pos = 0, window = 0;
+        int r = 0;
+
+        memset(ret, 0, sizeof(*ret));
+        ck_assert_int_eq(http_parser_new(&p, limits), 0);
+        while (r == 0 && window < len) {
+                size_t consumed = 0;
+
+                window += seed == 0 ? len : seed == 1 ? 1 : 1 + (size_t) (rand_r(&seed) % 9);
+                window = MIN(window, len);
+                r = http_parser_feed_head(p, data + pos, window - pos, &consumed);
+                ck_assert_uint_le(consumed, window - pos);
+                pos += consumed;
+        }
+        ret->r = r;
+        ret->consumed = pos;
+        if (r < 0) {
+                const char *reason = http_parser_error_reason(p);
+
+                ck_assert_ptr_nonnull(reason);
+                ret->status = http_parser_error_status(p);
+                snprintf(ret->reason, sizeof(ret->reason), "%s", reason ? reason : "");
+        } else if (r == 1) {
+                const Request *req = http_parser_request(p);
+
+                copy_slice(ret->method, sizeof(ret->method), req->method);
+                copy_slice(ret->target, sizeof(ret->target), req->target);
+                ret->n_headers = req->n_headers;
+                for (size_t i = 0; i < req->n_headers && i < 64; i++) {
+                        copy_slice(ret->names[i], sizeof(ret->names[i]), req->headers[i].name);
+                        copy_slice(ret->values[i], sizeof(ret->values[i]), req->headers[i].value);
+                }
+                ret->keep_alive = req->keep_alive;
+                ret->content_length = req->content_length;
+                ret->chunked = req->chunked;
+        }
+        http_parser_free(p);
+}
+
+/* A head cut anywhere gives what the whole head gives: the same request, or the same error
+ * (an error may show after fewer bytes when the input is cut, never a different one). Random
+ * heads from pieces of good and bad lines, with limits small enough to be reached. */
+START_TEST(test_head_split_invariant) {
+        static const char *const good[] = {
+                "X-A: b c\r\n", "Content-Length: 3\r\n", "Transfer-Encoding: chunked\r\n", "Connection: close\r\n",
+                "A:\r\n", "Long-Header-Name: a longer value here\r\n", "Accept:\t*/*  \r\n", "X-Obs: caf\xe9\r\n",
+        };
+        static const char *const bad[] = {
+                "\r\n", " fold\r\n", "\tfold\r\n", "Bad Name: x\r\n", ": empty\r\n", "X: a\x01\r\n", "X: a\rb\r\n",
+                "X: a\n", "\n", "\r", ":", " ", "\t", "X", "\x7f", "Host: a b\r\n", "Nocolon\r\n", "Host: h\r\n",
+        };
+        static const char *const hosts[] = { "Host: h\r\n", "Host: [::1]:80\r\n", "host:0.0.0.0=5000\r\n" };
+        static const char *const lines[] = { "GET / HTTP/1.1\r\n", "POST /p?q HTTP/1.0\r\n", "\r\nGET / HTTP/1.1\r\n" };
+        const HttpLimits limits[] = {
+                default_limits,
+                { .fields = 4, .field_size = 24 },
+        };
+        static Parsed whole, cut;
+        unsigned seed = 4242;
+
+        for (int iter = 0; iter < 6000; iter++) {
+                const HttpLimits *lim = &limits[iter % 2];
+                /* from none to a third of the pieces bad */
+                unsigned bad_in = (unsigned[]) { 0, 24, 3 }[iter % 3];
+                size_t len, n_pieces = (size_t) (rand_r(&seed) % 8);
+                char data[512];
+
+                len = (size_t) snprintf(data, sizeof(data), "%s", lines[rand_r(&seed) % ELEMENTSOF(lines)]);
+                if (rand_r(&seed) % 4 != 0)
+                        len += (size_t) snprintf(data + len, sizeof(data) - len, "%s",
+                                                 hosts[rand_r(&seed) % ELEMENTSOF(hosts)]);
+                for (size_t k = 0; k < n_pieces; k++) {
+                        const char *piece = bad_in > 0 && rand_r(&seed) % bad_in == 0
+                                                    ? bad[rand_r(&seed) % ELEMENTSOF(bad)]
+                                                    : good[rand_r(&seed) % ELEMENTSOF(good)];
+
+                        len += (size_t) snprintf(data + len, sizeof(data) - len, "%s", piece);
+                }
+                if (rand_r(&seed) % 8 != 0)
+                        len += (size_t) snprintf(data + len, sizeof(data) - len, "\r\n");
+
+                feed_head_split(lim, data, len, 0, &whole);
+                for (unsigned s = 1; s < 5; s++) {
+                        feed_head_split(lim, data, len, s == 1 ? 1 : seed + s, &cut);
+                        ck_assert_msg(cut.r == whole.r, "split %u: %d, whole: %d: %.*s", s, cut.r, whole.r, (int) len,
+                                      data);
+                        if (whole.r < 0) {
+                                ck_assert_int_eq(cut.status, whole.status);
+                                ck_assert_str_eq(cut.reason, whole.reason);
+                                ck_assert_uint_le(cut.consumed, whole.consumed);
+                                continue;
+                        }
+                        ck_assert_uint_eq(cut.consumed, whole.consumed);
+                        if (whole.r == 0)
+                                continue;
+                        ck_assert_str_eq(cut.method, whole.method);
+                        ck_assert_str_eq(cut.target, whole.target);
+                        ck_assert_uint_eq(cut.n_headers, whole.n_headers);
+                        for (size_t i = 0; i < whole.n_headers && i < 64; i++) {
+                                ck_assert_str_eq(cut.names[i], whole.names[i]);
+                                ck_assert_str_eq(cut.values[i], whole.values[i]);
+                        }
+                        ck_assert(cut.keep_alive == whole.keep_alive);
+                        ck_assert_int_eq(cut.content_length, whole.content_length);
+                        ck_assert(cut.chunked == whole.chunked);
+                }
+        }
+}
+END_TEST
+
 START_TEST(test_upgrade) {
-        static const char req[] = "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 2\r\n\r\nhi"
-                                  "GET /next HTTP/1.1\r\n\r\n";
+        static const char req[] = "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 2\r\n\r\nhi"
+                                  "GET /next HTTP/1.1\r\nHost: h\r\n\r\n";
         HttpParser *p = NULL;
         static Parsed r;
 
@@ -875,6 +1140,75 @@ static int is_raw(const struct dirent *d) {
         return n > 4 && strcmp(d->d_name + n - 4, ".raw") == 0;
 }
 
+/* The status tests/integration/corpus_deviations.json lists for a case gcorn answers
+ * differently from Gunicorn ("status": N in its entry), or 0. */
+static int deviation_status(const char *kind, const char *name) {
+        char path[4096], key[512];
+        const char *src = getenv("GCORN_SRC"), *e, *end, *st;
+        size_t len;
+        char *text;
+        int status = 0;
+
+        snprintf(path, sizeof(path), "%s/tests/integration/corpus_deviations.json", src ? src : ".");
+        text = read_file(path, &len);
+        ck_assert_msg(text, "cannot read %s", path);
+        snprintf(key, sizeof(key), "\"%s/%s\":", kind, name);
+        e = strstr(text, key);
+        if (e) {
+                end = strchr(e, '}');
+                st = strstr(e, "\"status\":");
+                if (end && st && st < end)
+                        status = atoi(st + strlen("\"status\":"));
+        }
+        free(text);
+        return status;
+}
+
+/* raw with "Host: h" after the request line that starts at (or after blank lines
+ * from) start: RFC 9112 3.2 wants one where Gunicorn does not. */
+static char *insert_host(char *raw, size_t *len, size_t start) {
+        static const char host[] = "Host: h\r\n";
+        size_t at = start;
+        const char *lf;
+        char *n;
+
+        while (at < *len && (raw[at] == '\r' || raw[at] == '\n'))
+                at++;
+        lf = memchr(raw + at, '\n', *len - at);
+        ck_assert_ptr_nonnull(lf);
+        at = (size_t) (lf - raw) + 1;
+        n = malloc(*len + sizeof(host));
+        ck_assert_ptr_nonnull(n);
+        memcpy(n, raw, at);
+        memcpy(n + at, host, sizeof(host) - 1);
+        memcpy(n + at + sizeof(host) - 1, raw + at, *len - at + 1);
+        *len += sizeof(host) - 1;
+        free(raw);
+        return n;
+}
+
+/* As test_corpus.py sends invalid cases: with a Host line after the first request line when
+ * that is HTTP/1.1 (or a later 1.x) and its head has none, so that each case is refused for
+ * its own fault. */
+static char *insert_host_first(char *raw, size_t *len) {
+        const char *end, *head_end;
+        size_t start = 0;
+
+        while (start < *len && (raw[start] == '\r' || raw[start] == '\n'))
+                start++;
+        end = memmem(raw + start, *len - start, "\r\n", 2);
+        if (!end || end - (raw + start) < 9 || memcmp(end - 9, " HTTP/1.", 8) != 0 || end[-1] < '1' ||
+            end[-1] > '9')
+                return raw;
+        head_end = memmem(end, (size_t) (raw + *len - end), "\r\n\r\n", 4);
+        if (!head_end)
+                head_end = raw + *len;
+        for (const char *l = end; l && l < head_end; l = memmem(l + 2, (size_t) (head_end - l - 2), "\r\n", 2))
+                if (head_end - l >= 7 && strncasecmp(l + 2, "host:", 5) == 0)
+                        return raw;
+        return insert_host(raw, len, start);
+}
+
 static void check_valid_case(const char *dir, const char *name) {
         static Json j;
         static Parsed r;
@@ -883,6 +1217,7 @@ static void check_valid_case(const char *dir, const char *name) {
         HttpLimits limits;
         HttpParser *p = NULL;
         size_t raw_len, json_len, pos = 0, nreq = 0;
+        bool host_added = false;
         char *raw, *json;
 
         snprintf(path, sizeof(path), "%s/%s.raw", dir, name);
@@ -907,10 +1242,29 @@ static void check_valid_case(const char *dir, const char *name) {
                 if (j.type != TOK_STRING)
                         continue;
                 if (strcmp(j.str, "method") == 0) {
+                        size_t start = pos;
+
                         if (nreq > 0)
                                 http_parser_reset(p);
-                        parse_one(p, raw + pos, raw_len - pos, raw_len, 65536, &r);
-                        pos += r.consumed;
+                        parse_one(p, raw + start, raw_len - start, raw_len, 65536, &r);
+                        host_added = false;
+                        if (r.r < 0 && strcmp(r.reason, "Missing Host header") == 0) {
+                                raw = insert_host(raw, &raw_len, start);
+                                host_added = true;
+                                http_parser_reset(p);
+                                parse_one(p, raw + start, raw_len - start, raw_len, 65536, &r);
+                        }
+                        if (r.r < 0) {
+                                int want = deviation_status("valid", name);
+
+                                ck_assert_msg(want != 0 && r.status == want,
+                                              "corpus valid/%s request %zu: %d (%d %s), listed status %d", name, nreq,
+                                              r.r, r.status, r.reason, want);
+                                printf("corpus valid/%s request %zu: answered %d (%s), a listed deviation\n", name,
+                                       nreq, r.status, r.reason);
+                                goto out;
+                        }
+                        pos = start + r.consumed;
                         /* valid/099 holds less body than its Content-Length: the rest never comes */
                         if (r.r == 0 && pos == raw_len && r.has_body)
                                 printf("corpus valid/%s: body shorter than announced\n", name);
@@ -946,7 +1300,8 @@ static void check_valid_case(const char *dir, const char *name) {
                         json_next(&j);
                         ck_assert_int_eq(r.minor, j.num);
                 } else if (strcmp(j.str, "headers") == 0) {
-                        size_t i = 0, k = 0;
+                        /* skip the Host line added above */
+                        size_t i = 0, k = host_added ? 1 : 0;
 
                         json_next(&j);  /* ':' */
                         json_next(&j);  /* '[' */
@@ -1040,6 +1395,7 @@ START_TEST(test_corpus_invalid) {
                 json_next(&j);
                 json_next(&j);
                 supported = corpus_settings(&j, &limits, unsupported, sizeof(unsupported));
+                raw = insert_host_first(raw, &raw_len);
 
                 ck_assert_int_eq(http_parser_new(&p, &limits), 0);
                 /* all pipelined requests: the fault may be in any of them */
@@ -1049,6 +1405,8 @@ START_TEST(test_corpus_invalid) {
                         pos += r.consumed;
                         if (r.r < 0)
                                 failed = true;
+                        ck_assert_msg(r.r >= 0 || strcmp(r.reason, "Missing Host header") != 0,
+                                      "corpus invalid/%s: refused only for its missing Host", names[i]->d_name);
                         if (r.r != 1)
                                 break;
                         http_parser_reset(p);
@@ -1081,53 +1439,6 @@ START_TEST(test_corpus_invalid) {
 }
 END_TEST
 
-/* scan_head() takes whole runs up to each LF; scan_bytes() looks at every byte. Over random
- * header sections with CR, LF, blanks and long lines, cut into random chunks, both must stop
- * at the same byte with the same verdict and leave the same state. */
-START_TEST(test_scan_runs_match_bytes) {
-        static const char alphabet[] = "aaaaaaa::  \t\r\r\r\n\n\n";
-        const HttpLimits limits = { .fields = 6, .field_size = 24 };
-        unsigned seed = 12345;
-
-        for (int iter = 0; iter < 20000; iter++) {
-                HttpParser *fast = NULL, *slow = NULL;
-                char data[160];
-                size_t len, pos = 0;
-
-                ck_assert_int_eq(http_parser_new(&fast, &limits), 0);
-                ck_assert_int_eq(http_parser_new(&slow, &limits), 0);
-                len = (size_t) (rand_r(&seed) % sizeof(data));
-                for (size_t i = 0; i < len; i++) {
-                        /* mostly well-formed lines, so the checks are reached deep inside */
-                        if (rand_r(&seed) % 4 == 0 && i + 1 < len) {
-                                data[i++] = '\r';
-                                data[i] = '\n';
-                        } else
-                                data[i] = alphabet[rand_r(&seed) % (sizeof(alphabet) - 1)];
-                }
-                while (pos < len) {
-                        size_t chunk = 1 + (size_t) (rand_r(&seed) % (len - pos)), used_fast = 0, used_slow = 0;
-                        int rf = scan_head(fast, data + pos, chunk, &used_fast);
-                        int rs = scan_bytes(slow, data + pos, chunk, 0, &used_slow);
-
-                        ck_assert_int_eq(rf, rs);
-                        ck_assert_int_eq(fast->status, slow->status);
-                        if (rf < 0) {
-                                ck_assert_str_eq(fast->reason, slow->reason);
-                                break;
-                        }
-                        ck_assert_uint_eq(used_fast, used_slow);
-                        ck_assert(memcmp(&fast->scan, &slow->scan, sizeof(LineScan)) == 0);
-                        if (rf == SCAN_BLANK_LINE)
-                                break;
-                        pos += chunk;
-                }
-                http_parser_free(fast);
-                http_parser_free(slow);
-        }
-}
-END_TEST
-
 static Suite *http_suite(void) {
         Suite *suite = suite_create("http");
         TCase *tc = tcase_create("core");
@@ -1136,7 +1447,6 @@ static Suite *http_suite(void) {
         tcase_add_test(tc, test_simple_get);
         tcase_add_test(tc, test_find_header);
         tcase_add_test(tc, test_split_feeding);
-        tcase_add_test(tc, test_scan_runs_match_bytes);
         tcase_add_test(tc, test_pipelined);
         tcase_add_test(tc, test_head_consumed_exact);
         tcase_add_test(tc, test_head_keepalive_expect);
@@ -1152,6 +1462,10 @@ static Suite *http_suite(void) {
         tcase_add_test(tc, test_smuggling);
         tcase_add_test(tc, test_bad_chunks);
         tcase_add_test(tc, test_upgrade);
+        tcase_add_test(tc, test_host);
+        tcase_add_test(tc, test_transfer_codings);
+        tcase_add_test(tc, test_chunk_ext_bws);
+        tcase_add_test(tc, test_head_split_invariant);
         tcase_add_test(tc, test_buffers_reused);
         tcase_add_test(tc, test_corpus_valid);
         tcase_add_test(tc, test_corpus_invalid);
