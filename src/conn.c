@@ -124,8 +124,6 @@ static void fill_info(Conn *c, const Listener *l, const struct sockaddr *peer, s
  * connection (Connection: close traffic) costs no allocation. The pool is per worker
  * process and bounded; beyond it connections are freed. */
 #define POOL_MAX 256
-/* A parser whose buffers grew past this for a long head is not kept. */
-#define POOL_PARSER_MAX (16 * 1024)
 static Conn *pool[POOL_MAX];
 static size_t pool_len;
 
@@ -142,7 +140,6 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
                 parser = c->parser;
                 rbuf = c->rbuf;
                 rcap = c->rcap;
-                http_parser_reset(parser);
         } else {
                 c = malloc(sizeof(Conn));
                 if (!c)
@@ -179,7 +176,8 @@ Conn *conn_free(Conn *c) {
                 return NULL;
         c->fd = safe_close(c->fd);
         /* Buffers grown for a large head or body go back to the allocator. */
-        if (pool_len < POOL_MAX && c->rcap <= RBUF_INITIAL && http_parser_footprint(c->parser) <= POOL_PARSER_MAX) {
+        if (pool_len < POOL_MAX && c->rcap <= RBUF_INITIAL) {
+                http_parser_reset(c->parser);
                 pool[pool_len++] = c;
                 return NULL;
         }

@@ -30,6 +30,8 @@
 /* No header section is ever buffered past this, whatever the limits say. */
 #define HEAD_HARD_MAX (4u * 1024 * 1024)
 #define TRAILER_NAME_MAX 32
+/* Buffers above this are given back at reset rather than kept for the next request. */
+#define PARSER_KEEP_MAX (16 * 1024)
 
 typedef enum Phase {
         PHASE_LINE,                     /* reading the request line */
@@ -707,6 +709,20 @@ HttpParser *http_parser_free(HttpParser *p) {
 }
 
 void http_parser_reset(HttpParser *p) {
+        /* A long head grew the buffers; a connection that waits for its next request, or a
+         * parser kept for the next connection, must not hold on to that. */
+        if (p->buf_cap > PARSER_KEEP_MAX) {
+                p->buf = mfree(p->buf);
+                p->buf_cap = 0;
+        }
+        if (p->fields_cap * sizeof(FieldOffsets) > PARSER_KEEP_MAX) {
+                p->fields = mfree(p->fields);
+                p->fields_cap = 0;
+        }
+        if (p->headers_cap * sizeof(HttpHeader) > PARSER_KEEP_MAX) {
+                p->headers = mfree(p->headers);
+                p->headers_cap = 0;
+        }
         p->phase = PHASE_LINE;
         p->head_done = false;
         p->error = 0;
@@ -1006,8 +1022,4 @@ int http_parser_error_status(const HttpParser *p) {
 
 const char *http_parser_error_reason(const HttpParser *p) {
         return p->phase == PHASE_ERROR ? p->reason : NULL;
-}
-
-size_t http_parser_footprint(const HttpParser *p) {
-        return p->buf_cap + p->fields_cap * sizeof(FieldOffsets) + p->headers_cap * sizeof(HttpHeader);
 }

@@ -24,7 +24,8 @@ typedef struct HttpParser HttpParser;
 int http_parser_new(HttpParser **ret, const HttpLimits *limits);
 HttpParser *http_parser_free(HttpParser *p);
 
-/* Forget the current request; the next http_parser_feed_head() starts a new one. */
+/* Forget the current request; the next http_parser_feed_head() starts a new one. Buffers a
+ * long head grew are given back. */
 void http_parser_reset(HttpParser *p);
 
 /* Feeds request-head bytes. *ret_consumed tells how many were used: after the head completes
@@ -52,10 +53,6 @@ bool http_parser_message_complete(const HttpParser *p);
 /* Bytes of the body not yet handed out by http_parser_feed_body(): exact for Content-Length,
  * -1 for chunked bodies that have not ended. */
 int64_t http_parser_body_remaining(const HttpParser *p);
-
-/* Bytes of memory the parser holds besides itself: a long head grows its buffers, and a
- * caller keeping parsers for reuse must not keep those. */
-size_t http_parser_footprint(const HttpParser *p);
 
 int http_parser_error_status(const HttpParser *p);
 const char *http_parser_error_reason(const HttpParser *p);

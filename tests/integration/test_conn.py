@@ -116,6 +116,25 @@ class PoolTest(h.ServerTestCase):
                 self.assertEqual(int(srv.get("/pid").body), worker)
 
 
+        def test_idle_connections_keep_no_large_head_buffers(self):
+                srv = self.start(APP, args=["-w", "1", "--keep-alive", "30"],
+                                 env={"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072"})
+                worker = int(srv.get("/pid").body)
+                before = rss_kib(worker)
+                line = b"X-Fill: " + b"a" * 8000 + b"\r\n"
+                clients = []
+                for _ in range(8 if SANITIZED else 64):
+                        c = srv.client()
+                        self.addCleanup(c.close)
+                        c.send(b"GET /pid HTTP/1.1\r\nHost: x\r\n" + line * 90 + b"\r\n")
+                        self.assertEqual(c.read_response().status, 200)
+                        clients.append(c)
+                grown = rss_kib(worker) - before
+                if not SANITIZED:
+                        self.assertLess(grown, 24 * 1024, "%d idle keep-alive connections hold %d KiB"
+                                        % (len(clients), grown))
+
+
 class LostResponseTest(h.ServerTestCase):
         @classmethod
         def setUpClass(cls):
