@@ -264,8 +264,9 @@ static ssize_t fill(Conn *c) {
 
 /* A best-effort canned error answer: the connection closes right after it. */
 static void send_error(Conn *c, int status) {
-        char buf[512];
-        size_t n = response_build_error(buf, sizeof(buf), status, false, http_parser_error_reason(c->parser));
+        char buf[RESPONSE_ERROR_MAX];
+        size_t n = response_build_error(buf, sizeof(buf), status, http_parser_is_head(c->parser),
+                                        http_parser_error_reason(c->parser));
 
         c->response_started = true;
         (void) send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);

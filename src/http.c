@@ -317,6 +317,8 @@ static int parse_request_line(HttpParser *p, size_t line_len) {
         /* buf may still move: finish_head() makes the pointers */
         p->req.method = (Slice) { NULL, method_len };
         p->req.target = (Slice) { NULL, target_len };
+        /* known now, so that an error answer to a HEAD request with a bad header has no body */
+        p->req.is_head = method_len == 4 && memcmp(line, "HEAD", 4) == 0;
         p->target_off = method_len + 1;
         return check_target_form(p, (Slice) { line, method_len }, (Slice) { sp1 + 1, target_len });
 }
@@ -666,7 +668,6 @@ static int finish_head(HttpParser *p) {
         r->keep_alive = !conn_close && (r->http_minor >= 1 || conn_keep);
         /* served as an ordinary request: the flag only tells what was asked */
         r->upgrade = has_upgrade && conn_upgrade;
-        r->is_head = SLICE_IS(r->method, "head");
         p->body_left = r->chunked ? -1 : MAX(r->content_length, (int64_t) 0);
         p->head_done = true;
         p->phase = r->has_body ? PHASE_BODY : PHASE_DONE;
@@ -1014,6 +1015,10 @@ int64_t http_parser_body_remaining(const HttpParser *p) {
         if (!p->head_done || p->phase == PHASE_DONE)
                 return 0;
         return p->body_left;
+}
+
+bool http_parser_is_head(const HttpParser *p) {
+        return p->req.is_head;
 }
 
 int http_parser_error_status(const HttpParser *p) {

@@ -54,5 +54,8 @@ bool http_parser_message_complete(const HttpParser *p);
  * -1 for chunked bodies that have not ended. */
 int64_t http_parser_body_remaining(const HttpParser *p);
 
+/* The request line said HEAD (known before the head is complete, for error answers). */
+bool http_parser_is_head(const HttpParser *p);
+
 int http_parser_error_status(const HttpParser *p);
 const char *http_parser_error_reason(const HttpParser *p);

@@ -223,6 +223,15 @@ class LostResponseTest(h.ServerTestCase):
                 self.assertEqual(len(r), 1, got)
                 self.assertEqual(r[0].body, b"first;hello")
 
+        def test_error_answer_to_head_has_no_body(self):
+                s = self.srv.connect()
+                self.addCleanup(s.close)
+                s.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n")
+                data = h.recv_all(s)
+                head, sep, body = data.partition(b"\r\n\r\n")
+                self.assertTrue(head.startswith(b"HTTP/1.1 400 "), data)
+                self.assertEqual(body, b"", "an error answer to HEAD carried a body")
+
         def test_error_answer_lingers(self):
                 worker = int(self.srv.get("/pid").body)
                 fds = open_fds(worker)
