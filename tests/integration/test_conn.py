@@ -294,6 +294,18 @@ class SlowClientTest(h.ServerTestCase):
                 self.assertNotIn("WORKER TIMEOUT", srv.log())
                 self.assertEqual(int(srv.get("/pid").body), worker)
 
+        def test_408_lingers(self):
+                srv = self.start(APP, args=self.ARGS)
+                s = srv.connect()
+                self.addCleanup(s.close)
+                s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\n")
+                s.settimeout(10)
+                self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 408 "))
+                # The client, late, sends the rest of its request.
+                s.sendall(b"Content-Length: 100000\r\n\r\n" + b"l" * 100000)
+                s.shutdown(socket.SHUT_WR)
+                assert_clean_eof(self, s)
+
         def test_trickling_head_expires_despite_new_connections(self):
                 srv = self.start(APP, args=self.ARGS)
                 slow = srv.connect()
