@@ -20,6 +20,10 @@
 #define LOG_LINE_MAX 8192
 
 static int error_fd = STDERR_FILENO;
+/* A second descriptor for the error log whose number never changes: faulthandler is given a
+ * number once, so a reopen re-points this one (dup3()) instead of letting the number go to
+ * the next accepted connection. -1 until log_error_fd() is first asked for. */
+static int dump_fd = -1;
 static int access_fd = -1;
 static int max_level = LOG_INFO;
 static bool journal;                    /* error log entries go to the journal natively */
@@ -85,7 +89,12 @@ static int reopen(int *fd, const char *path, int std_fd) {
 }
 
 static int open_error(const char *path) {
-        return reopen(&error_fd, path, STDERR_FILENO);
+        int r = reopen(&error_fd, path, STDERR_FILENO);
+
+        /* On failure the number still refers to the old log, which is safe to write. */
+        if (r >= 0 && dump_fd >= 0)
+                (void) dup3(error_fd, dump_fd, O_CLOEXEC);
+        return r;
 }
 
 static int open_access(const char *path) {
@@ -154,7 +163,9 @@ void log_set_identity(const char *name, unsigned gen) {
 }
 
 int log_error_fd(void) {
-        return error_fd;
+        if (dump_fd < 0)
+                dump_fd = fcntl(error_fd, F_DUPFD_CLOEXEC, 3);
+        return dump_fd >= 0 ? dump_fd : error_fd;
 }
 
 void log_close(void) {

@@ -28,7 +28,9 @@ int log_setup(const char *loglevel, const char *errorlog, const char *accesslog,
               const char **ret_failed);
 void log_close(void);
 
-/* The error log's fd, for writers outside this module (faulthandler dumps). */
+/* An fd for writers outside this module that keep it (faulthandler dumps): its number
+ * stays the same and refers to the current error log after every reopen. The log keeps it
+ * open for the life of the process. */
 int log_error_fd(void);
 
 /* Writes one entry; returns -abs(error) (or -EINVAL-free 0 when error == 0) so callers can

@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import unittest
@@ -251,6 +252,40 @@ class AppLoggingTest(h.SharedServerTestCase):
                 self.assertNotIn("\0", log)
                 self.assertNotIn("Logging error", log)
                 self.get_ok("/flask-exception?tag=after")
+
+
+class LogReopenTest(h.ServerTestCase):
+        def test_stack_dump_after_reopen_goes_to_the_new_log(self):
+                # faulthandler writes to a fd number it was given once: after USR1 that
+                # number must still be the error log, never a connection accepted later.
+                d = h.tempdir(self, "gcorn-reopen-")
+                path = os.path.join(d, "error.log")
+                srv = self.start("logging_app:app", args=["-w", "1", "-t", "2", "--error-logfile", path],
+                                 log_path=path)
+                worker = srv.worker_pids()[0]
+                os.rename(path, path + ".1")
+                os.kill(srv.pid, signal.SIGUSR1)
+
+                def worker_reopened():
+                        for fd in os.listdir("/proc/%d/fd" % worker):
+                                try:
+                                        if os.readlink("/proc/%d/fd/%s" % (worker, fd)) == path:
+                                                return True
+                                except OSError:
+                                        pass
+                        return False
+                self.assertTrue(h.wait_until(worker_reopened, 10), "the worker never reopened its log")
+
+                with srv.connect() as s:
+                        s.sendall(h.build_request("GET", "/sleep?s=30"))
+                        closed, data = h.wait_closed(s, 20)
+                self.assertTrue(closed, "the hung worker was never killed")
+                self.assertNotIn(b"most recent call first", data)
+                self.assertNotIn(b"logging_app.py", data)
+                log = srv.wait_log(r"most recent call first")
+                self.assertIn("logging_app.py", log[log.index("most recent call first"):])
+                with open(path + ".1", encoding="utf-8", errors="replace") as f:
+                        self.assertNotIn("most recent call first", f.read())
 
 
 if __name__ == "__main__":
