@@ -190,9 +190,11 @@ static void write_all(int fd, const char *p, size_t n) {
         }
 }
 
-static void journal_send(int level, const char *message) {
-        (void) sd_journal_send("MESSAGE=%s", message, "PRIORITY=%i", level, "SYSLOG_IDENTIFIER=gcorn",
-                               "GCORN_INSTANCE=%s", instance, "GCORN_GENERATION=%u", generation, NULL);
+/* One entry; MESSAGE may hold newlines (the native protocol frames it by length). */
+static void journal_send(int level, const char *message, size_t len) {
+        (void) sd_journal_send("MESSAGE=%.*s", (int) MIN(len, (size_t) INT_MAX), message, "PRIORITY=%i", level,
+                               "SYSLOG_IDENTIFIER=gcorn", "GCORN_INSTANCE=%s", instance, "GCORN_GENERATION=%u",
+                               generation, NULL);
 }
 
 /* "[2024-05-01 12:00:00 +0000] [1234] [INFO] " as Gunicorn's error log prints it; with a
@@ -228,7 +230,7 @@ int log_internalv(int level, int error, const char *fmt, va_list ap) {
                 errno = error;
                 k = vsnprintf(buf, sizeof(buf), fmt, ap);
                 if (k >= 0)
-                        journal_send(level, buf);
+                        journal_send(level, buf, MIN((size_t) k, sizeof(buf) - 1));
                 errno = saved;
                 return -error;
         }
@@ -275,9 +277,7 @@ void log_message(int level, const char *text, size_t len) {
                 len--;
 
         if (journal) {
-                (void) sd_journal_send("MESSAGE=%.*s", (int) MIN(len, (size_t) INT_MAX), text, "PRIORITY=%i", level,
-                                       "SYSLOG_IDENTIFIER=gcorn", "GCORN_INSTANCE=%s", instance,
-                                       "GCORN_GENERATION=%u", generation, NULL);
+                journal_send(level, text, len);
                 return;
         }
         n = format_prefix(prefix, sizeof(prefix), level);
@@ -334,9 +334,7 @@ static size_t errors_len, errors_cap;
 static void errors_send(const char *text, size_t len) {
         if (len > 0 && text[len - 1] == '\n')
                 len--;
-        (void) sd_journal_send("MESSAGE=%.*s", (int) MIN(len, (size_t) INT_MAX), text, "PRIORITY=%i", LOG_ERR,
-                               "SYSLOG_IDENTIFIER=gcorn", "GCORN_INSTANCE=%s", instance,
-                               "GCORN_GENERATION=%u", generation, NULL);
+        journal_send(LOG_ERR, text, len);
 }
 
 void log_errors_flush(void) {
