@@ -500,7 +500,10 @@ static void handle_signal(Arbiter *a, const struct signalfd_siginfo *si) {
                 break;
         case SIGTTIN:
                 log_info("Handling signal: ttin");
-                a->target++;
+                if (a->target < SETTINGS_WORKERS_MAX)
+                        a->target++;
+                else
+                        log_warning("Already at %d workers, the most there is room for.", a->target);
                 break;
         case SIGTTOU:
                 log_info("Handling signal: ttou");

@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -34,10 +35,25 @@ static int parse_port(const char *s) {
         return 0;
 }
 
-int listener_parse_spec(const char *spec, BindSpec *ret) {
+/* A host of only digits and dots is meant as an IPv4 address: one that does not parse
+ * (999.1.1.1) is a typo to report, not a name to look up. inet_aton() takes the same
+ * shorthands getaddrinfo() does ("127.1"). */
+static bool bad_ipv4(const char *host) {
+        struct in_addr a;
+
+        if (!host[0] || host[strspn(host, "0123456789.")])
+                return false;
+        return inet_aton(host, &a) == 0;
+}
+
+/* As listener_parse_spec(), with why a spec is invalid in *ret_reason when that is more than
+ * "it does not have the shape of an address". */
+static int parse_spec(const char *spec, BindSpec *ret, const char **ret_reason) {
         BindSpec b = {};
         const char *colon;
         int r;
+
+        *ret_reason = NULL;
 
         if (strncmp(spec, "unix:", 5) == 0) {
                 b.kind = 'u';
@@ -84,8 +100,10 @@ int listener_parse_spec(const char *spec, BindSpec *ret) {
         } else {
                 b.kind = 't';
                 colon = strrchr(spec, ':');
-                if (colon && strchr(spec, ':') != colon)
-                        return -EINVAL; /* bare IPv6 needs brackets */
+                if (colon && strchr(spec, ':') != colon) {
+                        *ret_reason = "an IPv6 address needs brackets, as in [::1]:8000";
+                        return -EINVAL;
+                }
                 if (colon) {
                         r = copy_str(b.host, sizeof(b.host), spec, (size_t) (colon - spec));
                         if (r >= 0)
@@ -98,10 +116,22 @@ int listener_parse_spec(const char *spec, BindSpec *ret) {
                 if (r < 0)
                         return r;
         }
-        if (b.kind == 't' && parse_port(b.port) < 0)
+        if (b.kind == 't' && parse_port(b.port) < 0) {
+                *ret_reason = "the port must be a number from 0 to 65535";
                 return -EINVAL;
+        }
+        if (b.kind == 't' && bad_ipv4(b.host)) {
+                *ret_reason = "the host is not an IPv4 address";
+                return -EINVAL;
+        }
         *ret = b;
         return 0;
+}
+
+int listener_parse_spec(const char *spec, BindSpec *ret) {
+        const char *reason;
+
+        return parse_spec(spec, ret, &reason);
 }
 
 static void tune_tcp(Listener *l) {
@@ -149,7 +179,14 @@ static void describe(Listener *l) {
         }
 }
 
-static int open_tcp(const BindSpec *b, int backlog, int *ret_fd) {
+/* Which step failed, for the message: name resolution (getaddrinfo()'s own error in gai),
+ * or a system call on the socket ("bind to": "Can't bind to 127.0.0.1:80: ..."). */
+typedef struct OpenFailure {
+        int gai;
+        const char *call;
+} OpenFailure;
+
+static int open_tcp(const BindSpec *b, int backlog, int *ret_fd, OpenFailure *ret_failure) {
         struct addrinfo hints = {
                 .ai_family = AF_UNSPEC,
                 .ai_socktype = SOCK_STREAM,
@@ -159,8 +196,14 @@ static int open_tcp(const BindSpec *b, int backlog, int *ret_fd) {
         int r, last = -EADDRNOTAVAIL;
 
         r = getaddrinfo(b->host[0] ? b->host : "0.0.0.0", b->port, &hints, &res);
-        if (r != 0)
-                return r == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+        if (r != 0) {
+                if (r == EAI_SYSTEM) {
+                        ret_failure->call = "resolve";
+                        return -errno;
+                }
+                ret_failure->gai = r;
+                return -EADDRNOTAVAIL;
+        }
 
         for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
                 _cleanup_close_ int fd = -1;
@@ -169,13 +212,20 @@ static int open_tcp(const BindSpec *b, int backlog, int *ret_fd) {
                 fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
                 if (fd < 0) {
                         last = -errno;
+                        ret_failure->call = "create a socket for";
                         continue;
                 }
                 (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
                 if (ai->ai_family == AF_INET6)
                         (void) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-                if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+                if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
                         last = -errno;
+                        ret_failure->call = "bind to";
+                        continue;
+                }
+                if (listen(fd, backlog) < 0) {
+                        last = -errno;
+                        ret_failure->call = "listen on";
                         continue;
                 }
                 *ret_fd = TAKE_FD(fd);
@@ -186,11 +236,12 @@ static int open_tcp(const BindSpec *b, int backlog, int *ret_fd) {
         return last;
 }
 
-static int open_unix(const BindSpec *b, int backlog, int *ret_fd) {
+static int open_unix(const BindSpec *b, int backlog, int *ret_fd, OpenFailure *ret_failure) {
         struct sockaddr_un un = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -1;
         struct stat st;
 
+        ret_failure->call = "create a socket for";
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
@@ -199,8 +250,10 @@ static int open_unix(const BindSpec *b, int backlog, int *ret_fd) {
         if (lstat(b->path, &st) == 0 && S_ISSOCK(st.st_mode))
                 (void) unlink(b->path);
         memcpy(un.sun_path, b->path, strlen(b->path));
+        ret_failure->call = "bind to";
         if (bind(fd, (struct sockaddr *) &un, sizeof(un)) < 0)
                 return -errno;
+        ret_failure->call = "listen on";
         if (listen(fd, backlog) < 0)
                 return -errno;
         *ret_fd = TAKE_FD(fd);
@@ -231,10 +284,14 @@ static const InheritedFd *find_inherited(const InheritedFd *inh, size_t n, const
 static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_t n_inh, Listener *l,
                     char **ret_error) {
         const InheritedFd *named = NULL;
+        OpenFailure failure = {};
+        const char *reason;
         BindSpec b;
         int r, fd = -1;
 
-        r = listener_parse_spec(spec, &b);
+        r = parse_spec(spec, &b, &reason);
+        if (r < 0 && reason)
+                return asprintf(ret_error, "Invalid bind address: '%s': %s", spec, reason) < 0 ? -ENOMEM : -EINVAL;
         if (r < 0)
                 return asprintf(ret_error, "Invalid bind address: '%s'", spec) < 0 ? -ENOMEM : -EINVAL;
 
@@ -252,7 +309,7 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
 
         switch (b.kind) {
         case 'u':
-                r = open_unix(&b, backlog, &fd);
+                r = open_unix(&b, backlog, &fd, &failure);
                 break;
         case 'f':
                 r = check_inherited(b.fd);
@@ -265,7 +322,7 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
                         r = -errno;
                 break;
         default:
-                r = open_tcp(&b, backlog, &fd);
+                r = open_tcp(&b, backlog, &fd, &failure);
         }
         if (r < 0) {
                 if (b.kind == 'f' && r == -EPROTOTYPE)
@@ -275,7 +332,12 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
                 if (b.kind == 'f')
                         return asprintf(ret_error, "File descriptor %d is not a listening stream socket: %s", b.fd,
                                         strerror(-r)) < 0 ? -ENOMEM : r;
-                return asprintf(ret_error, "Can't connect to %s: %s", spec, strerror(-r)) < 0 ? -ENOMEM : r;
+                if (failure.gai)
+                        return asprintf(ret_error, "Can't resolve '%s' (bind address '%s'): %s",
+                                        b.host[0] ? b.host : "0.0.0.0", spec, gai_strerror(failure.gai)) < 0
+                                       ? -ENOMEM : r;
+                return asprintf(ret_error, "Can't %s %s: %s", failure.call ? failure.call : "open",
+                                spec, strerror(-r)) < 0 ? -ENOMEM : r;
         }
 
         *l = (Listener) { .fd = fd, .is_unix = b.kind == 'u', .inherited = b.kind == 'f' };

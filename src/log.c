@@ -4,9 +4,11 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <systemd/sd-journal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -18,6 +20,10 @@
 #define LOG_LINE_MAX 8192
 
 static int error_fd = STDERR_FILENO;
+/* A second descriptor for the error log whose number never changes: faulthandler is given a
+ * number once, so a reopen re-points this one (dup3()) instead of letting the number go to
+ * the next accepted connection. -1 until log_error_fd() is first asked for. */
+static int dump_fd = -1;
 static int access_fd = -1;
 static int max_level = LOG_INFO;
 static bool journal;                    /* error log entries go to the journal natively */
@@ -83,7 +89,12 @@ static int reopen(int *fd, const char *path, int std_fd) {
 }
 
 static int open_error(const char *path) {
-        return reopen(&error_fd, path, STDERR_FILENO);
+        int r = reopen(&error_fd, path, STDERR_FILENO);
+
+        /* On failure the number still refers to the old log, which is safe to write. */
+        if (r >= 0 && dump_fd >= 0)
+                (void) dup3(error_fd, dump_fd, O_CLOEXEC);
+        return r;
 }
 
 static int open_access(const char *path) {
@@ -129,6 +140,7 @@ int log_setup(const char *loglevel, const char *errorlog, const char *accesslog,
               const char **ret_failed) {
         int level = loglevel ? log_level_from_string(loglevel) : -1, r, k;
 
+        log_errors_flush();
         if (level >= 0)
                 log_set_level(level);
         r = open_error(errorlog);
@@ -151,7 +163,9 @@ void log_set_identity(const char *name, unsigned gen) {
 }
 
 int log_error_fd(void) {
-        return error_fd;
+        if (dump_fd < 0)
+                dump_fd = fcntl(error_fd, F_DUPFD_CLOEXEC, 3);
+        return dump_fd >= 0 ? dump_fd : error_fd;
 }
 
 void log_close(void) {
@@ -176,9 +190,11 @@ static void write_all(int fd, const char *p, size_t n) {
         }
 }
 
-static void journal_send(int level, const char *message) {
-        (void) sd_journal_send("MESSAGE=%s", message, "PRIORITY=%i", level, "SYSLOG_IDENTIFIER=gcorn",
-                               "GCORN_INSTANCE=%s", instance, "GCORN_GENERATION=%u", generation, NULL);
+/* One entry; MESSAGE may hold newlines (the native protocol frames it by length). */
+static void journal_send(int level, const char *message, size_t len) {
+        (void) sd_journal_send("MESSAGE=%.*s", (int) MIN(len, (size_t) INT_MAX), message, "PRIORITY=%i", level,
+                               "SYSLOG_IDENTIFIER=gcorn", "GCORN_INSTANCE=%s", instance, "GCORN_GENERATION=%u",
+                               generation, NULL);
 }
 
 /* "[2024-05-01 12:00:00 +0000] [1234] [INFO] " as Gunicorn's error log prints it; with a
@@ -214,7 +230,7 @@ int log_internalv(int level, int error, const char *fmt, va_list ap) {
                 errno = error;
                 k = vsnprintf(buf, sizeof(buf), fmt, ap);
                 if (k >= 0)
-                        journal_send(level, buf);
+                        journal_send(level, buf, MIN((size_t) k, sizeof(buf) - 1));
                 errno = saved;
                 return -error;
         }
@@ -240,46 +256,134 @@ int log_internal(int level, int error, const char *fmt, ...) {
         return r;
 }
 
-void log_block(int level, const char *title, const char *text) {
+/* Text to a journal stream becomes one entry per line: each line needs its "<N>". */
+static size_t count_lines(const char *text, size_t len) {
+        size_t n = 1;
+
+        for (const char *p = text; (p = memchr(p, '\n', len - (size_t) (p - text))); p++)
+                n++;
+        return n;
+}
+
+void log_message(int level, const char *text, size_t len) {
         _cleanup_free_ char *buf = NULL;
-        size_t tlen = text ? strlen(text) : 0, cap, n;
-        char prefix[128];
+        char prefix[128], tag[8] = "";
+        size_t n, cap, tag_len = 0;
 
         if (level > max_level)
                 return;
+        /* The entry ends with one newline, whether or not the text had it. */
+        if (len > 0 && text[len - 1] == '\n')
+                len--;
 
         if (journal) {
-                /* One entry, so the traceback stays together in journalctl. */
-                if (asprintf(&buf, "%s\n%s", title, text ? text : "") >= 0)
-                        journal_send(level, buf);
+                journal_send(level, text, len);
                 return;
         }
         n = format_prefix(prefix, sizeof(prefix), level);
-        cap = n + strlen(title) + tlen * 7 + 16;
+        if (level_prefix)
+                tag_len = (size_t) snprintf(tag, sizeof(tag), "<%d>", level);
+        cap = n + len + 1 + (tag_len ? count_lines(text, len) * tag_len : 0);
         buf = malloc(cap);
         if (!buf) {
-                log_internal(level, 0, "%s", title);
+                log_internal(level, 0, "%.*s", (int) MIN(len, (size_t) INT_MAX), text);
                 return;
         }
         memcpy(buf, prefix, n);
-        n += (size_t) snprintf(buf + n, cap - n, "%s\n", title);
-        /* Continuation lines are indented so a reader (and a line-based collector) can tell
-         * where the entry ends. */
-        for (const char *p = text; p && *p;) {
-                const char *e = strchr(p, '\n');
-                size_t len = e ? (size_t) (e - p) : strlen(p);
+        /* The lines that follow the first are the text's own, as Gunicorn prints a record
+         * with its traceback. */
+        for (const char *p = text, *end = text + len; p <= end;) {
+                const char *e = memchr(p, '\n', (size_t) (end - p));
+                size_t l = e ? (size_t) (e - p) : (size_t) (end - p);
 
-                /* A journal stream makes each line an entry: each needs its priority. */
-                if (level_prefix)
-                        n += (size_t) snprintf(buf + n, cap - n, "<%d>", level);
-                buf[n++] = ' ';
-                buf[n++] = ' ';
-                memcpy(buf + n, p, len);
-                n += len;
+                if (p != text) {
+                        memcpy(buf + n, tag, tag_len);
+                        n += tag_len;
+                }
+                memcpy(buf + n, p, l);
+                n += l;
                 buf[n++] = '\n';
-                p = e ? e + 1 : p + len;
+                if (!e)
+                        break;
+                p = e + 1;
         }
         write_all(error_fd, buf, n);
+}
+
+void log_block(int level, const char *title, const char *text) {
+        _cleanup_free_ char *buf = NULL;
+        int k;
+
+        if (level > max_level)
+                return;
+        k = asprintf(&buf, "%s\n%s", title, text ? text : "");
+        if (k < 0) {
+                log_internal(level, 0, "%s", title);
+                return;
+        }
+        log_message(level, buf, (size_t) k);
+}
+
+/* wsgi.errors text waiting for the end of its line, when each line goes to the journal as an
+ * entry; written text never waits. */
+static char *errors_buf;
+static size_t errors_len, errors_cap;
+
+#define ERRORS_PENDING_MAX (64 * 1024)
+
+static void errors_send(const char *text, size_t len) {
+        if (len > 0 && text[len - 1] == '\n')
+                len--;
+        journal_send(LOG_ERR, text, len);
+}
+
+void log_errors_flush(void) {
+        if (errors_len == 0)
+                return;
+        if (journal)
+                errors_send(errors_buf, errors_len);
+        else
+                write_all(error_fd, errors_buf, errors_len);
+        errors_len = 0;
+}
+
+void log_errors_write(const char *text, size_t len) {
+        const char *last;
+        size_t done;
+
+        if (!journal) {
+                log_errors_flush();
+                write_all(error_fd, text, len);
+                return;
+        }
+        if (errors_len + len > errors_cap) {
+                size_t cap = MAX(errors_len + len, (size_t) 256) * 2;
+                char *b = realloc(errors_buf, cap);
+
+                if (!b) {
+                        /* Out of memory: what is here goes out as it is rather than not at all. */
+                        log_errors_flush();
+                        errors_send(text, len);
+                        return;
+                }
+                errors_buf = b;
+                errors_cap = cap;
+        }
+        memcpy(errors_buf + errors_len, text, len);
+        errors_len += len;
+
+        last = memrchr(errors_buf, '\n', errors_len);
+        if (!last) {
+                if (errors_len >= ERRORS_PENDING_MAX)
+                        log_errors_flush();
+                return;
+        }
+        /* Everything up to the last newline is one entry: a record written in one go
+         * (logging's StreamHandler) stays together. */
+        done = (size_t) (last - errors_buf) + 1;
+        errors_send(errors_buf, done);
+        memmove(errors_buf, errors_buf + done, errors_len - done);
+        errors_len -= done;
 }
 
 bool log_access_enabled(void) {

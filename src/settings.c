@@ -59,6 +59,9 @@ static int check_not_empty(const char *value, char **ret_value, char *reason, si
 
 #define FIELD(f) offsetof(Settings, f)
 
+/* Durations in seconds become int milliseconds in the workers (epoll and poll timeouts). */
+#define SECONDS_MAX (INT_MAX / 1000)
+
 static const SettingDef setting_table[] = {
         { .name = "config", .short_flag = 'c', .long_flag = "--config", .type = SETTING_STRING,
           .offset = FIELD(config), .nullable = true, .check = check_not_empty, .metavar = "CONFIG",
@@ -74,7 +77,7 @@ static const SettingDef setting_table[] = {
           .section = "Server Socket", .help = "The maximum number of pending connections." },
 
         { .name = "workers", .short_flag = 'w', .long_flag = "--workers", .type = SETTING_INT,
-          .offset = FIELD(workers), .default_value = "1", .min = 1, .max = INT_MAX, .metavar = "INT",
+          .offset = FIELD(workers), .default_value = "1", .min = 1, .max = SETTINGS_WORKERS_MAX, .metavar = "INT",
           .section = "Worker Processes",
           .help = "The number of worker processes (default: $WEB_CONCURRENCY or 1)." },
         { .name = "worker_class", .short_flag = 'k', .long_flag = "--worker-class", .type = SETTING_STRING,
@@ -82,19 +85,19 @@ static const SettingDef setting_table[] = {
           .metavar = "STRING", .section = "Worker Processes",
           .help = "The type of workers to use; 'sync' is the one supported." },
         { .name = "timeout", .short_flag = 't', .long_flag = "--timeout", .type = SETTING_INT,
-          .offset = FIELD(timeout), .default_value = "30", .min = 0, .max = INT_MAX, .metavar = "INT",
+          .offset = FIELD(timeout), .default_value = "30", .min = 0, .max = SECONDS_MAX, .metavar = "INT",
           .section = "Worker Processes",
           .help = "Workers silent for more than this many seconds are restarted (0: never)." },
         { .name = "boot_timeout", .long_flag = "--boot-timeout", .type = SETTING_INT,
-          .offset = FIELD(boot_timeout), .default_value = "120", .min = 1, .max = INT_MAX,
+          .offset = FIELD(boot_timeout), .default_value = "120", .min = 1, .max = SECONDS_MAX,
           .metavar = "INT", .section = "Worker Processes",
           .help = "Seconds a worker may take to import the app before it is killed (gcorn)." },
         { .name = "graceful_timeout", .long_flag = "--graceful-timeout", .type = SETTING_INT,
-          .offset = FIELD(graceful_timeout), .default_value = "30", .min = 0, .max = INT_MAX,
+          .offset = FIELD(graceful_timeout), .default_value = "30", .min = 0, .max = SECONDS_MAX,
           .metavar = "INT", .section = "Worker Processes",
           .help = "Seconds workers get to finish their requests after a restart signal." },
         { .name = "keepalive", .long_flag = "--keep-alive", .type = SETTING_INT,
-          .offset = FIELD(keepalive), .default_value = "2", .min = 0, .max = INT_MAX, .metavar = "INT",
+          .offset = FIELD(keepalive), .default_value = "2", .min = 0, .max = SECONDS_MAX, .metavar = "INT",
           .section = "Worker Processes",
           .help = "Seconds to wait for the next request on a keep-alive connection." },
         { .name = "max_requests", .long_flag = "--max-requests", .type = SETTING_INT,
@@ -256,11 +259,15 @@ static int parse_int64(const char *value, int64_t *ret) {
 
         errno = 0;
         v = strtoll(value, &end, 10);
-        if (errno != 0 || end == value)
+        if (end == value)
                 return -EINVAL;
         while (*end == ' ' || *end == '\t')
                 end++;
         if (*end)
+                return -EINVAL;
+        if (errno == ERANGE)
+                return -ERANGE;
+        if (errno != 0)
                 return -EINVAL;
         *ret = v;
         return 0;
@@ -360,6 +367,16 @@ static int comma_split(const char *value, char ***ret) {
         return 0;
 }
 
+/* The reason for a number outside [min, max]: the whole range, so one try is enough. A max
+ * that is only the type's limit is not worth stating. */
+static int out_of_range(const SettingDef *d, char *reason, size_t reason_size) {
+        if (d->max == INT_MAX || d->max == INT64_MAX)
+                snprintf(reason, reason_size, "must be at least %lld", (long long) d->min);
+        else
+                snprintf(reason, reason_size, "must be from %lld to %lld", (long long) d->min, (long long) d->max);
+        return -EINVAL;
+}
+
 /* Applies one string value to one setting. Returns 0, -ENOMEM, or -EINVAL with *reason set to
  * why, or left empty when the value is not of the setting's type at all. */
 static int setting_apply(Settings *s, const SettingDef *d, const char *value, bool append, char *reason,
@@ -384,17 +401,17 @@ static int setting_apply(Settings *s, const SettingDef *d, const char *value, bo
         case SETTING_INT:
         case SETTING_INT64:
                 r = parse_int64(value, &v);
-                if (r < 0)
+                if (r == -ERANGE && !d->clamp)
+                        return out_of_range(d, reason, reason_size);
+                if (r == -ERANGE)
+                        v = value[strspn(value, " \t")] == '-' ? INT64_MIN : INT64_MAX;
+                else if (r < 0)
                         return r;
-                if (v < d->min) {
-                        snprintf(reason, reason_size, "must be at least %lld", (long long) d->min);
-                        return -EINVAL;
-                }
+                if (v < d->min)
+                        return out_of_range(d, reason, reason_size);
                 if (v > d->max) {
-                        if (!d->clamp) {
-                                snprintf(reason, reason_size, "must be at most %lld", (long long) d->max);
-                                return -EINVAL;
-                        }
+                        if (!d->clamp)
+                                return out_of_range(d, reason, reason_size);
                         v = d->max;
                 }
                 if (d->type == SETTING_INT)
@@ -507,7 +524,8 @@ int settings_init(Settings *s) {
         if (e) {
                 r = setting_apply(s, setting_find("workers"), e, false, reason, sizeof(reason));
                 if (r == -EINVAL) {
-                        fprintf(stderr, PROGRAM_NAME ": error: invalid WEB_CONCURRENCY value: '%s'\n", e);
+                        fprintf(stderr, PROGRAM_NAME ": error: invalid WEB_CONCURRENCY value: '%s'%s%s%s\n", e,
+                                reason[0] ? " (" : "", reason, reason[0] ? ")" : "");
                         goto fail;
                 }
                 if (r < 0)
@@ -731,7 +749,8 @@ static int append_word(char **words, const char *w) {
 int settings_parse_argv(Settings *s, int argc, char **argv) {
         _cleanup_free_ char *unrecognized = NULL;
         bool seen[SETTINGS_COUNT] = {};
-        bool only_positional = false, have_app = false;
+        bool only_positional = false, maybe_value = false;
+        const char *app = NULL;
         char reason[REASON_MAX];
         int r;
 
@@ -742,25 +761,27 @@ int settings_parse_argv(Settings *s, int argc, char **argv) {
 
                 if (!only_positional && strcmp(arg, "--") == 0) {
                         only_positional = true;
+                        maybe_value = false;
                         continue;
                 }
 
                 if (only_positional || !looks_like_option(arg)) {
-                        if (have_app) {
+                        /* The word after an unknown option may be its value ("--threads 4"):
+                         * it is neither the app nor an extra argument to blame. */
+                        if (maybe_value) {
+                                maybe_value = false;
+                                continue;
+                        }
+                        if (app) {
                                 r = append_word(&unrecognized, arg);
                                 if (r < 0)
                                         return r;
                                 continue;
                         }
-                        d = setting_find("wsgi_app");
-                        r = setting_apply(s, d, arg, false, reason, sizeof(reason));
-                        if (r == -EINVAL)
-                                return argv_error("argument APP_MODULE: invalid value: '%s' (%s)", arg, reason);
-                        if (r < 0)
-                                return r;
-                        have_app = true;
+                        app = arg;
                         continue;
                 }
+                maybe_value = false;
 
                 if (arg[1] == '-') {
                         const char *eq = strchr(arg, '=');
@@ -779,6 +800,7 @@ int settings_parse_argv(Settings *s, int argc, char **argv) {
                         r = append_word(&unrecognized, arg);
                         if (r < 0)
                                 return r;
+                        maybe_value = !value;
                         continue;
                 }
 
@@ -819,8 +841,17 @@ int settings_parse_argv(Settings *s, int argc, char **argv) {
                 seen[idx] = true;
         }
 
+        /* Unknown options come first, ahead of the checks of the app they might have
+         * displaced. */
         if (unrecognized)
                 return argv_error("unrecognized arguments: %s", unrecognized);
+        if (app) {
+                r = setting_apply(s, setting_find("wsgi_app"), app, false, reason, sizeof(reason));
+                if (r == -EINVAL)
+                        return argv_error("argument APP_MODULE: invalid value: '%s' (%s)", app, reason);
+                if (r < 0)
+                        return r;
+        }
         return 1;
 }
 

@@ -28,7 +28,9 @@ int log_setup(const char *loglevel, const char *errorlog, const char *accesslog,
               const char **ret_failed);
 void log_close(void);
 
-/* The error log's fd, for writers outside this module (faulthandler dumps). */
+/* An fd for writers outside this module that keep it (faulthandler dumps): its number
+ * stays the same and refers to the current error log after every reopen. The log keeps it
+ * open for the life of the process. */
 int log_error_fd(void);
 
 /* Writes one entry; returns -abs(error) (or -EINVAL-free 0 when error == 0) so callers can
@@ -36,8 +38,21 @@ int log_error_fd(void);
 int log_internal(int level, int error, const char *fmt, ...) _printf_(3, 4);
 int log_internalv(int level, int error, const char *fmt, va_list ap);
 
-/* A multi-line block (a Python traceback) written as one entry, each line indented. */
+/* One entry whose text may span lines (a formatted log record and its traceback): to the
+ * journal as one entry, to a file or stderr as the prefixed first line followed by the text's
+ * other lines as they are, the way Gunicorn's error log prints a record. len bytes of text,
+ * which holds no NUL; one trailing newline is dropped. */
+void log_message(int level, const char *text, size_t len);
+
+/* log_message() of title, a newline and text (a Python traceback). */
 void log_block(int level, const char *title, const char *text);
+
+/* wsgi.errors: the app's text goes to the error log as it is, without prefix or level and
+ * whatever the log level, as Gunicorn's wsgi.errors writes to its error log stream. For the
+ * journal, text is held until a newline and all complete lines become one entry (error
+ * priority); log_errors_flush() sends what is held. */
+void log_errors_write(const char *text, size_t len);
+void log_errors_flush(void);
 
 /* Fields every journal entry carries: GCORN_INSTANCE and GCORN_GENERATION. */
 void log_set_identity(const char *instance, unsigned generation);

@@ -8,15 +8,21 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "gcorn/heartbeat.h"
+
+/* A reload runs the old and the new generation side by side, each in its own scoreboard
+ * slot: at most half the slots can be one generation's workers (also the TTIN ceiling). */
+#define SETTINGS_WORKERS_MAX (HEARTBEAT_SLOTS_MAX / 2)
+
 typedef struct Settings {
         /* server socket */
         char **bind;                    /* NULL-terminated; default {"127.0.0.1:8000"} (or 0.0.0.0:$PORT) */
         int backlog;                    /* 2048 */
 
         /* worker processes */
-        int workers;                    /* 1, or $WEB_CONCURRENCY */
+        int workers;                    /* 1, or $WEB_CONCURRENCY; at most SETTINGS_WORKERS_MAX */
         char *worker_class;             /* "sync" */
-        int timeout;                    /* 30 s; 0 = never */
+        int timeout;                    /* 30 s; 0 = never; seconds settings are at most INT_MAX / 1000 */
         int graceful_timeout;           /* 30 s */
         int boot_timeout;               /* 120 s: app import, separate from --timeout (gcorn) */
         int keepalive;                  /* 2 s */

@@ -68,6 +68,49 @@ class TestBadUsage(unittest.TestCase):
                 self.assertEqual(len(err), 1, err)
                 self.assertIn("soon", err[0])
 
+        @unittest.skipIf(h.is_gunicorn(), "Gunicorn has --threads")
+        def test_unknown_option_is_blamed_not_the_app(self):
+                p = run(["--threads", "4", "-w", "2", "routes:app"])
+                self.assertNotEqual(p.returncode, 0)
+                err = lines(p.stderr)
+                self.assertEqual(len(err), 1, err)
+                self.assertIn("--threads", err[0])
+                self.assertNotIn("routes:app", err[0])
+
+        @unittest.skipIf(h.is_gunicorn(), "Gunicorn has no upper bounds")
+        def test_values_that_would_overflow(self):
+                # timeout * 1000 must fit the workers' int milliseconds; workers must fit
+                # the scoreboard. Each is refused with the setting and its range.
+                for args, name, bound in ((["--timeout", "3000000"], "--timeout", "2147483"),
+                                          (["--keep-alive", "2147484"], "--keep-alive", "2147483"),
+                                          (["--graceful-timeout", "99999999999"], "--graceful-timeout", "2147483"),
+                                          (["-w", "100000"], "--workers", "512")):
+                        with self.subTest(args=args):
+                                p = run(args + ["routes:app"])
+                                self.assertNotEqual(p.returncode, 0)
+                                err = lines(p.stderr)
+                                self.assertEqual(len(err), 1, err)
+                                self.assertIn(name, err[0])
+                                self.assertIn(bound, err[0])
+
+        def test_timeout_zero_is_no_timeout(self):
+                srv = h.Server("routes:app", args=["--timeout", "0", "-w", "1"])
+                self.addCleanup(srv.stop)
+                self.assertEqual(srv.get("/").status, 200)
+
+        @unittest.skipIf(h.is_gunicorn(), "gcorn's own wording")
+        def test_bind_errors_say_what_failed(self):
+                for spec, needles in (("nosuchhost.invalid:80", ("resolve", "nosuchhost.invalid")),
+                                      ("999.1.1.1:80", ("Invalid bind address", "999.1.1.1"))):
+                        with self.subTest(spec=spec):
+                                p = run(["-b", spec, "routes:app"])
+                                self.assertNotEqual(p.returncode, 0)
+                                err = [ln for ln in lines(p.stderr) if "[INFO]" not in ln]
+                                self.assertEqual(len(err), 1, err)
+                                for n in needles:
+                                        self.assertIn(n, err[0])
+                                self.assertNotIn("Cannot assign requested address", err[0])
+
         def test_missing_app_module(self):
                 p = run(["-b", "127.0.0.1:0"])
                 self.assertNotEqual(p.returncode, 0)

@@ -2,7 +2,10 @@
 
 import os
 import re
+import shutil
+import signal
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -178,6 +181,111 @@ class ErrorsTest(h.SharedServerTestCase):
                         self.assertEqual(n.status, 200)
                         self.assertEqual(n.body, b"Hello, World!\n")
                 self.assertServes()
+
+
+# The start of an entry gcorn writes: "[2024-05-01 12:00:00 +0000] [1234] [ERROR] ".
+ENTRY_RE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[[A-Z]+\] ", re.M)
+
+
+class AppLoggingTest(h.SharedServerTestCase):
+        """The app's log records and wsgi.errors text in the error log, as Gunicorn writes them."""
+        APP = "logging_app:app"
+
+        @classmethod
+        def setUpClass(cls):
+                cls.logdir = tempfile.mkdtemp(prefix="gcorn-logging-")
+                path = os.path.join(cls.logdir, "error.log")
+                cls.srv = h.Server(cls.APP, args=["-w", "1", "--error-logfile", path], log_path=path)
+
+        @classmethod
+        def tearDownClass(cls):
+                super().tearDownClass()
+                shutil.rmtree(cls.logdir, ignore_errors=True)
+
+        def get_ok(self, path):
+                r = self.srv.get(path)
+                self.assertEqual(r.status, 200, r)
+                return r
+
+        def record(self, first, last):
+                """The log text from the line holding first to the end of the line holding last."""
+                log = self.srv.wait_log(re.escape(last))
+                start = log.rfind("\n", 0, log.index(first)) + 1
+                end = log.index("\n", log.index(last, start))
+                return log[start:end + 1]
+
+        def assertOneEntry(self, block):
+                self.assertEqual(len(ENTRY_RE.findall(block[1:])), 0,
+                                 "a record split into several entries:\n" + block)
+                self.assertRegex(block, r"(?m)^Traceback \(most recent call last\):$")
+                self.assertRegex(block, r'(?m)^  File ".*logging_app\.py", line \d+, in _fail$')
+
+        def test_flask_logged_exception_is_one_record(self):
+                # Flask's logger writes each record to wsgi.errors in one write(): the text
+                # goes to the log as it is, Flask's own prefix and all.
+                self.get_ok("/flask-exception?tag=f1")
+                block = self.record("flask-handled-marker f1", "ValueError: logged-boom-f1")
+                self.assertRegex(block, r"^\[[^]]+\] ERROR in logging_app: flask-handled-marker f1\n")
+                self.assertIsNone(ENTRY_RE.match(block), "wsgi.errors text got a level prefix:\n" + block)
+                self.assertOneEntry(block)
+
+        def test_logger_without_handler_is_one_entry(self):
+                # logging.lastResort: gcorn's prefix on the first line, the traceback as it is.
+                self.get_ok("/plain-exception?tag=p1")
+                block = self.record("plain-handled-marker p1", "ValueError: logged-boom-p1")
+                self.assertRegex(block, ENTRY_RE.pattern.replace("[A-Z]+", "ERROR") + r"plain-handled-marker p1\n")
+                self.assertOneEntry(block)
+
+        def test_wsgi_errors_text_as_is(self):
+                self.get_ok("/errors?tag=e1")
+                log = self.srv.wait_log("errors-marker-two e1")
+                self.assertRegex(log, r"(?m)^errors-marker-one e1\nerrors-marker-two e1$")
+
+        def test_nul_and_surrogates_never_raise(self):
+                self.get_ok("/nul?tag=n1")
+                self.get_ok("/surrogate?tag=s1")
+                log = self.srv.wait_log("errors-surrogate-marker s1")
+                for text in ("nul-marker n1 a\\x00b", "flask-nul-marker n1 c\\x00d", "errors-nul-marker n1 e\\x00f",
+                             "surrogate-marker s1 \\ud800", "flask-surrogate-marker s1 \\udcff",
+                             "errors-surrogate-marker s1 \\ud800"):
+                        self.assertIn(text, log)
+                self.assertNotIn("\0", log)
+                self.assertNotIn("Logging error", log)
+                self.get_ok("/flask-exception?tag=after")
+
+
+class LogReopenTest(h.ServerTestCase):
+        def test_stack_dump_after_reopen_goes_to_the_new_log(self):
+                # faulthandler writes to a fd number it was given once: after USR1 that
+                # number must still be the error log, never a connection accepted later.
+                d = h.tempdir(self, "gcorn-reopen-")
+                path = os.path.join(d, "error.log")
+                srv = self.start("logging_app:app", args=["-w", "1", "-t", "2", "--error-logfile", path],
+                                 log_path=path)
+                worker = srv.worker_pids()[0]
+                os.rename(path, path + ".1")
+                os.kill(srv.pid, signal.SIGUSR1)
+
+                def worker_reopened():
+                        for fd in os.listdir("/proc/%d/fd" % worker):
+                                try:
+                                        if os.readlink("/proc/%d/fd/%s" % (worker, fd)) == path:
+                                                return True
+                                except OSError:
+                                        pass
+                        return False
+                self.assertTrue(h.wait_until(worker_reopened, 10), "the worker never reopened its log")
+
+                with srv.connect() as s:
+                        s.sendall(h.build_request("GET", "/sleep?s=30"))
+                        closed, data = h.wait_closed(s, 20)
+                self.assertTrue(closed, "the hung worker was never killed")
+                self.assertNotIn(b"most recent call first", data)
+                self.assertNotIn(b"logging_app.py", data)
+                log = srv.wait_log(r"most recent call first")
+                self.assertIn("logging_app.py", log[log.index("most recent call first"):])
+                with open(path + ".1", encoding="utf-8", errors="replace") as f:
+                        self.assertNotIn("most recent call first", f.read())
 
 
 if __name__ == "__main__":

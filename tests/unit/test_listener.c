@@ -1,4 +1,5 @@
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,55 @@ START_TEST(test_parse_bad) {
         ck_assert_int_lt(listener_parse_spec("fd://", &b), 0);
         ck_assert_int_lt(listener_parse_spec("fd://3x", &b), 0);
         ck_assert_int_lt(listener_parse_spec("127.0.0.1:", &b), 0);
+        /* Digits and dots are an IPv4 address: a bad one is not a name to look up. */
+        ck_assert_int_lt(listener_parse_spec("999.1.1.1:80", &b), 0);
+        ck_assert_int_lt(listener_parse_spec("1.2.3.4.5", &b), 0);
+        ck_assert_int_eq(listener_parse_spec("127.1:80", &b), 0);
+        ck_assert_str_eq(b.host, "127.1");
+}
+END_TEST
+
+/* Opens specs[0], expecting failure; returns the message. */
+static char *open_error(const char *spec) {
+        char *specs[] = { (char *) spec, NULL };
+        char *error = NULL;
+        Listener *l = NULL;
+        size_t n = 0;
+
+        ck_assert_int_lt(listener_open_all(specs, 16, NULL, 0, false, &l, &n, &error), 0);
+        ck_assert_ptr_null(l);
+        ck_assert_ptr_nonnull(error);
+        return error;
+}
+
+/* Each failure says which step failed: parsing, name resolution, or bind(). */
+START_TEST(test_open_errors_name_the_step) {
+        char *specs[] = { "127.0.0.1:0", NULL }, *error, spec[64];
+        Listener *l = NULL;
+        size_t n = 0;
+
+        error = open_error("999.1.1.1:80");
+        ck_assert_ptr_nonnull(strstr(error, "Invalid bind address"));
+        ck_assert_ptr_nonnull(strstr(error, "not an IPv4 address"));
+        free(error);
+
+        error = open_error("127.0.0.1:99999");
+        ck_assert_ptr_nonnull(strstr(error, "port"));
+        free(error);
+
+        error = open_error("nosuchhost.invalid:80");
+        ck_assert_ptr_nonnull(strstr(error, "Can't resolve 'nosuchhost.invalid'"));
+        ck_assert_ptr_null(strstr(error, "Cannot assign requested address"));
+        free(error);
+
+        /* A port some socket already listens on. */
+        ck_assert_int_eq(listener_open_all(specs, 16, NULL, 0, false, &l, &n, &error), 0);
+        snprintf(spec, sizeof(spec), "127.0.0.1:%s", l[0].port);
+        error = open_error(spec);
+        ck_assert_ptr_nonnull(strstr(error, "Can't bind to 127.0.0.1:"));
+        ck_assert_ptr_nonnull(strstr(error, strerror(EADDRINUSE)));
+        free(error);
+        listener_free_all(l, n, true);
 }
 END_TEST
 
@@ -230,6 +280,7 @@ int main(void) {
         tcase_add_test(tc, test_parse_tcp);
         tcase_add_test(tc, test_parse_other);
         tcase_add_test(tc, test_parse_bad);
+        tcase_add_test(tc, test_open_errors_name_the_step);
         tcase_add_test(tc, test_open_port_zero);
         tcase_add_test(tc, test_accepted_tuning);
         tcase_add_test(tc, test_open_inherited_must_listen);

@@ -101,7 +101,8 @@ START_TEST(test_defaults) {
         ck_assert_str_eq(s.worker_class, "sync");
         ck_assert_int_eq(s.timeout, 30);
         ck_assert_int_eq(s.graceful_timeout, 30);
-        ck_assert_int_eq(s.keepalive, 2);
+        ck_assert_int_eq(parse("--keep-alive", "0", NULL), 1);
+        ck_assert_int_eq(s.keepalive, 0);
         ck_assert_int_eq(s.max_requests, 0);
         ck_assert_int_eq(s.max_requests_jitter, 0);
         ck_assert_int_eq(s.limit_request_line, 4094);
@@ -256,13 +257,74 @@ END_TEST
 
 START_TEST(test_out_of_range) {
         ck_assert_int_eq(parse("-w", "0", NULL), -EINVAL);
-        ck_assert_ptr_nonnull(strstr(captured, "argument -w/--workers: invalid value: '0' (must be at least 1)"));
+        ck_assert_ptr_nonnull(strstr(captured, "argument -w/--workers: invalid value: '0' (must be from 1 to 512)"));
         ck_assert_int_eq(parse("-w", "-2", NULL), -EINVAL);
         ck_assert_ptr_nonnull(strstr(captured, "'-2'"));
         ck_assert_int_eq(parse("--timeout", "-1", NULL), -EINVAL);
         ck_assert_int_eq(parse("--limit-request-field_size", "-5", NULL), -EINVAL);
         ck_assert_int_eq(count_lines(captured), 1);
         ck_assert_int_eq(s.limit_request_field_size, 8190);
+}
+END_TEST
+
+/* Seconds become int milliseconds in the workers, and each worker needs a scoreboard slot
+ * (two during a reload): larger values are refused with the range, not wrapped. */
+START_TEST(test_overflowing_values) {
+        static const char *const seconds[] = { "--timeout", "--graceful-timeout", "--keep-alive", "--boot-timeout" };
+        char *err = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(seconds); i++) {
+                ck_assert_int_eq(parse(seconds[i], "2147483", NULL), 1);
+                ck_assert_int_eq(parse(seconds[i], "2147484", NULL), -EINVAL);
+                ck_assert_ptr_nonnull(strstr(captured, seconds[i]));
+                ck_assert_ptr_nonnull(strstr(captured, "invalid value: '2147484' (must be from "));
+                ck_assert_ptr_nonnull(strstr(captured, " to 2147483)\n"));
+                ck_assert_int_eq(count_lines(captured), 1);
+                ck_assert_int_eq(parse(seconds[i], "99999999999999999999999", NULL), -EINVAL);
+                ck_assert_ptr_nonnull(strstr(captured, " to 2147483)\n"));
+        }
+        ck_assert_int_eq(parse("-t", "3000000", NULL), -EINVAL);
+        ck_assert_str_eq(captured,
+                         "gcorn: error: argument -t/--timeout: invalid value: '3000000' (must be from 0 to 2147483)\n");
+        /* 0 stays Gunicorn's "no timeout". */
+        ck_assert_int_eq(parse("-t", "0", NULL), 1);
+        ck_assert_int_eq(s.timeout, 0);
+        ck_assert_int_eq(parse("--keep-alive", "0", NULL), 1);
+        ck_assert_int_eq(s.keepalive, 0);
+
+        ck_assert_int_eq(parse("-w", "512", NULL), 1);
+        ck_assert_int_eq(s.workers, 512);
+        ck_assert_int_eq(parse("-w", "513", NULL), -EINVAL);
+        ck_assert_str_eq(captured, "gcorn: error: argument -w/--workers: invalid value: '513' (must be from 1 to 512)\n");
+        ck_assert_int_eq(s.workers, 512);
+
+        ck_assert_int_eq(settings_set(&s, "timeout", "99999999999999999999", &err), -EINVAL);
+        ck_assert_str_eq(err, "Invalid value for timeout: '99999999999999999999' (must be from 0 to 2147483)");
+        free(err);
+        err = NULL;
+        ck_assert_int_eq(settings_set(&s, "keepalive", "5000000", &err), -EINVAL);
+        ck_assert_str_eq(err, "Invalid value for keepalive: '5000000' (must be from 0 to 2147483)");
+        free(err);
+
+        /* Limits Gunicorn clamps stay clamped, however large. */
+        ck_assert_int_eq(parse("--limit-request-fields", "99999999999999999999999", NULL), 1);
+        ck_assert_int_eq(s.limit_request_fields, 32768);
+}
+END_TEST
+
+START_TEST(test_unknown_option_before_app) {
+        /* "4" is the unknown option's value, not the app; the app is not an extra argument. */
+        ck_assert_int_eq(parse("--threads", "4", "-w", "2", "app:app", NULL), -EINVAL);
+        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --threads\n");
+        ck_assert_int_eq(parse("-X", "4", "app:app", NULL), -EINVAL);
+        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: -X\n");
+        /* Reported ahead of a bad APP_MODULE, which it may have displaced. */
+        ck_assert_int_eq(parse("", "--threads", "4", NULL), -EINVAL);
+        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --threads\n");
+        ck_assert_int_eq(parse("--threads=4", "app:app", "x", NULL), -EINVAL);
+        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --threads=4 x\n");
+        ck_assert_int_eq(parse("-w", "2", "app:app", NULL), 1);
+        ck_assert_str_eq(s.wsgi_app, "app:app");
 }
 END_TEST
 
@@ -381,7 +443,7 @@ START_TEST(test_settings_set) {
         err = NULL;
 
         ck_assert_int_eq(settings_set(&s, "workers", "0", &err), -EINVAL);
-        ck_assert_str_eq(err, "Invalid value for workers: '0' (must be at least 1)");
+        ck_assert_str_eq(err, "Invalid value for workers: '0' (must be from 1 to 512)");
         free(err);
         err = NULL;
 
@@ -790,6 +852,8 @@ static Suite *settings_suite(void) {
         tcase_add_test(tc, test_bad_int);
         tcase_add_test(tc, test_out_of_range);
         tcase_add_test(tc, test_unknown_flag);
+        tcase_add_test(tc, test_overflowing_values);
+        tcase_add_test(tc, test_unknown_option_before_app);
         tcase_add_test(tc, test_missing_argument);
         tcase_add_test(tc, test_worker_class);
         tcase_add_test(tc, test_log_level);
