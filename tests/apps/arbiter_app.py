@@ -3,7 +3,8 @@
 The version it serves is read once, at import time, from the file named by
 ARBITER_VERSION_FILE, so a reload that re-imports the app is visible in responses. A version
 file that says "raise" makes the import fail; ARBITER_APP_BROKEN=1 makes it fail with an
-ImportError for a missing module."""
+ImportError for a missing module. ARBITER_SLOW_IMPORT and ARBITER_CHILD_RESULT are described
+below."""
 
 import atexit
 import ctypes
@@ -28,6 +29,32 @@ def _read_version():
 
 
 VERSION = _read_version()
+
+# The import takes this long while the file ARBITER_SLOW_IMPORT names exists: a reload that
+# lasts.
+if os.path.exists(os.environ.get("ARBITER_SLOW_IMPORT", "/nonexistent")):
+        time.sleep(float(os.environ.get("ARBITER_SLOW_IMPORT_S", "8")))
+
+# With --preload this runs in the master: a process the app starts there, and waits for in a
+# thread of its own a second later, after the child's SIGCHLD reached the master. Its exit
+# status goes to the file ARBITER_CHILD_RESULT names.
+if os.environ.get("ARBITER_CHILD_RESULT"):
+        import subprocess
+        import threading
+
+        _child = subprocess.Popen(["/bin/sh", "-c", "exit 7"])
+
+        def _wait_child(path=os.environ["ARBITER_CHILD_RESULT"]):
+                time.sleep(1.0)
+                try:
+                        result = "returncode=%d" % _child.wait(timeout=10)
+                except Exception as e:
+                        result = "error=%r" % e
+                with open(path + ".new", "w") as f:
+                        f.write(result)
+                os.replace(path + ".new", path)
+
+        threading.Thread(target=_wait_child, daemon=True).start()
 
 # Tells the tests this process finished importing the app.
 if os.environ.get("ARBITER_READY_DIR"):
