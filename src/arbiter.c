@@ -108,7 +108,7 @@ static uint64_t early_signals;
  * them, and the kernel merges a standard signal with a pending one of the same number, so
  * four TTIN sent while the master was forking or reading the config file counted as one, and
  * so did the HUPs of two gcorn --reload-and-wait. The handler takes each one at once. */
-static void on_signal(int sig, siginfo_t *si, void *ctx) {
+static void on_signal(int sig, siginfo_t *si, void *ctx _unused_) {
         SignalRecord r = {
                 .signo = sig,
                 .code = si->si_code,
@@ -117,7 +117,6 @@ static void on_signal(int sig, siginfo_t *si, void *ctx) {
         };
         int saved = errno;
 
-        (void) ctx;
         if (getpid() != arbiter_pid)
                 __atomic_or_fetch(&early_signals, 1ULL << sig, __ATOMIC_RELAXED);
         else
@@ -382,12 +381,11 @@ static void worker_gone(Arbiter *a, WorkerProc *p, int status) {
         }
         if (WIFSIGNALED(status)) {
                 int sig = WTERMSIG(status);
-
-                if (!p->term_sent && !p->kill_sent && !p->abort_sent)
-                        a->crashes++;
                 /* A core file per crash can fill a disk: say when one was written. */
                 const char *core = WCOREDUMP(status) ? " (core dumped)" : "";
 
+                if (!p->term_sent && !p->kill_sent && !p->abort_sent)
+                        a->crashes++;
                 if (sig == SIGKILL && !p->kill_sent)
                         log_foreign_kill(p->pid);
                 else if (p->abort_sent)
@@ -412,7 +410,12 @@ static void reap(Arbiter *a) {
                 int status;
                 pid_t pid = waitpid(p.pid, &status, WNOHANG);
 
-                if (pid <= 0) {
+                if (pid < 0 && errno == ECHILD) {
+                        /* The app called wait() in the master: the status is lost, but the
+                         * worker is gone and must not be waited for forever. */
+                        log_warning("Worker (pid:%d) was reaped by another wait() in the master", (int) p.pid);
+                        status = 0;
+                } else if (pid <= 0) {
                         i++;
                         continue;
                 }
@@ -592,7 +595,6 @@ static void reload(Arbiter *a) {
         log_info("Reloading: starting generation %u", a->generation);
 }
 
-
 static void handle_signal(Arbiter *a, const SignalRecord *si) {
         int sig = si->signo;
 
@@ -700,7 +702,7 @@ static int setup(Arbiter *a) {
         arbiter_pid = getpid();
         if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
                 return log_error_errno(errno, "pipe2() failed: %m");
-        /* Every handled signal waits while the handler runs, so records never interleave. */
+        /* The handler never interrupts itself: each signal waits for the one before. */
         sigemptyset(&sa.sa_mask);
         for (size_t i = 0; i < ELEMENTSOF(handled_signals); i++)
                 sigaddset(&sa.sa_mask, handled_signals[i]);
