@@ -35,26 +35,27 @@ VERSION = _read_version()
 if os.path.exists(os.environ.get("ARBITER_SLOW_IMPORT", "/nonexistent")):
         time.sleep(float(os.environ.get("ARBITER_SLOW_IMPORT_S", "8")))
 
-# With --preload this runs in the master: a process the app starts there, and waits for in a
-# thread of its own a second later, after the child's SIGCHLD reached the master. Its exit
-# status goes to the file ARBITER_CHILD_RESULT names.
+# With --preload this runs in the master: a process the app starts there and waits for when
+# the master exits, long after the child's SIGCHLD reached the master. Its exit status goes
+# to the file ARBITER_CHILD_RESULT names. (Workers run atexit handlers too; the child is not
+# theirs.)
 if os.environ.get("ARBITER_CHILD_RESULT"):
         import subprocess
-        import threading
 
         _child = subprocess.Popen(["/bin/sh", "-c", "exit 7"])
+        _child_parent = os.getpid()
 
         def _wait_child(path=os.environ["ARBITER_CHILD_RESULT"]):
-                time.sleep(1.0)
+                if os.getpid() != _child_parent:
+                        return
                 try:
                         result = "returncode=%d" % _child.wait(timeout=10)
                 except Exception as e:
                         result = "error=%r" % e
-                with open(path + ".new", "w") as f:
+                with open(path, "w") as f:
                         f.write(result)
-                os.replace(path + ".new", path)
 
-        threading.Thread(target=_wait_child, daemon=True).start()
+        atexit.register(_wait_child)
 
 # Tells the tests this process finished importing the app.
 if os.environ.get("ARBITER_READY_DIR"):
