@@ -711,6 +711,25 @@ class ArbiterTest(h.ServerTestCase):
                 with open(result) as f:
                         self.assertEqual(f.read(), "returncode=7")
 
+        def test_worker_whose_master_died_while_it_forked_exits(self):
+                # The master dies while a new worker is still in its fork hooks, before
+                # PR_SET_PDEATHSIG: the worker must notice and exit rather than serve on as
+                # an orphan nobody stops.
+                marker = os.path.join(self.tmp, "slow-fork")
+                srv = self.start_app(["-w", "1", "--preload"], env={"ARBITER_SLOW_FORK": marker})
+                self.wait_workers(srv, 1)
+                open(marker, "w").close()
+                self.signal_master(srv, signal.SIGTTIN)
+                got = h.wait_until(lambda: os.path.getsize(marker) > 0, 10)
+                self.assertTrue(got, "no new worker forked; log:\n%s" % srv.log())
+                with open(marker) as f:
+                        orphan = int(f.read())
+                self.addCleanup(self.kill_if_ours, srv, orphan)
+                os.kill(srv.pid, signal.SIGKILL)
+                srv.wait_exit(5)
+                gone = h.wait_until(lambda: not process_alive(orphan), 10)
+                self.assertTrue(gone, "worker %d outlived its master by 10 s; log:\n%s" % (orphan, srv.log()))
+
         # 18 -----------------------------------------------------------------
 
         def test_stop_refuses_new_connections(self):
