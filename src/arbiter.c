@@ -1,13 +1,12 @@
-/* The master loop. Signals arrive through a signalfd so that they are plain data for the
- * loop (workers unblock them again right after fork()); booted workers wake it through a
- * pipe; their heartbeats are read from shared memory on every turn. */
+/* The master loop. A signal handler writes each signal, with its sender, to a pipe so that
+ * signals are plain data for the loop; booted workers wake it through another pipe; their
+ * heartbeats are read from shared memory on every turn. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/wait.h>
 
 #include "gcorn/arbiter.h"
@@ -29,6 +28,9 @@
 /* STATUS= at most this often. */
 #define STATUS_MS 1000
 #define RELOAD_WAITERS_MAX 16
+/* What a reload may take beyond boot_timeout: noticing the worker that did not boot (a tick),
+ * reaping it, answering. */
+#define RELOAD_ANSWER_MARGIN_S 10
 /* How long fork() may keep failing before the watchdog pings stop. */
 #define FORK_FAILURE_GRACE_MS 10000
 
@@ -62,8 +64,9 @@ typedef struct Arbiter {
         bool reload_pending;            /* a HUP came during a reload: another one follows it */
         bool stopping;
         uint64_t stop_deadline;
+        int stop_signal;                /* what the workers were told to stop with */
+        int stop_timeout_s;
         uint64_t spawn_not_before;
-        int sigfd;
         int boot_pipe[2];
         int exit_status;
 
@@ -84,6 +87,71 @@ typedef struct Arbiter {
 static const int handled_signals[] = {
         SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGCHLD, SIGWINCH,
 };
+
+/* One signal as the handler saw it. Smaller than PIPE_BUF, so each write is atomic and the
+ * reader only ever sees whole records. */
+typedef struct SignalRecord {
+        int32_t signo;
+        int32_t code;
+        int32_t pid;                    /* the sender */
+        int32_t value;                  /* sigqueue()'s value */
+} SignalRecord;
+
+/* The handler is the only writer of signal_pipe[1]; the loop reads signal_pipe[0]. */
+static int signal_pipe[2] = { -1, -1 };
+static pid_t arbiter_pid;
+/* Signals a newly forked worker caught before it blocked them: it raises them again for its
+ * own handlers. */
+static uint64_t early_signals;
+
+/* A handler rather than a signalfd: a signalfd leaves signals pending until the loop reads
+ * them, and the kernel merges a standard signal with a pending one of the same number, so
+ * four TTIN sent while the master was forking or reading the config file counted as one, and
+ * so did the HUPs of two gcorn --reload-and-wait. The handler takes each one at once. */
+static void on_signal(int sig, siginfo_t *si, void *ctx _unused_) {
+        SignalRecord r = {
+                .signo = sig,
+                .code = si->si_code,
+                .pid = si->si_pid,
+                .value = si->si_value.sival_int,
+        };
+        int saved = errno;
+
+        if (getpid() != arbiter_pid)
+                __atomic_or_fetch(&early_signals, 1ULL << sig, __ATOMIC_RELAXED);
+        else
+                (void) !write(signal_pipe[1], &r, sizeof(r));
+        errno = saved;
+}
+
+static void block_handled_signals(void) {
+        sigset_t mask;
+
+        sigemptyset(&mask);
+        for (size_t i = 0; i < ELEMENTSOF(handled_signals); i++)
+                sigaddset(&mask, handled_signals[i]);
+        (void) sigprocmask(SIG_BLOCK, &mask, NULL);
+}
+
+/* In a new worker, first thing: its signals wait (blocked) for worker_run() to install its
+ * own handlers, and none of them reaches the master's pipe. */
+static void worker_take_signals(void) {
+        uint64_t early;
+
+        block_handled_signals();
+        signal_pipe[0] = safe_close(signal_pipe[0]);
+        signal_pipe[1] = safe_close(signal_pipe[1]);
+        early = __atomic_exchange_n(&early_signals, 0, __ATOMIC_RELAXED);
+        for (int sig = 1; sig < 64; sig++)
+                if (early & (1ULL << sig))
+                        (void) raise(sig);
+}
+
+/* A reload ends (the new generation serves, or it failed) within this many seconds; at most
+ * what the answer to gcorn --reload-and-wait can carry (24 bits). */
+static int reload_answer_within_s(const Arbiter *a) {
+        return (int) MIN((int64_t) a->settings->boot_timeout + RELOAD_ANSWER_MARGIN_S, (int64_t) 0xffffff);
+}
 
 static const char *app_name(const Arbiter *a) {
         return a->settings->proc_name ? a->settings->proc_name : strna(a->settings->wsgi_app);
@@ -118,6 +186,7 @@ static int spawn_worker(Arbiter *a) {
         }
         if (pid == 0) {
                 WorkerContext ctx = {
+                        .parent = arbiter_pid,
                         .settings = a->settings,
                         .listeners = a->listeners,
                         .n_listeners = a->n_listeners,
@@ -129,9 +198,9 @@ static int spawn_worker(Arbiter *a) {
                 };
                 int status;
 
+                worker_take_signals();
                 python_after_fork_child();
                 slot->pid = getpid();
-                a->sigfd = safe_close(a->sigfd);
                 a->boot_pipe[0] = safe_close(a->boot_pipe[0]);
                 /* exit(), not _exit(): LeakSanitizer checks the worker at exit in test builds. */
                 status = worker_run(&ctx);
@@ -180,8 +249,9 @@ static int serving_workers(const Arbiter *a, int *ret_booted) {
         return n;
 }
 
-/* "(OOM?)": the kernel's OOM killer and a cgroup memory limit both kill with SIGKILL;
- * memory.events says which, when the cgroup v2 file is readable. */
+/* Gunicorn's words for a SIGKILL the master did not send: the kernel's OOM killer and a
+ * cgroup memory limit both kill with SIGKILL; memory.events says which, when the cgroup v2
+ * file is readable. */
 static void log_foreign_kill(pid_t pid) {
         char path[512] = "/sys/fs/cgroup", line[256], events[512] = "";
         FILE *f;
@@ -205,8 +275,8 @@ static void log_foreign_kill(pid_t pid) {
                                 *c = ' ';
                 fclose(f);
         }
-        log_error("Worker (pid:%d) was sent SIGKILL not sent by gcorn (OOM?)%s%s", (int) pid,
-                  events[0] ? "; memory.events: " : "", events);
+        log_error("Worker (pid:%d) was sent SIGKILL! Perhaps out of memory?%s%s", (int) pid,
+                  events[0] ? " memory.events: " : "", events);
 }
 
 /* Answers the gcorn --reload-and-wait processes waiting for generation gen (0: all). */
@@ -223,6 +293,37 @@ static void answer_reload_waiters(Arbiter *a, uint32_t gen, int answer) {
         a->n_reload_waiters = kept;
 }
 
+/* Tells a waiting gcorn --reload-and-wait how long the reload it waits for may take from now:
+ * a new worker that is not up within boot_timeout is killed, and the reload fails. */
+static void tell_reload_wait(const Arbiter *a, pid_t pid) {
+        union sigval v = { .sival_int = (int) ((unsigned) NOTIFY_RELOAD_WAIT | (unsigned) reload_answer_within_s(a) << 8) };
+
+        (void) sigqueue(pid, SIGRTMIN, v);
+}
+
+/* A HUP from gcorn --reload-and-wait wants to hear how the reload ended. Returns false for
+ * a repeated HUP from a waiter the master already knows: that one starts no reload. */
+static bool add_reload_waiter(Arbiter *a, const SignalRecord *si) {
+        bool again = si->value == NOTIFY_RELOAD_COOKIE_AGAIN;
+
+        if (si->code != SI_QUEUE || (si->value != NOTIFY_RELOAD_COOKIE && !again))
+                return true;
+        for (size_t i = 0; i < a->n_reload_waiters; i++)
+                if (a->reload_waiters[i].pid == si->pid) {
+                        tell_reload_wait(a, si->pid);
+                        return !again;
+                }
+        if (a->n_reload_waiters == RELOAD_WAITERS_MAX) {
+                log_warning("Too many gcorn --reload-and-wait at once; pid %d will hear nothing", (int) si->pid);
+                return true;
+        }
+        a->reload_waiters[a->n_reload_waiters].pid = si->pid;
+        a->reload_waiters[a->n_reload_waiters++].generation = 0;
+        if (!a->stopping)
+                tell_reload_wait(a, si->pid);
+        return true;
+}
+
 static void reload_failed(Arbiter *a, const char *why) {
         char status[128];
 
@@ -235,6 +336,23 @@ static void reload_failed(Arbiter *a, const char *why) {
                         send_signal(&a->procs[i], SIGTERM);
         a->generation = a->prev_generation;
         a->reloading = false;
+}
+
+static void begin_stop(Arbiter *a, int worker_signal, int timeout_s) {
+        char status[64];
+
+        snprintf(status, sizeof(status), "stopping: %zu workers finishing", a->n_procs);
+        notify_stopping(status);
+        answer_reload_waiters(a, 0, NOTIFY_RELOAD_FAILED);
+        a->stopping = true;
+        a->stop_signal = worker_signal;
+        a->stop_timeout_s = timeout_s;
+        a->stop_deadline = now_ms() + (uint64_t) timeout_s * 1000;
+        signal_all(a, worker_signal);
+        /* New clients get "connection refused" now rather than wait in the backlog for a
+         * server that is going away and be reset when it exits. The workers close their
+         * copies as they retire. Sockets from systemd stay: it queues for the next start. */
+        listener_close_bound(a->listeners, a->n_listeners);
 }
 
 static void worker_gone(Arbiter *a, WorkerProc *p, int status) {
@@ -253,10 +371,8 @@ static void worker_gone(Arbiter *a, WorkerProc *p, int status) {
                         reload_failed(a, "the new workers could not load the application");
                 else if (serving_workers(a, &booted), booted == 0) {
                         log_error("Worker (pid:%d) failed to boot; shutting down.", (int) p->pid);
-                        a->stopping = true;
-                        a->stop_deadline = now_ms() + (uint64_t) a->settings->graceful_timeout * 1000;
                         a->exit_status = WORKER_BOOT_ERROR;
-                        signal_all(a, SIGTERM);
+                        begin_stop(a, SIGTERM, a->settings->graceful_timeout);
                 } else {
                         log_error("Worker (pid:%d) failed to boot; retrying in %d ms.", (int) p->pid, BOOT_RETRY_MS);
                         a->spawn_not_before = now_ms() + BOOT_RETRY_MS;
@@ -265,15 +381,18 @@ static void worker_gone(Arbiter *a, WorkerProc *p, int status) {
         }
         if (WIFSIGNALED(status)) {
                 int sig = WTERMSIG(status);
+                /* A core file per crash can fill a disk: say when one was written. */
+                const char *core = WCOREDUMP(status) ? " (core dumped)" : "";
 
                 if (!p->term_sent && !p->kill_sent && !p->abort_sent)
                         a->crashes++;
                 if (sig == SIGKILL && !p->kill_sent)
                         log_foreign_kill(p->pid);
                 else if (p->abort_sent)
-                        log_error("Worker (pid:%d) killed after timeout (signal %d)", (int) p->pid, sig);
+                        log_error("Worker (pid:%d) killed after timeout (signal %d)%s", (int) p->pid, sig, core);
                 else if (!(p->term_sent && (sig == SIGTERM || sig == SIGQUIT)) && !p->kill_sent)
-                        log_error("Worker (pid:%d) was sent signal %d (%s)", (int) p->pid, sig, strsignal(sig));
+                        log_error("Worker (pid:%d) was sent signal %d (%s)%s", (int) p->pid, sig, strsignal(sig),
+                                  core);
         } else if (WEXITSTATUS(status) != 0)
                 log_error("Worker (pid:%d) exited with code %d", (int) p->pid, WEXITSTATUS(status));
         else if (!p->term_sent && !a->stopping)
@@ -283,24 +402,27 @@ static void worker_gone(Arbiter *a, WorkerProc *p, int status) {
                 reload_failed(a, "a new worker died while booting");
 }
 
+/* Only the workers, by their PIDs: waitpid(-1) would also take the exit status of a process
+ * a --preload app started in the master, and its own wait() would then fail with ECHILD. */
 static void reap(Arbiter *a) {
-        for (;;) {
+        for (size_t i = 0; i < a->n_procs;) {
+                WorkerProc p = a->procs[i];
                 int status;
-                pid_t pid = waitpid(-1, &status, WNOHANG);
+                pid_t pid = waitpid(p.pid, &status, WNOHANG);
 
-                if (pid <= 0)
-                        return;
-                for (size_t i = 0; i < a->n_procs; i++) {
-                        WorkerProc p = a->procs[i];
-
-                        if (p.pid != pid)
-                                continue;
-                        a->procs[i] = a->procs[--a->n_procs];
-                        a->requests_done += heartbeat_load64(&p.slot->requests);
-                        worker_gone(a, &p, status);
-                        heartbeat_release(p.slot);
-                        break;
+                if (pid < 0 && errno == ECHILD) {
+                        /* The app called wait() in the master: the status is lost, but the
+                         * worker is gone and must not be waited for forever. */
+                        log_warning("Worker (pid:%d) was reaped by another wait() in the master", (int) p.pid);
+                        status = 0;
+                } else if (pid <= 0) {
+                        i++;
+                        continue;
                 }
+                a->procs[i] = a->procs[--a->n_procs];
+                a->requests_done += heartbeat_load64(&p.slot->requests);
+                worker_gone(a, &p, status);
+                heartbeat_release(p.slot);
         }
 }
 
@@ -361,9 +483,20 @@ static void watchdog(Arbiter *a) {
                 (void) kill(p->pid, SIGCONT);
         }
         if (a->stopping && now >= a->stop_deadline)
-                for (size_t i = 0; i < a->n_procs; i++)
-                        if (!a->procs[i].kill_sent)
-                                send_signal(&a->procs[i], SIGKILL);
+                for (size_t i = 0; i < a->n_procs; i++) {
+                        WorkerProc *p = &a->procs[i];
+
+                        if (p->kill_sent)
+                                continue;
+                        /* The worker's requests end here, unanswered: that must show in the log. */
+                        if (a->stop_signal == SIGTERM)
+                                log_warning("Worker (pid:%d) was sent SIGKILL after the graceful timeout (%d s)",
+                                            (int) p->pid, a->stop_timeout_s);
+                        else
+                                log_warning("Worker (pid:%d) was sent SIGKILL: it did not quit within %d s",
+                                            (int) p->pid, a->stop_timeout_s);
+                        send_signal(p, SIGKILL);
+                }
 }
 
 static void format_status(Arbiter *a, char *buf, size_t cap, uint64_t now);
@@ -451,33 +584,22 @@ static void reload(Arbiter *a) {
         a->prev_generation = a->generation;
         a->generation = ++a->last_generation;
         a->reloading = true;
+        /* The new settings' boot_timeout bounds this reload: the waiters, and with them the
+         * service manager's reload job, wait that long. */
         for (size_t i = 0; i < a->n_reload_waiters; i++)
-                if (a->reload_waiters[i].generation == 0)
+                if (a->reload_waiters[i].generation == 0) {
                         a->reload_waiters[i].generation = a->generation;
-        notify_reloading();
+                        tell_reload_wait(a, a->reload_waiters[i].pid);
+                }
+        notify_reloading((uint64_t) (reload_answer_within_s(a) + 5) * 1000000ULL);
         log_info("Reloading: starting generation %u", a->generation);
 }
 
-static void begin_stop(Arbiter *a, int worker_signal, int timeout_s) {
-        char status[64];
+static void handle_signal(Arbiter *a, const SignalRecord *si) {
+        int sig = si->signo;
 
-        snprintf(status, sizeof(status), "stopping: %zu workers finishing", a->n_procs);
-        notify_stopping(status);
-        answer_reload_waiters(a, 0, NOTIFY_RELOAD_FAILED);
-        a->stopping = true;
-        a->stop_deadline = now_ms() + (uint64_t) timeout_s * 1000;
-        signal_all(a, worker_signal);
-}
-
-static void handle_signal(Arbiter *a, const struct signalfd_siginfo *si) {
-        int sig = (int) si->ssi_signo;
-
-        /* A HUP from gcorn --reload-and-wait wants to hear how the reload ended. */
-        if (sig == SIGHUP && si->ssi_code == SI_QUEUE && si->ssi_int == NOTIFY_RELOAD_COOKIE &&
-            a->n_reload_waiters < RELOAD_WAITERS_MAX) {
-                a->reload_waiters[a->n_reload_waiters].pid = (pid_t) si->ssi_pid;
-                a->reload_waiters[a->n_reload_waiters++].generation = 0;
-        }
+        if (sig == SIGHUP && !add_reload_waiter(a, si))
+                return;
 
         switch (sig) {
         case SIGCHLD:
@@ -574,23 +696,37 @@ static void tell_manager(Arbiter *a) {
 }
 
 static int setup(Arbiter *a) {
-        sigset_t mask;
+        struct sigaction sa = {
+                .sa_sigaction = on_signal,
+                .sa_flags = SA_SIGINFO | SA_RESTART | SA_NOCLDSTOP,
+        };
         int r;
 
-        sigemptyset(&mask);
+        arbiter_pid = getpid();
+        if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+                return log_error_errno(errno, "pipe2() failed: %m");
+        /* The handler never interrupts itself: each signal waits for the one before. */
+        sigemptyset(&sa.sa_mask);
         for (size_t i = 0; i < ELEMENTSOF(handled_signals); i++)
-                sigaddset(&mask, handled_signals[i]);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return log_error_errno(errno, "sigprocmask() failed: %m");
-        a->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-        if (a->sigfd < 0)
-                return log_error_errno(errno, "signalfd() failed: %m");
+                sigaddset(&sa.sa_mask, handled_signals[i]);
+        for (size_t i = 0; i < ELEMENTSOF(handled_signals); i++)
+                if (sigaction(handled_signals[i], &sa, NULL) < 0)
+                        return log_error_errno(errno, "sigaction() failed: %m");
         if (pipe2(a->boot_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
                 return log_error_errno(errno, "pipe2() failed: %m");
         r = heartbeat_new(&a->heartbeat);
         if (r < 0)
                 return log_error_errno(r, "Failed to map the heartbeat table: %m");
         return 0;
+}
+
+static void read_signals(Arbiter *a) {
+        SignalRecord si[32];
+        ssize_t n;
+
+        while ((n = read(signal_pipe[0], si, sizeof(si))) > 0)
+                for (size_t i = 0; i < (size_t) n / sizeof(SignalRecord); i++)
+                        handle_signal(a, &si[i]);
 }
 
 int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app, ArbiterReloadSettings reload_settings) {
@@ -603,7 +739,6 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                 .target = s->workers,
                 .generation = 1,
                 .last_generation = 1,
-                .sigfd = -1,
                 .boot_pipe = { -1, -1 },
         };
         int r;
@@ -625,11 +760,9 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
 
         for (;;) {
                 struct pollfd p[2] = {
-                        { .fd = a.sigfd, .events = POLLIN },
+                        { .fd = signal_pipe[0], .events = POLLIN },
                         { .fd = a.boot_pipe[0], .events = POLLIN },
                 };
-                struct signalfd_siginfo si;
-
                 manage(&a);
                 if (a.reload_pending && !a.reloading && !a.stopping)
                         reload(&a);
@@ -640,8 +773,7 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                         a.exit_status = 1;
                         break;
                 }
-                while (read(a.sigfd, &si, sizeof(si)) == sizeof(si))
-                        handle_signal(&a, &si);
+                read_signals(&a);
                 reap(&a);
                 note_booted(&a);
                 watchdog(&a);
@@ -651,7 +783,10 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                 notify_failure(EINVAL, a.failure[0] ? a.failure : "the workers could not load the application");
         log_info("Shutting down: Master");
 out:
-        safe_close(a.sigfd);
+        /* Signals that come now wait: finalising Python is not interrupted. */
+        block_handled_signals();
+        signal_pipe[0] = safe_close(signal_pipe[0]);
+        signal_pipe[1] = safe_close(signal_pipe[1]);
         safe_close(a.boot_pipe[0]);
         safe_close(a.boot_pipe[1]);
         heartbeat_free(a.heartbeat);

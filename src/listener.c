@@ -412,3 +412,9 @@ void listener_free_all(Listener *l, size_t n, bool unlink_paths) {
         }
         free(l);
 }
+
+void listener_close_bound(Listener *l, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (!l[i].inherited)
+                        l[i].fd = safe_close(l[i].fd);
+}

@@ -165,9 +165,13 @@ int main(int argc, char **argv) {
 
                 if (*end || pid <= 1)
                         return fail(2, "--reload-and-wait needs the master's PID");
-                r = notify_reload_and_wait((int) pid, 90);
+                r = notify_reload_and_wait((int) pid);
                 if (r == -EIO)
                         return fail(1, "Reload failed: the new workers did not boot; the old ones keep serving");
+                if (r == -ETIMEDOUT) {
+                        fprintf(stderr, "gcorn: error: Reload of %ld: no answer from the master in time\n", pid);
+                        return 1;
+                }
                 if (r < 0) {
                         fprintf(stderr, "gcorn: error: Reload of %ld failed: %s\n", pid, strerror(-r));
                         return 1;

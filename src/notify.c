@@ -111,12 +111,13 @@ void notify_ready(const char *status) {
         notify_send("READY=1\nSTATUS=%s", status);
 }
 
-void notify_reloading(void) {
+void notify_reloading(uint64_t extend_usec) {
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        notify_send("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
-                    (unsigned long long) ts.tv_sec * 1000000ULL + (unsigned long long) ts.tv_nsec / 1000);
+        notify_send("RELOADING=1\nMONOTONIC_USEC=%llu\nEXTEND_TIMEOUT_USEC=%llu\nSTATUS=reloading",
+                    (unsigned long long) ts.tv_sec * 1000000ULL + (unsigned long long) ts.tv_nsec / 1000,
+                    (unsigned long long) extend_usec);
 }
 
 void notify_stopping(const char *status) {
@@ -139,9 +140,21 @@ void notify_failure(int error, const char *status) {
         notify_send("STATUS=Failed: %s\nERRNO=%d", status, error < 0 ? -error : error);
 }
 
-int notify_reload_and_wait(int pid, int timeout_s) {
+static uint64_t monotonic_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* Without word from the master, the HUP goes again this often, for at most this long. */
+#define RELOAD_RESEND_MS 2000
+#define RELOAD_NO_WORD_MS 30000
+
+int notify_reload_and_wait(int pid) {
         union sigval v = { .sival_int = NOTIFY_RELOAD_COOKIE };
-        struct timespec tick = { .tv_sec = 1 };
+        struct timespec tick = { .tv_nsec = 200 * 1000 * 1000 };
+        uint64_t start = monotonic_ms(), sent = start, deadline = 0;
         sigset_t mask;
         siginfo_t si;
 
@@ -151,16 +164,32 @@ int notify_reload_and_wait(int pid, int timeout_s) {
                 return -errno;
         if (sigqueue(pid, SIGHUP, v) < 0)
                 return -errno;
-        for (int waited = 0; waited < timeout_s; waited++) {
+        for (;;) {
                 int sig = sigtimedwait(&mask, &si, &tick);
+                uint64_t now = monotonic_ms();
 
-                if (sig == SIGRTMIN && si.si_pid == pid)
-                        return si.si_value.sival_int == NOTIFY_RELOAD_OK ? 0 : -EIO;
+                if (sig == SIGRTMIN && si.si_pid == pid) {
+                        int answer = si.si_value.sival_int;
+
+                        if ((answer & 0xff) != NOTIFY_RELOAD_WAIT)
+                                return answer == NOTIFY_RELOAD_OK ? 0 : -EIO;
+                        deadline = now + (uint64_t) ((unsigned) answer >> 8) * 1000;
+                        continue;
+                }
                 if (sig < 0 && errno != EAGAIN && errno != EINTR)
                         return -errno;
+                if (deadline && now >= deadline)
+                        return -ETIMEDOUT;
+                if (!deadline && now - start >= RELOAD_NO_WORD_MS)
+                        return -ETIMEDOUT;
+                if (!deadline && now - sent >= RELOAD_RESEND_MS) {
+                        v.sival_int = NOTIFY_RELOAD_COOKIE_AGAIN;
+                        if (sigqueue(pid, SIGHUP, v) < 0)
+                                return -errno;
+                        sent = now;
+                }
                 /* The master died: no answer will come. */
                 if (kill(pid, 0) < 0 && errno == ESRCH)
                         return -ESRCH;
         }
-        return -ETIMEDOUT;
 }

@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "gcorn/log.h"
@@ -495,6 +496,27 @@ out:
         return r;
 }
 
+/* The SIGABRT handler faulthandler installed, which ours calls. */
+static struct sigaction faulthandler_abort;
+
+/* A SIGABRT from another process is the master's verdict on a hung worker (or an operator's
+ * kill -ABRT): the stack goes to the log, and the worker dies of the signal without a core
+ * file, one the size of the worker per timeout. Gunicorn's worker exits on it and dumps
+ * nothing. abort() within the worker (a failed assertion in C) keeps its core. */
+static void on_abort(int sig, siginfo_t *si, void *ctx) {
+        if (si->si_code <= 0 && si->si_pid != getpid())
+                (void) prctl(PR_SET_DUMPABLE, 0);
+        /* faulthandler dumps the stacks, puts back the default action and raises again. */
+        if (faulthandler_abort.sa_flags & SA_SIGINFO)
+                faulthandler_abort.sa_sigaction(sig, si, ctx);
+        else if (faulthandler_abort.sa_handler != SIG_DFL && faulthandler_abort.sa_handler != SIG_IGN)
+                faulthandler_abort.sa_handler(sig);
+        else {
+                (void) signal(sig, SIG_DFL);
+                (void) raise(sig);
+        }
+}
+
 int python_enable_faulthandler(int fd) {
         PyObject *locals = NULL, *v = NULL;
         int r = -ENOMEM;
@@ -507,6 +529,13 @@ int python_enable_faulthandler(int fd) {
                 goto out;
         }
         r = run_statements("import faulthandler\nfaulthandler.enable(file=fd, all_threads=True)\n", locals);
+        if (r >= 0) {
+                struct sigaction sa = { .sa_sigaction = on_abort, .sa_flags = SA_SIGINFO | SA_NODEFER };
+
+                sigemptyset(&sa.sa_mask);
+                if (sigaction(SIGABRT, &sa, &faulthandler_abort) < 0)
+                        r = -errno;
+        }
 out:
         Py_XDECREF(v);
         Py_XDECREF(locals);

@@ -271,6 +271,7 @@ static void take_backlog(Worker *w) {
         for (size_t i = 0; i < w->n_listeners && w->accepting; i++)
                 accept_some(w, i, w->settings->backlog);
         set_accepting(w, false);
+        listener_close_bound(w->listeners, w->n_listeners);
 }
 
 /* A new connection is added to epoll only when it outlives its first request, so one that
@@ -502,7 +503,7 @@ int worker_run(const WorkerContext *ctx) {
                 .listeners = ctx->listeners,
                 .n_listeners = ctx->n_listeners,
                 .epfd = -1,
-                .parent = getppid(),
+                .parent = ctx->parent,
                 .slot = ctx->slot,
                 .heartbeat = ctx->heartbeat,
         };
@@ -512,6 +513,8 @@ int worker_run(const WorkerContext *ctx) {
         int r;
 
         (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != w.parent)
+                return 0;       /* the master died before PR_SET_PDEATHSIG could tell */
         log_set_identity(s->proc_name, ctx->generation);
         r = setup_signals();
         if (r < 0)

@@ -40,6 +40,12 @@ int listener_parse_spec(const char *spec, BindSpec *ret);
 int listener_open_all(char **specs, int backlog, const InheritedFd *inherited, size_t n_inherited,
                       bool use_all_inherited, Listener **ret, size_t *ret_n, char **ret_error);
 
+/* Closes the sockets gcorn bound itself, at the start of a stop: once the master and every
+ * worker closed theirs, the kernel refuses new connections instead of queueing them for a
+ * server that is going away. Sockets from systemd stay open (it queues for the next start).
+ * Their fd is -1 afterwards; a UNIX socket file stays until listener_free_all(). */
+void listener_close_bound(Listener *l, size_t n);
+
 /* Closes the sockets; with unlink_paths the UNIX socket files gcorn created go too (master
  * on exit; workers must not unlink). */
 void listener_free_all(Listener *l, size_t n, bool unlink_paths);

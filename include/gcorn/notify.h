@@ -30,7 +30,9 @@ uint64_t notify_watchdog_interval_ms(void);
 void notify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 void notify_ready(const char *status);
-void notify_reloading(void);
+/* RELOADING=1, and EXTEND_TIMEOUT_USEC=extend_usec: on systemd 252 the reload job runs
+ * under TimeoutStartSec=, and a reload lasts as long as the new workers take to boot. */
+void notify_reloading(uint64_t extend_usec);
 void notify_stopping(const char *status);
 void notify_watchdog(void);
 void notify_status(const char *status);
@@ -38,11 +40,19 @@ void notify_extend_timeout(uint64_t usec);
 void notify_failure(int error, const char *status);
 
 /* The waiting reload command (ExecReload=): sends HUP to the master with a request for an
- * answer, and waits until it says the new generation serves (0) or the reload failed (-EIO),
- * at most timeout_s seconds (-ETIMEDOUT). */
-int notify_reload_and_wait(int pid, int timeout_s);
+ * answer, and waits until it says the new generation serves (0) or the reload failed (-EIO).
+ * The master says how long that may take (its boot_timeout and a margin); without word from
+ * it within a few seconds the HUP is sent again, since the kernel merges a HUP with one that
+ * is still pending. -ETIMEDOUT when no answer came in time, -ESRCH when the master died. */
+int notify_reload_and_wait(int pid);
 
-/* Marks a HUP as sent by notify_reload_and_wait(), and the master's answer signal. */
+/* The values of the HUP sent by notify_reload_and_wait(): the first one, and a repeat, which
+ * starts no reload of its own when the master already knows the sender. */
 #define NOTIFY_RELOAD_COOKIE 0x67636f72
+#define NOTIFY_RELOAD_COOKIE_AGAIN 0x67636f73
+/* The master's answers, the value of a SIGRTMIN it queues to the waiting process: the
+ * reload is done or failed, or NOTIFY_RELOAD_WAIT | seconds << 8: "registered; the answer
+ * comes within that many seconds from now" (sent again when the reload starts). */
 #define NOTIFY_RELOAD_OK 1
 #define NOTIFY_RELOAD_FAILED 2
+#define NOTIFY_RELOAD_WAIT 3

@@ -53,7 +53,8 @@ struct _object *python_new_globals(void);       /* PyObject *; this header stays
 void python_log_exception(int level, const char *title);
 
 /* SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL dump every thread's Python stack to fd: the
- * master's SIGABRT to a hung worker then shows where it hung. */
+ * master's SIGABRT to a hung worker then shows where it hung. A SIGABRT sent by another
+ * process ends the worker without a core file. */
 int python_enable_faulthandler(int fd);
 
 /* Moves every object the master made (the preloaded app) out of the collector's sight, so

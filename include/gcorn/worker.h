@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "gcorn/heartbeat.h"
 #include "gcorn/listener.h"
@@ -12,6 +13,8 @@
 #define WORKER_BOOT_ERROR 3
 
 typedef struct WorkerContext {
+        pid_t parent;                   /* the master, read before fork(): it may die before the
+                                         * worker looks */
         const Settings *settings;
         Listener *listeners;
         size_t n_listeners;

@@ -3,7 +3,8 @@
 The version it serves is read once, at import time, from the file named by
 ARBITER_VERSION_FILE, so a reload that re-imports the app is visible in responses. A version
 file that says "raise" makes the import fail; ARBITER_APP_BROKEN=1 makes it fail with an
-ImportError for a missing module."""
+ImportError for a missing module. ARBITER_SLOW_IMPORT, ARBITER_SLOW_FORK and ARBITER_CHILD_RESULT
+are described below."""
 
 import atexit
 import ctypes
@@ -28,6 +29,44 @@ def _read_version():
 
 
 VERSION = _read_version()
+
+# The import takes this long while the file ARBITER_SLOW_IMPORT names exists: a reload that
+# lasts.
+if os.path.exists(os.environ.get("ARBITER_SLOW_IMPORT", "/nonexistent")):
+        time.sleep(float(os.environ.get("ARBITER_SLOW_IMPORT_S", "8")))
+
+# With --preload: while the file ARBITER_SLOW_FORK names exists, a new worker writes its pid
+# there and takes 2 s in the fork hooks, before it could learn of its master's death.
+if os.environ.get("ARBITER_SLOW_FORK"):
+        def _slow_fork(path=os.environ["ARBITER_SLOW_FORK"]):
+                if os.path.exists(path):
+                        with open(path, "w") as f:
+                                f.write(str(os.getpid()))
+                        time.sleep(2.0)
+
+        os.register_at_fork(after_in_child=_slow_fork)
+
+# With --preload this runs in the master: a process the app starts there and waits for when
+# the master exits, long after the child's SIGCHLD reached the master. Its exit status goes
+# to the file ARBITER_CHILD_RESULT names. (Workers run atexit handlers too; the child is not
+# theirs.)
+if os.environ.get("ARBITER_CHILD_RESULT"):
+        import subprocess
+
+        _child = subprocess.Popen(["/bin/sh", "-c", "exit 7"])
+        _child_parent = os.getpid()
+
+        def _wait_child(path=os.environ["ARBITER_CHILD_RESULT"]):
+                if os.getpid() != _child_parent:
+                        return
+                try:
+                        result = "returncode=%d" % _child.wait(timeout=10)
+                except Exception as e:
+                        result = "error=%r" % e
+                with open(path, "w") as f:
+                        f.write(result)
+
+        atexit.register(_wait_child)
 
 # Tells the tests this process finished importing the app.
 if os.environ.get("ARBITER_READY_DIR"):

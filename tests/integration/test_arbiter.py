@@ -4,11 +4,15 @@ boot failures, stop signals, process titles.
 Every wait is a bounded poll; every server is stopped when its test ends (the harness sends
 TERM, then KILL, and kills leftover workers of that server by PID)."""
 
+import errno
 import http.client
 import os
 import re
+import resource
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -217,7 +221,7 @@ class ArbiterTest(h.ServerTestCase):
                         children(srv.pid)), 10)
                 self.assertTrue(after, "no replacement for a killed worker; log:\n%s" % srv.log())
                 self.assertTrue(after - before, "no new worker pid: %r -> %r" % (before, after))
-                srv.wait_log(r"Worker \(pid:%d\) was sent SIGKILL not sent by gcorn \(OOM\?\)" % victim)
+                srv.wait_log(r"Worker \(pid:%d\) was sent SIGKILL! Perhaps out of memory\?" % victim)
                 status, v, pid = self.get(srv)
                 self.assertEqual(status, 200)
                 self.assertIn(pid, after)
@@ -560,6 +564,205 @@ class ArbiterTest(h.ServerTestCase):
                 gone = h.wait_until(lambda: not any(process_alive(w) for w in workers), 5)
                 self.assertTrue(gone, "workers alive 5 s after the master was killed: %r"
                                 % [w for w in workers if process_alive(w)])
+
+        # 14 -----------------------------------------------------------------
+
+        def test_timeout_abort_writes_no_core(self):
+                # The SIGABRT that ends a hung worker prints its Python stack; with cores
+                # enabled it must not also leave a core file (one the size of the worker per
+                # timeout). The worker runs in a directory of its own, where a plain
+                # core_pattern would put the file; the master logs "(core dumped)" whatever
+                # core_pattern is.
+                soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+                if hard == 0:
+                        self.skipTest("RLIMIT_CORE hard limit is 0: no core can be written")
+                resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+                self.addCleanup(resource.setrlimit, resource.RLIMIT_CORE, (soft, hard))
+                with open("/proc/sys/kernel/core_pattern") as f:
+                        pattern = f.read().strip()
+                cwd = h.tempdir(self, "gcorn-core-")
+                srv = self.start_app(["-w", "1", "-t", "2", "--pythonpath", h.APPS], chdir=cwd)
+                status, _, first = self.get(srv)
+                self.assertEqual(status, 200)
+                s = srv.connect(timeout=20)
+                self.addCleanup(s.close)
+                s.sendall(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+                closed, _ = h.wait_closed(s, 20)
+                self.assertTrue(closed, "the hung request's connection was never closed")
+                log = srv.wait_log(r"Worker \(pid:%d\) killed after timeout" % first)
+                self.assertRegex(log, r'File "[^"]*arbiter_app\.py", line \d+ in hang_forever')
+                self.assertNotIn("core dumped", log)
+                self.assertFalse(process_alive(first))
+                if not pattern.startswith("|") and not pattern.startswith("/"):
+                        self.assertEqual([n for n in os.listdir(cwd) if n.startswith("core")], [],
+                                         "core file(s) left by the timed-out worker (core_pattern %r)" % pattern)
+                status, _, pid = self.get(srv, timeout=15)
+                self.assertEqual(status, 200)
+
+        # 15 -----------------------------------------------------------------
+
+        def test_kill_at_graceful_timeout_is_logged(self):
+                srv = self.start_app(["-w", "1", "--graceful-timeout", "1"])
+                worker = self.wait_ready(srv, 1).pop()
+                s = srv.connect(timeout=20)
+                self.addCleanup(s.close)
+                s.sendall(b"GET /slow?s=30 HTTP/1.1\r\nHost: x\r\n\r\n")
+                time.sleep(0.5)
+                self.signal_master(srv, signal.SIGTERM)
+                rc = srv.wait_exit(10)
+                self.assertEqual(rc, 0, srv.log())
+                self.assertRegex(srv.log(), r"Worker \(pid:%d\) was sent SIGKILL after the graceful timeout \(1 s\)"
+                                 % worker)
+
+        # 16 -----------------------------------------------------------------
+
+        def slow_reload_config(self, seconds):
+                """A config file that takes `seconds` to run once the returned marker exists:
+                the master is busy reading it when a reload starts."""
+                marker = os.path.join(self.tmp, "slow-config")
+                conf = os.path.join(self.tmp, "gcorn.conf.py")
+                with open(conf, "w") as f:
+                        f.write("import os, time\nif os.path.exists(%r):\n    time.sleep(%r)\n" % (marker, seconds))
+                return conf, marker
+
+        def test_ttin_while_master_busy_each_count(self):
+                # Signals that arrive while the master is busy (here reading the config file
+                # for a reload) all count: each TTIN adds a worker.
+                conf, marker = self.slow_reload_config(2.0)
+                srv = self.start_app(["-w", "1", "-c", conf])
+                self.wait_ready(srv, 1)
+                open(marker, "w").close()
+                self.signal_master(srv, signal.SIGHUP)
+                srv.wait_log(r"Handling signal: hup")
+                for _ in range(4):
+                        self.signal_master(srv, signal.SIGTTIN)
+                        time.sleep(0.1)
+                srv.wait_log(r"Reload complete", timeout=20)
+                self.wait_ready(srv, 5, timeout=30)
+                self.assertEqual(len(re.findall(r"Handling signal: ttin", srv.log())), 4, srv.log())
+
+        def reload_and_wait(self, srv):
+                return subprocess.Popen([h.GCORN, "--reload-and-wait", str(srv.pid)], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+
+        def finish(self, proc, timeout):
+                try:
+                        out, err = proc.communicate(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                        proc.kill()
+                        out, err = proc.communicate()
+                        return None, err
+                return proc.returncode, err
+
+        def test_concurrent_reload_and_wait_are_all_answered(self):
+                conf, marker = self.slow_reload_config(1.5)
+                srv = self.start_app(["-w", "1", "-c", conf])
+                self.wait_ready(srv, 1)
+                open(marker, "w").close()
+                # The master is busy with a reload while both helpers send their HUP.
+                self.signal_master(srv, signal.SIGHUP)
+                srv.wait_log(r"Handling signal: hup")
+                helpers = [self.reload_and_wait(srv) for _ in range(2)]
+                for p in helpers:
+                        self.addCleanup(self._kill, p)
+                results = [self.finish(p, 30) for p in helpers]
+                self.assertEqual([rc for rc, _ in results], [0, 0], "%r\nlog:\n%s" % (results, srv.log()))
+                self.assertTrue(srv.alive())
+
+        @staticmethod
+        def _kill(p):
+                if p.poll() is None:
+                        p.kill()
+                        p.communicate()
+
+        def test_reload_and_wait_follows_boot_timeout(self):
+                # The helper waits as long as the master says a reload may take (its
+                # boot_timeout and a margin), not a fixed time: with --boot-timeout 4 and a
+                # master that stopped answering, it gives up within that.
+                slow = os.path.join(self.tmp, "slow-import")
+                srv = self.start_app(["-w", "1", "--boot-timeout", "4"], env={"ARBITER_SLOW_IMPORT": slow})
+                self.wait_ready(srv, 1)
+                open(slow, "w").close()
+                helper = self.reload_and_wait(srv)
+                self.addCleanup(self._kill, helper)
+                srv.wait_log(r"Reloading: starting generation 2")
+                os.kill(srv.pid, signal.SIGSTOP)
+                self.addCleanup(lambda: srv.alive() and os.kill(srv.pid, signal.SIGCONT))
+                rc, err = self.finish(helper, 40)
+                os.kill(srv.pid, signal.SIGCONT)
+                self.assertIsNotNone(rc, "--reload-and-wait still waiting 40 s after a reload with --boot-timeout 4")
+                self.assertEqual(rc, 1, err)
+                self.assertIn("no answer from the master in time", err)
+
+        # 17 -----------------------------------------------------------------
+
+        def test_preload_child_is_not_reaped_by_master(self):
+                # A process the app starts in the master (--preload) is the app's to wait for:
+                # its exit status must not be taken by the master.
+                result = os.path.join(self.tmp, "child-result")
+                srv = self.start_app(["-w", "1", "--preload"], env={"ARBITER_CHILD_RESULT": result})
+                self.wait_workers(srv, 1)
+                status, _, _ = self.get(srv)
+                self.assertEqual(status, 200)
+                # The child exited long ago; the app waits for it as the master exits.
+                time.sleep(0.5)
+                self.assertEqual(srv.stop(), 0)
+                self.assertTrue(os.path.exists(result), "the app never wrote its result; log:\n%s" % srv.log())
+                with open(result) as f:
+                        self.assertEqual(f.read(), "returncode=7")
+
+        def test_worker_whose_master_died_while_it_forked_exits(self):
+                # The master dies while a new worker is still in its fork hooks, before
+                # PR_SET_PDEATHSIG: the worker must notice and exit rather than serve on as
+                # an orphan nobody stops.
+                marker = os.path.join(self.tmp, "slow-fork")
+                srv = self.start_app(["-w", "1", "--preload"], env={"ARBITER_SLOW_FORK": marker})
+                self.wait_workers(srv, 1)
+                open(marker, "w").close()
+                self.signal_master(srv, signal.SIGTTIN)
+                got = h.wait_until(lambda: os.path.getsize(marker) > 0, 10)
+                self.assertTrue(got, "no new worker forked; log:\n%s" % srv.log())
+                with open(marker) as f:
+                        orphan = int(f.read())
+                self.addCleanup(self.kill_if_ours, srv, orphan)
+                os.kill(srv.pid, signal.SIGKILL)
+                srv.wait_exit(5)
+                gone = h.wait_until(lambda: not process_alive(orphan), 10)
+                self.assertTrue(gone, "worker %d outlived its master by 10 s; log:\n%s" % (orphan, srv.log()))
+
+        # 18 -----------------------------------------------------------------
+
+        def test_stop_refuses_new_connections(self):
+                # During a graceful stop, the sockets gcorn bound itself are closed: a new
+                # client is refused at once instead of waiting in the backlog and being reset
+                # when the server exits. A request already under way still completes.
+                srv = self.start_app(["-w", "1", "--graceful-timeout", "20"])
+                self.wait_ready(srv, 1)
+                s = srv.connect(timeout=15)
+                self.addCleanup(s.close)
+                # Half a request: the worker holds the connection and is idle when TERM comes.
+                s.sendall(b"GET /slow?s=1 HTTP/1.1\r\nHost: x\r\n")
+                time.sleep(0.3)
+                self.signal_master(srv, signal.SIGTERM)
+                srv.wait_log(r"Handling signal: term")
+
+                def refused():
+                        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                        c.settimeout(2)
+                        try:
+                                c.connect((srv.host, srv.port))
+                        except OSError as e:
+                                return e.errno == errno.ECONNREFUSED
+                        finally:
+                                c.close()
+                        return False
+                self.assertTrue(h.wait_until(refused, 5, 0.1), "new connections still accepted while stopping")
+                self.assertTrue(srv.alive(), "the master exited with a request under way")
+                s.sendall(b"Connection: close\r\n\r\n")
+                c = h.Client(s)
+                r = c.read_response()
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(srv.wait_exit(15), 0, srv.log())
 
 
 if __name__ == "__main__":

@@ -605,6 +605,9 @@ class Lifecycle(BootedCase):
                 stage.instance("stop", port=8003, timeout=30, graceful=10,
                                service_dropin="TimeoutStopSec=2s\n")
                 stage.instance("broken", app="tapp_broken:app")
+                # Workers boot for longer than TimeoutStartSec=, which bounds a reload too.
+                stage.instance("slowreload", port=8004, service_dropin="TimeoutStartSec=2s\n"
+                               "Environment=TAPP_BOOT_DELAY=3\n")
 
         def activate(self, name, port):
                 r = self.sd.systemctl("start", "gcorn@%s.socket" % name)
@@ -674,6 +677,25 @@ class Lifecycle(BootedCase):
                 left = self.sd.run("sh", "-c", "cat /sys/fs/cgroup/system.slice/system-gcorn.slice/gcorn@stop.service/cgroup.procs 2>/dev/null")
                 self.assertEqual(left.stdout.strip(), "", "processes left in the cgroup")
                 self.assertEqual(self.sd.prop("gcorn@stop.socket", "ActiveState"), "active")
+
+        def test_reload_longer_than_start_timeout(self):
+                u = "gcorn@slowreload.service"
+                self.activate("slowreload", 8004)
+                self.assertEqual(self.sd.prop(u, "TimeoutStartUSec"), "2s")
+                main = self.main_pid(u)
+                before = self.children(main)
+                t0 = time.monotonic()
+                r = self.sd.systemctl("reload", u, timeout=60)
+                took = time.monotonic() - t0
+                self.assertEqual(r.returncode, 0, "reload: %s" % r.stderr)
+                self.assertGreaterEqual(took, 3.0, "the reload returned before the new workers booted")
+                self.assertNotIn("Reload operation timed out", self.sd.journal_text("-u", u))
+                self.assertEqual(self.sd.prop(u, "ActiveState"), "active")
+                self.assertEqual(self.main_pid(u), main)
+                fresh = h.wait_until(lambda: (lambda c: c if len(c) == 2 and not (c & before) else None)(
+                        self.children(main)), 10, 0.1)
+                self.assertTrue(fresh, "workers %r did not all change (were %r)" % (self.children(main), before))
+                self.assertServes(port=8004)
 
         def test_broken_app(self):
                 u = "gcorn@broken.service"
