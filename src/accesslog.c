@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "gcorn/accesslog.h"
 #include "gcorn/macro.h"
@@ -259,7 +258,7 @@ static void put_user(Writer *w, const AccessEntry *e) {
         uint32_t acc = 0;
         const char *sp;
 
-        if (!auth || auth->len < 5 || strncasecmp(auth->p, "basic", 5) != 0)
+        if (!auth || auth->len < 5 || !ascii_case_equal(auth->p, "basic", 5))
                 goto dash;
         sp = memchr(auth->p, ' ', auth->len);
         if (!sp)

@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "gcorn/environ.h"
 #include "gcorn/pylog.h"
@@ -420,7 +419,7 @@ static KnownHeader *known_header(const Slice *name) {
         if (name->len >= KNOWN_LEN_MAX)
                 return NULL;
         for (KnownHeader *h = known_by_len[name->len]; h; h = h->next_same_len)
-                if (strncasecmp(h->name, name->p, name->len) == 0)
+                if (ascii_case_equal(h->name, name->p, name->len))
                         return h;
         return NULL;
 }

@@ -159,7 +159,7 @@ static int buf_append(HttpParser *p, const char *data, size_t len) {
 
 /* s equals the lower-case literal lit of n bytes, in any case. */
 static bool slice_eqn(Slice s, const char *lit, size_t n) {
-        return s.len == n && strncasecmp(s.p, lit, n) == 0;
+        return s.len == n && ascii_case_equal(s.p, lit, n);
 }
 
 static bool slice_eq(Slice s, const char *lit) {
@@ -825,7 +825,7 @@ static bool trailer_forbidden(const char *name, size_t len) {
         };
 
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
-                if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
+                if (strlen(names[i]) == len && ascii_case_equal(names[i], name, len))
                         return true;
         return false;
 }

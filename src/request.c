@@ -1,14 +1,14 @@
 /* Request helpers. Pure C: no Python, no sockets. */
 #include <string.h>
-#include <strings.h>
 
 #include "gcorn/request.h"
+#include "gcorn/strutil.h"
 
 const HttpHeader *headers_find(const HttpHeader *h, size_t n, const char *name, size_t len, bool last) {
         const HttpHeader *found = NULL;
 
         for (size_t i = 0; i < n; i++)
-                if (h[i].name.len == len && strncasecmp(h[i].name.p, name, len) == 0) {
+                if (h[i].name.len == len && ascii_case_equal(h[i].name.p, name, len)) {
                         found = &h[i];
                         if (!last)
                                 break;

@@ -24,6 +24,7 @@
 #include "gcorn/python.h"
 #include "gcorn/response.h"
 #include "gcorn/wsgi.h"
+#include "gcorn/strutil.h"
 
 /* iovecs handed to one conn_write() on the list fast path (conn_write() takes at most 16) */
 #define WSGI_IOV_BATCH 16
@@ -116,7 +117,7 @@ static const char *str_latin1(PyObject *s, size_t *ret_len, const char *what) {
 }
 
 static bool lower_eq(const char *s, size_t len, const char *lit) {
-        return strlen(lit) == len && strncasecmp(s, lit, len) == 0;
+        return strlen(lit) == len && ascii_case_equal(s, lit, len);
 }
 
 static int add_field(WsgiState *st, const char *name, size_t nlen, const char *value, size_t vlen) {

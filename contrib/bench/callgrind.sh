@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request: gcorn with one worker under callgrind, a warm-up, then a fixed
 # number of keep-alive requests over one connection, counted between a zero and a dump of
-# the worker's counters, split into gcorn's own code, llhttp, CPython, libc and the rest.
+# the worker's counters, split into gcorn's own code, CPython, libc and the rest.
 #
 #   contrib/bench/callgrind.sh [REQUESTS [PATH]]      (default 2000 /)
 #

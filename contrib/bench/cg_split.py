@@ -1,6 +1,6 @@
 """Splits `callgrind_annotate --inclusive=no --threshold=100` output by who ran the
-instructions: gcorn's own code, llhttp (both linked into the gcorn binary), CPython
-(libpython), libc, and everything else in user space. Callgrind does not see the kernel.
+instructions: gcorn's own code, CPython (libpython), libc, and everything else in user
+space. Callgrind does not see the kernel.
 
   /usr/bin/python3 cg_split.py ANNOTATE_OUTPUT REQUESTS GCORN_BINARY
 """
@@ -13,7 +13,7 @@ LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([\d.\s]+%\)\s+)?(\S.*?):(.+?)\s+\[(.+)\]
 def part_of(obj, fn, gcorn):
         base = obj.rsplit("/", 1)[-1]
         if obj == gcorn or base == "gcorn":
-                return "llhttp" if fn.startswith("llhttp") else "gcorn"
+                return "gcorn"
         if "libpython" in base:
                 return "CPython (libpython)"
         if base.startswith("libc.so") or base.startswith("libc-"):
@@ -63,7 +63,7 @@ def main():
         print("|---|---|---|---|")
         for ir, part, fn in sorted(fns, reverse=True)[:25]:
                 print("| `%s` | %s | %.0f | %.1f%% |" % (fn, part, ir / requests, ir * 100 / total))
-        own = [x for x in fns if x[1] in ("gcorn", "llhttp")]
+        own = [x for x in fns if x[1] == "gcorn"]
         print()
         print("gcorn's own functions (self cost):")
         print()

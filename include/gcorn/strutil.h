@@ -2,8 +2,22 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* Whether a[0..n) and b[0..n) are the same ASCII text, letters in either case. Header names
+ * and tokens are short: a byte loop costs less than strncasecmp(), whose cost also depends on
+ * the locale and on where the strings lie in memory. */
+static inline bool ascii_case_equal(const char *a, const char *b, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                unsigned char x = (unsigned char) a[i] | 0x20, y = (unsigned char) b[i] | 0x20;
+
+                if (a[i] != b[i] && (x != y || x < 'a' || x > 'z'))
+                        return false;
+        }
+        return true;
+}
 
 /* The value of one hexadecimal digit, or -1. */
 static inline int hex_digit_value(char c) {
