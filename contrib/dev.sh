@@ -32,7 +32,11 @@ setup() {
         else
                 meson setup "$dir" "$@" >/dev/null
         fi
-        ninja -C "$dir" >/dev/null
+        # ninja reports a failed compile on stdout: show it, or the script ends without a word.
+        if ! ninja -C "$dir" > "$dir/ninja.log"; then
+                tail -n 40 "$dir/ninja.log" >&2
+                return 1
+        fi
 }
 
 # Runs the suite of one build dir; prints meson's summary and adds to the totals.
