@@ -642,7 +642,7 @@ static void handle_signal(Arbiter *a, const SignalRecord *si) {
         case SIGUSR1:
                 /* Reopened first, so the new files say why they exist. */
                 (void) log_setup(NULL, a->settings->errorlog, a->settings->accesslog, a->settings->log_target, NULL);
-                logconfig_capture_output(a->settings);
+                logconfig_reopen(a->settings);
                 log_info("Handling signal: usr1");
                 signal_all(a, SIGUSR1);
                 break;

@@ -11,8 +11,8 @@
 #include "gcorn/macro.h"
 #include "gcorn/python.h"
 
-/* logging's module-level functions, from logconfig_source; NULL until first needed. */
-static PyObject *apply_func, *emit_func;
+/* Functions from logconfig_source; NULL until first needed. */
+static PyObject *apply_func, *emit_func, *reopen_func;
 static bool forwarding;
 
 static const char logconfig_source[] =
@@ -65,6 +65,19 @@ static const char logconfig_source[] =
         "    return err.hasHandlers(), err.getEffectiveLevel(), access\n"
         "\n"
         "_err = logging.getLogger('gunicorn.error')\n"
+        "\n"
+        "def reopen():\n"
+        "    names = list(logging.root.manager.loggerDict)\n"
+        "    for log in [logging.root] + [logging.getLogger(n) for n in names]:\n"
+        "        for h in getattr(log, 'handlers', ()):\n"
+        "            if isinstance(h, logging.FileHandler):\n"
+        "                h.acquire()\n"
+        "                try:\n"
+        "                    if h.stream:\n"
+        "                        h.close()\n"
+        "                        h.stream = h._open()\n"
+        "                finally:\n"
+        "                    h.release()\n"
         "\n"
         "def emit(level, text):\n"
         "    # No arguments: the text is not %-formatted again.\n"
@@ -141,10 +154,11 @@ static int load_functions(void) {
         if (result) {
                 apply_func = Py_XNewRef(PyDict_GetItemString(globals, "apply"));
                 emit_func = Py_XNewRef(PyDict_GetItemString(globals, "emit"));
+                reopen_func = Py_XNewRef(PyDict_GetItemString(globals, "reopen"));
         }
         Py_XDECREF(result);
         Py_DECREF(globals);
-        return apply_func && emit_func ? 0 : -EIO;
+        return apply_func && emit_func && reopen_func ? 0 : -EIO;
 }
 
 /* "ValueError: Unable to configure handler 'x'" from the pending exception. */
@@ -279,6 +293,21 @@ void logconfig_capture_output(const Settings *s) {
         fd = log_error_fd();
         if (dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
                 log_warning_errno(errno, "Cannot send stdout and stderr to %s: %m", s->errorlog);
+}
+
+void logconfig_reopen(const Settings *s) {
+        if (python_usable()) {
+                PyGILState_STATE g = PyGILState_Ensure();
+                PyObject *res = NULL;
+
+                if (load_functions() >= 0)
+                        res = PyObject_CallNoArgs(reopen_func);
+                if (!res)
+                        python_log_exception(LOG_WARNING, "Cannot reopen the logging module's files");
+                Py_XDECREF(res);
+                PyGILState_Release(g);
+        }
+        logconfig_capture_output(s);
 }
 
 void logconfig_warn_unused(const Settings *s) {

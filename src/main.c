@@ -141,6 +141,9 @@ static int run(void) {
         }
         logconfig_capture_output(&s);
         logconfig_warn_unused(&s);
+        if (s.reload && s.preload_app)
+                log_warning("reload with preload_app: workers restart on a change, but run the code the master "
+                            "loaded at start");
 
         /* The only file bind() creates is a UNIX socket's: umask is for it alone, never for
          * the process (the unit's UMask= stays in force for the app's files). */

@@ -25,8 +25,13 @@ typedef struct WatchedFile {
         bool exists;
 } WatchedFile;
 
+/* Set by reloader_fail_app(): the app did not import. */
+static bool watch_any_py;
+
 struct Reloader {
         int fd;                         /* inotify, or -1 to poll */
+        int cwd_wd;                     /* watch_any_py: the working directory's watch */
+        char event_path[PATH_MAX];      /* the file an event named */
         WatchedFile *files;
         size_t n_files;
         const char *pending;            /* changed before the watch began */
@@ -42,7 +47,15 @@ static const char files_source[] =
         "        f = getattr(m, '__file__', None)\n"
         "        if isinstance(f, str):\n"
         "            names.add(re.sub(r'\\.py[co]$', '.py', f))\n"
-        "    return sorted(names)\n";
+        "    return sorted(names)\n"
+        "\n"
+        "def fail_app(msg):\n"
+        "    body = msg.encode('utf-8', 'replace')\n"
+        "    def app(environ, start_response):\n"
+        "        start_response('500 Internal Server Error',\n"
+        "                       [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])\n"
+        "        return [body]\n"
+        "    return app\n";
 
 static int list_files(const Settings *s, char ***ret) {
         PyObject *globals = NULL, *res = NULL, *func, *extra = NULL, *list = NULL;
@@ -171,6 +184,9 @@ int reloader_new(const Settings *s, const struct timespec *since, Reloader **ret
                 if (r->fd >= 0)
                         (void) watch_dir(r, f);
         }
+        r->cwd_wd = -1;
+        if (watch_any_py && r->fd >= 0)
+                r->cwd_wd = inotify_add_watch(r->fd, ".", WATCH_MASK);
         log_debug("--reload watches %zu files (%s)", r->n_files, r->fd >= 0 ? "inotify" : "poll");
         *ret = r;
         return 0;
@@ -191,13 +207,56 @@ int reloader_fd(const Reloader *r) {
         return r->fd;
 }
 
+static bool is_py(const char *name) {
+        size_t n = strlen(name);
+
+        return n > 3 && strcmp(name + n - 3, ".py") == 0;
+}
+
 static const char *match_event(Reloader *r, const struct inotify_event *e) {
+        bool any = watch_any_py && is_py(e->name);
+
         if (e->len == 0)
                 return NULL;
-        for (size_t i = 0; i < r->n_files; i++)
-                if (r->files[i].wd == e->wd && strcmp(r->files[i].base, e->name) == 0)
-                        return r->files[i].path;
+        if (any && e->wd == r->cwd_wd) {
+                snprintf(r->event_path, sizeof(r->event_path), "%s", e->name);
+                return r->event_path;
+        }
+        for (size_t i = 0; i < r->n_files; i++) {
+                const WatchedFile *f = &r->files[i];
+
+                if (f->wd != e->wd)
+                        continue;
+                if (strcmp(f->base, e->name) == 0)
+                        return f->path;
+                if (any) {
+                        snprintf(r->event_path, sizeof(r->event_path), "%.*s%s", (int) (f->base - f->path), f->path,
+                                 e->name);
+                        return r->event_path;
+                }
+        }
         return NULL;
+}
+
+int reloader_fail_app(const char *error, void **ret_app) {
+        PyObject *globals = NULL, *res = NULL, *app = NULL;
+
+        python_gil_acquire();
+        globals = python_new_globals();
+        if (globals)
+                res = PyRun_String(files_source, Py_file_input, globals, globals);
+        if (res)
+                app = PyObject_CallFunction(PyDict_GetItemString(globals, "fail_app"), "s", error);
+        if (!app)
+                python_log_exception(LOG_ERR, "Cannot make the --reload error app");
+        Py_XDECREF(res);
+        Py_XDECREF(globals);
+        python_gil_release();
+        if (!app)
+                return -EIO;
+        watch_any_py = true;
+        *ret_app = app;
+        return 0;
 }
 
 bool reloader_changed(Reloader *r, const char **ret_path) {

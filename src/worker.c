@@ -379,7 +379,7 @@ static void handle_signals(Worker *w) {
                         case SIGUSR1:
                                 (void) log_setup(NULL, w->settings->errorlog, w->settings->accesslog,
                                                  w->settings->log_target, NULL);
-                                logconfig_capture_output(w->settings);
+                                logconfig_reopen(w->settings);
                                 break;
                         default:
                                 break;
@@ -563,6 +563,12 @@ int worker_run(const WorkerContext *ctx) {
                 _cleanup_free_ char *error = NULL;
 
                 r = python_load_app(s->wsgi_app, &loaded, &error);
+                if (r < 0 && s->reload && reloader_fail_app(error ? error : "Failed to load the application.",
+                                                            &loaded) >= 0) {
+                        log_error("%s", error ? error : "Failed to load the application.");
+                        log_warning("--reload: answering 500 until a file changes");
+                        r = 0;
+                }
                 if (r < 0) {
                         const char *why = error ? error : "Failed to load the application.";
 

@@ -18,8 +18,12 @@ void logconfig_dict_free(void **dict);
  * routing to Python when s names none. Returns 0, or -errno with *ret_error one line. */
 int logconfig_apply(const Settings *s, char **ret_error);
 
-/* capture_output: points stdout and stderr at the error log file, again after each reopen. */
+/* capture_output: points stdout and stderr at the error log file. */
 void logconfig_capture_output(const Settings *s);
+
+/* USR1, after log_setup(): as Gunicorn's reopen_files(), every logging.FileHandler opens its
+ * file again (logrotate moved it), then capture_output follows the new error log. */
+void logconfig_reopen(const Settings *s);
 
 /* Warnings for settings that are set but have no effect; once at start. */
 void logconfig_warn_unused(const Settings *s);

@@ -15,6 +15,12 @@ typedef struct Reloader Reloader;
  * the import began) counts as changed already: the watch came too late to see it. Returns
  * -errno (logged). */
 int reloader_new(const Settings *s, const struct timespec *since, Reloader **ret);
+
+/* For a worker whose app failed to import: a WSGI app (PyObject *, new reference) that
+ * answers 500 with error, as Gunicorn's reloader does, and from now on any .py file saved
+ * in a watched directory or the working directory counts as a change (the file at fault may
+ * be one no module came from). Returns -EIO when Python failed (logged). */
+int reloader_fail_app(const char *error, void **ret_app);
 Reloader *reloader_free(Reloader *r);
 
 /* The inotify fd to wait on, or -1: then call reloader_changed() about once a second. */

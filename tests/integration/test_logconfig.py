@@ -4,9 +4,11 @@ the app's; stdout and stderr go to the error log file."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -144,6 +146,20 @@ class TestLogconfig(Base):
                 self.assertRegex(text, r"LC gunicorn.error INFO Booting worker with pid: \d+")
                 self.assertIn("LC gunicorn.error DEBUG GET /", text)
                 self.assertEqual(self.gcorn_lines(s), [])
+
+        def test_usr1_reopens_logging_files(self):
+                ini = self.write("log.ini", INI % {"out": self.out})
+                s = self.start(["--log-config", ini], log_path=self.out)
+                s.wait_log(r"Booting worker")
+                os.rename(self.out, self.out + ".1")
+                os.kill(s.pid, signal.SIGUSR1)
+                self.assertTrue(h.wait_until(lambda: "Handling signal: usr1" in read(self.out), 10), read(self.out))
+                # The workers reopen theirs too.
+                deadline = time.monotonic() + 10
+                while "app-warning" not in read(self.out) and time.monotonic() < deadline:
+                        self.assertEqual(s.get("/").status, 200)
+                        time.sleep(0.1)
+                self.assertIn("LC myapp WARNING app-warning", read(self.out))
 
         def test_gunicorn_error_without_handlers_keeps_the_native_log(self):
                 root_out = os.path.join(self.dir, "root.log")

@@ -98,6 +98,23 @@ class TestReload(unittest.TestCase):
                 s.wait_log(r"Worker reloading: .*template.txt modified", timeout=RELOAD_DEADLINE)
                 self.assertEqual(self.body(s), "one|b")
 
+        def test_broken_code_answers_500_until_fixed(self):
+                s = self.start(["--reload"])
+                self.assertEqual(self.body(s), "one")
+                with open(self.helper, "w") as f:
+                        f.write("VERSION = (\n")
+                deadline = time.monotonic() + RELOAD_DEADLINE
+                r = s.get("/")
+                while r.status != 500 and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                        r = s.get("/")
+                # The server stays up and says what is wrong, as Gunicorn's reloader does.
+                self.assertEqual(r.status, 500, r)
+                self.assertIn(b"SyntaxError", r.body)
+                self.assertTrue(s.alive())
+                self.set_version("fixed")
+                self.wait_body(s, "fixed")
+
         def test_without_reload_nothing_restarts(self):
                 s = self.start([])
                 self.assertEqual(self.body(s), "one")
