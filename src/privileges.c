@@ -204,10 +204,13 @@ int privileges_validate(const Settings *s, char **ret_error) {
 }
 
 static void chown_one(const char *what, const char *path, const Owner *o) {
-        if (!path || strcmp(path, "-") == 0)
+        struct stat st;
+
+        /* Regular files only: root could give away /dev/null or a terminal. A file that
+         * cannot change hands (a read-only mount) is left as it is; the workers then keep
+         * the descriptor they have. */
+        if (!path || strcmp(path, "-") == 0 || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
                 return;
-        /* Like Gunicorn, a file that cannot change hands (/dev/null, a read-only mount) is
-         * left as it is; the worker then keeps its open descriptor. */
         if (chown(path, o->uid, o->gid) < 0)
                 log_debug_errno(errno, "Cannot give %s %s to uid %u: %m", what, path, (unsigned) o->uid);
 }

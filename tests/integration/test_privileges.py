@@ -55,14 +55,14 @@ def app_dir(test):
         return d
 
 
-def start(test, args=(), config=None, bind="127.0.0.1:0"):
+def start(test, args=(), config=None, bind="127.0.0.1:0", log_path=None):
         d = app_dir(test)
         if config is not None:
                 path = os.path.join(d, "gunicorn.conf.py")
                 with open(path, "w") as f:
                         f.write(config)
                 args = ["-c", path] + list(args)
-        s = h.Server("privapp:application", args=args, chdir=d, bind=bind)
+        s = h.Server("privapp:application", args=args, chdir=d, bind=bind, log_path=log_path)
         test.addCleanup(s.stop)
         return s
 
@@ -137,6 +137,20 @@ class TestUser(unittest.TestCase):
                 st = os.stat(path)
                 self.assertEqual((st.st_uid, st.st_gid), (self.nobody.pw_uid, self.nobody.pw_gid))
                 self.assertEqual(s.get("/").json()["uid"], self.nobody.pw_uid)
+
+        def test_log_files_given_to_the_user(self):
+                d = h.tempdir(self, "gcorn-privs-log-")
+                err, acc = os.path.join(d, "error.log"), os.path.join(d, "access.log")
+                before = os.stat("/dev/null")
+                start(self, args=["-u", "nobody", "--error-logfile", err, "--access-logfile", acc], log_path=err)
+                for path in (err, acc):
+                        st = os.stat(path)
+                        self.assertEqual((st.st_uid, st.st_gid), (self.nobody.pw_uid, self.nobody.pw_gid), path)
+                # Not what is not a regular file.
+                s = start(self, args=["-u", "nobody", "--access-logfile", "/dev/null"])
+                self.assertEqual(s.get("/").status, 200)
+                after = os.stat("/dev/null")
+                self.assertEqual((after.st_uid, after.st_gid), (before.st_uid, before.st_gid))
 
         def test_unknown_user_and_group(self):
                 for flag, word in (("-u", "user"), ("-g", "group")):
