@@ -583,7 +583,7 @@ static void reload(Arbiter *a) {
         if (r < 0)
                 log_error("%s; gcorn's entries go to the error log itself", log_error ? log_error : "out of memory");
         logconfig_capture_output(a->settings);
-        privileges_chown_files(a->settings, a->listeners, a->n_listeners);
+        privileges_prepare(a->settings, a->listeners, a->n_listeners);
 
         if (a->app)
                 log_info("Reloading with --preload: new workers are forked from the master; application code is not reloaded");

@@ -157,7 +157,7 @@ static int run(void) {
                 goto out;
         }
 
-        privileges_chown_files(&s, listeners, n_listeners);
+        privileges_prepare(&s, listeners, n_listeners);
 
         if (s.preload_app) {
                 r = python_load_app(s.wsgi_app, &app, &error);

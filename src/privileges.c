@@ -163,7 +163,7 @@ static int owner_resolve(const Settings *s, Owner *ret, char **ret_error) {
                              s->user);
                 goto fail;
         }
-        o.change = geteuid() == 0 && (o.uid != geteuid() || o.gid != getegid() || s->initgroups);
+        o.change = geteuid() == 0 && (o.uid != geteuid() || o.gid != getegid() || (s->initgroups && o.name[0]));
         *ret = o;
         return 0;
 fail:
@@ -215,10 +215,12 @@ static void chown_one(const char *what, const char *path, const Owner *o) {
                 log_debug_errno(errno, "Cannot give %s %s to uid %u: %m", what, path, (unsigned) o->uid);
 }
 
-void privileges_chown_files(const Settings *s, const Listener *l, size_t n) {
+void privileges_prepare(const Settings *s, const Listener *l, size_t n) {
         _cleanup_free_ char *error = NULL;
         Owner o;
 
+        if (s->initgroups && !s->user)
+                log_warning("initgroups has no effect without user");
         if (owner_resolve(s, &o, &error) < 0 || !o.change)
                 return;
         chown_one("the error log", s->errorlog, &o);

@@ -23,9 +23,11 @@ mode_t privileges_umask(const Settings *s);
  * the caller) is one line naming the unit setting to use instead. */
 int privileges_validate(const Settings *s, char **ret_error);
 
-/* Gives the files the workers reopen (the error and access logs on USR1) and the UNIX
- * sockets gcorn created to the workers' user and group, as Gunicorn does. Logs what fails. */
-void privileges_chown_files(const Settings *s, const Listener *l, size_t n);
+/* Before workers are forked, at start and after a reload: gives the files the workers
+ * reopen (the error and access logs on USR1) and the UNIX sockets gcorn created to the
+ * workers' user and group, as Gunicorn does, and warns about settings without effect.
+ * Logs what fails. */
+void privileges_prepare(const Settings *s, const Listener *l, size_t n);
 
 /* In a new worker: the groups, then the user. Returns -errno, logged. */
 int privileges_drop(const Settings *s);

@@ -6,6 +6,7 @@ import json
 import os
 import pwd
 import select
+import signal
 import stat
 import subprocess
 import sys
@@ -103,6 +104,16 @@ class TestUser(unittest.TestCase):
                 s = start(self, config='user = "nobody"\n')
                 self.check_worker(s, self.nobody.pw_uid, self.nobody.pw_gid, [self.nobody.pw_gid])
 
+        def test_hup_applies_a_new_user(self):
+                s = start(self, config='user = "nobody"\n')
+                self.assertEqual(s.get("/").json()["uid"], self.nobody.pw_uid)
+                conf = [a for a in s.argv if a.endswith("gunicorn.conf.py")][0]
+                with open(conf, "w") as f:
+                        f.write("user = None\n")
+                os.kill(s.pid, signal.SIGHUP)
+                s.wait_log(r"Reload complete")
+                self.assertTrue(h.wait_until(lambda: s.get("/").json()["uid"] == 0, 10))
+
         def test_cli_numeric_user_and_group_name(self):
                 g = grp.getgrgid(self.nobody.pw_gid).gr_name
                 daemon = grp.getgrnam("daemon") if "daemon" in [x.gr_name for x in grp.getgrall()] else None
@@ -151,6 +162,11 @@ class TestUser(unittest.TestCase):
                 self.assertEqual(s.get("/").status, 200)
                 after = os.stat("/dev/null")
                 self.assertEqual((after.st_uid, after.st_gid), (before.st_uid, before.st_gid))
+
+        def test_initgroups_without_user_warns(self):
+                s = start(self, args=["--initgroups"])
+                s.wait_log(r"initgroups has no effect without user")
+                self.assertEqual(s.get("/").json()["uid"], 0)
 
         def test_unknown_user_and_group(self):
                 for flag, word in (("-u", "user"), ("-g", "group")):
