@@ -241,11 +241,10 @@ int log_internalv(int level, int error, const char *fmt, va_list ap) {
         if (forward) {
                 errno = error;
                 k = vsnprintf(buf, sizeof(buf), fmt, ap);
+                n = k >= 0 ? MIN((size_t) k, sizeof(buf) - 1) : 0;
+                if (k >= 0 && !forward(level, buf, n))
+                        write_message(level, buf, n);
                 errno = saved;
-                if (k >= 0 && forward(level, buf, MIN((size_t) k, sizeof(buf) - 1)))
-                        return -error;
-                if (k >= 0)
-                        write_message(level, buf, MIN((size_t) k, sizeof(buf) - 1));
                 return -error;
         }
         if (journal) {

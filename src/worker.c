@@ -627,7 +627,8 @@ int worker_run(const WorkerContext *ctx) {
                 r = reloader_new(s, &import_start, &w.reloader);
                 if (r < 0)
                         return WORKER_BOOT_ERROR;
-                if (reloader_fd(w.reloader) >= 0 && epoll_ctl(w.epfd, EPOLL_CTL_ADD, reloader_fd(w.reloader), &rev) < 0) {
+                if (reloader_fd(w.reloader) >= 0 &&
+                    epoll_ctl(w.epfd, EPOLL_CTL_ADD, reloader_fd(w.reloader), &rev) < 0) {
                         log_error_errno(errno, "epoll_ctl() failed: %m");
                         w.reloader = reloader_free(w.reloader);
                         return WORKER_BOOT_ERROR;
