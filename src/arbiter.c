@@ -13,8 +13,10 @@
 #include "gcorn/conn.h"
 #include "gcorn/heartbeat.h"
 #include "gcorn/log.h"
+#include "gcorn/logconfig.h"
 #include "gcorn/macro.h"
 #include "gcorn/notify.h"
+#include "gcorn/privileges.h"
 #include "gcorn/proctitle.h"
 #include "gcorn/python.h"
 #include "gcorn/worker.h"
@@ -551,7 +553,7 @@ static void manage(Arbiter *a) {
 }
 
 static void reload(Arbiter *a) {
-        _cleanup_free_ char *error = NULL;
+        _cleanup_free_ char *error = NULL, *log_error = NULL;
         Settings fresh;
         const char *failed = NULL;
         int r;
@@ -577,6 +579,11 @@ static void reload(Arbiter *a) {
                       &failed);
         if (r < 0)
                 log_warning_errno(r, "Cannot open log file %s: %m", failed);
+        r = logconfig_apply(a->settings, &log_error);
+        if (r < 0)
+                log_error("%s; gcorn's entries go to the error log itself", log_error ? log_error : "out of memory");
+        logconfig_capture_output(a->settings);
+        privileges_prepare(a->settings, a->listeners, a->n_listeners);
 
         if (a->app)
                 log_info("Reloading with --preload: new workers are forked from the master; application code is not reloaded");
@@ -635,6 +642,7 @@ static void handle_signal(Arbiter *a, const SignalRecord *si) {
         case SIGUSR1:
                 /* Reopened first, so the new files say why they exist. */
                 (void) log_setup(NULL, a->settings->errorlog, a->settings->accesslog, a->settings->log_target, NULL);
+                logconfig_reopen(a->settings);
                 log_info("Handling signal: usr1");
                 signal_all(a, SIGUSR1);
                 break;

@@ -8,6 +8,7 @@
 
 #include "gcorn/config_file.h"
 #include "gcorn/log.h"
+#include "gcorn/logconfig.h"
 #include "gcorn/macro.h"
 #include "gcorn/python.h"
 
@@ -240,6 +241,9 @@ static int apply_value(Settings *s, const char *name, PyObject *value, char **re
         _cleanup_free_ char *text = NULL;
         int r;
 
+        /* The one setting whose value stays a Python object. */
+        if (strcmp(name, "logconfig_dict") == 0)
+                return logconfig_set_dict(s, value, ret_error);
         if (name[0] == '_' || !settings_has(name))
                 return 0;
 

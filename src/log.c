@@ -54,6 +54,16 @@ void log_set_level(int level) {
         max_level = level;
 }
 
+int log_get_level(void) {
+        return max_level;
+}
+
+static LogForward forward;
+
+void log_set_forward(LogForward f) {
+        forward = f;
+}
+
 static const char *level_tag(int level) {
         switch (level) {
         case LOG_DEBUG:
@@ -213,6 +223,8 @@ static size_t format_prefix(char *buf, size_t cap, int level) {
         return MIN(n, cap - 1);
 }
 
+static void write_message(int level, const char *text, size_t len);
+
 int log_internalv(int level, int error, const char *fmt, va_list ap) {
         char buf[LOG_LINE_MAX];
         int saved = errno;
@@ -226,6 +238,15 @@ int log_internalv(int level, int error, const char *fmt, va_list ap) {
                 return -error;
         }
 
+        if (forward) {
+                errno = error;
+                k = vsnprintf(buf, sizeof(buf), fmt, ap);
+                n = k >= 0 ? MIN((size_t) k, sizeof(buf) - 1) : 0;
+                if (k >= 0 && !forward(level, buf, n))
+                        write_message(level, buf, n);
+                errno = saved;
+                return -error;
+        }
         if (journal) {
                 errno = error;
                 k = vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -266,15 +287,20 @@ static size_t count_lines(const char *text, size_t len) {
 }
 
 void log_message(int level, const char *text, size_t len) {
-        _cleanup_free_ char *buf = NULL;
-        char prefix[128], tag[8] = "";
-        size_t n, cap, tag_len = 0;
-
         if (level > max_level)
                 return;
         /* The entry ends with one newline, whether or not the text had it. */
         if (len > 0 && text[len - 1] == '\n')
                 len--;
+        if (forward && forward(level, text, len))
+                return;
+        write_message(level, text, len);
+}
+
+static void write_message(int level, const char *text, size_t len) {
+        _cleanup_free_ char *buf = NULL;
+        char prefix[128], tag[8] = "";
+        size_t n, cap, tag_len = 0;
 
         if (journal) {
                 journal_send(level, text, len);

@@ -2,14 +2,17 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gcorn/arbiter.h"
 #include "gcorn/config_file.h"
 #include "gcorn/listener.h"
 #include "gcorn/log.h"
+#include "gcorn/logconfig.h"
 #include "gcorn/macro.h"
 #include "gcorn/notify.h"
+#include "gcorn/privileges.h"
 #include "gcorn/proctitle.h"
 #include "gcorn/python.h"
 #include "gcorn/settings.h"
@@ -45,6 +48,9 @@ static int load_settings(Settings *s, char **ret_error) {
                         goto fail;
         }
         r = settings_validate(s, ret_error);
+        if (r < 0)
+                goto fail;
+        r = privileges_validate(s, ret_error);
         if (r < 0)
                 goto fail;
         return 1;
@@ -85,6 +91,7 @@ static int run(void) {
         void *app = NULL;
         Settings s;
         const char *failed = NULL;
+        mode_t old_mask;
         int r, status;
 
         inherited = notify_inherited(&n_inherited);
@@ -126,14 +133,31 @@ static int run(void) {
                 status = fail(1, "Failed to set up sys.path.");
                 goto out;
         }
+        /* After sys.path: the configuration may name handler classes of the app's. */
+        r = logconfig_apply(&s, &error);
+        if (r < 0) {
+                status = fail(1, error ? error : "Failed to configure logging.");
+                goto out;
+        }
+        logconfig_capture_output(&s);
+        logconfig_warn_unused(&s);
+        if (s.reload && s.preload_app)
+                log_warning("reload with preload_app: workers restart on a change, but run the code the master "
+                            "loaded at start");
 
+        /* The only file bind() creates is a UNIX socket's: umask is for it alone, never for
+         * the process (the unit's UMask= stays in force for the app's files). */
+        old_mask = umask(privileges_umask(&s));
         r = listener_open_all(s.bind, s.backlog, inherited, n_inherited, !bind_given(&s), &listeners, &n_listeners,
                               &error);
+        (void) umask(old_mask);
         if (r < 0) {
                 notify_failure(r, error ? error : "no listening socket");
                 status = fail(1, error ? error : "Failed to open the listening sockets.");
                 goto out;
         }
+
+        privileges_prepare(&s, listeners, n_listeners);
 
         if (s.preload_app) {
                 r = python_load_app(s.wsgi_app, &app, &error);

@@ -12,7 +12,9 @@
 
 #include "gcorn/accesslog.h"
 #include "gcorn/log.h"
+#include "gcorn/logconfig.h"
 #include "gcorn/macro.h"
+#include "gcorn/privileges.h"
 #include "gcorn/settings.h"
 
 #define PROGRAM_NAME "gcorn"
@@ -56,6 +58,8 @@ static int check_loglevel(const char *value, char **ret_value, char *reason, siz
 static int check_env(const char *value, char **ret_value, char *reason, size_t reason_size);
 static int check_log_target(const char *value, char **ret_value, char *reason, size_t reason_size);
 static int check_not_empty(const char *value, char **ret_value, char *reason, size_t reason_size);
+static int check_reload_engine(const char *value, char **ret_value, char *reason, size_t reason_size);
+static int check_file_exists(const char *value, char **ret_value, char *reason, size_t reason_size);
 
 #define FIELD(f) offsetof(Settings, f)
 
@@ -127,6 +131,17 @@ static const SettingDef setting_table[] = {
           .metavar = "INT", .section = "Security",
           .help = "The maximum size of a request body in bytes (0: unlimited)." },
 
+        { .name = "reload", .long_flag = "--reload", .type = SETTING_BOOL, .offset = FIELD(reload),
+          .default_value = "false", .section = "Debugging",
+          .help = "Restart workers when a module they imported or a --reload-extra-file changes." },
+        { .name = "reload_engine", .long_flag = "--reload-engine", .type = SETTING_STRING,
+          .offset = FIELD(reload_engine), .default_value = "auto", .check = check_reload_engine,
+          .metavar = "STRING", .section = "Debugging",
+          .help = "How --reload notices changes: auto or inotify (inotify), or poll (stat() once a second)." },
+        { .name = "reload_extra_files", .long_flag = "--reload-extra-file", .type = SETTING_LIST,
+          .offset = FIELD(reload_extra_files), .check = check_file_exists, .metavar = "FILES",
+          .section = "Debugging", .help = "Another file --reload watches. Repeatable." },
+
         { .name = "chdir", .long_flag = "--chdir", .type = SETTING_STRING, .offset = FIELD(chdir),
           .check = check_not_empty, .metavar = "DIR", .section = "Server Mechanics",
           .help = "Change to this directory before loading the application." },
@@ -139,6 +154,21 @@ static const SettingDef setting_table[] = {
         { .name = "preload_app", .long_flag = "--preload", .type = SETTING_BOOL,
           .offset = FIELD(preload_app), .default_value = "false", .section = "Server Mechanics",
           .help = "Load the application before forking the workers." },
+        { .name = "user", .short_flag = 'u', .long_flag = "--user", .type = SETTING_STRING,
+          .offset = FIELD(user), .nullable = true, .check = privileges_check_user, .metavar = "USER",
+          .section = "Server Mechanics",
+          .help = "Run the workers as this user (a name or a uid); the master keeps its own." },
+        { .name = "group", .short_flag = 'g', .long_flag = "--group", .type = SETTING_STRING,
+          .offset = FIELD(group), .nullable = true, .check = privileges_check_group, .metavar = "GROUP",
+          .section = "Server Mechanics",
+          .help = "Run the workers as this group (a name or a gid; default: the user's group)." },
+        { .name = "umask", .short_flag = 'm', .long_flag = "--umask", .type = SETTING_STRING,
+          .offset = FIELD(umask), .default_value = "0", .check = privileges_check_umask, .metavar = "INT",
+          .section = "Server Mechanics",
+          .help = "The file mode mask for UNIX sockets gcorn creates (0, 0o22, 022 or 18)." },
+        { .name = "initgroups", .long_flag = "--initgroups", .type = SETTING_BOOL, .offset = FIELD(initgroups),
+          .default_value = "false", .section = "Server Mechanics",
+          .help = "Give the workers all the groups of --user as well." },
 
         { .name = "accesslog", .long_flag = "--access-logfile", .type = SETTING_STRING,
           .offset = FIELD(accesslog), .nullable = true, .check = check_not_empty, .metavar = "FILE",
@@ -159,6 +189,15 @@ static const SettingDef setting_table[] = {
           .offset = FIELD(access_log_format),
           .default_value = ACCESSLOG_DEFAULT_FORMAT,
           .metavar = "STRING", .section = "Logging", .help = "The access log format." },
+        { .name = "capture_output", .long_flag = "--capture-output", .type = SETTING_BOOL,
+          .offset = FIELD(capture_output), .default_value = "false", .section = "Logging",
+          .help = "Send the app's stdout and stderr to the error log file." },
+        { .name = "logconfig", .long_flag = "--log-config", .type = SETTING_STRING, .offset = FIELD(logconfig),
+          .nullable = true, .check = check_not_empty, .metavar = "FILE", .section = "Logging",
+          .help = "Configure Python logging (and so the error log) from this fileConfig() file." },
+        { .name = "logconfig_json", .long_flag = "--log-config-json", .type = SETTING_STRING,
+          .offset = FIELD(logconfig_json), .nullable = true, .check = check_not_empty, .metavar = "FILE",
+          .section = "Logging", .help = "Configure Python logging from this dictConfig() JSON file." },
 
         { .name = "proc_name", .short_flag = 'n', .long_flag = "--name", .type = SETTING_STRING,
           .offset = FIELD(proc_name), .nullable = true, .check = check_not_empty, .metavar = "STRING",
@@ -240,6 +279,23 @@ static int check_not_empty(const char *value, char **ret_value, char *reason, si
         if (*value)
                 return 0;
         snprintf(reason, reason_size, "must not be empty");
+        return -EINVAL;
+}
+
+static int check_reload_engine(const char *value, char **ret_value, char *reason, size_t reason_size) {
+        (void) ret_value;
+        if (strcmp(value, "auto") != 0 && strcmp(value, "inotify") != 0 && strcmp(value, "poll") != 0) {
+                snprintf(reason, reason_size, "choose from auto, inotify, poll");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int check_file_exists(const char *value, char **ret_value, char *reason, size_t reason_size) {
+        (void) ret_value;
+        if (access(value, F_OK) == 0)
+                return 0;
+        snprintf(reason, reason_size, "%s", strerror(errno));
         return -EINVAL;
 }
 
@@ -561,6 +617,7 @@ fail:
 }
 
 void settings_done(Settings *s) {
+        logconfig_dict_free(&s->logconfig_dict);
         for (size_t i = 0; i < SETTINGS_COUNT; i++) {
                 const SettingDef *d = &setting_table[i];
                 void *field;

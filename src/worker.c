@@ -12,10 +12,13 @@
 #include "gcorn/conn.h"
 #include "gcorn/heartbeat.h"
 #include "gcorn/log.h"
+#include "gcorn/logconfig.h"
 #include "gcorn/macro.h"
+#include "gcorn/privileges.h"
 #include "gcorn/proctitle.h"
 #include "gcorn/pylog.h"
 #include "gcorn/python.h"
+#include "gcorn/reloader.h"
 #include "gcorn/worker.h"
 #include "gcorn/wsgi.h"
 
@@ -30,6 +33,7 @@
 /* epoll data of a connection: its fd in the low 32 bits, its ConnLink.tag (never 0) in the
  * high ones; the signal pipe and the listeners have small values with no tag. */
 #define TAG_SIGNAL 1
+#define TAG_RELOAD 2
 #define TAG_LISTENER_BASE 16
 /* How long accepting pauses after an error that retrying at once would only repeat. */
 #define ACCEPT_PAUSE_MS 1000
@@ -64,6 +68,8 @@ typedef struct Worker {
         HeartbeatSlot *slot;
         Heartbeat *heartbeat;
         bool yielded;                   /* not listening because others hold fewer connections */
+        Reloader *reloader;             /* --reload */
+        uint64_t reload_check;          /* polling: when to stat() the files again */
 } Worker;
 
 static int signal_pipe[2] = { -1, -1 };
@@ -373,10 +379,24 @@ static void handle_signals(Worker *w) {
                         case SIGUSR1:
                                 (void) log_setup(NULL, w->settings->errorlog, w->settings->accesslog,
                                                  w->settings->log_target, NULL);
+                                logconfig_reopen(w->settings);
                                 break;
                         default:
                                 break;
                         }
+}
+
+/* A watched file changed: this worker retires, and its replacement imports the new code. */
+static void check_reload(Worker *w) {
+        const char *path;
+
+        if (!reloader_changed(w->reloader, &path))
+                return;
+        log_info("Worker reloading: %s modified", path);
+        if (reloader_fd(w->reloader) >= 0)
+                (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, reloader_fd(w->reloader), NULL);
+        w->reloader = reloader_free(w->reloader);
+        start_retiring(w);
 }
 
 static void expire(Worker *w) {
@@ -406,6 +426,10 @@ static void expire(Worker *w) {
         }
         if (w->retiring && now >= w->stop_deadline)
                 w->quit = true;
+        if (w->reloader && reloader_fd(w->reloader) < 0 && now >= w->reload_check) {
+                w->reload_check = now + 1000;
+                check_reload(w);
+        }
         /* Orphaned: the master is gone, nobody would ever stop us. Checked once a second;
          * PR_SET_PDEATHSIG covers the common case at once. */
         if (now >= w->parent_check) {
@@ -468,6 +492,8 @@ static void worker_loop(Worker *w) {
 
                         if (tag == TAG_SIGNAL)
                                 handle_signals(w);
+                        else if (tag == TAG_RELOAD)
+                                check_reload(w);
                         else if (tag >= TAG_LISTENER_BASE && tag < TAG_LISTENER_BASE + w->n_listeners)
                                 accept_some(w, (size_t) (tag - TAG_LISTENER_BASE), ACCEPT_BATCH);
                         else {
@@ -510,12 +536,20 @@ int worker_run(const WorkerContext *ctx) {
         void *app = ctx->app;
         struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_SIGNAL };
         void *loaded = NULL;
+        struct timespec import_start;
         int r;
 
+        log_set_identity(s->proc_name, ctx->generation);
+        /* Before PR_SET_PDEATHSIG, which a change of user clears, and before the app runs. */
+        r = privileges_drop(s);
+        if (r < 0) {
+                snprintf(w.slot->error, sizeof(w.slot->error), "Failed to switch to user %s: %s", strna(s->user),
+                         strerror(-r));
+                return WORKER_BOOT_ERROR;
+        }
         (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != w.parent)
                 return 0;       /* the master died before PR_SET_PDEATHSIG could tell */
-        log_set_identity(s->proc_name, ctx->generation);
         r = setup_signals();
         if (r < 0)
                 return log_error_errno(r, "Failed to set up signal handling: %m"), WORKER_BOOT_ERROR;
@@ -524,10 +558,17 @@ int worker_run(const WorkerContext *ctx) {
 
         /* Before the import, so that what the app logs while loading is routed too. */
         (void) pylog_install();
+        clock_gettime(CLOCK_REALTIME, &import_start);
         if (!app) {
                 _cleanup_free_ char *error = NULL;
 
                 r = python_load_app(s->wsgi_app, &loaded, &error);
+                if (r < 0 && s->reload && reloader_fail_app(error ? error : "Failed to load the application.",
+                                                            &loaded) >= 0) {
+                        log_error("%s", error ? error : "Failed to load the application.");
+                        log_warning("--reload: answering 500 until a file changes");
+                        r = 0;
+                }
                 if (r < 0) {
                         const char *why = error ? error : "Failed to load the application.";
 
@@ -579,16 +620,33 @@ int worker_run(const WorkerContext *ctx) {
                 log_error_errno(errno, "epoll_ctl() failed: %m");
                 return WORKER_BOOT_ERROR;
         }
+        if (s->reload) {
+                struct epoll_event rev = { .events = EPOLLIN, .data.u64 = TAG_RELOAD };
+
+                /* With the app imported: its modules are the files to watch. */
+                r = reloader_new(s, &import_start, &w.reloader);
+                if (r < 0)
+                        return WORKER_BOOT_ERROR;
+                if (reloader_fd(w.reloader) >= 0 &&
+                    epoll_ctl(w.epfd, EPOLL_CTL_ADD, reloader_fd(w.reloader), &rev) < 0) {
+                        log_error_errno(errno, "epoll_ctl() failed: %m");
+                        w.reloader = reloader_free(w.reloader);
+                        return WORKER_BOOT_ERROR;
+                }
+        }
         /* Dumps every thread's Python stack when the master sends SIGABRT to a hung worker. */
         (void) python_enable_faulthandler(log_error_fd());
         heartbeat_beat(w.slot, conn_clock_update());
         heartbeat_set_state(w.slot, SLOT_IDLE);
         (void) !write(ctx->boot_fd, "", 1);
         set_accepting(&w, true);
+        if (w.reloader)
+                check_reload(&w);
 
         worker_loop(&w);
 
         free_timers(&w);
+        w.reloader = reloader_free(w.reloader);
         free(w.by_fd);
         safe_close(w.epfd);
         wsgi_done();

@@ -17,6 +17,12 @@
 /* Levels are syslog's (LOG_DEBUG .. LOG_CRIT), so journal priorities map 1:1 later. */
 int log_level_from_string(const char *s);      /* "debug", "info", "warning", "error", "critical"; -EINVAL otherwise */
 void log_set_level(int level);
+int log_get_level(void);
+
+/* A second writer for error log entries (logconfig: Python's gunicorn.error logger). It
+ * returns true when it took the entry; false sends it to the native writer. */
+typedef bool (*LogForward)(int level, const char *text, size_t len);
+void log_set_forward(LogForward f);
 
 /* Opens (or reopens, for HUP and USR1) the error and access logs, NULL or "-" meaning
  * stderr/stdout, then picks how the error log is written: target "auto" uses the journal's

@@ -35,11 +35,20 @@ typedef struct Settings {
         int limit_request_field_size;   /* 8190; 0 = unlimited */
         int64_t limit_request_body;     /* 0 = unlimited (gcorn) */
 
+        /* debugging */
+        bool reload;                    /* restart workers when their code changes */
+        char *reload_engine;            /* "auto", "inotify" or "poll" */
+        char **reload_extra_files;      /* NULL-terminated; more files to watch */
+
         /* server mechanics */
         char *chdir;                    /* default: the working directory at start */
         char **pythonpath;              /* NULL-terminated; from a comma-separated value */
         char **raw_env;                 /* NULL-terminated "KEY=VALUE" entries (-e, repeatable) */
         bool preload_app;
+        char *user;                     /* NULL: keep the master's; a name or a uid (workers only) */
+        char *group;                    /* NULL: the user's primary group; a name or a gid */
+        char *umask;                    /* "0": the mode mask around a UNIX socket's bind(), in decimal */
+        bool initgroups;                /* the user's supplementary groups too */
 
         /* logging */
         char *accesslog;                /* NULL = off; "-" = stdout */
@@ -47,6 +56,10 @@ typedef struct Settings {
         char *loglevel;                 /* "info" */
         char *log_target;               /* "auto", "journal" or "stderr" (gcorn) */
         char *access_log_format;        /* Gunicorn's default format */
+        bool capture_output;            /* stdout and stderr to the error log file */
+        char *logconfig;                /* NULL, or a logging.config.fileConfig() file */
+        char *logconfig_json;           /* NULL, or a dictConfig() in a JSON file */
+        void *logconfig_dict;           /* NULL, or the config file's dict (PyObject *, owned) */
 
         /* process naming */
         char *proc_name;                /* NULL: the app spec */

@@ -835,6 +835,84 @@ START_TEST(test_python_signals_and_format) {
 }
 END_TEST
 
+START_TEST(test_privilege_settings) {
+        char *err = NULL;
+
+        ck_assert_ptr_null(s.user);
+        ck_assert_ptr_null(s.group);
+        ck_assert_str_eq(s.umask, "0");
+        ck_assert(!s.initgroups);
+
+        /* Gunicorn's int(value, 0), with "0" and a digit as octal. */
+        ck_assert_int_eq(parse("-m", "0o22", NULL), 1);
+        ck_assert_str_eq(s.umask, "18");
+        ck_assert_int_eq(parse("--umask", "022", NULL), 1);
+        ck_assert_str_eq(s.umask, "18");
+        ck_assert_int_eq(parse("--umask", "18", NULL), 1);
+        ck_assert_str_eq(s.umask, "18");
+        ck_assert_int_eq(parse("--umask", "0x1f", NULL), 1);
+        ck_assert_str_eq(s.umask, "31");
+        ck_assert_int_eq(parse("--umask", "0", NULL), 1);
+        ck_assert_str_eq(s.umask, "0");
+        ck_assert_int_eq(parse("--umask", "08", NULL), -EINVAL);
+        ck_assert_int_eq(parse("--umask", "0o1000", NULL), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(captured, "argument -m/--umask: invalid value: '0o1000'"));
+        ck_assert_int_eq(parse("--umask", "", NULL), -EINVAL);
+
+        ck_assert_int_eq(parse("-u", "root", "-g", "0", "--initgroups", NULL), 1);
+        ck_assert_str_eq(s.user, "root");
+        ck_assert_str_eq(s.group, "0");
+        ck_assert(s.initgroups);
+        ck_assert_int_eq(parse("-u", "no-such-user-xyz", NULL), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(captured, "(no such user)"));
+        ck_assert_int_eq(parse("-g", "no-such-group-xyz", NULL), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(captured, "(no such group)"));
+
+        /* None in the config file: the master's own. */
+        ck_assert_int_eq(settings_set(&s, "user", NULL, &err), 0);
+        ck_assert_ptr_null(s.user);
+        ck_assert_int_eq(settings_set(&s, "umask", "18", &err), 0);
+        ck_assert_str_eq(s.umask, "18");
+}
+END_TEST
+
+START_TEST(test_reload_and_log_settings) {
+        ck_assert(!s.reload);
+        ck_assert_str_eq(s.reload_engine, "auto");
+        ck_assert_ptr_null(s.reload_extra_files[0]);
+        ck_assert_int_eq(parse("--reload", "--reload-engine", "poll", "--reload-extra-file", "/dev/null",
+                               "--reload-extra-file", "/", NULL), 1);
+        ck_assert(s.reload);
+        ck_assert_str_eq(s.reload_engine, "poll");
+        ck_assert_str_eq(s.reload_extra_files[0], "/dev/null");
+        ck_assert_str_eq(s.reload_extra_files[1], "/");
+        ck_assert_int_eq(parse("--reload-engine", "fsevents", NULL), -EINVAL);
+        ck_assert_int_eq(parse("--reload-extra-file", "/no/such/file", NULL), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(captured, "No such file or directory"));
+
+        ck_assert(!s.capture_output);
+        ck_assert_ptr_null(s.logconfig);
+        ck_assert_ptr_null(s.logconfig_json);
+        ck_assert_ptr_null(s.logconfig_dict);
+        ck_assert_int_eq(parse("--capture-output", "--log-config", "a.ini", "--log-config-json", "b.json", NULL), 1);
+        ck_assert(s.capture_output);
+        ck_assert_str_eq(s.logconfig, "a.ini");
+        ck_assert_str_eq(s.logconfig_json, "b.json");
+}
+END_TEST
+
+START_TEST(test_config_logconfig_dict) {
+        char *err = NULL;
+
+        ck_assert_int_eq(load_config("logconfig_dict = {'version': 1}\nuser = None\numask = 0o22\n", &err), 0);
+        ck_assert_ptr_nonnull(s.logconfig_dict);
+        ck_assert_str_eq(s.umask, "18");
+        ck_assert_int_eq(load_config("logconfig_dict = ['version']\n", &err), -EINVAL);
+        ck_assert_str_eq(err, "Invalid value for logconfig_dict: a list is not allowed (a dict is)");
+        free(err);
+}
+END_TEST
+
 static Suite *settings_suite(void) {
         Suite *suite = suite_create("settings");
         TCase *tc = tcase_create("argv");
@@ -864,6 +942,8 @@ static Suite *settings_suite(void) {
         tcase_add_test(tc, test_settings_set);
         tcase_add_test(tc, test_validate);
         tcase_add_test(tc, test_python_signals_and_format);
+        tcase_add_test(tc, test_privilege_settings);
+        tcase_add_test(tc, test_reload_and_log_settings);
         suite_add_tcase(suite, tc);
 
         tcase_add_checked_fixture(py, py_setup, py_teardown);
@@ -872,6 +952,7 @@ static Suite *settings_suite(void) {
         tcase_add_test(py, test_config_errors);
         tcase_add_test(py, test_config_wrong_types);
         tcase_add_test(py, test_setup_paths);
+        tcase_add_test(py, test_config_logconfig_dict);
         suite_add_tcase(suite, py);
 
         tcase_add_checked_fixture(app, app_setup, py_teardown);
