@@ -290,6 +290,7 @@ def nginx_site(upstream, listen, temp):
     upstream up_%(listen)d {
         server %(upstream)s;
         keepalive 8;
+        keepalive_timeout 20s;      # below gcorn's --keep-alive 30
     }
     server {
         listen 127.0.0.1:%(listen)d;
