@@ -530,26 +530,27 @@ static PyObject *header_key(const Slice *name) {
         return key;
 }
 
-/* The header's say on the scheme, when its name is a scheme header: 0 or -EPROTO. */
-static int scheme_header(SchemeState *st, const KnownHeader *known, const HttpHeader *h) {
+/* A scheme header's say on the scheme (st is set up on the first one): 0 or -EPROTO. */
+static int scheme_header(SchemeState **st, SchemeState *buf, const ConnInfo *info, const HttpHeader *h) {
+        const KnownHeader *known = known_header(&h->name);
+
         if (!known || !known->scheme_value)
                 return 0;
-        return forwarded_scheme_header(st, known->scheme_value, known->scheme_value_len, h->value.p, h->value.len);
+        if (!*st) {
+                *buf = SCHEME_STATE_INIT(info);
+                *st = buf;
+        }
+        return forwarded_scheme_header(*st, known->scheme_value, known->scheme_value_len, h->value.p, h->value.len);
 }
 
-/* Returns 0, -ENOMEM with a Python error set, or -EPROTO (contradictory scheme headers). */
-static int add_header(PyObject *env, const HttpHeader *h, SchemeState *st) {
+/* Returns 0, 1 when the name is one of secure_scheme_headers (for scheme_header()), or
+ * -ENOMEM with a Python error set. */
+static int add_header(PyObject *env, const HttpHeader *h) {
         KnownHeader *known = known_header(&h->name);
         PyObject *key = NULL, *value = NULL, *joined = NULL, *existing;
         Py_ssize_t size;
         int r = -ENOMEM;
 
-        if (_unlikely_(known && known->scheme_value)) {
-                r = scheme_header(st, known, h);
-                if (r < 0)
-                        return r;
-                r = -ENOMEM;
-        }
         if (known) {
                 key = Py_NewRef(known->key_obj);
                 value = Py_XNewRef(cached_string(&known->value, h->value.p, h->value.len));
@@ -564,7 +565,7 @@ static int add_header(PyObject *env, const HttpHeader *h, SchemeState *st) {
         if (known && known->replace) {
                 if (PyDict_SetItem(env, key, value) < 0)
                         goto finish;
-                r = 0;
+                r = known->scheme_value != NULL;
                 goto finish;
         }
         /* One lookup for the common case; a repeated header joins with "," as Gunicorn does.
@@ -579,7 +580,7 @@ static int add_header(PyObject *env, const HttpHeader *h, SchemeState *st) {
                 if (!joined || PyDict_SetItem(env, key, joined) < 0)
                         goto finish;
         }
-        r = 0;
+        r = _unlikely_(known && known->scheme_value);
 finish:
         Py_XDECREF(joined);
         Py_XDECREF(value);
@@ -644,7 +645,7 @@ static int add_proxy(PyObject *env, const ConnInfo *info) {
 
 int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObject **ret) {
         Template *t = info->is_unix ? &template_unix : &template_tcp;
-        SchemeState scheme = SCHEME_STATE_INIT(info);
+        SchemeState *scheme = NULL, scheme_buf; /* only once a scheme header comes */
         PyObject *env = NULL, *errors;
         Slice path = r->path;
         bool quoted;
@@ -703,19 +704,25 @@ int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObj
                  * '-' once mapped to HTTP_*, so such headers never reach the app. */
                 if (memchr(h->name.p, '_', h->name.len)) {
                         /* Gunicorn reads the scheme before it drops the header */
-                        if (scheme_underscore && (k = scheme_header(&scheme, known_header(&h->name), h)) < 0) {
+                        if (scheme_underscore && (k = scheme_header(&scheme, &scheme_buf, info, h)) < 0) {
                                 ret_code = k;
                                 goto finish;
                         }
                         continue;
                 }
-                k = add_header(env, h, &scheme);
-                if (k < 0) {
-                        ret_code = k;
-                        goto finish;
+                k = add_header(env, h);
+                if (_unlikely_(k != 0)) {
+                        if (k < 0)
+                                goto finish;
+                        k = scheme_header(&scheme, &scheme_buf, info, h);
+                        if (k < 0) {
+                                ret_code = k;
+                                goto finish;
+                        }
                 }
         }
-        if (_unlikely_(scheme.https) && PyDict_SetItem(env, keys[KEY_WSGI_URL_SCHEME], scheme_https) < 0)
+        if (_unlikely_(scheme && scheme->https) &&
+            PyDict_SetItem(env, keys[KEY_WSGI_URL_SCHEME], scheme_https) < 0)
                 goto finish;
         if (_unlikely_(info->proxy_protocol) && add_proxy(env, info) < 0)
                 goto finish;
