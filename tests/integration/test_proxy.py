@@ -166,7 +166,7 @@ class ProxyProtocolTest(h.ServerTestCase, Rejects):
         """--proxy-protocol: the header is read once, first, by gcorn's scanner."""
 
         def test_v1_names_the_client(self):
-                srv = self.start(APP, ["--proxy-protocol", "v1"])
+                srv = self.start(APP, ["--proxy-protocol", "v1", "--access-logfile", "-"])
                 e = env_of(srv, prefix=b"PROXY TCP4 198.51.100.7 192.0.2.1 40000 443\r\n")
                 self.assertEqual((e["REMOTE_ADDR"], e["REMOTE_PORT"]), ("198.51.100.7", "40000"))
                 self.assertEqual((e["PROXY_PROTOCOL"], e["PROXY_ADDR"], e["PROXY_PORT"]), ("TCP4", "192.0.2.1", "443"))
@@ -177,6 +177,9 @@ class ProxyProtocolTest(h.ServerTestCase, Rejects):
                 # UNKNOWN: the connection's own address stays
                 e = env_of(srv, prefix=b"PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n")
                 self.assertEqual((e["REMOTE_ADDR"], e["PROXY_PROTOCOL"]), ("127.0.0.1", "UNKNOWN"))
+                # the access log's %(h)s is the named client too
+                h.wait_until(lambda: srv.stdout().count("\n") >= 4, 10)
+                self.assertTrue(srv.stdout().startswith("198.51.100.7 - - ["), srv.stdout())
 
         def test_v2_names_the_client(self):
                 srv = self.start(APP, ["--proxy-protocol", "v2"])
@@ -284,30 +287,21 @@ def free_port():
                 return s.getsockname()[1]
 
 
-def nginx_site(upstream, listen, temp):
-        """contrib/nginx/gcorn.conf's shape, for one upstream."""
-        return """
-    upstream up_%(listen)d {
-        server %(upstream)s;
-        keepalive 8;
-        keepalive_timeout 20s;      # below gcorn's --keep-alive 30
-    }
-    server {
-        listen 127.0.0.1:%(listen)d;
-        client_max_body_size 64m;
-        location / {
-            proxy_pass http://up_%(listen)d;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto https;
-            proxy_set_header X-Forwarded-Host $host;
-            proxy_request_buffering off;
-            proxy_buffering off;
-        }
-    }
-""" % {"upstream": upstream, "listen": listen}
+SAMPLE_SITE = os.path.join(h.SRC, "contrib", "nginx", "gcorn.conf")
+
+
+def nginx_site(upstream, listen):
+        """contrib/nginx/gcorn.conf itself, pointed at the test's gcorn and port; TLS is
+        simulated: nginx listens in plain HTTP and says X-Forwarded-Proto https."""
+        with open(SAMPLE_SITE) as f:
+                text = f.read()
+        for old, new in (("server unix:/run/myapp/gcorn.sock;", "server %s;" % upstream),
+                         ("listen 443 ssl;", "listen 127.0.0.1:%d;" % listen),
+                         ("X-Forwarded-Proto $scheme;", "X-Forwarded-Proto https;"),
+                         ("keepalive_timeout 1s;", "keepalive_timeout 20s;  # below gcorn's --keep-alive 30")):
+                assert text.count(old) == 1, "%s no longer has %r" % (SAMPLE_SITE, old)
+                text = text.replace(old, new)
+        return text
 
 
 class Nginx:
@@ -418,14 +412,14 @@ class NginxTest(h.ServerTestCase):
                 sock = os.path.join(d, "gcorn.sock")
                 self.start(APP, ["--keep-alive", "30"], bind="unix:" + sock)
                 port = free_port()
-                ngx = Nginx(self, nginx_site("unix:" + sock, port, d))
+                ngx = Nginx(self, nginx_site("unix:" + sock, port))
                 ngx.wait_port(port)
                 self.check_site(port, over_tcp=False)
 
         def test_tcp_upstream(self):
                 srv = self.start(APP, ["--keep-alive", "30"])
                 port = free_port()
-                ngx = Nginx(self, nginx_site("127.0.0.1:%d" % srv.port, port, None))
+                ngx = Nginx(self, nginx_site("127.0.0.1:%d" % srv.port, port))
                 ngx.wait_port(port)
                 self.check_site(port, over_tcp=True)
 
