@@ -103,6 +103,19 @@ class ForwardedTest(h.ServerTestCase, Rejects):
                                          value)
                         srv.stop()
 
+        def test_ipv6_peer(self):
+                try:
+                        with socket.socket(socket.AF_INET6) as probe:
+                                probe.bind(("::1", 0))
+                except OSError:
+                        self.skipTest("no IPv6 loopback")
+                srv = self.start(APP, bind="[::1]:0")
+                e = env_of(srv, [("X-Forwarded-Proto", "https")])
+                self.assertEqual((e["REMOTE_ADDR"], e["wsgi.url_scheme"]), ("::1", "https"))
+                srv.stop()
+                srv = self.start(APP, ["--forwarded-allow-ips", "127.0.0.1,fd00::/8"], bind="[::1]:0")
+                self.assertEqual(env_of(srv, [("X-Forwarded-Proto", "https")])["wsgi.url_scheme"], "http")
+
         def test_environment_variable(self):
                 srv = self.start(APP, env={"FORWARDED_ALLOW_IPS": "10.9.9.9"})
                 self.assertEqual(env_of(srv, [("X-Forwarded-Proto", "https")])["wsgi.url_scheme"], "http")
