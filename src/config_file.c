@@ -236,6 +236,32 @@ static int apply_list(Settings *s, const char *name, PyObject *value, char **ret
         return settings_set_list(s, name, (const char *const *) l, ret_error);
 }
 
+/* A dict of str to str, as NAME, VALUE pairs; anything else in it is refused. */
+static int apply_dict(Settings *s, const char *name, PyObject *value, char **ret_error) {
+        _cleanup_strv_free_ char **l = NULL;
+        PyObject *k, *v; /* borrowed */
+        Py_ssize_t pos = 0, i = 0;
+
+        l = calloc(2 * (size_t) PyDict_GET_SIZE(value) + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        while (PyDict_Next(value, &pos, &k, &v)) {
+                if (i >= 2 * PyDict_GET_SIZE(value))
+                        break;
+                l[i] = str_to_c(k);
+                l[i + 1] = l[i] ? str_to_c(v) : NULL;
+                if (!l[i + 1]) {
+                        if (asprintf(ret_error, "Invalid value for %s: keys and values must be str", name) < 0) {
+                                *ret_error = NULL;
+                                return -ENOMEM;
+                        }
+                        return -EINVAL;
+                }
+                i += 2;
+        }
+        return settings_set_dict(s, name, (const char *const *) l, ret_error);
+}
+
 /* Applies one module-level value. Returns 0 also for names that are not settings. */
 static int apply_value(Settings *s, const char *name, PyObject *value, char **ret_error) {
         _cleanup_free_ char *text = NULL;
@@ -286,6 +312,9 @@ static int apply_value(Settings *s, const char *name, PyObject *value, char **re
                 Py_DECREF(seq);
                 return r;
         }
+
+        if (PyDict_Check(value))
+                return apply_dict(s, name, value, ret_error);
 
         return invalid_type_error(name, value, ret_error);
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "gcorn/conn.h"
+#include "gcorn/log.h"
 #include "gcorn/macro.h"
 #include "gcorn/response.h"
 
@@ -60,6 +61,7 @@ struct Conn {
         bool peer_closed;               /* read() saw the end of the client's stream */
         bool broken;                    /* a read or write failed: nothing more can be said */
         bool response_started;          /* a byte of the answer has been sent */
+        bool proxy_pending;             /* a PROXY header may still be at the front of rbuf */
         int body_error;
 
         ConnInfo info;
@@ -159,6 +161,7 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
                 .link.list = -1,
                 .state = STATE_HEAD,
                 .deadline = clock_ms + (uint64_t) cfg->head_timeout_ms,
+                .proxy_pending = cfg->proxy_mode != PROXY_OFF,
         };
         if (!l->is_unix && !l->nodelay) {
                 int one = 1;
@@ -263,13 +266,66 @@ static ssize_t fill(Conn *c) {
 }
 
 /* A best-effort canned error answer: the connection closes right after it. */
-static void send_error(Conn *c, int status) {
+static void send_error_message(Conn *c, int status, const char *message) {
         char buf[RESPONSE_ERROR_MAX];
-        size_t n = response_build_error(buf, sizeof(buf), status, http_parser_is_head(c->parser),
-                                        http_parser_error_reason(c->parser));
+        size_t n = response_build_error(buf, sizeof(buf), status, http_parser_is_head(c->parser), message);
 
         c->response_started = true;
         (void) send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static void send_error(Conn *c, int status) {
+        send_error_message(c, status, http_parser_error_reason(c->parser));
+}
+
+/* The client a PROXY header names becomes REMOTE_ADDR/PORT; the socket's peer is kept for
+ * the trust checks, which are about who sent the header. */
+static void apply_proxy_header(Conn *c, const ProxyHeader *h) {
+        ConnInfo *i = &c->info;
+
+        i->proxy_protocol = h->protocol;
+        if (!h->has_addresses)
+                return;
+        memcpy(i->peer_addr, i->remote_addr, sizeof(i->peer_addr));
+        snprintf(i->remote_addr, sizeof(i->remote_addr), "%s", h->src_addr);
+        format_port(i->remote_port, sizeof(i->remote_port), h->src_port);
+        snprintf(i->proxy_addr, sizeof(i->proxy_addr), "%s", h->dst_addr);
+        format_port(i->proxy_port, sizeof(i->proxy_port), h->dst_port);
+}
+
+/* The PROXY header at the very start of the connection, when one may come (never again on
+ * it). Returns 1 once it is read, or there is none; 0 to wait for more bytes; -1 after an
+ * error answer (Gunicorn's: 403 for a peer not in --proxy-allow-from, 400 for a malformed
+ * header), when the connection must close. */
+static int read_proxy_header(Conn *c) {
+        const char *reason = NULL;
+        ProxyHeader h;
+        int r;
+
+        r = proxy_scan(c->cfg->proxy_mode, c->rbuf + c->rpos, c->rlen - c->rpos, &h, &reason);
+        if (r == PROXY_SCAN_MAYBE)
+                return 0;
+        if (r == PROXY_SCAN_NOT) {
+                c->proxy_pending = false;
+                return 1;
+        }
+        if (!c->info.is_unix && !allowlist_contains(c->cfg->proxy_allow, c->info.remote_addr)) {
+                log_warning("Invalid request from ip=%s: Proxy request from '%s' not allowed", c->info.remote_addr,
+                            c->info.remote_addr);
+                send_error_message(c, 403, "Request forbidden");
+                return -1;
+        }
+        if (r < 0) {
+                log_warning("Invalid request from ip=%s: %s", c->info.remote_addr, reason);
+                send_error_message(c, 400, reason);
+                return -1;
+        }
+        if (r == PROXY_SCAN_PARTIAL)
+                return 0;
+        c->proxy_pending = false;
+        c->rpos += h.length;
+        apply_proxy_header(c, &h);
+        return 1;
 }
 
 static void start_request(Conn *c) {
@@ -295,6 +351,15 @@ static ConnAction advance(Conn *c) {
                         c->deadline = clock_ms + (uint64_t) c->cfg->head_timeout_ms;
                 }
                 c->started = true;
+                if (_unlikely_(c->proxy_pending)) {
+                        r = read_proxy_header(c);
+                        if (r < 0)
+                                return CONN_CLOSE;
+                        /* a header alone starts no request: its timeout closes quietly */
+                        c->started = c->rpos < c->rlen;
+                        if (r == 0 || !c->started)
+                                return CONN_WAIT;
+                }
                 r = http_parser_feed_head(c->parser, c->rbuf + c->rpos, c->rlen - c->rpos, &consumed);
                 c->rpos += consumed;
                 if (r < 0) {

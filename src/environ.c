@@ -11,6 +11,7 @@
 #include "gcorn/environ.h"
 #include "gcorn/pylog.h"
 #include "gcorn/filewrapper.h"
+#include "gcorn/forwarded.h"
 #include "gcorn/macro.h"
 #include "gcorn/strutil.h"
 
@@ -37,7 +38,10 @@
         _(WSGI_MULTIPROCESS, "wsgi.multiprocess")               \
         _(WSGI_RUN_ONCE, "wsgi.run_once")                       \
         _(WSGI_FILE_WRAPPER, "wsgi.file_wrapper")               \
-        _(WSGI_INPUT_TERMINATED, "wsgi.input_terminated")
+        _(WSGI_INPUT_TERMINATED, "wsgi.input_terminated")     \
+        _(PROXY_PROTOCOL, "PROXY_PROTOCOL")                     \
+        _(PROXY_ADDR, "PROXY_ADDR")                             \
+        _(PROXY_PORT, "PROXY_PORT")
 
 enum {
 #define KEY_ENUM(id, s) KEY_##id,
@@ -72,9 +76,14 @@ typedef struct KnownHeader {
         bool replace;
         StringCache value;
         struct KnownHeader *next_same_len;
+        /* A secure_scheme_headers name: the value that means HTTPS (NULL: none). Marking
+         * the name here makes the check free for requests without such a header. */
+        const char *scheme_value;
+        size_t scheme_value_len;
+        struct KnownHeader *next_extra; /* in extra_headers, which owns it */
 } KnownHeader;
 
-#define H(n, k) { n, sizeof(n) - 1, k, NULL, false, { .len = SIZE_MAX }, NULL }
+#define H(n, k) { n, sizeof(n) - 1, k, NULL, false, { .len = SIZE_MAX }, NULL, NULL, 0, NULL }
 static KnownHeader known_headers[] = {
         H("Host", "HTTP_HOST"),
         H("User-Agent", "HTTP_USER_AGENT"),
@@ -110,14 +119,20 @@ static KnownHeader known_headers[] = {
         H("Sec-Fetch-Site", "HTTP_SEC_FETCH_SITE"),
         H("Sec-Fetch-Mode", "HTTP_SEC_FETCH_MODE"),
         H("Sec-Fetch-Dest", "HTTP_SEC_FETCH_DEST"),
-        { "Content-Type", sizeof("Content-Type") - 1, "CONTENT_TYPE", NULL, true, { .len = SIZE_MAX }, NULL },
-        { "Content-Length", sizeof("Content-Length") - 1, "CONTENT_LENGTH", NULL, true, { .len = SIZE_MAX }, NULL },
+        { "Content-Type", sizeof("Content-Type") - 1, "CONTENT_TYPE", NULL, true, { .len = SIZE_MAX }, NULL, NULL, 0,
+          NULL },
+        { "Content-Length", sizeof("Content-Length") - 1, "CONTENT_LENGTH", NULL, true, { .len = SIZE_MAX }, NULL,
+          NULL, 0, NULL },
 };
 #undef H
 
 /* known_headers chained by name length: a lookup compares only names of the right length. */
 #define KNOWN_LEN_MAX 32
 static KnownHeader *known_by_len[KNOWN_LEN_MAX];
+/* Scheme header names not among known_headers, allocated at init (names of KNOWN_LEN_MAX
+ * bytes or more are only here); whether one has a '_' (such headers skip the HTTP_* path). */
+static KnownHeader *extra_headers, *known_long;
+static bool scheme_underscore;
 
 /* Methods common enough to share one string object. */
 #define M(s) { s, sizeof(s) - 1 }
@@ -128,7 +143,7 @@ static const struct {
 #undef M
 static PyObject *methods[ELEMENTSOF(method_names)];
 
-static PyObject *protocol_10, *protocol_11, *empty_string, *script_name;
+static PyObject *protocol_10, *protocol_11, *empty_string, *script_name, *scheme_https;
 static size_t script_name_len;
 static char *script_name_bytes;
 
@@ -182,6 +197,9 @@ static int set_item(PyObject *d, PyObject *key, PyObject *value /* stolen */) {
         Py_DECREF(value);
         return r < 0 ? -ENOMEM : 0;
 }
+
+static PyObject *header_key(const Slice *name);
+static KnownHeader *known_header(const Slice *name);
 
 static PyObject *intern(const char *s) {
         return PyUnicode_InternFromString(s);
@@ -289,6 +307,40 @@ finish:
         return r;
 }
 
+/* Marks each secure_scheme_headers name, adding the names the table lacks. */
+static int mark_scheme_headers(char *const *pairs) {
+        for (size_t i = 0; pairs && pairs[i] && pairs[i + 1]; i += 2) {
+                Slice name = { pairs[i], strlen(pairs[i]) };
+                KnownHeader *h = known_header(&name);
+
+                if (!h) {
+                        h = calloc(1, sizeof(KnownHeader));
+                        if (!h)
+                                return -ENOMEM;
+                        h->next_extra = extra_headers;
+                        extra_headers = h;
+                        h->name = pairs[i];
+                        h->len = name.len;
+                        h->value.len = SIZE_MAX;
+                        h->key_obj = header_key(&name);
+                        if (!h->key_obj)
+                                return -ENOMEM;
+                        if (h->len < KNOWN_LEN_MAX) {
+                                h->next_same_len = known_by_len[h->len];
+                                known_by_len[h->len] = h;
+                        } else {
+                                h->next_same_len = known_long;
+                                known_long = h;
+                        }
+                }
+                h->scheme_value = pairs[i + 1];
+                h->scheme_value_len = strlen(pairs[i + 1]);
+                if (memchr(name.p, '_', name.len))
+                        scheme_underscore = true;
+        }
+        return 0;
+}
+
 int environ_init(const Settings *s) {
         const char *sn;
         int r;
@@ -322,7 +374,13 @@ int environ_init(const Settings *s) {
         protocol_10 = intern("HTTP/1.0");
         protocol_11 = intern("HTTP/1.1");
         empty_string = intern("");
-        if (!protocol_10 || !protocol_11 || !empty_string)
+        scheme_https = intern("https");
+        if (!protocol_10 || !protocol_11 || !empty_string || !scheme_https)
+                goto fail;
+        /* The Settings outlive the worker's environ: the names and values are borrowed. */
+        if (s && mark_scheme_headers(s->secure_scheme_headers) < 0)
+                goto fail;
+        if (forwarded_init(s) < 0)
                 goto fail;
 
         /* Gunicorn: os.environ.get("SCRIPT_NAME", ""). os.environ writes go through putenv(),
@@ -351,7 +409,21 @@ void environ_done(void) {
         for (size_t i = 0; i < ELEMENTSOF(known_headers); i++) {
                 Py_CLEAR(known_headers[i].key_obj);
                 string_cache_clear(&known_headers[i].value);
+                known_headers[i].scheme_value = NULL;
         }
+        while (extra_headers) {
+                KnownHeader *h = extra_headers;
+
+                extra_headers = h->next_extra;
+                Py_CLEAR(h->key_obj);
+                string_cache_clear(&h->value);
+                free(h);
+        }
+        memset(known_by_len, 0, sizeof(known_by_len));
+        known_long = NULL;
+        scheme_underscore = false;
+        forwarded_done();
+        Py_CLEAR(scheme_https);
         for (size_t i = 0; i < ELEMENTSOF(methods); i++)
                 Py_CLEAR(methods[i]);
         Py_CLEAR(protocol_10);
@@ -416,8 +488,12 @@ static PyObject *protocol_object(const Request *r) {
 }
 
 static KnownHeader *known_header(const Slice *name) {
-        if (name->len >= KNOWN_LEN_MAX)
+        if (name->len >= KNOWN_LEN_MAX) {
+                for (KnownHeader *h = known_long; h; h = h->next_same_len)
+                        if (h->len == name->len && strncasecmp(h->name, name->p, name->len) == 0)
+                                return h;
                 return NULL;
+        }
         for (KnownHeader *h = known_by_len[name->len]; h; h = h->next_same_len)
                 if (ascii_case_equal(h->name, name->p, name->len))
                         return h;
@@ -453,6 +529,21 @@ static PyObject *header_key(const Slice *name) {
         return key;
 }
 
+/* A scheme header's say on the scheme (st is set up on the first one): 0 or -EPROTO. */
+static int scheme_header(SchemeState **st, SchemeState *buf, const ConnInfo *info, const HttpHeader *h) {
+        const KnownHeader *known = known_header(&h->name);
+
+        if (!known || !known->scheme_value)
+                return 0;
+        if (!*st) {
+                *buf = SCHEME_STATE_INIT(info);
+                *st = buf;
+        }
+        return forwarded_scheme_header(*st, known->scheme_value, known->scheme_value_len, h->value.p, h->value.len);
+}
+
+/* Returns 0, 1 when the name is one of secure_scheme_headers (for scheme_header()), or
+ * -ENOMEM with a Python error set. */
 static int add_header(PyObject *env, const HttpHeader *h) {
         KnownHeader *known = known_header(&h->name);
         PyObject *key = NULL, *value = NULL, *joined = NULL, *existing;
@@ -473,7 +564,7 @@ static int add_header(PyObject *env, const HttpHeader *h) {
         if (known && known->replace) {
                 if (PyDict_SetItem(env, key, value) < 0)
                         goto finish;
-                r = 0;
+                r = known->scheme_value != NULL;
                 goto finish;
         }
         /* One lookup for the common case; a repeated header joins with "," as Gunicorn does.
@@ -488,7 +579,7 @@ static int add_header(PyObject *env, const HttpHeader *h) {
                 if (!joined || PyDict_SetItem(env, key, joined) < 0)
                         goto finish;
         }
-        r = 0;
+        r = _unlikely_(known && known->scheme_value);
 finish:
         Py_XDECREF(joined);
         Py_XDECREF(value);
@@ -536,12 +627,28 @@ static int add_server(PyObject *env, const Request *r, const ConnInfo *info) {
         return 0;
 }
 
+/* What a PROXY protocol header told, as Gunicorn's proxy_environ() sets it. */
+static int add_proxy(PyObject *env, const ConnInfo *info) {
+        if (set_item(env, keys[KEY_PROXY_PROTOCOL], PyUnicode_FromString(info->proxy_protocol)) < 0)
+                return -ENOMEM;
+        if (!info->proxy_addr[0])
+                return 0;
+        if (set_item(env, keys[KEY_PROXY_ADDR], PyUnicode_FromString(info->proxy_addr)) < 0 ||
+            set_item(env, keys[KEY_PROXY_PORT], PyUnicode_FromString(info->proxy_port)) < 0)
+                return -ENOMEM;
+        /* the UNIX template has no REMOTE_PORT: a named client has one */
+        if (info->is_unix && set_item(env, keys[KEY_REMOTE_PORT], PyUnicode_FromString(info->remote_port)) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
 int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObject **ret) {
         Template *t = info->is_unix ? &template_unix : &template_tcp;
+        SchemeState *scheme = NULL, scheme_buf; /* only once a scheme header comes */
         PyObject *env = NULL, *errors;
         Slice path = r->path;
         bool quoted;
-        int ret_code = -ENOMEM;
+        int ret_code = -ENOMEM, k;
 
         if (script_name_len > 0) {
                 if (path.len < script_name_len || memcmp(path.p, script_name_bytes, script_name_len) != 0)
@@ -594,11 +701,30 @@ int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObj
 
                 /* Gunicorn 22+ (header_map "drop"): a name with '_' could pose as one with
                  * '-' once mapped to HTTP_*, so such headers never reach the app. */
-                if (memchr(h->name.p, '_', h->name.len))
+                if (memchr(h->name.p, '_', h->name.len)) {
+                        /* Gunicorn reads the scheme before it drops the header */
+                        if (scheme_underscore && (k = scheme_header(&scheme, &scheme_buf, info, h)) < 0) {
+                                ret_code = k;
+                                goto finish;
+                        }
                         continue;
-                if (add_header(env, h) < 0)
-                        goto finish;
+                }
+                k = add_header(env, h);
+                if (_unlikely_(k != 0)) {
+                        if (k < 0)
+                                goto finish;
+                        k = scheme_header(&scheme, &scheme_buf, info, h);
+                        if (k < 0) {
+                                ret_code = k;
+                                goto finish;
+                        }
+                }
         }
+        if (_unlikely_(scheme && scheme->https) &&
+            PyDict_SetItem(env, keys[KEY_WSGI_URL_SCHEME], scheme_https) < 0)
+                goto finish;
+        if (_unlikely_(info->proxy_protocol) && add_proxy(env, info) < 0)
+                goto finish;
 
         *ret = TAKE_PTR(env);
         ret_code = 0;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "gcorn/accesslog.h"
+#include "gcorn/allowlist.h"
 #include "gcorn/log.h"
 #include "gcorn/logconfig.h"
 #include "gcorn/macro.h"
@@ -27,6 +28,7 @@ typedef enum SettingType {
         SETTING_BOOL,           /* a flag on the command line, True/False in the config file */
         SETTING_LIST,           /* repeatable flag: the first use in one parse replaces the list */
         SETTING_COMMA_LIST,     /* one value split on commas */
+        SETTING_DICT,           /* a dict in the config file: NAME, VALUE pairs; no flag */
         SETTING_HELP,
         SETTING_VERSION,
 } SettingType;
@@ -48,6 +50,7 @@ typedef struct SettingDef {
         bool clamp;                     /* larger values are lowered to max, as Gunicorn does */
         bool nullable;                  /* None in the config file resets it to NULL */
         SettingCheck check;
+        const char *bare_value;         /* the value of the flag given alone (argparse's nargs="?") */
         const char *metavar;
         const char *section;            /* --help heading; NULL: the general options */
         const char *help;
@@ -60,6 +63,9 @@ static int check_log_target(const char *value, char **ret_value, char *reason, s
 static int check_not_empty(const char *value, char **ret_value, char *reason, size_t reason_size);
 static int check_reload_engine(const char *value, char **ret_value, char *reason, size_t reason_size);
 static int check_file_exists(const char *value, char **ret_value, char *reason, size_t reason_size);
+static int check_allow_entry(const char *value, char **ret_value, char *reason, size_t reason_size);
+static int check_proxy_protocol(const char *value, char **ret_value, char *reason, size_t reason_size);
+static int check_scheme_header_name(const char *value, char **ret_value, char *reason, size_t reason_size);
 
 #define FIELD(f) offsetof(Settings, f)
 
@@ -169,6 +175,23 @@ static const SettingDef setting_table[] = {
         { .name = "initgroups", .long_flag = "--initgroups", .type = SETTING_BOOL, .offset = FIELD(initgroups),
           .default_value = "false", .section = "Server Mechanics",
           .help = "Give the workers all the groups of --user as well." },
+        { .name = "proxy_protocol", .long_flag = "--proxy-protocol", .type = SETTING_STRING,
+          .offset = FIELD(proxy_protocol), .default_value = "off", .nullable = true,
+          .check = check_proxy_protocol, .bare_value = "auto", .metavar = "MODE",
+          .section = "Server Mechanics",
+          .help = "Accept a PROXY protocol header first: off, v1, v2 or auto (the flag alone)." },
+        { .name = "proxy_allow_ips", .long_flag = "--proxy-allow-from", .type = SETTING_COMMA_LIST,
+          .offset = FIELD(proxy_allow_ips), .default_value = "127.0.0.1,::1", .check = check_allow_entry,
+          .metavar = "PROXY_ALLOW_IPS", .section = "Server Mechanics",
+          .help = "Comma-separated addresses or networks allowed to send a PROXY header ('*': any)." },
+        { .name = "secure_scheme_headers", .type = SETTING_DICT, .offset = FIELD(secure_scheme_headers),
+          .default_value = "X-FORWARDED-PROTOCOL,ssl,X-FORWARDED-PROTO,https,X-FORWARDED-SSL,on",
+          .check = check_scheme_header_name, .section = "Server Mechanics",
+          .help = "Headers and values by which a trusted front end marks HTTPS requests (config file)." },
+        { .name = "forwarded_allow_ips", .long_flag = "--forwarded-allow-ips", .type = SETTING_COMMA_LIST,
+          .offset = FIELD(forwarded_allow_ips), .default_value = "127.0.0.1,::1", .check = check_allow_entry,
+          .metavar = "STRING", .section = "Server Mechanics",
+          .help = "Comma-separated addresses or networks trusted to set the scheme ('*': any)." },
 
         { .name = "accesslog", .long_flag = "--access-logfile", .type = SETTING_STRING,
           .offset = FIELD(accesslog), .nullable = true, .check = check_not_empty, .metavar = "FILE",
@@ -299,6 +322,64 @@ static int check_file_exists(const char *value, char **ret_value, char *reason, 
         return -EINVAL;
 }
 
+static int check_allow_entry(const char *value, char **ret_value, char *reason, size_t reason_size) {
+        /* entries are stripped, as Gunicorn's list splitting does */
+        size_t start = strspn(value, " \t\n\r\f\v"), end = strlen(value);
+        _cleanup_free_ char *entry = NULL;
+        int r;
+
+        while (end > start && strchr(" \t\n\r\f\v", value[end - 1]))
+                end--;
+        entry = strndup(value + start, end - start);
+        if (!entry)
+                return -ENOMEM;
+        r = allowlist_check_entry(entry, reason, reason_size);
+        if (r < 0)
+                return r;
+        *ret_value = TAKE_PTR(entry);
+        return 0;
+}
+
+/* Gunicorn 25's values: off, v1, v2, auto, and the spellings of true and false. */
+static int check_proxy_protocol(const char *value, char **ret_value, char *reason, size_t reason_size) {
+        static const char *const map[][2] = {
+                { "off", "off" }, { "false", "off" }, { "0", "off" }, { "none", "off" },
+                { "auto", "auto" }, { "true", "auto" }, { "1", "auto" }, { "v1", "v1" }, { "v2", "v2" },
+        };
+        size_t start = strspn(value, " \t"), len = strlen(value + start);
+
+        while (len > 0 && (value[start + len - 1] == ' ' || value[start + len - 1] == '\t'))
+                len--;
+        for (size_t i = 0; i < ELEMENTSOF(map); i++)
+                if (strlen(map[i][0]) == len && strncasecmp(value + start, map[i][0], len) == 0) {
+                        *ret_value = strdup(map[i][1]);
+                        return *ret_value ? 0 : -ENOMEM;
+                }
+        snprintf(reason, reason_size, "choose from off, v1, v2, auto");
+        return -EINVAL;
+}
+
+/* Gunicorn compares the upper-cased name of each request header with these keys, so a key
+ * with a lower-case letter or a non-token byte would never match: refused, not ignored. */
+static int check_scheme_header_name(const char *value, char **ret_value, char *reason, size_t reason_size) {
+        (void) ret_value;
+        if (!*value) {
+                snprintf(reason, reason_size, "an empty header name");
+                return -EINVAL;
+        }
+        for (const char *p = value; *p; p++) {
+                if (*p >= 'a' && *p <= 'z') {
+                        snprintf(reason, reason_size, "header names must be upper case, as Gunicorn compares them");
+                        return -EINVAL;
+                }
+                if (!strchr("!#$%&'*+-.^_`|~", *p) && !(*p >= '0' && *p <= '9') && !(*p >= 'A' && *p <= 'Z')) {
+                        snprintf(reason, reason_size, "not a header name");
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
 static size_t strv_length(char *const *v) {
         size_t n = 0;
 
@@ -391,6 +472,34 @@ static int list_add(const SettingDef *d, char ***list, const char *const *values
         }
         strv_free(*list);
         *list = TAKE_PTR(l);
+        return 0;
+}
+
+/* Replaces a dict with owned copies of n NAME, VALUE pairs (names checked). On -EINVAL,
+ * *ret_bad points at the rejected name. */
+static int dict_set(const SettingDef *d, char ***dict, const char *const *pairs, size_t n, const char **ret_bad,
+                    char *reason, size_t reason_size) {
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
+
+        l = calloc(2 * n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < 2 * n; i++) {
+                if (i % 2 == 0) {
+                        r = value_checked_dup(d, pairs[i], &l[i], reason, reason_size);
+                        if (r == -EINVAL && ret_bad)
+                                *ret_bad = pairs[i];
+                        if (r < 0)
+                                return r;
+                } else {
+                        l[i] = strdup(pairs[i]);
+                        if (!l[i])
+                                return -ENOMEM;
+                }
+        }
+        strv_free(*dict);
+        *dict = TAKE_PTR(l);
         return 0;
 }
 
@@ -493,6 +602,18 @@ static int setting_apply(Settings *s, const SettingDef *d, const char *value, bo
                 return list_add(d, (char ***) field, (const char *const *) l, strv_length(l), false,
                                 NULL, reason, reason_size);
         }
+        case SETTING_DICT: {
+                /* only the built-in default comes as a string: "NAME,VALUE,NAME,VALUE" */
+                _cleanup_strv_free_ char **l = NULL;
+
+                r = comma_split(value, &l);
+                if (r < 0)
+                        return r;
+                if (strv_length(l) % 2 != 0)
+                        return -EINVAL;
+                return dict_set(d, (char ***) field, (const char *const *) l, strv_length(l) / 2, NULL, reason,
+                                reason_size);
+        }
         default:
                 return -EINVAL;
         }
@@ -550,7 +671,7 @@ int settings_init(Settings *s) {
 
                 if (!is_settable(d))
                         continue;
-                if (d->type == SETTING_LIST || d->type == SETTING_COMMA_LIST) {
+                if (d->type == SETTING_LIST || d->type == SETTING_COMMA_LIST || d->type == SETTING_DICT) {
                         /* Lists are never NULL, so users can walk them without a check. */
                         r = empty_list((char ***) setting_field(s, d));
                         if (r < 0)
@@ -581,6 +702,19 @@ int settings_init(Settings *s) {
                 r = setting_apply(s, setting_find("workers"), e, false, reason, sizeof(reason));
                 if (r == -EINVAL) {
                         fprintf(stderr, PROGRAM_NAME ": error: invalid WEB_CONCURRENCY value: '%s'%s%s%s\n", e,
+                                reason[0] ? " (" : "", reason, reason[0] ? ")" : "");
+                        goto fail;
+                }
+                if (r < 0)
+                        goto fail;
+        }
+
+        /* Gunicorn reads it for forwarded_allow_ips's default. */
+        e = getenv("FORWARDED_ALLOW_IPS");
+        if (e) {
+                r = setting_apply(s, setting_find("forwarded_allow_ips"), e, false, reason, sizeof(reason));
+                if (r == -EINVAL) {
+                        fprintf(stderr, PROGRAM_NAME ": error: invalid FORWARDED_ALLOW_IPS value: '%s'%s%s%s\n", e,
                                 reason[0] ? " (" : "", reason, reason[0] ? ")" : "");
                         goto fail;
                 }
@@ -632,6 +766,7 @@ void settings_done(Settings *s) {
                         break;
                 case SETTING_LIST:
                 case SETTING_COMMA_LIST:
+                case SETTING_DICT:
                         strv_freep((char ***) field);
                         break;
                 default:
@@ -661,6 +796,14 @@ int settings_set(Settings *s, const char *name, const char *value, char **ret_er
 
         if (!d)
                 return -ENOENT;
+        if (d->type == SETTING_DICT) {
+                if (asprintf(ret_error, "Invalid value for %s: %s (a dict is expected)", d->name,
+                             value ? value : "None") < 0) {
+                        *ret_error = NULL;
+                        return -ENOMEM;
+                }
+                return -EINVAL;
+        }
         if (!value) {
                 r = setting_reset_null(s, d);
                 if (r < 0)
@@ -670,6 +813,30 @@ int settings_set(Settings *s, const char *name, const char *value, char **ret_er
         r = setting_apply(s, d, value, false, reason, sizeof(reason));
         if (r == -EINVAL)
                 return invalid_value_error(d, value, reason, ret_error);
+        return r;
+}
+
+int settings_set_dict(Settings *s, const char *name, const char *const *pairs, char **ret_error) {
+        char reason[REASON_MAX] = "";
+        const SettingDef *d = setting_find(name);
+        const char *bad = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!d)
+                return -ENOENT;
+        if (d->type != SETTING_DICT) {
+                if (asprintf(ret_error, "Invalid value for %s: a dict is not allowed", d->name) < 0) {
+                        *ret_error = NULL;
+                        return -ENOMEM;
+                }
+                return -EINVAL;
+        }
+        while (pairs[n])
+                n++;
+        r = dict_set(d, (char ***) setting_field(s, d), pairs, n / 2, &bad, reason, sizeof(reason));
+        if (r == -EINVAL)
+                return invalid_value_error(d, bad, reason, ret_error);
         return r;
 }
 
@@ -876,6 +1043,17 @@ int settings_parse_argv(Settings *s, int argc, char **argv) {
                         continue;
                 }
 
+                /* A flag with an optional value takes the next word only when it is one (so
+                 * "--proxy-protocol app:app" still names the app, as Gunicorn 23's flag did). */
+                if (!value && d->bare_value) {
+                        _cleanup_free_ char *checked = NULL;
+
+                        if (i + 1 < argc && !looks_like_option(argv[i + 1]) &&
+                            (!d->check || d->check(argv[i + 1], &checked, reason, sizeof(reason)) == 0))
+                                value = argv[++i];
+                        else
+                                value = d->bare_value;
+                }
                 if (!value) {
                         if (i + 1 >= argc || looks_like_option(argv[i + 1])) {
                                 char flags[128];
@@ -954,7 +1132,7 @@ void settings_print_help(FILE *f) {
 
         fputs("usage: " PROGRAM_NAME " [OPTIONS] [APP_MODULE]\n\npositional arguments:\n", f);
         for (size_t i = 0; i < SETTINGS_COUNT; i++)
-                if (!setting_table[i].long_flag)
+                if (!setting_table[i].long_flag && setting_table[i].type != SETTING_DICT)
                         print_option(f, &setting_table[i]);
 
         fputs("\noptions:\n", f);

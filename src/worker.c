@@ -537,6 +537,7 @@ int worker_run(const WorkerContext *ctx) {
         struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_SIGNAL };
         void *loaded = NULL;
         struct timespec import_start;
+        _cleanup_(allowlist_freep) AllowList *proxy_allow = NULL;
         int r;
 
         log_set_identity(s->proc_name, ctx->generation);
@@ -584,6 +585,11 @@ int worker_run(const WorkerContext *ctx) {
                 return WORKER_BOOT_ERROR;
         }
 
+        r = allowlist_new(s->proxy_allow_ips, &proxy_allow);
+        if (r < 0) {
+                log_error_errno(r, "Failed to read proxy_allow_ips: %m");
+                return WORKER_BOOT_ERROR;
+        }
         w.cfg = (ConnConfig) {
                 .limits = {
                         .request_line = (size_t) s->limit_request_line,
@@ -597,6 +603,8 @@ int worker_run(const WorkerContext *ctx) {
                 .retiring = &w.retiring,
                 .slot = ctx->slot,
                 .interrupted = python_check_signals,
+                .proxy_mode = s->proxy_protocol ? proxy_mode_from_string(s->proxy_protocol) : PROXY_OFF,
+                .proxy_allow = proxy_allow,
         };
         if (s->max_requests > 0) {
                 unsigned jitter = 0;

@@ -861,6 +861,12 @@ static int handle(WsgiState *st) {
                 r = st->write_error;
                 goto finish;
         }
+        if (r == -EPROTO) {
+                log_warning("Invalid request from ip=%s: Contradictory scheme headers", conn_info(st->conn)->remote_addr);
+                send_error(st, 400);
+                r = st->write_error;
+                goto finish;
+        }
         if (r < 0)
                 goto app_error;
         sr = callback_for(&start_response_obj, &start_response_type, st);

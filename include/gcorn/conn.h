@@ -22,6 +22,11 @@ typedef struct ConnInfo {
         char server_name[64];           /* the bound address's host, as Gunicorn sets it */
         char server_port[8];            /* "8000"; "" for UNIX sockets */
         bool is_unix;
+        /* After a PROXY protocol header (--proxy-protocol): */
+        const char *proxy_protocol;     /* "TCP4", "TCP6", "UNKNOWN", "LOCAL", "UNSPEC"; NULL: none */
+        char proxy_addr[64];            /* the destination it names ("" when none) */
+        char proxy_port[8];
+        char peer_addr[64];             /* the socket's peer, when remote_addr is the named client */
 } ConnInfo;
 
 const ConnInfo *conn_info(const Conn *c);
@@ -65,9 +70,11 @@ int conn_fd(const Conn *c);
 
 #include <sys/socket.h>
 
+#include "gcorn/allowlist.h"
 #include "gcorn/heartbeat.h"
 #include "gcorn/http.h"
 #include "gcorn/listener.h"
+#include "gcorn/proxyproto.h"
 
 /* Shared by all connections of one worker. */
 typedef struct ConnConfig {
@@ -83,6 +90,8 @@ typedef struct ConnConfig {
         /* Called when a blocking wait is interrupted by a signal: 0 to go on waiting, or a
          * negative errno to give up (the app's signal handler raised). NULL: go on. */
         int (*interrupted)(void);
+        ProxyMode proxy_mode;           /* a PROXY header may come first (--proxy-protocol) */
+        const AllowList *proxy_allow;   /* peers that may send one (--proxy-allow-from) */
 } ConnConfig;
 
 typedef enum ConnAction {

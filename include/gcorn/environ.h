@@ -23,7 +23,9 @@ const char *environ_script_name(void);
 
 /* Builds the environ of one request. input (wsgi.input) is stored, not stolen.
  * Returns 0 and a new dict in *ret, -EXDEV when the path does not start with SCRIPT_NAME
- * (Gunicorn's ConfigurationProblem, answered with 500; no Python error set), or -ENOMEM
+ * (Gunicorn's ConfigurationProblem, answered with 500; no Python error set), -EPROTO when a
+ * trusted peer's secure_scheme_headers contradict each other (answered with 400; no Python
+ * error set), or -ENOMEM
  * with the Python error set. */
 int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObject **ret);
 

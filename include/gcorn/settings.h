@@ -49,6 +49,11 @@ typedef struct Settings {
         char *group;                    /* NULL: the user's primary group; a name or a gid */
         char *umask;                    /* "0": the mode mask around a UNIX socket's bind(), in decimal */
         bool initgroups;                /* the user's supplementary groups too */
+        char **forwarded_allow_ips;     /* "*", addresses, networks: who may set the scheme;
+                                         * default "127.0.0.1,::1" or $FORWARDED_ALLOW_IPS */
+        char **secure_scheme_headers;   /* NAME, VALUE, NAME, VALUE, ..., NULL: upper-case names */
+        char *proxy_protocol;           /* "off" (or NULL), "v1", "v2", "auto" */
+        char **proxy_allow_ips;         /* who may send a PROXY header; "127.0.0.1,::1" */
 
         /* logging */
         char *accesslog;                /* NULL = off; "-" = stdout */
@@ -87,6 +92,10 @@ int settings_set(Settings *s, const char *name, const char *value, char **ret_er
  * file's None, allowed for settings that may be unset (accesslog, proc_name, ...). Same
  * returns as settings_set(). */
 int settings_set_list(Settings *s, const char *name, const char *const *values, char **ret_error);
+
+/* Replaces a dict setting (secure_scheme_headers) with the NULL-terminated NAME, VALUE
+ * pairs of a dict in the config file. Same returns as settings_set(). */
+int settings_set_dict(Settings *s, const char *name, const char *const *pairs, char **ret_error);
 
 /* Whether name is a setting (the config file ignores other module-level names). */
 bool settings_has(const char *name);

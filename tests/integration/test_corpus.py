@@ -40,6 +40,8 @@ FLAGS = {
         "limit_request_line": "--limit-request-line",
         "limit_request_fields": "--limit-request-fields",
         "limit_request_field_size": "--limit-request-field_size",
+        "proxy_protocol": "--proxy-protocol",
+        "forwarded_allow_ips": "--forwarded-allow-ips",
 }
 
 

@@ -913,6 +913,92 @@ START_TEST(test_config_logconfig_dict) {
 }
 END_TEST
 
+START_TEST(test_proxy_settings) {
+        ck_assert_int_eq(strv_len(s.forwarded_allow_ips), 2);
+        ck_assert_str_eq(s.forwarded_allow_ips[0], "127.0.0.1");
+        ck_assert_str_eq(s.forwarded_allow_ips[1], "::1");
+        ck_assert_int_eq(strv_len(s.proxy_allow_ips), 2);
+        ck_assert_str_eq(s.proxy_protocol, "off");
+        ck_assert_int_eq(strv_len(s.secure_scheme_headers), 6);
+        ck_assert_str_eq(s.secure_scheme_headers[0], "X-FORWARDED-PROTOCOL");
+        ck_assert_str_eq(s.secure_scheme_headers[1], "ssl");
+        ck_assert_str_eq(s.secure_scheme_headers[3], "https");
+        ck_assert_str_eq(s.secure_scheme_headers[5], "on");
+
+        /* the flag alone is auto, and the word after it stays the app unless it is a mode */
+        ck_assert_int_eq(parse("--proxy-protocol", "m:app", NULL), 1);
+        ck_assert_str_eq(s.proxy_protocol, "auto");
+        ck_assert_str_eq(s.wsgi_app, "m:app");
+        ck_assert_int_eq(parse("--proxy-protocol", "V2", "m:app", NULL), 1);
+        ck_assert_str_eq(s.proxy_protocol, "v2");
+        ck_assert_int_eq(parse("--proxy-protocol", "--workers", "2", NULL), 1);
+        ck_assert_str_eq(s.proxy_protocol, "auto");
+        ck_assert_int_eq(parse("--proxy-protocol=false", NULL), 1);
+        ck_assert_str_eq(s.proxy_protocol, "off");
+        ck_assert_int_eq(parse("--proxy-protocol=yes", NULL), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(captured, "choose from off, v1, v2, auto"));
+
+        /* entries are stripped and checked */
+        ck_assert_int_eq(parse("--forwarded-allow-ips", " 10.0.0.0/8 , *", "--proxy-allow-from", "", NULL), 1);
+        ck_assert_int_eq(strv_len(s.forwarded_allow_ips), 2);
+        ck_assert_str_eq(s.forwarded_allow_ips[0], "10.0.0.0/8");
+        ck_assert_str_eq(s.forwarded_allow_ips[1], "*");
+        ck_assert_int_eq(strv_len(s.proxy_allow_ips), 0);
+        ck_assert_int_eq(parse("--forwarded-allow-ips", "10.0.0.1/8", NULL), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(captured, "host bits"));
+}
+END_TEST
+
+START_TEST(test_forwarded_allow_ips_env) {
+        settings_done(&s);
+        setenv("FORWARDED_ALLOW_IPS", "10.1.2.3,fd00::/8", 1);
+        ck_assert_int_eq(settings_init(&s), 0);
+        ck_assert_int_eq(strv_len(s.forwarded_allow_ips), 2);
+        ck_assert_str_eq(s.forwarded_allow_ips[1], "fd00::/8");
+        settings_done(&s);
+        setenv("FORWARDED_ALLOW_IPS", "nope", 1);
+        ck_assert_int_eq(settings_init(&s), -EINVAL);
+        unsetenv("FORWARDED_ALLOW_IPS");
+        ck_assert_int_eq(settings_init(&s), 0);
+}
+END_TEST
+
+START_TEST(test_config_proxy) {
+        char *err = NULL;
+
+        ck_assert_int_eq(load_config("secure_scheme_headers = {'X-SCHEME': 'secure', 'X_SSL': 'on'}\n"
+                                     "proxy_protocol = True\n"
+                                     "forwarded_allow_ips = '*'\n",
+                                     &err),
+                         0);
+        ck_assert_int_eq(strv_len(s.secure_scheme_headers), 4);
+        ck_assert_str_eq(s.secure_scheme_headers[0], "X-SCHEME");
+        ck_assert_str_eq(s.secure_scheme_headers[1], "secure");
+        ck_assert_str_eq(s.secure_scheme_headers[2], "X_SSL");
+        ck_assert_str_eq(s.proxy_protocol, "auto");
+        ck_assert_str_eq(s.forwarded_allow_ips[0], "*");
+        ck_assert_int_eq(load_config("proxy_protocol = None\n", &err), 0);
+        ck_assert_ptr_null(s.proxy_protocol);
+
+        ck_assert_int_eq(load_config("secure_scheme_headers = {'x-scheme': 'secure'}\n", &err), -EINVAL);
+        ck_assert_str_eq(err, "Invalid value for secure_scheme_headers: 'x-scheme' "
+                              "(header names must be upper case, as Gunicorn compares them)");
+        free(err);
+        err = NULL;
+        ck_assert_int_eq(load_config("secure_scheme_headers = {'X': 1}\n", &err), -EINVAL);
+        ck_assert_str_eq(err, "Invalid value for secure_scheme_headers: keys and values must be str");
+        free(err);
+        err = NULL;
+        ck_assert_int_eq(load_config("secure_scheme_headers = None\n", &err), -EINVAL);
+        ck_assert_str_eq(err, "Invalid value for secure_scheme_headers: None (a dict is expected)");
+        free(err);
+        err = NULL;
+        ck_assert_int_eq(load_config("workers = {'a': 'b'}\n", &err), -EINVAL);
+        ck_assert_str_eq(err, "Invalid value for workers: a dict is not allowed");
+        free(err);
+}
+END_TEST
+
 static Suite *settings_suite(void) {
         Suite *suite = suite_create("settings");
         TCase *tc = tcase_create("argv");
@@ -944,6 +1030,8 @@ static Suite *settings_suite(void) {
         tcase_add_test(tc, test_python_signals_and_format);
         tcase_add_test(tc, test_privilege_settings);
         tcase_add_test(tc, test_reload_and_log_settings);
+        tcase_add_test(tc, test_proxy_settings);
+        tcase_add_test(tc, test_forwarded_allow_ips_env);
         suite_add_tcase(suite, tc);
 
         tcase_add_checked_fixture(py, py_setup, py_teardown);
@@ -953,6 +1041,7 @@ static Suite *settings_suite(void) {
         tcase_add_test(py, test_config_wrong_types);
         tcase_add_test(py, test_setup_paths);
         tcase_add_test(py, test_config_logconfig_dict);
+        tcase_add_test(py, test_config_proxy);
         suite_add_tcase(suite, py);
 
         tcase_add_checked_fixture(app, app_setup, py_teardown);
