@@ -314,15 +314,15 @@ END_TEST
 
 START_TEST(test_unknown_option_before_app) {
         /* "4" is the unknown option's value, not the app; the app is not an extra argument. */
-        ck_assert_int_eq(parse("--threads", "4", "-w", "2", "app:app", NULL), -EINVAL);
-        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --threads\n");
+        ck_assert_int_eq(parse("--fibers", "4", "-w", "2", "app:app", NULL), -EINVAL);
+        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --fibers\n");
         ck_assert_int_eq(parse("-X", "4", "app:app", NULL), -EINVAL);
         ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: -X\n");
         /* Reported ahead of a bad APP_MODULE, which it may have displaced. */
-        ck_assert_int_eq(parse("", "--threads", "4", NULL), -EINVAL);
-        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --threads\n");
-        ck_assert_int_eq(parse("--threads=4", "app:app", "x", NULL), -EINVAL);
-        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --threads=4 x\n");
+        ck_assert_int_eq(parse("", "--fibers", "4", NULL), -EINVAL);
+        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --fibers\n");
+        ck_assert_int_eq(parse("--fibers=4", "app:app", "x", NULL), -EINVAL);
+        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --fibers=4 x\n");
         ck_assert_int_eq(parse("-w", "2", "app:app", NULL), 1);
         ck_assert_str_eq(s.wsgi_app, "app:app");
 }
@@ -349,7 +349,7 @@ END_TEST
 START_TEST(test_worker_class) {
         ck_assert_int_eq(parse("-k", "gthread", NULL), -EINVAL);
         ck_assert_ptr_nonnull(strstr(captured, "argument -k/--worker-class"));
-        ck_assert_ptr_nonnull(strstr(captured, "not supported yet"));
+        ck_assert_ptr_nonnull(strstr(captured, "not available yet"));
         ck_assert_int_eq(count_lines(captured), 1);
         ck_assert_str_eq(s.worker_class, "sync");
 }
