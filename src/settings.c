@@ -100,7 +100,8 @@ static const SettingDef setting_table[] = {
         { .name = "bind", .short_flag = 'b', .long_flag = "--bind", .type = SETTING_LIST,
           .offset = FIELD(bind), .default_value = "127.0.0.1:8000", .check = check_not_empty,
           .metavar = "ADDRESS", .section = "Server Socket",
-          .help = "The socket to bind: HOST, HOST:PORT, unix:PATH or fd://FD. Repeatable." },
+          .help = "The socket to bind: HOST, HOST:PORT, unix:PATH or fd://FD. Repeatable "
+                  "(default: 0.0.0.0:$PORT when PORT is set)." },
         { .name = "backlog", .long_flag = "--backlog", .type = SETTING_INT, .offset = FIELD(backlog),
           .default_value = "2048", .min = 1, .max = INT_MAX, .metavar = "INT",
           .section = "Server Socket", .help = "The maximum number of pending connections." },
@@ -318,7 +319,7 @@ static const SettingDef setting_table[] = {
           REFUSED("TLS is not available: gcorn would serve plain HTTP where HTTPS was configured; "
                   "terminate TLS in a proxy") },
         { .name = "ssl_version", .long_flag = "--ssl-version", .type = SETTING_STRING,
-          .offset = FIELD(ssl_version), .default_value = "_SSLMethod.PROTOCOL_TLS", .metavar = "STRING",
+          .offset = FIELD(ssl_version), .default_value = "2", .metavar = "STRING",
           .section = "SSL", .help = "The TLS protocol version.", NO_EFFECT(WHY_TLS) },
         { .name = "cert_reqs", .long_flag = "--cert-reqs", .type = SETTING_INT, .offset = FIELD(cert_reqs),
           .default_value = "0", .min = 0, .max = 2, .metavar = "INT", .section = "SSL",
@@ -416,7 +417,8 @@ static const SettingDef *setting_find(const char *name) {
 /* Gunicorn's names for its worker classes: the short one, the egg entry point and the class
  * path all mean the same worker. */
 static bool worker_class_is(const char *value, const char *kind, const char *class_path) {
-        return strcmp(value, kind) == 0 || (strncmp(value, "egg:gunicorn#", 13) == 0 && strcmp(value + 13, kind) == 0) ||
+        return strcmp(value, kind) == 0 ||
+                (strncmp(value, "egg:gunicorn#", 13) == 0 && strcmp(value + 13, kind) == 0) ||
                 (class_path && strcmp(value, class_path) == 0);
 }
 
