@@ -20,6 +20,10 @@
 static int arg_count;
 static char **arg_values;
 
+/* The PID file this master wrote: a reload may name another one, and the one to remove on
+ * exit is the last one written. */
+static char *pid_path;
+
 /* One line on stderr, whatever the error log is: the user ran a command and it failed. */
 static int fail(int status, const char *what) {
         fprintf(stderr, "gcorn: error: %s\n", what);
@@ -71,6 +75,27 @@ static void log_config_warnings(const Settings *s) {
                 log_warning("%s", s->config_warnings[i]);
 }
 
+/* A reload that names another PID file moves it, as Gunicorn does. */
+static void pidfile_move(const char *path) {
+        _cleanup_free_ char *error = NULL, *copy = NULL;
+        int r;
+
+        if (pid_path && path && strcmp(pid_path, path) == 0)
+                return;
+        if (path) {
+                copy = strdup(path);
+                r = copy ? pidfile_write(path, getpid(), &error) : -ENOMEM;
+                if (r < 0) {
+                        log_warning("Keeping the pid file %s: %s", strna(pid_path), error ? error : strerror(-r));
+                        return;
+                }
+        }
+        if (pid_path)
+                pidfile_remove(pid_path, getpid());
+        free(pid_path);
+        pid_path = TAKE_PTR(copy);
+}
+
 static int reload_settings(Settings *ret, char **ret_error) {
         int r = load_settings(ret, ret_error);
 
@@ -78,8 +103,10 @@ static int reload_settings(Settings *ret, char **ret_error) {
                 return -EINVAL;
         if (r < 0 && !*ret_error)
                 *ret_error = strdup("invalid command line");
-        if (r > 0)
+        if (r > 0) {
                 log_config_warnings(ret);
+                pidfile_move(ret->pidfile);
+        }
         return r < 0 ? r : 0;
 }
 
@@ -140,7 +167,6 @@ static int run(void) {
         Settings s;
         const char *failed = NULL;
         _cleanup_close_ int ready_fd = -1;
-        bool pid_written = false;
         int r, status;
 
         inherited = notify_inherited(&n_inherited);
@@ -221,12 +247,17 @@ static int run(void) {
                 }
         }
         if (s.pidfile) {
+                pid_path = strdup(s.pidfile);
+                if (!pid_path) {
+                        status = fail(1, "out of memory");
+                        goto out;
+                }
                 r = pidfile_write(s.pidfile, getpid(), &error);
                 if (r < 0) {
+                        pid_path = mfree(pid_path);
                         status = fail(1, error ? error : "Failed to write the pid file.");
                         goto out;
                 }
-                pid_written = true;
         }
         if (ready_fd >= 0) {
                 r = daemon_ready(TAKE_FD(ready_fd), s.enable_stdio_inheritance || is_stdio(s.accesslog),
@@ -250,8 +281,9 @@ static int run(void) {
 
         status = arbiter_run(&s, listeners, n_listeners, app, reload_settings);
 out:
-        if (pid_written)
-                pidfile_remove(s.pidfile, getpid());
+        if (pid_path)
+                pidfile_remove(pid_path, getpid());
+        pid_path = mfree(pid_path);
         listener_free_all(listeners, n_listeners, true);
         (void) python_finalize();
         settings_done(&s);

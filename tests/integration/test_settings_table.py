@@ -98,6 +98,21 @@ class TestPidFile(h.ServerTestCase):
                 self.assertEqual(srv.returncode, 0)
                 self.assertFalse(os.path.exists(path))
 
+        def test_reload_moves_it(self):
+                d = h.tempdir(self, "gcorn-pid-")
+                first, second = os.path.join(d, "a.pid"), os.path.join(d, "b.pid")
+                conf = write(os.path.join(d, "c.py"), "pidfile = %r\n" % first)
+                srv = self.start(args=["-c", conf])
+                self.assertTrue(os.path.exists(first))
+                write(conf, "pidfile = %r\n" % second)
+                os.kill(srv.pid, signal.SIGHUP)
+                self.assertTrue(h.wait_until(lambda: os.path.exists(second) and not os.path.exists(first), 15),
+                                os.listdir(d))
+                with open(second) as f:
+                        self.assertEqual(f.read(), "%d\n" % srv.pid)
+                srv.stop()
+                self.assertEqual(os.listdir(d), ["c.py"])
+
         def test_live_pid_is_refused(self):
                 d = h.tempdir(self, "gcorn-pid-")
                 path = write(os.path.join(d, "gcorn.pid"), "%d\n" % os.getpid())
