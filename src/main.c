@@ -75,6 +75,35 @@ static void log_config_warnings(const Settings *s) {
                 log_warning("%s", s->config_warnings[i]);
 }
 
+static bool is_stdio(const char *log) {
+        return log && strcmp(log, "-") == 0;
+}
+
+static bool strv_contains(char **l, const char *s) {
+        for (size_t i = 0; l && l[i]; i++)
+                if (strcmp(l[i], s) == 0)
+                        return true;
+        return false;
+}
+
+/* Each setting the user gave that gcorn accepts but cannot act on, once: at start, and on a
+ * reload only the ones that are new. */
+static int log_no_effect(const Settings *s) {
+        static char **warned;
+        _cleanup_strv_free_ char **lines = NULL;
+        int r;
+
+        r = settings_no_effect_lines(s, &lines);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; lines[i]; i++)
+                if (!strv_contains(warned, lines[i]))
+                        log_warning("%s", lines[i]);
+        strv_free(warned);
+        warned = TAKE_PTR(lines);
+        return 0;
+}
+
 /* A reload that names another PID file moves it, as Gunicorn does. */
 static void pidfile_move(const char *path) {
         _cleanup_free_ char *error = NULL, *copy = NULL;
@@ -105,26 +134,10 @@ static int reload_settings(Settings *ret, char **ret_error) {
                 *ret_error = strdup("invalid command line");
         if (r > 0) {
                 log_config_warnings(ret);
+                (void) log_no_effect(ret);
                 pidfile_move(ret->pidfile);
         }
         return r < 0 ? r : 0;
-}
-
-static bool is_stdio(const char *log) {
-        return log && strcmp(log, "-") == 0;
-}
-
-/* Once at start: each setting the user gave that gcorn accepts but cannot act on. */
-static int log_no_effect(const Settings *s) {
-        _cleanup_strv_free_ char **lines = NULL;
-        int r;
-
-        r = settings_no_effect_lines(s, &lines);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; lines[i]; i++)
-                log_warning("%s", lines[i]);
-        return 0;
 }
 
 /* --check-config and --print-config: the settings are loaded; the app must import. */

@@ -476,6 +476,20 @@ class TestTable(unittest.TestCase):
                                 self.assertIn("[WARNING] Setting %s = " % name, err[0])
                                 self.assertIn("has no effect in gcorn: " + self.rows[name][3], err[0])
 
+        def test_reload_warns_about_new_ones_only(self):
+                d = h.tempdir(self, "gcorn-table-")
+                conf = write(os.path.join(d, "c.py"), "spew = True\n")
+                srv = h.Server("routes:app", args=["-c", conf], env=clean_env())
+                self.addCleanup(srv.stop)
+                srv.wait_log(r"Setting spew = True has no effect")
+                write(conf, "spew = True\nworker_tmp_dir = '/dev/shm'\n")
+                for n in (1, 2):
+                        os.kill(srv.pid, signal.SIGHUP)
+                        srv.wait_log(h.WORKER_RE.pattern, timeout=15, count=1 + n)
+                log = srv.log()
+                self.assertEqual(log.count("Setting spew = True has no effect"), 1, log)
+                self.assertEqual(log.count("Setting worker_tmp_dir = /dev/shm has no effect"), 1, log)
+
         def test_defaults_do_not_warn(self):
                 src = "".join("%s = %s\n" % (n, default_source(self.defaults[n])) for n in self.names("no effect"))
                 p = self.check_config(src)
