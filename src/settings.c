@@ -1167,6 +1167,23 @@ static int strv_push(char ***l, size_t *n, char *item) {
         return 0;
 }
 
+/* Ends the word being built: it moves to the list. */
+static int word_end(char ***l, size_t *n, char **word, size_t *len, size_t *cap) {
+        int r;
+
+        if (!*word) {
+                *word = strdup("");
+                if (!*word)
+                        return -ENOMEM;
+        }
+        r = strv_push(l, n, *word);
+        if (r < 0)
+                return r;
+        *word = NULL;
+        *len = *cap = 0;
+        return 0;
+}
+
 int settings_shell_split(const char *line, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
         _cleanup_free_ char *word = NULL;
@@ -1207,11 +1224,9 @@ int settings_shell_split(const char *line, char ***ret) {
                 }
                 if (strchr(" \t\n\r\f\v", c)) {
                         if (in_word) {
-                                r = strv_push(&l, &n, word ? word : strdup(""));
-                                if (r < 0 || !l[n - 1])
-                                        return r < 0 ? r : -ENOMEM;
-                                word = NULL;
-                                len = cap = 0;
+                                r = word_end(&l, &n, &word, &len, &cap);
+                                if (r < 0)
+                                        return r;
                                 in_word = false;
                         }
                         continue;
@@ -1230,10 +1245,9 @@ int settings_shell_split(const char *line, char ***ret) {
                         return r;
         }
         if (in_word) {
-                r = strv_push(&l, &n, word ? word : strdup(""));
-                if (r < 0 || !l[n - 1])
-                        return r < 0 ? r : -ENOMEM;
-                word = NULL;
+                r = word_end(&l, &n, &word, &len, &cap);
+                if (r < 0)
+                        return r;
         }
         *ret = TAKE_PTR(l);
         return 0;
@@ -1542,8 +1556,10 @@ void settings_print_help(FILE *f) {
                         print_option(f, d);
                 }
         }
-        fputs("\nSettings marked [no effect in gcorn] are accepted and named in one warning line at start\n"
-              "when set; [refused] ones stop gcorn with an error. See gcorn(1) for the reasons.\n", f);
+        fputs("\nOptions are also read from $GUNICORN_CMD_ARGS, then $GCORN_CMD_ARGS: above the config\n"
+              "file, below the command line. Settings marked [no effect in gcorn] are accepted and\n"
+              "named in one warning line at start when set; [refused] ones stop gcorn with an error.\n"
+              "See gcorn(1) for the reasons.\n", f);
 }
 
 static bool streq(const char *a, const char *b) {
