@@ -262,8 +262,65 @@ static int apply_dict(Settings *s, const char *name, PyObject *value, char **ret
         return settings_set_dict(s, name, (const char *const *) l, ret_error);
 }
 
+/* Gunicorn's server hooks, 23 to 26.1: functions the config file defines by these names.
+ * They are not unknown names, whether or not a setting row runs them. The one list of them. */
+static const char *const hook_names[] = {
+        "on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "post_worker_init",
+        "worker_int", "worker_abort", "pre_exec", "pre_request", "post_request", "child_exit",
+        "worker_exit", "nworkers_changed", "on_exit", "ssl_context",
+        "on_dirty_starting", "dirty_post_fork", "dirty_worker_init", "dirty_worker_exit",
+};
+
+bool config_file_is_hook(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(hook_names); i++)
+                if (strcmp(hook_names[i], name) == 0)
+                        return true;
+        return false;
+}
+
+static int add_warning(Settings *s, char *line) {
+        size_t n = 0;
+        char **l;
+
+        while (s->config_warnings && s->config_warnings[n])
+                n++;
+        l = realloc(s->config_warnings, (n + 2) * sizeof(char *));
+        if (!l) {
+                free(line);
+                return -ENOMEM;
+        }
+        l[n] = line;
+        l[n + 1] = NULL;
+        s->config_warnings = l;
+        return 0;
+}
+
+/* A module-level name that is not a setting: a helper (module, class, function) or a private
+ * name is the file's own business; a near miss of a setting is a typo that would silently
+ * lose the setting, so it is an error; anything else is named in one warning line. */
+static int check_unknown(Settings *s, const char *path, const char *name, PyObject *value, char **ret_error) {
+        const char *suggestion;
+        char *line;
+
+        if (name[0] == '_' || config_file_is_hook(name) || PyModule_Check(value) || PyType_Check(value) ||
+            PyFunction_Check(value) || PyCFunction_Check(value))
+                return 0;
+        suggestion = settings_suggest(name);
+        if (suggestion) {
+                if (asprintf(ret_error, "Unknown setting '%s' in config file %s: did you mean '%s'?", name, path,
+                             suggestion) < 0) {
+                        *ret_error = NULL;
+                        return -ENOMEM;
+                }
+                return -EINVAL;
+        }
+        if (asprintf(&line, "Config file %s: '%s' is not a setting; ignored", path, name) < 0)
+                return -ENOMEM;
+        return add_warning(s, line);
+}
+
 /* Applies one module-level value. Returns 0 also for names that are not settings. */
-static int apply_value(Settings *s, const char *name, PyObject *value, char **ret_error) {
+static int apply_value(Settings *s, const char *path, const char *name, PyObject *value, char **ret_error) {
         _cleanup_free_ char *text = NULL;
         int r;
 
@@ -271,7 +328,7 @@ static int apply_value(Settings *s, const char *name, PyObject *value, char **re
         if (strcmp(name, "logconfig_dict") == 0)
                 return logconfig_set_dict(s, value, ret_error);
         if (name[0] == '_' || !settings_has(name))
-                return 0;
+                return check_unknown(s, path, name, value, ret_error);
 
         if (value == Py_None)
                 return settings_set(s, name, NULL, ret_error);
@@ -359,7 +416,7 @@ static int config_exec(Settings *s, const char *path, const char *source, char *
                 name = PyUnicode_AsUTF8(key);
                 if (!name)
                         goto python_error;
-                r = apply_value(s, name, PyTuple_GET_ITEM(pair, 1), ret_error);
+                r = apply_value(s, path, name, PyTuple_GET_ITEM(pair, 1), ret_error);
                 if (r < 0)
                         goto finish;
         }
@@ -379,6 +436,9 @@ finish:
 int config_file_load(Settings *s, const char *path, char **ret_error) {
         _cleanup_free_ char *source = NULL;
         int r;
+
+        /* The file is read again (with -c, after the command line): one warning per name. */
+        strv_freep(&s->config_warnings);
 
         r = read_file(path, &source);
         if (r == -ENOENT || r == -ENOTDIR) {

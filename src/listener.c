@@ -186,6 +186,13 @@ typedef struct OpenFailure {
         const char *call;
 } OpenFailure;
 
+/* --reuse-port: several servers may bind the same address; the kernel spreads connections. */
+static bool reuse_port;
+
+void listener_set_reuse_port(bool on) {
+        reuse_port = on;
+}
+
 static int open_tcp(const BindSpec *b, int backlog, int *ret_fd, OpenFailure *ret_failure) {
         struct addrinfo hints = {
                 .ai_family = AF_UNSPEC,
@@ -216,6 +223,11 @@ static int open_tcp(const BindSpec *b, int backlog, int *ret_fd, OpenFailure *re
                         continue;
                 }
                 (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+                if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+                        last = -errno;
+                        ret_failure->call = "set SO_REUSEPORT on";
+                        continue;
+                }
                 if (ai->ai_family == AF_INET6)
                         (void) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
                 if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {

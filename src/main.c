@@ -7,12 +7,14 @@
 
 #include "gcorn/arbiter.h"
 #include "gcorn/config_file.h"
+#include "gcorn/daemon.h"
 #include "gcorn/listener.h"
 #include "gcorn/log.h"
 #include "gcorn/logconfig.h"
 #include "gcorn/macro.h"
 #include "gcorn/notify.h"
 #include "gcorn/privileges.h"
+#include "gcorn/pidfile.h"
 #include "gcorn/proctitle.h"
 #include "gcorn/python.h"
 #include "gcorn/settings.h"
@@ -21,29 +23,44 @@
 static int arg_count;
 static char **arg_values;
 
+/* The PID file this master wrote: a reload may name another one, and the one to remove on
+ * exit is the last one written. */
+static char *pid_path;
+
 /* One line on stderr, whatever the error log is: the user ran a command and it failed. */
 static int fail(int status, const char *what) {
         fprintf(stderr, "gcorn: error: %s\n", what);
         return status;
 }
 
-/* Defaults, then the command line (to find -c), then the config file, then the command line
- * again so that it wins, as in Gunicorn. Returns 1 to serve, 0 for --help/--version, or
- * -errno: then either *ret_error says why, or the parser already printed its line. */
+/* The options of $GUNICORN_CMD_ARGS and $GCORN_CMD_ARGS, then those of the command line. */
+static int parse_options(Settings *s) {
+        int r;
+
+        r = settings_parse_env_args(s);
+        if (r <= 0)
+                return r;
+        return settings_parse_argv(s, arg_count, arg_values);
+}
+
+/* Defaults, then the options (to find -c), then the config file, then the options again so
+ * that they win, as in Gunicorn: config file < environment < command line. Returns 1 to
+ * serve, 0 for --help/--version, or -errno: then either *ret_error says why, or the parser
+ * already printed its line. */
 static int load_settings(Settings *s, char **ret_error) {
         int r;
 
         r = settings_init(s);
         if (r < 0)
                 return r;
-        r = settings_parse_argv(s, arg_count, arg_values);
+        r = parse_options(s);
         if (r <= 0)
                 goto fail;
         if (s->config) {
                 r = config_file_load(s, s->config, ret_error);
                 if (r < 0)
                         goto fail;
-                r = settings_parse_argv(s, arg_count, arg_values);
+                r = parse_options(s);
                 if (r <= 0)
                         goto fail;
         }
@@ -59,6 +76,61 @@ fail:
         return r;
 }
 
+static void log_config_warnings(const Settings *s) {
+        for (size_t i = 0; s->config_warnings && s->config_warnings[i]; i++)
+                log_warning("%s", s->config_warnings[i]);
+}
+
+static bool is_stdio(const char *log) {
+        return log && strcmp(log, "-") == 0;
+}
+
+static bool strv_contains(char **l, const char *s) {
+        for (size_t i = 0; l && l[i]; i++)
+                if (strcmp(l[i], s) == 0)
+                        return true;
+        return false;
+}
+
+/* Each setting the user gave that gcorn accepts but cannot act on, once: at start, and on a
+ * reload only the ones that are new. */
+static int log_no_effect(const Settings *s) {
+        static char **warned;
+        _cleanup_strv_free_ char **lines = NULL;
+        int r;
+
+        r = settings_no_effect_lines(s, &lines);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; lines[i]; i++)
+                if (!strv_contains(warned, lines[i]))
+                        log_warning("%s", lines[i]);
+        strv_free(warned);
+        warned = TAKE_PTR(lines);
+        return 0;
+}
+
+/* A reload that names another PID file moves it, as Gunicorn does. */
+static void pidfile_move(const char *path) {
+        _cleanup_free_ char *error = NULL, *copy = NULL;
+        int r;
+
+        if (pid_path && path && strcmp(pid_path, path) == 0)
+                return;
+        if (path) {
+                copy = strdup(path);
+                r = copy ? pidfile_write(path, getpid(), &error) : -ENOMEM;
+                if (r < 0) {
+                        log_warning("Keeping the pid file %s: %s", strna(pid_path), error ? error : strerror(-r));
+                        return;
+                }
+        }
+        if (pid_path)
+                pidfile_remove(pid_path, getpid());
+        free(pid_path);
+        pid_path = TAKE_PTR(copy);
+}
+
 static int reload_settings(Settings *ret, char **ret_error) {
         int r = load_settings(ret, ret_error);
 
@@ -66,7 +138,29 @@ static int reload_settings(Settings *ret, char **ret_error) {
                 return -EINVAL;
         if (r < 0 && !*ret_error)
                 *ret_error = strdup("invalid command line");
+        if (r > 0) {
+                log_config_warnings(ret);
+                (void) log_no_effect(ret);
+                pidfile_move(ret->pidfile);
+        }
         return r < 0 ? r : 0;
+}
+
+/* --check-config and --print-config: the settings are loaded; the app must import. */
+static int check_config(const Settings *s) {
+        _cleanup_free_ char *error = NULL;
+        void *app = NULL;
+        int r;
+
+        if (s->print_config) {
+                settings_print_config(s, stdout);
+                fflush(stdout);
+        }
+        /* The reference goes with the interpreter, as a preloaded app's does. */
+        r = python_load_app(s->wsgi_app, &app, &error);
+        if (r < 0)
+                return fail(1, error ? error : "Failed to load the application.");
+        return 0;
 }
 
 /* Whether --bind (or bind in the config file) was given: without it, sockets passed by
@@ -92,6 +186,7 @@ static int run(void) {
         Settings s;
         const char *failed = NULL;
         mode_t old_mask;
+        _cleanup_close_ int ready_fd = -1;
         int r, status;
 
         inherited = notify_inherited(&n_inherited);
@@ -114,6 +209,14 @@ static int run(void) {
                 return r == -ENOMEM ? fail(1, "out of memory") : 2;
         }
 
+        /* systemd supervises the process it started: one that forks away and exits looks dead
+         * to it, and the service would be stopped or restarted. */
+        if (s.daemon && notify_enabled()) {
+                status = fail(1, "--daemon is refused under systemd (NOTIFY_SOCKET is set): the service "
+                              "manager would see the process it started exit; run in the foreground");
+                goto out;
+        }
+
         r = log_setup(s.loglevel, s.errorlog, s.accesslog, s.log_target, &failed);
         if (r < 0) {
                 fprintf(stderr, "gcorn: error: Cannot open %s log file %s: %s\n",
@@ -122,6 +225,12 @@ static int run(void) {
                 goto out;
         }
         log_set_identity(s.proc_name, 1);
+        log_config_warnings(&s);
+        r = log_no_effect(&s);
+        if (r < 0) {
+                status = fail(1, "out of memory");
+                goto out;
+        }
 
         if (s.chdir && chdir(s.chdir) < 0) {
                 fprintf(stderr, "gcorn: error: Cannot change directory to %s: %m\n", s.chdir);
@@ -145,6 +254,12 @@ static int run(void) {
                 log_warning("reload with preload_app: workers restart on a change, but run the code the master "
                             "loaded at start");
 
+        if (s.check_config || s.print_config) {
+                status = check_config(&s);
+                goto out;
+        }
+
+        listener_set_reuse_port(s.reuse_port);
         /* The only file bind() creates is a UNIX socket's: umask is for it alone, never for
          * the process (the unit's UMask= stays in force for the app's files). */
         old_mask = umask(privileges_umask(&s));
@@ -158,6 +273,37 @@ static int run(void) {
         }
 
         privileges_prepare(&s, listeners, n_listeners);
+        /* After the sockets are bound, so that a failure to bind is still seen at the terminal;
+         * the PID file after, for the daemon's PID. */
+        if (s.daemon) {
+                ready_fd = daemon_start();
+                if (ready_fd < 0) {
+                        status = fail(1, "Failed to fork the daemon.");
+                        goto out;
+                }
+        }
+        if (s.pidfile) {
+                pid_path = strdup(s.pidfile);
+                if (!pid_path) {
+                        status = fail(1, "out of memory");
+                        goto out;
+                }
+                r = pidfile_write(s.pidfile, getpid(), &error);
+                if (r < 0) {
+                        pid_path = mfree(pid_path);
+                        status = fail(1, error ? error : "Failed to write the pid file.");
+                        goto out;
+                }
+        }
+        if (ready_fd >= 0) {
+                r = daemon_ready(TAKE_FD(ready_fd), s.enable_stdio_inheritance || is_stdio(s.accesslog),
+                                 s.enable_stdio_inheritance || is_stdio(s.errorlog));
+                if (r < 0) {
+                        log_error_errno(r, "Failed to detach the daemon: %m");
+                        status = 1;
+                        goto out;
+                }
+        }
 
         if (s.preload_app) {
                 r = python_load_app(s.wsgi_app, &app, &error);
@@ -171,6 +317,9 @@ static int run(void) {
 
         status = arbiter_run(&s, listeners, n_listeners, app, reload_settings);
 out:
+        if (pid_path)
+                pidfile_remove(pid_path, getpid());
+        pid_path = mfree(pid_path);
         listener_free_all(listeners, n_listeners, true);
         (void) python_finalize();
         settings_done(&s);
@@ -201,6 +350,15 @@ int main(int argc, char **argv) {
                         return 1;
                 }
                 return 0;
+        }
+        /* Generated documentation, at build time: no interpreter needed. */
+        if (argc == 2 && strcmp(argv[1], "--man-page") == 0) {
+                settings_print_man(stdout);
+                return fflush(stdout) == 0 ? 0 : 1;
+        }
+        if (argc == 2 && strcmp(argv[1], "--settings-table-markdown") == 0) {
+                settings_print_markdown(stdout);
+                return fflush(stdout) == 0 ? 0 : 1;
         }
         /* Before Python copies the environment, so the app never sees LISTEN_*,
          * NOTIFY_SOCKET or WATCHDOG_*, and before the environment is moved for process

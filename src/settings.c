@@ -31,7 +31,18 @@ typedef enum SettingType {
         SETTING_DICT,           /* a dict in the config file: NAME, VALUE pairs; no flag */
         SETTING_HELP,
         SETTING_VERSION,
+        SETTING_MARKDOWN,       /* hidden: the README's settings table */
+        SETTING_MAN,            /* hidden: the gcorn(1) man page */
 } SettingType;
+
+/* What gcorn does with a setting. A setting that is not implemented is still parsed and
+ * checked like the others, so a Gunicorn config keeps loading; what happens when it differs
+ * from its default is the table's to say, with the reason. */
+typedef enum SettingStatus {
+        SETTING_IMPLEMENTED,
+        SETTING_NO_EFFECT,      /* accepted; one warning line at start */
+        SETTING_REFUSED,        /* an error: running without it would be wrong */
+} SettingStatus;
 
 /* Checks (and may rewrite, e.g. lowercase) one string value. Returns 0 or -EINVAL with a
  * reason; *ret_value is set only when the value is rewritten. */
@@ -54,6 +65,12 @@ typedef struct SettingDef {
         const char *metavar;
         const char *section;            /* --help heading; NULL: the general options */
         const char *help;
+        bool negate;                    /* a BOOL whose flag turns it off (--no-sendfile) */
+        bool positional;                /* APP_MODULE; other rows without a flag are config-only */
+        bool hidden;                    /* not in --help, the man page or the README */
+        SettingStatus status;
+        const char *reason;             /* why a setting has no effect or is refused */
+        bool gcorn_only;                /* not a Gunicorn setting */
 } SettingDef;
 
 static int check_worker_class(const char *value, char **ret_value, char *reason, size_t reason_size);
@@ -66,6 +83,18 @@ static int check_file_exists(const char *value, char **ret_value, char *reason, 
 static int check_allow_entry(const char *value, char **ret_value, char *reason, size_t reason_size);
 static int check_proxy_protocol(const char *value, char **ret_value, char *reason, size_t reason_size);
 static int check_scheme_header_name(const char *value, char **ret_value, char *reason, size_t reason_size);
+static int check_protocol(const char *value, char **ret_value, char *reason, size_t reason_size);
+
+#define NO_EFFECT(why) .status = SETTING_NO_EFFECT, .reason = (why)
+#define REFUSED(why) .status = SETTING_REFUSED, .reason = (why)
+
+#define WHY_ASGI "only the asgi worker uses it, and that worker is not available yet"
+#define WHY_SYSLOG "gcorn does not send logs to syslog; --log-target journal sends them to the journal"
+#define WHY_STATSD "statsd metrics are not available"
+#define WHY_TLS "TLS is not available (see certfile)"
+#define WHY_HTTP2 "HTTP/2 is not available (Gunicorn needs TLS for it); connections speak HTTP/1.1"
+#define WHY_DIRTY "dirty arbiters are not available (see dirty_apps)"
+#define WHY_CONTROL "gcorn has no control socket; use signals or systemctl reload/kill"
 
 #define FIELD(f) offsetof(Settings, f)
 
@@ -81,7 +110,8 @@ static const SettingDef setting_table[] = {
         { .name = "bind", .short_flag = 'b', .long_flag = "--bind", .type = SETTING_LIST,
           .offset = FIELD(bind), .default_value = "127.0.0.1:8000", .check = check_not_empty,
           .metavar = "ADDRESS", .section = "Server Socket",
-          .help = "The socket to bind: HOST, HOST:PORT, unix:PATH or fd://FD. Repeatable." },
+          .help = "The socket to bind: HOST, HOST:PORT, unix:PATH or fd://FD. Repeatable "
+                  "(default: 0.0.0.0:$PORT when PORT is set)." },
         { .name = "backlog", .long_flag = "--backlog", .type = SETTING_INT, .offset = FIELD(backlog),
           .default_value = "2048", .min = 1, .max = INT_MAX, .metavar = "INT",
           .section = "Server Socket", .help = "The maximum number of pending connections." },
@@ -93,7 +123,16 @@ static const SettingDef setting_table[] = {
         { .name = "worker_class", .short_flag = 'k', .long_flag = "--worker-class", .type = SETTING_STRING,
           .offset = FIELD(worker_class), .default_value = "sync", .check = check_worker_class,
           .metavar = "STRING", .section = "Worker Processes",
-          .help = "The type of workers to use; 'sync' is the one supported." },
+          .help = "The type of workers to use; 'sync' is the one available." },
+        { .name = "threads", .long_flag = "--threads", .type = SETTING_INT, .offset = FIELD(threads),
+          .default_value = "1", .min = 1, .max = INT_MAX, .metavar = "INT", .section = "Worker Processes",
+          .help = "The number of threads per worker (only 1 for now).",
+          REFUSED("more than 1 thread needs the gthread worker, which is not available yet") },
+        { .name = "worker_connections", .long_flag = "--worker-connections", .type = SETTING_INT,
+          .offset = FIELD(worker_connections), .default_value = "1000", .min = 0, .max = INT_MAX,
+          .metavar = "INT", .section = "Worker Processes",
+          .help = "The maximum number of simultaneous clients (gthread and gevent workers).",
+          NO_EFFECT("only the gthread and gevent workers use it; a sync worker serves one connection at a time") },
         { .name = "timeout", .short_flag = 't', .long_flag = "--timeout", .type = SETTING_INT,
           .offset = FIELD(timeout), .default_value = "30", .min = 0, .max = SECONDS_MAX, .metavar = "INT",
           .section = "Worker Processes",
@@ -101,7 +140,7 @@ static const SettingDef setting_table[] = {
         { .name = "boot_timeout", .long_flag = "--boot-timeout", .type = SETTING_INT,
           .offset = FIELD(boot_timeout), .default_value = "120", .min = 1, .max = SECONDS_MAX,
           .metavar = "INT", .section = "Worker Processes",
-          .help = "Seconds a worker may take to import the app before it is killed (gcorn)." },
+          .help = "Seconds a worker may take to import the app before it is killed (gcorn).", .gcorn_only = true },
         { .name = "graceful_timeout", .long_flag = "--graceful-timeout", .type = SETTING_INT,
           .offset = FIELD(graceful_timeout), .default_value = "30", .min = 0, .max = SECONDS_MAX,
           .metavar = "INT", .section = "Worker Processes",
@@ -118,6 +157,20 @@ static const SettingDef setting_table[] = {
           .offset = FIELD(max_requests_jitter), .default_value = "0", .min = 0, .max = INT_MAX,
           .metavar = "INT", .section = "Worker Processes",
           .help = "Add a random 0..INT to max_requests per worker, so they do not restart together." },
+        { .name = "asgi_loop", .long_flag = "--asgi-loop", .type = SETTING_STRING, .offset = FIELD(asgi_loop),
+          .default_value = "auto", .metavar = "STRING", .section = "Worker Processes",
+          .help = "The event loop of ASGI workers.", NO_EFFECT(WHY_ASGI) },
+        { .name = "asgi_lifespan", .long_flag = "--asgi-lifespan", .type = SETTING_STRING,
+          .offset = FIELD(asgi_lifespan), .default_value = "auto", .metavar = "STRING",
+          .section = "Worker Processes", .help = "ASGI lifespan events.", NO_EFFECT(WHY_ASGI) },
+        { .name = "asgi_disconnect_grace_period", .long_flag = "--asgi-disconnect-grace-period",
+          .type = SETTING_INT, .offset = FIELD(asgi_disconnect_grace_period), .default_value = "3", .min = 0,
+          .max = INT_MAX, .metavar = "INT", .section = "Worker Processes",
+          .help = "Seconds an ASGI app gets after a client disconnects.", NO_EFFECT(WHY_ASGI) },
+        { .name = "http_parser", .long_flag = "--http-parser", .type = SETTING_STRING,
+          .offset = FIELD(http_parser), .default_value = "auto", .metavar = "STRING",
+          .section = "Worker Processes", .help = "The HTTP parser of ASGI workers.",
+          NO_EFFECT("only the asgi worker uses it; gcorn always parses HTTP in C") },
 
         { .name = "limit_request_line", .long_flag = "--limit-request-line", .type = SETTING_INT,
           .offset = FIELD(limit_request_line), .default_value = "4094", .min = 0, .max = 8190,
@@ -135,7 +188,18 @@ static const SettingDef setting_table[] = {
         { .name = "limit_request_body", .long_flag = "--limit-request-body", .type = SETTING_INT64,
           .offset = FIELD(limit_request_body), .default_value = "0", .min = 0, .max = INT64_MAX,
           .metavar = "INT", .section = "Security",
-          .help = "The maximum size of a request body in bytes (0: unlimited)." },
+          .help = "The maximum size of a request body in bytes (0: unlimited).", .gcorn_only = true },
+
+        { .name = "spew", .long_flag = "--spew", .type = SETTING_BOOL, .offset = FIELD(spew),
+          .default_value = "false", .section = "Debugging",
+          .help = "Trace every Python line the server executes.",
+          NO_EFFECT("it traces the server's Python lines, and gcorn's server is written in C") },
+        { .name = "check_config", .long_flag = "--check-config", .type = SETTING_BOOL,
+          .offset = FIELD(check_config), .default_value = "false", .section = "Debugging",
+          .help = "Check the configuration and that the app imports, then exit (0 when fine, 1 otherwise)." },
+        { .name = "print_config", .long_flag = "--print-config", .type = SETTING_BOOL,
+          .offset = FIELD(print_config), .default_value = "false", .section = "Debugging",
+          .help = "Print every setting and its value, check that the app imports, then exit." },
 
         { .name = "reload", .long_flag = "--reload", .type = SETTING_BOOL, .offset = FIELD(reload),
           .default_value = "false", .section = "Debugging",
@@ -192,6 +256,50 @@ static const SettingDef setting_table[] = {
           .offset = FIELD(forwarded_allow_ips), .default_value = "127.0.0.1,::1", .check = check_allow_entry,
           .metavar = "STRING", .section = "Server Mechanics",
           .help = "Comma-separated addresses or networks trusted to set the scheme ('*': any)." },
+        { .name = "sendfile", .long_flag = "--no-sendfile", .type = SETTING_BOOL, .negate = true,
+          .offset = FIELD(sendfile), .default_value = "true", .section = "Server Mechanics",
+          .help = "Do not send wsgi.file_wrapper files with sendfile(2)." },
+        { .name = "reuse_port", .long_flag = "--reuse-port", .type = SETTING_BOOL, .offset = FIELD(reuse_port),
+          .default_value = "false", .section = "Server Mechanics",
+          .help = "Set SO_REUSEPORT on the listening sockets gcorn binds." },
+        { .name = "daemon", .short_flag = 'D', .long_flag = "--daemon", .type = SETTING_BOOL,
+          .offset = FIELD(daemon), .default_value = "false", .section = "Server Mechanics",
+          .help = "Detach from the terminal and run in the background (not under systemd)." },
+        { .name = "pidfile", .short_flag = 'p', .long_flag = "--pid", .type = SETTING_STRING,
+          .offset = FIELD(pidfile), .nullable = true, .check = check_not_empty, .metavar = "FILE",
+          .section = "Server Mechanics", .help = "Write the master's PID to this file; it is removed on exit." },
+        { .name = "worker_tmp_dir", .long_flag = "--worker-tmp-dir", .type = SETTING_STRING,
+          .offset = FIELD(worker_tmp_dir), .nullable = true, .metavar = "DIR", .section = "Server Mechanics",
+          .help = "The directory of the workers' heartbeat files.",
+          NO_EFFECT("the worker heartbeat is in shared memory, not in files") },
+        { .name = "tmp_upload_dir", .type = SETTING_STRING, .offset = FIELD(tmp_upload_dir), .nullable = true,
+          .metavar = "DIR", .section = "Server Mechanics",
+          .help = "A directory for temporary request data.",
+          NO_EFFECT("request bodies are never spooled to disk (Gunicorn does not use it either)") },
+        { .name = "paste", .long_flag = "--paste", .alt_flag = "--paster", .type = SETTING_STRING,
+          .offset = FIELD(paste), .nullable = true, .metavar = "STRING", .section = "Server Mechanics",
+          .help = "Load a PasteDeploy config file.",
+          REFUSED("PasteDeploy apps are not available; name the WSGI app as MODULE:NAME") },
+        { .name = "raw_paste_global_conf", .long_flag = "--paste-global", .type = SETTING_LIST,
+          .offset = FIELD(raw_paste_global_conf), .metavar = "CONF", .section = "Server Mechanics",
+          .help = "Set a PasteDeploy global config variable: KEY=VALUE. Repeatable.",
+          NO_EFFECT("it only applies to paste, which is refused") },
+        { .name = "protocol", .long_flag = "--protocol", .type = SETTING_STRING, .offset = FIELD(protocol),
+          .default_value = "http", .check = check_protocol, .metavar = "STRING", .section = "Server Mechanics",
+          .help = "The protocol of incoming connections: http or uwsgi.",
+          REFUSED("only 'http' is served; the uwsgi protocol is not available") },
+        { .name = "uwsgi_allow_ips", .long_flag = "--uwsgi-allow-from", .type = SETTING_STRING,
+          .offset = FIELD(uwsgi_allow_ips), .default_value = "127.0.0.1,::1", .metavar = "STRING",
+          .section = "Server Mechanics", .help = "Addresses allowed to send uwsgi requests.",
+          NO_EFFECT("it only applies to protocol 'uwsgi', which is refused") },
+        { .name = "permit_unconventional_http_version", .long_flag = "--permit-unconventional-http-version",
+          .type = SETTING_BOOL, .offset = FIELD(permit_unconventional_http_version), .default_value = "false",
+          .section = "Server Mechanics", .help = "Permit HTTP versions other than 1.0 and 1.1.",
+          NO_EFFECT("gcorn serves any HTTP/1.x request as HTTP/1.1 (RFC 9110 2.5) and answers other versions 505") },
+        { .name = "root_path", .long_flag = "--root-path", .type = SETTING_STRING, .offset = FIELD(root_path),
+          .default_value = "", .metavar = "STRING", .section = "Server Mechanics",
+          .help = "The root_path of ASGI scopes.",
+          NO_EFFECT("only ASGI scopes have a root_path; WSGI apps get SCRIPT_NAME") },
 
         { .name = "accesslog", .long_flag = "--access-logfile", .type = SETTING_STRING,
           .offset = FIELD(accesslog), .nullable = true, .check = check_not_empty, .metavar = "FILE",
@@ -207,7 +315,7 @@ static const SettingDef setting_table[] = {
         { .name = "log_target", .long_flag = "--log-target", .type = SETTING_STRING,
           .offset = FIELD(log_target), .default_value = "auto", .check = check_log_target,
           .metavar = "TARGET", .section = "Logging",
-          .help = "auto (the journal when stderr is connected to it), journal or stderr (gcorn)." },
+          .help = "auto (the journal when stderr is connected to it), journal or stderr (gcorn).", .gcorn_only = true },
         { .name = "access_log_format", .long_flag = "--access-logformat", .type = SETTING_STRING,
           .offset = FIELD(access_log_format),
           .default_value = ACCESSLOG_DEFAULT_FORMAT,
@@ -221,18 +329,134 @@ static const SettingDef setting_table[] = {
         { .name = "logconfig_json", .long_flag = "--log-config-json", .type = SETTING_STRING,
           .offset = FIELD(logconfig_json), .nullable = true, .check = check_not_empty, .metavar = "FILE",
           .section = "Logging", .help = "Configure Python logging from this dictConfig() JSON file." },
+        { .name = "disable_redirect_access_to_syslog", .long_flag = "--disable-redirect-access-to-syslog",
+          .type = SETTING_BOOL, .offset = FIELD(disable_redirect_access_to_syslog), .default_value = "false",
+          .section = "Logging", .help = "Do not send the access log to syslog.", NO_EFFECT(WHY_SYSLOG) },
+        { .name = "logger_class", .long_flag = "--logger-class", .type = SETTING_STRING,
+          .offset = FIELD(logger_class), .default_value = "gunicorn.glogging.Logger", .metavar = "STRING",
+          .section = "Logging", .help = "The Python logger class.",
+          NO_EFFECT("gcorn's logging is written in C; a Python logger class is not loaded") },
+        { .name = "syslog_addr", .long_flag = "--log-syslog-to", .type = SETTING_STRING,
+          .offset = FIELD(syslog_addr), .default_value = "udp://localhost:514", .metavar = "SYSLOG_ADDR",
+          .section = "Logging", .help = "The syslog address.", NO_EFFECT(WHY_SYSLOG) },
+        { .name = "syslog", .long_flag = "--log-syslog", .type = SETTING_BOOL, .offset = FIELD(syslog),
+          .default_value = "false", .section = "Logging", .help = "Send the error log to syslog.",
+          NO_EFFECT(WHY_SYSLOG) },
+        { .name = "syslog_prefix", .long_flag = "--log-syslog-prefix", .type = SETTING_STRING,
+          .offset = FIELD(syslog_prefix), .nullable = true, .metavar = "SYSLOG_PREFIX", .section = "Logging",
+          .help = "The program name in syslog entries.", NO_EFFECT(WHY_SYSLOG) },
+        { .name = "syslog_facility", .long_flag = "--log-syslog-facility", .type = SETTING_STRING,
+          .offset = FIELD(syslog_facility), .default_value = "user", .metavar = "SYSLOG_FACILITY",
+          .section = "Logging", .help = "The syslog facility.", NO_EFFECT(WHY_SYSLOG) },
+        { .name = "enable_stdio_inheritance", .short_flag = 'R', .long_flag = "--enable-stdio-inheritance",
+          .type = SETTING_BOOL, .offset = FIELD(enable_stdio_inheritance), .default_value = "false",
+          .section = "Logging", .help = "With --daemon, keep stdout and stderr instead of /dev/null." },
+        { .name = "statsd_host", .long_flag = "--statsd-host", .type = SETTING_STRING,
+          .offset = FIELD(statsd_host), .nullable = true, .metavar = "STATSD_ADDR", .section = "Logging",
+          .help = "The statsd server.", NO_EFFECT(WHY_STATSD) },
+        { .name = "dogstatsd_tags", .long_flag = "--dogstatsd-tags", .type = SETTING_STRING,
+          .offset = FIELD(dogstatsd_tags), .default_value = "", .metavar = "DOGSTATSD_TAGS",
+          .section = "Logging", .help = "Tags of the statsd metrics.", NO_EFFECT(WHY_STATSD) },
+        { .name = "statsd_prefix", .long_flag = "--statsd-prefix", .type = SETTING_STRING,
+          .offset = FIELD(statsd_prefix), .default_value = "", .metavar = "STATSD_PREFIX",
+          .section = "Logging", .help = "The prefix of the statsd metrics.", NO_EFFECT(WHY_STATSD) },
+        { .name = "enable_backlog_metric", .long_flag = "--enable-backlog-metric", .type = SETTING_BOOL,
+          .offset = FIELD(enable_backlog_metric), .default_value = "false", .section = "Logging",
+          .help = "Send the socket backlog as a statsd metric.", NO_EFFECT(WHY_STATSD) },
 
         { .name = "proc_name", .short_flag = 'n', .long_flag = "--name", .type = SETTING_STRING,
           .offset = FIELD(proc_name), .nullable = true, .check = check_not_empty, .metavar = "STRING",
           .section = "Process Naming", .help = "The process name (default: the application module)." },
+        { .name = "default_proc_name", .type = SETTING_STRING, .offset = FIELD(default_proc_name),
+          .default_value = "gunicorn", .metavar = "STRING", .section = "Process Naming",
+          .help = "The process name when proc_name is not set.",
+          NO_EFFECT("processes are named after proc_name, or the application module") },
+
+        { .name = "keyfile", .long_flag = "--keyfile", .type = SETTING_STRING, .offset = FIELD(keyfile),
+          .nullable = true, .metavar = "FILE", .section = "SSL", .help = "The TLS key file.",
+          REFUSED("TLS is not available: gcorn would serve plain HTTP where HTTPS was configured; "
+                  "terminate TLS in a proxy") },
+        { .name = "certfile", .long_flag = "--certfile", .type = SETTING_STRING, .offset = FIELD(certfile),
+          .nullable = true, .metavar = "FILE", .section = "SSL", .help = "The TLS certificate file.",
+          REFUSED("TLS is not available: gcorn would serve plain HTTP where HTTPS was configured; "
+                  "terminate TLS in a proxy") },
+        { .name = "ssl_version", .long_flag = "--ssl-version", .type = SETTING_STRING,
+          .offset = FIELD(ssl_version), .default_value = "2", .metavar = "STRING",
+          .section = "SSL", .help = "The TLS protocol version.", NO_EFFECT(WHY_TLS) },
+        { .name = "cert_reqs", .long_flag = "--cert-reqs", .type = SETTING_INT, .offset = FIELD(cert_reqs),
+          .default_value = "0", .min = 0, .max = 2, .metavar = "INT", .section = "SSL",
+          .help = "Whether a client certificate is required.", NO_EFFECT(WHY_TLS) },
+        { .name = "ca_certs", .long_flag = "--ca-certs", .type = SETTING_STRING, .offset = FIELD(ca_certs),
+          .nullable = true, .metavar = "FILE", .section = "SSL", .help = "The CA certificates file.",
+          NO_EFFECT(WHY_TLS) },
+        { .name = "suppress_ragged_eofs", .long_flag = "--suppress-ragged-eofs", .type = SETTING_BOOL,
+          .offset = FIELD(suppress_ragged_eofs), .default_value = "true", .section = "SSL",
+          .help = "Suppress ragged EOFs (see the ssl module).", NO_EFFECT(WHY_TLS) },
+        { .name = "do_handshake_on_connect", .long_flag = "--do-handshake-on-connect", .type = SETTING_BOOL,
+          .offset = FIELD(do_handshake_on_connect), .default_value = "false", .section = "SSL",
+          .help = "Do the TLS handshake when the socket is accepted.", NO_EFFECT(WHY_TLS) },
+        { .name = "ciphers", .long_flag = "--ciphers", .type = SETTING_STRING, .offset = FIELD(ciphers),
+          .nullable = true, .metavar = "STRING", .section = "SSL", .help = "The TLS ciphers.",
+          NO_EFFECT(WHY_TLS) },
+
+        { .name = "http_protocols", .long_flag = "--http-protocols", .type = SETTING_STRING,
+          .offset = FIELD(http_protocols), .default_value = "h1", .metavar = "STRING", .section = "HTTP/2",
+          .help = "The HTTP versions to offer: h1, h2.", NO_EFFECT(WHY_HTTP2) },
+        { .name = "http2_max_concurrent_streams", .long_flag = "--http2-max-concurrent-streams",
+          .type = SETTING_INT, .offset = FIELD(http2_max_concurrent_streams), .default_value = "100", .min = 0,
+          .max = INT_MAX, .metavar = "INT", .section = "HTTP/2", .help = "HTTP/2 streams per connection.",
+          NO_EFFECT(WHY_HTTP2) },
+        { .name = "http2_initial_window_size", .long_flag = "--http2-initial-window-size", .type = SETTING_INT,
+          .offset = FIELD(http2_initial_window_size), .default_value = "65535", .min = 0, .max = INT_MAX,
+          .metavar = "INT", .section = "HTTP/2", .help = "The HTTP/2 initial window size.",
+          NO_EFFECT(WHY_HTTP2) },
+        { .name = "http2_max_frame_size", .long_flag = "--http2-max-frame-size", .type = SETTING_INT,
+          .offset = FIELD(http2_max_frame_size), .default_value = "16384", .min = 16384, .max = 16777215,
+          .metavar = "INT", .section = "HTTP/2", .help = "The HTTP/2 maximum frame size.",
+          NO_EFFECT(WHY_HTTP2) },
+        { .name = "http2_max_header_list_size", .long_flag = "--http2-max-header-list-size",
+          .type = SETTING_INT, .offset = FIELD(http2_max_header_list_size), .default_value = "65536", .min = 0,
+          .max = INT_MAX, .metavar = "INT", .section = "HTTP/2", .help = "The HTTP/2 maximum header list size.",
+          NO_EFFECT(WHY_HTTP2) },
+
+        { .name = "dirty_apps", .long_flag = "--dirty-app", .type = SETTING_LIST, .offset = FIELD(dirty_apps),
+          .metavar = "STRING", .section = "Dirty Arbiters", .help = "An app of the dirty worker pool. Repeatable.",
+          REFUSED("dirty arbiters are not available: the application's calls to them would fail") },
+        { .name = "dirty_workers", .long_flag = "--dirty-workers", .type = SETTING_INT,
+          .offset = FIELD(dirty_workers), .default_value = "0", .min = 0, .max = INT_MAX, .metavar = "INT",
+          .section = "Dirty Arbiters", .help = "The number of dirty worker processes.", NO_EFFECT(WHY_DIRTY) },
+        { .name = "dirty_timeout", .long_flag = "--dirty-timeout", .type = SETTING_INT,
+          .offset = FIELD(dirty_timeout), .default_value = "300", .min = 0, .max = INT_MAX, .metavar = "INT",
+          .section = "Dirty Arbiters", .help = "The dirty task timeout in seconds.", NO_EFFECT(WHY_DIRTY) },
+        { .name = "dirty_threads", .long_flag = "--dirty-threads", .type = SETTING_INT,
+          .offset = FIELD(dirty_threads), .default_value = "1", .min = 0, .max = INT_MAX, .metavar = "INT",
+          .section = "Dirty Arbiters", .help = "Threads per dirty worker.", NO_EFFECT(WHY_DIRTY) },
+        { .name = "dirty_graceful_timeout", .long_flag = "--dirty-graceful-timeout", .type = SETTING_INT,
+          .offset = FIELD(dirty_graceful_timeout), .default_value = "30", .min = 0, .max = INT_MAX,
+          .metavar = "INT", .section = "Dirty Arbiters", .help = "Seconds dirty workers get to stop.",
+          NO_EFFECT(WHY_DIRTY) },
+
+        { .name = "control_socket", .long_flag = "--control-socket", .type = SETTING_STRING,
+          .offset = FIELD(control_socket), .nullable = true, .metavar = "PATH", .section = "Control",
+          .help = "The control socket of gunicornc.", NO_EFFECT(WHY_CONTROL) },
+        { .name = "control_socket_mode", .long_flag = "--control-socket-mode", .type = SETTING_INT,
+          .offset = FIELD(control_socket_mode), .default_value = "384", .min = 0, .max = 07777, .metavar = "INT",
+          .section = "Control", .help = "The control socket's file mode.", NO_EFFECT(WHY_CONTROL) },
+        { .name = "control_socket_disable", .long_flag = "--no-control-socket", .type = SETTING_BOOL,
+          .offset = FIELD(control_socket_disable), .default_value = "false", .section = "Control",
+          .help = "Do not open the control socket.", NO_EFFECT(WHY_CONTROL) },
 
         { .name = "wsgi_app", .type = SETTING_STRING, .offset = FIELD(wsgi_app), .nullable = true,
-          .check = check_not_empty, .metavar = "APP_MODULE",
+          .check = check_not_empty, .metavar = "APP_MODULE", .positional = true,
           .help = "The WSGI application: MODULE, MODULE:NAME or MODULE:FACTORY(ARGS)." },
 
         { .short_flag = 'h', .long_flag = "--help", .type = SETTING_HELP,
           .help = "Show this help message and exit." },
         { .short_flag = 'v', .long_flag = "--version", .type = SETTING_VERSION, .help = "Show the version and exit." },
+        { .long_flag = "--settings-table-markdown", .type = SETTING_MARKDOWN, .hidden = true,
+          .help = "Print the README's settings table and exit." },
+        { .long_flag = "--man-page", .type = SETTING_MAN, .hidden = true,
+          .help = "Print the gcorn(1) man page and exit." },
 };
 
 #define SETTINGS_COUNT ELEMENTSOF(setting_table)
@@ -252,11 +476,49 @@ static const SettingDef *setting_find(const char *name) {
         return NULL;
 }
 
+/* Gunicorn's names for its worker classes: the short one, the egg entry point and the class
+ * path all mean the same worker. */
+static bool worker_class_is(const char *value, const char *kind, const char *class_path) {
+        return strcmp(value, kind) == 0 ||
+                (strncmp(value, "egg:gunicorn#", 13) == 0 && strcmp(value + 13, kind) == 0) ||
+                (class_path && strcmp(value, class_path) == 0);
+}
+
 static int check_worker_class(const char *value, char **ret_value, char *reason, size_t reason_size) {
+        static const struct {
+                const char *kind, *class_path;
+        } later[] = {
+                { "gthread", "gunicorn.workers.gthread.ThreadWorker" },
+                { "gevent", "gunicorn.workers.ggevent.GeventWorker" },
+                { "tornado", "gunicorn.workers.gtornado.TornadoWorker" },
+                { "asgi", "gunicorn.workers.gasgi.ASGIWorker" },
+                { "uvicorn.workers.UvicornWorker", NULL },
+                { "uvicorn_worker.UvicornWorker", NULL },
+        };
+
+        if (worker_class_is(value, "sync", "gunicorn.workers.sync.SyncWorker")) {
+                *ret_value = strdup("sync");
+                return *ret_value ? 0 : -ENOMEM;
+        }
+        if (worker_class_is(value, "eventlet", "gunicorn.workers.geventlet.EventletWorker")) {
+                snprintf(reason, reason_size, "Gunicorn 26 removed the eventlet worker: use gevent or gthread, "
+                         "which are not available yet either; 'sync' is");
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(later); i++)
+                if (worker_class_is(value, later[i].kind, later[i].class_path)) {
+                        snprintf(reason, reason_size, "this worker is not available yet, only 'sync' is");
+                        return -EINVAL;
+                }
+        snprintf(reason, reason_size, "unknown worker class, only 'sync' is available");
+        return -EINVAL;
+}
+
+static int check_protocol(const char *value, char **ret_value, char *reason, size_t reason_size) {
         (void) ret_value;
-        if (strcmp(value, "sync") == 0)
+        if (strcmp(value, "http") == 0 || strcmp(value, "uwsgi") == 0)
                 return 0;
-        snprintf(reason, reason_size, "not supported yet, only 'sync' is");
+        snprintf(reason, reason_size, "choose from http, uwsgi");
         return -EINVAL;
 }
 
@@ -773,6 +1035,7 @@ void settings_done(Settings *s) {
                         break;
                 }
         }
+        strv_freep(&s->config_warnings);
 }
 
 static int invalid_value_error(const SettingDef *d, const char *value, const char *reason, char **ret_error) {
@@ -877,11 +1140,17 @@ static void format_flags(const SettingDef *d, char *buf, size_t size) {
                 snprintf(buf + n, size - n, "/%s", d->alt_flag);
 }
 
+/* Where the options being parsed come from, for errors: NULL for the command line, or the
+ * name of the environment variable. */
+static const char *arg_origin;
+
 _printf_(1, 2)
 static int argv_error(const char *fmt, ...) {
         va_list ap;
 
         fputs(PROGRAM_NAME ": error: ", stderr);
+        if (arg_origin)
+                fprintf(stderr, "in $%s: ", arg_origin);
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
@@ -970,7 +1239,7 @@ static int append_word(char **words, const char *w) {
         return 0;
 }
 
-int settings_parse_argv(Settings *s, int argc, char **argv) {
+static int parse_args(Settings *s, int argc, char **argv) {
         _cleanup_free_ char *unrecognized = NULL;
         bool seen[SETTINGS_COUNT] = {};
         bool only_positional = false, maybe_value = false;
@@ -1039,8 +1308,17 @@ int settings_parse_argv(Settings *s, int argc, char **argv) {
                                 printf(PROGRAM_NAME " (version %s)\n", GCORN_VERSION);
                                 return 0;
                         }
-                        *(bool *) setting_field(s, d) = true;
+                        *(bool *) setting_field(s, d) = !d->negate;
                         continue;
+                }
+                if (d->type == SETTING_MARKDOWN || d->type == SETTING_MAN) {
+                        if (value)
+                                return argument_error(d, "ignored explicit argument", value, NULL);
+                        if (d->type == SETTING_MARKDOWN)
+                                settings_print_markdown(stdout);
+                        else
+                                settings_print_man(stdout);
+                        return 0;
                 }
 
                 /* A flag with an optional value takes the next word only when it is one (so
@@ -1080,6 +1358,8 @@ int settings_parse_argv(Settings *s, int argc, char **argv) {
          * displaced. */
         if (unrecognized)
                 return argv_error("unrecognized arguments: %s", unrecognized);
+        if (app && arg_origin)
+                return argv_error("the application cannot be given here: '%s'", app);
         if (app) {
                 r = setting_apply(s, setting_find("wsgi_app"), app, false, reason, sizeof(reason));
                 if (r == -EINVAL)
@@ -1090,8 +1370,340 @@ int settings_parse_argv(Settings *s, int argc, char **argv) {
         return 1;
 }
 
+int settings_parse_argv(Settings *s, int argc, char **argv) {
+        arg_origin = NULL;
+        return parse_args(s, argc, argv);
+}
+
+/* Appends c to the word being built. */
+static int word_add(char **word, size_t *len, size_t *cap, char c) {
+        if (*len + 2 > *cap) {
+                size_t n = MAX(*cap * 2, (size_t) 32);
+                char *p = realloc(*word, n);
+
+                if (!p)
+                        return -ENOMEM;
+                *word = p;
+                *cap = n;
+        }
+        (*word)[(*len)++] = c;
+        (*word)[*len] = '\0';
+        return 0;
+}
+
+static int strv_push(char ***l, size_t *n, char *item) {
+        char **p = realloc(*l, (*n + 2) * sizeof(char *));
+
+        if (!p)
+                return -ENOMEM;
+        *l = p;
+        p[(*n)++] = item;
+        p[*n] = NULL;
+        return 0;
+}
+
+/* Ends the word being built: it moves to the list. */
+static int word_end(char ***l, size_t *n, char **word, size_t *len, size_t *cap) {
+        int r;
+
+        if (!*word) {
+                *word = strdup("");
+                if (!*word)
+                        return -ENOMEM;
+        }
+        r = strv_push(l, n, *word);
+        if (r < 0)
+                return r;
+        *word = NULL;
+        *len = *cap = 0;
+        return 0;
+}
+
+int settings_shell_split(const char *line, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        _cleanup_free_ char *word = NULL;
+        size_t n = 0, len = 0, cap = 0;
+        bool in_word = false;
+        char quote = 0;
+        int r;
+
+        l = calloc(1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (const char *p = line;; p++) {
+                char c = *p;
+
+                if (!c) {
+                        if (quote)
+                                return -EINVAL;
+                        break;
+                }
+                if (quote == '\'') {
+                        if (c == '\'')
+                                quote = 0;
+                        else if ((r = word_add(&word, &len, &cap, c)) < 0)
+                                return r;
+                        continue;
+                }
+                if (quote == '"') {
+                        /* Inside double quotes a backslash escapes only these, as in sh. */
+                        if (c == '\\' && p[1] && strchr("\\\"$`", p[1]))
+                                c = *++p;
+                        else if (c == '"') {
+                                quote = 0;
+                                continue;
+                        }
+                        if ((r = word_add(&word, &len, &cap, c)) < 0)
+                                return r;
+                        continue;
+                }
+                if (strchr(" \t\n\r\f\v", c)) {
+                        if (in_word) {
+                                r = word_end(&l, &n, &word, &len, &cap);
+                                if (r < 0)
+                                        return r;
+                                in_word = false;
+                        }
+                        continue;
+                }
+                in_word = true;
+                if (c == '\'' || c == '"') {
+                        quote = c;
+                        continue;
+                }
+                if (c == '\\') {
+                        if (!p[1])
+                                return -EINVAL;
+                        c = *++p;
+                }
+                if ((r = word_add(&word, &len, &cap, c)) < 0)
+                        return r;
+        }
+        if (in_word) {
+                r = word_end(&l, &n, &word, &len, &cap);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int parse_env_args(Settings *s, const char *variable) {
+        _cleanup_strv_free_ char **words = NULL;
+        _cleanup_free_ char **argv = NULL;
+        const char *e = getenv(variable);
+        size_t n;
+        int r;
+
+        if (!e)
+                return 1;
+        arg_origin = variable;
+        r = settings_shell_split(e, &words);
+        if (r == -EINVAL) {
+                r = argv_error("no closing quotation");
+                goto finish;
+        }
+        if (r < 0)
+                goto finish;
+        n = strv_length(words);
+        argv = calloc(n + 2, sizeof(char *));
+        if (!argv) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        argv[0] = (char *) PROGRAM_NAME;
+        memcpy(argv + 1, words, n * sizeof(char *));
+        r = parse_args(s, (int) n + 1, argv);
+finish:
+        arg_origin = NULL;
+        return r;
+}
+
+int settings_parse_env_args(Settings *s) {
+        int r;
+
+        r = parse_env_args(s, "GUNICORN_CMD_ARGS");
+        if (r <= 0)
+                return r;
+        return parse_env_args(s, "GCORN_CMD_ARGS");
+}
+
+/* Whether a setting's value is its default, so that a setting the user left alone (or set to
+ * what it is anyway) is never reported. */
+static bool setting_is_default(const Settings *s, const SettingDef *d) {
+        char reason[REASON_MAX];
+        Settings def = {};
+        void *a = setting_field((Settings *) s, d), *b = setting_field(&def, d);
+        bool same = false;
+
+        if (d->type == SETTING_LIST || d->type == SETTING_COMMA_LIST)
+                if (empty_list((char ***) b) < 0)
+                        return false;
+        if (d->default_value && setting_apply(&def, d, d->default_value, false, reason, sizeof(reason)) < 0)
+                goto finish;
+        switch (d->type) {
+        case SETTING_STRING: {
+                const char *x = *(char **) a, *y = *(char **) b;
+
+                same = x == y || (x && y && strcmp(x, y) == 0);
+                break;
+        }
+        case SETTING_INT:
+                same = *(int *) a == *(int *) b;
+                break;
+        case SETTING_INT64:
+                same = *(int64_t *) a == *(int64_t *) b;
+                break;
+        case SETTING_BOOL:
+                same = *(bool *) a == *(bool *) b;
+                break;
+        case SETTING_LIST:
+        case SETTING_COMMA_LIST:
+                same = strv_equal(*(char ***) a, *(char ***) b);
+                break;
+        default:
+                same = true;
+                break;
+        }
+finish:
+        if (d->type == SETTING_STRING)
+                free(*(char **) b);
+        else if (d->type == SETTING_LIST || d->type == SETTING_COMMA_LIST)
+                strv_free(*(char ***) b);
+        return same;
+}
+
+/* Appends text to a growing string; on failure the string is freed (the caller reports
+ * -ENOMEM once). */
+_printf_(2, 3)
+static void str_append(char **str, const char *fmt, ...) {
+        _cleanup_free_ char *more = NULL;
+        char *n = NULL;
+        va_list ap;
+        int r;
+
+        if (!*str)
+                return;
+        va_start(ap, fmt);
+        r = vasprintf(&more, fmt, ap);
+        va_end(ap);
+        if (r < 0 || asprintf(&n, "%s%s", *str, more) < 0)
+                n = NULL;
+        free(*str);
+        *str = n;
+}
+
+/* A string as Python's repr() writes it, closely enough for ASCII text. */
+static void str_append_repr(char **str, const char *v) {
+        char q = strchr(v, '\'') && !strchr(v, '"') ? '"' : '\'';
+
+        str_append(str, "%c", q);
+        for (const char *p = v; *p; p++) {
+                if (*p == '\\' || *p == q)
+                        str_append(str, "\\%c", *p);
+                else if (*p == '\n')
+                        str_append(str, "\\n");
+                else if (*p == '\t')
+                        str_append(str, "\\t");
+                else
+                        str_append(str, "%c", *p);
+        }
+        str_append(str, "%c", q);
+}
+
+/* A value as Gunicorn prints it (Python's str()): None, True, 30, text, ['a', 'b']. pythonpath
+ * is one comma-separated string in Gunicorn. Returns NULL on OOM. */
+static char *setting_value_string(const Settings *s, const SettingDef *d) {
+        const void *field = setting_field((Settings *) s, d);
+        char *ret = strdup("");
+
+        switch (d->type) {
+        case SETTING_STRING:
+                str_append(&ret, "%s", *(char *const *) field ? *(char *const *) field : "None");
+                break;
+        case SETTING_INT:
+                str_append(&ret, "%d", *(const int *) field);
+                break;
+        case SETTING_INT64:
+                str_append(&ret, "%lld", (long long) *(const int64_t *) field);
+                break;
+        case SETTING_BOOL:
+                str_append(&ret, "%s", *(const bool *) field ? "True" : "False");
+                break;
+        case SETTING_LIST: {
+                char *const *l = *(char **const *) field;
+
+                str_append(&ret, "[");
+                for (size_t i = 0; l && l[i]; i++) {
+                        if (i > 0)
+                                str_append(&ret, ", ");
+                        if (ret)
+                                str_append_repr(&ret, l[i]);
+                }
+                str_append(&ret, "]");
+                break;
+        }
+        case SETTING_COMMA_LIST: {
+                char *const *l = *(char **const *) field;
+
+                if (!l || !l[0])
+                        str_append(&ret, "None");
+                for (size_t i = 0; l && l[i]; i++)
+                        str_append(&ret, "%s%s", i > 0 ? "," : "", l[i]);
+                break;
+        }
+        default:
+                str_append(&ret, "None");
+                break;
+        }
+        return ret;
+}
+
+int settings_no_effect_lines(const Settings *s, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0;
+        int r;
+
+        l = calloc(1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < SETTINGS_COUNT; i++) {
+                const SettingDef *d = &setting_table[i];
+                _cleanup_free_ char *value = NULL;
+                char *line;
+
+                if (d->status != SETTING_NO_EFFECT || setting_is_default(s, d))
+                        continue;
+                value = setting_value_string(s, d);
+                if (!value || asprintf(&line, "Setting %s = %s has no effect in gcorn: %s", d->name, value,
+                                       d->reason) < 0)
+                        return -ENOMEM;
+                r = strv_push(&l, &n, line);
+                if (r < 0) {
+                        free(line);
+                        return r;
+                }
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 int settings_validate(const Settings *s, char **ret_error) {
         const char *msg = NULL;
+
+        for (size_t i = 0; i < SETTINGS_COUNT; i++) {
+                const SettingDef *d = &setting_table[i];
+                _cleanup_free_ char *value = NULL;
+
+                if (d->status != SETTING_REFUSED || setting_is_default(s, d))
+                        continue;
+                value = setting_value_string(s, d);
+                if (!value || asprintf(ret_error, "Setting %s = %s is refused: %s", d->name, value, d->reason) < 0) {
+                        *ret_error = NULL;
+                        return -ENOMEM;
+                }
+                return -EINVAL;
+        }
 
         if (!s->wsgi_app)
                 msg = "No application module specified.";
@@ -1103,6 +1715,17 @@ int settings_validate(const Settings *s, char **ret_error) {
         if (!*ret_error)
                 return -ENOMEM;
         return -EINVAL;
+}
+
+static const char *status_tag(const SettingDef *d) {
+        switch (d->status) {
+        case SETTING_NO_EFFECT:
+                return " [no effect in gcorn]";
+        case SETTING_REFUSED:
+                return " [refused by gcorn]";
+        default:
+                return "";
+        }
 }
 
 static void print_option(FILE *f, const SettingDef *d) {
@@ -1122,38 +1745,290 @@ static void print_option(FILE *f, const SettingDef *d) {
         }
 
         if (strlen(left) <= 22)
-                fprintf(f, "  %-22s  %s\n", left, d->help);
+                fprintf(f, "  %-22s  %s%s\n", left, d->help, status_tag(d));
         else
-                fprintf(f, "  %s\n  %-22s  %s\n", left, "", d->help);
+                fprintf(f, "  %s\n  %-22s  %s%s\n", left, "", d->help, status_tag(d));
+}
+
+/* Whether d is the first row of its section: the sections come out in the order they first
+ * appear, with every row of each, wherever it is in the table. */
+static bool section_first(size_t i) {
+        for (size_t j = 0; j < i; j++)
+                if (setting_table[j].section && strcmp(setting_table[j].section, setting_table[i].section) == 0)
+                        return false;
+        return true;
+}
+
+static bool in_help(const SettingDef *d) {
+        return d->long_flag && !d->hidden;
 }
 
 void settings_print_help(FILE *f) {
-        const char *section = NULL;
-
         fputs("usage: " PROGRAM_NAME " [OPTIONS] [APP_MODULE]\n\npositional arguments:\n", f);
         for (size_t i = 0; i < SETTINGS_COUNT; i++)
-                if (!setting_table[i].long_flag && setting_table[i].type != SETTING_DICT)
+                if (setting_table[i].positional)
                         print_option(f, &setting_table[i]);
 
         fputs("\noptions:\n", f);
         for (size_t i = 0; i < SETTINGS_COUNT; i++)
-                if (setting_table[i].long_flag && !setting_table[i].section)
+                if (in_help(&setting_table[i]) && !setting_table[i].section)
                         print_option(f, &setting_table[i]);
 
-        /* Each section's settings are contiguous in the table. */
+        for (size_t i = 0; i < SETTINGS_COUNT; i++) {
+                const char *section = setting_table[i].section;
+                bool heading = false;
+
+                if (!section || !section_first(i))
+                        continue;
+                for (size_t j = i; j < SETTINGS_COUNT; j++) {
+                        const SettingDef *d = &setting_table[j];
+
+                        if (!in_help(d) || !d->section || strcmp(d->section, section) != 0)
+                                continue;
+                        if (!heading)
+                                fprintf(f, "\n%s:\n", section);
+                        heading = true;
+                        print_option(f, d);
+                }
+        }
+        fputs("\nOptions are also read from $GUNICORN_CMD_ARGS, then $GCORN_CMD_ARGS: above the config\n"
+              "file, below the command line. Settings marked [no effect in gcorn] are accepted and\n"
+              "named in one warning line at start when set; [refused] ones stop gcorn with an error.\n"
+              "See gcorn(1) for the reasons.\n", f);
+}
+
+static bool streq(const char *a, const char *b) {
+        return a && b && strcmp(a, b) == 0;
+}
+
+static int compare_names(const void *a, const void *b) {
+        return strcmp((*(const SettingDef *const *) a)->name, (*(const SettingDef *const *) b)->name);
+}
+
+/* The settable rows sorted by name; n is set to their number. */
+static size_t sorted_settings(const SettingDef **out) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < SETTINGS_COUNT; i++)
+                if (is_settable(&setting_table[i]) && !setting_table[i].hidden)
+                        out[n++] = &setting_table[i];
+        qsort(out, n, sizeof(out[0]), compare_names);
+        return n;
+}
+
+void settings_print_config(const Settings *s, FILE *f) {
+        const SettingDef *sorted[SETTINGS_COUNT];
+        size_t n = sorted_settings(sorted);
+        int width = 0;
+
+        for (size_t i = 0; i < n; i++)
+                width = MAX(width, (int) strlen(sorted[i]->name));
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *value = setting_value_string(s, sorted[i]);
+
+                fprintf(f, "%-*s = %s\n", width, sorted[i]->name, strna(value));
+        }
+}
+
+static const char *status_word(const SettingDef *d) {
+        switch (d->status) {
+        case SETTING_NO_EFFECT:
+                return "no effect";
+        case SETTING_REFUSED:
+                return "refused";
+        default:
+                return d->gcorn_only ? "implemented (gcorn only)" : "implemented";
+        }
+}
+
+/* "-w, --workers", or "" for a setting only the config file sets. */
+static void flags_text(const SettingDef *d, char *buf, size_t size) {
+        int n = 0;
+
+        buf[0] = '\0';
+        if (d->positional) {
+                snprintf(buf, size, "%s", d->metavar);
+                return;
+        }
+        if (d->short_flag)
+                n = snprintf(buf, size, "-%c", d->short_flag);
+        if (d->long_flag && (size_t) n < size)
+                n += snprintf(buf + n, size - n, "%s%s", n > 0 ? ", " : "", d->long_flag);
+        if (d->alt_flag && (size_t) n < size)
+                snprintf(buf + n, size - n, ", %s", d->alt_flag);
+}
+
+void settings_print_markdown(FILE *f) {
+        fputs("| Setting | Command line | Default | Status in gcorn | Notes |\n|---|---|---|---|---|\n", f);
+        for (size_t i = 0; i < SETTINGS_COUNT; i++) {
+                const SettingDef *d = &setting_table[i];
+                char flags[128];
+
+                if (!is_settable(d) || d->hidden)
+                        continue;
+                flags_text(d, flags, sizeof(flags));
+                fprintf(f, "| `%s` | %s%s%s | ", d->name, flags[0] ? "`" : "", flags[0] ? flags : "config file",
+                        flags[0] ? "`" : "");
+                if (d->type == SETTING_BOOL)
+                        fputs(streq(d->default_value, "true") ? "on" : "off", f);
+                else if (d->default_value && d->default_value[0])
+                        fprintf(f, "`%s`", d->default_value);
+                fprintf(f, " | %s | %s |\n", status_word(d), d->reason ? d->reason : d->help);
+        }
+}
+
+/* Text for roff: backslashes and minus signs escaped, no line starting with a control
+ * character. */
+static void man_text(FILE *f, const char *text) {
+        if (text[0] == '.' || text[0] == '\'')
+                fputs("\\&", f);
+        for (const char *p = text; *p; p++) {
+                if (*p == '\\')
+                        fputs("\\e", f);
+                else if (*p == '-')
+                        fputs("\\-", f);
+                else
+                        fputc(*p, f);
+        }
+}
+
+static void man_option(FILE *f, const SettingDef *d) {
+        char flags[128];
+
+        flags_text(d, flags, sizeof(flags));
+        fputs(".TP\n", f);
+        if (d->long_flag || d->positional) {
+                fputs("\\fB", f);
+                man_text(f, flags);
+                fputs("\\fR", f);
+                if (d->metavar && !d->positional) {
+                        fputs(" \\fI", f);
+                        man_text(f, d->metavar);
+                        fputs("\\fR", f);
+                }
+                fputs("\n", f);
+        } else
+                fputs("(config file only)\n", f);
+        man_text(f, d->help);
+        fputs("\n.br\nSetting: \\fB", f);
+        man_text(f, d->name);
+        fputs("\\fR", f);
+        if (d->default_value && d->type != SETTING_BOOL) {
+                fputs("; default: ", f);
+                man_text(f, d->default_value[0] ? d->default_value : "''");
+        }
+        fputs(". Status: ", f);
+        man_text(f, status_word(d));
+        if (d->reason) {
+                fputs(": ", f);
+                man_text(f, d->reason);
+        }
+        fputs(".\n", f);
+}
+
+void settings_print_man(FILE *f) {
+        fputs(".TH GCORN 1 \"\" \"gcorn " GCORN_VERSION "\" \"User Commands\"\n"
+              ".SH NAME\n"
+              "gcorn \\- a WSGI HTTP server, a drop\\-in for Gunicorn, native to systemd\n"
+              ".SH SYNOPSIS\n"
+              ".B gcorn\n"
+              "[\\fIOPTIONS\\fR] [\\fIAPP_MODULE\\fR]\n"
+              ".SH DESCRIPTION\n"
+              "gcorn serves a Python WSGI application with the command line, config file\n"
+              "(gunicorn.conf.py) and behaviour of Gunicorn 23. Every Gunicorn setting up to 26.1\n"
+              "is accepted: it is implemented, or reported once at start as having no effect, or\n"
+              "refused with an error where running without it would be wrong. Settings come from,\n"
+              "in rising order: the defaults, the config file, $GUNICORN_CMD_ARGS, $GCORN_CMD_ARGS\n"
+              "and the command line.\n"
+              ".SH OPTIONS\n", f);
+        for (size_t i = 0; i < SETTINGS_COUNT; i++)
+                if (setting_table[i].positional)
+                        man_option(f, &setting_table[i]);
         for (size_t i = 0; i < SETTINGS_COUNT; i++) {
                 const SettingDef *d = &setting_table[i];
 
-                if (!d->long_flag || !d->section)
-                        continue;
-                if (!section || strcmp(section, d->section) != 0) {
-                        section = d->section;
-                        fprintf(f, "\n%s:\n", section);
+                if (d->long_flag && !d->name && !d->hidden) {
+                        fputs(".TP\n\\fB", f);
+                        if (d->short_flag)
+                                fprintf(f, "\\-%c, ", d->short_flag);
+                        man_text(f, d->long_flag);
+                        fputs("\\fR\n", f);
+                        man_text(f, d->help);
+                        fputs("\n", f);
                 }
-                print_option(f, d);
         }
+        for (size_t i = 0; i < SETTINGS_COUNT; i++) {
+                const char *section = setting_table[i].section;
+
+                if (!section || !section_first(i))
+                        continue;
+                fputs(".SS \"", f);
+                man_text(f, section);
+                fputs("\"\n", f);
+                for (size_t j = i; j < SETTINGS_COUNT; j++) {
+                        const SettingDef *d = &setting_table[j];
+
+                        if (is_settable(d) && !d->hidden && d->section && strcmp(d->section, section) == 0)
+                                man_option(f, d);
+                }
+        }
+        fputs(".SH ENVIRONMENT\n"
+              ".TP\n.B GUNICORN_CMD_ARGS\n"
+              "Options, split as a shell does, above the config file and below the command line.\n"
+              ".TP\n.B GCORN_CMD_ARGS\n"
+              "The same, read after GUNICORN_CMD_ARGS, so that its options win.\n"
+              ".TP\n.B PORT\n"
+              "The default bind address is 0.0.0.0:$PORT.\n"
+              ".TP\n.B WEB_CONCURRENCY\n"
+              "The default number of workers.\n"
+              ".SH SEE ALSO\n"
+              "gunicorn(1), systemd.service(5)\n", f);
 }
 
 bool settings_has(const char *name) {
         return setting_find(name) != NULL;
+}
+
+/* Edit distance with adjacent transpositions, capped: anything above 2 is 3. */
+static unsigned typo_distance(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
+        unsigned d[64][64];
+
+        if (la >= 64 || lb >= 64 || (la > lb ? la - lb : lb - la) > 2)
+                return 3;
+        for (size_t i = 0; i <= la; i++)
+                d[i][0] = (unsigned) i;
+        for (size_t j = 0; j <= lb; j++)
+                d[0][j] = (unsigned) j;
+        for (size_t i = 1; i <= la; i++)
+                for (size_t j = 1; j <= lb; j++) {
+                        unsigned cost = a[i - 1] != b[j - 1];
+
+                        d[i][j] = MIN(MIN(d[i - 1][j] + 1, d[i][j - 1] + 1), d[i - 1][j - 1] + cost);
+                        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                                d[i][j] = MIN(d[i][j], d[i - 2][j - 2] + 1);
+                }
+        return MIN(d[la][lb], 3u);
+}
+
+const char *settings_suggest(const char *name) {
+        const char *best = NULL;
+        unsigned best_distance = 3;
+
+        /* Two edits turn any two-letter name into any other. */
+        if (strlen(name) < 3)
+                return NULL;
+        for (size_t i = 0; i < SETTINGS_COUNT; i++) {
+                const SettingDef *d = &setting_table[i];
+                unsigned k;
+
+                if (!is_settable(d) || d->hidden)
+                        continue;
+                k = typo_distance(name, d->name);
+                if (k < best_distance) {
+                        best_distance = k;
+                        best = d->name;
+                }
+        }
+        return best;
 }

@@ -71,6 +71,7 @@ static size_t log_fields_cap;
 static PyObject *app;
 static AccessLog *access_log;
 static pid_t worker_pid;                /* set after fork: getpid() is a system call */
+static bool use_sendfile;               /* false with --no-sendfile */
 static PyObject *start_response_obj, *write_obj;
 
 static int buf_reserve(Buf *b, size_t extra) {
@@ -621,7 +622,7 @@ static int send_file(WsgiState *st, PyObject *wrapper, int *ret_error) {
         int fd, r;
 
         *ret_error = 0;
-        if (!filelike || st->head_sent)
+        if (!use_sendfile || !filelike || st->head_sent)
                 return 0;
         fd = PyObject_AsFileDescriptor(filelike);
         if (fd < 0) {
@@ -943,6 +944,7 @@ int wsgi_handle(Conn *c, WsgiResult *ret) {
 int wsgi_init(void *app_obj, const Settings *s) {
         int r;
 
+        use_sendfile = s->sendfile;
         python_gil_acquire();
         if (PyType_Ready(&start_response_type) < 0 || PyType_Ready(&write_type) < 0) {
                 PyErr_Clear();

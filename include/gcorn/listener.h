@@ -33,6 +33,9 @@ int listener_parse_spec(const char *spec, BindSpec *ret);
 
 #include "gcorn/notify.h"
 
+/* --reuse-port: SO_REUSEPORT on the TCP sockets opened from here on. */
+void listener_set_reuse_port(bool on);
+
 /* Opens every spec. With sockets from systemd (inherited), all of them are used when
  * use_all_inherited (no --bind was given), and "fd://NAME" picks one by name otherwise.
  * Inherited sockets are checked, never bound or listen()ed again. On failure closes what it

@@ -28,6 +28,12 @@ typedef struct Settings {
         int keepalive;                  /* 2 s */
         int max_requests;               /* 0 = off */
         int max_requests_jitter;        /* 0 */
+        int threads;                    /* 1; more is refused until the gthread worker exists */
+        int worker_connections;         /* accepted, no effect (gthread/gevent only) */
+        char *asgi_loop;                /* accepted, no effect: the asgi worker settings */
+        char *asgi_lifespan;
+        int asgi_disconnect_grace_period;
+        char *http_parser;
 
         /* security limits */
         int limit_request_line;         /* 4094; 0 = unlimited (capped at 8190 as Gunicorn) */
@@ -54,6 +60,23 @@ typedef struct Settings {
         char **secure_scheme_headers;   /* NAME, VALUE, NAME, VALUE, ..., NULL: upper-case names */
         char *proxy_protocol;           /* "off" (or NULL), "v1", "v2", "auto" */
         char **proxy_allow_ips;         /* who may send a PROXY header; "127.0.0.1,::1" */
+        bool sendfile;                  /* true; --no-sendfile turns wsgi.file_wrapper's sendfile(2) off */
+        bool reuse_port;                /* SO_REUSEPORT on the TCP sockets gcorn binds */
+        bool daemon;                    /* -D: detach (refused under systemd) */
+        char *pidfile;                  /* -p: the master's PID, written atomically, removed on exit */
+        char *worker_tmp_dir;           /* accepted, no effect: the heartbeat is in shared memory */
+        char *tmp_upload_dir;           /* accepted, no effect */
+        char *paste;                    /* refused */
+        char **raw_paste_global_conf;   /* accepted, no effect */
+        char *protocol;                 /* "http"; "uwsgi" is refused */
+        char *uwsgi_allow_ips;          /* accepted, no effect */
+        bool permit_unconventional_http_version; /* accepted, no effect: 1.x is served as 1.1 */
+        char *root_path;                /* accepted, no effect (ASGI) */
+
+        /* debugging */
+        bool spew;                      /* accepted, no effect */
+        bool check_config;              /* load the config and import the app, then exit */
+        bool print_config;              /* print every setting, import the app, then exit */
 
         /* logging */
         char *accesslog;                /* NULL = off; "-" = stdout */
@@ -65,13 +88,58 @@ typedef struct Settings {
         char *logconfig;                /* NULL, or a logging.config.fileConfig() file */
         char *logconfig_json;           /* NULL, or a dictConfig() in a JSON file */
         void *logconfig_dict;           /* NULL, or the config file's dict (PyObject *, owned) */
+        bool enable_stdio_inheritance;  /* -R: with -D, stdout and stderr stay as they were */
+        bool disable_redirect_access_to_syslog; /* syslog and statsd: accepted, no effect */
+        char *logger_class;
+        char *syslog_addr;
+        bool syslog;
+        char *syslog_prefix;
+        char *syslog_facility;
+        char *statsd_host;
+        char *dogstatsd_tags;
+        char *statsd_prefix;
+        bool enable_backlog_metric;
 
         /* process naming */
         char *proc_name;                /* NULL: the app spec */
+        char *default_proc_name;        /* accepted, no effect */
+
+        /* SSL: certfile and keyfile are refused, the rest has no effect without them */
+        char *keyfile;
+        char *certfile;
+        char *ssl_version;
+        int cert_reqs;
+        char *ca_certs;
+        bool suppress_ragged_eofs;
+        bool do_handshake_on_connect;
+        char *ciphers;
+
+        /* HTTP/2 (Gunicorn 25): accepted, no effect */
+        char *http_protocols;
+        int http2_max_concurrent_streams;
+        int http2_initial_window_size;
+        int http2_max_frame_size;
+        int http2_max_header_list_size;
+
+        /* dirty arbiters (Gunicorn 25): dirty_apps is refused, the rest has no effect */
+        char **dirty_apps;
+        int dirty_workers;
+        int dirty_timeout;
+        int dirty_threads;
+        int dirty_graceful_timeout;
+
+        /* control socket (Gunicorn 25.1): accepted, no effect */
+        char *control_socket;
+        int control_socket_mode;
+        bool control_socket_disable;
 
         /* config and app */
         char *config;                   /* -c FILE, or "./gunicorn.conf.py"-style default when present */
         char *wsgi_app;                 /* positional APP_MODULE, or wsgi_app in the config */
+
+        /* Not settings: lines about the config file (names that are not settings) to log
+         * once logging is set up. NULL-terminated, owned. */
+        char **config_warnings;
 } Settings;
 
 /* Fills in the defaults (reads PORT and WEB_CONCURRENCY as Gunicorn does). Returns -errno. */
@@ -81,6 +149,15 @@ void settings_done(Settings *s);
 /* Parses argv over s. Returns 1 to go on serving, 0 when --help/--version was printed
  * (exit 0), or a negative errno after printing one clear line to stderr. */
 int settings_parse_argv(Settings *s, int argc, char **argv);
+
+/* Parses the options in $GUNICORN_CMD_ARGS, then those in $GCORN_CMD_ARGS (so gcorn's own
+ * variable wins), split as a POSIX shell does. They rank above the config file and below
+ * the command line. Same returns as settings_parse_argv(). */
+int settings_parse_env_args(Settings *s);
+
+/* Splits a string into words as shlex.split() does (quotes, backslashes, no comments).
+ * Returns 0 and a NULL-terminated list, or -EINVAL for an unclosed quote. */
+int settings_shell_split(const char *line, char ***ret);
 
 /* Sets one setting by its Gunicorn name from a string value, as the config file does.
  * Returns 0, -ENOENT for an unknown name, -EINVAL for a bad value (message in *ret_error,
@@ -100,7 +177,24 @@ int settings_set_dict(Settings *s, const char *name, const char *const *pairs, c
 /* Whether name is a setting (the config file ignores other module-level names). */
 bool settings_has(const char *name);
 
-/* Checks cross-field rules after argv and the config file are both applied. */
+/* The setting name closest to name, when it is at most 2 edits away (a likely typo), or
+ * NULL. */
+const char *settings_suggest(const char *name);
+
+/* Checks cross-field rules after argv and the config file are both applied, and refuses a
+ * setting gcorn cannot honour where running without it would be wrong (certfile, threads
+ * above 1, ...). */
 int settings_validate(const Settings *s, char **ret_error);
 
+/* One line per setting the user changed from its default that has no effect in gcorn, with
+ * the reason: "worker_tmp_dir has no effect in gcorn: ...". NULL-terminated, owned. */
+int settings_no_effect_lines(const Settings *s, char ***ret);
+
 void settings_print_help(FILE *f);
+
+/* --print-config: "name = value" for every setting, sorted, names padded, as Gunicorn. */
+void settings_print_config(const Settings *s, FILE *f);
+
+/* The settings table as Markdown (README) and the gcorn(1) man page (roff). */
+void settings_print_markdown(FILE *f);
+void settings_print_man(FILE *f);

@@ -85,6 +85,7 @@ class Server:
                 self.argv = argv
                 full_env = dict(os.environ)
                 full_env.pop("GUNICORN_CMD_ARGS", None)
+                full_env.pop("GCORN_CMD_ARGS", None)
                 full_env["PYTHONDONTWRITEBYTECODE"] = "1"
                 if env:
                         full_env.update(env)

@@ -91,6 +91,26 @@ static size_t count_lines(const char *text) {
         return n;
 }
 
+/* settings_parse_env_args() with stdout and stderr captured into `captured`. */
+static int capture_env_args(void) {
+        int saved_err, fd, r;
+        ssize_t n;
+
+        fd = fileno(tmpfile());
+        ck_assert_int_ge(fd, 0);
+        fflush(stderr);
+        saved_err = dup(STDERR_FILENO);
+        dup2(fd, STDERR_FILENO);
+        r = settings_parse_env_args(&s);
+        fflush(stderr);
+        dup2(saved_err, STDERR_FILENO);
+        close(saved_err);
+        n = pread(fd, captured, sizeof(captured) - 1, 0);
+        captured[n > 0 ? n : 0] = '\0';
+        close(fd);
+        return r;
+}
+
 START_TEST(test_defaults) {
         char cwd[PATH_MAX];
 
@@ -314,15 +334,15 @@ END_TEST
 
 START_TEST(test_unknown_option_before_app) {
         /* "4" is the unknown option's value, not the app; the app is not an extra argument. */
-        ck_assert_int_eq(parse("--threads", "4", "-w", "2", "app:app", NULL), -EINVAL);
-        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --threads\n");
+        ck_assert_int_eq(parse("--fibers", "4", "-w", "2", "app:app", NULL), -EINVAL);
+        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --fibers\n");
         ck_assert_int_eq(parse("-X", "4", "app:app", NULL), -EINVAL);
         ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: -X\n");
         /* Reported ahead of a bad APP_MODULE, which it may have displaced. */
-        ck_assert_int_eq(parse("", "--threads", "4", NULL), -EINVAL);
-        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --threads\n");
-        ck_assert_int_eq(parse("--threads=4", "app:app", "x", NULL), -EINVAL);
-        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --threads=4 x\n");
+        ck_assert_int_eq(parse("", "--fibers", "4", NULL), -EINVAL);
+        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --fibers\n");
+        ck_assert_int_eq(parse("--fibers=4", "app:app", "x", NULL), -EINVAL);
+        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --fibers=4 x\n");
         ck_assert_int_eq(parse("-w", "2", "app:app", NULL), 1);
         ck_assert_str_eq(s.wsgi_app, "app:app");
 }
@@ -349,7 +369,7 @@ END_TEST
 START_TEST(test_worker_class) {
         ck_assert_int_eq(parse("-k", "gthread", NULL), -EINVAL);
         ck_assert_ptr_nonnull(strstr(captured, "argument -k/--worker-class"));
-        ck_assert_ptr_nonnull(strstr(captured, "not supported yet"));
+        ck_assert_ptr_nonnull(strstr(captured, "not available yet"));
         ck_assert_int_eq(count_lines(captured), 1);
         ck_assert_str_eq(s.worker_class, "sync");
 }
@@ -493,6 +513,178 @@ START_TEST(test_validate) {
         ck_assert_int_eq(parse("app:app", NULL), 1);
         ck_assert_int_eq(settings_validate(&s, &err), 0);
         ck_assert_ptr_null(err);
+}
+END_TEST
+
+START_TEST(test_worker_class_kinds) {
+        ck_assert_int_eq(parse("-k", "gunicorn.workers.sync.SyncWorker", NULL), 1);
+        ck_assert_str_eq(s.worker_class, "sync");
+        ck_assert_int_eq(parse("-k", "egg:gunicorn#sync", NULL), 1);
+        ck_assert_str_eq(s.worker_class, "sync");
+        /* Removed by Gunicorn 26: the line points at what replaces it. */
+        ck_assert_int_eq(parse("-k", "eventlet", NULL), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(captured, "use gevent or gthread"));
+        ck_assert_int_eq(count_lines(captured), 1);
+        ck_assert_int_eq(parse("-k", "uvicorn.workers.UvicornWorker", NULL), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(captured, "not available yet"));
+        ck_assert_int_eq(parse("-k", "nosuch", NULL), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(captured, "unknown worker class"));
+}
+END_TEST
+
+START_TEST(test_shell_split) {
+        char **w = NULL;
+
+        ck_assert_int_eq(settings_shell_split("  -w 3  --name 'my app' -e \"A=\\\"b c\\\"\" x\\ y '' ", &w), 0);
+        ck_assert_int_eq(strv_len(w), 8);
+        ck_assert_str_eq(w[0], "-w");
+        ck_assert_str_eq(w[1], "3");
+        ck_assert_str_eq(w[3], "my app");
+        ck_assert_str_eq(w[5], "A=\"b c\"");
+        ck_assert_str_eq(w[6], "x y");
+        ck_assert_str_eq(w[7], "");
+        strv_free(w);
+        w = NULL;
+        ck_assert_int_eq(settings_shell_split("", &w), 0);
+        ck_assert_int_eq(strv_len(w), 0);
+        strv_free(w);
+        ck_assert_int_eq(settings_shell_split("--name 'open", &w), -EINVAL);
+        ck_assert_int_eq(settings_shell_split("a\\", &w), -EINVAL);
+}
+END_TEST
+
+/* Config file < GUNICORN_CMD_ARGS < GCORN_CMD_ARGS < command line. */
+START_TEST(test_env_args) {
+        setenv("GUNICORN_CMD_ARGS", "-w 3 --timeout 7 --name 'from env'", 1);
+        ck_assert_int_eq(settings_parse_env_args(&s), 1);
+        ck_assert_int_eq(s.workers, 3);
+        ck_assert_int_eq(s.timeout, 7);
+        ck_assert_str_eq(s.proc_name, "from env");
+
+        setenv("GCORN_CMD_ARGS", "-w 5", 1);
+        ck_assert_int_eq(settings_parse_env_args(&s), 1);
+        ck_assert_int_eq(s.workers, 5);
+        ck_assert_int_eq(parse("-w", "6", NULL), 1);
+        ck_assert_int_eq(s.workers, 6);
+        ck_assert_int_eq(s.timeout, 7);
+
+        /* Errors name the variable; the app is not an option. */
+        setenv("GCORN_CMD_ARGS", "--nope", 1);
+        ck_assert_int_eq(capture_env_args(), -EINVAL);
+        ck_assert_str_eq(captured, "gcorn: error: in $GCORN_CMD_ARGS: unrecognized arguments: --nope\n");
+        setenv("GCORN_CMD_ARGS", "app:app", 1);
+        ck_assert_int_eq(capture_env_args(), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(captured, "in $GCORN_CMD_ARGS: the application cannot be given here"));
+        setenv("GCORN_CMD_ARGS", "--name 'x", 1);
+        ck_assert_int_eq(capture_env_args(), -EINVAL);
+        ck_assert_str_eq(captured, "gcorn: error: in $GCORN_CMD_ARGS: no closing quotation\n");
+        /* The command line's own errors do not blame the variable. */
+        ck_assert_int_eq(parse("--nope", NULL), -EINVAL);
+        ck_assert_str_eq(captured, "gcorn: error: unrecognized arguments: --nope\n");
+}
+END_TEST
+
+START_TEST(test_suggest) {
+        ck_assert_str_eq(settings_suggest("wokers"), "workers");
+        ck_assert_str_eq(settings_suggest("workres"), "workers");
+        ck_assert_str_eq(settings_suggest("keep_alive"), "keepalive");
+        ck_assert_str_eq(settings_suggest("acesslog"), "accesslog");
+        ck_assert_ptr_null(settings_suggest("cores"));
+        ck_assert_ptr_null(settings_suggest("workers_count_total"));
+        ck_assert_ptr_null(settings_suggest("ip"));
+}
+END_TEST
+
+START_TEST(test_no_effect_lines) {
+        char **lines = NULL;
+
+        /* Defaults, and values equal to them, are not reported. */
+        ck_assert_int_eq(parse("--spew", "--worker-connections", "1000", NULL), 1);
+        s.spew = false;
+        ck_assert_int_eq(settings_no_effect_lines(&s, &lines), 0);
+        ck_assert_int_eq(strv_len(lines), 0);
+        strv_free(lines);
+
+        ck_assert_int_eq(parse("--worker-tmp-dir", "/dev/shm", "--log-syslog", NULL), 1);
+        ck_assert_int_eq(settings_no_effect_lines(&s, &lines), 0);
+        ck_assert_int_eq(strv_len(lines), 2);
+        ck_assert_str_eq(lines[0], "Setting worker_tmp_dir = /dev/shm has no effect in gcorn: the worker heartbeat "
+                                   "is in shared memory, not in files");
+        ck_assert_ptr_nonnull(strstr(lines[1], "Setting syslog = True has no effect in gcorn: "));
+        strv_free(lines);
+}
+END_TEST
+
+START_TEST(test_refused) {
+        char *err = NULL;
+
+        ck_assert_int_eq(parse("--threads", "1", "--protocol", "http", "app:app", NULL), 1);
+        ck_assert_int_eq(settings_validate(&s, &err), 0);
+        ck_assert_int_eq(parse("--threads", "4", NULL), 1);
+        ck_assert_int_eq(settings_validate(&s, &err), -EINVAL);
+        ck_assert_str_eq(err, "Setting threads = 4 is refused: more than 1 thread needs the gthread worker, "
+                              "which is not available yet");
+        free(err);
+        ck_assert_int_eq(settings_set(&s, "threads", "1", &err), 0);
+        ck_assert_int_eq(settings_set(&s, "certfile", "/etc/ssl/x.pem", &err), 0);
+        ck_assert_int_eq(settings_validate(&s, &err), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "Setting certfile = /etc/ssl/x.pem is refused: TLS is not available"));
+        free(err);
+        ck_assert_int_eq(parse("--protocol", "uwsgi2", NULL), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(captured, "choose from http, uwsgi"));
+}
+END_TEST
+
+START_TEST(test_print_config) {
+        char buf[16384], prev[64] = "";
+        FILE *f = fmemopen(buf, sizeof(buf), "w");
+        size_t n = 0;
+
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(parse("-b", "127.0.0.1:1", "-b", "[::1]:2", "--no-sendfile", "-p", "/run/x.pid",
+                               "--pythonpath", "/a,/b", "app:app", NULL), 1);
+        settings_print_config(&s, f);
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_ptr_nonnull(strstr(buf, "\nbind                               = ['127.0.0.1:1', '[::1]:2']\n"));
+        ck_assert_ptr_nonnull(strstr(buf, "\nsendfile                           = False\n"));
+        ck_assert_ptr_nonnull(strstr(buf, "\npidfile                            = /run/x.pid\n"));
+        ck_assert_ptr_nonnull(strstr(buf, "\npythonpath                         = /a,/b\n"));
+        ck_assert_ptr_nonnull(strstr(buf, "\nraw_env                            = []\n"));
+        ck_assert_ptr_nonnull(strstr(buf, "\naccesslog                          = None\n"));
+        ck_assert_ptr_nonnull(strstr(buf, "\nwsgi_app                           = app:app\n"));
+        /* Sorted, each name once, all padded to the longest. */
+        for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+                char *eq = strstr(line, " = ");
+
+                ck_assert_ptr_nonnull(eq);
+                ck_assert_int_eq(eq - line, strlen("permit_unconventional_http_version"));
+                *strchrnul(line, ' ') = '\0';
+                ck_assert_int_lt(strcmp(prev, line), 0);
+                snprintf(prev, sizeof(prev), "%s", line);
+                n++;
+        }
+        ck_assert_int_gt(n, 70);
+}
+END_TEST
+
+START_TEST(test_doc_outputs) {
+        char buf[65536];
+        FILE *f = fmemopen(buf, sizeof(buf), "w");
+
+        ck_assert_ptr_nonnull(f);
+        settings_print_man(f);
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_ptr_nonnull(strstr(buf, ".TH GCORN 1"));
+        ck_assert_ptr_nonnull(strstr(buf, "Setting: \\fBworker_tmp_dir\\fR"));
+        ck_assert_ptr_nonnull(strstr(buf, "\\fB\\-p, \\-\\-pid\\fR \\fIFILE\\fR"));
+        /* Hidden flags stay out of the documentation. */
+        ck_assert_ptr_null(strstr(buf, "markdown"));
+
+        f = fmemopen(buf, sizeof(buf), "w");
+        settings_print_markdown(f);
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_ptr_nonnull(strstr(buf, "| `certfile` | `--certfile` |  | refused | TLS is not available"));
+        ck_assert_ptr_nonnull(strstr(buf, "| `sendfile` | `--no-sendfile` | on | implemented |"));
 }
 END_TEST
 
@@ -773,6 +965,37 @@ START_TEST(test_load_app_errors) {
 }
 END_TEST
 
+START_TEST(test_config_unknown_names) {
+        char *err = NULL;
+
+        /* Helpers, hooks and private names are the file's own; other names get a line. */
+        ck_assert_int_eq(load_config("import multiprocessing\n"
+                                     "from os import getcwd\n"
+                                     "class Helper: pass\n"
+                                     "def post_fork(server, worker): pass\n"
+                                     "def helper(): pass\n"
+                                     "_hidden = 1\n"
+                                     "worker_exit = None\n"
+                                     "cores = multiprocessing.cpu_count()\n"
+                                     "workers = 2\n",
+                                     &err),
+                         0);
+        ck_assert_ptr_null(err);
+        ck_assert_int_eq(s.workers, 2);
+        ck_assert_int_eq(strv_len(s.config_warnings), 1);
+        ck_assert_ptr_nonnull(strstr(s.config_warnings[0], "'cores' is not a setting; ignored"));
+
+        /* Loading again starts the list over. */
+        ck_assert_int_eq(load_config("workers = 3\n", &err), 0);
+        ck_assert_int_eq(strv_len(s.config_warnings), 0);
+
+        ck_assert_int_eq(load_config("wokers = 4\n", &err), -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "Unknown setting 'wokers' in config file "));
+        ck_assert_ptr_nonnull(strstr(err, ": did you mean 'workers'?"));
+        free(err);
+}
+END_TEST
+
 START_TEST(test_setup_paths) {
         char *err = NULL, *v;
 
@@ -1020,6 +1243,14 @@ static Suite *settings_suite(void) {
         tcase_add_test(tc, test_unknown_option_before_app);
         tcase_add_test(tc, test_missing_argument);
         tcase_add_test(tc, test_worker_class);
+        tcase_add_test(tc, test_worker_class_kinds);
+        tcase_add_test(tc, test_shell_split);
+        tcase_add_test(tc, test_env_args);
+        tcase_add_test(tc, test_suggest);
+        tcase_add_test(tc, test_no_effect_lines);
+        tcase_add_test(tc, test_refused);
+        tcase_add_test(tc, test_print_config);
+        tcase_add_test(tc, test_doc_outputs);
         tcase_add_test(tc, test_log_level);
         tcase_add_test(tc, test_env);
         tcase_add_test(tc, test_pythonpath);
@@ -1039,6 +1270,7 @@ static Suite *settings_suite(void) {
         tcase_add_test(py, test_config_namespace);
         tcase_add_test(py, test_config_errors);
         tcase_add_test(py, test_config_wrong_types);
+        tcase_add_test(py, test_config_unknown_names);
         tcase_add_test(py, test_setup_paths);
         tcase_add_test(py, test_config_logconfig_dict);
         tcase_add_test(py, test_config_proxy);
