@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gcorn/config_file.h"
+#include "gcorn/hooks.h"
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
 #include "gcorn/python.h"
@@ -239,6 +240,11 @@ static int apply_list(Settings *s, const char *name, PyObject *value, char **ret
 static int apply_value(Settings *s, const char *name, PyObject *value, char **ret_error) {
         _cleanup_free_ char *text = NULL;
         int r;
+
+        /* Server hooks are callables, not settings: hooks.c keeps them. */
+        r = hooks_config_value(name, value, ret_error);
+        if (r != 0)
+                return MIN(r, 0);
 
         if (name[0] == '_' || !settings_has(name))
                 return 0;

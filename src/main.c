@@ -6,6 +6,7 @@
 
 #include "gcorn/arbiter.h"
 #include "gcorn/config_file.h"
+#include "gcorn/hooks.h"
 #include "gcorn/listener.h"
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
@@ -47,8 +48,10 @@ static int load_settings(Settings *s, char **ret_error) {
         r = settings_validate(s, ret_error);
         if (r < 0)
                 goto fail;
+        hooks_commit();
         return 1;
 fail:
+        hooks_discard();
         settings_done(s);
         return r;
 }
@@ -148,6 +151,7 @@ static int run(void) {
         status = arbiter_run(&s, listeners, n_listeners, app, reload_settings);
 out:
         listener_free_all(listeners, n_listeners, true);
+        hooks_done();
         (void) python_finalize();
         settings_done(&s);
         log_close();

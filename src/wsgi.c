@@ -18,6 +18,7 @@
 #include "gcorn/accesslog.h"
 #include "gcorn/environ.h"
 #include "gcorn/filewrapper.h"
+#include "gcorn/hooks.h"
 #include "gcorn/input.h"
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
@@ -797,6 +798,24 @@ static int handle_app_error(WsgiState *st, PyObject *input) {
         return st->write_error;
 }
 
+/* The app's headers as HttpHeaders (in log_fields), or NULL when out of memory. */
+static const HttpHeader *app_headers(WsgiState *st) {
+        if (st->n_fields > log_fields_cap) {
+                HttpHeader *p = realloc(log_fields, st->n_fields * sizeof(HttpHeader));
+
+                if (!p)
+                        return NULL;
+                log_fields = p;
+                log_fields_cap = st->n_fields;
+        }
+        for (size_t i = 0; i < st->n_fields; i++)
+                log_fields[i] = (HttpHeader) {
+                        .name = { lines_buf.p + fields[i].name_off, fields[i].name_len },
+                        .value = { lines_buf.p + fields[i].value_off, fields[i].value_len },
+                };
+        return log_fields;
+}
+
 static void write_access_log(WsgiState *st, const struct timespec *start_real, const struct timespec *start_mono) {
         char stack[2048];
         _cleanup_free_ char *heap = NULL;
@@ -806,19 +825,8 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
 
         if (!access_log || !log_access_enabled())
                 return;
-        if (st->n_fields > log_fields_cap) {
-                HttpHeader *p = realloc(log_fields, st->n_fields * sizeof(HttpHeader));
-
-                if (!p)
-                        return;
-                log_fields = p;
-                log_fields_cap = st->n_fields;
-        }
-        for (size_t i = 0; i < st->n_fields; i++)
-                log_fields[i] = (HttpHeader) {
-                        .name = { lines_buf.p + fields[i].name_off, fields[i].name_len },
-                        .value = { lines_buf.p + fields[i].value_off, fields[i].value_len },
-                };
+        if (!app_headers(st))
+                return;
         clock_gettime(CLOCK_MONOTONIC, &now);
         e = (AccessEntry) {
                 .request = st->request,
@@ -844,12 +852,23 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
         log_access(&e, heap, n);
 }
 
+/* post_request(worker, req, environ, resp) once the request is done. */
+static void post_request(WsgiState *st, void *req, PyObject *environ) {
+        const HttpHeader *h = app_headers(st);
+
+        hooks_post_request(req, environ, st->started ? status_buf.p : NULL, status_buf.len, st->status, h,
+                           h ? st->n_fields : 0, st->sent);
+}
+
 static int handle(WsgiState *st) {
         PyObject *input = NULL, *environ = NULL, *sr, *result = NULL, *args[3] = {};
+        void *hook_req = NULL;
         int r = 0;
 
         input = input_new(st->conn);
         if (!input)
+                goto app_error;
+        if (hooks_per_request && hooks_pre_request(st->request, conn_info(st->conn), &hook_req) < 0)
                 goto app_error;
         r = environ_build(st->request, conn_info(st->conn), input, &environ);
         if (r == -EXDEV) {
@@ -893,6 +912,8 @@ finish:
                 if (PyErr_Occurred())
                         python_log_exception(LOG_ERR, "Error closing the response iterable");
         }
+        if (hook_req)
+                post_request(st, hook_req, environ);
         if (start_response_obj)
                 ((Callback *) start_response_obj)->st = NULL;
         if (write_obj)
