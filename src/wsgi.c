@@ -57,6 +57,7 @@ typedef struct WsgiState {
         uint64_t sent;                  /* body bytes sent */
         bool cut_logged;
         int write_error;                /* first failed conn_write(): the connection is gone */
+        void *hook_req;                 /* the req of pre_request, for post_request (PyObject *) */
 } WsgiState;
 
 /* Per-process buffers reused by every request: no malloc on the hot path once warm. */
@@ -853,22 +854,21 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
 }
 
 /* post_request(worker, req, environ, resp) once the request is done. */
-static void post_request(WsgiState *st, void *req, PyObject *environ) {
+static void post_request(WsgiState *st, PyObject *environ) {
         const HttpHeader *h = app_headers(st);
 
-        hooks_post_request(req, environ, st->started ? status_buf.p : NULL, status_buf.len, st->status, h,
+        hooks_post_request(TAKE_PTR(st->hook_req), environ, st->started ? status_buf.p : NULL, status_buf.len, st->status, h,
                            h ? st->n_fields : 0, st->sent);
 }
 
 static int handle(WsgiState *st) {
         PyObject *input = NULL, *environ = NULL, *sr, *result = NULL, *args[3] = {};
-        void *hook_req = NULL;
         int r = 0;
 
         input = input_new(st->conn);
         if (!input)
                 goto app_error;
-        if (hooks_per_request && hooks_pre_request(st->request, conn_info(st->conn), &hook_req) < 0)
+        if (_unlikely_(hooks_per_request) && hooks_pre_request(st->request, conn_info(st->conn), &st->hook_req) < 0)
                 goto app_error;
         r = environ_build(st->request, conn_info(st->conn), input, &environ);
         if (r == -EXDEV) {
@@ -912,8 +912,8 @@ finish:
                 if (PyErr_Occurred())
                         python_log_exception(LOG_ERR, "Error closing the response iterable");
         }
-        if (hook_req)
-                post_request(st, hook_req, environ);
+        if (_unlikely_(st->hook_req))
+                post_request(st, environ);
         if (start_response_obj)
                 ((Callback *) start_response_obj)->st = NULL;
         if (write_obj)
