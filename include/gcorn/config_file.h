@@ -1,6 +1,6 @@
 /* Gunicorn-style Python config file (gunicorn.conf.py): executed in the master, its
  * module-level names that are settings are applied (bind, workers, wsgi_app, ...).
- * Unknown names are ignored as Gunicorn does; server hooks come later. */
+ * Unknown names are ignored as Gunicorn does; server hooks go to hooks.c. */
 #pragma once
 
 #include "gcorn/settings.h"
