@@ -17,14 +17,6 @@
 static const char hooks_source[] =
         "import inspect, os, sys, traceback\n"
         "\n"
-        "ARITY = {\n"
-        "    'on_starting': 1, 'on_reload': 1, 'when_ready': 1, 'pre_fork': 2, 'post_fork': 2,\n"
-        "    'post_worker_init': 1, 'worker_int': 1, 'worker_abort': 1, 'pre_exec': 1,\n"
-        "    'pre_request': 2, 'post_request': 4, 'child_exit': 2, 'worker_exit': 2,\n"
-        "    'nworkers_changed': 3, 'on_exit': 1, 'ssl_context': 2,\n"
-        "    'on_dirty_starting': 1, 'dirty_post_fork': 2, 'dirty_worker_init': 1, 'dirty_worker_exit': 2,\n"
-        "}\n"
-        "\n"
         "def _arity(f):\n"
         "    try:\n"
         "        params = inspect.signature(f).parameters.values()\n"
@@ -32,8 +24,9 @@ static const char hooks_source[] =
         "        return None\n"
         "    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))\n"
         "\n"
-        "def check(name, value):\n"
-        "    '''The callable for hook name, checked as Gunicorn checks it; raises TypeError.'''\n"
+        "def check(name, value, want):\n"
+        "    '''The callable for hook name taking want arguments, checked as Gunicorn checks it;\n"
+        "    raises TypeError with the reason.'''\n"
         "    if isinstance(value, str):\n"
         "        mod_name, dot, obj_name = value.rpartition('.')\n"
         "        if not mod_name:\n"
@@ -43,6 +36,8 @@ static const char hooks_source[] =
         "            mod = __import__(mod_name, fromlist=[obj_name])\n"
         "        except ImportError as e:\n"
         "            raise TypeError(str(e)) from None\n"
+        "        except Exception as e:\n"
+        "            raise TypeError(f'{type(e).__name__}: {e}') from None\n"
         "        try:\n"
         "            value = getattr(mod, obj_name)\n"
         "        except AttributeError:\n"
@@ -58,8 +53,8 @@ static const char hooks_source[] =
         "            return lambda worker, req, environ, resp: f(worker, req, environ)\n"
         "        if arity == 2:\n"
         "            return lambda worker, req, environ, resp: f(worker, req)\n"
-        "    if arity != ARITY[name]:\n"
-        "        raise TypeError(f'Value must have an arity of: {ARITY[name]}')\n"
+        "    if arity != want:\n"
+        "        raise TypeError(f'Value must have an arity of: {want}')\n"
         "    return value\n"
         "\n"
         "def _nothing(*args):\n"
@@ -115,10 +110,10 @@ static const char hooks_source[] =
         "    def __setattr__(self, name, value):\n"
         "        raise AttributeError('Invalid access!')\n"
         "\n"
-        "def make_config(values, hooks):\n"
+        "def make_config(values, hooks, names):\n"
         "    values['worker_class_str'] = values.get('worker_class')\n"
         "    values['is_ssl'] = False\n"
-        "    for name in ARITY:\n"
+        "    for name in names:\n"
         "        values[name] = hooks.get(name, _nothing)\n"
         "    return Config(values)\n"
         "\n"
@@ -174,16 +169,34 @@ static const char hooks_source[] =
         "        self.headers = headers\n"
         "        self.sent = sent\n";
 
-/* The hooks that are accepted but never run, with why. */
+/* Every hook of Gunicorn 23 to 26.1, with the number of arguments it takes. */
 static const struct {
-        const char *name, *why;
-} inert_hooks[] = {
-        { "pre_exec", "gcorn has no binary upgrade (USR2) yet" },
-        { "ssl_context", "gcorn does not serve TLS yet" },
-        { "on_dirty_starting", "gcorn has no dirty workers" },
-        { "dirty_post_fork", "gcorn has no dirty workers" },
-        { "dirty_worker_init", "gcorn has no dirty workers" },
-        { "dirty_worker_exit", "gcorn has no dirty workers" },
+        const char *name;
+        int arity;
+        bool worker;                    /* needs the worker object (pre_fork makes it) */
+        const char *inert;              /* accepted but never run: why */
+} hook_table[] = {
+        { .name = "on_starting", .arity = 1 },
+        { .name = "on_reload", .arity = 1 },
+        { .name = "when_ready", .arity = 1 },
+        { .name = "pre_fork", .arity = 2, .worker = true },
+        { .name = "post_fork", .arity = 2, .worker = true },
+        { .name = "post_worker_init", .arity = 1, .worker = true },
+        { .name = "worker_int", .arity = 1, .worker = true },
+        { .name = "worker_abort", .arity = 1, .worker = true },
+        { .name = "pre_exec", .arity = 1, .inert = "gcorn has no binary upgrade (USR2) yet" },
+        { .name = "pre_request", .arity = 2, .worker = true },
+        { .name = "post_request", .arity = 4, .worker = true },
+        { .name = "child_exit", .arity = 2, .worker = true },
+        { .name = "worker_exit", .arity = 2, .worker = true },
+        { .name = "nworkers_changed", .arity = 3 },
+        { .name = "on_exit", .arity = 1 },
+        { .name = "ssl_context", .arity = 2, .inert = "gcorn does not serve TLS yet" },
+        /* Gunicorn 25's dirty arbiter. */
+        { .name = "on_dirty_starting", .arity = 1, .inert = "gcorn has no dirty workers" },
+        { .name = "dirty_post_fork", .arity = 2, .inert = "gcorn has no dirty workers" },
+        { .name = "dirty_worker_init", .arity = 1, .inert = "gcorn has no dirty workers" },
+        { .name = "dirty_worker_exit", .arity = 2, .inert = "gcorn has no dirty workers" },
 };
 
 bool hooks_per_request;
@@ -265,33 +278,27 @@ static PyObject *ns_call(const char *name, const char *format, ...) {
         return ret;
 }
 
-static bool is_hook(const char *name) {
-        static const char *const names[] = {
-                "on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "post_worker_init",
-                "worker_int", "worker_abort", "pre_exec", "pre_request", "post_request", "child_exit",
-                "worker_exit", "nworkers_changed", "on_exit", "ssl_context", "on_dirty_starting",
-                "dirty_post_fork", "dirty_worker_init", "dirty_worker_exit",
-        };
-
-        for (size_t i = 0; i < ELEMENTSOF(names); i++)
-                if (strcmp(names[i], name) == 0)
-                        return true;
-        return false;
+/* The arity of hook name, or -1 when it is not a hook. */
+static int hook_arity(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(hook_table); i++)
+                if (strcmp(hook_table[i].name, name) == 0)
+                        return hook_table[i].arity;
+        return -1;
 }
 
 int hooks_config_value(const char *name, void *value, char **ret_error) {
         PyObject *checked = NULL, *type = NULL, *exc = NULL, *tb = NULL, *msg = NULL;
+        int arity = hook_arity(name), r;
         const char *text;
-        int r;
 
-        if (!is_hook(name))
+        if (arity < 0)
                 return 0;
         if (!staged) {
                 staged = PyDict_New();
                 if (!staged)
                         goto python_error;
         }
-        checked = ns_call("check", "(sO)", name, (PyObject *) value);
+        checked = ns_call("check", "(sOi)", name, (PyObject *) value, arity);
         if (!checked && PyErr_ExceptionMatches(PyExc_TypeError)) {
                 /* The user's mistake: one line, as for any other bad value. */
                 PyErr_Fetch(&type, &exc, &tb);
@@ -414,7 +421,7 @@ static int cfg_add(const char *name, SettingValueKind kind, const void *value, v
 /* The server object with cfg from s and num_workers n: borrowed, or NULL with an exception
  * set. GIL held. */
 static PyObject *server_get(const Settings *s, int n) {
-        PyObject *values = NULL, *cfg = NULL, *num = NULL;
+        PyObject *values = NULL, *names = NULL, *cfg = NULL, *num = NULL;
 
         if (!server) {
                 server = ns_call("Server", "()");
@@ -425,7 +432,17 @@ static PyObject *server_get(const Settings *s, int n) {
                 values = PyDict_New();
                 if (!values || settings_foreach(s, cfg_add, values) < 0)
                         goto finish;
-                cfg = ns_call("make_config", "(OO)", values, active ? active : values);
+                names = PyList_New(0);
+                for (size_t i = 0; names && i < ELEMENTSOF(hook_table); i++) {
+                        PyObject *name = PyUnicode_FromString(hook_table[i].name);
+
+                        if (!name || PyList_Append(names, name) < 0)
+                                Py_CLEAR(names);
+                        Py_XDECREF(name);
+                }
+                if (!names)
+                        goto finish;
+                cfg = ns_call("make_config", "(OOO)", values, active, names);
                 if (!cfg || PyObject_SetAttrString(server, "cfg", cfg) < 0)
                         goto finish;
                 cfg_stale = false;
@@ -438,6 +455,7 @@ static PyObject *server_get(const Settings *s, int n) {
 finish:
         Py_XDECREF(num);
         Py_XDECREF(cfg);
+        Py_XDECREF(names);
         Py_XDECREF(values);
         return PyErr_Occurred() ? NULL : server;
 }
@@ -481,9 +499,9 @@ static void report_inert(void) {
         if (!active)
                 return;
         python_gil_acquire();
-        for (size_t i = 0; i < ELEMENTSOF(inert_hooks); i++)
-                if (hook_get(inert_hooks[i].name))
-                        log_warning("The %s hook has no effect: %s", inert_hooks[i].name, inert_hooks[i].why);
+        for (size_t i = 0; i < ELEMENTSOF(hook_table); i++)
+                if (hook_table[i].inert && hook_get(hook_table[i].name))
+                        log_warning("The %s hook has no effect: %s", hook_table[i].name, hook_table[i].inert);
         python_gil_release();
 }
 
@@ -516,13 +534,8 @@ void hooks_on_exit(const Settings *s, int n) {
 
 /* Whether any hook needs a worker object. GIL held. */
 static bool needs_worker(void) {
-        static const char *const names[] = {
-                "pre_fork", "post_fork", "post_worker_init", "worker_int", "worker_abort", "pre_request",
-                "post_request", "child_exit", "worker_exit",
-        };
-
-        for (size_t i = 0; i < ELEMENTSOF(names); i++)
-                if (hook_get(names[i]))
+        for (size_t i = 0; i < ELEMENTSOF(hook_table); i++)
+                if (hook_table[i].worker && hook_get(hook_table[i].name))
                         return true;
         return false;
 }
@@ -676,12 +689,15 @@ static int abort_install(void) {
          * handler Python put in place gives way to ours. */
         ret = handler ? PyObject_CallMethod(module, "signal", "iO", SIGABRT, handler) : NULL;
         if (!ret) {
+                /* SIGABRT keeps the handler it had: the stack dump without the hook. */
                 python_log_exception(LOG_ERR, "Failed to set up the worker_abort hook");
                 r = -EINVAL;
+                goto finish;
         }
         sigemptyset(&sa.sa_mask);
         if (sigaction(SIGABRT, &sa, NULL) < 0)
                 r = log_error_errno(errno, "Failed to set the SIGABRT handler: %m");
+finish:
         Py_XDECREF(ret);
         Py_XDECREF(handler);
         Py_XDECREF(module);

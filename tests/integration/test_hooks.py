@@ -241,13 +241,21 @@ class HooksTest(h.ServerTestCase):
                 self.assertTrue(srv.alive())
 
         def test_bad_hook_values_are_refused(self):
+                d = h.tempdir(self, "gcorn-hooks-")
+                with open(os.path.join(d, "raising_hooks.py"), "w") as f:
+                        f.write("raise RuntimeError('broken hooks module')\n")
                 for text, line in (
+                        ("import sys\nsys.path.insert(0, %r)\nwhen_ready = 'raising_hooks.ready'" % d,
+                         "Invalid value for when_ready: RuntimeError: broken hooks module"),
                         ("on_starting = 5", "Invalid value for on_starting: Value is not callable: 5"),
                         ("def on_starting(a, b):\n    pass",
                          "Invalid value for on_starting: Value must have an arity of: 1"),
                         ("when_ready = 'nosuchmodule_x.f'", "Invalid value for when_ready: No module named"),
                         ("when_ready = 'os.nosuchfunction'",
                          "Invalid value for when_ready: Can not load 'nosuchfunction' from 'os'"),
+                        ("when_ready = 'noarg'", "Invalid value for when_ready: Value 'noarg' is not import string"),
+                        ("def dirty_post_fork(arbiter):\n    pass",
+                         "Invalid value for dirty_post_fork: Value must have an arity of: 2"),
                 ):
                         with self.subTest(text=text):
                                 conf = self.write_conf(text + "\n")
@@ -257,6 +265,23 @@ class HooksTest(h.ServerTestCase):
                                 self.assertIsNotNone(rc)
                                 self.assertNotEqual(rc, 0)
                                 self.assertIn(line, srv.log())
+
+        def test_newer_gunicorn_hooks_are_reported(self):
+                conf = self.write_conf("""
+                        def on_dirty_starting(arbiter):
+                                pass
+                        def dirty_worker_exit(arbiter, worker):
+                                pass
+                        def pre_exec(server):
+                                pass
+                        """)
+                srv = self.start(APP, args=["-c", conf])
+                self.assertEqual(srv.get("/").status, 200)
+                log = srv.log()
+                self.assertIn("[WARNING] The on_dirty_starting hook has no effect: gcorn has no dirty workers", log)
+                self.assertIn("[WARNING] The dirty_worker_exit hook has no effect: gcorn has no dirty workers", log)
+                self.assertIn("[WARNING] The pre_exec hook has no effect: gcorn has no binary upgrade (USR2) yet",
+                              log)
 
         def test_import_strings_and_short_post_request(self):
                 d = h.tempdir(self, "gcorn-hooks-")
