@@ -495,6 +495,12 @@ finish:
         return r;
 }
 
+/* The line that stops the start, in the log and in error. */
+static int start_failed(const char *hook, char *error, size_t size) {
+        snprintf(error, size, "The %s hook raised an exception; not starting.", hook);
+        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "%s", error);
+}
+
 static void report_inert(void) {
         if (!active)
                 return;
@@ -508,14 +514,18 @@ static void report_inert(void) {
 int hooks_on_starting(const Settings *s, int n) {
         (void) master_call(s, n, "nworkers_changed", "iO", n, Py_None);
         report_inert();
+        char error[64];
+
         if (master_call(s, n, "on_starting", "") < 0)
-                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "The on_starting hook raised an exception; not starting.");
+                return start_failed("on_starting", error, sizeof(error));
         return 0;
 }
 
 int hooks_when_ready(const Settings *s, int n) {
+        char error[64];
+
         if (master_call(s, n, "when_ready", "") < 0)
-                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "The when_ready hook raised an exception; not starting.");
+                return start_failed("when_ready", error, sizeof(error));
         return 0;
 }
 
@@ -610,7 +620,7 @@ static int worker_call(const char *name, bool with_server) {
         return hook_call(name, PyTuple_Pack(1, self_worker));
 }
 
-int hooks_post_fork(void) {
+int hooks_post_fork(char *error, size_t size) {
         PyObject *pid = NULL;
         int r = 0;
 
@@ -622,7 +632,7 @@ int hooks_post_fork(void) {
         if (!pid || PyObject_SetAttrString(self_worker, "pid", pid) < 0)
                 python_log_exception(LOG_ERR, "Failed to set up the worker object for the hooks");
         if (worker_call("post_fork", true) < 0 && !started)
-                r = log_error_errno(SYNTHETIC_ERRNO(EINVAL), "The post_fork hook raised an exception; not starting.");
+                r = start_failed("post_fork", error, size);
         Py_XDECREF(pid);
         python_gil_release();
         return r;
@@ -704,7 +714,7 @@ finish:
         return r;
 }
 
-int hooks_post_worker_init(void) {
+int hooks_post_worker_init(char *error, size_t size) {
         int r = 0;
 
         if (!self_worker)
@@ -713,8 +723,7 @@ int hooks_post_worker_init(void) {
         if (hook_get("worker_abort"))
                 (void) abort_install();
         if (worker_call("post_worker_init", false) < 0 && !started)
-                r = log_error_errno(SYNTHETIC_ERRNO(EINVAL),
-                                    "The post_worker_init hook raised an exception; not starting.");
+                r = start_failed("post_worker_init", error, size);
         if (PyObject_SetAttrString(self_worker, "booted", Py_True) < 0)
                 PyErr_Clear();
         python_gil_release();

@@ -523,8 +523,8 @@ int worker_run(const WorkerContext *ctx) {
                 return log_error_errno(r, "Failed to set up signal handling: %m"), WORKER_BOOT_ERROR;
         proctitle_set("gcorn: worker [%s]", s->proc_name ? s->proc_name : s->wsgi_app);
         log_info("Booting worker with pid: %d", (int) getpid());
-        if (hooks_post_fork() < 0)
-                return snprintf(w.slot->error, sizeof(w.slot->error), "the post_fork hook raised"), WORKER_BOOT_ERROR;
+        if (hooks_post_fork(w.slot->error, sizeof(w.slot->error)) < 0)
+                return WORKER_BOOT_ERROR;
 
         /* Before the import, so that what the app logs while loading is routed too. */
         (void) pylog_install();
@@ -585,8 +585,8 @@ int worker_run(const WorkerContext *ctx) {
         }
         /* Dumps every thread's Python stack when the master sends SIGABRT to a hung worker. */
         (void) python_enable_faulthandler(log_error_fd());
-        if (hooks_post_worker_init() < 0)
-                return snprintf(w.slot->error, sizeof(w.slot->error), "the post_worker_init hook raised"), WORKER_BOOT_ERROR;
+        if (hooks_post_worker_init(w.slot->error, sizeof(w.slot->error)) < 0)
+                return WORKER_BOOT_ERROR;
         heartbeat_beat(w.slot, conn_clock_update());
         heartbeat_set_state(w.slot, SLOT_IDLE);
         (void) !write(ctx->boot_fd, "", 1);

@@ -799,13 +799,13 @@ static int handle_app_error(WsgiState *st, PyObject *input) {
         return st->write_error;
 }
 
-/* The app's headers as HttpHeaders (in log_fields), or NULL when out of memory. */
-static const HttpHeader *app_headers(WsgiState *st) {
+/* Puts the app's headers in log_fields as HttpHeaders. Returns 0 or -ENOMEM. */
+static int app_headers(WsgiState *st) {
         if (st->n_fields > log_fields_cap) {
                 HttpHeader *p = realloc(log_fields, st->n_fields * sizeof(HttpHeader));
 
                 if (!p)
-                        return NULL;
+                        return -ENOMEM;
                 log_fields = p;
                 log_fields_cap = st->n_fields;
         }
@@ -814,7 +814,7 @@ static const HttpHeader *app_headers(WsgiState *st) {
                         .name = { lines_buf.p + fields[i].name_off, fields[i].name_len },
                         .value = { lines_buf.p + fields[i].value_off, fields[i].value_len },
                 };
-        return log_fields;
+        return 0;
 }
 
 static void write_access_log(WsgiState *st, const struct timespec *start_real, const struct timespec *start_mono) {
@@ -826,7 +826,7 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
 
         if (!access_log || !log_access_enabled())
                 return;
-        if (!app_headers(st))
+        if (app_headers(st) < 0)
                 return;
         clock_gettime(CLOCK_MONOTONIC, &now);
         e = (AccessEntry) {
@@ -855,10 +855,10 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
 
 /* post_request(worker, req, environ, resp) once the request is done. */
 static void post_request(WsgiState *st, PyObject *environ) {
-        const HttpHeader *h = app_headers(st);
+        size_t n = app_headers(st) < 0 ? 0 : st->n_fields;
 
-        hooks_post_request(TAKE_PTR(st->hook_req), environ, st->started ? status_buf.p : NULL, status_buf.len, st->status, h,
-                           h ? st->n_fields : 0, st->sent);
+        hooks_post_request(TAKE_PTR(st->hook_req), environ, st->started ? status_buf.p : NULL, status_buf.len,
+                           st->status, log_fields, n, st->sent);
 }
 
 static int handle(WsgiState *st) {
@@ -868,7 +868,8 @@ static int handle(WsgiState *st) {
         input = input_new(st->conn);
         if (!input)
                 goto app_error;
-        if (_unlikely_(hooks_per_request) && hooks_pre_request(st->request, conn_info(st->conn), &st->hook_req) < 0)
+        if (_unlikely_(hooks_per_request) &&
+            hooks_pre_request(st->request, conn_info(st->conn), &st->hook_req) < 0)
                 goto app_error;
         r = environ_build(st->request, conn_info(st->conn), input, &environ);
         if (r == -EXDEV) {

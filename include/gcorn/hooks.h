@@ -50,11 +50,12 @@ void hooks_child_exit(const Settings *s, int n, pid_t pid);
  * or a reload) is logged and the worker serves; before, it stops the start. */
 void hooks_booted(void);
 
-/* Worker. The int ones return -EINVAL when the hook raised while the server starts: the
- * worker must not serve (exit WORKER_BOOT_ERROR). post_worker_init also takes SIGABRT from
- * the master to run worker_abort when that is set. */
-int hooks_post_fork(void);
-int hooks_post_worker_init(void);
+/* Worker. The int ones return -EINVAL, with the logged line also in error (size bytes),
+ * when the hook raised while the server starts: the worker must not serve (exit
+ * WORKER_BOOT_ERROR). post_worker_init also takes SIGABRT from the master to run
+ * worker_abort when that is set. */
+int hooks_post_fork(char *error, size_t size);
+int hooks_post_worker_init(char *error, size_t size);
 void hooks_worker_int(void);
 /* Also drops every reference (the worker is ending). */
 void hooks_worker_exit(void);
