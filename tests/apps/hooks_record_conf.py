@@ -25,6 +25,11 @@ def _worker(worker):
 
 def on_starting(server):
         server.log.warning("on_starting says %s", "hello")
+        server.log.debug("not shown at the info level")
+        try:
+                1 / 0
+        except ZeroDivisionError:
+                server.log.exception("caught %(what)s", {"what": "it"})
         _write("on_starting", server=_server(server))
 
 

@@ -29,11 +29,12 @@ class HooksTest(h.ServerTestCase):
 
         def new_worker(self, srv, known):
                 """Waits for a worker PID not in known and returns it."""
-                pids = []
-                h.wait_until(lambda: [p for p in srv.worker_pids() if p not in known] and
-                             pids.append([p for p in srv.worker_pids() if p not in known][0]) is None, 10)
+                pids = h.wait_until(lambda: [p for p in srv.worker_pids() if p not in known], 10)
                 self.assertTrue(pids, srv.log())
                 return pids[0]
+
+        def assertServesSoon(self, srv):
+                self.assertTrue(h.wait_until(lambda: srv.get("/").status == 200, 10), srv.log())
 
         def test_example_config_every_hook_fires(self):
                 srv = self.start(APP, args=["-c", EXAMPLE])
@@ -58,7 +59,7 @@ class HooksTest(h.ServerTestCase):
 
                 srv.wait_log(r"hook post_worker_init", count=4)
                 known = set(srv.worker_pids())
-                h.wait_until(lambda: srv.get("/").status == 200, 10)
+                self.assertServesSoon(srv)
                 victim = srv.worker_pids()[-1]
                 os.kill(victim, signal.SIGINT)
                 srv.wait_log(r"hook worker_int: worker received INT or QUIT signal")
@@ -90,16 +91,19 @@ class HooksTest(h.ServerTestCase):
                 with open(path) as f:
                         return [json.loads(line) for line in f]
 
+        def count(self, path, hook):
+                return sum(r["hook"] == hook for r in self.records(path))
+
         def test_objects_hold_the_right_values(self):
                 out = os.path.join(h.tempdir(self, "gcorn-hooks-"), "out.jsonl")
                 srv = self.start(APP, args=["-c", RECORD, "-t", "7"], env={"HOOKS_OUT": out})
                 srv.wait_log(h.WORKER_RE.pattern, count=2)
-                h.wait_until(lambda: sum(r["hook"] == "post_worker_init" for r in self.records(out)) == 2, 10)
+                self.assertTrue(h.wait_until(lambda: self.count(out, "post_worker_init") == 2, 10))
                 r = srv.get("/p/a%20b?x=1&y=2", headers=[("X-Custom", "Val")])
                 self.assertEqual(r.status, 200)
                 os.kill(srv.pid, signal.SIGTTIN)
                 srv.wait_log(h.WORKER_RE.pattern, count=3)
-                h.wait_until(lambda: sum(r["hook"] == "post_worker_init" for r in self.records(out)) == 3, 10)
+                self.assertTrue(h.wait_until(lambda: self.count(out, "post_worker_init") == 3, 10))
                 os.kill(srv.pid, signal.SIGTERM)
                 self.assertEqual(srv.wait_exit(15), 0)
                 recs = self.records(out)
@@ -160,6 +164,9 @@ class HooksTest(h.ServerTestCase):
                                     for e in by["child_exit"]))
                 log = srv.log()
                 self.assertRegex(log, r"\[%d\] \[WARNING\] on_starting says hello" % srv.pid)
+                self.assertRegex(log, r"\[ERROR\] caught it\nTraceback \(most recent call last\):\n(.*\n)+?"
+                                 r"ZeroDivisionError: division by zero\n")
+                self.assertNotIn("not shown at the info level", log)
                 for w in workers:
                         self.assertRegex(log, r"\[%d\] \[ERROR\] post_worker_init of %d" % (w, w))
 
@@ -198,7 +205,7 @@ class HooksTest(h.ServerTestCase):
                 os.kill(srv.worker_pids()[-1], signal.SIGINT)
                 srv.wait_log(r"Exception in worker_int hook")
                 self.new_worker(srv, known)
-                h.wait_until(lambda: srv.get("/").status == 200, 10)
+                self.assertServesSoon(srv)
                 self.assertTrue(srv.alive())
                 log = srv.log()
                 self.assertIn("Exception in pre_fork hook", log)
@@ -232,12 +239,12 @@ class HooksTest(h.ServerTestCase):
                                 open(%r, "w").close()
                         """ % (marker, marker))
                 srv = self.start(APP, args=["-c", conf])
-                h.wait_until(lambda: os.path.exists(marker), 10)
+                self.assertTrue(h.wait_until(lambda: os.path.exists(marker), 10))
                 os.kill(srv.pid, signal.SIGTTIN)
                 srv.wait_log(r"Exception in post_fork hook")
                 srv.wait_log(h.WORKER_RE.pattern, count=2)
                 self.assertNotIn("not starting", srv.log())
-                h.wait_until(lambda: srv.get("/").status == 200, 10)
+                self.assertServesSoon(srv)
                 self.assertTrue(srv.alive())
 
         def test_bad_hook_values_are_refused(self):
