@@ -638,6 +638,18 @@ int hooks_post_fork(char *error, size_t size) {
         return r;
 }
 
+/* Calls the handler in a, as the kernel would have. */
+static void chain(const struct sigaction *a, int sig, siginfo_t *si, void *ctx) {
+        if (a->sa_flags & SA_SIGINFO)
+                a->sa_sigaction(sig, si, ctx);
+        else if (a->sa_handler != SIG_DFL && a->sa_handler != SIG_IGN)
+                a->sa_handler(sig);
+        else if (a->sa_handler == SIG_DFL) {
+                (void) signal(sig, SIG_DFL);
+                (void) raise(sig);
+        }
+}
+
 /* SIGABRT from another process (the master's, to a worker that timed out) while worker_abort
  * is set: the handler only asks Python to run abort_handler() in the main thread at its
  * next check, which is async-signal-safe; the rest goes on to the handler found before. */
@@ -652,14 +664,7 @@ static void on_abort(int sig, siginfo_t *si, void *ctx) {
                 (void) PyErr_SetInterruptEx(SIGABRT);
                 return;
         }
-        if (abort_chained.sa_flags & SA_SIGINFO)
-                abort_chained.sa_sigaction(sig, si, ctx);
-        else if (abort_chained.sa_handler != SIG_DFL && abort_chained.sa_handler != SIG_IGN)
-                abort_chained.sa_handler(sig);
-        else {
-                (void) signal(sig, SIG_DFL);
-                (void) raise(sig);
-        }
+        chain(&abort_chained, sig, si, ctx);
 }
 
 /* Python's handler for SIGABRT: the hook, then what SIGABRT does without it (the stacks to
@@ -683,33 +688,72 @@ static PyObject *abort_handler(PyObject *self, PyObject *args) {
         Py_RETURN_NONE;
 }
 
-static PyMethodDef abort_def = { "_abort_handler", abort_handler, METH_VARARGS, NULL };
+/* SIGINT and SIGQUIT while worker_int is set: the worker's own handler still tells its loop
+ * to quit, and Python runs int_handler() at its next check, so that the hook runs at once
+ * (Gunicorn's moment) even inside a long request: its classic use is to dump the stacks of
+ * a worker that hangs. The loop runs it when no Python runs before (an idle worker). */
+static struct sigaction int_chained, quit_chained;
+static volatile sig_atomic_t int_pending;
+static bool int_done;
+
+static void on_int(int sig, siginfo_t *si, void *ctx) {
+        int saved = errno;
+
+        chain(sig == SIGQUIT ? &quit_chained : &int_chained, sig, si, ctx);
+        if (!int_pending) {
+                int_pending = 1;
+                (void) PyErr_SetInterruptEx(sig);
+        }
+        errno = saved;
+}
 
 /* GIL held. */
-static int abort_install(void) {
-        struct sigaction sa = { .sa_sigaction = on_abort, .sa_flags = SA_SIGINFO | SA_NODEFER };
-        PyObject *module = NULL, *handler = NULL, *ret = NULL;
+static void run_worker_int(void) {
+        if (int_done || !self_worker)
+                return;
+        int_done = true;
+        if (PyObject_SetAttrString(self_worker, "alive", Py_False) < 0)
+                PyErr_Clear();
+        (void) worker_call("worker_int", false);
+}
+
+static PyObject *int_handler(PyObject *self, PyObject *args) {
+        (void) self;
+        (void) args;
+        run_worker_int();
+        Py_RETURN_NONE;
+}
+
+static PyMethodDef abort_def = { "_abort_handler", abort_handler, METH_VARARGS, NULL };
+static PyMethodDef int_def = { "_int_handler", int_handler, METH_VARARGS, NULL };
+
+/* Puts def in Python's signal table for sig, where PyErr_SetInterruptEx() finds it, and
+ * handler in the kernel's, after saving the one there in *chained. GIL held. */
+static int handler_install(int sig, PyMethodDef *def, void (*handler)(int, siginfo_t *, void *), int flags,
+                           struct sigaction *chained) {
+        struct sigaction sa = { .sa_sigaction = handler, .sa_flags = SA_SIGINFO | flags };
+        PyObject *module = NULL, *f = NULL, *ret = NULL;
         int r = 0;
 
-        if (sigaction(SIGABRT, NULL, &abort_chained) < 0)
-                return log_error_errno(errno, "Failed to read the SIGABRT handler: %m");
+        if (sigaction(sig, NULL, chained) < 0)
+                return log_error_errno(errno, "Failed to read the handler of signal %d: %m", sig);
         module = PyImport_ImportModule("signal");
-        handler = module ? PyCFunction_New(&abort_def, NULL) : NULL;
-        /* Python's table now names the handler, which PyErr_SetInterruptEx() runs; the C
-         * handler Python put in place gives way to ours. */
-        ret = handler ? PyObject_CallMethod(module, "signal", "iO", SIGABRT, handler) : NULL;
+        f = module ? PyCFunction_New(def, NULL) : NULL;
+        ret = f ? PyObject_CallMethod(module, "signal", "iO", sig, f) : NULL;
         if (!ret) {
-                /* SIGABRT keeps the handler it had: the stack dump without the hook. */
-                python_log_exception(LOG_ERR, "Failed to set up the worker_abort hook");
+                /* The signal keeps the handler it had: gcorn's behaviour without the hook. */
+                python_log_exception(LOG_ERR, "Failed to set up the hook's signal handler");
+                (void) sigaction(sig, chained, NULL);
                 r = -EINVAL;
                 goto finish;
         }
+        /* The C handler Python put in place gives way to ours. */
         sigemptyset(&sa.sa_mask);
-        if (sigaction(SIGABRT, &sa, NULL) < 0)
-                r = log_error_errno(errno, "Failed to set the SIGABRT handler: %m");
+        if (sigaction(sig, &sa, NULL) < 0)
+                r = log_error_errno(errno, "Failed to set the handler of signal %d: %m", sig);
 finish:
         Py_XDECREF(ret);
-        Py_XDECREF(handler);
+        Py_XDECREF(f);
         Py_XDECREF(module);
         return r;
 }
@@ -721,7 +765,11 @@ int hooks_post_worker_init(char *error, size_t size) {
                 return 0;
         python_gil_acquire();
         if (hook_get("worker_abort"))
-                (void) abort_install();
+                (void) handler_install(SIGABRT, &abort_def, on_abort, SA_NODEFER, &abort_chained);
+        if (hook_get("worker_int")) {
+                (void) handler_install(SIGINT, &int_def, on_int, SA_RESTART, &int_chained);
+                (void) handler_install(SIGQUIT, &int_def, on_int, SA_RESTART, &quit_chained);
+        }
         if (worker_call("post_worker_init", false) < 0 && !started)
                 r = start_failed("post_worker_init", error, size);
         if (PyObject_SetAttrString(self_worker, "booted", Py_True) < 0)
@@ -734,9 +782,7 @@ void hooks_worker_int(void) {
         if (!self_worker)
                 return;
         python_gil_acquire();
-        if (PyObject_SetAttrString(self_worker, "alive", Py_False) < 0)
-                PyErr_Clear();
-        (void) worker_call("worker_int", false);
+        run_worker_int();
         python_gil_release();
 }
 

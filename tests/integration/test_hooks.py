@@ -273,6 +273,24 @@ class HooksTest(h.ServerTestCase):
                                 self.assertNotEqual(rc, 0)
                                 self.assertIn(line, srv.log())
 
+        def test_worker_int_runs_inside_a_long_request(self):
+                # Its classic use: dump the stacks of a worker stuck in a request.
+                release = os.path.join(h.tempdir(self, "gcorn-hooks-"), "release")
+                srv = self.start(APP, args=["-c", EXAMPLE, "--log-level", "debug", "-t", "30"])
+                c = srv.client()
+                try:
+                        c.send_request("GET", "/wait?" + release)
+                        srv.wait_log(r"hook pre_request: GET /wait")
+                        os.kill(srv.worker_pids()[0], signal.SIGQUIT)
+                        srv.wait_log(r"hook worker_int: worker received INT or QUIT signal")
+                        srv.wait_log(r'File: ".*hooks_app.py", line \d+, in app')
+                        open(release, "w").close()
+                        self.assertEqual(c.read_response().status, 200)
+                finally:
+                        c.close()
+                srv.wait_log(r"Worker exiting \(pid: %d\)" % srv.worker_pids()[0])
+                self.assertEqual(srv.log().count("hook worker_int"), 1)
+
         def test_newer_gunicorn_hooks_are_reported(self):
                 conf = self.write_conf("""
                         def on_dirty_starting(arbiter):
