@@ -12,6 +12,7 @@
 #include "gcorn/arbiter.h"
 #include "gcorn/conn.h"
 #include "gcorn/heartbeat.h"
+#include "gcorn/hooks.h"
 #include "gcorn/log.h"
 #include "gcorn/logconfig.h"
 #include "gcorn/macro.h"
@@ -177,6 +178,7 @@ static int spawn_worker(Arbiter *a) {
         if (!slot)
                 return -EUSERS;
 
+        hooks_pre_fork(a->settings, a->target);
         python_before_fork();
         pid = fork();
         if (pid < 0) {
@@ -209,6 +211,7 @@ static int spawn_worker(Arbiter *a) {
                 exit(status);
         }
         python_after_fork_parent();
+        hooks_forked(pid);
         slot->pid = pid;
         p = &a->procs[a->n_procs++];
         *p = (WorkerProc) {
@@ -424,6 +427,7 @@ static void reap(Arbiter *a) {
                 a->procs[i] = a->procs[--a->n_procs];
                 a->requests_done += heartbeat_load64(&p.slot->requests);
                 worker_gone(a, &p, status);
+                hooks_child_exit(a->settings, a->target, p.pid);
                 heartbeat_release(p.slot);
         }
 }
@@ -438,6 +442,7 @@ static void note_booted(Arbiter *a) {
 
                 if (!p->booted && heartbeat_load(&p->slot->state) >= SLOT_IDLE) {
                         p->booted = true;
+                        hooks_booted();
                         log_debug("Worker (pid:%d) booted", (int) p->pid);
                 }
         }
@@ -587,7 +592,9 @@ static void reload(Arbiter *a) {
 
         if (a->app)
                 log_info("Reloading with --preload: new workers are forked from the master; application code is not reloaded");
+        hooks_nworkers_changed(a->settings, a->settings->workers, a->target);
         a->target = a->settings->workers;
+        hooks_on_reload(a->settings, a->target);
         a->prev_generation = a->generation;
         a->generation = ++a->last_generation;
         a->reloading = true;
@@ -629,15 +636,18 @@ static void handle_signal(Arbiter *a, const SignalRecord *si) {
                 break;
         case SIGTTIN:
                 log_info("Handling signal: ttin");
-                if (a->target < SETTINGS_WORKERS_MAX)
+                if (a->target < SETTINGS_WORKERS_MAX) {
                         a->target++;
-                else
+                        hooks_nworkers_changed(a->settings, a->target, a->target - 1);
+                } else
                         log_warning("Already at %d workers, the most there is room for.", a->target);
                 break;
         case SIGTTOU:
                 log_info("Handling signal: ttou");
-                if (a->target > 1)
+                if (a->target > 1) {
                         a->target--;
+                        hooks_nworkers_changed(a->settings, a->target, a->target + 1);
+                }
                 break;
         case SIGUSR1:
                 /* Reopened first, so the new files say why they exist. */
@@ -758,6 +768,10 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
         }
         proctitle_set("gcorn: master [%s]", app_name(&a));
         log_info("Starting gcorn %s", GCORN_VERSION);
+        if (hooks_on_starting(s, a.target) < 0) {
+                a.exit_status = 1;
+                goto out;
+        }
         for (size_t i = 0; i < n_listeners; i++)
                 log_info("Listening at: %s%s (%d)", listeners[i].url, listeners[i].origin, (int) getpid());
         log_info("Using worker: %s", s->worker_class);
@@ -765,6 +779,10 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                   s->timeout, s->graceful_timeout, s->keepalive);
         /* A slow app import must not trip TimeoutStartSec=; --boot-timeout bounds it. */
         notify_extend_timeout(((uint64_t) s->boot_timeout + 10) * 1000000ULL);
+        if (hooks_when_ready(s, a.target) < 0) {
+                a.exit_status = 1;
+                goto out;
+        }
 
         for (;;) {
                 struct pollfd p[2] = {
@@ -790,6 +808,7 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
         if (a.exit_status == WORKER_BOOT_ERROR)
                 notify_failure(EINVAL, a.failure[0] ? a.failure : "the workers could not load the application");
         log_info("Shutting down: Master");
+        hooks_on_exit(s, a.target);
 out:
         /* Signals that come now wait: finalising Python is not interrupted. */
         block_handled_signals();

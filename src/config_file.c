@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gcorn/config_file.h"
+#include "gcorn/hooks.h"
 #include "gcorn/log.h"
 #include "gcorn/logconfig.h"
 #include "gcorn/macro.h"
@@ -262,22 +263,6 @@ static int apply_dict(Settings *s, const char *name, PyObject *value, char **ret
         return settings_set_dict(s, name, (const char *const *) l, ret_error);
 }
 
-/* Gunicorn's server hooks, 23 to 26.1: functions the config file defines by these names.
- * They are not unknown names, whether or not a setting row runs them. The one list of them. */
-static const char *const hook_names[] = {
-        "on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "post_worker_init",
-        "worker_int", "worker_abort", "pre_exec", "pre_request", "post_request", "child_exit",
-        "worker_exit", "nworkers_changed", "on_exit", "ssl_context",
-        "on_dirty_starting", "dirty_post_fork", "dirty_worker_init", "dirty_worker_exit",
-};
-
-bool config_file_is_hook(const char *name) {
-        for (size_t i = 0; i < ELEMENTSOF(hook_names); i++)
-                if (strcmp(hook_names[i], name) == 0)
-                        return true;
-        return false;
-}
-
 static int add_warning(Settings *s, char *line) {
         size_t n = 0;
         char **l;
@@ -295,14 +280,14 @@ static int add_warning(Settings *s, char *line) {
         return 0;
 }
 
-/* A module-level name that is not a setting: a helper (module, class, function) or a private
- * name is the file's own business; a near miss of a setting is a typo that would silently
+/* A module-level name that is neither a setting nor a server hook (hooks.c took those): a
+ * helper (module, class, function) or a private name is the file's own business; a near miss of a setting is a typo that would silently
  * lose the setting, so it is an error; anything else is named in one warning line. */
 static int check_unknown(Settings *s, const char *path, const char *name, PyObject *value, char **ret_error) {
         const char *suggestion;
         char *line;
 
-        if (name[0] == '_' || config_file_is_hook(name) || PyModule_Check(value) || PyType_Check(value) ||
+        if (name[0] == '_' || PyModule_Check(value) || PyType_Check(value) ||
             PyFunction_Check(value) || PyCFunction_Check(value))
                 return 0;
         suggestion = settings_suggest(name);
@@ -327,6 +312,11 @@ static int apply_value(Settings *s, const char *path, const char *name, PyObject
         /* The one setting whose value stays a Python object. */
         if (strcmp(name, "logconfig_dict") == 0)
                 return logconfig_set_dict(s, value, ret_error);
+        /* Server hooks are callables, not settings: hooks.c keeps them. */
+        r = hooks_config_value(name, value, ret_error);
+        if (r != 0)
+                return MIN(r, 0);
+
         if (name[0] == '_' || !settings_has(name))
                 return check_unknown(s, path, name, value, ret_error);
 

@@ -8,6 +8,7 @@
 #include "gcorn/arbiter.h"
 #include "gcorn/config_file.h"
 #include "gcorn/daemon.h"
+#include "gcorn/hooks.h"
 #include "gcorn/listener.h"
 #include "gcorn/log.h"
 #include "gcorn/logconfig.h"
@@ -70,8 +71,10 @@ static int load_settings(Settings *s, char **ret_error) {
         r = privileges_validate(s, ret_error);
         if (r < 0)
                 goto fail;
+        hooks_commit();
         return 1;
 fail:
+        hooks_discard();
         settings_done(s);
         return r;
 }
@@ -321,6 +324,7 @@ out:
                 pidfile_remove(pid_path, getpid());
         pid_path = mfree(pid_path);
         listener_free_all(listeners, n_listeners, true);
+        hooks_done();
         (void) python_finalize();
         settings_done(&s);
         log_close();

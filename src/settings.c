@@ -2032,3 +2032,42 @@ const char *settings_suggest(const char *name) {
         }
         return best;
 }
+
+int settings_foreach(const Settings *s,
+                     int (*f)(const char *name, SettingValueKind kind, const void *value, void *userdata),
+                     void *userdata) {
+        for (size_t i = 0; i < SETTINGS_COUNT; i++) {
+                const SettingDef *d = &setting_table[i];
+                const void *field;
+                int64_t n;
+                int r;
+
+                if (!is_settable(d))
+                        continue;
+                field = (const char *) s + d->offset;
+                switch (d->type) {
+                case SETTING_STRING:
+                        r = f(d->name, SETTING_VALUE_STRING, *(char *const *) field, userdata);
+                        break;
+                case SETTING_INT:
+                        n = *(const int *) field;
+                        r = f(d->name, SETTING_VALUE_INT, &n, userdata);
+                        break;
+                case SETTING_INT64:
+                        r = f(d->name, SETTING_VALUE_INT, field, userdata);
+                        break;
+                case SETTING_BOOL:
+                        r = f(d->name, SETTING_VALUE_BOOL, field, userdata);
+                        break;
+                case SETTING_LIST:
+                case SETTING_COMMA_LIST:
+                        r = f(d->name, SETTING_VALUE_LIST, *(char **const *) field, userdata);
+                        break;
+                default:
+                        r = 0;
+                }
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}

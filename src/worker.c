@@ -11,6 +11,7 @@
 
 #include "gcorn/conn.h"
 #include "gcorn/heartbeat.h"
+#include "gcorn/hooks.h"
 #include "gcorn/log.h"
 #include "gcorn/logconfig.h"
 #include "gcorn/macro.h"
@@ -374,6 +375,7 @@ static void handle_signals(Worker *w) {
                                 break;
                         case SIGINT:
                         case SIGQUIT:
+                                hooks_worker_int();
                                 w->quit = true;
                                 break;
                         case SIGUSR1:
@@ -556,6 +558,8 @@ int worker_run(const WorkerContext *ctx) {
                 return log_error_errno(r, "Failed to set up signal handling: %m"), WORKER_BOOT_ERROR;
         proctitle_set("gcorn: worker [%s]", s->proc_name ? s->proc_name : s->wsgi_app);
         log_info("Booting worker with pid: %d", (int) getpid());
+        if (hooks_post_fork(w.slot->error, sizeof(w.slot->error)) < 0)
+                return WORKER_BOOT_ERROR;
 
         /* Before the import, so that what the app logs while loading is routed too. */
         (void) pylog_install();
@@ -644,6 +648,8 @@ int worker_run(const WorkerContext *ctx) {
         }
         /* Dumps every thread's Python stack when the master sends SIGABRT to a hung worker. */
         (void) python_enable_faulthandler(log_error_fd());
+        if (hooks_post_worker_init(w.slot->error, sizeof(w.slot->error)) < 0)
+                return WORKER_BOOT_ERROR;
         heartbeat_beat(w.slot, conn_clock_update());
         heartbeat_set_state(w.slot, SLOT_IDLE);
         (void) !write(ctx->boot_fd, "", 1);
@@ -659,6 +665,7 @@ int worker_run(const WorkerContext *ctx) {
         safe_close(w.epfd);
         wsgi_done();
         log_info("Worker exiting (pid: %d)", (int) getpid());
+        hooks_worker_exit();
         /* Graceful exits run atexit handlers and logging.shutdown(); a fast one does not. */
         if (!w.quit || w.retiring)
                 (void) python_finalize();

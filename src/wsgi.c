@@ -18,6 +18,7 @@
 #include "gcorn/accesslog.h"
 #include "gcorn/environ.h"
 #include "gcorn/filewrapper.h"
+#include "gcorn/hooks.h"
 #include "gcorn/input.h"
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
@@ -57,6 +58,7 @@ typedef struct WsgiState {
         uint64_t sent;                  /* body bytes sent */
         bool cut_logged;
         int write_error;                /* first failed conn_write(): the connection is gone */
+        void *hook_req;                 /* the req of pre_request, for post_request (PyObject *) */
 } WsgiState;
 
 /* Per-process buffers reused by every request: no malloc on the hot path once warm. */
@@ -799,6 +801,24 @@ static int handle_app_error(WsgiState *st, PyObject *input) {
         return st->write_error;
 }
 
+/* Puts the app's headers in log_fields as HttpHeaders. Returns 0 or -ENOMEM. */
+static int app_headers(WsgiState *st) {
+        if (st->n_fields > log_fields_cap) {
+                HttpHeader *p = realloc(log_fields, st->n_fields * sizeof(HttpHeader));
+
+                if (!p)
+                        return -ENOMEM;
+                log_fields = p;
+                log_fields_cap = st->n_fields;
+        }
+        for (size_t i = 0; i < st->n_fields; i++)
+                log_fields[i] = (HttpHeader) {
+                        .name = { lines_buf.p + fields[i].name_off, fields[i].name_len },
+                        .value = { lines_buf.p + fields[i].value_off, fields[i].value_len },
+                };
+        return 0;
+}
+
 static void write_access_log(WsgiState *st, const struct timespec *start_real, const struct timespec *start_mono) {
         char stack[2048];
         _cleanup_free_ char *heap = NULL;
@@ -808,19 +828,8 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
 
         if (!access_log || !log_access_enabled())
                 return;
-        if (st->n_fields > log_fields_cap) {
-                HttpHeader *p = realloc(log_fields, st->n_fields * sizeof(HttpHeader));
-
-                if (!p)
-                        return;
-                log_fields = p;
-                log_fields_cap = st->n_fields;
-        }
-        for (size_t i = 0; i < st->n_fields; i++)
-                log_fields[i] = (HttpHeader) {
-                        .name = { lines_buf.p + fields[i].name_off, fields[i].name_len },
-                        .value = { lines_buf.p + fields[i].value_off, fields[i].value_len },
-                };
+        if (app_headers(st) < 0)
+                return;
         clock_gettime(CLOCK_MONOTONIC, &now);
         e = (AccessEntry) {
                 .request = st->request,
@@ -846,12 +855,23 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
         log_access(&e, heap, n);
 }
 
+/* post_request(worker, req, environ, resp) once the request is done. */
+static void post_request(WsgiState *st, PyObject *environ) {
+        size_t n = app_headers(st) < 0 ? 0 : st->n_fields;
+
+        hooks_post_request(TAKE_PTR(st->hook_req), environ, st->started ? status_buf.p : NULL, status_buf.len,
+                           st->status, log_fields, n, st->sent);
+}
+
 static int handle(WsgiState *st) {
         PyObject *input = NULL, *environ = NULL, *sr, *result = NULL, *args[3] = {};
         int r = 0;
 
         input = input_new(st->conn);
         if (!input)
+                goto app_error;
+        if (_unlikely_(hooks_per_request) &&
+            hooks_pre_request(st->request, conn_info(st->conn), &st->hook_req) < 0)
                 goto app_error;
         r = environ_build(st->request, conn_info(st->conn), input, &environ);
         if (r == -EXDEV) {
@@ -901,6 +921,8 @@ finish:
                 if (PyErr_Occurred())
                         python_log_exception(LOG_ERR, "Error closing the response iterable");
         }
+        if (_unlikely_(st->hook_req))
+                post_request(st, environ);
         if (start_response_obj)
                 ((Callback *) start_response_obj)->st = NULL;
         if (write_obj)

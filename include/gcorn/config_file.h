@@ -2,7 +2,7 @@
  * module-level names that are settings are applied (bind, workers, wsgi_app, ...). Modules,
  * classes, functions and private names are the file's own; a name within two edits of a
  * setting ("wokers") is an error with the suggestion; any other name that is not a setting
- * gets a line in Settings.config_warnings. */
+ * gets a line in Settings.config_warnings. Server hooks go to hooks.c. */
 #pragma once
 
 #include <stdbool.h>
@@ -14,5 +14,3 @@
  * file /x.conf.py: line 3: SyntaxError: ...", "Invalid value for workers: 'x'". */
 int config_file_load(Settings *s, const char *path, char **ret_error);
 
-/* Whether name is one of Gunicorn's server hooks (on_starting, post_fork, ...). */
-bool config_file_is_hook(const char *name);

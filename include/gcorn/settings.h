@@ -198,3 +198,16 @@ void settings_print_config(const Settings *s, FILE *f);
 /* The settings table as Markdown (README) and the gcorn(1) man page (roff). */
 void settings_print_markdown(FILE *f);
 void settings_print_man(FILE *f);
+/* What settings_foreach() hands over for one setting. */
+typedef enum SettingValueKind {
+        SETTING_VALUE_STRING,           /* const char * (NULL when unset) */
+        SETTING_VALUE_INT,              /* int64_t */
+        SETTING_VALUE_BOOL,             /* bool */
+        SETTING_VALUE_LIST,             /* char *const * (NULL-terminated) */
+} SettingValueKind;
+
+/* Calls f for every setting by its Gunicorn name, with a pointer to its value (server hooks
+ * show them as server.cfg). Stops at, and returns, f's first negative return. */
+int settings_foreach(const Settings *s,
+                     int (*f)(const char *name, SettingValueKind kind, const void *value, void *userdata),
+                     void *userdata);

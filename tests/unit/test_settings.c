@@ -688,6 +688,49 @@ START_TEST(test_doc_outputs) {
 }
 END_TEST
 
+/* What settings_foreach() handed over, by name. */
+typedef struct Seen {
+        int64_t workers, limit_request_body;
+        bool preload_app, proc_name_null;
+        const char *worker_class, *bind0;
+        size_t count;
+} Seen;
+
+static int seen_add(const char *name, SettingValueKind kind, const void *value, void *userdata) {
+        Seen *seen = userdata;
+
+        seen->count++;
+        if (strcmp(name, "workers") == 0 && kind == SETTING_VALUE_INT)
+                seen->workers = *(const int64_t *) value;
+        else if (strcmp(name, "limit_request_body") == 0 && kind == SETTING_VALUE_INT)
+                seen->limit_request_body = *(const int64_t *) value;
+        else if (strcmp(name, "preload_app") == 0 && kind == SETTING_VALUE_BOOL)
+                seen->preload_app = *(const bool *) value;
+        else if (strcmp(name, "proc_name") == 0 && kind == SETTING_VALUE_STRING)
+                seen->proc_name_null = value == NULL;
+        else if (strcmp(name, "worker_class") == 0 && kind == SETTING_VALUE_STRING)
+                seen->worker_class = value;
+        else if (strcmp(name, "bind") == 0 && kind == SETTING_VALUE_LIST)
+                seen->bind0 = ((char *const *) value)[0];
+        return strcmp(name, "wsgi_app") == 0 ? -ECANCELED : 0;
+}
+
+START_TEST(test_foreach) {
+        Seen seen = {};
+
+        ck_assert_int_eq(parse("-w", "3", "--preload", "--limit-request-body", "5000000000", "-b", "unix:/x", "a:b",
+                               NULL), 1);
+        ck_assert_int_eq(settings_foreach(&s, seen_add, &seen), -ECANCELED);
+        ck_assert_int_eq(seen.workers, 3);
+        ck_assert_int_eq(seen.limit_request_body, 5000000000LL);
+        ck_assert(seen.preload_app);
+        ck_assert(seen.proc_name_null);
+        ck_assert_str_eq(seen.worker_class, "sync");
+        ck_assert_str_eq(seen.bind0, "unix:/x");
+        ck_assert_int_gt(seen.count, 10);
+}
+END_TEST
+
 /* Python: each test runs in its own forked child with a fresh interpreter. */
 
 static char tmpdir[64];
@@ -975,7 +1018,6 @@ START_TEST(test_config_unknown_names) {
                                      "def post_fork(server, worker): pass\n"
                                      "def helper(): pass\n"
                                      "_hidden = 1\n"
-                                     "worker_exit = None\n"
                                      "cores = multiprocessing.cpu_count()\n"
                                      "workers = 2\n",
                                      &err),
@@ -1258,6 +1300,7 @@ static Suite *settings_suite(void) {
         tcase_add_test(tc, test_help_version);
         tcase_add_test(tc, test_settings_set);
         tcase_add_test(tc, test_validate);
+        tcase_add_test(tc, test_foreach);
         tcase_add_test(tc, test_python_signals_and_format);
         tcase_add_test(tc, test_privilege_settings);
         tcase_add_test(tc, test_reload_and_log_settings);
