@@ -99,6 +99,13 @@ static void format_port(char *buf, size_t cap, unsigned port) {
         buf[MIN(n, cap - 1)] = 0;
 }
 
+/* Whether the peer may send forwarder_headers. Until forwarded_allow_ips is a setting this is
+ * Gunicorn's default for it ("127.0.0.1,::1"), and UNIX-socket peers, which Gunicorn always
+ * trusts. */
+static bool peer_is_trusted_forwarder(const ConnInfo *info) {
+        return info->is_unix || strcmp(info->remote_addr, "127.0.0.1") == 0 || strcmp(info->remote_addr, "::1") == 0;
+}
+
 static void fill_info(Conn *c, const Listener *l, const struct sockaddr *peer, socklen_t peer_len) {
         c->info.is_unix = l->is_unix;
         strncpy(c->info.server_name, l->host, sizeof(c->info.server_name) - 1);
@@ -167,6 +174,7 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
                 (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
         fill_info(c, l, peer, peer_len);
+        http_parser_set_trusted_forwarder(parser, peer_is_trusted_forwarder(&c->info));
         *ret = c;
         return 0;
 }

@@ -540,15 +540,18 @@ static int add_server(PyObject *env, const Request *r, const ConnInfo *info) {
 int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObject **ret) {
         Template *t = info->is_unix ? &template_unix : &template_tcp;
         PyObject *env = NULL, *errors;
-        Slice path = r->path;
+        Slice path = r->path, sn = { script_name_bytes, script_name_len };
         bool quoted;
         int ret_code = -ENOMEM;
 
-        if (script_name_len > 0) {
-                if (path.len < script_name_len || memcmp(path.p, script_name_bytes, script_name_len) != 0)
+        /* a trusted forwarder's SCRIPT_NAME header (forwarder_headers) overrides the variable */
+        if (r->script_name.p)
+                sn = r->script_name;
+        if (sn.len > 0) {
+                if (path.len < sn.len || memcmp(path.p, sn.p, sn.len) != 0)
                         return -EXDEV;
-                path.p += script_name_len;
-                path.len -= script_name_len;
+                path.p += sn.len;
+                path.len -= sn.len;
         }
         quoted = memchr(path.p, '%', path.len);
 
@@ -587,6 +590,9 @@ int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObj
                 goto finish;
         if (info->is_unix && add_server(env, r, info) < 0)
                 goto finish;
+        if (r->script_name.p &&
+            set_item(env, keys[KEY_SCRIPT_NAME], PyUnicode_DecodeLatin1(sn.p, (Py_ssize_t) sn.len, NULL)) < 0)
+                goto finish;
         if (PyDict_SetItem(env, keys[KEY_WSGI_INPUT], input ? input : Py_None) < 0)
                 goto finish;
 
@@ -594,8 +600,9 @@ int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObj
                 const HttpHeader *h = r->headers + i;
 
                 /* Gunicorn 22+ (header_map "drop"): a name with '_' could pose as one with
-                 * '-' once mapped to HTTP_*, so such headers never reach the app. */
-                if (memchr(h->name.p, '_', h->name.len))
+                 * '-' once mapped to HTTP_*, so such headers never reach the app unless the
+                 * parser's header_map (or forwarder_headers) let them through. */
+                if (!r->header_map_applied && memchr(h->name.p, '_', h->name.len))
                         continue;
                 if (add_header(env, h) < 0)
                         goto finish;

@@ -36,6 +36,13 @@ typedef struct Request {
         bool expect_continue;           /* Expect: 100-continue on HTTP/1.1 */
         bool upgrade;                   /* an Upgrade request; served as an ordinary one */
         bool is_head;                   /* method is HEAD */
+
+        /* The parser already applied header_map: every name with '_' still in headers was
+         * allowed (a Request made by hand has this false, and the environ drops them). */
+        bool header_map_applied;
+        /* SCRIPT_NAME as a trusted forwarder sent it (Gunicorn's forwarder_headers); p is
+         * NULL when none was kept. */
+        Slice script_name;
 } Request;
 
 /* The first (or, with last, the last) of the n headers h named name (len bytes, any case). */

@@ -40,6 +40,12 @@ typedef struct Settings {
         char **pythonpath;              /* NULL-terminated; from a comma-separated value */
         char **raw_env;                 /* NULL-terminated "KEY=VALUE" entries (-e, repeatable) */
         bool preload_app;
+        bool strip_header_spaces;       /* false: "Name :" is a 400 */
+        bool permit_obsolete_folding;   /* false: continuation lines are a 400 */
+        bool casefold_http_method;      /* false */
+        bool permit_unconventional_http_method; /* false */
+        char *header_map;               /* "drop", "refuse" or "dangerous" */
+        char **forwarder_headers;       /* NULL-terminated; default {"SCRIPT_NAME", "PATH_INFO"} */
 
         /* logging */
         char *accesslog;                /* NULL = off; "-" = stdout */

@@ -504,6 +504,42 @@ START_TEST(test_template_follows_requests) {
 }
 END_TEST
 
+/* What the parser let through under header_map reaches the app; a trusted forwarder's
+ * SCRIPT_NAME header replaces the variable, as in Gunicorn's wsgi.create(). */
+START_TEST(test_header_map_applied) {
+        HttpHeader h[] = {
+                HDR("X_Custom_Thing", "kept"),
+                HDR("x-custom-thing", "v"),
+                HDR("Script_Name", "/app"),
+        };
+        Request r = make_request("/app/x%20y", h, ELEMENTSOF(h));
+
+        unsetenv("SCRIPT_NAME");
+        ck_assert_int_eq(environ_init(NULL), 0);
+        r.header_map_applied = true;
+        r.script_name = SL("/app");
+        build(&r, &tcp_info, NULL);
+        assert_str("HTTP_X_CUSTOM_THING", "kept,v");
+        assert_str("HTTP_SCRIPT_NAME", "/app");
+        assert_str("SCRIPT_NAME", "/app");
+        assert_str("PATH_INFO", "/x y");
+
+        /* the next request without one is back to the variable ("") */
+        r = make_request("/app/x", NULL, 0);
+        build(&r, &tcp_info, NULL);
+        assert_str("SCRIPT_NAME", "");
+        assert_str("PATH_INFO", "/app/x");
+
+        /* a path outside the forwarded SCRIPT_NAME is Gunicorn's ConfigurationProblem */
+        r = make_request("/other", h, ELEMENTSOF(h));
+        r.header_map_applied = true;
+        r.script_name = SL("/app");
+        Py_CLEAR(env);
+        ck_assert_int_eq(environ_build(&r, &tcp_info, NULL, &env), -EXDEV);
+        ck_assert_ptr_null(env);
+}
+END_TEST
+
 static Suite *environ_suite(void) {
         Suite *suite = suite_create("environ");
         TCase *tc = tcase_create("core");
@@ -522,6 +558,7 @@ static Suite *environ_suite(void) {
         tcase_add_test(tc, test_unix_socket);
         tcase_add_test(tc, test_address_cache);
         tcase_add_test(tc, test_file_wrapper);
+        tcase_add_test(tc, test_header_map_applied);
         suite_add_tcase(suite, tc);
         return suite;
 }
