@@ -614,3 +614,84 @@ finish:
         Py_XDECREF(env);
         return ret_code;
 }
+
+/* Appends t to v->text; returns the offset it landed at, or SIZE_MAX without memory. */
+static size_t log_text_append(EnvironLogValues *v, size_t *len, const char *t, size_t n) {
+        size_t off = *len;
+
+        if (n > v->text_cap - off) {
+                size_t cap = MAX(MAX(v->text_cap * 2, off + n), (size_t) 256);
+                char *p = realloc(v->text, cap);
+
+                if (!p)
+                        return SIZE_MAX;
+                v->text = p;
+                v->text_cap = cap;
+        }
+        memcpy(v->text + off, t, n);
+        *len = off + n;
+        return off;
+}
+
+int environ_log_values(PyObject *env, const AccessLog *l, EnvironLogValues *v) {
+        size_t n = accesslog_environ_count(l), len = 0;
+
+        if (n > v->n) {
+                Slice *p = reallocarray(v->values, n, sizeof(Slice));
+                size_t *o;
+
+                if (!p)
+                        return -ENOMEM;
+                v->values = p;
+                o = reallocarray(v->offsets, n, sizeof(size_t));
+                if (!o)
+                        return -ENOMEM;
+                v->offsets = o;
+                v->n = n;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const char *name = accesslog_environ_name(l, i), *t;
+                size_t name_len = strlen(name), off;
+                PyObject *key, *value, *found = NULL, *str;
+                Py_ssize_t pos = 0, tlen;
+
+                v->offsets[i] = SIZE_MAX;
+                while (PyDict_Next(env, &pos, &key, &value)) {
+                        Py_ssize_t klen;
+                        const char *k = PyUnicode_Check(key) ? PyUnicode_AsUTF8AndSize(key, &klen) : NULL;
+
+                        if (!k) {
+                                PyErr_Clear();
+                                continue;
+                        }
+                        if ((size_t) klen == name_len && strncasecmp(k, name, name_len) == 0)
+                                found = value;
+                }
+                if (!found)
+                        continue;
+                str = PyObject_Str(found);
+                t = str ? PyUnicode_AsUTF8AndSize(str, &tlen) : NULL;
+                if (!t) {
+                        PyErr_Clear();
+                        Py_XDECREF(str);
+                        continue;
+                }
+                off = log_text_append(v, &len, t, (size_t) tlen);
+                Py_DECREF(str);
+                if (off == SIZE_MAX)
+                        return -ENOMEM;
+                v->offsets[i] = off;
+                v->values[i].len = (size_t) tlen;
+        }
+        /* pointers only now: the text may have moved while it grew */
+        for (size_t i = 0; i < n; i++)
+                v->values[i].p = v->offsets[i] == SIZE_MAX ? NULL : v->text ? v->text + v->offsets[i] : "";
+        return 0;
+}
+
+void environ_log_values_free(EnvironLogValues *v) {
+        v->values = mfree(v->values);
+        v->offsets = mfree(v->offsets);
+        v->text = mfree(v->text);
+        v->n = v->text_cap = 0;
+}

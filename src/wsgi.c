@@ -56,6 +56,7 @@ typedef struct WsgiState {
         uint64_t sent;                  /* body bytes sent */
         bool cut_logged;
         int write_error;                /* first failed conn_write(): the connection is gone */
+        bool environ_logged;            /* log_environ holds this request's %({var}e)s values */
 } WsgiState;
 
 /* Per-process buffers reused by every request: no malloc on the hot path once warm. */
@@ -66,6 +67,7 @@ static FieldRef *fields;
 static size_t fields_cap;
 static HttpHeader *log_fields;
 static size_t log_fields_cap;
+static EnvironLogValues log_environ;
 
 static PyObject *app;
 static AccessLog *access_log;
@@ -831,6 +833,8 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
                 .duration_usec = (uint64_t) ((now.tv_sec - start_mono->tv_sec) * 1000000LL +
                                              (now.tv_nsec - start_mono->tv_nsec) / 1000),
                 .pid = worker_pid,
+                .environ_values = st->environ_logged ? log_environ.values : NULL,
+                .n_environ_values = accesslog_environ_count(access_log),
         };
         n = accesslog_render(access_log, &e, stack, sizeof(stack));
         if (n < sizeof(stack)) {
@@ -898,6 +902,9 @@ finish:
         if (write_obj)
                 ((Callback *) write_obj)->st = NULL;
         input_finish(input);
+        /* the environ as the app left it, as Gunicorn's access log sees it */
+        if (environ && accesslog_environ_count(access_log) > 0 && log_access_enabled())
+                st->environ_logged = environ_log_values(environ, access_log, &log_environ) >= 0;
         Py_XDECREF(result);
         Py_XDECREF(environ);
         Py_XDECREF(input);
@@ -982,5 +989,6 @@ void wsgi_done(void) {
         fields_cap = 0;
         free(log_fields);
         log_fields = NULL;
+        environ_log_values_free(&log_environ);
         log_fields_cap = 0;
 }

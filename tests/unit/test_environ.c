@@ -540,6 +540,48 @@ START_TEST(test_header_map_applied) {
 }
 END_TEST
 
+static void set_str(const char *key, const char *value) {
+        PyObject *o = PyUnicode_FromString(value);
+
+        ck_assert_ptr_nonnull(o);
+        ck_assert_int_eq(PyDict_SetItemString(env, key, o), 0);
+        Py_DECREF(o);
+}
+
+/* The access log's %({var}e)s lookups: keys in any case, the last match winning, str()
+ * of other values, UTF-8 text. */
+START_TEST(test_log_values) {
+        AccessLog *l = NULL;
+        EnvironLogValues v = {};
+        Request r = make_request("/x", NULL, 0);
+
+        ck_assert_int_eq(environ_init(NULL), 0);
+        build(&r, &tcp_info, NULL);
+        set_str("remote_user", "caf\u00e9");
+        set_str("Remote_User", "last");
+        ck_assert_int_eq(accesslog_compile("%({REMOTE_USER}e)s %({wsgi.version}e)s %({PATH}e)s %({query_string}e)s "
+                                           "%({REMOTE_ADDR}e)s", &l), 0);
+        ck_assert_int_eq(environ_log_values(env, l, &v), 0);
+        ck_assert_uint_eq(v.values[0].len, 4);
+        ck_assert(memcmp(v.values[0].p, "last", 4) == 0);
+        ck_assert_uint_eq(v.values[1].len, 6);
+        ck_assert(memcmp(v.values[1].p, "(1, 0)", 6) == 0);
+        /* the process environment is not the WSGI environ */
+        ck_assert_ptr_null(v.values[2].p);
+        ck_assert_ptr_nonnull(v.values[3].p);
+        ck_assert_uint_eq(v.values[3].len, 0);
+        ck_assert_uint_eq(v.values[4].len, 8);
+        ck_assert(memcmp(v.values[4].p, "10.1.2.3", 8) == 0);
+        ck_assert(!PyErr_Occurred());
+        ck_assert_int_eq(PyDict_DelItemString(env, "Remote_User"), 0);
+        ck_assert_int_eq(environ_log_values(env, l, &v), 0);
+        ck_assert_uint_eq(v.values[0].len, 5);
+        ck_assert(memcmp(v.values[0].p, "caf\xc3\xa9", 5) == 0);
+        environ_log_values_free(&v);
+        accesslog_free(l);
+}
+END_TEST
+
 static Suite *environ_suite(void) {
         Suite *suite = suite_create("environ");
         TCase *tc = tcase_create("core");
@@ -559,6 +601,7 @@ static Suite *environ_suite(void) {
         tcase_add_test(tc, test_address_cache);
         tcase_add_test(tc, test_file_wrapper);
         tcase_add_test(tc, test_header_map_applied);
+        tcase_add_test(tc, test_log_values);
         suite_add_tcase(suite, tc);
         return suite;
 }
