@@ -205,19 +205,27 @@ static void put(Writer *w, const char *s, size_t n) {
         w->len += n;
 }
 
-/* Text from the request: '"' as Gunicorn escapes it, control bytes so the line stays one. */
-static void put_escaped(Writer *w, const char *s, size_t n) {
+/* Text: '"' as Gunicorn escapes it, control bytes so the line stays one. Request bytes are
+ * Latin-1 text to Gunicorn (PEP 3333), which its log stream writes as UTF-8: so are bytes
+ * above 0x7f here, unless the text is UTF-8 already (utf8). */
+static void put_text(Writer *w, const char *s, size_t n, bool utf8) {
         size_t start = 0;
 
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char) s[i];
                 char esc[5];
 
-                if (c >= 0x20 && c != 0x7f && c != '"')
+                if (c >= 0x20 && c < 0x7f && c != '"')
+                        continue;
+                if (c >= 0x80 && utf8)
                         continue;
                 put(w, s + start, i - start);
                 start = i + 1;
-                if (c == '"')
+                if (c >= 0x80) {
+                        esc[0] = (char) (0xc0 | (c >> 6));
+                        esc[1] = (char) (0x80 | (c & 0x3f));
+                        put(w, esc, 2);
+                } else if (c == '"')
                         put(w, "\\\"", 2);
                 else if (c == '\n')
                         put(w, "\\n", 2);
@@ -233,8 +241,13 @@ static void put_escaped(Writer *w, const char *s, size_t n) {
         put(w, s + start, n - start);
 }
 
+static void put_escaped(Writer *w, const char *s, size_t n) {
+        put_text(w, s, n, false);
+}
+
+/* A header Gunicorn finds with an empty value prints empty: only a missing one is "-". */
 static void put_slice_or_dash(Writer *w, const Slice *s) {
-        if (s && s->len > 0)
+        if (s)
                 put_escaped(w, s->p, s->len);
         else
                 put(w, "-", 1);
@@ -415,7 +428,7 @@ static void render_element(Writer *w, const AccessLog *l, const Element *el, con
                 return;
         case ELEMENT_ENVIRON:
                 if (e->environ_values && el->index < e->n_environ_values && e->environ_values[el->index].p)
-                        put_escaped(w, e->environ_values[el->index].p, e->environ_values[el->index].len);
+                        put_text(w, e->environ_values[el->index].p, e->environ_values[el->index].len, true);
                 else
                         put(w, "-", 1);
                 return;

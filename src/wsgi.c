@@ -57,6 +57,7 @@ typedef struct WsgiState {
         bool cut_logged;
         int write_error;                /* first failed conn_write(): the connection is gone */
         bool environ_logged;            /* log_environ holds this request's %({var}e)s values */
+        bool own_length;                /* the last field is gcorn's Content-Length, not the app's */
 } WsgiState;
 
 /* Per-process buffers reused by every request: no malloc on the hot path once warm. */
@@ -243,6 +244,7 @@ static void reset_head(WsgiState *st) {
         st->content_length = -1;
         st->app_close = st->upgrade = false;
         st->n_fields = 0;
+        st->own_length = false;
         status_buf.len = lines_buf.len = 0;
 }
 
@@ -548,6 +550,7 @@ static int set_content_length(WsgiState *st, uint64_t len) {
         if (add_field(st, "Content-Length", 14, v, (size_t) n) < 0)
                 return -ENOMEM;
         st->content_length = (int64_t) len;
+        st->own_length = true;
         return 0;
 }
 
@@ -804,19 +807,20 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
         _cleanup_free_ char *heap = NULL;
         struct timespec now;
         AccessEntry e;
-        size_t n;
+        /* %({name}o)s sees the app's headers, as Gunicorn's resp.headers */
+        size_t n, n_fields = st->n_fields - (st->own_length ? 1 : 0);
 
         if (!access_log || !log_access_enabled())
                 return;
-        if (st->n_fields > log_fields_cap) {
-                HttpHeader *p = realloc(log_fields, st->n_fields * sizeof(HttpHeader));
+        if (n_fields > log_fields_cap) {
+                HttpHeader *p = realloc(log_fields, n_fields * sizeof(HttpHeader));
 
                 if (!p)
                         return;
                 log_fields = p;
-                log_fields_cap = st->n_fields;
+                log_fields_cap = n_fields;
         }
-        for (size_t i = 0; i < st->n_fields; i++)
+        for (size_t i = 0; i < n_fields; i++)
                 log_fields[i] = (HttpHeader) {
                         .name = { lines_buf.p + fields[i].name_off, fields[i].name_len },
                         .value = { lines_buf.p + fields[i].value_off, fields[i].value_len },
@@ -828,7 +832,7 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
                 .status = st->status,
                 .body_bytes = st->sent,
                 .response_headers = log_fields,
-                .n_response_headers = st->n_fields,
+                .n_response_headers = n_fields,
                 .start = *start_real,
                 .duration_usec = (uint64_t) ((now.tv_sec - start_mono->tv_sec) * 1000000LL +
                                              (now.tv_nsec - start_mono->tv_nsec) / 1000),
