@@ -12,6 +12,7 @@
 #include "gcorn/environ.h"
 #include "gcorn/pylog.h"
 #include "gcorn/filewrapper.h"
+#include "gcorn/gsocket.h"
 #include "gcorn/macro.h"
 #include "gcorn/strutil.h"
 
@@ -38,7 +39,8 @@
         _(WSGI_MULTIPROCESS, "wsgi.multiprocess")               \
         _(WSGI_RUN_ONCE, "wsgi.run_once")                       \
         _(WSGI_FILE_WRAPPER, "wsgi.file_wrapper")               \
-        _(WSGI_INPUT_TERMINATED, "wsgi.input_terminated")
+        _(WSGI_INPUT_TERMINATED, "wsgi.input_terminated")      \
+        _(GUNICORN_SOCKET, "gunicorn.socket")
 
 enum {
 #define KEY_ENUM(id, s) KEY_##id,
@@ -272,6 +274,8 @@ static int build_template(const Settings *s, bool is_unix, Template *ret) {
             PyDict_SetItem(d, keys[KEY_WSGI_RUN_ONCE], Py_False) < 0 ||
             PyDict_SetItem(d, keys[KEY_WSGI_FILE_WRAPPER], filewrapper_type()) < 0 ||
             PyDict_SetItem(d, keys[KEY_WSGI_INPUT_TERMINATED], Py_True) < 0 ||
+            /* one object for every request: it becomes the connection's socket only when used */
+            PyDict_SetItem(d, keys[KEY_GUNICORN_SOCKET], gsocket_object()) < 0 ||
             PyDict_SetItem(d, keys[KEY_SCRIPT_NAME], script_name) < 0 ||
             set_item(d, keys[KEY_SERVER_SOFTWARE], PyUnicode_FromString("gcorn/" GCORN_VERSION)) < 0)
                 goto finish;
@@ -297,6 +301,9 @@ int environ_init(const Settings *s) {
         if (template_tcp.dict)
                 return 0;
         r = filewrapper_init();
+        if (r < 0)
+                goto fail;
+        r = gsocket_init();
         if (r < 0)
                 goto fail;
         for (size_t i = 0; i < _KEY_MAX; i++) {
@@ -361,6 +368,7 @@ void environ_done(void) {
         Py_CLEAR(script_name);
         template_clear(&template_tcp);
         template_clear(&template_unix);
+        gsocket_done();
         string_cache_clear(&cache_server_name);
         string_cache_clear(&cache_server_port);
         free(script_name_bytes);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gcorn/accesslog.h"
+#include "gcorn/gsocket.h"
 #include "gcorn/environ.h"
 #include "gcorn/filewrapper.h"
 #include "gcorn/input.h"
@@ -58,6 +59,7 @@ typedef struct WsgiState {
         int write_error;                /* first failed conn_write(): the connection is gone */
         bool environ_logged;            /* log_environ holds this request's %({var}e)s values */
         bool own_length;                /* the last field is gcorn's Content-Length, not the app's */
+        bool app_answered;              /* the app wrote its answer on gunicorn.socket */
 } WsgiState;
 
 /* Per-process buffers reused by every request: no malloc on the hot path once warm. */
@@ -810,7 +812,7 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
         /* %({name}o)s sees the app's headers, as Gunicorn's resp.headers */
         size_t n, n_fields = st->n_fields - (st->own_length ? 1 : 0);
 
-        if (!access_log || !log_access_enabled())
+        if (!access_log || !log_access_enabled() || st->app_answered)
                 return;
         if (n_fields > log_fields_cap) {
                 HttpHeader *p = realloc(log_fields, n_fields * sizeof(HttpHeader));
@@ -877,7 +879,17 @@ static int handle(WsgiState *st) {
         /* args[0] is free for the callee to use (PY_VECTORCALL_ARGUMENTS_OFFSET) */
         args[1] = environ;
         args[2] = sr;
+        gsocket_begin(conn_fd(st->conn));
         result = PyObject_Vectorcall(app, args + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (gsocket_written()) {
+                /* Gunicorn's ALREADY_HANDLED: the app answered on the socket by itself, so
+                 * nothing of gcorn's may follow, and the connection ends with the request */
+                st->app_answered = true;
+                conn_set_must_close(st->conn);
+                if (!result)
+                        python_log_exception(LOG_ERR, "Error handling request (answered on gunicorn.socket)");
+                goto finish;
+        }
         if (!result || (input_error(input) < 0 && !st->head_sent))
                 /* A framework turns a failed body read into an answer of its own (a 500):
                  * the client is owed the status of what went wrong with its body. */
@@ -905,6 +917,7 @@ finish:
                 ((Callback *) start_response_obj)->st = NULL;
         if (write_obj)
                 ((Callback *) write_obj)->st = NULL;
+        gsocket_end();
         input_finish(input);
         /* the environ as the app left it, as Gunicorn's access log sees it */
         if (environ && accesslog_environ_count(access_log) > 0 && log_access_enabled())

@@ -12,6 +12,7 @@
 
 #include "gcorn/environ.h"
 #include "gcorn/filewrapper.h"
+#include "gcorn/gsocket.h"
 #include "gcorn/macro.h"
 #include "gcorn/python.h"
 
@@ -128,7 +129,9 @@ START_TEST(test_fixed_keys) {
         sys_stderr = PySys_GetObject("stderr");
         ck_assert_ptr_nonnull(sys_stderr);
         ck_assert_ptr_eq(get("wsgi.errors"), sys_stderr);
-        ck_assert_int_eq(PyDict_Size(env), 22);
+        /* Gunicorn's environ has the connection too, as a socket.socket */
+        ck_assert_ptr_eq(get("gunicorn.socket"), gsocket_object());
+        ck_assert_int_eq(PyDict_Size(env), 23);
 
         /* a second request gets its own dict; the template is untouched */
         {
@@ -292,12 +295,12 @@ START_TEST(test_no_placeholders) {
         assert_absent("CONTENT_TYPE");
         assert_absent("CONTENT_LENGTH");
         assert_absent("HTTP_HOST");
-        ck_assert_int_eq(PyDict_Size(env), 20);
+        ck_assert_int_eq(PyDict_Size(env), 21);
 
         build(&r, &unix_info, input);
         assert_no_none();
         assert_absent("REMOTE_PORT");
-        ck_assert_int_eq(PyDict_Size(env), 19);
+        ck_assert_int_eq(PyDict_Size(env), 20);
 
         /* more headers than the template has room for */
         for (size_t i = 0; i < ELEMENTSOF(many); i++) {
@@ -309,7 +312,7 @@ START_TEST(test_no_placeholders) {
         assert_no_none();
         assert_str("HTTP_X_H0", "v");
         assert_str("HTTP_X_H23", "v");
-        ck_assert_int_eq(PyDict_Size(env), 20 + 24);
+        ck_assert_int_eq(PyDict_Size(env), 21 + 24);
         Py_DECREF(input);
 }
 END_TEST
