@@ -545,16 +545,27 @@ static int add_server(PyObject *env, const Request *r, const ConnInfo *info) {
         return 0;
 }
 
+/* Gunicorn's wsgi.create() takes SCRIPT_NAME from the last header that upper-cases to it. */
+static const HttpHeader *forwarded_script_name(const Request *r) {
+        const HttpHeader *found = NULL;
+
+        for (size_t i = 0; i < r->n_headers; i++)
+                if (r->headers[i].name.len == 11 && strncasecmp(r->headers[i].name.p, "SCRIPT_NAME", 11) == 0)
+                        found = &r->headers[i];
+        return found;
+}
+
 int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObject **ret) {
         Template *t = info->is_unix ? &template_unix : &template_tcp;
         PyObject *env = NULL, *errors;
         Slice path = r->path, sn = { script_name_bytes, script_name_len };
+        const HttpHeader *forwarded = r->underscore_kept ? forwarded_script_name(r) : NULL;
         bool quoted;
         int ret_code = -ENOMEM;
 
-        /* a trusted forwarder's SCRIPT_NAME header (forwarder_headers) overrides the variable */
-        if (r->script_name.p)
-                sn = r->script_name;
+        /* a SCRIPT_NAME header the parser kept (forwarder_headers) overrides the variable */
+        if (forwarded)
+                sn = forwarded->value;
         if (sn.len > 0) {
                 if (path.len < sn.len || memcmp(path.p, sn.p, sn.len) != 0)
                         return -EXDEV;
@@ -598,7 +609,7 @@ int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObj
                 goto finish;
         if (info->is_unix && add_server(env, r, info) < 0)
                 goto finish;
-        if (r->script_name.p &&
+        if (forwarded &&
             set_item(env, keys[KEY_SCRIPT_NAME], PyUnicode_DecodeLatin1(sn.p, (Py_ssize_t) sn.len, NULL)) < 0)
                 goto finish;
         if (PyDict_SetItem(env, keys[KEY_WSGI_INPUT], input ? input : Py_None) < 0)

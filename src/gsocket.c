@@ -11,8 +11,7 @@ static PyObject *sock_obj;              /* the one GcornSocket */
 static PyObject *sock_init;             /* socket.socket.__init__ */
 static PyObject *sock_settimeout;       /* _socket.socket.settimeout */
 static PyObject *sock_close;            /* _socket.socket.close: closes whatever socket.py's _io_refs say */
-static int conn_fd = -1;
-static bool attached, written;
+GsocketState gsocket_state;
 
 /* Every attribute use goes through _attach() first, so any use makes it a real socket; the
  * send family flags that the app answered by itself (a makefile() writer sends through
@@ -51,20 +50,20 @@ static PyObject *attach(PyObject *mod, PyObject *self) {
 
         (void) mod;
         /* outside a request, or already done: it stays as it is (closed) */
-        if (attached || conn_fd < 0 || self != sock_obj)
+        if (gsocket_state.attached || !gsocket_state.conn || self != sock_obj)
                 Py_RETURN_NONE;
-        fd = fcntl(conn_fd, F_DUPFD_CLOEXEC, 3);
+        fd = fcntl(conn_fd(gsocket_state.conn), F_DUPFD_CLOEXEC, 3);
         if (fd < 0)
                 return PyErr_SetFromErrno(PyExc_OSError);
         /* before __init__ runs: nothing in it may attach again */
-        attached = true;
+        gsocket_state.attached = true;
         fdobj = PyLong_FromLong(fd);
         kw = fdobj ? Py_BuildValue("{sO}", "fileno", fdobj) : NULL;
         r = kw ? PyObject_VectorcallDict(sock_init, args, 1, kw) : NULL;
         Py_XDECREF(kw);
         Py_XDECREF(fdobj);
         if (!r) {
-                attached = false;
+                gsocket_state.attached = false;
                 (void) close(fd);
                 return NULL;
         }
@@ -81,7 +80,7 @@ static PyObject *attach(PyObject *mod, PyObject *self) {
 static PyObject *wrote(PyObject *mod, PyObject *unused) {
         (void) mod;
         (void) unused;
-        written = true;
+        gsocket_state.written = true;
         Py_RETURN_NONE;
 }
 
@@ -128,7 +127,6 @@ finish:
 }
 
 void gsocket_done(void) {
-        conn_fd = -1;
         gsocket_end();
         Py_CLEAR(sock_obj);
         Py_CLEAR(sock_init);
@@ -140,30 +138,19 @@ PyObject *gsocket_object(void) {
         return sock_obj;
 }
 
-void gsocket_begin(int fd) {
-        conn_fd = fd;
-        written = false;
-}
-
-bool gsocket_written(void) {
-        return written;
-}
-
-void gsocket_end(void) {
+void gsocket_detach(void) {
         PyObject *r;
-        int flags;
+        int flags, fd;
 
-        if (attached) {
-                attached = false;
-                r = PyObject_CallOneArg(sock_close, sock_obj);
-                if (!r)
-                        PyErr_Clear();
-                Py_XDECREF(r);
-                if (conn_fd >= 0) {
-                        flags = fcntl(conn_fd, F_GETFL);
-                        if (flags >= 0 && !(flags & O_NONBLOCK))
-                                (void) fcntl(conn_fd, F_SETFL, flags | O_NONBLOCK);
-                }
-        }
-        conn_fd = -1;
+        gsocket_state.attached = false;
+        r = PyObject_CallOneArg(sock_close, sock_obj);
+        if (!r)
+                PyErr_Clear();
+        Py_XDECREF(r);
+        if (!gsocket_state.conn)
+                return;
+        fd = conn_fd(gsocket_state.conn);
+        flags = fcntl(fd, F_GETFL);
+        if (flags >= 0 && !(flags & O_NONBLOCK))
+                (void) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }

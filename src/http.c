@@ -112,7 +112,7 @@ struct HttpParser {
         HeadState head_state;
         size_t section_off;             /* of the header section in buf */
         size_t line_off;                /* of the current field line in buf */
-        size_t name_end;                /* of the current name in buf, blanks before ':' excluded */
+        size_t name_end;                /* of the current name in buf, when blanks follow it */
         bool name_underscore;           /* the current name holds '_' */
         bool special;                   /* a field is folded or has '_': finish_head() judges */
 
@@ -377,7 +377,6 @@ static int push_field(HttpParser *p, size_t name_len, size_t value_off) {
                 .value_off = value_off,
                 .underscore = p->name_underscore,
         };
-        p->special = p->special || p->name_underscore;
         return 0;
 }
 
@@ -387,7 +386,7 @@ static int push_field(HttpParser *p, size_t name_len, size_t value_off) {
  * the fields point into them. */
 static int scan_headers(HttpParser *p, const char *data, size_t len, size_t *ret_used) {
         const unsigned char *u = (const unsigned char *) data;
-        size_t base = p->buf_len, i = 0;
+        size_t base = p->buf_len, i = 0, name_len;
         int r = 0;
 
         while (i < len) {
@@ -421,19 +420,21 @@ static int scan_headers(HttpParser *p, const char *data, size_t len, size_t *ret
                                         i++;
                                 if (i == len || u[i] != '_')
                                         break;
-                                p->name_underscore = true;
+                                p->name_underscore = p->special = true;
                                 i++;
                         }
                         r = check_line_limits(p, base + i);
                         if (r < 0 || i == len)
                                 goto out;
-                        p->name_end = base + i;
-                        if (u[i] == ':')
+                        if (u[i] == ':') {
+                                name_len = base + i - p->line_off;
                                 goto colon;
+                        }
                         if (!p->strip_header_spaces || (u[i] != ' ' && u[i] != '\t')) {
                                 r = bad_request(p, u[i] == '\n' ? "Bare LF in line" : "Invalid header name");
                                 goto out;
                         }
+                        p->name_end = base + i;
                         p->head_state = HEAD_NAME_WS;
                         /* fall through */
                 case HEAD_NAME_WS:
@@ -446,12 +447,13 @@ static int scan_headers(HttpParser *p, const char *data, size_t len, size_t *ret
                                 r = bad_request(p, u[i] == '\n' ? "Bare LF in line" : "Invalid header name");
                                 goto out;
                         }
+                        name_len = p->name_end - p->line_off;
                 colon:
-                        if (p->name_end == p->line_off) {
+                        if (name_len == 0) {
                                 r = bad_request(p, "Empty header name");
                                 goto out;
                         }
-                        r = push_field(p, p->name_end - p->line_off, base + i + 1);
+                        r = push_field(p, name_len, base + i + 1);
                         if (r < 0)
                                 goto out;
                         i++;
@@ -692,9 +694,7 @@ static int apply_switches(HttpParser *p) {
                         if (p->header_map == HEADER_MAP_DROP)
                                 continue;
                 }
-                /* Gunicorn takes SCRIPT_NAME from a header that got this far */
-                if (f->underscore && name_is_upper(h.name, "SCRIPT_NAME"))
-                        r->script_name = h.value;
+                r->underscore_kept = r->underscore_kept || f->underscore;
                 p->headers[n++] = h;
         }
         r->n_headers = n;

@@ -56,10 +56,10 @@ typedef struct WsgiState {
         ResponseFraming framing;        /* decided when the head goes out */
         uint64_t sent;                  /* body bytes sent */
         bool cut_logged;
-        int write_error;                /* first failed conn_write(): the connection is gone */
         bool environ_logged;            /* log_environ holds this request's %({var}e)s values */
         bool own_length;                /* the last field is gcorn's Content-Length, not the app's */
         bool app_answered;              /* the app wrote its answer on gunicorn.socket */
+        int write_error;                /* first failed conn_write(): the connection is gone */
 } WsgiState;
 
 /* Per-process buffers reused by every request: no malloc on the hot path once warm. */
@@ -810,10 +810,11 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
         struct timespec now;
         AccessEntry e;
         /* %({name}o)s sees the app's headers, as Gunicorn's resp.headers */
-        size_t n, n_fields = st->n_fields - (st->own_length ? 1 : 0);
+        size_t n, n_fields;
 
         if (!access_log || !log_access_enabled() || st->app_answered)
                 return;
+        n_fields = st->n_fields - (st->own_length ? 1 : 0);
         if (n_fields > log_fields_cap) {
                 HttpHeader *p = realloc(log_fields, n_fields * sizeof(HttpHeader));
 
@@ -879,7 +880,7 @@ static int handle(WsgiState *st) {
         /* args[0] is free for the callee to use (PY_VECTORCALL_ARGUMENTS_OFFSET) */
         args[1] = environ;
         args[2] = sr;
-        gsocket_begin(conn_fd(st->conn));
+        gsocket_begin(st->conn);
         result = PyObject_Vectorcall(app, args + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         if (gsocket_written()) {
                 /* Gunicorn's ALREADY_HANDLED: the app answered on the socket by itself, so
@@ -920,7 +921,7 @@ finish:
         gsocket_end();
         input_finish(input);
         /* the environ as the app left it, as Gunicorn's access log sees it */
-        if (environ && accesslog_environ_count(access_log) > 0 && log_access_enabled())
+        if (access_log && environ && accesslog_environ_count(access_log) > 0 && log_access_enabled())
                 st->environ_logged = environ_log_values(environ, access_log, &log_environ) >= 0;
         Py_XDECREF(result);
         Py_XDECREF(environ);

@@ -11,6 +11,17 @@
 
 #include <stdbool.h>
 
+#include "gcorn/conn.h"
+
+/* The state the inline functions below share with gsocket.c; not for other use. */
+typedef struct GsocketState {
+        const Conn *conn;               /* of the request running, NULL between requests */
+        bool attached;                  /* the object holds a dup of conn's descriptor */
+        bool written;                   /* the app sent on it */
+} GsocketState;
+extern GsocketState gsocket_state;
+void gsocket_detach(void);
+
 /* Builds the object. Returns 0 or -ENOMEM with the Python error set. */
 int gsocket_init(void);
 void gsocket_done(void);
@@ -18,13 +29,22 @@ void gsocket_done(void);
 /* The object, borrowed; NULL before gsocket_init(). */
 PyObject *gsocket_object(void);
 
-/* The connection of the request about to run (-1: none). */
-void gsocket_begin(int fd);
+/* The connection of the request about to run. Inline, as every request pays for these. */
+static inline void gsocket_begin(const Conn *c) {
+        gsocket_state.conn = c;
+        gsocket_state.written = false;
+}
 
 /* Whether the app sent bytes on it during this request: then it answered by itself
  * (Gunicorn's ALREADY_HANDLED) and the server must add nothing. */
-bool gsocket_written(void);
+static inline bool gsocket_written(void) {
+        return gsocket_state.written;
+}
 
 /* Ends the request: the dup (if any) is closed and the connection's descriptor is
  * non-blocking again. */
-void gsocket_end(void);
+static inline void gsocket_end(void) {
+        if (gsocket_state.attached)
+                gsocket_detach();
+        gsocket_state.conn = NULL;
+}

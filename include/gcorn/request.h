@@ -40,9 +40,9 @@ typedef struct Request {
         /* The parser already applied header_map: every name with '_' still in headers was
          * allowed (a Request made by hand has this false, and the environ drops them). */
         bool header_map_applied;
-        /* SCRIPT_NAME as a trusted forwarder sent it (Gunicorn's forwarder_headers); p is
-         * NULL when none was kept. */
-        Slice script_name;
+        /* A name with '_' was kept (header_map "dangerous", or a trusted forwarder's
+         * forwarder_headers): a SCRIPT_NAME header may be among them. */
+        bool underscore_kept;
 } Request;
 
 /* The first (or, with last, the last) of the n headers h named name (len bytes, any case). */
