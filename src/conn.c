@@ -248,7 +248,9 @@ static int rbuf_reserve(Conn *c, size_t want) {
         return 0;
 }
 
-/* Reads what the socket has without blocking. Returns bytes read, 0 on EOF, -EAGAIN, -errno. */
+/* Reads what the socket has without blocking. Returns bytes read, 0 on EOF, -EAGAIN, -errno.
+ * MSG_DONTWAIT rather than the descriptor's O_NONBLOCK, which is shared with the app's
+ * gunicorn.socket (a dup) and blocking while the app has it. */
 static ssize_t fill(Conn *c) {
         ssize_t n;
         int r;
@@ -257,7 +259,7 @@ static ssize_t fill(Conn *c) {
         if (r < 0)
                 return r;
         do
-                n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+                n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
         if (n < 0) {
                 if (errno != EAGAIN)
@@ -632,7 +634,8 @@ static int write_iov(Conn *c, const struct iovec *iov, int iovcnt, int flags) {
         mh.msg_iov = local;
         mh.msg_iovlen = (size_t) iovcnt;
         while (mh.msg_iovlen > 0) {
-                ssize_t k = sendmsg(c->fd, &mh, MSG_NOSIGNAL | flags);
+                /* never blocking, whatever the app did to gunicorn.socket (see fill()) */
+                ssize_t k = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT | flags);
 
                 if (k < 0) {
                         r = write_retry(c);

@@ -51,6 +51,11 @@ def app(environ, start_response):
                 with environ["gunicorn.socket"].makefile("wb") as f:
                         f.write(HIJACKED)
                 return [b"never sent"]
+        if path == "/touch-then-read":
+                # middleware that looks at the peer, then an app that streams the body
+                environ["gunicorn.socket"].getpeername()
+                body = environ["wsgi.input"].read()
+                return _json(start_response, {"len": len(body), "pid": os.getpid()})
         if path == "/sockets":
                 return _json(start_response, {"pid": os.getpid(), "fds": _socket_fds()})
         out = {k: v for k, v in environ.items() if isinstance(v, str)}

@@ -162,7 +162,7 @@ class BadValuesTest(unittest.TestCase):
 
 class GunicornSocketTest(h.SharedServerTestCase):
         APP = APP
-        ARGS = ["-w", "1", "--keep-alive", "10"]
+        ARGS = ["-w", "1", "--keep-alive", "10", "--timeout", "2"]
 
         def test_socket_is_the_connection(self):
                 c = self.srv.client()
@@ -190,6 +190,27 @@ class GunicornSocketTest(h.SharedServerTestCase):
                 after = c.read_response().json()
                 self.assertEqual(before["fds"], after["fds"])
                 self.assertTrue(all(after["fds"].values()), after)
+
+        def test_own_io_keeps_its_timeout(self):
+                # The app made the socket blocking (as Gunicorn hands it over); gcorn's own
+                # reads of the body must still give up after --timeout rather than hang the
+                # worker until the watchdog kills it.
+                c = self.srv.client()
+                self.addCleanup(c.close)
+                c.send(b"POST /touch-then-read HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       b"5\r\nhello\r\n")
+                r = c.read_response()
+                self.assertEqual(r.status, 408, r)
+                self.assertEqual(self.srv.worker_pids(), self.workers)
+                c2 = self.srv.client()
+                self.addCleanup(c2.close)
+                c2.send(b"POST /touch-then-read HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        b"5\r\nhello\r\n0\r\n\r\n")
+                r = c2.read_response()
+                self.assertEqual(r.json()["len"], 5)
+
+        def setUp(self):
+                self.workers = self.srv.worker_pids()
 
         def test_untouched(self):
                 env = env_of(self.srv, b"GET / HTTP/1.1\r\nHost: h\r\n")
