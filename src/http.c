@@ -70,6 +70,7 @@ typedef enum ChunkState {
         CHUNK_DATA_LF,
         CHUNK_TRAILER_START,            /* a trailer line or the final CRLF */
         CHUNK_TRAILER_NAME,
+        CHUNK_TRAILER_NAME_WS,          /* blanks before ':' (strip_header_spaces) */
         CHUNK_TRAILER_VALUE,
         CHUNK_TRAILER_LF,
         CHUNK_END_LF,
@@ -979,6 +980,16 @@ static bool trailer_forbidden(const char *name, size_t len) {
         return false;
 }
 
+/* The ':' after a trailer name. */
+static int trailer_name_end(HttpParser *p) {
+        if (p->trailer_name_len == 0)
+                return bad_request(p, "Empty trailer name");
+        if (p->trailer_name_len <= sizeof(p->trailer_name) && trailer_forbidden(p->trailer_name, p->trailer_name_len))
+                return bad_request(p, "Forbidden trailer field");
+        p->chunk_state = CHUNK_TRAILER_VALUE;
+        return 0;
+}
+
 /* One byte of chunk framing (never chunk data). */
 static int chunk_framing_byte(HttpParser *p, char c) {
         unsigned char u = (unsigned char) c;
@@ -1051,28 +1062,39 @@ static int chunk_framing_byte(HttpParser *p, char c) {
                         p->chunk_state = CHUNK_END_LF;
                         return 0;
                 }
-                if (c == ' ' || c == '\t')
-                        return bad_request(p, "Obsolete line folding");
+                if (c == ' ' || c == '\t') {
+                        /* Gunicorn parses trailers as headers, switches included */
+                        if (!p->permit_obsolete_folding || p->n_trailers == 0)
+                                return bad_request(p, "Obsolete line folding");
+                        p->chunk_state = CHUNK_TRAILER_VALUE;
+                        return 0;
+                }
                 if (++p->n_trailers > p->fields_max)
                         return bad_request(p, "Too many trailers");
                 p->trailer_name_len = 0;
                 p->chunk_state = CHUNK_TRAILER_NAME;
                 /* fall through */
         case CHUNK_TRAILER_NAME:
-                if (c == ':') {
-                        if (p->trailer_name_len == 0)
-                                return bad_request(p, "Empty trailer name");
-                        if (p->trailer_name_len <= sizeof(p->trailer_name) &&
-                            trailer_forbidden(p->trailer_name, p->trailer_name_len))
-                                return bad_request(p, "Forbidden trailer field");
-                        p->chunk_state = CHUNK_TRAILER_VALUE;
+                if (c == ':')
+                        return trailer_name_end(p);
+                if ((c == ' ' || c == '\t') && p->strip_header_spaces && p->trailer_name_len > 0) {
+                        p->chunk_state = CHUNK_TRAILER_NAME_WS;
                         return 0;
                 }
                 if (!http_is_tchar(u))
                         return bad_request(p, "Invalid trailer name");
+                /* no forwarder may send a trailer with '_' (Gunicorn's from_trailer) */
+                if (c == '_' && p->header_map == HEADER_MAP_REFUSE)
+                        return bad_request(p, "Invalid trailer name");
                 if (p->trailer_name_len < sizeof(p->trailer_name))
                         p->trailer_name[p->trailer_name_len] = c;
                 p->trailer_name_len++;
+                return 0;
+        case CHUNK_TRAILER_NAME_WS:
+                if (c == ':')
+                        return trailer_name_end(p);
+                if (c != ' ' && c != '\t')
+                        return bad_request(p, "Invalid trailer name");
                 return 0;
         case CHUNK_TRAILER_VALUE:
                 if (c == '\r')

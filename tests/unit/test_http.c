@@ -1616,6 +1616,45 @@ START_TEST(test_forwarded_script_name) {
 }
 END_TEST
 
+/* Gunicorn parses trailers as headers: the switches apply to them too, and no forwarder
+ * may send one with '_'. */
+START_TEST(test_switches_trailers) {
+        static const char folded[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                     "1\r\na\r\n0\r\nX-T: 1\r\n 2\r\n\r\n";
+        static const char spaced[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                     "1\r\na\r\n0\r\nX-T \t: 1\r\n\r\n";
+        static const char under[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                    "1\r\na\r\n0\r\nX_T: 1\r\n\r\n";
+        char *const all[] = { (char *) "*", NULL };
+        HttpLimits l = default_limits;
+        Parsed *r;
+
+        ck_assert_int_eq(parse(S(folded))->status, 400);
+        ck_assert_int_eq(parse(S(spaced))->status, 400);
+        ck_assert_int_eq(parse(S(under))->r, 1);
+        l.permit_obsolete_folding = true;
+        r = parse_switched(&l, false, S(folded), 3);
+        ck_assert_int_eq(r->r, 1);
+        ck_assert_str_eq(r->body, "a");
+        /* nothing to continue */
+        r = parse_switched(&l, false, S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                        "1\r\na\r\n0\r\n X: 1\r\n\r\n"), 64);
+        ck_assert_int_eq(r->status, 400);
+        l = default_limits;
+        l.strip_header_spaces = true;
+        r = parse_switched(&l, false, S(spaced), 1);
+        ck_assert_int_eq(r->r, 1);
+        r = parse_switched(&l, false, S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                        "1\r\na\r\n0\r\nHost : x\r\n\r\n"), 64);
+        ck_assert_str_eq(r->reason, "Forbidden trailer field");
+        l = default_limits;
+        l.header_map = HEADER_MAP_REFUSE;
+        l.forwarder_headers = all;
+        r = parse_switched(&l, true, S(under), 64);
+        ck_assert_int_eq(r->status, 400);
+}
+END_TEST
+
 static Suite *http_suite(void) {
         Suite *suite = suite_create("http");
         TCase *tc = tcase_create("core");
@@ -1648,6 +1687,7 @@ static Suite *http_suite(void) {
         tcase_add_test(tc, test_corpus_invalid);
         tcase_add_test(tc, test_switches);
         tcase_add_test(tc, test_forwarded_script_name);
+        tcase_add_test(tc, test_switches_trailers);
         suite_add_tcase(suite, tc);
         return suite;
 }
