@@ -36,13 +36,15 @@ typedef enum ElementType {
         ELEMENT_PID,                    /* %(p)s */
         ELEMENT_REQUEST_HEADER,         /* %({name}i)s */
         ELEMENT_RESPONSE_HEADER,        /* %({name}o)s */
-        ELEMENT_MISSING,                /* %({var}e)s and unknown atoms: "-" */
+        ELEMENT_ENVIRON,                /* %({var}e)s */
+        ELEMENT_MISSING,                /* unknown atoms: "-" */
 } ElementType;
 
 typedef struct Element {
         ElementType type;
         size_t off, len;                /* literal text or header name, in AccessLog.text */
         unsigned width;                 /* a Python field width ("%(s)5s"), 0 = none */
+        size_t index;                   /* ELEMENT_ENVIRON: which of AccessEntry.environ_values */
         bool left;                      /* '-' flag: pad on the right */
 } Element;
 
@@ -50,6 +52,8 @@ struct AccessLog {
         char *text;
         Element *elements;
         size_t n_elements;
+        char **environ_names;           /* of the ELEMENT_ENVIRON elements, by index */
+        size_t n_environ;
 };
 
 static const struct {
@@ -74,14 +78,22 @@ static ElementType atom_type(const char *name, size_t len, size_t *ret_off, size
                                 return atoms[i].type;
                 return ELEMENT_MISSING;
         }
-        /* "{name}i", "{name}o", "{name}e" */
+        /* "{name}i", "{name}o", "{name}e": Gunicorn lower-cases the whole key, the letter too */
         if (len >= 3 && name[0] == '{' && name[len - 2] == '}') {
                 *ret_off = 1;
                 *ret_len = len - 3;
-                if (name[len - 1] == 'i')
+                switch (name[len - 1]) {
+                case 'i':
+                case 'I':
                         return ELEMENT_REQUEST_HEADER;
-                if (name[len - 1] == 'o')
+                case 'o':
+                case 'O':
                         return ELEMENT_RESPONSE_HEADER;
+                case 'e':
+                case 'E':
+                        return ELEMENT_ENVIRON;
+                }
+                *ret_len = 0;
         }
         return ELEMENT_MISSING;
 }
@@ -90,14 +102,16 @@ int accesslog_compile(const char *format, AccessLog **ret) {
         _cleanup_free_ char *text = NULL;
         _cleanup_free_ Element *elements = NULL;
         _cleanup_free_ AccessLog *l = NULL;
-        size_t n = 0, text_len = 0, flen = strlen(format);
+        _cleanup_strv_free_ char **environ_names = NULL;
+        size_t n = 0, n_environ = 0, text_len = 0, flen = strlen(format);
         const char *f = format;
 
         /* Neither can outgrow the format itself. */
         text = malloc(flen + 1);
         elements = calloc(flen + 1, sizeof(Element));
         l = calloc(1, sizeof(AccessLog));
-        if (!text || !elements || !l)
+        environ_names = calloc(flen + 1, sizeof(char *));
+        if (!text || !elements || !l || !environ_names)
                 return -ENOMEM;
 
         while (*f) {
@@ -120,6 +134,13 @@ int accesslog_compile(const char *format, AccessLog **ret) {
                         return -EINVAL;
                 e = &elements[n++];
                 e->type = atom_type(name, (size_t) (close - name), &e->off, &e->len);
+                if (e->type == ELEMENT_ENVIRON) {
+                        e->index = n_environ;
+                        environ_names[n_environ] = strndup(name + e->off, e->len);
+                        if (!environ_names[n_environ])
+                                return -ENOMEM;
+                        n_environ++;
+                }
                 if (e->len > 0) {
                         memcpy(text + text_len, name + e->off, e->len);
                         e->off = text_len;
@@ -141,8 +162,18 @@ int accesslog_compile(const char *format, AccessLog **ret) {
         l->text = TAKE_PTR(text);
         l->elements = TAKE_PTR(elements);
         l->n_elements = n;
+        l->environ_names = TAKE_PTR(environ_names);
+        l->n_environ = n_environ;
         *ret = TAKE_PTR(l);
         return 0;
+}
+
+size_t accesslog_environ_count(const AccessLog *l) {
+        return l ? l->n_environ : 0;
+}
+
+const char *accesslog_environ_name(const AccessLog *l, size_t i) {
+        return i < l->n_environ ? l->environ_names[i] : NULL;
 }
 
 AccessLog *accesslog_free(AccessLog *l) {
@@ -150,6 +181,7 @@ AccessLog *accesslog_free(AccessLog *l) {
                 return NULL;
         free(l->text);
         free(l->elements);
+        strv_free(l->environ_names);
         free(l);
         return NULL;
 }
@@ -172,19 +204,27 @@ static void put(Writer *w, const char *s, size_t n) {
         w->len += n;
 }
 
-/* Text from the request: '"' as Gunicorn escapes it, control bytes so the line stays one. */
-static void put_escaped(Writer *w, const char *s, size_t n) {
+/* Text: '"' as Gunicorn escapes it, control bytes so the line stays one. Request bytes are
+ * Latin-1 text to Gunicorn (PEP 3333), which its log stream writes as UTF-8: so are bytes
+ * above 0x7f here, unless the text is UTF-8 already (utf8). */
+static void put_text(Writer *w, const char *s, size_t n, bool utf8) {
         size_t start = 0;
 
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char) s[i];
                 char esc[5];
 
-                if (c >= 0x20 && c != 0x7f && c != '"')
+                if (c >= 0x20 && c < 0x7f && c != '"')
+                        continue;
+                if (c >= 0x80 && utf8)
                         continue;
                 put(w, s + start, i - start);
                 start = i + 1;
-                if (c == '"')
+                if (c >= 0x80) {
+                        esc[0] = (char) (0xc0 | (c >> 6));
+                        esc[1] = (char) (0x80 | (c & 0x3f));
+                        put(w, esc, 2);
+                } else if (c == '"')
                         put(w, "\\\"", 2);
                 else if (c == '\n')
                         put(w, "\\n", 2);
@@ -200,8 +240,13 @@ static void put_escaped(Writer *w, const char *s, size_t n) {
         put(w, s + start, n - start);
 }
 
+static void put_escaped(Writer *w, const char *s, size_t n) {
+        put_text(w, s, n, false);
+}
+
+/* A header Gunicorn finds with an empty value prints empty: only a missing one is "-". */
 static void put_slice_or_dash(Writer *w, const Slice *s) {
-        if (s && s->len > 0)
+        if (s)
                 put_escaped(w, s->p, s->len);
         else
                 put(w, "-", 1);
@@ -379,6 +424,12 @@ static void render_element(Writer *w, const AccessLog *l, const Element *el, con
         case ELEMENT_RESPONSE_HEADER:
                 put_slice_or_dash(w, find_header(e->response_headers, e->n_response_headers,
                                                  l->text + el->off, el->len, true));
+                return;
+        case ELEMENT_ENVIRON:
+                if (e->environ_values && el->index < e->n_environ_values && e->environ_values[el->index].p)
+                        put_text(w, e->environ_values[el->index].p, e->environ_values[el->index].len, true);
+                else
+                        put(w, "-", 1);
                 return;
         case ELEMENT_IDENT:
         case ELEMENT_MISSING:

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "gcorn/conn.h"
+#include "gcorn/forwarded.h"
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
 #include "gcorn/response.h"
@@ -101,6 +102,12 @@ static void format_port(char *buf, size_t cap, unsigned port) {
         buf[MIN(n, cap - 1)] = 0;
 }
 
+/* Whether the peer may send forwarder_headers: the scheme's rule (forwarded_allow_ips, and
+ * UNIX-socket peers always). */
+static bool peer_is_trusted_forwarder(const void *info) {
+        return forwarded_peer_trusted(info);
+}
+
 static void fill_info(Conn *c, const Listener *l, const struct sockaddr *peer, socklen_t peer_len) {
         c->info.is_unix = l->is_unix;
         strncpy(c->info.server_name, l->host, sizeof(c->info.server_name) - 1);
@@ -170,6 +177,7 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
                 (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
         fill_info(c, l, peer, peer_len);
+        http_parser_set_peer(parser, peer_is_trusted_forwarder, &c->info);
         *ret = c;
         return 0;
 }
@@ -243,7 +251,9 @@ static int rbuf_reserve(Conn *c, size_t want) {
         return 0;
 }
 
-/* Reads what the socket has without blocking. Returns bytes read, 0 on EOF, -EAGAIN, -errno. */
+/* Reads what the socket has without blocking. Returns bytes read, 0 on EOF, -EAGAIN, -errno.
+ * MSG_DONTWAIT rather than the descriptor's O_NONBLOCK, which is shared with the app's
+ * gunicorn.socket (a dup) and blocking while the app has it. */
 static ssize_t fill(Conn *c) {
         ssize_t n;
         int r;
@@ -252,7 +262,7 @@ static ssize_t fill(Conn *c) {
         if (r < 0)
                 return r;
         do
-                n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+                n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
         if (n < 0) {
                 if (errno != EAGAIN)
@@ -689,7 +699,8 @@ static int write_iov(Conn *c, const struct iovec *iov, int iovcnt, int flags) {
         mh.msg_iov = local;
         mh.msg_iovlen = (size_t) iovcnt;
         while (mh.msg_iovlen > 0) {
-                ssize_t k = sendmsg(c->fd, &mh, MSG_NOSIGNAL | flags);
+                /* never blocking, whatever the app did to gunicorn.socket (see fill()) */
+                ssize_t k = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT | flags);
 
                 if (k < 0) {
                         r = write_retry(c);

@@ -12,6 +12,7 @@
 #include "gcorn/pylog.h"
 #include "gcorn/filewrapper.h"
 #include "gcorn/forwarded.h"
+#include "gcorn/gsocket.h"
 #include "gcorn/macro.h"
 #include "gcorn/strutil.h"
 
@@ -38,7 +39,8 @@
         _(WSGI_MULTIPROCESS, "wsgi.multiprocess")               \
         _(WSGI_RUN_ONCE, "wsgi.run_once")                       \
         _(WSGI_FILE_WRAPPER, "wsgi.file_wrapper")               \
-        _(WSGI_INPUT_TERMINATED, "wsgi.input_terminated")     \
+        _(WSGI_INPUT_TERMINATED, "wsgi.input_terminated")       \
+        _(GUNICORN_SOCKET, "gunicorn.socket")                   \
         _(PROXY_PROTOCOL, "PROXY_PROTOCOL")                     \
         _(PROXY_ADDR, "PROXY_ADDR")                             \
         _(PROXY_PORT, "PROXY_PORT")
@@ -289,6 +291,8 @@ static int build_template(const Settings *s, bool is_unix, Template *ret) {
             PyDict_SetItem(d, keys[KEY_WSGI_RUN_ONCE], Py_False) < 0 ||
             PyDict_SetItem(d, keys[KEY_WSGI_FILE_WRAPPER], filewrapper_type()) < 0 ||
             PyDict_SetItem(d, keys[KEY_WSGI_INPUT_TERMINATED], Py_True) < 0 ||
+            /* one object for every request: it becomes the connection's socket only when used */
+            PyDict_SetItem(d, keys[KEY_GUNICORN_SOCKET], gsocket_object()) < 0 ||
             PyDict_SetItem(d, keys[KEY_SCRIPT_NAME], script_name) < 0 ||
             set_item(d, keys[KEY_SERVER_SOFTWARE], PyUnicode_FromString("gcorn/" GCORN_VERSION)) < 0)
                 goto finish;
@@ -348,6 +352,9 @@ int environ_init(const Settings *s) {
         if (template_tcp.dict)
                 return 0;
         r = filewrapper_init();
+        if (r < 0)
+                goto fail;
+        r = gsocket_init();
         if (r < 0)
                 goto fail;
         for (size_t i = 0; i < _KEY_MAX; i++) {
@@ -432,6 +439,7 @@ void environ_done(void) {
         Py_CLEAR(script_name);
         template_clear(&template_tcp);
         template_clear(&template_unix);
+        gsocket_done();
         string_cache_clear(&cache_server_name);
         string_cache_clear(&cache_server_port);
         free(script_name_bytes);
@@ -490,7 +498,7 @@ static PyObject *protocol_object(const Request *r) {
 static KnownHeader *known_header(const Slice *name) {
         if (name->len >= KNOWN_LEN_MAX) {
                 for (KnownHeader *h = known_long; h; h = h->next_same_len)
-                        if (h->len == name->len && strncasecmp(h->name, name->p, name->len) == 0)
+                        if (h->len == name->len && ascii_case_equal(h->name, name->p, name->len))
                                 return h;
                 return NULL;
         }
@@ -642,19 +650,33 @@ static int add_proxy(PyObject *env, const ConnInfo *info) {
         return 0;
 }
 
+/* Gunicorn's wsgi.create() takes SCRIPT_NAME from the last header that upper-cases to it. */
+static const HttpHeader *forwarded_script_name(const Request *r) {
+        const HttpHeader *found = NULL;
+
+        for (size_t i = 0; i < r->n_headers; i++)
+                if (r->headers[i].name.len == 11 && ascii_case_equal(r->headers[i].name.p, "SCRIPT_NAME", 11))
+                        found = &r->headers[i];
+        return found;
+}
+
 int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObject **ret) {
         Template *t = info->is_unix ? &template_unix : &template_tcp;
         SchemeState *scheme = NULL, scheme_buf; /* only once a scheme header comes */
         PyObject *env = NULL, *errors;
-        Slice path = r->path;
+        Slice path = r->path, sn = { script_name_bytes, script_name_len };
+        const HttpHeader *forwarded = r->underscore_kept ? forwarded_script_name(r) : NULL;
         bool quoted;
         int ret_code = -ENOMEM, k;
 
-        if (script_name_len > 0) {
-                if (path.len < script_name_len || memcmp(path.p, script_name_bytes, script_name_len) != 0)
+        /* a SCRIPT_NAME header the parser kept (forwarder_headers) overrides the variable */
+        if (forwarded)
+                sn = forwarded->value;
+        if (sn.len > 0) {
+                if (path.len < sn.len || memcmp(path.p, sn.p, sn.len) != 0)
                         return -EXDEV;
-                path.p += script_name_len;
-                path.len -= script_name_len;
+                path.p += sn.len;
+                path.len -= sn.len;
         }
         quoted = memchr(path.p, '%', path.len);
 
@@ -693,6 +715,9 @@ int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObj
                 goto finish;
         if (info->is_unix && add_server(env, r, info) < 0)
                 goto finish;
+        if (forwarded &&
+            set_item(env, keys[KEY_SCRIPT_NAME], PyUnicode_DecodeLatin1(sn.p, (Py_ssize_t) sn.len, NULL)) < 0)
+                goto finish;
         if (PyDict_SetItem(env, keys[KEY_WSGI_INPUT], input ? input : Py_None) < 0)
                 goto finish;
 
@@ -700,8 +725,9 @@ int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObj
                 const HttpHeader *h = r->headers + i;
 
                 /* Gunicorn 22+ (header_map "drop"): a name with '_' could pose as one with
-                 * '-' once mapped to HTTP_*, so such headers never reach the app. */
-                if (memchr(h->name.p, '_', h->name.len)) {
+                 * '-' once mapped to HTTP_*, so such headers never reach the app unless the
+                 * parser's header_map (or forwarder_headers) let them through. */
+                if (!r->header_map_applied && memchr(h->name.p, '_', h->name.len)) {
                         /* Gunicorn reads the scheme before it drops the header */
                         if (scheme_underscore && (k = scheme_header(&scheme, &scheme_buf, info, h)) < 0) {
                                 ret_code = k;
@@ -720,6 +746,14 @@ int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObj
                         }
                 }
         }
+        if (_unlikely_(scheme_underscore))
+                for (size_t i = r->n_headers; i < r->n_headers + r->n_dropped; i++) {
+                        k = scheme_header(&scheme, &scheme_buf, info, r->headers + i);
+                        if (k < 0) {
+                                ret_code = k;
+                                goto finish;
+                        }
+                }
         if (_unlikely_(scheme && scheme->https) &&
             PyDict_SetItem(env, keys[KEY_WSGI_URL_SCHEME], scheme_https) < 0)
                 goto finish;
@@ -731,4 +765,85 @@ int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObj
 finish:
         Py_XDECREF(env);
         return ret_code;
+}
+
+/* Appends t to v->text; returns the offset it landed at, or SIZE_MAX without memory. */
+static size_t log_text_append(EnvironLogValues *v, size_t *len, const char *t, size_t n) {
+        size_t off = *len;
+
+        if (n > v->text_cap - off) {
+                size_t cap = MAX(MAX(v->text_cap * 2, off + n), (size_t) 256);
+                char *p = realloc(v->text, cap);
+
+                if (!p)
+                        return SIZE_MAX;
+                v->text = p;
+                v->text_cap = cap;
+        }
+        memcpy(v->text + off, t, n);
+        *len = off + n;
+        return off;
+}
+
+int environ_log_values(PyObject *env, const AccessLog *l, EnvironLogValues *v) {
+        size_t n = accesslog_environ_count(l), len = 0;
+
+        if (n > v->n) {
+                Slice *p = reallocarray(v->values, n, sizeof(Slice));
+                size_t *o;
+
+                if (!p)
+                        return -ENOMEM;
+                v->values = p;
+                o = reallocarray(v->offsets, n, sizeof(size_t));
+                if (!o)
+                        return -ENOMEM;
+                v->offsets = o;
+                v->n = n;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const char *name = accesslog_environ_name(l, i), *t;
+                size_t name_len = strlen(name), off;
+                PyObject *key, *value, *found = NULL, *str;
+                Py_ssize_t pos = 0, tlen;
+
+                v->offsets[i] = SIZE_MAX;
+                while (PyDict_Next(env, &pos, &key, &value)) {
+                        Py_ssize_t klen;
+                        const char *k = PyUnicode_Check(key) ? PyUnicode_AsUTF8AndSize(key, &klen) : NULL;
+
+                        if (!k) {
+                                PyErr_Clear();
+                                continue;
+                        }
+                        if ((size_t) klen == name_len && ascii_case_equal(k, name, name_len))
+                                found = value;
+                }
+                if (!found)
+                        continue;
+                str = PyObject_Str(found);
+                t = str ? PyUnicode_AsUTF8AndSize(str, &tlen) : NULL;
+                if (!t) {
+                        PyErr_Clear();
+                        Py_XDECREF(str);
+                        continue;
+                }
+                off = log_text_append(v, &len, t, (size_t) tlen);
+                Py_DECREF(str);
+                if (off == SIZE_MAX)
+                        return -ENOMEM;
+                v->offsets[i] = off;
+                v->values[i].len = (size_t) tlen;
+        }
+        /* pointers only now: the text may have moved while it grew */
+        for (size_t i = 0; i < n; i++)
+                v->values[i].p = v->offsets[i] == SIZE_MAX ? NULL : v->text ? v->text + v->offsets[i] : "";
+        return 0;
+}
+
+void environ_log_values_free(EnvironLogValues *v) {
+        v->values = mfree(v->values);
+        v->offsets = mfree(v->offsets);
+        v->text = mfree(v->text);
+        v->n = v->text_cap = 0;
 }

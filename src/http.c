@@ -45,6 +45,7 @@ typedef enum Phase {
 typedef enum HeadState {
         HEAD_LINE_START,                /* a field line, or the CR of the blank line */
         HEAD_NAME,                      /* field name bytes, up to ':' */
+        HEAD_NAME_WS,                   /* blanks between name and ':' (strip_header_spaces) */
         HEAD_VALUE,                     /* field value bytes, up to CR */
         HEAD_LINE_LF,                   /* the LF ending a field line */
         HEAD_END_LF,                    /* the LF ending the header section */
@@ -53,7 +54,9 @@ typedef enum HeadState {
 /* Header name and value as offsets into HttpParser.buf: the buffer may move while it grows. */
 typedef struct FieldOffsets {
         size_t name_off, name_len;
-        size_t value_off, value_len;
+        size_t value_off, value_len;    /* a folded value spans its continuation lines */
+        bool underscore;                /* the name holds '_': header_map decides */
+        bool folded;                    /* continuation lines follow (permit_obsolete_folding) */
 } FieldOffsets;
 
 typedef enum ChunkState {
@@ -67,6 +70,7 @@ typedef enum ChunkState {
         CHUNK_DATA_LF,
         CHUNK_TRAILER_START,            /* a trailer line or the final CRLF */
         CHUNK_TRAILER_NAME,
+        CHUNK_TRAILER_NAME_WS,          /* blanks before ':' (strip_header_spaces) */
         CHUNK_TRAILER_VALUE,
         CHUNK_TRAILER_LF,
         CHUNK_END_LF,
@@ -80,6 +84,18 @@ struct HttpParser {
         size_t field_size_max;
         size_t head_max;
         int64_t body_max;
+
+        /* Gunicorn's switches, as HttpLimits gives them */
+        bool strip_header_spaces;
+        bool permit_obsolete_folding;
+        bool casefold_http_method;
+        bool permit_unconventional_http_method;
+        HeaderMap header_map;
+        char *const *forwarder_headers;
+        /* per connection: whether its peer is a trusted forwarder, asked only when a header
+         * with '_' is one of forwarder_headers */
+        bool (*peer_trusted)(const void *peer);
+        const void *peer;
 
         Phase phase;
         bool head_done;
@@ -100,6 +116,9 @@ struct HttpParser {
         HeadState head_state;
         size_t section_off;             /* of the header section in buf */
         size_t line_off;                /* of the current field line in buf */
+        size_t name_end;                /* of the current name in buf, when blanks follow it */
+        bool name_underscore;           /* the current name holds '_' */
+        bool special;                   /* a field is folded or has '_': finish_head() judges */
 
         Request req;
         size_t target_off;              /* of the target in buf */
@@ -289,12 +308,23 @@ static int parse_request_line(HttpParser *p, size_t line_len) {
         v = sp2 + 1;
         version_len = line_len - (size_t) (v - line);
 
-        /* Gunicorn: an RFC 9110 token of 3 to 20 bytes without lower-case letters or '#' */
-        if (method_len < 3 || method_len > 20)
+        /* Gunicorn: an RFC 9110 token; by convention also 3 to 20 bytes without lower-case
+         * letters or '#', unless permit_unconventional_http_method */
+        if ((method_len < 3 || method_len > 20) && !p->permit_unconventional_http_method)
                 return bad_request(p, "Invalid request method");
-        for (size_t i = 0; i < method_len; i++)
-                if (!http_is_tchar((unsigned char) line[i]) || (line[i] >= 'a' && line[i] <= 'z') || line[i] == '#')
+        for (size_t i = 0; i < method_len; i++) {
+                char c = line[i];
+
+                if (!http_is_tchar((unsigned char) c))
                         return bad_request(p, "Invalid request method");
+                if ((c >= 'a' && c <= 'z') || c == '#') {
+                        if (!p->permit_unconventional_http_method)
+                                return bad_request(p, "Invalid request method");
+                        /* line is p->buf, which the parser owns */
+                        if (p->casefold_http_method && c != '#')
+                                p->buf[i] = (char) (c - 'a' + 'A');
+                }
+        }
 
         if (target_len == 0)
                 return bad_request(p, "Invalid request line");
@@ -335,7 +365,7 @@ static int check_line_limits(HttpParser *p, size_t end) {
         return 0;
 }
 
-static int push_field(HttpParser *p, size_t name_len) {
+static int push_field(HttpParser *p, size_t name_len, size_t value_off) {
         if (p->n_fields == p->fields_cap) {
                 size_t cap = MAX(p->fields_cap * 2, (size_t) 16);
                 FieldOffsets *f = reallocarray(p->fields, cap, sizeof(FieldOffsets));
@@ -348,7 +378,8 @@ static int push_field(HttpParser *p, size_t name_len) {
         p->fields[p->n_fields++] = (FieldOffsets) {
                 .name_off = p->line_off,
                 .name_len = name_len,
-                .value_off = p->line_off + name_len + 1,
+                .value_off = value_off,
+                .underscore = p->name_underscore,
         };
         return 0;
 }
@@ -359,7 +390,7 @@ static int push_field(HttpParser *p, size_t name_len) {
  * the fields point into them. */
 static int scan_headers(HttpParser *p, const char *data, size_t len, size_t *ret_used) {
         const unsigned char *u = (const unsigned char *) data;
-        size_t base = p->buf_len, i = 0;
+        size_t base = p->buf_len, i = 0, name_len;
         int r = 0;
 
         while (i < len) {
@@ -371,14 +402,47 @@ static int scan_headers(HttpParser *p, const char *data, size_t len, size_t *ret
                                 continue;
                         }
                         if (u[i] == ' ' || u[i] == '\t') {
-                                r = bad_request(p, "Obsolete line folding");
-                                goto out;
+                                if (!p->permit_obsolete_folding || p->n_fields == 0) {
+                                        r = bad_request(p, "Obsolete line folding");
+                                        goto out;
+                                }
+                                /* The last field's value goes on, and so does its line for the
+                                 * size limit, as Gunicorn counts a folded field. */
+                                p->fields[p->n_fields - 1].folded = true;
+                                p->special = true;
+                                p->head_state = HEAD_VALUE;
+                                continue;
                         }
                         p->line_off = base + i;
+                        p->name_underscore = false;
                         p->head_state = HEAD_NAME;
                         /* fall through */
                 case HEAD_NAME:
-                        while (i < len && http_is_tchar(u[i]))
+                        /* '_' stops the run, so only names that hold one pay for noting it */
+                        for (;;) {
+                                while (i < len && (http_char_class[u[i]] & HTTP_CHAR_NAME))
+                                        i++;
+                                if (i == len || u[i] != '_')
+                                        break;
+                                p->name_underscore = p->special = true;
+                                i++;
+                        }
+                        r = check_line_limits(p, base + i);
+                        if (r < 0 || i == len)
+                                goto out;
+                        if (u[i] == ':') {
+                                name_len = base + i - p->line_off;
+                                goto colon;
+                        }
+                        if (!p->strip_header_spaces || (u[i] != ' ' && u[i] != '\t')) {
+                                r = bad_request(p, u[i] == '\n' ? "Bare LF in line" : "Invalid header name");
+                                goto out;
+                        }
+                        p->name_end = base + i;
+                        p->head_state = HEAD_NAME_WS;
+                        /* fall through */
+                case HEAD_NAME_WS:
+                        while (i < len && (u[i] == ' ' || u[i] == '\t'))
                                 i++;
                         r = check_line_limits(p, base + i);
                         if (r < 0 || i == len)
@@ -387,11 +451,13 @@ static int scan_headers(HttpParser *p, const char *data, size_t len, size_t *ret
                                 r = bad_request(p, u[i] == '\n' ? "Bare LF in line" : "Invalid header name");
                                 goto out;
                         }
-                        if (base + i == p->line_off) {
+                        name_len = p->name_end - p->line_off;
+                colon:
+                        if (name_len == 0) {
                                 r = bad_request(p, "Empty header name");
                                 goto out;
                         }
-                        r = push_field(p, base + i - p->line_off);
+                        r = push_field(p, name_len, base + i + 1);
                         if (r < 0)
                                 goto out;
                         i++;
@@ -569,6 +635,81 @@ static int check_framing(HttpParser *p, const Codings *c) {
         return 0;
 }
 
+/* Gunicorn's unfolding: each line of the value stripped of blanks, the lines joined by one
+ * space. The result is never longer than the raw bytes, so it is written over them. */
+static Slice unfold(char *v, size_t len) {
+        size_t o = 0, s = 0;
+
+        for (;;) {
+                const char *crlf = memmem(v + s, len - s, "\r\n", 2);
+                size_t e = crlf ? (size_t) (crlf - v) : len;
+                Slice piece = slice_trim((Slice) { v + s, e - s });
+
+                if (s > 0)
+                        v[o++] = ' ';
+                memmove(v + o, piece.p, piece.len);
+                o += piece.len;
+                if (!crlf)
+                        return (Slice) { v, o };
+                s = e + 2;
+        }
+}
+
+/* name equals the upper-case f as Gunicorn compares them: upper(name) == f. */
+static bool name_is_upper(Slice name, const char *f) {
+        if (strlen(f) != name.len)
+                return false;
+        for (size_t i = 0; i < name.len; i++) {
+                char c = name.p[i];
+
+                if (c >= 'a' && c <= 'z')
+                        c = (char) (c - 'a' + 'A');
+                if (c != f[i])
+                        return false;
+        }
+        return true;
+}
+
+static bool forwarder_header(const HttpParser *p, Slice name) {
+        if (!p->forwarder_headers || !p->peer_trusted)
+                return false;
+        for (char *const *f = p->forwarder_headers; *f; f++)
+                if (strcmp(*f, "*") == 0 || name_is_upper(name, *f))
+                        return p->peer_trusted(p->peer);
+        return false;
+}
+
+/* The fields the switches touched: folded values are unfolded, names with '_' kept, dropped
+ * or refused by header_map (a trusted forwarder's forwarder_headers are always kept). Runs
+ * only for a head that has such a field. */
+static int apply_switches(HttpParser *p) {
+        Request *r = &p->req;
+        size_t n = 0;
+
+        /* Kept headers move to the front in order; [n, i) holds the dropped ones, which stay
+         * behind the kept (Request.n_dropped). */
+        for (size_t i = 0; i < p->n_fields; i++) {
+                const FieldOffsets *f = &p->fields[i];
+                HttpHeader h = p->headers[i];
+
+                if (f->folded)
+                        h.value = unfold(p->buf + f->value_off, f->value_len);
+                p->headers[i] = h;
+                if (f->underscore && !forwarder_header(p, h.name)) {
+                        if (p->header_map == HEADER_MAP_REFUSE)
+                                return bad_request(p, "Invalid header name");
+                        if (p->header_map == HEADER_MAP_DROP)
+                                continue;
+                }
+                r->underscore_kept = r->underscore_kept || f->underscore;
+                p->headers[i] = p->headers[n];
+                p->headers[n++] = h;
+        }
+        r->n_headers = n;
+        r->n_dropped = p->n_fields - n;
+        return 0;
+}
+
 /* Makes the offsets real pointers and applies the checks that need the whole header list. */
 static int finish_head(HttpParser *p) {
         Request *r = &p->req;
@@ -594,6 +735,12 @@ static int finish_head(HttpParser *p) {
         }
         r->headers = p->headers;
         r->n_headers = p->n_fields;
+        r->header_map_applied = true;
+        if (p->special) {
+                k = apply_switches(p);
+                if (k < 0)
+                        return k;
+        }
         r->method.p = p->buf;
         r->target.p = p->buf + p->target_off;
         r->path = (Slice) { p->buf + p->path_off, p->path_len };
@@ -693,6 +840,12 @@ int http_parser_new(HttpParser **ret, const HttpLimits *limits) {
         p->field_size_max = limits->field_size ? limits->field_size : FIELD_SIZE_DEFAULT;
         p->head_max = MIN((p->field_size_max + 2) * p->fields_max + 4, (size_t) HEAD_HARD_MAX);
         p->body_max = limits->body > 0 ? limits->body : 0;
+        p->strip_header_spaces = limits->strip_header_spaces;
+        p->permit_obsolete_folding = limits->permit_obsolete_folding;
+        p->casefold_http_method = limits->casefold_http_method;
+        p->permit_unconventional_http_method = limits->permit_unconventional_http_method;
+        p->header_map = limits->header_map;
+        p->forwarder_headers = limits->forwarder_headers;
 
         http_parser_reset(p);
         *ret = TAKE_PTR(p);
@@ -707,6 +860,11 @@ HttpParser *http_parser_free(HttpParser *p) {
         free(p->headers);
         free(p);
         return NULL;
+}
+
+void http_parser_set_peer(HttpParser *p, bool (*trusted)(const void *peer), const void *peer) {
+        p->peer_trusted = trusted;
+        p->peer = peer;
 }
 
 void http_parser_reset(HttpParser *p) {
@@ -734,6 +892,7 @@ void http_parser_reset(HttpParser *p) {
         p->head_state = HEAD_LINE_START;
         p->section_off = 0;
         p->line_off = 0;
+        p->special = false;
         p->req = (Request) { .content_length = -1 };
         p->body_left = 0;
         p->body_total = 0;
@@ -830,6 +989,16 @@ static bool trailer_forbidden(const char *name, size_t len) {
         return false;
 }
 
+/* The ':' after a trailer name. */
+static int trailer_name_end(HttpParser *p) {
+        if (p->trailer_name_len == 0)
+                return bad_request(p, "Empty trailer name");
+        if (p->trailer_name_len <= sizeof(p->trailer_name) && trailer_forbidden(p->trailer_name, p->trailer_name_len))
+                return bad_request(p, "Forbidden trailer field");
+        p->chunk_state = CHUNK_TRAILER_VALUE;
+        return 0;
+}
+
 /* One byte of chunk framing (never chunk data). */
 static int chunk_framing_byte(HttpParser *p, char c) {
         unsigned char u = (unsigned char) c;
@@ -902,28 +1071,39 @@ static int chunk_framing_byte(HttpParser *p, char c) {
                         p->chunk_state = CHUNK_END_LF;
                         return 0;
                 }
-                if (c == ' ' || c == '\t')
-                        return bad_request(p, "Obsolete line folding");
+                if (c == ' ' || c == '\t') {
+                        /* Gunicorn parses trailers as headers, switches included */
+                        if (!p->permit_obsolete_folding || p->n_trailers == 0)
+                                return bad_request(p, "Obsolete line folding");
+                        p->chunk_state = CHUNK_TRAILER_VALUE;
+                        return 0;
+                }
                 if (++p->n_trailers > p->fields_max)
                         return bad_request(p, "Too many trailers");
                 p->trailer_name_len = 0;
                 p->chunk_state = CHUNK_TRAILER_NAME;
                 /* fall through */
         case CHUNK_TRAILER_NAME:
-                if (c == ':') {
-                        if (p->trailer_name_len == 0)
-                                return bad_request(p, "Empty trailer name");
-                        if (p->trailer_name_len <= sizeof(p->trailer_name) &&
-                            trailer_forbidden(p->trailer_name, p->trailer_name_len))
-                                return bad_request(p, "Forbidden trailer field");
-                        p->chunk_state = CHUNK_TRAILER_VALUE;
+                if (c == ':')
+                        return trailer_name_end(p);
+                if ((c == ' ' || c == '\t') && p->strip_header_spaces && p->trailer_name_len > 0) {
+                        p->chunk_state = CHUNK_TRAILER_NAME_WS;
                         return 0;
                 }
                 if (!http_is_tchar(u))
                         return bad_request(p, "Invalid trailer name");
+                /* no forwarder may send a trailer with '_' (Gunicorn's from_trailer) */
+                if (c == '_' && p->header_map == HEADER_MAP_REFUSE)
+                        return bad_request(p, "Invalid trailer name");
                 if (p->trailer_name_len < sizeof(p->trailer_name))
                         p->trailer_name[p->trailer_name_len] = c;
                 p->trailer_name_len++;
+                return 0;
+        case CHUNK_TRAILER_NAME_WS:
+                if (c == ':')
+                        return trailer_name_end(p);
+                if (c != ' ' && c != '\t')
+                        return bad_request(p, "Invalid trailer name");
                 return 0;
         case CHUNK_TRAILER_VALUE:
                 if (c == '\r')

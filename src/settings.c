@@ -12,6 +12,7 @@
 
 #include "gcorn/accesslog.h"
 #include "gcorn/allowlist.h"
+#include "gcorn/httpchar.h"
 #include "gcorn/log.h"
 #include "gcorn/logconfig.h"
 #include "gcorn/macro.h"
@@ -95,6 +96,8 @@ static int check_protocol(const char *value, char **ret_value, char *reason, siz
 #define WHY_HTTP2 "HTTP/2 is not available (Gunicorn needs TLS for it); connections speak HTTP/1.1"
 #define WHY_DIRTY "dirty arbiters are not available (see dirty_apps)"
 #define WHY_CONTROL "gcorn has no control socket; use signals or systemctl reload/kill"
+static int check_header_map(const char *value, char **ret_value, char *reason, size_t reason_size);
+static int check_forwarder_header(const char *value, char **ret_value, char *reason, size_t reason_size);
 
 #define FIELD(f) offsetof(Settings, f)
 
@@ -300,6 +303,27 @@ static const SettingDef setting_table[] = {
           .default_value = "", .metavar = "STRING", .section = "Server Mechanics",
           .help = "The root_path of ASGI scopes.",
           NO_EFFECT("only ASGI scopes have a root_path; WSGI apps get SCRIPT_NAME") },
+        { .name = "strip_header_spaces", .long_flag = "--strip-header-spaces", .type = SETTING_BOOL,
+          .offset = FIELD(strip_header_spaces), .default_value = "false", .section = "Server Mechanics",
+          .help = "Accept blanks between a header name and its colon (unsafe behind some proxies)." },
+        { .name = "permit_obsolete_folding", .long_flag = "--permit-obsolete-folding", .type = SETTING_BOOL,
+          .offset = FIELD(permit_obsolete_folding), .default_value = "false", .section = "Server Mechanics",
+          .help = "Accept obsolete folded header lines, joining them with a space." },
+        { .name = "casefold_http_method", .long_flag = "--casefold-http-method", .type = SETTING_BOOL,
+          .offset = FIELD(casefold_http_method), .default_value = "false", .section = "Server Mechanics",
+          .help = "Upper-case the methods that --permit-unconventional-http-method lets through." },
+        { .name = "permit_unconventional_http_method", .long_flag = "--permit-unconventional-http-method",
+          .type = SETTING_BOOL, .offset = FIELD(permit_unconventional_http_method), .default_value = "false",
+          .section = "Server Mechanics",
+          .help = "Accept any token as a method: lower case, '#', fewer than 3 or more than 20 bytes." },
+        { .name = "forwarder_headers", .long_flag = "--forwarder-headers", .type = SETTING_COMMA_LIST,
+          .offset = FIELD(forwarder_headers), .default_value = "SCRIPT_NAME,PATH_INFO",
+          .check = check_forwarder_header, .metavar = "STRING", .section = "Server Mechanics",
+          .help = "Headers with '_' that trusted forwarders may send whatever --header-map says." },
+        { .name = "header_map", .long_flag = "--header-map", .type = SETTING_STRING,
+          .offset = FIELD(header_map), .default_value = "drop", .check = check_header_map,
+          .metavar = "STRING", .section = "Server Mechanics",
+          .help = "Header names with '_': drop (leave out), refuse (400) or dangerous (keep)." },
 
         { .name = "accesslog", .long_flag = "--access-logfile", .type = SETTING_STRING,
           .offset = FIELD(accesslog), .nullable = true, .check = check_not_empty, .metavar = "FILE",
@@ -546,6 +570,51 @@ static int check_log_target(const char *value, char **ret_value, char *reason, s
                 return -EINVAL;
         }
         return 0;
+}
+
+/* Gunicorn lower-cases and strips the value before it compares. */
+static int check_header_map(const char *value, char **ret_value, char *reason, size_t reason_size) {
+        static const char *const maps[] = { "drop", "refuse", "dangerous" };
+        const char *s = value, *e;
+
+        while (*s == ' ' || *s == '\t' || *s == '\n')
+                s++;
+        e = s + strlen(s);
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n'))
+                e--;
+        for (size_t i = 0; i < ELEMENTSOF(maps); i++)
+                if ((size_t) (e - s) == strlen(maps[i]) && strncasecmp(s, maps[i], (size_t) (e - s)) == 0) {
+                        *ret_value = strdup(maps[i]);
+                        return *ret_value ? 0 : -ENOMEM;
+                }
+        snprintf(reason, reason_size, "choose from drop, refuse, dangerous");
+        return -EINVAL;
+}
+
+/* Gunicorn strips each name and compares it with upper-cased header names: one with a
+ * lower-case letter, a byte no header name has, or no '_' would never match, and would be
+ * silently without effect. */
+static int check_forwarder_header(const char *value, char **ret_value, char *reason, size_t reason_size) {
+        const char *s = value, *e;
+        bool ok = true;
+
+        while (*s == ' ' || *s == '\t')
+                s++;
+        e = s + strlen(s);
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+        if (!(e - s == 1 && *s == '*')) {
+                ok = e > s && memchr(s, '_', (size_t) (e - s));
+                for (const char *p = s; p < e; p++)
+                        if ((*p >= 'a' && *p <= 'z') || !http_is_tchar((unsigned char) *p))
+                                ok = false;
+        }
+        if (!ok) {
+                snprintf(reason, reason_size, "expected upper-case header names with '_' such as SCRIPT_NAME, or *");
+                return -EINVAL;
+        }
+        *ret_value = strndup(s, (size_t) (e - s));
+        return *ret_value ? 0 : -ENOMEM;
 }
 
 static int check_env(const char *value, char **ret_value, char *reason, size_t reason_size) {

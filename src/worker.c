@@ -600,6 +600,14 @@ int worker_run(const WorkerContext *ctx) {
                         .fields = (size_t) s->limit_request_fields,
                         .field_size = (size_t) s->limit_request_field_size,
                         .body = s->limit_request_body,
+                        .strip_header_spaces = s->strip_header_spaces,
+                        .permit_obsolete_folding = s->permit_obsolete_folding,
+                        .casefold_http_method = s->casefold_http_method,
+                        .permit_unconventional_http_method = s->permit_unconventional_http_method,
+                        .header_map = strcmp(s->header_map, "refuse") == 0 ? HEADER_MAP_REFUSE :
+                                      strcmp(s->header_map, "dangerous") == 0 ? HEADER_MAP_DANGEROUS :
+                                      HEADER_MAP_DROP,
+                        .forwarder_headers = s->forwarder_headers,
                 },
                 .head_timeout_ms = (s->timeout > 0 ? s->timeout : 30) * 1000,
                 .keepalive_ms = s->keepalive * 1000,

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gcorn/accesslog.h"
+#include "gcorn/gsocket.h"
 #include "gcorn/environ.h"
 #include "gcorn/filewrapper.h"
 #include "gcorn/hooks.h"
@@ -57,6 +58,9 @@ typedef struct WsgiState {
         ResponseFraming framing;        /* decided when the head goes out */
         uint64_t sent;                  /* body bytes sent */
         bool cut_logged;
+        bool environ_logged;            /* log_environ holds this request's %({var}e)s values */
+        bool own_length;                /* the last field is gcorn's Content-Length, not the app's */
+        bool app_answered;              /* the app wrote its answer on gunicorn.socket */
         int write_error;                /* first failed conn_write(): the connection is gone */
         void *hook_req;                 /* the req of pre_request, for post_request (PyObject *) */
 } WsgiState;
@@ -69,6 +73,7 @@ static FieldRef *fields;
 static size_t fields_cap;
 static HttpHeader *log_fields;
 static size_t log_fields_cap;
+static EnvironLogValues log_environ;
 
 static PyObject *app;
 static AccessLog *access_log;
@@ -245,6 +250,7 @@ static void reset_head(WsgiState *st) {
         st->content_length = -1;
         st->app_close = st->upgrade = false;
         st->n_fields = 0;
+        st->own_length = false;
         status_buf.len = lines_buf.len = 0;
 }
 
@@ -550,6 +556,7 @@ static int set_content_length(WsgiState *st, uint64_t len) {
         if (add_field(st, "Content-Length", 14, v, (size_t) n) < 0)
                 return -ENOMEM;
         st->content_length = (int64_t) len;
+        st->own_length = true;
         return 0;
 }
 
@@ -824,12 +831,14 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
         _cleanup_free_ char *heap = NULL;
         struct timespec now;
         AccessEntry e;
-        size_t n;
+        /* %({name}o)s sees the app's headers, as Gunicorn's resp.headers */
+        size_t n, n_fields;
 
-        if (!access_log || !log_access_enabled())
+        if (!access_log || !log_access_enabled() || st->app_answered)
                 return;
         if (app_headers(st) < 0)
                 return;
+        n_fields = st->n_fields - (st->own_length ? 1 : 0);
         clock_gettime(CLOCK_MONOTONIC, &now);
         e = (AccessEntry) {
                 .request = st->request,
@@ -837,11 +846,13 @@ static void write_access_log(WsgiState *st, const struct timespec *start_real, c
                 .status = st->status,
                 .body_bytes = st->sent,
                 .response_headers = log_fields,
-                .n_response_headers = st->n_fields,
+                .n_response_headers = n_fields,
                 .start = *start_real,
                 .duration_usec = (uint64_t) ((now.tv_sec - start_mono->tv_sec) * 1000000LL +
                                              (now.tv_nsec - start_mono->tv_nsec) / 1000),
                 .pid = worker_pid,
+                .environ_values = st->environ_logged ? log_environ.values : NULL,
+                .n_environ_values = accesslog_environ_count(access_log),
         };
         n = accesslog_render(access_log, &e, stack, sizeof(stack));
         if (n < sizeof(stack)) {
@@ -897,7 +908,17 @@ static int handle(WsgiState *st) {
         /* args[0] is free for the callee to use (PY_VECTORCALL_ARGUMENTS_OFFSET) */
         args[1] = environ;
         args[2] = sr;
+        gsocket_begin(st->conn);
         result = PyObject_Vectorcall(app, args + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (gsocket_written()) {
+                /* Gunicorn's ALREADY_HANDLED: the app answered on the socket by itself, so
+                 * nothing of gcorn's may follow, and the connection ends with the request */
+                st->app_answered = true;
+                conn_set_must_close(st->conn);
+                if (!result)
+                        python_log_exception(LOG_ERR, "Error handling request (answered on gunicorn.socket)");
+                goto finish;
+        }
         if (!result || (input_error(input) < 0 && !st->head_sent))
                 /* A framework turns a failed body read into an answer of its own (a 500):
                  * the client is owed the status of what went wrong with its body. */
@@ -927,7 +948,11 @@ finish:
                 ((Callback *) start_response_obj)->st = NULL;
         if (write_obj)
                 ((Callback *) write_obj)->st = NULL;
+        gsocket_end();
         input_finish(input);
+        /* the environ as the app left it, as Gunicorn's access log sees it */
+        if (access_log && environ && accesslog_environ_count(access_log) > 0 && log_access_enabled())
+                st->environ_logged = environ_log_values(environ, access_log, &log_environ) >= 0;
         Py_XDECREF(result);
         Py_XDECREF(environ);
         Py_XDECREF(input);
@@ -1013,5 +1038,6 @@ void wsgi_done(void) {
         fields_cap = 0;
         free(log_fields);
         log_fields = NULL;
+        environ_log_values_free(&log_environ);
         log_fields_cap = 0;
 }

@@ -8,6 +8,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "gcorn/accesslog.h"
 #include "gcorn/conn.h"
 #include "gcorn/request.h"
 #include "gcorn/settings.h"
@@ -32,3 +33,19 @@ int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObj
 /* Percent-decodes src into dst (at least len bytes); "%zz" and a truncated "%4" stay as
  * they are, as urllib.parse.unquote_to_bytes does. Returns the decoded length. */
 size_t environ_unquote(const char *src, size_t len, char *dst);
+
+/* The values of the access log's %({var}e)s atoms, kept past the environ for the log line. */
+typedef struct EnvironLogValues {
+        Slice *values;                  /* by accesslog_environ_name() index */
+        size_t *offsets;                /* of each value in text while it grows; SIZE_MAX: none */
+        size_t n;
+        char *text;                     /* what the values point into */
+        size_t text_cap;
+} EnvironLogValues;
+
+/* Looks up each %({var}e)s var of l in env as Gunicorn's atoms() do: every key lower-cased,
+ * the last one matching winning; a value that is not a str is formatted with str(). The
+ * text is UTF-8, as Gunicorn's log stream writes it. Missing keys (and values that fail to
+ * format) get a NULL p. Returns 0 or -ENOMEM; never leaves a Python error set. */
+int environ_log_values(PyObject *env, const AccessLog *l, EnvironLogValues *v);
+void environ_log_values_free(EnvironLogValues *v);

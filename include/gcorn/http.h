@@ -12,17 +12,41 @@
 
 #include "gcorn/request.h"
 
+/* What to do with a header name that holds '_' (Gunicorn's header_map): once mapped to an
+ * HTTP_* key it could pose as the same name spelt with '-'. */
+typedef enum HeaderMap {
+        HEADER_MAP_DROP,                /* leave it out of the request (the default) */
+        HEADER_MAP_REFUSE,              /* answer 400 */
+        HEADER_MAP_DANGEROUS,           /* keep it, as if the mapping were safe */
+} HeaderMap;
+
 typedef struct HttpLimits {
         size_t request_line;            /* 0 = unlimited (still capped by the head buffer) */
         size_t fields;                  /* header count */
         size_t field_size;              /* one "Name: value" line; 0 = unlimited */
         int64_t body;                   /* 0 = unlimited */
+
+        /* Gunicorn's request-parsing switches, all off (strict) when zeroed. */
+        bool strip_header_spaces;       /* "Name :" is "Name:" rather than a 400 */
+        bool permit_obsolete_folding;   /* continuation lines join the value with one space */
+        bool casefold_http_method;      /* lower-case method letters are upper-cased */
+        bool permit_unconventional_http_method; /* any token method: any length, a-z, '#' */
+        HeaderMap header_map;
+        /* Names with '_' (upper case, as Gunicorn compares them; "*" = all) that a trusted
+         * forwarder may send whatever header_map says; NULL-terminated, NULL = none. Not
+         * copied: it must outlive the parser. */
+        char *const *forwarder_headers;
 } HttpLimits;
 
 typedef struct HttpParser HttpParser;
 
 int http_parser_new(HttpParser **ret, const HttpLimits *limits);
 HttpParser *http_parser_free(HttpParser *p);
+
+/* How to learn whether the connection's peer is a trusted forwarder (Gunicorn's
+ * forwarded_allow_ips), whose forwarder_headers are kept: trusted(peer), called only when a
+ * header could be one of them. None (untrusted) until set; kept across http_parser_reset(). */
+void http_parser_set_peer(HttpParser *p, bool (*trusted)(const void *peer), const void *peer);
 
 /* Forget the current request; the next http_parser_feed_head() starts a new one. Buffers a
  * long head grew are given back. */

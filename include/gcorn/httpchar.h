@@ -9,6 +9,7 @@
 enum {
         HTTP_CHAR_TOKEN = 1 << 0,       /* tchar (5.6.2): header names, methods */
         HTTP_CHAR_FIELD = 1 << 1,       /* a field value or reason phrase: VCHAR, SP, HTAB, obs-text */
+        HTTP_CHAR_NAME = 1 << 2,        /* tchar but '_', which header_map judges on its own */
 };
 
 extern const uint8_t http_char_class[256];

@@ -36,6 +36,16 @@ typedef struct Request {
         bool expect_continue;           /* Expect: 100-continue on HTTP/1.1 */
         bool upgrade;                   /* an Upgrade request; served as an ordinary one */
         bool is_head;                   /* method is HEAD */
+
+        /* The parser already applied header_map: every name with '_' still in headers was
+         * allowed (a Request made by hand has this false, and the environ drops them). */
+        bool header_map_applied;
+        /* Headers header_map "drop" took out; they follow the n_headers kept ones in headers,
+         * in no particular order. Gunicorn still reads the scheme from them. */
+        size_t n_dropped;
+        /* A name with '_' was kept (header_map "dangerous", or a trusted forwarder's
+         * forwarder_headers): a SCRIPT_NAME header may be among them. */
+        bool underscore_kept;
 } Request;
 
 /* The first (or, with last, the last) of the n headers h named name (len bytes, any case). */

@@ -77,6 +77,12 @@ typedef struct Settings {
         bool spew;                      /* accepted, no effect */
         bool check_config;              /* load the config and import the app, then exit */
         bool print_config;              /* print every setting, import the app, then exit */
+        bool strip_header_spaces;       /* false: "Name :" is a 400 */
+        bool permit_obsolete_folding;   /* false: continuation lines are a 400 */
+        bool casefold_http_method;      /* false */
+        bool permit_unconventional_http_method; /* false */
+        char *header_map;               /* "drop", "refuse" or "dangerous" */
+        char **forwarder_headers;       /* NULL-terminated; default {"SCRIPT_NAME", "PATH_INFO"} */
 
         /* logging */
         char *accesslog;                /* NULL = off; "-" = stdout */

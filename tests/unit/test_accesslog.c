@@ -202,6 +202,30 @@ START_TEST(test_malformed) {
 }
 END_TEST
 
+/* %({var}e)s: the environ values the caller looked up, by the format's order of them. */
+START_TEST(test_environ_atoms) {
+        static const Slice values[] = { SL("/script"), { NULL, 0 }, SL("a\"b"), SL("") };
+        AccessEntry e = entry();
+        AccessLog *l = NULL;
+
+        ck_assert_int_eq(accesslog_compile("%({SCRIPT_NAME}e)s %({nope}E)s %({x}e)s %({empty}e)s %({Host}I)s", &l), 0);
+        ck_assert_uint_eq(accesslog_environ_count(l), 4);
+        ck_assert_str_eq(accesslog_environ_name(l, 0), "SCRIPT_NAME");
+        ck_assert_str_eq(accesslog_environ_name(l, 1), "nope");
+        ck_assert_ptr_null(accesslog_environ_name(l, 4));
+        accesslog_free(l);
+
+        e.environ_values = values;
+        e.n_environ_values = ELEMENTSOF(values);
+        assert_render("%({SCRIPT_NAME}e)s %({nope}E)s %({x}e)s [%({empty}e)s] %({Host}I)s", &e,
+                      "/script - a\\\"b [] example.com");
+        /* none looked up (no environ): "-" */
+        e.environ_values = NULL;
+        assert_render("%({SCRIPT_NAME}e)s", &e, "-");
+        ck_assert_uint_eq(accesslog_environ_count(NULL), 0);
+}
+END_TEST
+
 static Suite *accesslog_suite(void) {
         Suite *suite = suite_create("accesslog");
         TCase *tc = tcase_create("core");
@@ -215,6 +239,7 @@ static Suite *accesslog_suite(void) {
         tcase_add_test(tc, test_user);
         tcase_add_test(tc, test_truncation);
         tcase_add_test(tc, test_malformed);
+        tcase_add_test(tc, test_environ_atoms);
         suite_add_tcase(suite, tc);
         return suite;
 }

@@ -12,6 +12,7 @@
 
 #include "gcorn/environ.h"
 #include "gcorn/filewrapper.h"
+#include "gcorn/gsocket.h"
 #include "gcorn/macro.h"
 #include "gcorn/python.h"
 
@@ -128,7 +129,9 @@ START_TEST(test_fixed_keys) {
         sys_stderr = PySys_GetObject("stderr");
         ck_assert_ptr_nonnull(sys_stderr);
         ck_assert_ptr_eq(get("wsgi.errors"), sys_stderr);
-        ck_assert_int_eq(PyDict_Size(env), 22);
+        /* Gunicorn's environ has the connection too, as a socket.socket */
+        ck_assert_ptr_eq(get("gunicorn.socket"), gsocket_object());
+        ck_assert_int_eq(PyDict_Size(env), 23);
 
         /* a second request gets its own dict; the template is untouched */
         {
@@ -292,12 +295,12 @@ START_TEST(test_no_placeholders) {
         assert_absent("CONTENT_TYPE");
         assert_absent("CONTENT_LENGTH");
         assert_absent("HTTP_HOST");
-        ck_assert_int_eq(PyDict_Size(env), 20);
+        ck_assert_int_eq(PyDict_Size(env), 21);
 
         build(&r, &unix_info, input);
         assert_no_none();
         assert_absent("REMOTE_PORT");
-        ck_assert_int_eq(PyDict_Size(env), 19);
+        ck_assert_int_eq(PyDict_Size(env), 20);
 
         /* more headers than the template has room for */
         for (size_t i = 0; i < ELEMENTSOF(many); i++) {
@@ -309,7 +312,7 @@ START_TEST(test_no_placeholders) {
         assert_no_none();
         assert_str("HTTP_X_H0", "v");
         assert_str("HTTP_X_H23", "v");
-        ck_assert_int_eq(PyDict_Size(env), 20 + 24);
+        ck_assert_int_eq(PyDict_Size(env), 21 + 24);
         Py_DECREF(input);
 }
 END_TEST
@@ -504,6 +507,82 @@ START_TEST(test_template_follows_requests) {
 }
 END_TEST
 
+/* What the parser let through under header_map reaches the app; a trusted forwarder's
+ * SCRIPT_NAME header replaces the variable, as in Gunicorn's wsgi.create(). */
+START_TEST(test_header_map_applied) {
+        HttpHeader h[] = {
+                HDR("X_Custom_Thing", "kept"),
+                HDR("x-custom-thing", "v"),
+                HDR("Script_Name", "/app"),
+        };
+        Request r = make_request("/app/x%20y", h, ELEMENTSOF(h));
+
+        unsetenv("SCRIPT_NAME");
+        ck_assert_int_eq(environ_init(NULL), 0);
+        r.header_map_applied = r.underscore_kept = true;
+        build(&r, &tcp_info, NULL);
+        assert_str("HTTP_X_CUSTOM_THING", "kept,v");
+        assert_str("HTTP_SCRIPT_NAME", "/app");
+        assert_str("SCRIPT_NAME", "/app");
+        assert_str("PATH_INFO", "/x y");
+
+        /* the next request without one is back to the variable ("") */
+        r = make_request("/app/x", NULL, 0);
+        build(&r, &tcp_info, NULL);
+        assert_str("SCRIPT_NAME", "");
+        assert_str("PATH_INFO", "/app/x");
+
+        /* a path outside the forwarded SCRIPT_NAME is Gunicorn's ConfigurationProblem */
+        r = make_request("/other", h, ELEMENTSOF(h));
+        r.header_map_applied = r.underscore_kept = true;
+        Py_CLEAR(env);
+        ck_assert_int_eq(environ_build(&r, &tcp_info, NULL, &env), -EXDEV);
+        ck_assert_ptr_null(env);
+}
+END_TEST
+
+static void set_str(const char *key, const char *value) {
+        PyObject *o = PyUnicode_FromString(value);
+
+        ck_assert_ptr_nonnull(o);
+        ck_assert_int_eq(PyDict_SetItemString(env, key, o), 0);
+        Py_DECREF(o);
+}
+
+/* The access log's %({var}e)s lookups: keys in any case, the last match winning, str()
+ * of other values, UTF-8 text. */
+START_TEST(test_log_values) {
+        AccessLog *l = NULL;
+        EnvironLogValues v = {};
+        Request r = make_request("/x", NULL, 0);
+
+        ck_assert_int_eq(environ_init(NULL), 0);
+        build(&r, &tcp_info, NULL);
+        set_str("remote_user", "caf\u00e9");
+        set_str("Remote_User", "last");
+        ck_assert_int_eq(accesslog_compile("%({REMOTE_USER}e)s %({wsgi.version}e)s %({PATH}e)s %({query_string}e)s "
+                                           "%({REMOTE_ADDR}e)s", &l), 0);
+        ck_assert_int_eq(environ_log_values(env, l, &v), 0);
+        ck_assert_uint_eq(v.values[0].len, 4);
+        ck_assert(memcmp(v.values[0].p, "last", 4) == 0);
+        ck_assert_uint_eq(v.values[1].len, 6);
+        ck_assert(memcmp(v.values[1].p, "(1, 0)", 6) == 0);
+        /* the process environment is not the WSGI environ */
+        ck_assert_ptr_null(v.values[2].p);
+        ck_assert_ptr_nonnull(v.values[3].p);
+        ck_assert_uint_eq(v.values[3].len, 0);
+        ck_assert_uint_eq(v.values[4].len, 8);
+        ck_assert(memcmp(v.values[4].p, "10.1.2.3", 8) == 0);
+        ck_assert(!PyErr_Occurred());
+        ck_assert_int_eq(PyDict_DelItemString(env, "Remote_User"), 0);
+        ck_assert_int_eq(environ_log_values(env, l, &v), 0);
+        ck_assert_uint_eq(v.values[0].len, 5);
+        ck_assert(memcmp(v.values[0].p, "caf\xc3\xa9", 5) == 0);
+        environ_log_values_free(&v);
+        accesslog_free(l);
+}
+END_TEST
+
 static Suite *environ_suite(void) {
         Suite *suite = suite_create("environ");
         TCase *tc = tcase_create("core");
@@ -522,6 +601,8 @@ static Suite *environ_suite(void) {
         tcase_add_test(tc, test_unix_socket);
         tcase_add_test(tc, test_address_cache);
         tcase_add_test(tc, test_file_wrapper);
+        tcase_add_test(tc, test_header_map_applied);
+        tcase_add_test(tc, test_log_values);
         suite_add_tcase(suite, tc);
         return suite;
 }

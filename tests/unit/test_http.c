@@ -1043,8 +1043,9 @@ static void json_next(Json *j) {
                 return;
         }
         j->type = TOK_WORD;
-        while (*j->s >= 'a' && *j->s <= 'z')
-                j->s++;
+        while (*j->s >= 'a' && *j->s <= 'z' && j->str_len < sizeof(j->str) - 1)
+                j->str[j->str_len++] = *j->s++;
+        j->str[j->str_len] = 0;
 }
 
 static size_t b64_decode(const char *in, char *out) {
@@ -1105,6 +1106,18 @@ static bool corpus_settings(Json *j, HttpLimits *limits, char *unsupported, size
                         limits->fields = (size_t) j->num;
                 else if (strcmp(key, "limit_request_field_size") == 0)
                         limits->field_size = (size_t) j->num;
+                else if (strcmp(key, "strip_header_spaces") == 0)
+                        limits->strip_header_spaces = j->type == TOK_WORD && strcmp(j->str, "true") == 0;
+                else if (strcmp(key, "permit_obsolete_folding") == 0)
+                        limits->permit_obsolete_folding = j->type == TOK_WORD && strcmp(j->str, "true") == 0;
+                else if (strcmp(key, "casefold_http_method") == 0)
+                        limits->casefold_http_method = j->type == TOK_WORD && strcmp(j->str, "true") == 0;
+                else if (strcmp(key, "permit_unconventional_http_method") == 0)
+                        limits->permit_unconventional_http_method = j->type == TOK_WORD && strcmp(j->str, "true") == 0;
+                else if (strcmp(key, "header_map") == 0)
+                        limits->header_map = strcmp(j->str, "refuse") == 0    ? HEADER_MAP_REFUSE :
+                                             strcmp(j->str, "dangerous") == 0 ? HEADER_MAP_DANGEROUS :
+                                                                                HEADER_MAP_DROP;
                 else {
                         ok = false;
                         snprintf(unsupported, cap, "%.100s", key);
@@ -1312,9 +1325,7 @@ static void check_valid_case(const char *dir, const char *name) {
                                         continue;
                                 json_next(&j);
                                 snprintf(want, sizeof(want), "%.200s", j.str);
-                                /* names with '_' never reach the app: skip ours */
-                                while (k < r.n_headers && strchr(r.names[k], '_'))
-                                        k++;
+                                /* names with '_' are left to header_map, as in Gunicorn */
                                 ck_assert_uint_lt(k, r.n_headers);
                                 ck_assert_msg(strcasecmp(r.names[k], want) == 0, "corpus valid/%s: header %s, want %s",
                                               name, r.names[k], want);
@@ -1439,6 +1450,222 @@ START_TEST(test_corpus_invalid) {
 }
 END_TEST
 
+/* Gunicorn's request-parsing switches: off, each is a 400; on, Gunicorn's result, however
+ * the network cuts the head. */
+/* Peers for http_parser_set_peer(): a trusted forwarder or not. */
+static bool peer_yes(const void *peer) {
+        (void) peer;
+        return true;
+}
+
+static bool peer_no(const void *peer) {
+        (void) peer;
+        return false;
+}
+
+static Parsed *parse_switched(const HttpLimits *limits, bool trusted, const char *data, size_t len, size_t step) {
+        static Parsed parsed;
+        HttpParser *p = NULL;
+
+        ck_assert_int_eq(http_parser_new(&p, limits), 0);
+        http_parser_set_peer(p, trusted ? peer_yes : peer_no, NULL);
+        parse_one(p, data, len, step, 65536, &parsed);
+        http_parser_free(p);
+        return &parsed;
+}
+
+START_TEST(test_switches) {
+        static const char spaced[] = "GET / HTTP/1.1\r\nHost: h\r\nX-A \t : 1\r\nX-B: 2\r\n\r\n";
+        static const char folded[] = "GET / HTTP/1.1\r\nX-Long: one \r\n  two\r\n\tthree\r\nHost: h\r\n\r\n";
+        static const char emptyfold[] = "GET / HTTP/1.1\r\nHost: h\r\nX-E: a\r\n \r\n\r\n";
+        static const char under[] = "GET / HTTP/1.1\r\nHost: h\r\nX_Foo: u\r\nX-Foo: d\r\nScript_Name: /app\r\n\r\n";
+        char *const forwarders[] = { (char *) "SCRIPT_NAME", (char *) "PATH_INFO", NULL };
+        char *const all[] = { (char *) "*", NULL };
+        char *const lower[] = { (char *) "script_name", NULL };
+        HttpLimits l = default_limits;
+        Parsed *r;
+
+        /* strip_header_spaces */
+        ASSERT_ERROR_REASON("GET / HTTP/1.1\r\nHost: h\r\nX-A : 1\r\n\r\n", 400, "Invalid header name");
+        l.strip_header_spaces = true;
+        for (size_t step = 1; step <= sizeof(spaced) - 1; step++) {
+                r = parse_switched(&l, false, S(spaced), step);
+                ck_assert_int_eq(r->r, 1);
+                ck_assert_uint_eq(r->n_headers, 3);
+                ck_assert_str_eq(r->names[1], "X-A");
+                ck_assert_str_eq(r->values[1], "1");
+                ck_assert_str_eq(r->names[2], "X-B");
+        }
+        /* only blanks before the colon: the name itself is still a token */
+        r = parse_switched(&l, false, S("GET / HTTP/1.1\r\nHost: h\r\nX A: 1\r\n\r\n"), 64);
+        ck_assert_int_eq(r->status, 400);
+        r = parse_switched(&l, false, S("GET / HTTP/1.1\r\nHost: h\r\n : 1\r\n\r\n"), 64);
+        ck_assert_int_eq(r->status, 400);
+        l = default_limits;
+
+        /* permit_obsolete_folding */
+        ASSERT_ERROR_REASON("GET / HTTP/1.1\r\nHost: h\r\nX-Long: one\r\n two\r\n\r\n", 400, "Obsolete line folding");
+        l.permit_obsolete_folding = true;
+        for (size_t step = 1; step <= sizeof(folded) - 1; step++) {
+                r = parse_switched(&l, false, S(folded), step);
+                ck_assert_int_eq(r->r, 1);
+                ck_assert_uint_eq(r->n_headers, 2);
+                ck_assert_str_eq(r->names[0], "X-Long");
+                ck_assert_str_eq(r->values[0], "one two three");
+                ck_assert_str_eq(r->values[1], "h");
+        }
+        /* Gunicorn joins the stripped lines, an empty last one too */
+        r = parse_switched(&l, false, S(emptyfold), 64);
+        ck_assert_int_eq(r->r, 1);
+        ck_assert_str_eq(r->values[1], "a ");
+        /* nothing to continue: still refused */
+        r = parse_switched(&l, false, S("GET / HTTP/1.1\r\n X: 1\r\nHost: h\r\n\r\n"), 64);
+        ck_assert_int_eq(r->status, 400);
+        /* the folded field counts whole against limit_request_field_size, as Gunicorn's */
+        l.field_size = 14;
+        r = parse_switched(&l, false, S("GET / HTTP/1.1\r\nAccept:\r\n */*\r\n\r\n"), 64);
+        ck_assert_int_eq(r->status, 431);
+        l = default_limits;
+
+        /* methods: Gunicorn's conventional shape unless permitted; casefold alone lets nothing in */
+        ASSERT_ERROR_REASON("get / HTTP/1.1\r\nHost: h\r\n\r\n", 400, "Invalid request method");
+        ASSERT_ERROR_REASON("GO / HTTP/1.1\r\nHost: h\r\n\r\n", 400, "Invalid request method");
+        ASSERT_ERROR_REASON("G#T / HTTP/1.1\r\nHost: h\r\n\r\n", 400, "Invalid request method");
+        ASSERT_ERROR_REASON("ABCDEFGHIJKLMNOPQRSTU / HTTP/1.1\r\nHost: h\r\n\r\n", 400, "Invalid request method");
+        l.casefold_http_method = true;
+        r = parse_switched(&l, false, S("get / HTTP/1.1\r\nHost: h\r\n\r\n"), 64);
+        ck_assert_int_eq(r->status, 400);
+        l.casefold_http_method = false;
+        l.permit_unconventional_http_method = true;
+        r = parse_switched(&l, false, S("-blargh / HTTP/1.1\r\nHost: h\r\n\r\n"), 3);
+        ck_assert_int_eq(r->r, 1);
+        ck_assert_str_eq(r->method, "-blargh");
+        r = parse_switched(&l, false, S("G / HTTP/1.1\r\nHost: h\r\n\r\n"), 64);
+        ck_assert_str_eq(r->method, "G");
+        r = parse_switched(&l, false, S("G#T / HTTP/1.1\r\nHost: h\r\n\r\n"), 64);
+        ck_assert_str_eq(r->method, "G#T");
+        r = parse_switched(&l, false, S("ABCDEFGHIJKLMNOPQRSTU / HTTP/1.1\r\nHost: h\r\n\r\n"), 64);
+        ck_assert_int_eq(r->r, 1);
+        /* still a token */
+        r = parse_switched(&l, false, S("G(T / HTTP/1.1\r\nHost: h\r\n\r\n"), 64);
+        ck_assert_int_eq(r->status, 400);
+        r = parse_switched(&l, false, S("head / HTTP/1.1\r\nHost: h\r\n\r\n"), 64);
+        ck_assert(!r->is_head);
+        l.casefold_http_method = true;
+        r = parse_switched(&l, false, S("-blargh# / HTTP/1.1\r\nHost: h\r\n\r\n"), 64);
+        ck_assert_str_eq(r->method, "-BLARGH#");
+        r = parse_switched(&l, false, S("head / HTTP/1.1\r\nHost: h\r\n\r\n"), 64);
+        ck_assert_str_eq(r->method, "HEAD");
+        ck_assert(r->is_head);
+        l = default_limits;
+
+        /* header_map: drop by default, refuse, dangerous */
+        for (size_t step = 1; step <= sizeof(under) - 1; step++) {
+                r = parse_switched(&l, false, S(under), step);
+                ck_assert_int_eq(r->r, 1);
+                ck_assert_uint_eq(r->n_headers, 2);
+                ck_assert_str_eq(r->names[1], "X-Foo");
+        }
+        l.header_map = HEADER_MAP_REFUSE;
+        r = parse_switched(&l, false, S(under), 64);
+        ck_assert_int_eq(r->status, 400);
+        ck_assert_str_eq(r->reason, "Invalid header name");
+        l.header_map = HEADER_MAP_DANGEROUS;
+        r = parse_switched(&l, false, S(under), 7);
+        ck_assert_uint_eq(r->n_headers, 4);
+        ck_assert_str_eq(r->names[1], "X_Foo");
+        ck_assert_str_eq(r->names[3], "Script_Name");
+
+        /* forwarder_headers: kept from a trusted forwarder whatever header_map says */
+        l.header_map = HEADER_MAP_REFUSE;
+        l.forwarder_headers = forwarders;
+        r = parse_switched(&l, true, S("GET / HTTP/1.1\r\nHost: h\r\nScript_Name: /app\r\nPATH_INFO: /x\r\n\r\n"), 64);
+        ck_assert_int_eq(r->r, 1);
+        ck_assert_uint_eq(r->n_headers, 3);
+        r = parse_switched(&l, true, S(under), 64);
+        ck_assert_int_eq(r->status, 400);
+        r = parse_switched(&l, false, S("GET / HTTP/1.1\r\nHost: h\r\nScript_Name: /app\r\n\r\n"), 64);
+        ck_assert_int_eq(r->status, 400);
+        l.header_map = HEADER_MAP_DROP;
+        r = parse_switched(&l, false, S(under), 64);
+        ck_assert_uint_eq(r->n_headers, 2);
+        r = parse_switched(&l, true, S(under), 64);
+        ck_assert_uint_eq(r->n_headers, 3);
+        ck_assert_str_eq(r->names[2], "Script_Name");
+        /* Gunicorn compares upper-cased names with the list as it is */
+        l.forwarder_headers = lower;
+        r = parse_switched(&l, true, S(under), 64);
+        ck_assert_uint_eq(r->n_headers, 2);
+        l.forwarder_headers = all;
+        r = parse_switched(&l, true, S(under), 64);
+        ck_assert_uint_eq(r->n_headers, 4);
+}
+END_TEST
+
+START_TEST(test_forwarded_script_name) {
+        char *const forwarders[] = { (char *) "SCRIPT_NAME", NULL };
+        HttpLimits l = default_limits;
+        HttpParser *p = NULL;
+        const Request *req;
+        size_t used;
+
+        l.forwarder_headers = forwarders;
+        ck_assert_int_eq(http_parser_new(&p, &l), 0);
+        http_parser_set_peer(p, peer_yes, NULL);
+        ck_assert_int_eq(http_parser_feed_head(p, S("GET /app/x HTTP/1.1\r\nHost: h\r\nScript_Name: /a\r\n"
+                                                    "SCRIPT_NAME: /app \r\n\r\n"), &used), 1);
+        req = http_parser_request(p);
+        ck_assert(req->header_map_applied);
+        ck_assert(req->underscore_kept);
+        ck_assert_uint_eq(req->n_headers, 3);
+        /* the next request has none */
+        http_parser_reset(p);
+        ck_assert_int_eq(http_parser_feed_head(p, S("GET / HTTP/1.1\r\nHost: h\r\n\r\n"), &used), 1);
+        ck_assert(!http_parser_request(p)->underscore_kept);
+        ck_assert(http_parser_request(p)->header_map_applied);
+        http_parser_free(p);
+}
+END_TEST
+
+/* Gunicorn parses trailers as headers: the switches apply to them too, and no forwarder
+ * may send one with '_'. */
+START_TEST(test_switches_trailers) {
+        static const char folded[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                     "1\r\na\r\n0\r\nX-T: 1\r\n 2\r\n\r\n";
+        static const char spaced[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                     "1\r\na\r\n0\r\nX-T \t: 1\r\n\r\n";
+        static const char under[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                    "1\r\na\r\n0\r\nX_T: 1\r\n\r\n";
+        char *const all[] = { (char *) "*", NULL };
+        HttpLimits l = default_limits;
+        Parsed *r;
+
+        ck_assert_int_eq(parse(S(folded))->status, 400);
+        ck_assert_int_eq(parse(S(spaced))->status, 400);
+        ck_assert_int_eq(parse(S(under))->r, 1);
+        l.permit_obsolete_folding = true;
+        r = parse_switched(&l, false, S(folded), 3);
+        ck_assert_int_eq(r->r, 1);
+        ck_assert_str_eq(r->body, "a");
+        /* nothing to continue */
+        r = parse_switched(&l, false, S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                        "1\r\na\r\n0\r\n X: 1\r\n\r\n"), 64);
+        ck_assert_int_eq(r->status, 400);
+        l = default_limits;
+        l.strip_header_spaces = true;
+        r = parse_switched(&l, false, S(spaced), 1);
+        ck_assert_int_eq(r->r, 1);
+        r = parse_switched(&l, false, S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                        "1\r\na\r\n0\r\nHost : x\r\n\r\n"), 64);
+        ck_assert_str_eq(r->reason, "Forbidden trailer field");
+        l = default_limits;
+        l.header_map = HEADER_MAP_REFUSE;
+        l.forwarder_headers = all;
+        r = parse_switched(&l, true, S(under), 64);
+        ck_assert_int_eq(r->status, 400);
+}
+END_TEST
+
 static Suite *http_suite(void) {
         Suite *suite = suite_create("http");
         TCase *tc = tcase_create("core");
@@ -1469,6 +1696,9 @@ static Suite *http_suite(void) {
         tcase_add_test(tc, test_buffers_reused);
         tcase_add_test(tc, test_corpus_valid);
         tcase_add_test(tc, test_corpus_invalid);
+        tcase_add_test(tc, test_switches);
+        tcase_add_test(tc, test_forwarded_script_name);
+        tcase_add_test(tc, test_switches_trailers);
         suite_add_tcase(suite, tc);
         return suite;
 }
