@@ -893,3 +893,21 @@ finish:
         Py_XDECREF(env);
         Py_DECREF((PyObject *) req);
 }
+
+void hooks_print_markdown(FILE *f) {
+        for (size_t i = 0; i < ELEMENTSOF(hook_table); i++)
+                fprintf(f, "| `%s` | config file |  | %s | %s |\n", hook_table[i].name,
+                        hook_table[i].inert ? "no effect" : "implemented",
+                        hook_table[i].inert ? hook_table[i].inert : "Server hook, called as in Gunicorn.");
+}
+
+void hooks_print_man(FILE *f) {
+        fputs(".SH SERVER HOOKS\n"
+              "Functions of the config file by these names are called as Gunicorn calls them:\n", f);
+        for (size_t i = 0; i < ELEMENTSOF(hook_table); i++) {
+                fprintf(f, ".TP\n.B %s\n", hook_table[i].name);
+                fputs(hook_table[i].inert ? "No effect: " : "Called as in Gunicorn.\n", f);
+                if (hook_table[i].inert)
+                        fprintf(f, "%s.\n", hook_table[i].inert);
+        }
+}

@@ -320,3 +320,15 @@ void logconfig_warn_unused(const Settings *s) {
         else if (s->logconfig_json && s->logconfig)
                 log_warning("logconfig_json takes precedence: logconfig %s is not used", s->logconfig);
 }
+
+void logconfig_print_markdown(FILE *f) {
+        fputs("| `logconfig_dict` | config file |  | implemented | Python logging configuration as a dict "
+              "(dictConfig), laid over Gunicorn's defaults; it wins over logconfig_json and logconfig. |\n", f);
+}
+
+void logconfig_print_man(FILE *f) {
+        fputs(".SH CONFIG FILE SETTINGS\n"
+              ".TP\n.B logconfig_dict\n"
+              "Python logging configuration as a dict (dictConfig), laid over Gunicorn's defaults; it wins "
+              "over logconfig_json and logconfig.\n", f);
+}

@@ -331,8 +331,21 @@ out:
         return status;
 }
 
+/* The settings other modules keep, in the generated documentation. */
+static void doc_markdown_rows(FILE *f) {
+        logconfig_print_markdown(f);
+        hooks_print_markdown(f);
+}
+
+static void doc_man_section(FILE *f) {
+        logconfig_print_man(f);
+        hooks_print_man(f);
+}
+
 int main(int argc, char **argv) {
         char **args;
+
+        settings_set_doc_extras(doc_markdown_rows, doc_man_section);
 
         /* ExecReload=: gcorn --reload-and-wait $MAINPID */
         if (argc == 3 && strcmp(argv[1], "--reload-and-wait") == 0) {

@@ -1927,6 +1927,14 @@ static void flags_text(const SettingDef *d, char *buf, size_t size) {
                 snprintf(buf + n, size - n, ", %s", d->alt_flag);
 }
 
+static void (*doc_markdown_rows)(FILE *f);
+static void (*doc_man_section)(FILE *f);
+
+void settings_set_doc_extras(void (*markdown_rows)(FILE *f), void (*man_section)(FILE *f)) {
+        doc_markdown_rows = markdown_rows;
+        doc_man_section = man_section;
+}
+
 void settings_print_markdown(FILE *f) {
         fputs("| Setting | Command line | Default | Status in gcorn | Notes |\n|---|---|---|---|---|\n", f);
         for (size_t i = 0; i < SETTINGS_COUNT; i++) {
@@ -1944,6 +1952,8 @@ void settings_print_markdown(FILE *f) {
                         fprintf(f, "`%s`", d->default_value);
                 fprintf(f, " | %s | %s |\n", status_word(d), d->reason ? d->reason : d->help);
         }
+        if (doc_markdown_rows)
+                doc_markdown_rows(f);
 }
 
 /* Text for roff: backslashes and minus signs escaped, no line starting with a control
@@ -2041,6 +2051,8 @@ void settings_print_man(FILE *f) {
                                 man_option(f, d);
                 }
         }
+        if (doc_man_section)
+                doc_man_section(f);
         fputs(".SH ENVIRONMENT\n"
               ".TP\n.B GUNICORN_CMD_ARGS\n"
               "Options, split as a shell does, above the config file and below the command line.\n"

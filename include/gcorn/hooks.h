@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "gcorn/conn.h"
@@ -73,3 +74,7 @@ int hooks_pre_request(const Request *r, const ConnInfo *info, void **ret_req);
  * none; headers: the app's. GIL held. */
 void hooks_post_request(void *req, void *environ, const char *status, size_t status_len, int status_code,
                         const HttpHeader *headers, size_t n_headers, uint64_t sent);
+
+/* The hooks' rows of the README's settings table, and their section of the man page. */
+void hooks_print_markdown(FILE *f);
+void hooks_print_man(FILE *f);

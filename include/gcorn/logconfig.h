@@ -27,3 +27,7 @@ void logconfig_reopen(const Settings *s);
 
 /* Warnings for settings that are set but have no effect; once at start. */
 void logconfig_warn_unused(const Settings *s);
+
+/* logconfig_dict, which the settings table does not hold: its README row and man page entry. */
+void logconfig_print_markdown(FILE *f);
+void logconfig_print_man(FILE *f);

@@ -204,6 +204,11 @@ void settings_print_config(const Settings *s, FILE *f);
 /* The settings table as Markdown (README) and the gcorn(1) man page (roff). */
 void settings_print_markdown(FILE *f);
 void settings_print_man(FILE *f);
+
+/* Settings the table does not hold, because other modules keep them as Python objects (the
+ * server hooks, logconfig_dict): their rows for the Markdown table, and a section of their own
+ * for the man page. Registered once at start; NULL for none. */
+void settings_set_doc_extras(void (*markdown_rows)(FILE *f), void (*man_section)(FILE *f));
 /* What settings_foreach() hands over for one setting. */
 typedef enum SettingValueKind {
         SETTING_VALUE_STRING,           /* const char * (NULL when unset) */

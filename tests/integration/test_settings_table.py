@@ -567,6 +567,20 @@ class TestTable(unittest.TestCase):
 
 
 class TestDocs(unittest.TestCase):
+        def test_every_gunicorn_setting_is_accounted_for(self):
+                with open(os.path.join(h.HERE, "gunicorn_settings.txt")) as f:
+                        names = [l.strip() for l in f if l.strip() and not l.startswith("#")]
+                self.assertGreater(len(names), 100)
+                p = run(["--settings-table-markdown"])
+                self.assertEqual(p.returncode, 0, p)
+                rows = {}
+                for line in p.stdout.decode().splitlines():
+                        m = re.match(r"\| `([a-z0-9_]+)` \|.*\| (implemented|no effect|refused|gcorn only) \|", line)
+                        if m:
+                                rows[m.group(1)] = m.group(2)
+                missing = [n for n in names if n not in rows]
+                self.assertEqual(missing, [], "Gunicorn settings with no status in gcorn")
+
         def test_readme_table_is_generated(self):
                 with open(os.path.join(h.SRC, "README.md")) as f:
                         readme = f.read()
