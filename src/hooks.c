@@ -896,18 +896,40 @@ finish:
 
 void hooks_print_markdown(FILE *f) {
         for (size_t i = 0; i < ELEMENTSOF(hook_table); i++)
-                fprintf(f, "| `%s` | config file |  | %s | %s |\n", hook_table[i].name,
+                fprintf(f, "| `%s` | config file |  | %s | Server hook: %s. |\n", hook_table[i].name,
                         hook_table[i].inert ? "no effect" : "implemented",
-                        hook_table[i].inert ? hook_table[i].inert : "Server hook, called as in Gunicorn.");
+                        hook_table[i].inert ? hook_table[i].inert : "called as in Gunicorn");
 }
 
+/* In the shape of the man page's other settings. */
 void hooks_print_man(FILE *f) {
-        fputs(".SH SERVER HOOKS\n"
-              "Functions of the config file by these names are called as Gunicorn calls them:\n", f);
-        for (size_t i = 0; i < ELEMENTSOF(hook_table); i++) {
-                fprintf(f, ".TP\n.B %s\n", hook_table[i].name);
-                fputs(hook_table[i].inert ? "No effect: " : "Called as in Gunicorn.\n", f);
-                if (hook_table[i].inert)
-                        fprintf(f, "%s.\n", hook_table[i].inert);
+        fputs(".SS \"Server Hooks\"\n", f);
+        for (size_t i = 0; i < ELEMENTSOF(hook_table); i++)
+                fprintf(f, ".TP\n(config file only)\nServer hook: %s.\n.br\nSetting: \\fB%s\\fR. Status: %s.\n",
+                        hook_table[i].inert ? hook_table[i].inert : "called as in Gunicorn", hook_table[i].name,
+                        hook_table[i].inert ? "no effect" : "implemented");
+}
+
+char **hooks_config_strv(void) {
+        size_t n = ELEMENTSOF(hook_table);
+        _cleanup_strv_free_ char **l = calloc(2 * n + 1, sizeof(char *));
+
+        if (!l)
+                return NULL;
+        python_gil_acquire();
+        for (size_t i = 0; i < n; i++) {
+                PyObject *f = hook_get(hook_table[i].name), *repr = f ? PyObject_Repr(f) : NULL;
+                const char *text = repr ? PyUnicode_AsUTF8(repr) : NULL;
+
+                PyErr_Clear();
+                l[2 * i] = strdup(hook_table[i].name);
+                l[2 * i + 1] = strdup(text ? text : "None");
+                Py_XDECREF(repr);
+                if (!l[2 * i] || !l[2 * i + 1]) {
+                        python_gil_release();
+                        return NULL;
+                }
         }
+        python_gil_release();
+        return TAKE_PTR(l);
 }

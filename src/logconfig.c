@@ -327,8 +327,25 @@ void logconfig_print_markdown(FILE *f) {
 }
 
 void logconfig_print_man(FILE *f) {
-        fputs(".SH CONFIG FILE SETTINGS\n"
-              ".TP\n.B logconfig_dict\n"
+        fputs(".SS \"Logging (config file only)\"\n"
+              ".TP\n(config file only)\n"
               "Python logging configuration as a dict (dictConfig), laid over Gunicorn's defaults; it wins "
-              "over logconfig_json and logconfig.\n", f);
+              "over logconfig_json and logconfig.\n.br\nSetting: \\fBlogconfig_dict\\fR. Status: implemented.\n", f);
+}
+
+/* repr() of logconfig_dict for --print-config ("{}" when unset, Gunicorn's default). */
+char *logconfig_dict_repr(const Settings *s) {
+        PyObject *repr;
+        char *ret = NULL;
+
+        if (!s->logconfig_dict)
+                return strdup("{}");
+        python_gil_acquire();
+        repr = PyObject_Repr(s->logconfig_dict);
+        if (repr && PyUnicode_AsUTF8(repr))
+                ret = strdup(PyUnicode_AsUTF8(repr));
+        PyErr_Clear();
+        Py_XDECREF(repr);
+        python_gil_release();
+        return ret;
 }

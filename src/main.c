@@ -156,7 +156,26 @@ static int check_config(const Settings *s) {
         int r;
 
         if (s->print_config) {
-                settings_print_config(s, stdout);
+                _cleanup_strv_free_ char **extra = hooks_config_strv();
+                char *dict = logconfig_dict_repr(s);
+
+                /* the settings other modules keep: the hooks, then logconfig_dict */
+                if (extra && dict) {
+                        size_t n = 0;
+                        char **l;
+
+                        while (extra[n])
+                                n++;
+                        l = reallocarray(extra, n + 3, sizeof(char *));
+                        if (l) {
+                                extra = l;
+                                extra[n] = strdup("logconfig_dict");
+                                extra[n + 1] = TAKE_PTR(dict);
+                                extra[n + 2] = NULL;
+                        }
+                }
+                free(dict);
+                settings_print_config(s, stdout, extra);
                 fflush(stdout);
         }
         /* The reference goes with the interpreter, as a preloaded app's does. */

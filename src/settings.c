@@ -1885,17 +1885,37 @@ static size_t sorted_settings(const SettingDef **out) {
         return n;
 }
 
-void settings_print_config(const Settings *s, FILE *f) {
+typedef struct ConfigLine {
+        const char *name;
+        char *value;                    /* owned */
+} ConfigLine;
+
+static int config_line_compare(const void *a, const void *b) {
+        return strcmp(((const ConfigLine *) a)->name, ((const ConfigLine *) b)->name);
+}
+
+void settings_print_config(const Settings *s, FILE *f, char *const *extra) {
         const SettingDef *sorted[SETTINGS_COUNT];
-        size_t n = sorted_settings(sorted);
+        size_t n = sorted_settings(sorted), n_extra = 0, total;
+        _cleanup_free_ ConfigLine *lines = NULL;
         int width = 0;
 
+        while (extra && extra[2 * n_extra])
+                n_extra++;
+        total = n + n_extra;
+        lines = calloc(total, sizeof(ConfigLine));
+        if (!lines)
+                return;
         for (size_t i = 0; i < n; i++)
-                width = MAX(width, (int) strlen(sorted[i]->name));
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *value = setting_value_string(s, sorted[i]);
-
-                fprintf(f, "%-*s = %s\n", width, sorted[i]->name, strna(value));
+                lines[i] = (ConfigLine) { sorted[i]->name, setting_value_string(s, sorted[i]) };
+        for (size_t i = 0; i < n_extra; i++)
+                lines[n + i] = (ConfigLine) { extra[2 * i], strdup(extra[2 * i + 1]) };
+        qsort(lines, total, sizeof(ConfigLine), config_line_compare);
+        for (size_t i = 0; i < total; i++)
+                width = MAX(width, (int) strlen(lines[i].name));
+        for (size_t i = 0; i < total; i++) {
+                fprintf(f, "%-*s = %s\n", width, lines[i].name, strna(lines[i].value));
+                free(lines[i].value);
         }
 }
 

@@ -78,3 +78,7 @@ void hooks_post_request(void *req, void *environ, const char *status, size_t sta
 /* The hooks' rows of the README's settings table, and their section of the man page. */
 void hooks_print_markdown(FILE *f);
 void hooks_print_man(FILE *f);
+
+/* NAME, VALUE, ..., NULL: every hook and the repr() of the function in use ("None"), for
+ * --print-config. NULL without memory. Takes the GIL itself. */
+char **hooks_config_strv(void);

@@ -31,3 +31,6 @@ void logconfig_warn_unused(const Settings *s);
 /* logconfig_dict, which the settings table does not hold: its README row and man page entry. */
 void logconfig_print_markdown(FILE *f);
 void logconfig_print_man(FILE *f);
+
+/* repr() of logconfig_dict, "{}" when unset; NULL without memory. Takes the GIL itself. */
+char *logconfig_dict_repr(const Settings *s);

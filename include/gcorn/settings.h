@@ -198,8 +198,9 @@ int settings_no_effect_lines(const Settings *s, char ***ret);
 
 void settings_print_help(FILE *f);
 
-/* --print-config: "name = value" for every setting, sorted, names padded, as Gunicorn. */
-void settings_print_config(const Settings *s, FILE *f);
+/* --print-config: "name = value" for every setting, sorted, names padded, as Gunicorn.
+ * extra: NAME, VALUE, ..., NULL of the settings other modules keep (hooks), or NULL. */
+void settings_print_config(const Settings *s, FILE *f, char *const *extra);
 
 /* The settings table as Markdown (README) and the gcorn(1) man page (roff). */
 void settings_print_markdown(FILE *f);

@@ -643,8 +643,10 @@ START_TEST(test_print_config) {
         ck_assert_ptr_nonnull(f);
         ck_assert_int_eq(parse("-b", "127.0.0.1:1", "-b", "[::1]:2", "--no-sendfile", "-p", "/run/x.pid",
                                "--pythonpath", "/a,/b", "app:app", NULL), 1);
-        settings_print_config(&s, f);
+        /* Settings other modules keep (the hooks) are sorted in with the rest. */
+        settings_print_config(&s, f, (char *const[]) { "on_exit", "<function on_exit>", NULL });
         ck_assert_int_eq(fclose(f), 0);
+        ck_assert_ptr_nonnull(strstr(buf, "\non_exit                            = <function on_exit>\n"));
         ck_assert_ptr_nonnull(strstr(buf, "\nbind                               = ['127.0.0.1:1', '[::1]:2']\n"));
         ck_assert_ptr_nonnull(strstr(buf, "\nsendfile                           = False\n"));
         ck_assert_ptr_nonnull(strstr(buf, "\npidfile                            = /run/x.pid\n"));
