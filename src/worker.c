@@ -62,6 +62,7 @@ typedef struct Worker {
         uint32_t last_tag;
         size_t n_conns;
         uint64_t requests, max_requests;
+        uint64_t beat_every_ms;         /* the longest wait for events */
         uint64_t accept_resume;         /* after EMFILE: when to try accepting again */
         uint64_t stop_deadline;
         pid_t parent;
@@ -442,7 +443,9 @@ static void expire(Worker *w) {
 }
 
 static int next_timeout(const Worker *w) {
-        uint64_t now = conn_clock(), next = now + 1000;
+        /* An idle worker still wakes to beat, at least twice per --timeout, or a short
+         * timeout would let the watchdog take a scheduling delay for a hang. */
+        uint64_t now = conn_clock(), next = now + w->beat_every_ms;
 
         for (size_t i = 0; i < ELEMENTSOF(w->timers); i++)
                 if (w->timers[i].head)
@@ -618,6 +621,7 @@ int worker_run(const WorkerContext *ctx) {
                 .proxy_mode = s->proxy_protocol ? proxy_mode_from_string(s->proxy_protocol) : PROXY_OFF,
                 .proxy_allow = proxy_allow,
         };
+        w.beat_every_ms = s->timeout > 0 ? MIN((uint64_t) 1000, (uint64_t) s->timeout * 1000 / 2) : 1000;
         if (s->max_requests > 0) {
                 unsigned jitter = 0;
 

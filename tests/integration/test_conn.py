@@ -250,7 +250,9 @@ class LostResponseTest(h.ServerTestCase):
 
 
 class SlowClientTest(h.ServerTestCase):
-        ARGS = ["-w", "1", "--timeout", "1"]
+        # Short enough that a slow transfer outlasts it, long enough that a loaded machine
+        # does not starve the worker past it.
+        ARGS = ["-w", "1", "--timeout", "2"]
 
         def test_slow_download_outlasting_timeout(self):
                 srv = self.start(APP, args=self.ARGS)
@@ -262,7 +264,7 @@ class SlowClientTest(h.ServerTestCase):
                 self.addCleanup(s.close)
                 # Past what the kernel buffers on both sides (4 MiB and more), the rest takes
                 # seconds at this pace.
-                size = 8000000
+                size = 10000000
                 s.sendall(b"GET /big?size=%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % size)
                 got = b""
                 deadline = time.monotonic() + 20
@@ -331,7 +333,7 @@ class SlowClientTest(h.ServerTestCase):
                         o = srv.connect()
                         o.sendall(b"G")
                         others.append(o)
-                self.assertIsNotNone(closed_after, "a client trickling its head outlived the 1 s head deadline")
+                self.assertIsNotNone(closed_after, "a client trickling its head outlived the 2 s head deadline")
 
 
 class SignalTest(h.ServerTestCase):
