@@ -989,6 +989,22 @@ static char *current_dir(void) {
         return cwd;
 }
 
+/* A default that Gunicorn takes from the environment (WEB_CONCURRENCY for workers). A bad
+ * value is one line on stderr and -EINVAL. */
+static int default_from_env(Settings *s, const char *var, const char *name) {
+        char reason[REASON_MAX];
+        const char *e = getenv(var);
+        int r;
+
+        if (!e)
+                return 0;
+        r = setting_apply(s, setting_find(name), e, false, reason, sizeof(reason));
+        if (r == -EINVAL)
+                fprintf(stderr, PROGRAM_NAME ": error: invalid %s value: '%s'%s%s%s\n", var, e,
+                        reason[0] ? " (" : "", reason, reason[0] ? ")" : "");
+        return r;
+}
+
 int settings_init(Settings *s) {
         char reason[REASON_MAX];
         _cleanup_free_ char *cwd = NULL;
@@ -1028,30 +1044,13 @@ int settings_init(Settings *s) {
                         goto fail;
         }
 
-        e = getenv("WEB_CONCURRENCY");
-        if (e) {
-                r = setting_apply(s, setting_find("workers"), e, false, reason, sizeof(reason));
-                if (r == -EINVAL) {
-                        fprintf(stderr, PROGRAM_NAME ": error: invalid WEB_CONCURRENCY value: '%s'%s%s%s\n", e,
-                                reason[0] ? " (" : "", reason, reason[0] ? ")" : "");
-                        goto fail;
-                }
-                if (r < 0)
-                        goto fail;
-        }
-
+        r = default_from_env(s, "WEB_CONCURRENCY", "workers");
+        if (r < 0)
+                goto fail;
         /* Gunicorn reads it for forwarded_allow_ips's default. */
-        e = getenv("FORWARDED_ALLOW_IPS");
-        if (e) {
-                r = setting_apply(s, setting_find("forwarded_allow_ips"), e, false, reason, sizeof(reason));
-                if (r == -EINVAL) {
-                        fprintf(stderr, PROGRAM_NAME ": error: invalid FORWARDED_ALLOW_IPS value: '%s'%s%s%s\n", e,
-                                reason[0] ? " (" : "", reason, reason[0] ? ")" : "");
-                        goto fail;
-                }
-                if (r < 0)
-                        goto fail;
-        }
+        r = default_from_env(s, "FORWARDED_ALLOW_IPS", "forwarded_allow_ips");
+        if (r < 0)
+                goto fail;
 
         cwd = current_dir();
         if (!cwd) {
