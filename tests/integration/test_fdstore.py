@@ -11,7 +11,9 @@ units copied verbatim, plus test drop-ins); same environment and skip rules as t
 import os
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -64,6 +66,33 @@ def listening_inodes(sd, port):
         return found
 
 
+def unix_inodes(sd, path):
+        """Inodes of the UNIX sockets listening at path (/proc/net/unix: state 01, flags 00010000)."""
+        r = sd.run("cat", "/proc/net/unix")
+        found = set()
+        for line in r.stdout.splitlines()[1:]:
+                f = line.split()
+                if len(f) == 8 and f[7] == path and f[3] == "00010000":
+                        found.add(int(f[6]))
+        return found
+
+
+UNIX_GET = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+data = b""
+while True:
+        b = s.recv(65536)
+        if not b:
+                break
+        data += b
+print(data.split(b"\\r\\n", 1)[0].decode())
+"""
+
+
 def socket_fds(sd, pid):
         """{inode: fd} of the sockets process pid holds (/proc/PID/fd/N -> socket:[INODE])."""
         r = sd.run("sh", "-c", "cd /proc/%d/fd && for f in *; do echo \"$f $(readlink $f)\"; done" % pid)
@@ -73,6 +102,71 @@ def socket_fds(sd, pid):
                 if m:
                         out[int(m.group(2))] = int(m.group(1))
         return out
+
+
+class StaticStandaloneUnit(unittest.TestCase):
+        """The standalone unit without a boot: valid, hardened as gcorn@.service, with a store."""
+
+        @classmethod
+        def setUpClass(cls):
+                if shutil.which("systemd-analyze") is None:
+                        raise unittest.SkipTest("systemd-analyze is missing")
+                cls.dir = tempfile.mkdtemp(prefix="gcorn-standalone.")
+                ts.write(os.path.join(cls.dir, STANDALONE), standalone_unit())
+                shutil.copy(os.path.join(ts.units_dir(), "gcorn@.service"), cls.dir)
+
+        @classmethod
+        def tearDownClass(cls):
+                shutil.rmtree(cls.dir, ignore_errors=True)
+
+        def directives(self, name):
+                out, section = {}, None
+                with open(os.path.join(self.dir, name)) as f:
+                        for line in f:
+                                line = line.strip()
+                                if line.startswith("["):
+                                        section = line
+                                elif "=" in line and not line.startswith(("#", ";")):
+                                        k, _, v = line.partition("=")
+                                        out.setdefault((section, k.strip()), []).append(v.strip())
+                return out
+
+        def test_same_service_settings_as_the_socket_activated_unit(self):
+                ours, theirs = self.directives(STANDALONE), self.directives("gcorn@.service")
+                extra = {("[Service]", "FileDescriptorStoreMax"): ["16"], ("[Service]", "Environment"): ["FDSTORE=16"],
+                         ("[Service]", "RuntimeDirectoryPreserve"): ["restart"]}
+                for key, value in theirs.items():
+                        if key[0] != "[Unit]":
+                                self.assertEqual(ours.get(key), value, key)
+                for key, value in extra.items():
+                        self.assertEqual(ours.get(key), value, key)
+                self.assertEqual(set(ours) - set(theirs) - set(extra), set())
+                # No socket unit to require.
+                self.assertNotIn(("[Unit]", "Requires"), ours)
+                self.assertEqual(ours[("[Unit]", "AssertPathExists")], ["/etc/gcorn/%i.conf.py"])
+
+        def test_verify(self):
+                root = tempfile.mkdtemp(prefix="gcorn-verify.")
+                self.addCleanup(shutil.rmtree, root, True)
+                shutil.copytree("/lib/systemd/system", os.path.join(root, "usr/lib/systemd/system"), symlinks=True)
+                ts.write(os.path.join(root, "etc/systemd/system", STANDALONE), standalone_unit())
+                exe = self.directives(STANDALONE)[("[Service]", "ExecStart")][0].split()[0]
+                ts.write(root + exe, "#!/bin/sh\nexit 0\n")
+                os.chmod(root + exe, 0o755)
+                p = subprocess.run(["systemd-analyze", "verify", "--man=no", "--root=" + root,
+                                    "gcorn-standalone@demo.service"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+                self.assertEqual((p.returncode, p.stdout.strip()), (0, ""))
+
+        def test_security_score(self):
+                env = dict(os.environ, SYSTEMD_UNIT_PATH=self.dir + ":", SYSTEMD_PAGER="", SYSTEMD_COLORS="0")
+                p = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=15", "--no-pager",
+                                    "gcorn-standalone@demo.service"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, timeout=60)
+                m = re.search(r"Overall exposure level for gcorn-standalone@demo\.service: ([0-9.]+)", p.stdout)
+                self.assertIsNotNone(m, p.stdout)
+                self.assertLessEqual(float(m.group(1)), 1.5, p.stdout)
+                self.assertEqual(p.returncode, 0, p.stdout)
 
 
 class Standalone(ts.BootedCase):
@@ -93,6 +187,7 @@ class Standalone(ts.BootedCase):
         @classmethod
         def configure(cls, stage):
                 stage.standalone("demo", ["127.0.0.1:8000"])
+                stage.standalone("file", ["unix:/run/gcorn/file/http.sock"])
 
         def wait_active(self, unit):
                 ok = h.wait_until(lambda: self.sd.show(unit, "ActiveState", "SubState") ==
@@ -183,6 +278,24 @@ class Standalone(ts.BootedCase):
                 self.assertEqual(r.returncode, 0, r.stderr)
                 self.wait_active(self.U)
                 self.assertEqual(self.held_listener(8001)[0], new)
+
+        def test_05_unix_socket_keeps_its_file(self):
+                # The master that stops leaves the file of a stored socket for the next one,
+                # and the runtime directory outlives the restart (RuntimeDirectoryPreserve=).
+                u, path = "gcorn-standalone@file.service", "/run/gcorn/file/http.sock"
+                r = self.sd.systemctl("start", u, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.wait_active(u)
+                before = unix_inodes(self.sd, path)
+                self.assertEqual(len(before), 1, before)
+                self.assertEqual(self.sd.prop(u, "NFileDescriptorStore"), "1")
+                r = self.sd.systemctl("restart", u, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.wait_active(u)
+                self.assertEqual(unix_inodes(self.sd, path), before, "the restarted master listens on another socket")
+                r = self.sd.run(ts.PYTHON, "-c", UNIX_GET, path)
+                self.assertEqual((r.returncode, r.stdout.strip()), (0, "HTTP/1.1 200 OK"), r.stderr)
+                self.sd.systemctl("stop", u, timeout=60)
 
         def test_04_stop_empties_the_store(self):
                 # systemd 252 drops the store when the unit stops: the next start binds anew.
