@@ -240,7 +240,7 @@ static bool same_address(const struct sockaddr *a, const struct sockaddr_storage
  * or -1. */
 static int take_stored(const struct sockaddr *addr, int backlog) {
         for (size_t i = 0; i < n_stored; i++) {
-                struct sockaddr_storage ss;
+                struct sockaddr_storage ss = {};
                 socklen_t len = sizeof(ss);
                 int type = 0, listening = 0;
                 socklen_t olen = sizeof(type);
@@ -511,7 +511,8 @@ int listener_open_all(char **specs, int backlog, const InheritedFd *inherited, s
         return 0;
 }
 
-/* The first "gcorn-N" that neither a listener nor a stored socket still in the store uses. */
+/* The first "gcorn-N" that neither a listener nor a socket the store gave back at this start
+ * uses: a name shared by two stored sockets would make FDSTOREREMOVE=1 drop both. */
 static void free_store_name(const Listener *l, size_t n, char *buf, size_t size) {
         for (unsigned k = 0;; k++) {
                 bool used = false;

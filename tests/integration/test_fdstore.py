@@ -170,7 +170,7 @@ class StaticStandaloneUnit(unittest.TestCase):
 
 
 class Standalone(ts.BootedCase):
-        """The shipped standalone unit, on 127.0.0.1:8000, then 127.0.0.1:8001."""
+        """The shipped standalone unit, on 127.0.0.1:8000, then 127.0.0.1:8001 and :8002."""
 
         U = "gcorn-standalone@demo.service"
         DROPIN = os.path.join("gcorn-standalone@demo.service.d", "zz-bind.conf")
@@ -251,7 +251,7 @@ class Standalone(ts.BootedCase):
                 # The drop-in goes into the private systemd's /run (its mount namespace), after the
                 # test knobs (t.conf), which set ExecStart= too.
                 text = ("[Service]\nExecStart=\nExecStart=%s/%s --config /etc/gcorn/%%i.conf.py --name %%i "
-                        "--bind 127.0.0.1:8001\n" % (ts.BUILD_INSIDE, os.path.basename(ts.GCORN)))
+                        "--bind 127.0.0.1:8001 --bind 127.0.0.1:8002\n" % (ts.BUILD_INSIDE, os.path.basename(ts.GCORN)))
                 r = self.sd.run("sh", "-c", "mkdir -p /run/systemd/system/%s && cat > /run/systemd/system/%s"
                                 % (os.path.dirname(self.DROPIN), self.DROPIN), input=text)
                 self.assertEqual(r.returncode, 0, r.stderr)
@@ -264,20 +264,30 @@ class Standalone(ts.BootedCase):
                 self.wait_active(self.U)
                 self.assertNotEqual(self.main_pid(self.U), main)
                 self.assertServes(8001)
+                self.assertServes(8002)
                 # Nothing holds the old socket any more: 8000 refuses.
                 self.assertEqual(listening_inodes(self.sd, 8000), set(), "the old socket still listens")
                 r = self.get("/", port=8000, timeout=5)
                 self.assertEqual(r["error"], "refused", r)
-                new, _ = self.held_listener(8001)
-                self.assertNotEqual(new, old)
-                self.assertEqual(self.store_count(), 1, "the store should hold the new socket alone")
+                new = {port: self.held_listener(port)[0] for port in (8001, 8002)}
+                self.assertNotIn(old, new.values())
+                self.assertEqual(self.store_count(), 2, "the store should hold the new sockets alone")
                 found = self.wait_journal(self.U, lambda e: "Dropping the socket stored as gcorn-0" in e.get("MESSAGE", ""))
                 self.assertTrue(found, "no 'Dropping the socket stored as gcorn-0' in the journal")
-                # The new socket is the one stored: the next restart keeps it.
+                # Each under a name of its own, or FDSTOREREMOVE=1 of one would drop the other too.
+                names = {}
+                for e in self.journal_unit(self.U, "_PID=%d" % self.main_pid(self.U)):
+                        m = re.search(r'Listening at: http://127\.0\.0\.1:(800[12]) \(stored as "(gcorn-\d+)"\)',
+                                      e.get("MESSAGE", ""))
+                        if m:
+                                names[m.group(1)] = m.group(2)
+                self.assertEqual(len(set(names.values())), 2, "names in the store: %r" % names)
+                # The new sockets are the ones stored: the next restart keeps them.
                 r = self.sd.systemctl("restart", self.U, timeout=60)
                 self.assertEqual(r.returncode, 0, r.stderr)
                 self.wait_active(self.U)
-                self.assertEqual(self.held_listener(8001)[0], new)
+                self.assertEqual({port: self.held_listener(port)[0] for port in (8001, 8002)}, new)
+                self.assertEqual(self.store_count(), 2)
 
         def test_05_unix_socket_keeps_its_file(self):
                 # The master that stops leaves the file of a stored socket for the next one,
