@@ -12,6 +12,7 @@
 #include <sys/un.h>
 
 #include "gcorn/listener.h"
+#include "gcorn/log.h"
 #include "gcorn/macro.h"
 
 static int copy_str(char *dst, size_t cap, const char *src, size_t len) {
@@ -184,6 +185,7 @@ static void describe(Listener *l) {
 typedef struct OpenFailure {
         int gai;
         const char *call;
+        int stored;             /* on success: the fd store's socket taken, or -1 */
 } OpenFailure;
 
 /* --reuse-port: several servers may bind the same address; the kernel spreads connections. */
@@ -191,6 +193,74 @@ static bool reuse_port;
 
 void listener_set_reuse_port(bool on) {
         reuse_port = on;
+}
+
+/* The fd store's sockets, and which spec took each one. */
+static const InheritedFd *stored;
+static size_t n_stored;
+static bool *stored_taken;
+
+void listener_set_stored(const InheritedFd *s, size_t n) {
+        stored_taken = mfree(stored_taken);
+        stored = NULL;
+        n_stored = 0;
+        if (n == 0)
+                return;
+        stored_taken = calloc(n, sizeof(bool));
+        if (!stored_taken)
+                return;         /* then every spec binds anew, and the old ones are dropped */
+        stored = s;
+        n_stored = n;
+}
+
+static bool same_address(const struct sockaddr *a, const struct sockaddr_storage *b) {
+        if (a->sa_family != b->ss_family)
+                return false;
+        if (a->sa_family == AF_INET) {
+                const struct sockaddr_in *x = (const struct sockaddr_in *) a, *y = (const struct sockaddr_in *) b;
+
+                return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+        }
+        if (a->sa_family == AF_INET6) {
+                const struct sockaddr_in6 *x = (const struct sockaddr_in6 *) a, *y = (const struct sockaddr_in6 *) b;
+
+                return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
+                       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+        }
+        if (a->sa_family == AF_UNIX) {
+                const struct sockaddr_un *x = (const struct sockaddr_un *) a, *y = (const struct sockaddr_un *) b;
+
+                return strncmp(x->sun_path, y->sun_path, sizeof(x->sun_path)) == 0;
+        }
+        return false;
+}
+
+/* A stored listening socket bound to addr, taken for this spec: listen() again applies the
+ * backlog of this start (the socket is gcorn's own, not a socket unit's). Returns its index,
+ * or -1. */
+static int take_stored(const struct sockaddr *addr, int backlog) {
+        for (size_t i = 0; i < n_stored; i++) {
+                struct sockaddr_storage ss = {};
+                socklen_t len = sizeof(ss);
+                int type = 0, listening = 0;
+                socklen_t olen = sizeof(type);
+
+                if (stored_taken[i])
+                        continue;
+                if (getsockname(stored[i].fd, (struct sockaddr *) &ss, &len) < 0 || !same_address(addr, &ss))
+                        continue;
+                if (getsockopt(stored[i].fd, SOL_SOCKET, SO_TYPE, &type, &olen) < 0 || type != SOCK_STREAM)
+                        continue;
+                olen = sizeof(listening);
+                if (getsockopt(stored[i].fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &olen) < 0 || !listening)
+                        continue;
+                if (listen(stored[i].fd, backlog) < 0 ||
+                    fcntl(stored[i].fd, F_SETFL, fcntl(stored[i].fd, F_GETFL) | O_NONBLOCK) < 0)
+                        continue;
+                stored_taken[i] = true;
+                return (int) i;
+        }
+        return -1;
 }
 
 static int open_tcp(const BindSpec *b, int backlog, int *ret_fd, OpenFailure *ret_failure) {
@@ -210,6 +280,18 @@ static int open_tcp(const BindSpec *b, int backlog, int *ret_fd, OpenFailure *re
                 }
                 ret_failure->gai = r;
                 return -EADDRNOTAVAIL;
+        }
+
+        /* The first address bind() would take, if the fd store has a socket bound to it. */
+        for (struct addrinfo *ai = res; ai && n_stored > 0; ai = ai->ai_next) {
+                int i = take_stored(ai->ai_addr, backlog);
+
+                if (i >= 0) {
+                        *ret_fd = stored[i].fd;
+                        ret_failure->stored = i;
+                        freeaddrinfo(res);
+                        return 0;
+                }
         }
 
         for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
@@ -253,6 +335,17 @@ static int open_unix(const BindSpec *b, int backlog, int *ret_fd, OpenFailure *r
         _cleanup_close_ int fd = -1;
         struct stat st;
 
+        memcpy(un.sun_path, b->path, strlen(b->path));
+        /* The stored socket, as long as its file is still there to connect to. */
+        if (n_stored > 0 && lstat(b->path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+                int i = take_stored((struct sockaddr *) &un, backlog);
+
+                if (i >= 0) {
+                        *ret_fd = stored[i].fd;
+                        ret_failure->stored = i;
+                        return 0;
+                }
+        }
         ret_failure->call = "create a socket for";
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
@@ -261,7 +354,6 @@ static int open_unix(const BindSpec *b, int backlog, int *ret_fd, OpenFailure *r
          * socket is left alone. */
         if (lstat(b->path, &st) == 0 && S_ISSOCK(st.st_mode))
                 (void) unlink(b->path);
-        memcpy(un.sun_path, b->path, strlen(b->path));
         ret_failure->call = "bind to";
         if (bind(fd, (struct sockaddr *) &un, sizeof(un)) < 0)
                 return -errno;
@@ -296,7 +388,7 @@ static const InheritedFd *find_inherited(const InheritedFd *inh, size_t n, const
 static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_t n_inh, Listener *l,
                     char **ret_error) {
         const InheritedFd *named = NULL;
-        OpenFailure failure = {};
+        OpenFailure failure = { .stored = -1 };
         const char *reason;
         BindSpec b;
         int r, fd = -1;
@@ -355,6 +447,12 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
         *l = (Listener) { .fd = fd, .is_unix = b.kind == 'u', .inherited = b.kind == 'f' };
         if (named)
                 snprintf(l->origin, sizeof(l->origin), " (fd %d \"%.60s\" from systemd)", named->fd, named->name);
+        if (failure.stored >= 0) {
+                const InheritedFd *f = &stored[failure.stored];
+
+                snprintf(l->store_name, sizeof(l->store_name), "%s", f->name);
+                snprintf(l->origin, sizeof(l->origin), " (fd %d \"%.15s\" from the fd store)", f->fd, f->name);
+        }
         if (b.kind == 'f') {
                 struct sockaddr_storage ss;
                 socklen_t len = sizeof(ss);
@@ -367,7 +465,8 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
         if (b.kind == 'u') {
                 l->unix_path = strdup(b.path);
                 if (!l->unix_path) {
-                        (void) unlink(b.path);
+                        if (failure.stored < 0)
+                                (void) unlink(b.path);
                         safe_close(fd);
                         return -ENOMEM;
                 }
@@ -412,13 +511,59 @@ int listener_open_all(char **specs, int backlog, const InheritedFd *inherited, s
         return 0;
 }
 
+/* The first "gcorn-N" that neither a listener nor a socket the store gave back at this start
+ * uses: a name shared by two stored sockets would make FDSTOREREMOVE=1 drop both. */
+static void free_store_name(const Listener *l, size_t n, char *buf, size_t size) {
+        for (unsigned k = 0;; k++) {
+                bool used = false;
+
+                snprintf(buf, size, NOTIFY_FDSTORE_PREFIX "%u", k);
+                for (size_t i = 0; i < n && !used; i++)
+                        used = strcmp(l[i].store_name, buf) == 0;
+                for (size_t i = 0; i < n_stored && !used; i++)
+                        used = strcmp(stored[i].name, buf) == 0;
+                if (!used)
+                        return;
+        }
+}
+
+void listener_sync_store(Listener *l, size_t n) {
+        for (size_t i = 0; i < n_stored; i++) {
+                if (stored_taken[i])
+                        continue;
+                /* Bound to an address no --bind names any more: the store lets it go, and with
+                 * the last copy closed the kernel refuses what would have queued on it. */
+                log_info("Dropping the socket stored as %s (fd %d): no bind address matches it", stored[i].name,
+                         stored[i].fd);
+                notify_fdstore_remove(stored[i].name);
+                (void) close(stored[i].fd);
+        }
+        if (!notify_fdstore_enabled())
+                return;
+        for (size_t i = 0; i < n; i++) {
+                char name[sizeof(l[i].store_name)];
+                int r;
+
+                if (l[i].inherited || l[i].store_name[0] || l[i].fd < 0)
+                        continue;
+                free_store_name(l, n, name, sizeof(name));
+                r = notify_fdstore_add(l[i].fd, name);
+                if (r < 0) {
+                        log_warning("Cannot keep %s in the fd store: %s", l[i].url, strerror(-r));
+                        continue;
+                }
+                memcpy(l[i].store_name, name, sizeof(name));
+                snprintf(l[i].origin, sizeof(l[i].origin), " (stored as \"%s\")", name);
+        }
+}
+
 void listener_free_all(Listener *l, size_t n, bool unlink_paths) {
         if (!l)
                 return;
         for (size_t i = 0; i < n; i++) {
                 if (!l[i].inherited)
                         safe_close(l[i].fd);
-                if (unlink_paths && l[i].unix_path)
+                if (unlink_paths && l[i].unix_path && !l[i].store_name[0])
                         (void) unlink(l[i].unix_path);
                 free(l[i].unix_path);
         }

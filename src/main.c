@@ -200,8 +200,8 @@ static bool bind_given(const Settings *s) {
 
 static int run(void) {
         _cleanup_free_ char *error = NULL;
-        const InheritedFd *inherited;
-        size_t n_inherited;
+        const InheritedFd *inherited, *stored;
+        size_t n_inherited, n_stored;
         Listener *listeners = NULL;
         size_t n_listeners = 0;
         void *app = NULL;
@@ -285,6 +285,8 @@ static int run(void) {
         /* The only file bind() creates is a UNIX socket's: umask is for it alone, never for
          * the process (the unit's UMask= stays in force for the app's files). */
         old_mask = umask(privileges_umask(&s));
+        stored = notify_stored(&n_stored);
+        listener_set_stored(stored, n_stored);
         r = listener_open_all(s.bind, s.backlog, inherited, n_inherited, !bind_given(&s), &listeners, &n_listeners,
                               &error);
         (void) umask(old_mask);
@@ -293,6 +295,8 @@ static int run(void) {
                 status = fail(1, error ? error : "Failed to open the listening sockets.");
                 goto out;
         }
+        /* systemd's fd store (gcorn-standalone@.service) keeps them over a restart. */
+        listener_sync_store(listeners, n_listeners);
 
         privileges_prepare(&s, listeners, n_listeners);
         /* After the sockets are bound, so that a failure to bind is still seen at the terminal;

@@ -19,6 +19,9 @@ static socklen_t notify_addr_len;
 static uint64_t watchdog_usec;
 static InheritedFd *inherited;
 static size_t n_inherited;
+static InheritedFd *stored;
+static size_t n_stored;
+static unsigned fdstore_max;
 
 static void remember_notify_socket(void) {
         const char *e = getenv("NOTIFY_SOCKET");
@@ -37,11 +40,28 @@ static void remember_notify_socket(void) {
         notify_addr_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len);
 }
 
+/* $FDSTORE: FileDescriptorStoreMax=, set by systemd 254 and later when it is above 0; the
+ * standalone unit sets it too, for systemd 252. */
+static void remember_fdstore(void) {
+        const char *e = getenv("FDSTORE");
+        char *end;
+        unsigned long v;
+
+        if (!e || !*e)
+                return;
+        errno = 0;
+        v = strtoul(e, &end, 10);
+        if (errno || *end || v > 4096)
+                return;
+        fdstore_max = (unsigned) v;
+}
+
 int notify_setup(void) {
         char **names = NULL;
         int n;
 
         remember_notify_socket();
+        remember_fdstore();
         if (sd_watchdog_enabled(1, &watchdog_usec) <= 0)
                 watchdog_usec = 0;
 
@@ -50,16 +70,24 @@ int notify_setup(void) {
                 return n;
         if (n > 0) {
                 inherited = calloc((size_t) n, sizeof(InheritedFd));
-                if (!inherited) {
+                stored = calloc((size_t) n, sizeof(InheritedFd));
+                if (!inherited || !stored) {
                         strv_free(names);
                         return -ENOMEM;
                 }
-                for (int i = 0; i < n; i++)
-                        inherited[i] = (InheritedFd) {
+                /* What the fd store gives back carries the names gcorn stored it under; the
+                 * rest comes from socket units. */
+                for (int i = 0; i < n; i++) {
+                        InheritedFd f = {
                                 .fd = SD_LISTEN_FDS_START + i,
                                 .name = names && names[i] ? TAKE_PTR(names[i]) : strdup("unknown"),
                         };
-                n_inherited = (size_t) n;
+
+                        if (f.name && notify_fdstore_name_is_ours(f.name))
+                                stored[n_stored++] = f;
+                        else
+                                inherited[n_inherited++] = f;
+                }
         }
         strv_free(names);
 
@@ -70,12 +98,71 @@ int notify_setup(void) {
         unsetenv("LISTEN_PIDFDID");
         unsetenv("WATCHDOG_USEC");
         unsetenv("WATCHDOG_PID");
-        return n;
+        unsetenv("FDSTORE");
+        return (int) n_inherited;
 }
 
 const InheritedFd *notify_inherited(size_t *ret_n) {
         *ret_n = n_inherited;
         return inherited;
+}
+
+const InheritedFd *notify_stored(size_t *ret_n) {
+        *ret_n = n_stored;
+        return stored;
+}
+
+bool notify_fdstore_name_is_ours(const char *name) {
+        size_t len = strlen(NOTIFY_FDSTORE_PREFIX);
+
+        return strncmp(name, NOTIFY_FDSTORE_PREFIX, len) == 0 && name[len] >= '0' && name[len] <= '9' &&
+               name[len + strspn(name + len, "0123456789")] == 0;
+}
+
+bool notify_fdstore_enabled(void) {
+        return notify_addr_len > 0 && (fdstore_max > 0 || n_stored > 0);
+}
+
+int notify_fdstore_add(int fd, const char *name) {
+        char buf[128];
+        union {
+                struct cmsghdr h;
+                char space[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = buf };
+        struct msghdr mh = {
+                .msg_name = &notify_addr,
+                .msg_namelen = notify_addr_len,
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof(control),
+        };
+        struct cmsghdr *cmsg;
+        _cleanup_close_ int sock = -1;
+        int n;
+
+        if (!notify_addr_len)
+                return -ENOTCONN;
+        n = snprintf(buf, sizeof(buf), "FDSTORE=1\nFDNAME=%s", name);
+        if (n < 0 || (size_t) n >= sizeof(buf))
+                return -EINVAL;
+        iov.iov_len = (size_t) n;
+        cmsg = CMSG_FIRSTHDR(&mh);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+        sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (sock < 0)
+                return -errno;
+        if (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0)
+                return -errno;
+        return 0;
+}
+
+void notify_fdstore_remove(const char *name) {
+        notify_send("FDSTOREREMOVE=1\nFDNAME=%s", name);
 }
 
 bool notify_enabled(void) {

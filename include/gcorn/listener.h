@@ -16,6 +16,7 @@ typedef struct Listener {
         char port[8];                   /* actual port (port 0 resolved), for SERVER_PORT */
         char url[160];                  /* "http://127.0.0.1:8000", "http://[::1]:8000", "unix:/run/x.sock" */
         char origin[96];                /* " (fd 3 \"http\" from systemd)" or "" */
+        char store_name[16];            /* "gcorn-N" while systemd's fd store holds it, else "" */
 } Listener;
 
 /* Parses one --bind value without touching the network; for tests and validation.
@@ -36,6 +37,15 @@ int listener_parse_spec(const char *spec, BindSpec *ret);
 /* --reuse-port: SO_REUSEPORT on the TCP sockets opened from here on. */
 void listener_set_reuse_port(bool on);
 
+/* The sockets systemd's fd store gave back (notify_stored()): a TCP or UNIX spec bound to
+ * the same address takes its stored socket instead of binding a new one. */
+void listener_set_stored(const InheritedFd *stored, size_t n);
+
+/* After listener_open_all(), under systemd with an fd store: drops from the store the stored
+ * sockets no spec took (FDSTOREREMOVE=1) and closes them, and stores the sockets bound
+ * fresh, so that the next master of a restart finds them all. */
+void listener_sync_store(Listener *l, size_t n);
+
 /* Opens every spec. With sockets from systemd (inherited), all of them are used when
  * use_all_inherited (no --bind was given), and "fd://NAME" picks one by name otherwise.
  * Inherited sockets are checked, never bound or listen()ed again. On failure closes what it
@@ -50,5 +60,6 @@ int listener_open_all(char **specs, int backlog, const InheritedFd *inherited, s
 void listener_close_bound(Listener *l, size_t n);
 
 /* Closes the sockets; with unlink_paths the UNIX socket files gcorn created go too (master
- * on exit; workers must not unlink). */
+ * on exit; workers must not unlink), except those of sockets in the fd store: the next
+ * master serves on them. */
 void listener_free_all(Listener *l, size_t n, bool unlink_paths);

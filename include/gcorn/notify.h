@@ -15,11 +15,27 @@ typedef struct InheritedFd {
         char *name;                     /* FileDescriptorName=, owned */
 } InheritedFd;
 
-/* Returns the number of inherited listeners (0 without socket activation) or -errno. */
+/* Returns the number of listeners from socket units (0 without socket activation) or -errno. */
 int notify_setup(void);
 
-/* The listeners systemd passed (valid after notify_setup()). */
+/* The listeners systemd passed (valid after notify_setup()): those of socket units. */
 const InheritedFd *notify_inherited(size_t *ret_n);
+
+/* systemd's fd store (FileDescriptorStoreMax=): gcorn keeps the sockets it bound there under
+ * the names "gcorn-N", so that a restarted master takes the same sockets back and no
+ * connection is refused meanwhile. Those passed back at start, apart from the others: */
+#define NOTIFY_FDSTORE_PREFIX "gcorn-"
+const InheritedFd *notify_stored(size_t *ret_n);
+bool notify_fdstore_name_is_ours(const char *name);
+
+/* Under systemd with a store to put fds in: $FDSTORE (set by systemd 254 and later, and by
+ * the standalone unit) is above 0, or the store gave fds back. systemd 252 would refuse
+ * FDSTORE=1 from a unit without one, with a warning for each message. */
+bool notify_fdstore_enabled(void);
+/* FDSTORE=1 with the fd, named name. */
+int notify_fdstore_add(int fd, const char *name);
+/* FDSTOREREMOVE=1: systemd closes its copies of the fds stored under that name. */
+void notify_fdstore_remove(const char *name);
 
 bool notify_enabled(void);
 
