@@ -1,6 +1,7 @@
 /* The sync worker: one epoll loop over the listeners and every connection, so accepting,
  * reading and parsing never wait on the app; requests reach the app one at a time. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "gcorn/logconfig.h"
 #include "gcorn/macro.h"
 #include "gcorn/privileges.h"
+#include "gcorn/procmem.h"
 #include "gcorn/proctitle.h"
 #include "gcorn/pylog.h"
 #include "gcorn/python.h"
@@ -402,6 +404,20 @@ static void check_reload(Worker *w) {
         start_retiring(w);
 }
 
+/* --max-worker-memory: a worker past it finishes its requests and goes; the master counts
+ * a retiring worker out and forks its replacement at once. */
+static void check_memory(Worker *w) {
+        uint64_t own;
+
+        if (w->settings->max_worker_memory <= 0 || w->retiring || procmem_own_kib(0, &own) < 0)
+                return;
+        if (own <= (uint64_t) w->settings->max_worker_memory * 1024)
+                return;
+        log_warning("Worker (pid:%d) holds %" PRIu64 " MiB of its own memory, over --max-worker-memory %d MiB: "
+                    "replacing it after its requests", (int) getpid(), own / 1024, w->settings->max_worker_memory);
+        start_retiring(w);
+}
+
 static void expire(Worker *w) {
         uint64_t now = conn_clock();
 
@@ -439,6 +455,7 @@ static void expire(Worker *w) {
                 w->parent_check = now + 1000;
                 if (getppid() != w->parent)
                         start_retiring(w);
+                check_memory(w);
         }
 }
 

@@ -28,6 +28,7 @@ typedef struct Settings {
         int keepalive;                  /* 2 s */
         int max_requests;               /* 0 = off */
         int max_requests_jitter;        /* 0 */
+        int max_worker_memory;          /* MiB of a worker's own memory before it is replaced; 0 = off (gcorn) */
         int threads;                    /* 1; more is refused until the gthread worker exists */
         int worker_connections;         /* accepted, no effect (gthread/gevent only) */
         char *asgi_loop;                /* accepted, no effect: the asgi worker settings */

@@ -97,6 +97,16 @@ def sleep(environ, start_response):
         return _text(start_response, "slept")
 
 
+_hoard = []
+
+
+def hog(environ, start_response):
+        """Keeps mb MiB of fresh, written memory for the rest of the worker's life."""
+        mb = int(_qs(environ).get("mb", "64"))
+        _hoard.append(bytearray(b"h" * (mb << 20)))
+        return _text(start_response, "holding %d MiB" % (len(_hoard) * mb))
+
+
 ROUTES = {
         "/pid": pid,
         "/fork": fork,
@@ -107,6 +117,7 @@ ROUTES = {
         "/alarm-read": alarm_read,
         "/alarm-write": alarm_write,
         "/sleep": sleep,
+        "/hog": hog,
 }
 
 
