@@ -353,8 +353,18 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
         }
 
         *l = (Listener) { .fd = fd, .is_unix = b.kind == 'u', .inherited = b.kind == 'f' };
-        if (named)
+        if (named) {
                 snprintf(l->origin, sizeof(l->origin), " (fd %d \"%.60s\" from systemd)", named->fd, named->name);
+                snprintf(l->fdname, sizeof(l->fdname), "%s", named->name);
+        }
+        l->bind = strdup(spec);
+        if (!l->bind) {
+                if (b.kind != 'f')
+                        safe_close(fd);
+                if (b.kind == 'u')
+                        (void) unlink(b.path);
+                return -ENOMEM;
+        }
         if (b.kind == 'f') {
                 struct sockaddr_storage ss;
                 socklen_t len = sizeof(ss);
@@ -369,6 +379,7 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
                 if (!l->unix_path) {
                         (void) unlink(b.path);
                         safe_close(fd);
+                        l->bind = mfree(l->bind);
                         return -ENOMEM;
                 }
         }
@@ -421,6 +432,7 @@ void listener_free_all(Listener *l, size_t n, bool unlink_paths) {
                 if (unlink_paths && l[i].unix_path)
                         (void) unlink(l[i].unix_path);
                 free(l[i].unix_path);
+                free(l[i].bind);
         }
         free(l);
 }

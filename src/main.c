@@ -19,6 +19,7 @@
 #include "gcorn/proctitle.h"
 #include "gcorn/python.h"
 #include "gcorn/settings.h"
+#include "gcorn/upgrade.h"
 
 /* Kept for HUP, which reads the command line and the config file again. */
 static int arg_count;
@@ -285,8 +286,13 @@ static int run(void) {
         /* The only file bind() creates is a UNIX socket's: umask is for it alone, never for
          * the process (the unit's UMask= stays in force for the app's files). */
         old_mask = umask(privileges_umask(&s));
-        r = listener_open_all(s.bind, s.backlog, inherited, n_inherited, !bind_given(&s), &listeners, &n_listeners,
-                              &error);
+        /* After a binary upgrade the sockets are the previous image's, whatever --bind says
+         * now: binding them again would fail, and clients queued on them would be lost. */
+        if (upgrade_state())
+                r = upgrade_adopt_listeners(s.backlog, &listeners, &n_listeners, &error);
+        else
+                r = listener_open_all(s.bind, s.backlog, inherited, n_inherited, !bind_given(&s), &listeners,
+                                      &n_listeners, &error);
         (void) umask(old_mask);
         if (r < 0) {
                 notify_failure(r, error ? error : "no listening socket");
@@ -297,7 +303,8 @@ static int run(void) {
         privileges_prepare(&s, listeners, n_listeners);
         /* After the sockets are bound, so that a failure to bind is still seen at the terminal;
          * the PID file after, for the daemon's PID. */
-        if (s.daemon) {
+        /* An upgraded image is the daemon already: forking again would change the PID. */
+        if (s.daemon && !upgrade_state()) {
                 ready_fd = daemon_start();
                 if (ready_fd < 0) {
                         status = fail(1, "Failed to fork the daemon.");
@@ -387,6 +394,28 @@ int main(int argc, char **argv) {
                 }
                 return 0;
         }
+        /* gcorn --upgrade $MAINPID: USR2, then wait until the upgraded image serves. */
+        if (argc == 3 && strcmp(argv[1], "--upgrade") == 0) {
+                char *end;
+                long pid = strtol(argv[2], &end, 10);
+                int r;
+
+                if (*end || pid <= 1)
+                        return fail(2, "--upgrade needs the master's PID");
+                r = notify_signal_and_wait((int) pid, SIGUSR2);
+                if (r == -EIO)
+                        return fail(1, "Upgrade failed: the new binary or its workers did not start; the old ones keep "
+                                    "serving (see the log)");
+                if (r == -ETIMEDOUT) {
+                        fprintf(stderr, "gcorn: error: Upgrade of %ld: no answer from the master in time\n", pid);
+                        return 1;
+                }
+                if (r < 0) {
+                        fprintf(stderr, "gcorn: error: Upgrade of %ld failed: %s\n", pid, strerror(-r));
+                        return 1;
+                }
+                return 0;
+        }
         /* Generated documentation, at build time: no interpreter needed. */
         if (argc == 2 && strcmp(argv[1], "--man-page") == 0) {
                 settings_print_man(stdout);
@@ -399,11 +428,15 @@ int main(int argc, char **argv) {
         /* Before Python copies the environment, so the app never sees LISTEN_*,
          * NOTIFY_SOCKET or WATCHDOG_*, and before the environment is moved for process
          * titles, so the removed entries are not left behind in the moved copy. */
+        if (upgrade_take_handoff() < 0)
+                return fail(1, "Failed to read the handoff of the binary upgrade.");
         if (notify_setup() < 0)
                 return fail(1, "Failed to read the sockets passed by systemd.");
         args = proctitle_init(argc, argv);
 
         arg_count = argc;
         arg_values = args ? args : argv;
+        if (upgrade_remember_command(arg_count, arg_values) < 0)
+                return fail(1, "Failed to find the gcorn binary for binary upgrades.");
         return run();
 }

@@ -16,6 +16,9 @@ typedef struct Listener {
         char port[8];                   /* actual port (port 0 resolved), for SERVER_PORT */
         char url[160];                  /* "http://127.0.0.1:8000", "http://[::1]:8000", "unix:/run/x.sock" */
         char origin[96];                /* " (fd 3 \"http\" from systemd)" or "" */
+        char fdname[64];                /* FileDescriptorName= of a socket from systemd, or "" */
+        char *bind;                     /* owned: the --bind value it was opened from; a binary
+                                         * upgrade passes it on with the socket */
 } Listener;
 
 /* Parses one --bind value without touching the network; for tests and validation.
