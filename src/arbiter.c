@@ -80,6 +80,7 @@ typedef struct Arbiter {
         struct {
                 pid_t pid;
                 uint32_t generation;    /* the reload it waits for; 0 = the next one to start */
+                bool upgrade;           /* gcorn --upgrade: a refused upgrade answers it */
         } reload_waiters[RELOAD_WAITERS_MAX];
         size_t n_reload_waiters;
         uint64_t requests_done;         /* by workers already reaped */
@@ -307,6 +308,21 @@ static void answer_reload_waiters(Arbiter *a, uint32_t gen, int answer) {
         a->n_reload_waiters = kept;
 }
 
+/* An upgrade that ends before the exec answers its own waiters only: a HUP that came
+ * meanwhile still has its reload to come. */
+static void answer_upgrade_waiters(Arbiter *a, int answer) {
+        union sigval v = { .sival_int = answer };
+        size_t kept = 0;
+
+        for (size_t i = 0; i < a->n_reload_waiters; i++) {
+                if (a->reload_waiters[i].upgrade)
+                        (void) sigqueue(a->reload_waiters[i].pid, SIGRTMIN, v);
+                else
+                        a->reload_waiters[kept++] = a->reload_waiters[i];
+        }
+        a->n_reload_waiters = kept;
+}
+
 /* Tells a waiting gcorn --reload-and-wait how long the reload it waits for may take from now:
  * a new worker that is not up within boot_timeout is killed, and the reload fails. */
 static void tell_reload_wait(const Arbiter *a, pid_t pid) {
@@ -332,6 +348,7 @@ static bool add_reload_waiter(Arbiter *a, const SignalRecord *si) {
                 return true;
         }
         a->reload_waiters[a->n_reload_waiters].pid = si->pid;
+        a->reload_waiters[a->n_reload_waiters].upgrade = si->signo == SIGUSR2;
         a->reload_waiters[a->n_reload_waiters++].generation = 0;
         if (!a->stopping)
                 tell_reload_wait(a, si->pid);
@@ -805,16 +822,20 @@ static int setup(Arbiter *a) {
 static void begin_upgrade(Arbiter *a) {
         int r;
 
-        if (a->stopping || a->reloading || a->check.pid) {
-                log_warning("Upgrade refused: %s", a->stopping ? "stopping" : a->check.pid ? "an upgrade is under way"
-                                                                                         : "a reload is under way");
-                answer_reload_waiters(a, 0, NOTIFY_RELOAD_FAILED);
+        if (a->check.pid) {
+                /* A waiter that came with this USR2 hears how the running one ends. */
+                log_info("Upgrade already under way");
+                return;
+        }
+        if (a->stopping || a->reloading) {
+                log_warning("Upgrade refused: %s", a->stopping ? "stopping" : "a reload is under way");
+                answer_upgrade_waiters(a, NOTIFY_RELOAD_FAILED);
                 return;
         }
         r = upgrade_check_start(&a->check, now_ms(), reload_answer_within_s(a));
         if (r < 0) {
                 log_error_errno(r, "Upgrade refused: cannot run %s --check-config: %m", strna(upgrade_binary()));
-                answer_reload_waiters(a, 0, NOTIFY_RELOAD_FAILED);
+                answer_upgrade_waiters(a, NOTIFY_RELOAD_FAILED);
                 return;
         }
         log_info("Upgrade: checking %s --check-config", upgrade_binary());
@@ -824,7 +845,8 @@ static void begin_upgrade(Arbiter *a) {
                 union sigval v = { .sival_int = (int) ((unsigned) NOTIFY_RELOAD_WAIT |
                                                        (unsigned) (2 * reload_answer_within_s(a)) << 8) };
 
-                (void) sigqueue(a->reload_waiters[i].pid, SIGRTMIN, v);
+                if (a->reload_waiters[i].upgrade)
+                        (void) sigqueue(a->reload_waiters[i].pid, SIGRTMIN, v);
         }
 }
 
@@ -843,7 +865,7 @@ static void exec_new_image(Arbiter *a) {
 
         if (!workers) {
                 log_error("Upgrade failed: out of memory; the running image keeps serving");
-                answer_reload_waiters(a, 0, NOTIFY_RELOAD_FAILED);
+                answer_upgrade_waiters(a, NOTIFY_RELOAD_FAILED);
                 return;
         }
         for (size_t i = 0; i < a->n_procs; i++) {
@@ -883,7 +905,7 @@ static void exec_new_image(Arbiter *a) {
                 format_status(a, status, sizeof(status), now_ms());
                 notify_ready(status);
         }
-        answer_reload_waiters(a, 0, NOTIFY_RELOAD_FAILED);
+        answer_upgrade_waiters(a, NOTIFY_RELOAD_FAILED);
 }
 
 static void finish_upgrade_check(Arbiter *a) {
@@ -895,7 +917,7 @@ static void finish_upgrade_check(Arbiter *a) {
         st = a->check.status;
         if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
                 if (a->stopping || a->reloading)
-                        answer_reload_waiters(a, 0, NOTIFY_RELOAD_FAILED);
+                        answer_upgrade_waiters(a, NOTIFY_RELOAD_FAILED);
                 else
                         exec_new_image(a);
                 return;
@@ -909,7 +931,7 @@ static void finish_upgrade_check(Arbiter *a) {
                           "serving", upgrade_binary(), WTERMSIG(st),
                           WTERMSIG(st) == SIGKILL ? " (did not finish in time)" : "", output[0] ? output : "(no output)");
         notify_status("upgrade refused: the new binary failed --check-config");
-        answer_reload_waiters(a, 0, NOTIFY_RELOAD_FAILED);
+        answer_upgrade_waiters(a, NOTIFY_RELOAD_FAILED);
 }
 
 /* This image was started by a binary upgrade: the running workers become the generation a
