@@ -99,15 +99,31 @@ class UpgradeTest(h.ServerTestCase):
                 with load.lock:
                         return {v for (t0, v, pid) in load.seen if t0 >= t}
 
+        def variant(self, version, new_version):
+                """A copy of the build that calls itself new_version: the version string, the
+                same length, patched into the copy."""
+                with open(h.GCORN, "rb") as f:
+                        data = f.read()
+                old = version.encode() + b"\0"
+                self.assertIn(old, data)
+                path = os.path.join(self.tmp, "gcorn-" + new_version)
+                with open(path, "wb") as f:
+                        f.write(data.replace(old, new_version.encode() + b"\0"))
+                os.chmod(path, 0o755)
+                return path
+
         def test_three_upgrades_under_load(self):
+                version = self.version()
+                news = [version[:-1] + c for c in ("8", "9")] + [version]
+                binaries = [self.variant(version, v) for v in news[:2]] + [h.GCORN]
                 srv = self.start_server()
                 load = Load(srv, threads=2 if ASAN else 4, max_seconds=240).start()
                 self.addCleanup(load.stop)
                 time.sleep(0.5)
                 for i in range(3):
                         before = children(srv.pid)
-                        # The "new" binary: the same build, put in place as an install would.
-                        self.install(h.GCORN)
+                        # The new binary, put in place as an install would.
+                        self.install(binaries[i])
                         self.set_version("v%d" % (i + 2))
                         r = self.upgrade(srv, helper=i != 1)
                         if r is not None:
@@ -122,7 +138,16 @@ class UpgradeTest(h.ServerTestCase):
                                         "the new generation never answered; " + load.summary())
                 self.assertLoadClean(load)
                 log = srv.log()
-                self.assertEqual(log.count("Upgraded in place from gcorn %s to gcorn " % self.version()), 3, log)
+                # The first one names both versions. (The patch in the variants reaches only
+                # the version strings the compiler kept as strings, so what a variant writes
+                # into the handoff as its own version may still be the original's.)
+                self.assertIn("Upgraded in place from gcorn %s to gcorn %s (pid %d)" % (version, news[0], srv.pid), log)
+                self.assertIn("Upgrade complete: gcorn %s replaced gcorn %s" % (news[0], version), log)
+                for new in news:
+                        self.assertRegex(log, r"Upgraded in place from gcorn \S+ to gcorn %s \(pid %d\)"
+                                         % (re.escape(new), srv.pid))
+                        self.assertRegex(log, r"Upgrade complete: gcorn %s replaced gcorn \S+" % re.escape(new))
+                self.assertEqual(log.count("Upgraded in place from"), 3, log)
                 self.assertEqual(len(re.findall(r"Upgrade: executing %s in place \(pid %d\)"
                                                 % (re.escape(self.bin), srv.pid), log)), 3, log)
                 # Every line of the master, before and after the execs, has the same PID.
@@ -226,6 +251,25 @@ class UpgradeTest(h.ServerTestCase):
                                 s.close()
                                 self.assertEqual(srv.stop(), 0)
                                 self.assertFalse(os.path.exists(path), "the socket file outlived the server")
+
+        def test_upgrade_during_reload_is_refused(self):
+                """USR2 while a HUP reload runs is refused and says so; the reload (and its
+                gcorn --reload-and-wait) is not disturbed."""
+                slow = os.path.join(self.tmp, "slow-import")
+                srv = self.start_server(env={"ARBITER_SLOW_IMPORT": slow, "ARBITER_SLOW_IMPORT_S": "3"})
+                open(slow, "w").close()
+                reload = subprocess.Popen([h.GCORN, "--reload-and-wait", str(srv.pid)], stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True)
+                self.addCleanup(lambda: reload.poll() is None and reload.kill())
+                srv.wait_log(r"Reloading: starting generation 2")
+                r = self.upgrade(srv)
+                self.assertEqual(r.returncode, 1, r.stdout)
+                srv.wait_log(r"Upgrade refused: a reload is under way")
+                out, _ = reload.communicate(timeout=UPGRADE_DEADLINE)
+                self.assertEqual(reload.returncode, 0, out)
+                os.unlink(slow)
+                self.assertNotIn("Upgrade: executing", srv.log())
+                self.assertPidFile(srv)
 
         def test_pre_exec_hook_runs_in_the_master(self):
                 conf = os.path.join(self.tmp, "conf.py")
