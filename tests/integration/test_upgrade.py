@@ -216,6 +216,23 @@ class UpgradeTest(h.ServerTestCase):
                 self.wait_workers(srv, 2, exclude=before)
                 self.assertLoadClean(load)
 
+        def test_new_image_that_dies_takes_its_workers_along(self):
+                """A binary that passes --check-config but exits at once when run for real: the
+                master is gone, and so are its workers; none is left serving unsupervised.
+                (Under systemd, Restart=on-failure starts the service again.)"""
+                srv = self.start_server()
+                before = children(srv.pid)
+                real = os.path.join(self.tmp, "gcorn-real")
+                shutil.copy(h.GCORN, real)
+                self.install(text="#!/bin/sh\n"
+                                  "for a in \"$@\"; do [ \"$a\" = --check-config ] && exec %s \"$@\"; done\n"
+                                  "echo 'the new image cannot start' >&2\nexit 1\n" % real)
+                self.upgrade(srv, helper=False)
+                self.assertEqual(srv.wait_exit(UPGRADE_DEADLINE), 1, srv.log())
+                self.assertIn("the new image cannot start", srv.log())
+                self.assertTrue(h.wait_until(lambda: not any(os.path.exists("/proc/%d" % p) for p in before), 15),
+                                "workers outlived their master")
+
         def test_unknown_layout_retires_old_workers(self):
                 srv = self.start_server(env={"GCORN_TEST_HANDOFF_VERSION": "99"})
                 load = Load(srv, threads=2, max_seconds=120).start()
