@@ -30,6 +30,9 @@ typedef struct WirePrefix {
         uint64_t magic;
         uint32_t version;
         uint32_t n_pids;
+        uint32_t n_fds;                 /* fds passed right after the handoff's own: an image
+                                         * that cannot read the rest closes them */
+        uint32_t reserved;
 } WirePrefix;
 
 /* Layout 1, after the PIDs: this, then the listeners, the workers, the waiters. */
@@ -159,8 +162,12 @@ static int parse(int fd, UpgradeState *s) {
         }
         s->n_pids = prefix.n_pids;
         s->heartbeat_fd = -1;
-        if (prefix.version != known_version())
+        if (prefix.version != known_version()) {
+                /* Inherited without FD_CLOEXEC: the app's subprocesses would get them. */
+                for (uint32_t i = 1; i <= MIN(prefix.n_fds, 64u); i++)
+                        (void) close(fd + (int) i);
                 return 0;
+        }
         return parse_body(s, buf + sizeof(prefix) + pids_size, size - sizeof(prefix) - pids_size);
 }
 
@@ -422,6 +429,7 @@ static int write_handoff(const Listener *listeners, size_t n_listeners, int hear
                 .magic = UPGRADE_MAGIC,
                 .version = UPGRADE_LAYOUT_VERSION,
                 .n_pids = (uint32_t) s->n_workers,
+                .n_fds = 1,
         };
         WireBody body = {
                 .generation = s->generation,

@@ -86,6 +86,17 @@ class UpgradeTest(h.ServerTestCase):
                 os.kill(srv.pid, signal.SIGUSR2)
                 return None
 
+        def assertMemfds(self, srv):
+                """After an upgrade the master holds one heartbeat table, its own, and no handoff."""
+                names = []
+                for fd in os.listdir("/proc/%d/fd" % srv.pid):
+                        try:
+                                names.append(os.readlink("/proc/%d/fd/%s" % (srv.pid, fd)))
+                        except OSError:
+                                pass
+                self.assertEqual(sum("memfd:gcorn-heartbeat" in n for n in names), 1, names)
+                self.assertEqual(sum("memfd:gcorn-upgrade" in n for n in names), 0, names)
+
         def assertPidFile(self, srv):
                 with open(self.pidfile) as f:
                         self.assertEqual(f.read().strip(), str(srv.pid))
@@ -133,6 +144,7 @@ class UpgradeTest(h.ServerTestCase):
                         self.wait_workers(srv, 2, exclude=before)
                         self.assertTrue(srv.alive(), srv.log())
                         self.assertPidFile(srv)
+                        self.assertMemfds(srv)
                         t = time.monotonic()
                         self.assertTrue(h.wait_until(lambda: "v%d" % (i + 2) in self.versions_after(load, t), 10),
                                         "the new generation never answered; " + load.summary())
@@ -246,6 +258,7 @@ class UpgradeTest(h.ServerTestCase):
                 self.wait_workers(srv, 2, exclude=before)
                 for pid in before:
                         srv.wait_log(r"Worker \(pid:%d\) of the image before the upgrade exited" % pid)
+                self.assertMemfds(srv)
                 self.assertLoadClean(load)
                 self.assertPidFile(srv)
                 self.assertEqual(srv.stop(), 0)
