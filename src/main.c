@@ -370,6 +370,7 @@ static void doc_man_section(FILE *f) {
 
 int main(int argc, char **argv) {
         char **args;
+        int r;
 
         settings_set_doc_extras(doc_markdown_rows, doc_man_section);
 
@@ -428,8 +429,12 @@ int main(int argc, char **argv) {
         /* Before Python copies the environment, so the app never sees LISTEN_*,
          * NOTIFY_SOCKET or WATCHDOG_*, and before the environment is moved for process
          * titles, so the removed entries are not left behind in the moved copy. */
-        if (upgrade_take_handoff() < 0)
-                return fail(1, "Failed to read the handoff of the binary upgrade.");
+        r = upgrade_take_handoff();
+        if (r < 0) {
+                fprintf(stderr, "gcorn: error: Failed to read the handoff of the binary upgrade ($GCORN_UPGRADE_FD): %s\n",
+                        strerror(-r));
+                return 1;
+        }
         if (notify_setup() < 0)
                 return fail(1, "Failed to read the sockets passed by systemd.");
         args = proctitle_init(argc, argv);

@@ -301,6 +301,19 @@ class UpgradeTest(h.ServerTestCase):
                 self.assertNotIn("Upgrade: executing", srv.log())
                 self.assertPidFile(srv)
 
+        def test_bad_handoff_is_refused(self):
+                """$GCORN_UPGRADE_FD naming something that is not a handoff: one clear line, exit 1."""
+                with open(os.path.join(self.tmp, "garbage"), "w+b") as f:
+                        f.write(b"x" * 64)
+                        f.flush()
+                        p = subprocess.run([h.GCORN, "-b", "127.0.0.1:0", "--chdir", h.APPS, APP],
+                                           env=dict(os.environ, GCORN_UPGRADE_FD=str(f.fileno())),
+                                           pass_fds=(f.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                           stderr=subprocess.STDOUT, text=True, timeout=30)
+                self.assertEqual(p.returncode, 1, p.stdout)
+                self.assertEqual(p.stdout.strip(), "gcorn: error: Failed to read the handoff of the binary upgrade "
+                                 "($GCORN_UPGRADE_FD): Bad message")
+
         def test_pre_exec_hook_runs_in_the_master(self):
                 conf = os.path.join(self.tmp, "conf.py")
                 with open(conf, "w") as f:
