@@ -91,6 +91,7 @@ typedef struct Arbiter {
         /* Binary upgrade (USR2). */
         UpgradeCheck check;             /* the new binary's --check-config, while it runs */
         char upgraded_from[32];         /* the version this image took over from, for STATUS= */
+        bool upgrade_reload;            /* the reload under way replaces the adopted workers */
         pid_t *strays;                  /* workers of an image whose handoff this one could not
                                          * read: retired once the first generation serves */
         size_t n_strays;
@@ -367,6 +368,7 @@ static void reload_failed(Arbiter *a, const char *why) {
                         send_signal(&a->procs[i], SIGTERM);
         a->generation = a->prev_generation;
         a->reloading = false;
+        a->upgrade_reload = false;
 }
 
 static void begin_stop(Arbiter *a, int worker_signal, int timeout_s) {
@@ -584,11 +586,12 @@ static void manage(Arbiter *a) {
                         if (a->procs[i].generation != a->generation && !a->procs[i].term_sent)
                                 send_signal(&a->procs[i], SIGTERM);
                 a->reloading = false;
-                if (a->upgraded_from[0])
+                if (a->upgrade_reload)
                         log_info("Upgrade complete: gcorn %s replaced gcorn %s; generation %u serving",
                                  GCORN_VERSION, a->upgraded_from, a->generation);
                 else
                         log_info("Reload complete: generation %u serving", a->generation);
+                a->upgrade_reload = false;
                 log_set_identity(a->settings->proc_name, a->generation);
                 {
                         char status[256];
@@ -973,6 +976,7 @@ static int adopt(Arbiter *a, UpgradeState *st) {
         a->prev_generation = st->generation;
         a->generation = ++a->last_generation;
         a->reloading = true;
+        a->upgrade_reload = true;
         a->ready_sent = true;
         snprintf(a->upgraded_from, sizeof(a->upgraded_from), "%s", st->old_version);
         for (size_t i = 0; i < st->n_waiters && a->n_reload_waiters < RELOAD_WAITERS_MAX; i++) {

@@ -160,6 +160,10 @@ class UpgradeTest(h.ServerTestCase):
                                          % (re.escape(new), srv.pid))
                         self.assertRegex(log, r"Upgrade complete: gcorn %s replaced gcorn \S+" % re.escape(new))
                 self.assertEqual(log.count("Upgraded in place from"), 3, log)
+                # A HUP afterwards is a reload again, not another upgrade.
+                os.kill(srv.pid, signal.SIGHUP)
+                srv.wait_log(r"Reload complete: generation 5 serving", timeout=UPGRADE_DEADLINE)
+                self.assertEqual(srv.log().count("Upgrade complete"), 3)
                 self.assertEqual(len(re.findall(r"Upgrade: executing %s in place \(pid %d\)"
                                                 % (re.escape(self.bin), srv.pid), log)), 3, log)
                 # Every line of the master, before and after the execs, has the same PID.
