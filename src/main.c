@@ -199,6 +199,22 @@ static bool bind_given(const Settings *s) {
         return !same;
 }
 
+/* Whether the sockets passed by an upgrade are the ones --bind names now. */
+static bool binds_match(const Settings *s, const Listener *l, size_t n) {
+        size_t count = 0;
+
+        for (char **b = s->bind; b && *b; b++) {
+                bool found = false;
+
+                for (size_t i = 0; i < n && !found; i++)
+                        found = l[i].bind && strcmp(l[i].bind, *b) == 0;
+                if (!found)
+                        return false;
+                count++;
+        }
+        return count == n;
+}
+
 static int run(void) {
         _cleanup_free_ char *error = NULL;
         const InheritedFd *inherited;
@@ -294,6 +310,8 @@ static int run(void) {
                 r = listener_open_all(s.bind, s.backlog, inherited, n_inherited, !bind_given(&s), &listeners,
                                       &n_listeners, &error);
         (void) umask(old_mask);
+        if (r >= 0 && upgrade_state() && bind_given(&s) && !binds_match(&s, listeners, n_listeners))
+                log_warning("bind changed in the configuration; an upgrade keeps the sockets it was passed");
         if (r < 0) {
                 notify_failure(r, error ? error : "no listening socket");
                 status = fail(1, error ? error : "Failed to open the listening sockets.");

@@ -160,6 +160,7 @@ class UpgradeTest(h.ServerTestCase):
                                          % (re.escape(new), srv.pid))
                         self.assertRegex(log, r"Upgrade complete: gcorn %s replaced gcorn \S+" % re.escape(new))
                 self.assertEqual(log.count("Upgraded in place from"), 3, log)
+                self.assertNotIn("bind changed", log)
                 # A HUP afterwards is a reload again, not another upgrade.
                 os.kill(srv.pid, signal.SIGHUP)
                 srv.wait_log(r"Reload complete: generation 5 serving", timeout=UPGRADE_DEADLINE)
@@ -304,6 +305,20 @@ class UpgradeTest(h.ServerTestCase):
                 os.unlink(slow)
                 self.assertNotIn("Upgrade: executing", srv.log())
                 self.assertPidFile(srv)
+
+        def test_changed_bind_is_reported(self):
+                """A config file that binds elsewhere by the time of the upgrade: the sockets
+                passed are kept, and the log says the new bind has no effect."""
+                conf = os.path.join(self.tmp, "conf.py")
+                with open(conf, "w") as f:
+                        f.write("bind = ['127.0.0.1:0']\n")
+                srv = self.start_server(args=["-c", conf], bind=None)
+                with open(conf, "w") as f:
+                        f.write("bind = ['127.0.0.2:0']\n")
+                self.upgrade(srv, helper=False)
+                log = srv.wait_log(r"Upgrade complete", timeout=UPGRADE_DEADLINE)
+                self.assertIn("bind changed in the configuration; an upgrade keeps the sockets it was passed", log)
+                self.assertEqual(srv.get("/").status, 200)
 
         def test_bad_handoff_is_refused(self):
                 """$GCORN_UPGRADE_FD naming something that is not a handoff: one clear line, exit 1."""
