@@ -20,6 +20,7 @@
 #include "gcorn/privileges.h"
 #include "gcorn/proctitle.h"
 #include "gcorn/python.h"
+#include "gcorn/upgrade.h"
 #include "gcorn/worker.h"
 
 /* How often the master looks at heartbeats when no signal wakes it. */
@@ -79,12 +80,22 @@ typedef struct Arbiter {
         struct {
                 pid_t pid;
                 uint32_t generation;    /* the reload it waits for; 0 = the next one to start */
+                bool upgrade;           /* gcorn --upgrade: a refused upgrade answers it */
         } reload_waiters[RELOAD_WAITERS_MAX];
         size_t n_reload_waiters;
         uint64_t requests_done;         /* by workers already reaped */
         uint64_t timeouts, crashes;
         uint64_t last_status_ms, last_status_requests, last_watchdog_ms;
         uint64_t fork_failing_since;    /* 0 while workers can be forked */
+
+        /* Binary upgrade (USR2). */
+        UpgradeCheck check;             /* the new binary's --check-config, while it runs */
+        char upgraded_from[32];         /* the version this image took over from, for STATUS= */
+        bool upgrade_reload;            /* the reload under way replaces the adopted workers */
+        pid_t *strays;                  /* workers of an image whose handoff this one could not
+                                         * read: retired once the first generation serves */
+        size_t n_strays;
+        bool strays_retired;
 } Arbiter;
 
 static const int handled_signals[] = {
@@ -298,6 +309,21 @@ static void answer_reload_waiters(Arbiter *a, uint32_t gen, int answer) {
         a->n_reload_waiters = kept;
 }
 
+/* An upgrade that ends before the exec answers its own waiters only: a HUP that came
+ * meanwhile still has its reload to come. */
+static void answer_upgrade_waiters(Arbiter *a, int answer) {
+        union sigval v = { .sival_int = answer };
+        size_t kept = 0;
+
+        for (size_t i = 0; i < a->n_reload_waiters; i++) {
+                if (a->reload_waiters[i].upgrade)
+                        (void) sigqueue(a->reload_waiters[i].pid, SIGRTMIN, v);
+                else
+                        a->reload_waiters[kept++] = a->reload_waiters[i];
+        }
+        a->n_reload_waiters = kept;
+}
+
 /* Tells a waiting gcorn --reload-and-wait how long the reload it waits for may take from now:
  * a new worker that is not up within boot_timeout is killed, and the reload fails. */
 static void tell_reload_wait(const Arbiter *a, pid_t pid) {
@@ -323,6 +349,7 @@ static bool add_reload_waiter(Arbiter *a, const SignalRecord *si) {
                 return true;
         }
         a->reload_waiters[a->n_reload_waiters].pid = si->pid;
+        a->reload_waiters[a->n_reload_waiters].upgrade = si->signo == SIGUSR2;
         a->reload_waiters[a->n_reload_waiters++].generation = 0;
         if (!a->stopping)
                 tell_reload_wait(a, si->pid);
@@ -341,6 +368,7 @@ static void reload_failed(Arbiter *a, const char *why) {
                         send_signal(&a->procs[i], SIGTERM);
         a->generation = a->prev_generation;
         a->reloading = false;
+        a->upgrade_reload = false;
 }
 
 static void begin_stop(Arbiter *a, int worker_signal, int timeout_s) {
@@ -354,6 +382,8 @@ static void begin_stop(Arbiter *a, int worker_signal, int timeout_s) {
         a->stop_timeout_s = timeout_s;
         a->stop_deadline = now_ms() + (uint64_t) timeout_s * 1000;
         signal_all(a, worker_signal);
+        for (size_t i = 0; i < a->n_strays; i++)
+                (void) kill(a->strays[i], worker_signal);
         /* New clients get "connection refused" now rather than wait in the backlog for a
          * server that is going away and be reset when it exits. The workers close their
          * copies as they retire. Sockets from systemd stay: it queues for the next start. */
@@ -429,6 +459,20 @@ static void reap(Arbiter *a) {
                 worker_gone(a, &p, status);
                 hooks_child_exit(a->settings, a->target, p.pid);
                 heartbeat_release(p.slot);
+        }
+}
+
+static void reap_strays(Arbiter *a) {
+        for (size_t i = 0; i < a->n_strays;) {
+                int status;
+                pid_t pid = waitpid(a->strays[i], &status, WNOHANG);
+
+                if (pid == 0) {
+                        i++;
+                        continue;
+                }
+                log_info("Worker (pid:%d) of the image before the upgrade exited", (int) a->strays[i]);
+                a->strays[i] = a->strays[--a->n_strays];
         }
 }
 
@@ -527,6 +571,13 @@ static void manage(Arbiter *a) {
                 a->fork_failing_since = 0;
                 serving++;
         }
+        if (a->n_strays && !a->strays_retired && booted >= a->target) {
+                log_info("Generation %u serves; retiring the %zu workers of the image before the upgrade",
+                         a->generation, a->n_strays);
+                for (size_t i = 0; i < a->n_strays; i++)
+                        (void) kill(a->strays[i], SIGTERM);
+                a->strays_retired = true;
+        }
         if (a->reloading) {
                 if (booted < a->target)
                         return;
@@ -535,7 +586,12 @@ static void manage(Arbiter *a) {
                         if (a->procs[i].generation != a->generation && !a->procs[i].term_sent)
                                 send_signal(&a->procs[i], SIGTERM);
                 a->reloading = false;
-                log_info("Reload complete: generation %u serving", a->generation);
+                if (a->upgrade_reload)
+                        log_info("Upgrade complete: gcorn %s replaced gcorn %s; generation %u serving",
+                                 GCORN_VERSION, a->upgraded_from, a->generation);
+                else
+                        log_info("Reload complete: generation %u serving", a->generation);
+                a->upgrade_reload = false;
                 log_set_identity(a->settings->proc_name, a->generation);
                 {
                         char status[256];
@@ -563,7 +619,7 @@ static void reload(Arbiter *a) {
         const char *failed = NULL;
         int r;
 
-        if (a->reloading) {
+        if (a->reloading || a->check.pid) {
                 /* The code or config may have changed again since the running reload read it. */
                 log_info("Reload already in progress; another follows it");
                 a->reload_pending = true;
@@ -609,10 +665,12 @@ static void reload(Arbiter *a) {
         log_info("Reloading: starting generation %u", a->generation);
 }
 
+static void begin_upgrade(Arbiter *a);
+
 static void handle_signal(Arbiter *a, const SignalRecord *si) {
         int sig = si->signo;
 
-        if (sig == SIGHUP && !add_reload_waiter(a, si))
+        if ((sig == SIGHUP || sig == SIGUSR2) && !add_reload_waiter(a, si))
                 return;
 
         switch (sig) {
@@ -649,6 +707,10 @@ static void handle_signal(Arbiter *a, const SignalRecord *si) {
                         hooks_nworkers_changed(a->settings, a->target, a->target + 1);
                 }
                 break;
+        case SIGUSR2:
+                log_info("Handling signal: usr2");
+                begin_upgrade(a);
+                break;
         case SIGUSR1:
                 /* Reopened first, so the new files say why they exist. */
                 (void) log_setup(NULL, a->settings->errorlog, a->settings->accesslog, a->settings->log_target, NULL);
@@ -676,9 +738,11 @@ static void format_status(Arbiter *a, char *buf, size_t cap, uint64_t now) {
                 rate = (double) (requests - MIN(requests, a->last_status_requests)) * 1000.0 /
                        (double) (now - a->last_status_ms);
         snprintf(buf, cap, "%sgen %u, %d/%d workers (%d busy), %" PRIu64 " requests, %.0f req/s, %" PRIu64
-                 " timeouts, %" PRIu64 " crashes",
-                 a->stopping ? "stopping: " : a->reloading ? "reloading: " : "", a->generation, booted, a->target, busy,
-                 requests, rate, a->timeouts, a->crashes);
+                 " timeouts, %" PRIu64 " crashes%s%s%s%s",
+                 a->stopping ? "stopping: " : a->check.pid ? "upgrade check: " : a->reloading ? "reloading: " : "",
+                 a->generation, booted, a->target, busy, requests, rate, a->timeouts, a->crashes,
+                 a->upgraded_from[0] ? ", upgraded from gcorn " : "", a->upgraded_from,
+                 a->upgraded_from[0] ? " to " : "", a->upgraded_from[0] ? GCORN_VERSION : "");
         a->last_status_ms = now;
         a->last_status_requests = requests;
 }
@@ -730,11 +794,200 @@ static int setup(Arbiter *a) {
         for (size_t i = 0; i < ELEMENTSOF(handled_signals); i++)
                 if (sigaction(handled_signals[i], &sa, NULL) < 0)
                         return log_error_errno(errno, "sigaction() failed: %m");
+        /* An image started by a binary upgrade inherits them blocked (the old one blocked
+         * them so that none would find default handlers during the exec): the ones that came
+         * meanwhile arrive now. */
+        {
+                sigset_t mask;
+
+                sigemptyset(&mask);
+                for (size_t i = 0; i < ELEMENTSOF(handled_signals); i++)
+                        sigaddset(&mask, handled_signals[i]);
+                (void) sigprocmask(SIG_UNBLOCK, &mask, NULL);
+        }
         if (pipe2(a->boot_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
                 return log_error_errno(errno, "pipe2() failed: %m");
+        if (upgrade_state() && upgrade_state()->known) {
+                r = heartbeat_adopt(upgrade_state()->heartbeat_fd, &a->heartbeat);
+                if (r >= 0)
+                        return 0;
+                log_warning_errno(r, "Cannot map the heartbeat table of the image before the upgrade: %m");
+                upgrade_state()->heartbeat_fd = safe_close(upgrade_state()->heartbeat_fd);
+                upgrade_state()->known = false;
+        }
         r = heartbeat_new(&a->heartbeat);
         if (r < 0)
                 return log_error_errno(r, "Failed to map the heartbeat table: %m");
+        return 0;
+}
+
+/* USR2: the new binary is checked first, in the background; the workers keep serving. */
+static void begin_upgrade(Arbiter *a) {
+        int r;
+
+        if (a->check.pid) {
+                /* A waiter that came with this USR2 hears how the running one ends. */
+                log_info("Upgrade already under way");
+                return;
+        }
+        if (a->stopping || a->reloading) {
+                log_warning("Upgrade refused: %s", a->stopping ? "stopping" : "a reload is under way");
+                answer_upgrade_waiters(a, NOTIFY_RELOAD_FAILED);
+                return;
+        }
+        r = upgrade_check_start(&a->check, now_ms(), reload_answer_within_s(a));
+        if (r < 0) {
+                log_error_errno(r, "Upgrade refused: cannot run %s --check-config: %m", strna(upgrade_binary()));
+                answer_upgrade_waiters(a, NOTIFY_RELOAD_FAILED);
+                return;
+        }
+        log_info("Upgrade: checking %s --check-config", upgrade_binary());
+        notify_status("upgrade: checking the new binary");
+        /* The check and the new image's start both come before the answer. */
+        for (size_t i = 0; i < a->n_reload_waiters; i++) {
+                union sigval v = { .sival_int = (int) ((unsigned) NOTIFY_RELOAD_WAIT |
+                                                       (unsigned) (2 * reload_answer_within_s(a)) << 8) };
+
+                if (a->reload_waiters[i].upgrade)
+                        (void) sigqueue(a->reload_waiters[i].pid, SIGRTMIN, v);
+        }
+}
+
+/* The handoff, and the exec. Returns only when the exec failed. */
+static void exec_new_image(Arbiter *a) {
+        UpgradeState st = {
+                .generation = a->generation,
+                .last_generation = a->last_generation,
+                .requests_done = a->requests_done,
+                .timeouts = a->timeouts,
+                .crashes = a->crashes,
+        };
+        _cleanup_free_ UpgradeWorker *workers = calloc(MAX(a->n_procs, (size_t) 1), sizeof(UpgradeWorker));
+        sigset_t mask, old;
+        int r;
+
+        if (!workers) {
+                log_error("Upgrade failed: out of memory; the running image keeps serving");
+                answer_upgrade_waiters(a, NOTIFY_RELOAD_FAILED);
+                return;
+        }
+        for (size_t i = 0; i < a->n_procs; i++) {
+                const WorkerProc *p = &a->procs[i];
+
+                workers[i] = (UpgradeWorker) {
+                        .pid = p->pid,
+                        .generation = p->generation,
+                        .slot = (uint32_t) heartbeat_slot_index(a->heartbeat, p->slot),
+                        .booted = p->booted,
+                        .term_sent = p->term_sent,
+                        .spawned_ms = p->spawned_ms,
+                };
+        }
+        st.workers = workers;
+        st.n_workers = a->n_procs;
+        for (size_t i = 0; i < a->n_reload_waiters && i < UPGRADE_WAITERS_MAX; i++)
+                st.waiters[st.n_waiters++] = a->reload_waiters[i].pid;
+
+        hooks_pre_exec(a->settings, a->target);
+        log_info("Upgrade: executing %s in place (pid %d) with %zu workers serving", upgrade_binary(), (int) getpid(),
+                 a->n_procs);
+        notify_reloading((uint64_t) (reload_answer_within_s(a) + 5) * 1000000ULL);
+        notify_status("upgrade: starting the new image of gcorn " GCORN_VERSION);
+        /* Blocked across the exec: without our handlers a TERM would kill the master at once.
+         * The new image unblocks them once its handlers are in place. */
+        sigemptyset(&mask);
+        for (size_t i = 0; i < ELEMENTSOF(handled_signals); i++)
+                sigaddset(&mask, handled_signals[i]);
+        (void) sigprocmask(SIG_BLOCK, &mask, &old);
+        r = upgrade_exec(a->listeners, a->n_listeners, heartbeat_fd(a->heartbeat), &st);
+        (void) sigprocmask(SIG_SETMASK, &old, NULL);
+        log_error_errno(r, "Upgrade failed: cannot execute %s: %m; the running image keeps serving", upgrade_binary());
+        {
+                char status[256];
+
+                format_status(a, status, sizeof(status), now_ms());
+                notify_ready(status);
+        }
+        answer_upgrade_waiters(a, NOTIFY_RELOAD_FAILED);
+}
+
+static void finish_upgrade_check(Arbiter *a) {
+        char output[512];
+        int st;
+
+        if (upgrade_check_poll(&a->check, now_ms()) == 0)
+                return;
+        st = a->check.status;
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+                if (a->stopping || a->reloading)
+                        answer_upgrade_waiters(a, NOTIFY_RELOAD_FAILED);
+                else
+                        exec_new_image(a);
+                return;
+        }
+        upgrade_check_summary(&a->check, output, sizeof(output));
+        if (WIFEXITED(st))
+                log_error("Upgrade refused: %s --check-config exited with %d: %s; the running image keeps serving",
+                          upgrade_binary(), WEXITSTATUS(st), output[0] ? output : "(no output)");
+        else
+                log_error("Upgrade refused: %s --check-config was killed by signal %d%s: %s; the running image keeps "
+                          "serving", upgrade_binary(), WTERMSIG(st),
+                          WTERMSIG(st) == SIGKILL ? " (did not finish in time)" : "", output[0] ? output : "(no output)");
+        notify_status("upgrade refused: the new binary failed --check-config");
+        answer_upgrade_waiters(a, NOTIFY_RELOAD_FAILED);
+}
+
+/* This image was started by a binary upgrade: the running workers become the generation a
+ * rolling reload replaces, as for HUP. */
+static int adopt(Arbiter *a, UpgradeState *st) {
+        if (!st->known) {
+                log_warning("Upgrade: the handoff of the image before has a layout this one does not know; starting a "
+                            "fresh generation and retiring its %zu workers once it serves", st->n_pids);
+                a->strays = TAKE_PTR(st->pids);
+                a->n_strays = st->n_pids;
+                st->n_pids = 0;
+                a->upgraded_from[0] = 0;
+                snprintf(a->upgraded_from, sizeof(a->upgraded_from), "(unknown)");
+                return 0;
+        }
+        a->procs = calloc(MAX(st->n_workers, (size_t) 8), sizeof(WorkerProc));
+        if (!a->procs)
+                return -ENOMEM;
+        a->cap_procs = MAX(st->n_workers, (size_t) 8);
+        for (size_t i = 0; i < st->n_workers; i++) {
+                const UpgradeWorker *w = &st->workers[i];
+                HeartbeatSlot *slot = heartbeat_slot(a->heartbeat, w->slot);
+
+                if (!slot)
+                        return -EBADMSG;
+                a->procs[a->n_procs++] = (WorkerProc) {
+                        .pid = w->pid,
+                        .generation = w->generation,
+                        .slot = slot,
+                        .spawned_ms = w->spawned_ms,
+                        .booted = w->booted,
+                        .term_sent = w->term_sent,
+                };
+        }
+        a->requests_done = st->requests_done;
+        a->timeouts = st->timeouts;
+        a->crashes = st->crashes;
+        a->last_generation = st->last_generation;
+        a->prev_generation = st->generation;
+        a->generation = ++a->last_generation;
+        a->reloading = true;
+        a->upgrade_reload = true;
+        a->ready_sent = true;
+        snprintf(a->upgraded_from, sizeof(a->upgraded_from), "%s", st->old_version);
+        for (size_t i = 0; i < st->n_waiters && a->n_reload_waiters < RELOAD_WAITERS_MAX; i++) {
+                a->reload_waiters[a->n_reload_waiters].pid = st->waiters[i];
+                a->reload_waiters[a->n_reload_waiters++].generation = a->generation;
+                tell_reload_wait(a, st->waiters[i]);
+        }
+        log_info("Upgraded in place from gcorn %s to gcorn %s (pid %d): %zu workers of generation %u adopted; "
+                 "starting generation %u", st->old_version, GCORN_VERSION, (int) getpid(), a->n_procs, a->prev_generation,
+                 a->generation);
+        notify_status("upgrade: new image running, starting its workers");
         return 0;
 }
 
@@ -766,6 +1019,15 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                 a.exit_status = 1;
                 goto out;
         }
+        if (upgrade_state()) {
+                r = adopt(&a, upgrade_state());
+                upgrade_state_done();
+                if (r < 0) {
+                        log_error_errno(r, "Failed to adopt the workers of the image before the upgrade: %m");
+                        a.exit_status = 1;
+                        goto out;
+                }
+        }
         proctitle_set("gcorn: master [%s]", app_name(&a));
         log_info("Starting gcorn %s", GCORN_VERSION);
         if (hooks_on_starting(s, a.target) < 0) {
@@ -785,14 +1047,15 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
         }
 
         for (;;) {
-                struct pollfd p[2] = {
+                struct pollfd p[3] = {
                         { .fd = signal_pipe[0], .events = POLLIN },
                         { .fd = a.boot_pipe[0], .events = POLLIN },
+                        { .fd = a.check.pid ? a.check.fd : -1, .events = POLLIN },
                 };
                 manage(&a);
                 if (a.reload_pending && !a.reloading && !a.stopping)
                         reload(&a);
-                if (a.stopping && a.n_procs == 0)
+                if (a.stopping && a.n_procs == 0 && a.n_strays == 0)
                         break;
                 if (poll(p, ELEMENTSOF(p), TICK_MS) < 0 && errno != EINTR) {
                         log_error_errno(errno, "poll() failed: %m");
@@ -801,6 +1064,9 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                 }
                 read_signals(&a);
                 reap(&a);
+                reap_strays(&a);
+                if (a.check.pid)
+                        finish_upgrade_check(&a);
                 note_booted(&a);
                 watchdog(&a);
                 tell_manager(&a);
@@ -818,5 +1084,11 @@ out:
         safe_close(a.boot_pipe[1]);
         heartbeat_free(a.heartbeat);
         free(a.procs);
+        free(a.strays);
+        if (a.check.pid) {
+                (void) kill(a.check.pid, SIGKILL);
+                (void) waitpid(a.check.pid, NULL, 0);
+                safe_close(a.check.fd);
+        }
         return a.exit_status;
 }

@@ -1,6 +1,8 @@
 /* Shared-memory scoreboard of the workers. */
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "gcorn/heartbeat.h"
 #include "gcorn/macro.h"
@@ -12,9 +14,10 @@ typedef struct Table {
 
 struct Heartbeat {
         Table *table;                   /* MAP_SHARED */
+        int fd;                         /* the memfd behind it, passed on by a binary upgrade */
 };
 
-int heartbeat_new(Heartbeat **ret) {
+static int map_table(int fd, Heartbeat **ret) {
         Heartbeat *h;
         void *p;
 
@@ -22,20 +25,62 @@ int heartbeat_new(Heartbeat **ret) {
         if (!h)
                 return -ENOMEM;
         /* Pages are only touched for slots in use, so the full size costs nothing. */
-        p = mmap(NULL, sizeof(Table), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        p = mmap(NULL, sizeof(Table), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED) {
                 free(h);
                 return -errno;
         }
         h->table = p;
+        h->fd = fd;
         *ret = h;
         return 0;
+}
+
+int heartbeat_new(Heartbeat **ret) {
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        /* A memfd rather than anonymous memory: the master can hand it to the image it
+         * executes on USR2, and that one reads the running workers' beats from it. */
+        fd = memfd_create("gcorn-heartbeat", MFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (ftruncate(fd, sizeof(Table)) < 0)
+                return -errno;
+        r = map_table(fd, ret);
+        if (r < 0)
+                return r;
+        TAKE_FD(fd);
+        return 0;
+}
+
+int heartbeat_adopt(int fd, Heartbeat **ret) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if ((size_t) st.st_size != sizeof(Table))
+                return -EBADMSG;
+        return map_table(fd, ret);
+}
+
+int heartbeat_fd(const Heartbeat *h) {
+        return h->fd;
+}
+
+size_t heartbeat_slot_index(const Heartbeat *h, const HeartbeatSlot *slot) {
+        return (size_t) (slot - h->table->slots);
+}
+
+HeartbeatSlot *heartbeat_slot(Heartbeat *h, size_t index) {
+        return index < HEARTBEAT_SLOTS_MAX ? &h->table->slots[index] : NULL;
 }
 
 Heartbeat *heartbeat_free(Heartbeat *h) {
         if (!h)
                 return NULL;
         (void) munmap(h->table, sizeof(Table));
+        safe_close(h->fd);
         free(h);
         return NULL;
 }

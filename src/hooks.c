@@ -184,7 +184,7 @@ static const struct {
         { .name = "post_worker_init", .arity = 1, .worker = true },
         { .name = "worker_int", .arity = 1, .worker = true },
         { .name = "worker_abort", .arity = 1, .worker = true },
-        { .name = "pre_exec", .arity = 1, .inert = "gcorn has no binary upgrade (USR2) yet" },
+        { .name = "pre_exec", .arity = 1 },
         { .name = "pre_request", .arity = 2, .worker = true },
         { .name = "post_request", .arity = 4, .worker = true },
         { .name = "child_exit", .arity = 2, .worker = true },
@@ -536,6 +536,11 @@ void hooks_on_reload(const Settings *s, int n) {
 
 void hooks_nworkers_changed(const Settings *s, int new_value, int old_value) {
         (void) master_call(s, new_value, "nworkers_changed", "ii", new_value, old_value);
+}
+
+/* In the master, just before a binary upgrade executes the new image. */
+void hooks_pre_exec(const Settings *s, int n) {
+        (void) master_call(s, n, "pre_exec", "");
 }
 
 void hooks_on_exit(const Settings *s, int n) {

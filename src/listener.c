@@ -445,13 +445,23 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
         }
 
         *l = (Listener) { .fd = fd, .is_unix = b.kind == 'u', .inherited = b.kind == 'f' };
-        if (named)
+        if (named) {
                 snprintf(l->origin, sizeof(l->origin), " (fd %d \"%.60s\" from systemd)", named->fd, named->name);
+                snprintf(l->fdname, sizeof(l->fdname), "%s", named->name);
+        }
         if (failure.stored >= 0) {
                 const InheritedFd *f = &stored[failure.stored];
 
                 snprintf(l->store_name, sizeof(l->store_name), "%s", f->name);
                 snprintf(l->origin, sizeof(l->origin), " (fd %d \"%.15s\" from the fd store)", f->fd, f->name);
+        }
+        l->bind = strdup(spec);
+        if (!l->bind) {
+                if (b.kind == 'u' && failure.stored < 0)
+                        (void) unlink(b.path);
+                if (b.kind != 'f')
+                        safe_close(fd);
+                return -ENOMEM;
         }
         if (b.kind == 'f') {
                 struct sockaddr_storage ss;
@@ -468,6 +478,7 @@ static int open_one(const char *spec, int backlog, const InheritedFd *inh, size_
                         if (failure.stored < 0)
                                 (void) unlink(b.path);
                         safe_close(fd);
+                        l->bind = mfree(l->bind);
                         return -ENOMEM;
                 }
         }
@@ -566,6 +577,7 @@ void listener_free_all(Listener *l, size_t n, bool unlink_paths) {
                 if (unlink_paths && l[i].unix_path && !l[i].store_name[0])
                         (void) unlink(l[i].unix_path);
                 free(l[i].unix_path);
+                free(l[i].bind);
         }
         free(l);
 }

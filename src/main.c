@@ -19,6 +19,7 @@
 #include "gcorn/proctitle.h"
 #include "gcorn/python.h"
 #include "gcorn/settings.h"
+#include "gcorn/upgrade.h"
 
 /* Kept for HUP, which reads the command line and the config file again. */
 static int arg_count;
@@ -198,6 +199,22 @@ static bool bind_given(const Settings *s) {
         return !same;
 }
 
+/* Whether the sockets passed by an upgrade are the ones --bind names now. */
+static bool binds_match(const Settings *s, const Listener *l, size_t n) {
+        size_t count = 0;
+
+        for (char **b = s->bind; b && *b; b++) {
+                bool found = false;
+
+                for (size_t i = 0; i < n && !found; i++)
+                        found = l[i].bind && strcmp(l[i].bind, *b) == 0;
+                if (!found)
+                        return false;
+                count++;
+        }
+        return count == n;
+}
+
 static int run(void) {
         _cleanup_free_ char *error = NULL;
         const InheritedFd *inherited, *stored;
@@ -285,23 +302,34 @@ static int run(void) {
         /* The only file bind() creates is a UNIX socket's: umask is for it alone, never for
          * the process (the unit's UMask= stays in force for the app's files). */
         old_mask = umask(privileges_umask(&s));
-        stored = notify_stored(&n_stored);
-        listener_set_stored(stored, n_stored);
-        r = listener_open_all(s.bind, s.backlog, inherited, n_inherited, !bind_given(&s), &listeners, &n_listeners,
-                              &error);
+        /* After a binary upgrade the sockets are the previous image's, whatever --bind says
+         * now: binding them again would fail, and clients queued on them would be lost. */
+        if (upgrade_state())
+                r = upgrade_adopt_listeners(s.backlog, &listeners, &n_listeners, &error);
+        else {
+                stored = notify_stored(&n_stored);
+                listener_set_stored(stored, n_stored);
+                r = listener_open_all(s.bind, s.backlog, inherited, n_inherited, !bind_given(&s), &listeners,
+                                      &n_listeners, &error);
+        }
         (void) umask(old_mask);
+        if (r >= 0 && upgrade_state() && bind_given(&s) && !binds_match(&s, listeners, n_listeners))
+                log_warning("bind changed in the configuration; an upgrade keeps the sockets it was passed");
         if (r < 0) {
                 notify_failure(r, error ? error : "no listening socket");
                 status = fail(1, error ? error : "Failed to open the listening sockets.");
                 goto out;
         }
-        /* systemd's fd store (gcorn-standalone@.service) keeps them over a restart. */
-        listener_sync_store(listeners, n_listeners);
+        /* systemd's fd store (gcorn-standalone@.service) keeps them over a restart; after an
+         * upgrade it still holds what the previous image stored. */
+        if (!upgrade_state())
+                listener_sync_store(listeners, n_listeners);
 
         privileges_prepare(&s, listeners, n_listeners);
         /* After the sockets are bound, so that a failure to bind is still seen at the terminal;
          * the PID file after, for the daemon's PID. */
-        if (s.daemon) {
+        /* An upgraded image is the daemon already: forking again would change the PID. */
+        if (s.daemon && !upgrade_state()) {
                 ready_fd = daemon_start();
                 if (ready_fd < 0) {
                         status = fail(1, "Failed to fork the daemon.");
@@ -367,6 +395,7 @@ static void doc_man_section(FILE *f) {
 
 int main(int argc, char **argv) {
         char **args;
+        int r;
 
         settings_set_doc_extras(doc_markdown_rows, doc_man_section);
 
@@ -391,6 +420,28 @@ int main(int argc, char **argv) {
                 }
                 return 0;
         }
+        /* gcorn --upgrade $MAINPID: USR2, then wait until the upgraded image serves. */
+        if (argc == 3 && strcmp(argv[1], "--upgrade") == 0) {
+                char *end;
+                long pid = strtol(argv[2], &end, 10);
+                int r;
+
+                if (*end || pid <= 1)
+                        return fail(2, "--upgrade needs the master's PID");
+                r = notify_signal_and_wait((int) pid, SIGUSR2);
+                if (r == -EIO)
+                        return fail(1, "Upgrade failed: the new binary or its workers did not start; the old ones keep "
+                                    "serving (see the log)");
+                if (r == -ETIMEDOUT) {
+                        fprintf(stderr, "gcorn: error: Upgrade of %ld: no answer from the master in time\n", pid);
+                        return 1;
+                }
+                if (r < 0) {
+                        fprintf(stderr, "gcorn: error: Upgrade of %ld failed: %s\n", pid, strerror(-r));
+                        return 1;
+                }
+                return 0;
+        }
         /* Generated documentation, at build time: no interpreter needed. */
         if (argc == 2 && strcmp(argv[1], "--man-page") == 0) {
                 settings_print_man(stdout);
@@ -403,11 +454,19 @@ int main(int argc, char **argv) {
         /* Before Python copies the environment, so the app never sees LISTEN_*,
          * NOTIFY_SOCKET or WATCHDOG_*, and before the environment is moved for process
          * titles, so the removed entries are not left behind in the moved copy. */
+        r = upgrade_take_handoff();
+        if (r < 0) {
+                fprintf(stderr, "gcorn: error: Failed to read the handoff of the binary upgrade ($GCORN_UPGRADE_FD): %s\n",
+                        strerror(-r));
+                return 1;
+        }
         if (notify_setup() < 0)
                 return fail(1, "Failed to read the sockets passed by systemd.");
         args = proctitle_init(argc, argv);
 
         arg_count = argc;
         arg_values = args ? args : argv;
+        if (upgrade_remember_command(arg_count, arg_values) < 0)
+                return fail(1, "Failed to find the gcorn binary for binary upgrades.");
         return run();
 }

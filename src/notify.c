@@ -14,6 +14,7 @@
 #include "gcorn/macro.h"
 #include "gcorn/notify.h"
 
+static char *notify_socket;             /* $NOTIFY_SOCKET as given, for a binary upgrade */
 static struct sockaddr_un notify_addr;
 static socklen_t notify_addr_len;
 static uint64_t watchdog_usec;
@@ -31,6 +32,9 @@ static void remember_notify_socket(void) {
                 return;
         len = strlen(e);
         if (len >= sizeof(notify_addr.sun_path))
+                return;
+        notify_socket = strdup(e);
+        if (!notify_socket)
                 return;
         notify_addr.sun_family = AF_UNIX;
         memcpy(notify_addr.sun_path, e, len);
@@ -238,7 +242,19 @@ static uint64_t monotonic_ms(void) {
 #define RELOAD_RESEND_MS 2000
 #define RELOAD_NO_WORD_MS 30000
 
+const char *notify_socket_path(void) {
+        return notify_socket;
+}
+
+uint64_t notify_watchdog_usec(void) {
+        return watchdog_usec;
+}
+
 int notify_reload_and_wait(int pid) {
+        return notify_signal_and_wait(pid, SIGHUP);
+}
+
+int notify_signal_and_wait(int pid, int signo) {
         union sigval v = { .sival_int = NOTIFY_RELOAD_COOKIE };
         struct timespec tick = { .tv_nsec = 200 * 1000 * 1000 };
         uint64_t start = monotonic_ms(), sent = start, deadline = 0;
@@ -249,7 +265,7 @@ int notify_reload_and_wait(int pid) {
         sigaddset(&mask, SIGRTMIN);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return -errno;
-        if (sigqueue(pid, SIGHUP, v) < 0)
+        if (sigqueue(pid, signo, v) < 0)
                 return -errno;
         for (;;) {
                 int sig = sigtimedwait(&mask, &si, &tick);
@@ -271,7 +287,7 @@ int notify_reload_and_wait(int pid) {
                         return -ETIMEDOUT;
                 if (!deadline && now - sent >= RELOAD_RESEND_MS) {
                         v.sival_int = NOTIFY_RELOAD_COOKIE_AGAIN;
-                        if (sigqueue(pid, SIGHUP, v) < 0)
+                        if (sigqueue(pid, signo, v) < 0)
                                 return -errno;
                         sent = now;
                 }

@@ -1,4 +1,4 @@
-/* The workers' scoreboard: one slot per worker in anonymous shared memory, written by the
+/* The workers' scoreboard: one slot per worker in shared memory (a memfd), written by the
  * worker (a beat on every turn of its loop, the request it is serving) and read by the
  * master, which kills workers whose beat is older than --timeout. No files, no fchmod().
  *
@@ -7,6 +7,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -37,7 +38,13 @@ typedef struct HeartbeatSlot {
 typedef struct Heartbeat Heartbeat;
 
 int heartbeat_new(Heartbeat **ret);
+/* Maps the table behind fd (a memfd from heartbeat_new(), passed across a binary upgrade)
+ * and takes ownership of fd. */
+int heartbeat_adopt(int fd, Heartbeat **ret);
 Heartbeat *heartbeat_free(Heartbeat *h);
+int heartbeat_fd(const Heartbeat *h);
+size_t heartbeat_slot_index(const Heartbeat *h, const HeartbeatSlot *slot);
+HeartbeatSlot *heartbeat_slot(Heartbeat *h, size_t index);
 
 /* A free slot for a new worker (the master, before fork), or NULL when all are taken. */
 HeartbeatSlot *heartbeat_claim(Heartbeat *h, uint32_t generation);

@@ -42,6 +42,7 @@ int hooks_when_ready(const Settings *s, int n);
 void hooks_on_reload(const Settings *s, int n);
 void hooks_nworkers_changed(const Settings *s, int new_value, int old_value);
 void hooks_on_exit(const Settings *s, int n);
+void hooks_pre_exec(const Settings *s, int n);
 /* Around fork(): pre_fork makes the worker object that post_fork (child) gets and that
  * hooks_forked() (parent) files under the new pid for child_exit. */
 void hooks_pre_fork(const Settings *s, int n);

@@ -17,6 +17,9 @@ typedef struct Listener {
         char url[160];                  /* "http://127.0.0.1:8000", "http://[::1]:8000", "unix:/run/x.sock" */
         char origin[96];                /* " (fd 3 \"http\" from systemd)" or "" */
         char store_name[16];            /* "gcorn-N" while systemd's fd store holds it, else "" */
+        char fdname[64];                /* FileDescriptorName= of a socket from systemd, or "" */
+        char *bind;                     /* owned: the --bind value it was opened from; a binary
+                                         * upgrade passes it on with the socket */
 } Listener;
 
 /* Parses one --bind value without touching the network; for tests and validation.

@@ -61,6 +61,14 @@ void notify_failure(int error, const char *status);
  * it within a few seconds the HUP is sent again, since the kernel merges a HUP with one that
  * is still pending. -ETIMEDOUT when no answer came in time, -ESRCH when the master died. */
 int notify_reload_and_wait(int pid);
+/* The same with another signal: USR2 for gcorn --upgrade, which waits until the upgraded
+ * image's generation serves. */
+int notify_signal_and_wait(int pid, int signo);
+
+/* What the service manager gave at start, for the environment of the image a binary upgrade
+ * executes: $NOTIFY_SOCKET (NULL without one) and the watchdog interval (0: off). */
+const char *notify_socket_path(void);
+uint64_t notify_watchdog_usec(void);
 
 /* The values of the HUP sent by notify_reload_and_wait(): the first one, and a repeat, which
  * starts no reload of its own when the master already knows the sender. */

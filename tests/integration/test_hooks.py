@@ -77,9 +77,10 @@ class HooksTest(h.ServerTestCase):
                 self.assertIn("hook nworkers_changed: None -> 1", log)
                 self.assertIn("hook nworkers_changed: 1 -> 2", log)
                 self.assertIn("hook nworkers_changed: 2 -> 1", log)
-                # Accepted, and said at start to do nothing here.
+                # Runs on a binary upgrade only (tests/integration/test_upgrade.py); never said
+                # to have no effect.
                 self.assertNotIn("hook pre_exec", log)
-                self.assertIn("The pre_exec hook has no effect", log)
+                self.assertNotIn("The pre_exec hook has no effect", log)
                 self.assertIn("The ssl_context hook has no effect: gcorn does not serve TLS yet", log)
                 # In Gunicorn's order: on_starting, then when_ready, then the first fork.
                 self.assertLess(log.index("hook on_starting"), log.index("hook when_ready"))
@@ -297,16 +298,12 @@ class HooksTest(h.ServerTestCase):
                                 pass
                         def dirty_worker_exit(arbiter, worker):
                                 pass
-                        def pre_exec(server):
-                                pass
                         """)
                 srv = self.start(APP, args=["-c", conf])
                 self.assertEqual(srv.get("/").status, 200)
                 log = srv.log()
                 self.assertIn("[WARNING] The on_dirty_starting hook has no effect: gcorn has no dirty workers", log)
                 self.assertIn("[WARNING] The dirty_worker_exit hook has no effect: gcorn has no dirty workers", log)
-                self.assertIn("[WARNING] The pre_exec hook has no effect: gcorn has no binary upgrade (USR2) yet",
-                              log)
 
         def test_import_strings_and_short_post_request(self):
                 d = h.tempdir(self, "gcorn-hooks-")
