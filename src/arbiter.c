@@ -11,6 +11,7 @@
 
 #include "gcorn/arbiter.h"
 #include "gcorn/conn.h"
+#include "gcorn/control.h"
 #include "gcorn/heartbeat.h"
 #include "gcorn/hooks.h"
 #include "gcorn/log.h"
@@ -85,6 +86,9 @@ typedef struct Arbiter {
         uint64_t timeouts, crashes;
         uint64_t last_status_ms, last_status_requests, last_watchdog_ms;
         uint64_t fork_failing_since;    /* 0 while workers can be forked */
+
+        Control *control;               /* gcorn ctl's socket; NULL when off */
+        uint64_t started_ms;
 } Arbiter;
 
 static const int handled_signals[] = {
@@ -203,6 +207,7 @@ static int spawn_worker(Arbiter *a) {
                 int status;
 
                 worker_take_signals();
+                control_forget(a->control);
                 python_after_fork_child();
                 slot->pid = getpid();
                 a->boot_pipe[0] = safe_close(a->boot_pipe[0]);
@@ -289,6 +294,7 @@ static void answer_reload_waiters(Arbiter *a, uint32_t gen, int answer) {
         union sigval v = { .sival_int = answer };
         size_t kept = 0;
 
+        control_reload_done(a->control, gen, answer == NOTIFY_RELOAD_OK);
         for (size_t i = 0; i < a->n_reload_waiters; i++) {
                 if (gen == 0 || a->reload_waiters[i].generation == gen)
                         (void) sigqueue(a->reload_waiters[i].pid, SIGRTMIN, v);
@@ -479,8 +485,8 @@ static void watchdog(Arbiter *a) {
                 if ((int64_t) (now - heartbeat_load64(&s->beat_ms)) <= (int64_t) a->settings->timeout * 1000)
                         continue;
                 if (heartbeat_load(&s->state) == SLOT_BUSY)
-                        log_crit("WORKER TIMEOUT (pid:%d) serving %.16s %.200s for %.1f s", (int) p->pid, s->method,
-                                 s->path, (double) (now - heartbeat_load64(&s->request_start_ms)) / 1000.0);
+                        log_crit("WORKER TIMEOUT (pid:%d) serving %.16s %.200s for %.1f s", (int) p->pid,
+                                 s->requests_inflight[0].method, s->requests_inflight[0].path, (double) (now - heartbeat_load64(&s->request_start_ms)) / 1000.0);
                 else
                         log_crit("WORKER TIMEOUT (pid:%d) outside a request", (int) p->pid);
                 p->abort_sent = true;
@@ -605,6 +611,7 @@ static void reload(Arbiter *a) {
                         a->reload_waiters[i].generation = a->generation;
                         tell_reload_wait(a, a->reload_waiters[i].pid);
                 }
+        control_reload_started(a->control, a->generation);
         notify_reloading((uint64_t) (reload_answer_within_s(a) + 5) * 1000000ULL);
         log_info("Reloading: starting generation %u", a->generation);
 }
@@ -713,6 +720,51 @@ static void tell_manager(Arbiter *a) {
         }
 }
 
+/* gcorn ctl's commands take the paths the signals take. */
+static void serve_control(Arbiter *a) {
+        _cleanup_free_ ControlWorker *workers = calloc(MAX(a->n_procs, (size_t) 1), sizeof(ControlWorker));
+        ControlActions act;
+        ControlState st = {
+                .pid = getpid(),
+                .generation = a->generation,
+                .target = a->target,
+                .reloading = a->reloading,
+                .stopping = a->stopping,
+                .started_ms = a->started_ms,
+                .settings = a->settings,
+                .listeners = a->listeners,
+                .n_listeners = a->n_listeners,
+                .workers = workers,
+        };
+
+        for (size_t i = 0; workers && i < a->n_procs; i++) {
+                const WorkerProc *p = &a->procs[i];
+
+                workers[st.n_workers++] = (ControlWorker) {
+                        .pid = p->pid,
+                        .generation = p->generation,
+                        .spawned_ms = p->spawned_ms,
+                        .booted = p->booted,
+                        .stopping = p->term_sent || p->abort_sent || p->kill_sent,
+                        .slot = p->slot,
+                };
+        }
+        control_answer(a->control, &st, &act);
+        while (act.scale_to > a->target)
+                handle_signal(a, &(SignalRecord) { .signo = SIGTTIN });
+        while (act.scale_to && act.scale_to < a->target)
+                handle_signal(a, &(SignalRecord) { .signo = SIGTTOU });
+        for (size_t i = 0; act.kill_pid && i < a->n_procs; i++)
+                if (a->procs[i].pid == act.kill_pid && !a->procs[i].term_sent)
+                        send_signal(&a->procs[i], SIGTERM);
+        if (act.reopen_logs)
+                handle_signal(a, &(SignalRecord) { .signo = SIGUSR1 });
+        if (act.reload)
+                handle_signal(a, &(SignalRecord) { .signo = SIGHUP });
+        if (act.stop)
+                handle_signal(a, &(SignalRecord) { .signo = SIGTERM });
+}
+
 static int setup(Arbiter *a) {
         struct sigaction sa = {
                 .sa_sigaction = on_signal,
@@ -766,6 +818,8 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                 a.exit_status = 1;
                 goto out;
         }
+        a.started_ms = now_ms();
+        (void) control_new(s, &a.control);
         proctitle_set("gcorn: master [%s]", app_name(&a));
         log_info("Starting gcorn %s", GCORN_VERSION);
         if (hooks_on_starting(s, a.target) < 0) {
@@ -785,21 +839,25 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
         }
 
         for (;;) {
-                struct pollfd p[2] = {
+                struct pollfd p[2 + CONTROL_POLLFDS_MAX] = {
                         { .fd = signal_pipe[0], .events = POLLIN },
                         { .fd = a.boot_pipe[0], .events = POLLIN },
                 };
+                size_t n_p = 2 + control_pollfds(a.control, p + 2, CONTROL_POLLFDS_MAX);
+
                 manage(&a);
                 if (a.reload_pending && !a.reloading && !a.stopping)
                         reload(&a);
                 if (a.stopping && a.n_procs == 0)
                         break;
-                if (poll(p, ELEMENTSOF(p), TICK_MS) < 0 && errno != EINTR) {
+                if (poll(p, n_p, TICK_MS) < 0 && errno != EINTR) {
                         log_error_errno(errno, "poll() failed: %m");
                         a.exit_status = 1;
                         break;
                 }
                 read_signals(&a);
+                if (control_io(a.control))
+                        serve_control(&a);
                 reap(&a);
                 note_booted(&a);
                 watchdog(&a);
@@ -817,6 +875,7 @@ out:
         safe_close(a.boot_pipe[0]);
         safe_close(a.boot_pipe[1]);
         heartbeat_free(a.heartbeat);
+        control_free(a.control);
         free(a.procs);
         return a.exit_status;
 }

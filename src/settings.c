@@ -95,7 +95,6 @@ static int check_protocol(const char *value, char **ret_value, char *reason, siz
 #define WHY_TLS "TLS is not available (see certfile)"
 #define WHY_HTTP2 "HTTP/2 is not available (Gunicorn needs TLS for it); connections speak HTTP/1.1"
 #define WHY_DIRTY "dirty arbiters are not available (see dirty_apps)"
-#define WHY_CONTROL "gcorn has no control socket; use signals or systemctl reload/kill"
 static int check_header_map(const char *value, char **ret_value, char *reason, size_t reason_size);
 static int check_forwarder_header(const char *value, char **ret_value, char *reason, size_t reason_size);
 
@@ -462,13 +461,14 @@ static const SettingDef setting_table[] = {
 
         { .name = "control_socket", .long_flag = "--control-socket", .type = SETTING_STRING,
           .offset = FIELD(control_socket), .nullable = true, .metavar = "PATH", .section = "Control",
-          .help = "The control socket of gunicornc.", NO_EFFECT(WHY_CONTROL) },
+          .help = "The control socket of gcorn ctl (default: $RUNTIME_DIRECTORY/ctl under systemd, else "
+                  "$XDG_RUNTIME_DIR/gunicorn.ctl or $HOME/.gunicorn/gunicorn.ctl)." },
         { .name = "control_socket_mode", .long_flag = "--control-socket-mode", .type = SETTING_INT,
           .offset = FIELD(control_socket_mode), .default_value = "384", .min = 0, .max = 07777, .metavar = "INT",
-          .section = "Control", .help = "The control socket's file mode.", NO_EFFECT(WHY_CONTROL) },
+          .section = "Control", .help = "The control socket's file mode." },
         { .name = "control_socket_disable", .long_flag = "--no-control-socket", .type = SETTING_BOOL,
           .offset = FIELD(control_socket_disable), .default_value = "false", .section = "Control",
-          .help = "Do not open the control socket.", NO_EFFECT(WHY_CONTROL) },
+          .help = "Do not open the control socket." },
 
         { .name = "wsgi_app", .type = SETTING_STRING, .offset = FIELD(wsgi_app), .nullable = true,
           .check = check_not_empty, .metavar = "APP_MODULE", .positional = true,

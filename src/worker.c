@@ -301,7 +301,7 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                 }
                 log_debug("%.*s %.*s", (int) req->method.len, req->method.p, (int) req->target.len, req->target.p);
                 heartbeat_request_begin(w->slot, req->method.p, req->method.len, req->target.p, req->target.len,
-                                        now);
+                                        conn_info(c)->remote_addr, now);
                 r = wsgi_handle(c, &res);
                 now = conn_clock_update();
                 heartbeat_request_end(w->slot, now);

@@ -11,6 +11,9 @@
 #include <sys/types.h>
 
 #define HEARTBEAT_SLOTS_MAX 1024
+/* Requests in flight a worker shows; a worker kind that serves more at once counts the rest
+ * in inflight_more. The sync worker fills the first one. */
+#define HEARTBEAT_INFLIGHT_MAX 64
 
 typedef enum SlotState {
         SLOT_FREE,
@@ -18,6 +21,13 @@ typedef enum SlotState {
         SLOT_IDLE,                      /* booted, in its event loop */
         SLOT_BUSY,                      /* inside the app */
 } SlotState;
+
+typedef struct HeartbeatRequest {
+        uint64_t start_ms;
+        char method[16];
+        char path[200];
+        char remote[64];                /* the client's address; "" for UNIX sockets */
+} HeartbeatRequest;
 
 typedef struct HeartbeatSlot {
         pid_t pid;
@@ -29,8 +39,9 @@ typedef struct HeartbeatSlot {
         uint64_t beat_ms;               /* CLOCK_MONOTONIC ms of the last loop turn */
         uint64_t request_start_ms;
         uint64_t requests;
-        char method[16];
-        char path[200];
+        uint32_t inflight;              /* entries of requests[] in use */
+        uint32_t inflight_more;         /* in flight beyond those */
+        HeartbeatRequest requests_inflight[HEARTBEAT_INFLIGHT_MAX];
         char error[256];                /* why the app could not be loaded, for STATUS= */
 } HeartbeatSlot;
 
@@ -52,7 +63,7 @@ uint32_t heartbeat_least_conns(Heartbeat *h, const HeartbeatSlot *self, uint64_t
 void heartbeat_beat(HeartbeatSlot *slot, uint64_t now_ms);
 void heartbeat_set_state(HeartbeatSlot *slot, SlotState state);
 void heartbeat_request_begin(HeartbeatSlot *slot, const char *method, size_t method_len, const char *path,
-                             size_t path_len, uint64_t now_ms);
+                             size_t path_len, const char *remote, uint64_t now_ms);
 void heartbeat_request_end(HeartbeatSlot *slot, uint64_t now_ms);
 void heartbeat_set_load(HeartbeatSlot *slot, bool accepting, uint32_t conns);
 
