@@ -20,6 +20,7 @@
 #include "gcorn/notify.h"
 #include "gcorn/privileges.h"
 #include "gcorn/proctitle.h"
+#include "gcorn/statsd.h"
 #include "gcorn/python.h"
 #include "gcorn/worker.h"
 
@@ -594,6 +595,7 @@ static void reload(Arbiter *a) {
         if (r < 0)
                 log_error("%s; gcorn's entries go to the error log itself", log_error ? log_error : "out of memory");
         logconfig_capture_output(a->settings);
+        (void) statsd_open(a->settings);
         privileges_prepare(a->settings, a->listeners, a->n_listeners);
 
         if (a->app)
@@ -820,6 +822,10 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
         }
         a.started_ms = now_ms();
         (void) control_new(s, &a.control);
+        if (statsd_open(s) < 0) {
+                a.exit_status = 1;
+                goto out;
+        }
         proctitle_set("gcorn: master [%s]", app_name(&a));
         log_info("Starting gcorn %s", GCORN_VERSION);
         if (hooks_on_starting(s, a.target) < 0) {
@@ -846,6 +852,7 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                 size_t n_p = 2 + control_pollfds(a.control, p + 2, CONTROL_POLLFDS_MAX);
 
                 manage(&a);
+                statsd_workers(serving_workers(&a, NULL));
                 if (a.reload_pending && !a.reloading && !a.stopping)
                         reload(&a);
                 if (a.stopping && a.n_procs == 0)
@@ -876,6 +883,7 @@ out:
         safe_close(a.boot_pipe[1]);
         heartbeat_free(a.heartbeat);
         control_free(a.control);
+        statsd_close();
         free(a.procs);
         return a.exit_status;
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "gcorn/accesslog.h"
+#include "gcorn/statsd.h"
 #include "gcorn/allowlist.h"
 #include "gcorn/httpchar.h"
 #include "gcorn/log.h"
@@ -91,7 +92,7 @@ static int check_protocol(const char *value, char **ret_value, char *reason, siz
 
 #define WHY_ASGI "only the asgi worker uses it, and that worker is not available yet"
 #define WHY_SYSLOG "gcorn does not send logs to syslog; --log-target journal sends them to the journal"
-#define WHY_STATSD "statsd metrics are not available"
+#define WHY_STATSD "gcorn does not send the socket backlog to statsd; the metrics endpoint (--metrics-bind) shows it"
 #define WHY_TLS "TLS is not available (see certfile)"
 #define WHY_HTTP2 "HTTP/2 is not available (Gunicorn needs TLS for it); connections speak HTTP/1.1"
 #define WHY_DIRTY "dirty arbiters are not available (see dirty_apps)"
@@ -375,14 +376,14 @@ static const SettingDef setting_table[] = {
           .type = SETTING_BOOL, .offset = FIELD(enable_stdio_inheritance), .default_value = "false",
           .section = "Logging", .help = "With --daemon, keep stdout and stderr instead of /dev/null." },
         { .name = "statsd_host", .long_flag = "--statsd-host", .type = SETTING_STRING,
-          .offset = FIELD(statsd_host), .nullable = true, .metavar = "STATSD_ADDR", .section = "Logging",
-          .help = "The statsd server.", NO_EFFECT(WHY_STATSD) },
+          .offset = FIELD(statsd_host), .nullable = true, .check = statsd_check_host, .metavar = "STATSD_ADDR",
+          .section = "Logging", .help = "The statsd server: HOST:PORT (port 8125 when left out) or unix://PATH." },
         { .name = "dogstatsd_tags", .long_flag = "--dogstatsd-tags", .type = SETTING_STRING,
           .offset = FIELD(dogstatsd_tags), .default_value = "", .metavar = "DOGSTATSD_TAGS",
-          .section = "Logging", .help = "Tags of the statsd metrics.", NO_EFFECT(WHY_STATSD) },
+          .section = "Logging", .help = "Tags of the statsd metrics (DogStatsD: key:value,...)." },
         { .name = "statsd_prefix", .long_flag = "--statsd-prefix", .type = SETTING_STRING,
           .offset = FIELD(statsd_prefix), .default_value = "", .metavar = "STATSD_PREFIX",
-          .section = "Logging", .help = "The prefix of the statsd metrics.", NO_EFFECT(WHY_STATSD) },
+          .section = "Logging", .help = "The prefix of the statsd metrics." },
         { .name = "enable_backlog_metric", .long_flag = "--enable-backlog-metric", .type = SETTING_BOOL,
           .offset = FIELD(enable_backlog_metric), .default_value = "false", .section = "Logging",
           .help = "Send the socket backlog as a statsd metric.", NO_EFFECT(WHY_STATSD) },

@@ -21,6 +21,7 @@
 #include "gcorn/python.h"
 #include "gcorn/reloader.h"
 #include "gcorn/worker.h"
+#include "gcorn/statsd.h"
 #include "gcorn/wsgi.h"
 
 #define EVENTS_MAX 64
@@ -283,6 +284,13 @@ static void take_backlog(Worker *w) {
 
 /* A new connection is added to epoll only when it outlives its first request, so one that
  * sends a request and closes costs no epoll_ctl() at all. */
+static uint64_t clock_us(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
 static void serve(Worker *w, Conn *c, ConnAction a) {
         int r;
 
@@ -300,11 +308,17 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                         conn_set_must_close(c);
                 }
                 log_debug("%.*s %.*s", (int) req->method.len, req->method.p, (int) req->target.len, req->target.p);
+                HeartbeatMethod method = heartbeat_method(req->method.p, req->method.len);
+                uint64_t start = now, start_us = statsd_enabled() ? clock_us() : 0;
+
                 heartbeat_request_begin(w->slot, req->method.p, req->method.len, req->target.p, req->target.len,
                                         conn_info(c)->remote_addr, now);
                 r = wsgi_handle(c, &res);
                 now = conn_clock_update();
                 heartbeat_request_end(w->slot, now);
+                heartbeat_count_request(w->slot, method, res.status, res.body_bytes, now - start);
+                if (start_us)
+                        statsd_request(res.status, clock_us() - start_us);
                 w->requests++;
                 if (r < 0) {
                         a = CONN_CLOSE;
@@ -353,6 +367,7 @@ static void accept_some(Worker *w, size_t idx, int max) {
                         continue;
                 }
                 w->n_conns++;
+                heartbeat_add(&w->slot->counters.accepted, 1);
                 publish_load(w);
                 /* Serve what the client already sent before taking the next connection:
                  * connections still in the kernel's queue can go to an idle worker, rather

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #define HEARTBEAT_SLOTS_MAX 1024
@@ -29,6 +30,25 @@ typedef struct HeartbeatRequest {
         char remote[64];                /* the client's address; "" for UNIX sockets */
 } HeartbeatRequest;
 
+/* Per-request counters for the metrics endpoint, written by the worker alone. */
+typedef enum HeartbeatMethod {
+        HB_GET, HB_HEAD, HB_POST, HB_PUT, HB_DELETE, HB_PATCH, HB_OPTIONS, HB_OTHER_METHOD, _HB_METHOD_MAX,
+} HeartbeatMethod;
+
+/* Status classes 1xx..5xx, and 0 for a request that got no status (the client went away). */
+#define HB_STATUS_CLASSES 6
+/* Request duration buckets, upper bounds in ms, Prometheus's defaults; one more for +Inf. */
+#define HB_DURATION_BOUNDS 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000
+#define HB_DURATION_BUCKETS 12
+
+typedef struct HeartbeatCounters {
+        uint64_t requests[_HB_METHOD_MAX][HB_STATUS_CLASSES];
+        uint64_t duration[HB_DURATION_BUCKETS]; /* per bucket, not cumulative */
+        uint64_t duration_ms_sum;
+        uint64_t bytes_out;
+        uint64_t accepted;
+} HeartbeatCounters;
+
 typedef struct HeartbeatSlot {
         pid_t pid;
         uint32_t generation;
@@ -41,6 +61,7 @@ typedef struct HeartbeatSlot {
         uint64_t requests;
         uint32_t inflight;              /* entries of requests[] in use */
         uint32_t inflight_more;         /* in flight beyond those */
+        HeartbeatCounters counters;
         HeartbeatRequest requests_inflight[HEARTBEAT_INFLIGHT_MAX];
         char error[256];                /* why the app could not be loaded, for STATUS= */
 } HeartbeatSlot;
@@ -72,4 +93,40 @@ static inline uint32_t heartbeat_load(const uint32_t *p) {
 }
 static inline uint64_t heartbeat_load64(const uint64_t *p) {
         return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/* Single writer: a plain add stored with a relaxed atomic, no locked instruction. */
+static inline void heartbeat_add(uint64_t *p, uint64_t v) {
+        __atomic_store_n(p, *p + v, __ATOMIC_RELAXED);
+}
+
+static inline HeartbeatMethod heartbeat_method(const char *m, size_t len) {
+        switch (len) {
+        case 3:
+                return m[0] == 'G' && m[1] == 'E' && m[2] == 'T' ? HB_GET :
+                       m[0] == 'P' && m[1] == 'U' && m[2] == 'T' ? HB_PUT : HB_OTHER_METHOD;
+        case 4:
+                return memcmp(m, "HEAD", 4) == 0 ? HB_HEAD : memcmp(m, "POST", 4) == 0 ? HB_POST : HB_OTHER_METHOD;
+        case 5:
+                return memcmp(m, "PATCH", 5) == 0 ? HB_PATCH : HB_OTHER_METHOD;
+        case 6:
+                return memcmp(m, "DELETE", 6) == 0 ? HB_DELETE : HB_OTHER_METHOD;
+        case 7:
+                return memcmp(m, "OPTIONS", 7) == 0 ? HB_OPTIONS : HB_OTHER_METHOD;
+        default:
+                return HB_OTHER_METHOD;
+        }
+}
+
+static inline void heartbeat_count_request(HeartbeatSlot *slot, HeartbeatMethod method, int status, uint64_t bytes,
+                                           uint64_t duration_ms) {
+        static const uint16_t bounds[] = { HB_DURATION_BOUNDS };
+        unsigned cls = status >= 100 && status < 600 ? (unsigned) status / 100 : 0, b = 0;
+
+        while (b < HB_DURATION_BUCKETS - 1 && duration_ms > bounds[b])
+                b++;
+        heartbeat_add(&slot->counters.requests[method][cls], 1);
+        heartbeat_add(&slot->counters.duration[b], 1);
+        heartbeat_add(&slot->counters.duration_ms_sum, duration_ms);
+        heartbeat_add(&slot->counters.bytes_out, bytes);
 }
