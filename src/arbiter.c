@@ -16,6 +16,7 @@
 #include "gcorn/hooks.h"
 #include "gcorn/log.h"
 #include "gcorn/logconfig.h"
+#include "gcorn/metrics.h"
 #include "gcorn/macro.h"
 #include "gcorn/notify.h"
 #include "gcorn/privileges.h"
@@ -89,6 +90,7 @@ typedef struct Arbiter {
         uint64_t fork_failing_since;    /* 0 while workers can be forked */
 
         Control *control;               /* gcorn ctl's socket; NULL when off */
+        Metrics *metrics;               /* --metrics-bind; NULL when off */
         uint64_t started_ms;
 } Arbiter;
 
@@ -209,6 +211,7 @@ static int spawn_worker(Arbiter *a) {
 
                 worker_take_signals();
                 control_forget(a->control);
+                metrics_forget(a->metrics);
                 python_after_fork_child();
                 slot->pid = getpid();
                 a->boot_pipe[0] = safe_close(a->boot_pipe[0]);
@@ -433,6 +436,7 @@ static void reap(Arbiter *a) {
                 }
                 a->procs[i] = a->procs[--a->n_procs];
                 a->requests_done += heartbeat_load64(&p.slot->requests);
+                metrics_absorb(a->metrics, p.slot);
                 worker_gone(a, &p, status);
                 hooks_child_exit(a->settings, a->target, p.pid);
                 heartbeat_release(p.slot);
@@ -722,16 +726,17 @@ static void tell_manager(Arbiter *a) {
         }
 }
 
-/* gcorn ctl's commands take the paths the signals take. */
-static void serve_control(Arbiter *a) {
-        _cleanup_free_ ControlWorker *workers = calloc(MAX(a->n_procs, (size_t) 1), sizeof(ControlWorker));
-        ControlActions act;
+/* What gcorn ctl and the metrics endpoint see. workers: room for n_procs entries. */
+static ControlState control_state(const Arbiter *a, ControlWorker *workers) {
         ControlState st = {
                 .pid = getpid(),
                 .generation = a->generation,
                 .target = a->target,
                 .reloading = a->reloading,
                 .stopping = a->stopping,
+                .reloads = a->last_generation - 1,
+                .timeouts = a->timeouts,
+                .crashes = a->crashes,
                 .started_ms = a->started_ms,
                 .settings = a->settings,
                 .listeners = a->listeners,
@@ -751,6 +756,22 @@ static void serve_control(Arbiter *a) {
                         .slot = p->slot,
                 };
         }
+        return st;
+}
+
+static void serve_metrics(Arbiter *a) {
+        _cleanup_free_ ControlWorker *workers = calloc(MAX(a->n_procs, (size_t) 1), sizeof(ControlWorker));
+        ControlState st = control_state(a, workers);
+
+        metrics_answer(a->metrics, &st);
+}
+
+/* gcorn ctl's commands take the paths the signals take. */
+static void serve_control(Arbiter *a) {
+        _cleanup_free_ ControlWorker *workers = calloc(MAX(a->n_procs, (size_t) 1), sizeof(ControlWorker));
+        ControlState st = control_state(a, workers);
+        ControlActions act;
+
         control_answer(a->control, &st, &act);
         while (act.scale_to > a->target)
                 handle_signal(a, &(SignalRecord) { .signo = SIGTTIN });
@@ -822,6 +843,10 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
         }
         a.started_ms = now_ms();
         (void) control_new(s, &a.control);
+        if (metrics_new(s, &a.metrics) < 0) {
+                a.exit_status = 1;
+                goto out;
+        }
         if (statsd_open(s) < 0) {
                 a.exit_status = 1;
                 goto out;
@@ -845,11 +870,13 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
         }
 
         for (;;) {
-                struct pollfd p[2 + CONTROL_POLLFDS_MAX] = {
+                struct pollfd p[2 + CONTROL_POLLFDS_MAX + METRICS_POLLFDS_MAX] = {
                         { .fd = signal_pipe[0], .events = POLLIN },
                         { .fd = a.boot_pipe[0], .events = POLLIN },
                 };
                 size_t n_p = 2 + control_pollfds(a.control, p + 2, CONTROL_POLLFDS_MAX);
+
+                n_p += metrics_pollfds(a.metrics, p + n_p, METRICS_POLLFDS_MAX);
 
                 manage(&a);
                 statsd_workers(serving_workers(&a, NULL));
@@ -865,6 +892,8 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                 read_signals(&a);
                 if (control_io(a.control))
                         serve_control(&a);
+                if (metrics_io(a.metrics))
+                        serve_metrics(&a);
                 reap(&a);
                 note_booted(&a);
                 watchdog(&a);
@@ -883,6 +912,7 @@ out:
         safe_close(a.boot_pipe[1]);
         heartbeat_free(a.heartbeat);
         control_free(a.control);
+        metrics_free(a.metrics);
         statsd_close();
         free(a.procs);
         return a.exit_status;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "gcorn/accesslog.h"
+#include "gcorn/metrics.h"
 #include "gcorn/statsd.h"
 #include "gcorn/allowlist.h"
 #include "gcorn/httpchar.h"
@@ -470,6 +471,11 @@ static const SettingDef setting_table[] = {
         { .name = "control_socket_disable", .long_flag = "--no-control-socket", .type = SETTING_BOOL,
           .offset = FIELD(control_socket_disable), .default_value = "false", .section = "Control",
           .help = "Do not open the control socket." },
+        { .name = "metrics_bind", .long_flag = "--metrics-bind", .type = SETTING_STRING,
+          .offset = FIELD(metrics_bind), .nullable = true, .check = metrics_check_bind, .metavar = "ADDRESS",
+          .section = "Control", .gcorn_only = true,
+          .help = "Serve Prometheus metrics at http://ADDRESS/metrics (HOST:PORT, [IPV6]:PORT or unix:PATH), "
+                  "from the master (gcorn)." },
 
         { .name = "wsgi_app", .type = SETTING_STRING, .offset = FIELD(wsgi_app), .nullable = true,
           .check = check_not_empty, .metavar = "APP_MODULE", .positional = true,

@@ -36,6 +36,8 @@ typedef struct ControlState {
         int target;
         bool reloading;
         bool stopping;
+        uint32_t reloads;               /* started since the master started */
+        uint64_t timeouts, crashes;
         uint64_t started_ms;
         const Settings *settings;
         const Listener *listeners;
