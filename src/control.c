@@ -40,6 +40,8 @@ typedef struct Client {
 struct Control {
         int fd;
         char *path;
+        dev_t dev;                      /* of the socket file, to remove only our own */
+        ino_t ino;
         Client clients[CONTROL_CLIENTS_MAX];
         size_t n_clients;
         /* Which pollfd is whose, from the last control_pollfds(). */
@@ -102,6 +104,7 @@ int control_new(const Settings *s, Control **ret) {
         _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -1;
         struct sockaddr_un sa;
+        struct stat st;
         bool explicit;
         Control *c;
         int r;
@@ -153,6 +156,10 @@ int control_new(const Settings *s, Control **ret) {
         c = calloc(1, sizeof(Control));
         if (!c)
                 return log_error_errno(ENOMEM, "Control socket: %m");
+        if (stat(path, &st) == 0) {
+                c->dev = st.st_dev;
+                c->ino = st.st_ino;
+        }
         c->fd = TAKE_FD(fd);
         c->path = TAKE_PTR(path);
         log_info("Control socket at: %s", c->path);
@@ -170,12 +177,15 @@ static void client_close(Control *c, size_t i) {
 }
 
 Control *control_free(Control *c) {
+        struct stat st;
+
         if (!c)
                 return NULL;
         while (c->n_clients > 0)
                 client_close(c, 0);
         safe_close(c->fd);
-        if (c->path)
+        /* A server started since on the same path has its own file there now. */
+        if (c->path && stat(c->path, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino)
                 (void) unlink(c->path);
         free(c->path);
         free(c);

@@ -342,6 +342,8 @@ void log_block(int level, const char *title, const char *text) {
         _cleanup_free_ char *buf = NULL;
         int k;
 
+        /* Tracebacks come here, not through log_internalv(). */
+        statsd_log(level);
         if (level > max_level)
                 return;
         k = asprintf(&buf, "%s\n%s", title, text ? text : "");
