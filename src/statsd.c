@@ -16,7 +16,7 @@
 
 #define PACKET_MAX 512
 
-static int statsd_fd = -1;
+int statsd_socket = -1;
 static char prefix[256];
 static char tags[256];                  /* "|#TAGS" or "" */
 static int last_workers = -1;
@@ -140,16 +140,12 @@ int statsd_open(const Settings *s) {
         else
                 tags[0] = 0;
         last_workers = -1;
-        statsd_fd = TAKE_FD(fd);
+        statsd_socket = TAKE_FD(fd);
         return 0;
 }
 
 void statsd_close(void) {
-        statsd_fd = safe_close(statsd_fd);
-}
-
-bool statsd_enabled(void) {
-        return statsd_fd >= 0;
+        statsd_socket = safe_close(statsd_socket);
 }
 
 _printf_(1, 2)
@@ -169,11 +165,11 @@ static void send_metric(const char *fmt, ...) {
         if ((size_t) (n + m) >= sizeof(buf))
                 return;
         /* Never waits: a full socket or an absent server loses the packet. */
-        (void) send(statsd_fd, buf, (size_t) (n + m), MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void) send(statsd_socket, buf, (size_t) (n + m), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 void statsd_request(int status, uint64_t duration_us) {
-        if (statsd_fd < 0)
+        if (statsd_socket < 0)
                 return;
         send_metric("gunicorn.request.duration:%llu.%03llu|ms", (unsigned long long) (duration_us / 1000),
                     (unsigned long long) (duration_us % 1000));
@@ -183,14 +179,14 @@ void statsd_request(int status, uint64_t duration_us) {
 }
 
 void statsd_workers(int n) {
-        if (statsd_fd < 0 || n == last_workers)
+        if (statsd_socket < 0 || n == last_workers)
                 return;
         last_workers = n;
         send_metric("gunicorn.workers:%d|g", n);
 }
 
 void statsd_log(int level) {
-        if (statsd_fd < 0 || level > LOG_WARNING)
+        if (statsd_socket < 0 || level > LOG_WARNING)
                 return;
         send_metric("gunicorn.log.%s:1|c|@1.0", level <= LOG_CRIT ? "critical" : level == LOG_ERR ? "error" : "warning");
 }

@@ -309,6 +309,7 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                 }
                 log_debug("%.*s %.*s", (int) req->method.len, req->method.p, (int) req->target.len, req->target.p);
                 HeartbeatMethod method = heartbeat_method(req->method.p, req->method.len);
+                _Static_assert(sizeof(conn_info(c)->remote_addr) == HEARTBEAT_REMOTE_SIZE, "remote_addr size");
                 uint64_t start = now, start_us = statsd_enabled() ? clock_us() : 0;
 
                 heartbeat_request_begin(w->slot, req->method.p, req->method.len, req->target.p, req->target.len,

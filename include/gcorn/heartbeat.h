@@ -15,6 +15,7 @@
 /* Requests in flight a worker shows; a worker kind that serves more at once counts the rest
  * in inflight_more. The sync worker fills the first one. */
 #define HEARTBEAT_INFLIGHT_MAX 64
+#define HEARTBEAT_REMOTE_SIZE 64
 
 typedef enum SlotState {
         SLOT_FREE,
@@ -27,7 +28,7 @@ typedef struct HeartbeatRequest {
         uint64_t start_ms;
         char method[16];
         char path[200];
-        char remote[64];                /* the client's address; "" for UNIX sockets */
+        char remote[HEARTBEAT_REMOTE_SIZE]; /* the client's address; "" for UNIX sockets */
 } HeartbeatRequest;
 
 /* Per-request counters for the metrics endpoint, written by the worker alone. */
@@ -83,6 +84,7 @@ uint32_t heartbeat_least_conns(Heartbeat *h, const HeartbeatSlot *self, uint64_t
 /* The worker's side. */
 void heartbeat_beat(HeartbeatSlot *slot, uint64_t now_ms);
 void heartbeat_set_state(HeartbeatSlot *slot, SlotState state);
+/* remote: a NUL-terminated address in a buffer of HEARTBEAT_REMOTE_SIZE bytes. */
 void heartbeat_request_begin(HeartbeatSlot *slot, const char *method, size_t method_len, const char *path,
                              size_t path_len, const char *remote, uint64_t now_ms);
 void heartbeat_request_end(HeartbeatSlot *slot, uint64_t now_ms);

@@ -18,7 +18,10 @@ int statsd_check_host(const char *value, char **ret_value, char *reason, size_t 
 /* Opens the socket when statsd_host is set. Returns -errno with one logged line. */
 int statsd_open(const Settings *s);
 void statsd_close(void);
-bool statsd_enabled(void);
+extern int statsd_socket;
+static inline bool statsd_enabled(void) {
+        return statsd_socket >= 0;
+}
 
 /* duration_us: the time the request took. */
 void statsd_request(int status, uint64_t duration_us);
