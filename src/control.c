@@ -22,6 +22,10 @@
 /* An answer that does not fit is cut off with the connection: a client that never reads
  * must not make the master hold memory without bound. */
 #define ANSWER_MAX (4 * 1024 * 1024)
+/* A client gets this long to send its line. */
+#define CLIENT_IDLE_MS 10000
+/* And this long to read its answer. */
+#define CLIENT_ANSWER_MS 60000
 
 typedef struct Client {
         int fd;
@@ -35,6 +39,7 @@ typedef struct Client {
         bool waiting;                   /* a reload it waits for */
         uint32_t wait_generation;       /* 0: the next one to start */
         bool closing;                   /* close once out[] is sent */
+        uint64_t since_ms;              /* accepted at */
 } Client;
 
 struct Control {
@@ -205,10 +210,16 @@ size_t control_pollfds(Control *c, struct pollfd *pfd, size_t cap) {
 
         if (!c || cap == 0)
                 return 0;
-        /* Answered clients go first: they poll for nothing. */
-        for (size_t i = c->n_clients; i-- > 0;)
-                if (c->clients[i].closing && c->clients[i].out_sent >= c->clients[i].out.len)
+        /* Answered clients go, and so do the ones that never finished their line: they
+         * would hold the few places there are. */
+        for (size_t i = c->n_clients; i-- > 0;) {
+                Client *cl = &c->clients[i];
+
+                if ((cl->closing && cl->out_sent >= cl->out.len) ||
+                    (!cl->request && !cl->waiting && !cl->closing && now_ms() - cl->since_ms > CLIENT_IDLE_MS) ||
+                    (cl->closing && now_ms() - cl->since_ms > CLIENT_ANSWER_MS))
                         client_close(c, i);
+        }
         c->pfd = pfd;
         pfd[n++] = (struct pollfd) { .fd = c->n_clients < CONTROL_CLIENTS_MAX ? c->fd : -1, .events = POLLIN };
         for (size_t i = 0; i < c->n_clients && n < cap; i++) {
@@ -256,7 +267,8 @@ static void accept_client(Control *c) {
                         safe_close(fd);
                         continue;
                 }
-                c->clients[c->n_clients++] = (Client) { .fd = fd, .uid = cred.uid, .pid = cred.pid };
+                c->clients[c->n_clients++] = (Client) { .fd = fd, .uid = cred.uid, .pid = cred.pid,
+                                                        .since_ms = now_ms() };
         }
 }
 

@@ -68,7 +68,9 @@ void json_string(JsonBuf *b, const char *s, size_t n) {
                         json_append(b, esc, 2);
                 } else if (c == '\n')
                         json_append(b, "\\n", 2);
-                else if (c < 0x20 || c == 0x7f) {
+                else if (c < 0x20 || c >= 0x7f) {
+                        /* Bytes above 0x7f as Latin-1, as WSGI reads a path: the line stays
+                         * valid UTF-8 whatever the client sent. */
                         snprintf(esc, sizeof(esc), "\\u%04x", c);
                         json_append(b, esc, 6);
                 } else
