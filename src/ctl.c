@@ -149,7 +149,7 @@ int control_client_main(int argc, char **argv) {
         Answer a = {};
         bool json = false;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd = -1, r, status = 1;
+        int fd = -1, r, status = 1, send_error;
 
         for (int i = 0; i < argc; i++) {
                 const char *o = argv[i];
@@ -210,11 +210,14 @@ int control_client_main(int argc, char **argv) {
                 fprintf(stderr, "gcorn ctl: error: cannot connect to %s: %s\n", path, strerror(errno));
                 goto out;
         }
-        if (send(fd, req.p, req.len, MSG_NOSIGNAL) != (ssize_t) req.len) {
-                fprintf(stderr, "gcorn ctl: error: cannot send to %s: %s\n", path, strerror(errno));
+        /* A master that refuses us answers and closes at once, maybe before the request is
+         * sent: its answer is still there to read. */
+        send_error = send(fd, req.p, req.len, MSG_NOSIGNAL) == (ssize_t) req.len ? 0 : errno ? errno : EIO;
+        r = read_answer(fd, strcmp(command, "reload") == 0 ? RELOAD_TIMEOUT_MS : ANSWER_TIMEOUT_MS, &ans);
+        if (r < 0 && send_error) {
+                fprintf(stderr, "gcorn ctl: error: cannot send to %s: %s\n", path, strerror(send_error));
                 goto out;
         }
-        r = read_answer(fd, strcmp(command, "reload") == 0 ? RELOAD_TIMEOUT_MS : ANSWER_TIMEOUT_MS, &ans);
         if (r < 0) {
                 fprintf(stderr, "gcorn ctl: error: no answer from %s: %s\n", path, strerror(-r));
                 goto out;

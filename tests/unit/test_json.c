@@ -59,7 +59,7 @@ static void member(const JsonSpan *key, const JsonSpan *value, void *userdata) {
 }
 
 START_TEST(test_roundtrip) {
-        static const char text[] = "tab\there \"quoted\" back\\slash\nnew\x01 é";
+        static const char text[] = "tab\there \"quoted\" back\\slash\nnew\x01\x7f";
         JsonBuf b = {};
         Found f = {};
 
@@ -71,6 +71,11 @@ START_TEST(test_roundtrip) {
         ck_assert_str_eq(f.command, text);
         ck_assert_int_eq(f.n_args, 2);
         free(f.command);
+        json_buf_done(&b);
+
+        /* Bytes above 0x7f are Latin-1 characters: the output is ASCII. */
+        json_string(&b, "\xc3\xa9", 2);
+        ck_assert_str_eq(b.p, "\"\\u00c3\\u00a9\"");
         json_buf_done(&b);
 }
 END_TEST
