@@ -16,13 +16,13 @@
 #include "gcorn/hooks.h"
 #include "gcorn/log.h"
 #include "gcorn/logconfig.h"
-#include "gcorn/metrics.h"
 #include "gcorn/macro.h"
+#include "gcorn/metrics.h"
 #include "gcorn/notify.h"
 #include "gcorn/privileges.h"
 #include "gcorn/proctitle.h"
-#include "gcorn/statsd.h"
 #include "gcorn/python.h"
+#include "gcorn/statsd.h"
 #include "gcorn/worker.h"
 
 /* How often the master looks at heartbeats when no signal wakes it. */
@@ -491,7 +491,8 @@ static void watchdog(Arbiter *a) {
                         continue;
                 if (heartbeat_load(&s->state) == SLOT_BUSY)
                         log_crit("WORKER TIMEOUT (pid:%d) serving %.16s %.200s for %.1f s", (int) p->pid,
-                                 s->requests_inflight[0].method, s->requests_inflight[0].path, (double) (now - heartbeat_load64(&s->request_start_ms)) / 1000.0);
+                                 s->requests_inflight[0].method, s->requests_inflight[0].path,
+                                 (double) (now - heartbeat_load64(&s->request_start_ms)) / 1000.0);
                 else
                         log_crit("WORKER TIMEOUT (pid:%d) outside a request", (int) p->pid);
                 p->abort_sent = true;

@@ -20,8 +20,8 @@
 #include "gcorn/pylog.h"
 #include "gcorn/python.h"
 #include "gcorn/reloader.h"
-#include "gcorn/worker.h"
 #include "gcorn/statsd.h"
+#include "gcorn/worker.h"
 #include "gcorn/wsgi.h"
 
 #define EVENTS_MAX 64
@@ -282,8 +282,7 @@ static void take_backlog(Worker *w) {
         listener_close_bound(w->listeners, w->n_listeners);
 }
 
-/* A new connection is added to epoll only when it outlives its first request, so one that
- * sends a request and closes costs no epoll_ctl() at all. */
+/* StatsD's durations in microseconds; the connection clock counts milliseconds. */
 static uint64_t clock_us(void) {
         struct timespec ts;
 
@@ -291,13 +290,19 @@ static uint64_t clock_us(void) {
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
+/* The scoreboard copies the client's address in one move of its full size. */
+_Static_assert(sizeof(((ConnInfo *) NULL)->remote_addr) == HEARTBEAT_REMOTE_SIZE, "remote_addr size");
+
+/* A new connection is added to epoll only when it outlives its first request, so one that
+ * sends a request and closes costs no epoll_ctl() at all. */
 static void serve(Worker *w, Conn *c, ConnAction a) {
         int r;
 
         while (a == CONN_DISPATCH) {
                 WsgiResult res = {};
                 const Request *req = conn_request(c);
-                uint64_t now = conn_clock();
+                uint64_t now = conn_clock(), start = now, start_us = statsd_enabled() ? clock_us() : 0;
+                HeartbeatMethod method = heartbeat_method(req->method.p, req->method.len);
 
                 /* The last request before the limit must already answer "Connection: close":
                  * closing a keep-alive connection after a keep-alive answer races with the
@@ -308,10 +313,6 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                         conn_set_must_close(c);
                 }
                 log_debug("%.*s %.*s", (int) req->method.len, req->method.p, (int) req->target.len, req->target.p);
-                HeartbeatMethod method = heartbeat_method(req->method.p, req->method.len);
-                _Static_assert(sizeof(conn_info(c)->remote_addr) == HEARTBEAT_REMOTE_SIZE, "remote_addr size");
-                uint64_t start = now, start_us = statsd_enabled() ? clock_us() : 0;
-
                 heartbeat_request_begin(w->slot, req->method.p, req->method.len, req->target.p, req->target.len,
                                         conn_info(c)->remote_addr, now);
                 r = wsgi_handle(c, &res);
