@@ -122,7 +122,8 @@ int control_new(const Settings *s, Control **ret) {
                 return 0;
         r = fill_sockaddr(path, &sa);
         if (r < 0) {
-                log_warning("Control socket %s: path too long; running without it", path);
+                log_internal(explicit ? LOG_WARNING : LOG_INFO, 0,
+                             "Control socket %s: path too long; running without it", path);
                 return 0;
         }
         if (!explicit) {
@@ -155,7 +156,10 @@ int control_new(const Settings *s, Control **ret) {
                 (void) umask(old);
         }
         if (r < 0 || chmod(path, (mode_t) s->control_socket_mode) < 0 || listen(fd, 16) < 0) {
-                log_warning("Control socket %s cannot be opened (%s); running without it", path, strerror(errno));
+                /* Only a path the user named is worth a warning; Gunicorn's default places
+                 * may simply not be writable (a HOME of /, a read-only file system). */
+                log_internal(explicit ? LOG_WARNING : LOG_INFO, 0,
+                             "Control socket %s cannot be opened (%s); running without it", path, strerror(errno));
                 return 0;
         }
         c = calloc(1, sizeof(Control));
