@@ -99,6 +99,23 @@ class TestMetrics(unittest.TestCase):
                 self.assertEqual(s[("gcorn_reloads_total", ())], 1)
                 self.assertEqual(s[("gcorn_generation", ())], 2)
 
+        def test_restarts_by_cause(self):
+                srv = self.start(args=["--timeout", "1"])
+                os.kill(srv.worker_pids()[0], 9)
+                srv.wait_log(r"was sent SIGKILL")
+                # A request that outlives --timeout: the master kills its worker.
+                slow = srv.connect()
+                self.addCleanup(slow.close)
+                slow.sendall(b"GET /slow?s=5 HTTP/1.1\r\nHost: x\r\n\r\n")
+                srv.wait_log(r"WORKER TIMEOUT")
+
+                def counted():
+                        m = self.scrape()
+                        return m if m[("gcorn_worker_restarts_total", (("cause", "timeout"),))] == 1 else None
+                s = h.wait_until(counted, 10)
+                self.assertTrue(s)
+                self.assertEqual(s[("gcorn_worker_restarts_total", (("cause", "crash"),))], 1)
+
         def test_other_paths_and_garbage(self):
                 srv = self.start()
                 self.assertIn(b"404 Not Found", http(self.mhost, self.mport, b"GET / HTTP/1.1\r\n\r\n"))
