@@ -8,7 +8,7 @@ cd "$top"
 
 # Build and test dependencies, all from Debian.
 BUILD_PKGS=(meson ninja-build pkg-config gcc libsystemd-dev python3-dev)
-TEST_PKGS=(check curl wrk nginx-light libnginx-mod-stream python3-requests python3-flask python3-django gunicorn strace groff-base systemd iproute2 util-linux)
+TEST_PKGS=(check curl wrk nginx-light libnginx-mod-stream python3-requests python3-flask python3-django gunicorn strace groff-base systemd iproute2 util-linux python3-prometheus-client)
 
 install_missing() {
         local missing=()

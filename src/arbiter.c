@@ -11,16 +11,19 @@
 
 #include "gcorn/arbiter.h"
 #include "gcorn/conn.h"
+#include "gcorn/control.h"
 #include "gcorn/heartbeat.h"
 #include "gcorn/hooks.h"
 #include "gcorn/log.h"
 #include "gcorn/logconfig.h"
 #include "gcorn/macro.h"
+#include "gcorn/metrics.h"
 #include "gcorn/notify.h"
 #include "gcorn/privileges.h"
 #include "gcorn/proctitle.h"
 #include "gcorn/python.h"
 #include "gcorn/upgrade.h"
+#include "gcorn/statsd.h"
 #include "gcorn/worker.h"
 
 /* How often the master looks at heartbeats when no signal wakes it. */
@@ -96,6 +99,9 @@ typedef struct Arbiter {
                                          * read: retired once the first generation serves */
         size_t n_strays;
         bool strays_retired;
+        Control *control;               /* gcorn ctl's socket; NULL when off */
+        Metrics *metrics;               /* --metrics-bind; NULL when off */
+        uint64_t started_ms;
 } Arbiter;
 
 static const int handled_signals[] = {
@@ -214,6 +220,8 @@ static int spawn_worker(Arbiter *a) {
                 int status;
 
                 worker_take_signals();
+                control_forget(a->control);
+                metrics_forget(a->metrics);
                 python_after_fork_child();
                 slot->pid = getpid();
                 a->boot_pipe[0] = safe_close(a->boot_pipe[0]);
@@ -300,6 +308,7 @@ static void answer_reload_waiters(Arbiter *a, uint32_t gen, int answer) {
         union sigval v = { .sival_int = answer };
         size_t kept = 0;
 
+        control_reload_done(a->control, gen, answer == NOTIFY_RELOAD_OK);
         for (size_t i = 0; i < a->n_reload_waiters; i++) {
                 if (gen == 0 || a->reload_waiters[i].generation == gen)
                         (void) sigqueue(a->reload_waiters[i].pid, SIGRTMIN, v);
@@ -456,6 +465,7 @@ static void reap(Arbiter *a) {
                 }
                 a->procs[i] = a->procs[--a->n_procs];
                 a->requests_done += heartbeat_load64(&p.slot->requests);
+                metrics_absorb(a->metrics, p.slot);
                 worker_gone(a, &p, status);
                 hooks_child_exit(a->settings, a->target, p.pid);
                 heartbeat_release(p.slot);
@@ -523,8 +533,9 @@ static void watchdog(Arbiter *a) {
                 if ((int64_t) (now - heartbeat_load64(&s->beat_ms)) <= (int64_t) a->settings->timeout * 1000)
                         continue;
                 if (heartbeat_load(&s->state) == SLOT_BUSY)
-                        log_crit("WORKER TIMEOUT (pid:%d) serving %.16s %.200s for %.1f s", (int) p->pid, s->method,
-                                 s->path, (double) (now - heartbeat_load64(&s->request_start_ms)) / 1000.0);
+                        log_crit("WORKER TIMEOUT (pid:%d) serving %.16s %.200s for %.1f s", (int) p->pid,
+                                 s->requests_inflight[0].method, s->requests_inflight[0].path,
+                                 (double) (now - heartbeat_load64(&s->request_start_ms)) / 1000.0);
                 else
                         log_crit("WORKER TIMEOUT (pid:%d) outside a request", (int) p->pid);
                 p->abort_sent = true;
@@ -644,6 +655,7 @@ static void reload(Arbiter *a) {
         if (r < 0)
                 log_error("%s; gcorn's entries go to the error log itself", log_error ? log_error : "out of memory");
         logconfig_capture_output(a->settings);
+        (void) statsd_open(a->settings);
         privileges_prepare(a->settings, a->listeners, a->n_listeners);
 
         if (a->app)
@@ -661,6 +673,7 @@ static void reload(Arbiter *a) {
                         a->reload_waiters[i].generation = a->generation;
                         tell_reload_wait(a, a->reload_waiters[i].pid);
                 }
+        control_reload_started(a->control, a->generation);
         notify_reloading((uint64_t) (reload_answer_within_s(a) + 5) * 1000000ULL);
         log_info("Reloading: starting generation %u", a->generation);
 }
@@ -775,6 +788,68 @@ static void tell_manager(Arbiter *a) {
                 format_status(a, status, sizeof(status), now);
                 notify_status(status);
         }
+}
+
+/* What gcorn ctl and the metrics endpoint see. workers: room for n_procs entries. */
+static ControlState control_state(const Arbiter *a, ControlWorker *workers) {
+        ControlState st = {
+                .pid = getpid(),
+                .generation = a->generation,
+                .target = a->target,
+                .reloading = a->reloading,
+                .stopping = a->stopping,
+                .reloads = a->last_generation - 1,
+                .timeouts = a->timeouts,
+                .crashes = a->crashes,
+                .started_ms = a->started_ms,
+                .settings = a->settings,
+                .listeners = a->listeners,
+                .n_listeners = a->n_listeners,
+                .workers = workers,
+        };
+
+        for (size_t i = 0; workers && i < a->n_procs; i++) {
+                const WorkerProc *p = &a->procs[i];
+
+                workers[st.n_workers++] = (ControlWorker) {
+                        .pid = p->pid,
+                        .generation = p->generation,
+                        .spawned_ms = p->spawned_ms,
+                        .booted = p->booted,
+                        .stopping = p->term_sent || p->abort_sent || p->kill_sent,
+                        .slot = p->slot,
+                };
+        }
+        return st;
+}
+
+static void serve_metrics(Arbiter *a) {
+        _cleanup_free_ ControlWorker *workers = calloc(MAX(a->n_procs, (size_t) 1), sizeof(ControlWorker));
+        ControlState st = control_state(a, workers);
+
+        metrics_answer(a->metrics, &st);
+}
+
+/* gcorn ctl's commands take the paths the signals take. */
+static void serve_control(Arbiter *a) {
+        _cleanup_free_ ControlWorker *workers = calloc(MAX(a->n_procs, (size_t) 1), sizeof(ControlWorker));
+        ControlState st = control_state(a, workers);
+        ControlActions act;
+
+        control_answer(a->control, &st, &act);
+        while (act.scale_to > a->target)
+                handle_signal(a, &(SignalRecord) { .signo = SIGTTIN });
+        while (act.scale_to && act.scale_to < a->target)
+                handle_signal(a, &(SignalRecord) { .signo = SIGTTOU });
+        for (size_t i = 0; act.kill_pid && i < a->n_procs; i++)
+                if (a->procs[i].pid == act.kill_pid && !a->procs[i].term_sent)
+                        send_signal(&a->procs[i], SIGTERM);
+        if (act.reopen_logs)
+                handle_signal(a, &(SignalRecord) { .signo = SIGUSR1 });
+        if (act.reload)
+                handle_signal(a, &(SignalRecord) { .signo = SIGHUP });
+        if (act.stop)
+                handle_signal(a, &(SignalRecord) { .signo = SIGTERM });
 }
 
 static int setup(Arbiter *a) {
@@ -1028,6 +1103,16 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                         goto out;
                 }
         }
+        a.started_ms = now_ms();
+        (void) control_new(s, &a.control);
+        if (metrics_new(s, &a.metrics) < 0) {
+                a.exit_status = 1;
+                goto out;
+        }
+        if (statsd_open(s) < 0) {
+                a.exit_status = 1;
+                goto out;
+        }
         proctitle_set("gcorn: master [%s]", app_name(&a));
         log_info("Starting gcorn %s", GCORN_VERSION);
         if (hooks_on_starting(s, a.target) < 0) {
@@ -1047,22 +1132,31 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
         }
 
         for (;;) {
-                struct pollfd p[3] = {
+                struct pollfd p[3 + CONTROL_POLLFDS_MAX + METRICS_POLLFDS_MAX] = {
                         { .fd = signal_pipe[0], .events = POLLIN },
                         { .fd = a.boot_pipe[0], .events = POLLIN },
                         { .fd = a.check.pid ? a.check.fd : -1, .events = POLLIN },
                 };
+                size_t n_p = 3 + control_pollfds(a.control, p + 3, CONTROL_POLLFDS_MAX);
+
+                n_p += metrics_pollfds(a.metrics, p + n_p, METRICS_POLLFDS_MAX);
+
                 manage(&a);
+                statsd_workers(serving_workers(&a, NULL));
                 if (a.reload_pending && !a.reloading && !a.stopping)
                         reload(&a);
                 if (a.stopping && a.n_procs == 0 && a.n_strays == 0)
                         break;
-                if (poll(p, ELEMENTSOF(p), TICK_MS) < 0 && errno != EINTR) {
+                if (poll(p, n_p, TICK_MS) < 0 && errno != EINTR) {
                         log_error_errno(errno, "poll() failed: %m");
                         a.exit_status = 1;
                         break;
                 }
                 read_signals(&a);
+                if (control_io(a.control))
+                        serve_control(&a);
+                if (metrics_io(a.metrics))
+                        serve_metrics(&a);
                 reap(&a);
                 reap_strays(&a);
                 if (a.check.pid)
@@ -1083,6 +1177,9 @@ out:
         safe_close(a.boot_pipe[0]);
         safe_close(a.boot_pipe[1]);
         heartbeat_free(a.heartbeat);
+        control_free(a.control);
+        metrics_free(a.metrics);
+        statsd_close();
         free(a.procs);
         free(a.strays);
         if (a.check.pid) {

@@ -141,9 +141,16 @@ static void copy_field(char *dst, size_t cap, const char *src, size_t len) {
 }
 
 void heartbeat_request_begin(HeartbeatSlot *slot, const char *method, size_t method_len, const char *path,
-                             size_t path_len, uint64_t now_ms) {
-        copy_field(slot->method, sizeof(slot->method), method, method_len);
-        copy_field(slot->path, sizeof(slot->path), path, path_len);
+                             size_t path_len, const char *remote, uint64_t now_ms) {
+        HeartbeatRequest *q = &slot->requests_inflight[0];
+
+        copy_field(q->method, sizeof(q->method), method, method_len);
+        copy_field(q->path, sizeof(q->path), path, path_len);
+        /* A fixed size: a few moves rather than strlen() and memcpy() calls per request. */
+        memcpy(q->remote, remote, sizeof(q->remote));
+        q->remote[sizeof(q->remote) - 1] = 0;
+        q->start_ms = now_ms;
+        __atomic_store_n(&slot->inflight, 1, __ATOMIC_RELAXED);
         __atomic_store_n(&slot->request_start_ms, now_ms, __ATOMIC_RELAXED);
         __atomic_store_n(&slot->beat_ms, now_ms, __ATOMIC_RELAXED);
         heartbeat_set_state(slot, SLOT_BUSY);
@@ -151,6 +158,7 @@ void heartbeat_request_begin(HeartbeatSlot *slot, const char *method, size_t met
 
 void heartbeat_request_end(HeartbeatSlot *slot, uint64_t now_ms) {
         __atomic_store_n(&slot->requests, slot->requests + 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&slot->inflight, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&slot->beat_ms, now_ms, __ATOMIC_RELAXED);
         heartbeat_set_state(slot, SLOT_IDLE);
 }

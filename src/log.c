@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gcorn/log.h"
+#include "gcorn/statsd.h"
 
 #define LOG_LINE_MAX 8192
 
@@ -231,6 +232,7 @@ int log_internalv(int level, int error, const char *fmt, va_list ap) {
         size_t n;
         int k;
 
+        statsd_log(level);
         if (error < 0)
                 error = -error;
         if (level > max_level) {
@@ -340,6 +342,8 @@ void log_block(int level, const char *title, const char *text) {
         _cleanup_free_ char *buf = NULL;
         int k;
 
+        /* Tracebacks come here, not through log_internalv(). */
+        statsd_log(level);
         if (level > max_level)
                 return;
         k = asprintf(&buf, "%s\n%s", title, text ? text : "");

@@ -7,6 +7,7 @@
 
 #include "gcorn/arbiter.h"
 #include "gcorn/config_file.h"
+#include "gcorn/control.h"
 #include "gcorn/daemon.h"
 #include "gcorn/hooks.h"
 #include "gcorn/listener.h"
@@ -442,6 +443,9 @@ int main(int argc, char **argv) {
                 }
                 return 0;
         }
+        /* gcorn ctl: a client of a running master's control socket. */
+        if (argc >= 2 && strcmp(argv[1], "ctl") == 0)
+                return control_client_main(argc - 2, argv + 2);
         /* Generated documentation, at build time: no interpreter needed. */
         if (argc == 2 && strcmp(argv[1], "--man-page") == 0) {
                 settings_print_man(stdout);

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "gcorn/accesslog.h"
+#include "gcorn/metrics.h"
+#include "gcorn/statsd.h"
 #include "gcorn/allowlist.h"
 #include "gcorn/httpchar.h"
 #include "gcorn/log.h"
@@ -91,11 +93,10 @@ static int check_protocol(const char *value, char **ret_value, char *reason, siz
 
 #define WHY_ASGI "only the asgi worker uses it, and that worker is not available yet"
 #define WHY_SYSLOG "gcorn does not send logs to syslog; --log-target journal sends them to the journal"
-#define WHY_STATSD "statsd metrics are not available"
+#define WHY_STATSD "gcorn does not send the socket backlog to statsd; the metrics endpoint (--metrics-bind) shows it"
 #define WHY_TLS "TLS is not available (see certfile)"
 #define WHY_HTTP2 "HTTP/2 is not available (Gunicorn needs TLS for it); connections speak HTTP/1.1"
 #define WHY_DIRTY "dirty arbiters are not available (see dirty_apps)"
-#define WHY_CONTROL "gcorn has no control socket; use signals or systemctl reload/kill"
 static int check_header_map(const char *value, char **ret_value, char *reason, size_t reason_size);
 static int check_forwarder_header(const char *value, char **ret_value, char *reason, size_t reason_size);
 
@@ -381,14 +382,14 @@ static const SettingDef setting_table[] = {
           .type = SETTING_BOOL, .offset = FIELD(enable_stdio_inheritance), .default_value = "false",
           .section = "Logging", .help = "With --daemon, keep stdout and stderr instead of /dev/null." },
         { .name = "statsd_host", .long_flag = "--statsd-host", .type = SETTING_STRING,
-          .offset = FIELD(statsd_host), .nullable = true, .metavar = "STATSD_ADDR", .section = "Logging",
-          .help = "The statsd server.", NO_EFFECT(WHY_STATSD) },
+          .offset = FIELD(statsd_host), .nullable = true, .check = statsd_check_host, .metavar = "STATSD_ADDR",
+          .section = "Logging", .help = "The statsd server: HOST:PORT (port 8125 when left out) or unix://PATH." },
         { .name = "dogstatsd_tags", .long_flag = "--dogstatsd-tags", .type = SETTING_STRING,
           .offset = FIELD(dogstatsd_tags), .default_value = "", .metavar = "DOGSTATSD_TAGS",
-          .section = "Logging", .help = "Tags of the statsd metrics.", NO_EFFECT(WHY_STATSD) },
+          .section = "Logging", .help = "Tags of the statsd metrics (DogStatsD: key:value,...)." },
         { .name = "statsd_prefix", .long_flag = "--statsd-prefix", .type = SETTING_STRING,
           .offset = FIELD(statsd_prefix), .default_value = "", .metavar = "STATSD_PREFIX",
-          .section = "Logging", .help = "The prefix of the statsd metrics.", NO_EFFECT(WHY_STATSD) },
+          .section = "Logging", .help = "The prefix of the statsd metrics." },
         { .name = "enable_backlog_metric", .long_flag = "--enable-backlog-metric", .type = SETTING_BOOL,
           .offset = FIELD(enable_backlog_metric), .default_value = "false", .section = "Logging",
           .help = "Send the socket backlog as a statsd metric.", NO_EFFECT(WHY_STATSD) },
@@ -467,13 +468,19 @@ static const SettingDef setting_table[] = {
 
         { .name = "control_socket", .long_flag = "--control-socket", .type = SETTING_STRING,
           .offset = FIELD(control_socket), .nullable = true, .metavar = "PATH", .section = "Control",
-          .help = "The control socket of gunicornc.", NO_EFFECT(WHY_CONTROL) },
+          .help = "The control socket of gcorn ctl (default: $RUNTIME_DIRECTORY/ctl under systemd, else "
+                  "$XDG_RUNTIME_DIR/gunicorn.ctl or $HOME/.gunicorn/gunicorn.ctl)." },
         { .name = "control_socket_mode", .long_flag = "--control-socket-mode", .type = SETTING_INT,
           .offset = FIELD(control_socket_mode), .default_value = "384", .min = 0, .max = 07777, .metavar = "INT",
-          .section = "Control", .help = "The control socket's file mode.", NO_EFFECT(WHY_CONTROL) },
+          .section = "Control", .help = "The control socket's file mode." },
         { .name = "control_socket_disable", .long_flag = "--no-control-socket", .type = SETTING_BOOL,
           .offset = FIELD(control_socket_disable), .default_value = "false", .section = "Control",
-          .help = "Do not open the control socket.", NO_EFFECT(WHY_CONTROL) },
+          .help = "Do not open the control socket." },
+        { .name = "metrics_bind", .long_flag = "--metrics-bind", .type = SETTING_STRING,
+          .offset = FIELD(metrics_bind), .nullable = true, .check = metrics_check_bind, .metavar = "ADDRESS",
+          .section = "Control", .gcorn_only = true,
+          .help = "Serve Prometheus metrics at http://ADDRESS/metrics (HOST:PORT, [IPV6]:PORT or unix:PATH), "
+                  "from the master (gcorn)." },
 
         { .name = "wsgi_app", .type = SETTING_STRING, .offset = FIELD(wsgi_app), .nullable = true,
           .check = check_not_empty, .metavar = "APP_MODULE", .positional = true,

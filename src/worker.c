@@ -22,6 +22,7 @@
 #include "gcorn/pylog.h"
 #include "gcorn/python.h"
 #include "gcorn/reloader.h"
+#include "gcorn/statsd.h"
 #include "gcorn/worker.h"
 #include "gcorn/wsgi.h"
 
@@ -284,6 +285,17 @@ static void take_backlog(Worker *w) {
         listener_close_bound(w->listeners, w->n_listeners);
 }
 
+/* StatsD's durations in microseconds; the connection clock counts milliseconds. */
+static uint64_t clock_us(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* The scoreboard copies the client's address in one move of its full size. */
+_Static_assert(sizeof(((ConnInfo *) NULL)->remote_addr) == HEARTBEAT_REMOTE_SIZE, "remote_addr size");
+
 /* A new connection is added to epoll only when it outlives its first request, so one that
  * sends a request and closes costs no epoll_ctl() at all. */
 static void serve(Worker *w, Conn *c, ConnAction a) {
@@ -292,7 +304,8 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
         while (a == CONN_DISPATCH) {
                 WsgiResult res = {};
                 const Request *req = conn_request(c);
-                uint64_t now = conn_clock();
+                uint64_t now = conn_clock(), start = now, start_us = statsd_enabled() ? clock_us() : 0;
+                HeartbeatMethod method = heartbeat_method(req->method.p, req->method.len);
 
                 /* The last request before the limit must already answer "Connection: close":
                  * closing a keep-alive connection after a keep-alive answer races with the
@@ -304,10 +317,13 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                 }
                 log_debug("%.*s %.*s", (int) req->method.len, req->method.p, (int) req->target.len, req->target.p);
                 heartbeat_request_begin(w->slot, req->method.p, req->method.len, req->target.p, req->target.len,
-                                        now);
+                                        conn_info(c)->remote_addr, now);
                 r = wsgi_handle(c, &res);
                 now = conn_clock_update();
                 heartbeat_request_end(w->slot, now);
+                heartbeat_count_request(w->slot, method, res.status, res.body_bytes, now - start);
+                if (start_us)
+                        statsd_request(res.status, clock_us() - start_us);
                 w->requests++;
                 if (r < 0) {
                         a = CONN_CLOSE;
@@ -356,6 +372,7 @@ static void accept_some(Worker *w, size_t idx, int max) {
                         continue;
                 }
                 w->n_conns++;
+                heartbeat_add(&w->slot->counters.accepted, 1);
                 publish_load(w);
                 /* Serve what the client already sent before taking the next connection:
                  * connections still in the kernel's queue can go to an idle worker, rather

@@ -9,9 +9,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #define HEARTBEAT_SLOTS_MAX 1024
+/* Requests in flight a worker shows; a worker kind that serves more at once counts the rest
+ * in inflight_more. The sync worker fills the first one. */
+#define HEARTBEAT_INFLIGHT_MAX 64
+#define HEARTBEAT_REMOTE_SIZE 64
 
 typedef enum SlotState {
         SLOT_FREE,
@@ -19,6 +24,32 @@ typedef enum SlotState {
         SLOT_IDLE,                      /* booted, in its event loop */
         SLOT_BUSY,                      /* inside the app */
 } SlotState;
+
+typedef struct HeartbeatRequest {
+        uint64_t start_ms;
+        char method[16];
+        char path[200];
+        char remote[HEARTBEAT_REMOTE_SIZE]; /* the client's address; "" for UNIX sockets */
+} HeartbeatRequest;
+
+/* Per-request counters for the metrics endpoint, written by the worker alone. */
+typedef enum HeartbeatMethod {
+        HB_GET, HB_HEAD, HB_POST, HB_PUT, HB_DELETE, HB_PATCH, HB_OPTIONS, HB_OTHER_METHOD, _HB_METHOD_MAX,
+} HeartbeatMethod;
+
+/* Status classes 1xx..5xx, and 0 for a request that got no status (the client went away). */
+#define HB_STATUS_CLASSES 6
+/* Request duration buckets, upper bounds in ms, Prometheus's defaults; one more for +Inf. */
+#define HB_DURATION_BOUNDS 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000
+#define HB_DURATION_BUCKETS 12
+
+typedef struct HeartbeatCounters {
+        uint64_t requests[_HB_METHOD_MAX][HB_STATUS_CLASSES];
+        uint64_t duration[HB_DURATION_BUCKETS]; /* per bucket, not cumulative */
+        uint64_t duration_ms_sum;
+        uint64_t bytes_out;
+        uint64_t accepted;
+} HeartbeatCounters;
 
 typedef struct HeartbeatSlot {
         pid_t pid;
@@ -30,8 +61,10 @@ typedef struct HeartbeatSlot {
         uint64_t beat_ms;               /* CLOCK_MONOTONIC ms of the last loop turn */
         uint64_t request_start_ms;
         uint64_t requests;
-        char method[16];
-        char path[200];
+        uint32_t inflight;              /* entries of requests[] in use */
+        uint32_t inflight_more;         /* in flight beyond those */
+        HeartbeatCounters counters;
+        HeartbeatRequest requests_inflight[HEARTBEAT_INFLIGHT_MAX];
         char error[256];                /* why the app could not be loaded, for STATUS= */
 } HeartbeatSlot;
 
@@ -58,8 +91,9 @@ uint32_t heartbeat_least_conns(Heartbeat *h, const HeartbeatSlot *self, uint64_t
 /* The worker's side. */
 void heartbeat_beat(HeartbeatSlot *slot, uint64_t now_ms);
 void heartbeat_set_state(HeartbeatSlot *slot, SlotState state);
+/* remote: a NUL-terminated address in a buffer of HEARTBEAT_REMOTE_SIZE bytes. */
 void heartbeat_request_begin(HeartbeatSlot *slot, const char *method, size_t method_len, const char *path,
-                             size_t path_len, uint64_t now_ms);
+                             size_t path_len, const char *remote, uint64_t now_ms);
 void heartbeat_request_end(HeartbeatSlot *slot, uint64_t now_ms);
 void heartbeat_set_load(HeartbeatSlot *slot, bool accepting, uint32_t conns);
 
@@ -68,4 +102,40 @@ static inline uint32_t heartbeat_load(const uint32_t *p) {
 }
 static inline uint64_t heartbeat_load64(const uint64_t *p) {
         return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/* Single writer: a plain add stored with a relaxed atomic, no locked instruction. */
+static inline void heartbeat_add(uint64_t *p, uint64_t v) {
+        __atomic_store_n(p, *p + v, __ATOMIC_RELAXED);
+}
+
+static inline HeartbeatMethod heartbeat_method(const char *m, size_t len) {
+        switch (len) {
+        case 3:
+                return m[0] == 'G' && m[1] == 'E' && m[2] == 'T' ? HB_GET :
+                       m[0] == 'P' && m[1] == 'U' && m[2] == 'T' ? HB_PUT : HB_OTHER_METHOD;
+        case 4:
+                return memcmp(m, "HEAD", 4) == 0 ? HB_HEAD : memcmp(m, "POST", 4) == 0 ? HB_POST : HB_OTHER_METHOD;
+        case 5:
+                return memcmp(m, "PATCH", 5) == 0 ? HB_PATCH : HB_OTHER_METHOD;
+        case 6:
+                return memcmp(m, "DELETE", 6) == 0 ? HB_DELETE : HB_OTHER_METHOD;
+        case 7:
+                return memcmp(m, "OPTIONS", 7) == 0 ? HB_OPTIONS : HB_OTHER_METHOD;
+        default:
+                return HB_OTHER_METHOD;
+        }
+}
+
+static inline void heartbeat_count_request(HeartbeatSlot *slot, HeartbeatMethod method, int status, uint64_t bytes,
+                                           uint64_t duration_ms) {
+        static const uint16_t bounds[] = { HB_DURATION_BOUNDS };
+        unsigned cls = status >= 100 && status < 600 ? (unsigned) status / 100 : 0, b = 0;
+
+        while (b < HB_DURATION_BUCKETS - 1 && duration_ms > bounds[b])
+                b++;
+        heartbeat_add(&slot->counters.requests[method][cls], 1);
+        heartbeat_add(&slot->counters.duration[b], 1);
+        heartbeat_add(&slot->counters.duration_ms_sum, duration_ms);
+        heartbeat_add(&slot->counters.bytes_out, bytes);
 }

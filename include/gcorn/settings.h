@@ -139,6 +139,7 @@ typedef struct Settings {
         char *control_socket;
         int control_socket_mode;
         bool control_socket_disable;
+        char *metrics_bind;             /* the metrics endpoint's address; NULL: none */
 
         /* config and app */
         char *config;                   /* -c FILE, or "./gunicorn.conf.py"-style default when present */

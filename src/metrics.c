@@ -1,0 +1,407 @@
+/* The metrics endpoint: one small HTTP/1.0-style exchange per connection, served from the
+ * master's loop with non-blocking sockets and bounded buffers. */
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "gcorn/json.h"
+#include "gcorn/log.h"
+#include "gcorn/macro.h"
+#include "gcorn/metrics.h"
+
+#define REQUEST_MAX 8192
+
+typedef struct Scrape {
+        int fd;
+        char in[REQUEST_MAX];
+        size_t in_len;
+        bool request;                   /* the head is complete */
+        JsonBuf out;
+        size_t out_sent;
+} Scrape;
+
+struct Metrics {
+        int fd;
+        char *unix_path;
+        HeartbeatCounters totals;       /* of the reaped workers */
+        Scrape scrapes[METRICS_CLIENTS_MAX];
+        size_t n_scrapes;
+        struct pollfd *pfd;
+        size_t n_pfd;
+};
+
+typedef struct BindAddress {
+        bool is_unix;
+        char host[256];
+        char port[16];
+        char path[108];
+} BindAddress;
+
+static int parse_bind(const char *v, BindAddress *ret) {
+        const char *colon;
+        size_t n;
+
+        *ret = (BindAddress) {};
+        if (strncmp(v, "unix:", 5) == 0) {
+                v += 5;
+                if (strncmp(v, "//", 2) == 0)
+                        v += 2;
+                if (!*v || strlen(v) >= sizeof(ret->path))
+                        return -EINVAL;
+                ret->is_unix = true;
+                strcpy(ret->path, v);
+                return 0;
+        }
+        if (v[0] == '[') {
+                const char *close = strchr(v, ']');
+
+                if (!close || close[1] != ':')
+                        return -EINVAL;
+                n = (size_t) (close - v - 1);
+                v++;
+                colon = close + 1;
+        } else {
+                colon = strrchr(v, ':');
+                if (!colon || strchr(v, ':') != colon)
+                        return -EINVAL;
+                n = (size_t) (colon - v);
+        }
+        if (n == 0 || n >= sizeof(ret->host) || !colon[1] || strlen(colon + 1) >= sizeof(ret->port) ||
+            strspn(colon + 1, "0123456789") != strlen(colon + 1) || atol(colon + 1) > 65535)
+                return -EINVAL;
+        memcpy(ret->host, v, n);
+        strcpy(ret->port, colon + 1);
+        return 0;
+}
+
+int metrics_check_bind(const char *value, char **ret_value _unused_, char *reason, size_t reason_size) {
+        BindAddress a;
+
+        if (parse_bind(value, &a) < 0) {
+                snprintf(reason, reason_size, "expected HOST:PORT, [IPV6]:PORT or unix:PATH");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int metrics_new(const Settings *s, Metrics **ret) {
+        _cleanup_close_ int fd = -1;
+        char url[300];
+        BindAddress a;
+        Metrics *m;
+        int r;
+
+        *ret = NULL;
+        if (!s->metrics_bind)
+                return 0;
+        if (parse_bind(s->metrics_bind, &a) < 0)
+                return log_error_errno(EINVAL, "Invalid metrics_bind %s", s->metrics_bind);
+        if (a.is_unix) {
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+                strcpy(sa.sun_path, a.path);
+                fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                if (fd < 0)
+                        return log_error_errno(errno, "Metrics: socket() failed: %m");
+                (void) unlink(a.path);
+                if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                        return log_error_errno(errno, "Cannot bind the metrics endpoint to %s: %m", s->metrics_bind);
+                snprintf(url, sizeof(url), "unix:%s", a.path);
+        } else {
+                struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
+                struct sockaddr_storage ss;
+                socklen_t len = sizeof(ss);
+                char host[INET6_ADDRSTRLEN], port[16];
+                int on = 1;
+
+                r = getaddrinfo(a.host, a.port, &hints, &ai);
+                if (r != 0) {
+                        log_error("Cannot resolve metrics_bind %s: %s", s->metrics_bind, gai_strerror(r));
+                        return -EINVAL;
+                }
+                fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                if (fd >= 0)
+                        (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+                if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+                        r = -errno;
+                        freeaddrinfo(ai);
+                        return log_error_errno(r, "Cannot bind the metrics endpoint to %s: %m", s->metrics_bind);
+                }
+                freeaddrinfo(ai);
+                if (getsockname(fd, (struct sockaddr *) &ss, &len) < 0 ||
+                    getnameinfo((struct sockaddr *) &ss, len, host, sizeof(host), port, sizeof(port),
+                                NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+                        return log_error_errno(errno, "Metrics: getsockname() failed: %m");
+                snprintf(url, sizeof(url), ss.ss_family == AF_INET6 ? "http://[%s]:%s" : "http://%s:%s", host, port);
+        }
+        if (listen(fd, 64) < 0)
+                return log_error_errno(errno, "Metrics: listen() failed: %m");
+        m = calloc(1, sizeof(Metrics));
+        if (!m)
+                return log_error_errno(ENOMEM, "Metrics: %m");
+        if (a.is_unix) {
+                m->unix_path = strdup(a.path);
+                if (!m->unix_path) {
+                        free(m);
+                        return log_error_errno(ENOMEM, "Metrics: %m");
+                }
+        }
+        m->fd = TAKE_FD(fd);
+        log_info("Metrics at: %s/metrics", url);
+        *ret = m;
+        return 0;
+}
+
+static void scrape_close(Metrics *m, size_t i) {
+        safe_close(m->scrapes[i].fd);
+        json_buf_done(&m->scrapes[i].out);
+        m->scrapes[i] = m->scrapes[--m->n_scrapes];
+}
+
+Metrics *metrics_free(Metrics *m) {
+        if (!m)
+                return NULL;
+        while (m->n_scrapes > 0)
+                scrape_close(m, 0);
+        safe_close(m->fd);
+        if (m->unix_path)
+                (void) unlink(m->unix_path);
+        free(m->unix_path);
+        free(m);
+        return NULL;
+}
+
+void metrics_forget(Metrics *m) {
+        if (!m)
+                return;
+        for (size_t i = 0; i < m->n_scrapes; i++)
+                m->scrapes[i].fd = safe_close(m->scrapes[i].fd);
+        m->fd = safe_close(m->fd);
+}
+
+static void add_counters(HeartbeatCounters *to, const HeartbeatCounters *from) {
+        const uint64_t *f = (const uint64_t *) from;
+        uint64_t *t = (uint64_t *) to;
+
+        /* All fields are uint64_t. */
+        for (size_t i = 0; i < sizeof(HeartbeatCounters) / sizeof(uint64_t); i++)
+                t[i] += __atomic_load_n(&f[i], __ATOMIC_RELAXED);
+}
+
+void metrics_absorb(Metrics *m, const HeartbeatSlot *slot) {
+        if (m)
+                add_counters(&m->totals, &slot->counters);
+}
+
+size_t metrics_pollfds(Metrics *m, struct pollfd *pfd, size_t cap) {
+        size_t n = 0;
+
+        if (!m || cap == 0)
+                return 0;
+        m->pfd = pfd;
+        pfd[n++] = (struct pollfd) { .fd = m->n_scrapes < METRICS_CLIENTS_MAX ? m->fd : -1, .events = POLLIN };
+        for (size_t i = 0; i < m->n_scrapes && n < cap; i++) {
+                Scrape *sc = &m->scrapes[i];
+
+                pfd[n++] = (struct pollfd) { .fd = sc->fd, .events = sc->out.len > 0 ? POLLOUT : POLLIN };
+        }
+        m->n_pfd = n;
+        return n;
+}
+
+static bool scrape_write(Scrape *sc) {
+        while (sc->out_sent < sc->out.len) {
+                ssize_t n = send(sc->fd, sc->out.p + sc->out_sent, sc->out.len - sc->out_sent,
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+                if (n < 0)
+                        return errno == EAGAIN || errno == EINTR;
+                sc->out_sent += (size_t) n;
+        }
+        return false;
+}
+
+static void reply(Scrape *sc, const char *status, const char *body) {
+        json_printf(&sc->out, "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+                    "Connection: close\r\n\r\n%s", status, strlen(body), body);
+}
+
+static bool scrape_read(Scrape *sc) {
+        ssize_t n;
+
+        if (sc->in_len == sizeof(sc->in) - 1) {
+                reply(sc, "431 Request Header Fields Too Large", "request too large\n");
+                return true;
+        }
+        n = recv(sc->fd, sc->in + sc->in_len, sizeof(sc->in) - 1 - sc->in_len, MSG_DONTWAIT);
+        if (n < 0)
+                return errno == EAGAIN || errno == EINTR;
+        if (n == 0)
+                return false;
+        sc->in_len += (size_t) n;
+        sc->in[sc->in_len] = 0;
+        if (strstr(sc->in, "\r\n\r\n") || strstr(sc->in, "\n\n"))
+                sc->request = true;
+        return true;
+}
+
+bool metrics_io(Metrics *m) {
+        bool pending = false;
+
+        if (!m)
+                return false;
+        for (size_t k = m->n_pfd; k-- > 1;) {
+                size_t i = k - 1;
+                Scrape *sc = &m->scrapes[i];
+                short re = m->pfd[k].revents;
+                bool keep = true;
+
+                if (re & POLLOUT)
+                        keep = scrape_write(sc);
+                else if (re & POLLIN)
+                        keep = scrape_read(sc);
+                else if (re & (POLLHUP | POLLERR))
+                        keep = false;
+                if (keep && sc->out.len > 0 && !(re & POLLOUT))
+                        keep = scrape_write(sc);
+                if (!keep)
+                        scrape_close(m, i);
+        }
+        if (m->n_pfd > 0 && (m->pfd[0].revents & POLLIN))
+                while (m->n_scrapes < METRICS_CLIENTS_MAX) {
+                        int fd = accept4(m->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+                        if (fd < 0)
+                                break;
+                        m->scrapes[m->n_scrapes++] = (Scrape) { .fd = fd };
+                }
+        m->n_pfd = 0;
+        for (size_t i = 0; i < m->n_scrapes; i++)
+                pending |= m->scrapes[i].request && m->scrapes[i].out.len == 0;
+        return pending;
+}
+
+static const char *const method_names[_HB_METHOD_MAX] = {
+        [HB_GET] = "GET", [HB_HEAD] = "HEAD", [HB_POST] = "POST", [HB_PUT] = "PUT", [HB_DELETE] = "DELETE",
+        [HB_PATCH] = "PATCH", [HB_OPTIONS] = "OPTIONS", [HB_OTHER_METHOD] = "other",
+};
+
+static void family(JsonBuf *b, const char *name, const char *type, const char *help) {
+        json_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void render(JsonBuf *b, Metrics *m, const ControlState *st) {
+        static const uint16_t bounds[] = { HB_DURATION_BOUNDS };
+        HeartbeatCounters c = m->totals;
+        uint64_t open_conns = 0, cumulative = 0, count = 0;
+        unsigned by_state[4] = {};
+        static const char *const state_names[] = { "booting", "idle", "busy", "stopping" };
+
+        for (size_t i = 0; i < st->n_workers; i++) {
+                const ControlWorker *w = &st->workers[i];
+                uint32_t s = heartbeat_load(&w->slot->state);
+
+                add_counters(&c, &w->slot->counters);
+                open_conns += heartbeat_load(&w->slot->conns);
+                by_state[w->stopping ? 3 : s == SLOT_BUSY ? 2 : s == SLOT_IDLE ? 1 : 0]++;
+        }
+        family(b, "gcorn_build_info", "gauge", "The gcorn version serving.");
+        json_printf(b, "gcorn_build_info{version=\"%s\"} 1\n", GCORN_VERSION);
+        family(b, "gcorn_generation", "gauge", "The generation of workers serving (a reload starts the next).");
+        json_printf(b, "gcorn_generation %u\n", st->generation);
+        family(b, "gcorn_reloads_total", "counter", "Reloads started.");
+        json_printf(b, "gcorn_reloads_total %u\n", st->reloads);
+        family(b, "gcorn_workers", "gauge", "Worker processes by state.");
+        for (size_t i = 0; i < ELEMENTSOF(state_names); i++)
+                json_printf(b, "gcorn_workers{state=\"%s\"} %u\n", state_names[i], by_state[i]);
+        family(b, "gcorn_workers_wanted", "gauge", "The number of workers the master keeps.");
+        json_printf(b, "gcorn_workers_wanted %d\n", st->target);
+        family(b, "gcorn_worker_restarts_total", "counter", "Workers replaced after they ended unasked, by cause.");
+        json_printf(b, "gcorn_worker_restarts_total{cause=\"crash\"} %" PRIu64 "\n", st->crashes);
+        json_printf(b, "gcorn_worker_restarts_total{cause=\"timeout\"} %" PRIu64 "\n", st->timeouts);
+        family(b, "gcorn_http_requests_total", "counter", "Requests answered, by method and status class.");
+        for (size_t i = 0; i < _HB_METHOD_MAX; i++)
+                for (size_t k = 0; k < HB_STATUS_CLASSES; k++)
+                        if (c.requests[i][k])
+                                json_printf(b, "gcorn_http_requests_total{method=\"%s\",status=\"%s\"} %" PRIu64 "\n",
+                                            method_names[i],
+                                            (const char *const[]) { "none", "1xx", "2xx", "3xx", "4xx", "5xx" }[k],
+                                            c.requests[i][k]);
+        family(b, "gcorn_http_request_duration_seconds", "histogram", "Time from the request's head to the end of its answer.");
+        for (size_t i = 0; i < HB_DURATION_BUCKETS; i++) {
+                cumulative += c.duration[i];
+                if (i < ELEMENTSOF(bounds))
+                        json_printf(b, "gcorn_http_request_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                                    bounds[i] / 1000.0, cumulative);
+                else
+                        json_printf(b, "gcorn_http_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cumulative);
+        }
+        count = cumulative;
+        json_printf(b, "gcorn_http_request_duration_seconds_sum %.3f\n", (double) c.duration_ms_sum / 1000.0);
+        json_printf(b, "gcorn_http_request_duration_seconds_count %" PRIu64 "\n", count);
+        family(b, "gcorn_http_response_body_bytes_total", "counter", "Response body bytes sent.");
+        json_printf(b, "gcorn_http_response_body_bytes_total %" PRIu64 "\n", c.bytes_out);
+        family(b, "gcorn_connections_accepted_total", "counter", "Connections accepted by the workers.");
+        json_printf(b, "gcorn_connections_accepted_total %" PRIu64 "\n", c.accepted);
+        family(b, "gcorn_connections_open", "gauge", "Connections the workers hold open.");
+        json_printf(b, "gcorn_connections_open %" PRIu64 "\n", open_conns);
+        family(b, "gcorn_listen_queue_length", "gauge", "Connections waiting in a TCP listener's accept queue.");
+        for (size_t i = 0; i < st->n_listeners; i++) {
+                const Listener *l = &st->listeners[i];
+                struct tcp_info ti;
+                socklen_t len = sizeof(ti);
+
+                /* A listening socket's tcpi_unacked is its accept queue, tcpi_sacked the limit. */
+                if (l->is_unix || l->fd < 0 || getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+                        continue;
+                json_printf(b, "gcorn_listen_queue_length{listener=\"%s\"} %u\n", l->url, ti.tcpi_unacked);
+        }
+        family(b, "gcorn_listen_queue_limit", "gauge", "The accept queue's limit of a TCP listener (the backlog).");
+        for (size_t i = 0; i < st->n_listeners; i++) {
+                const Listener *l = &st->listeners[i];
+                struct tcp_info ti;
+                socklen_t len = sizeof(ti);
+
+                if (l->is_unix || l->fd < 0 || getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+                        continue;
+                json_printf(b, "gcorn_listen_queue_limit{listener=\"%s\"} %u\n", l->url, ti.tcpi_sacked);
+        }
+}
+
+void metrics_answer(Metrics *m, const ControlState *st) {
+        if (!m)
+                return;
+        for (size_t i = 0; i < m->n_scrapes; i++) {
+                Scrape *sc = &m->scrapes[i];
+                JsonBuf body = {};
+                bool head;
+
+                if (!sc->request || sc->out.len > 0)
+                        continue;
+                head = strncmp(sc->in, "HEAD ", 5) == 0;
+                if (strncmp(sc->in, "GET /metrics ", 13) != 0 && strncmp(sc->in, "HEAD /metrics ", 14) != 0 &&
+                    strncmp(sc->in, "GET /metrics?", 13) != 0) {
+                        reply(sc, "404 Not Found", "the metrics are at /metrics\n");
+                        continue;
+                }
+                render(&body, m, st);
+                if (body.oom) {
+                        reply(sc, "500 Internal Server Error", "out of memory\n");
+                        json_buf_done(&body);
+                        continue;
+                }
+                json_printf(&sc->out, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                            "Content-Length: %zu\r\nConnection: close\r\n\r\n", body.len);
+                if (!head)
+                        json_append(&sc->out, body.p, body.len);
+                json_buf_done(&body);
+        }
+}

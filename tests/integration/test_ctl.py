@@ -1,0 +1,267 @@
+"""The control socket and gcorn ctl: every command against a live server, who may connect,
+and what a broken command gets."""
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gcorn_harness as h  # noqa: E402
+
+
+
+def read_text(path):
+        with open(path) as f:
+                return f.read()
+
+
+class CtlTest(unittest.TestCase):
+        def start(self, workers=2, args=(), env=None, log_path=None):
+                self.dir = h.tempdir(self, "gcorn-ctl-")
+                self.sock = os.path.join(self.dir, "ctl")
+                srv = h.Server("routes:app", args=["-w", str(workers), "--control-socket", self.sock] + list(args),
+                               env=env, log_path=log_path)
+                self.addCleanup(srv.stop)
+                return srv
+
+        def ctl(self, *args, json_out=False, check=True, sock=None, user=None):
+                argv = [h.GCORN, "ctl", "--socket", sock or self.sock]
+                if json_out:
+                        argv.append("--json")
+                argv += list(args)
+                if user:
+                        argv = ["setpriv", "--reuid", str(user), "--regid", str(user), "--clear-groups"] + argv
+                p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+                if check:
+                        self.assertEqual(p.returncode, 0, "%s: %s%s" % (args, p.stdout, p.stderr))
+                if json_out and p.stdout:
+                        return json.loads(p.stdout)
+                return p
+
+        def raw(self, data):
+                """Sends bytes to the control socket and returns the answer line."""
+                with socket.socket(socket.AF_UNIX) as s:
+                        s.settimeout(10)
+                        s.connect(self.sock)
+                        try:
+                                s.sendall(data)
+                        except (BrokenPipeError, ConnectionResetError):
+                                pass
+                        return json.loads(h.recv_all(s).split(b"\n")[0])
+
+        def live_workers(self):
+                st = self.ctl("status", json_out=True)["data"]
+                return [w for w in st["workers"] if w["state"] not in ("stopping", "retiring")]
+
+
+class TestCtl(CtlTest):
+        def test_socket_is_owners_only(self):
+                self.start(workers=1)
+                st = os.stat(self.sock)
+                self.assertTrue(stat.S_ISSOCK(st.st_mode))
+                self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+                self.assertEqual(st.st_uid, os.geteuid())
+
+        def test_status_shows_request_in_flight(self):
+                srv = self.start(workers=2)
+                t = threading.Thread(target=srv.get, args=("/slow?s=3",))
+                t.start()
+                self.addCleanup(t.join)
+
+                def busy():
+                        st = self.ctl("status", json_out=True)["data"]
+                        return [w for w in st["workers"] if w["in_flight"]] and st
+                st = h.wait_until(busy, 10)
+                self.assertTrue(st, "no request in flight")
+                self.assertEqual(st["pid"], srv.pid)
+                self.assertEqual(st["generation"], 1)
+                self.assertIn("http://%s:%d" % (srv.host, srv.port), st["listeners"])
+                self.assertRegex(st["settings_digest"], r"^[0-9a-f]{16}$")
+                self.assertEqual(len(st["workers"]), 2)
+                busy_w = [w for w in st["workers"] if w["in_flight"]][0]
+                req = busy_w["in_flight"][0]
+                self.assertEqual(busy_w["state"], "busy")
+                self.assertEqual((req["method"], req["path"], req["remote_addr"]), ("GET", "/slow?s=3", "127.0.0.1"))
+                self.assertGreaterEqual(req["age"], 0)
+                for w in st["workers"]:
+                        self.assertGreater(w["rss"], 0)
+                        self.assertIn(w["pid"], srv.worker_pids())
+                # The human table says the same.
+                text = self.ctl("workers").stdout
+                self.assertIn("GET /slow?s=3 from 127.0.0.1", text)
+                text = self.ctl("status").stdout
+                self.assertIn("master pid %d" % srv.pid, text)
+                # --pid finds the socket of that master.
+                p = subprocess.run([h.GCORN, "ctl", "--pid", str(srv.pid), "--json", "workers"], capture_output=True,
+                                   text=True, timeout=30)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertEqual(len(json.loads(p.stdout)["data"]["workers"]), 2)
+
+        def test_scale(self):
+                self.start(workers=2)
+                for arg, want in (("4", 4), ("-1", 3), ("+1", 4), ("1", 1)):
+                        ans = self.ctl("scale", arg, json_out=True)
+                        self.assertEqual(ans["data"]["workers"], want)
+                        got = h.wait_until(lambda: len(self.live_workers()) == want and
+                                           all(w["state"] == "idle" for w in self.live_workers()), 20)
+                        self.assertTrue(got, "scale %s: %s" % (arg, self.live_workers()))
+                for bad in ("0", "-5", "x", "+"):
+                        p = self.ctl("scale", bad, check=False)
+                        self.assertEqual(p.returncode, 1)
+                        self.assertIn("scale", p.stderr)
+
+        def test_reload_under_load(self):
+                srv = self.start(workers=2)
+                before = {w["pid"] for w in self.live_workers()}
+                failures, done = [], [0]
+                stop = threading.Event()
+
+                def load():
+                        while not stop.is_set():
+                                try:
+                                        r = srv.get("/")
+                                        if r.status != 200:
+                                                failures.append(r.status)
+                                        done[0] += 1
+                                except Exception as e:  # noqa: BLE001
+                                        failures.append(repr(e))
+                threads = [threading.Thread(target=load) for _ in range(2)]
+                for t in threads:
+                        t.start()
+                try:
+                        h.wait_until(lambda: done[0] >= 20, 10)
+                        ans = self.ctl("reload", json_out=True)
+                        self.assertEqual(ans["data"]["generation"], 2)
+                        # Answered once the new generation serves: its workers are up now.
+                        st = self.ctl("status", json_out=True)["data"]
+                        self.assertEqual(st["generation"], 2)
+                        new = [w for w in st["workers"] if w["generation"] == 2]
+                        self.assertEqual(len(new), 2)
+                        self.assertTrue(all(w["state"] in ("idle", "busy") for w in new), new)
+                        n = done[0]
+                        h.wait_until(lambda: done[0] >= n + 20, 10)
+                finally:
+                        stop.set()
+                        for t in threads:
+                                t.join()
+                self.assertEqual(failures, [])
+                self.assertTrue(h.wait_until(lambda: not before & {w["pid"] for w in self.ctl(
+                        "status", json_out=True)["data"]["workers"]}, 20))
+
+        def test_kill_replaces_worker(self):
+                srv = self.start(workers=2)
+                victim = self.live_workers()[0]["pid"]
+                ans = self.ctl("kill", str(victim), json_out=True)
+                self.assertEqual(ans["data"]["pid"], victim)
+                srv.wait_log(r"Worker exiting \(pid: %d\)" % victim)
+                ok = h.wait_until(lambda: len(self.live_workers()) == 2 and
+                                  victim not in {w["pid"] for w in self.live_workers()}, 20)
+                self.assertTrue(ok)
+                p = self.ctl("kill", "1", check=False)
+                self.assertEqual(p.returncode, 1)
+                self.assertIn("PID of one of the workers", p.stderr)
+                self.assertEqual(srv.get("/").status, 200)
+
+        def test_reopen_logs(self):
+                d = h.tempdir(self, "gcorn-ctl-log-")
+                log = os.path.join(d, "error.log")
+                srv = self.start(workers=1, args=["--error-logfile", log], log_path=log)
+                os.rename(log, log + ".1")
+                self.ctl("reopen-logs")
+                self.assertTrue(h.wait_until(lambda: os.path.exists(log), 10))
+                self.assertTrue(h.wait_until(lambda: "Handling signal: usr1" in read_text(log), 10))
+                self.assertEqual(srv.get("/").status, 200)
+
+        def test_stop(self):
+                srv = self.start(workers=2)
+                t = threading.Thread(target=lambda: self.__dict__.setdefault("slow", srv.get("/slow?s=1")))
+                t.start()
+                h.wait_until(lambda: any(w["in_flight"] for w in self.live_workers()), 10)
+                self.ctl("stop")
+                t.join()
+                self.assertEqual(self.slow.status, 200)
+                self.assertEqual(srv.wait_exit(20), 0)
+                self.assertFalse(os.path.exists(self.sock))
+
+        def test_other_user_refused(self):
+                # A mode that lets anyone reach the socket (0o666): the peer check alone must keep
+                # others out.
+                srv = self.start(workers=1, args=["--control-socket-mode", "438"])
+                self.assertEqual(stat.S_IMODE(os.stat(self.sock).st_mode), 0o666)
+                os.chmod(self.dir, 0o711)
+                p = self.ctl("scale", "3", check=False, user=65534)
+                self.assertEqual(p.returncode, 1)
+                self.assertIn("permission denied", p.stderr)
+                srv.wait_log(r"Control socket: refused pid \d+ of uid %d" % 65534)
+                st = self.ctl("status", json_out=True)["data"]
+                self.assertEqual(st["target_workers"], 1)
+
+        def test_bad_commands(self):
+                srv = self.start(workers=1)
+                for data, why in ((b"garbage\n", "malformed"), (b"[1, 2]\n", "malformed"),
+                                  (b'{"command": "status"\n', "malformed"),
+                                  (b'{"args": []}\n', "no \\\"command\\\""),
+                                  (b'{"command": "nope"}\n', "unknown command"),
+                                  (b'{"command": "scale", "args": [{"a": 1}]}\n', "malformed"),
+                                  (b"[" * 100 + b"]" * 100 + b"\n", "malformed")):
+                        ans = self.raw(data)
+                        self.assertFalse(ans["ok"], data)
+                        self.assertIn(why.replace("\\", ""), ans["error"], data)
+                ans = self.raw(b"x" * (70 * 1024))
+                self.assertFalse(ans["ok"])
+                self.assertIn("too long", ans["error"])
+                # A client that connects and says nothing does not hold up the master.
+                idle = socket.socket(socket.AF_UNIX)
+                idle.connect(self.sock)
+                self.addCleanup(idle.close)
+                self.assertEqual(srv.get("/").status, 200)
+                self.assertEqual(self.ctl("status", json_out=True)["data"]["target_workers"], 1)
+                self.assertTrue(srv.alive())
+
+
+class TestCtlSocketPlace(unittest.TestCase):
+        def test_no_control_socket(self):
+                d = h.tempdir(self, "gcorn-ctl-")
+                srv = h.Server("routes:app", args=["-w", "1", "--no-control-socket"],
+                               env={"RUNTIME_DIRECTORY": d, "HOME": d})
+                self.addCleanup(srv.stop)
+                self.assertEqual(os.listdir(d), [])
+                self.assertNotIn("Control socket", srv.log())
+
+        def test_default_places(self):
+                d = h.tempdir(self, "gcorn-ctl-")
+                for env, path in (({"RUNTIME_DIRECTORY": os.path.join(d, "run")}, os.path.join(d, "run", "ctl")),
+                                  ({"XDG_RUNTIME_DIR": d}, os.path.join(d, "gunicorn.ctl")),
+                                  ({"HOME": d}, os.path.join(d, ".gunicorn", "gunicorn.ctl"))):
+                        if "RUNTIME_DIRECTORY" in env:
+                                os.mkdir(env["RUNTIME_DIRECTORY"])
+                        full = {"RUNTIME_DIRECTORY": "", "XDG_RUNTIME_DIR": "", "HOME": ""}
+                        full.update(env)
+                        srv = h.Server("routes:app", args=["-w", "1"], env=full)
+                        try:
+                                self.assertIn("Control socket at: %s" % path, srv.log())
+                                p = subprocess.run([h.GCORN, "ctl", "--socket", path, "--json", "status"],
+                                                   capture_output=True, text=True, timeout=30)
+                                self.assertEqual(json.loads(p.stdout)["data"]["pid"], srv.pid)
+                                # A second server on the same default place leaves the first its socket.
+                                other = h.Server("routes:app", args=["-w", "1"], env=full)
+                                try:
+                                        self.assertIn("in use by another server", other.log())
+                                        p = subprocess.run([h.GCORN, "ctl", "--socket", path, "--json", "status"],
+                                                           capture_output=True, text=True, timeout=30)
+                                        self.assertEqual(json.loads(p.stdout)["data"]["pid"], srv.pid)
+                                finally:
+                                        other.stop()
+                        finally:
+                                srv.stop()
+                        self.assertFalse(os.path.exists(path))
+
+
+if __name__ == "__main__":
+        h.main()

@@ -1,0 +1,117 @@
+"""StatsD: the packets gcorn sends for some requests, captured on a loopback UDP socket, carry
+the names and formats Gunicorn sends for the same requests."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gcorn_harness as h  # noqa: E402
+
+# The same requests against each server.
+REQUESTS = (("GET", "/"), ("GET", "/status?code=404"), ("POST", "/echo"), ("GET", "/status?code=503"), ("GET", "/"))
+
+
+def normalize(packet):
+        """A duration's value is the time it took: only its shape is compared."""
+        return re.sub(r"duration:[0-9]+(\.[0-9]+)?\|ms", "duration:N|ms", packet)
+
+
+class TestStatsd(unittest.TestCase):
+        def capture(self, argv_for, extra):
+                """Runs a server with statsd pointed at a fresh UDP socket; returns the request packets."""
+                udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self.addCleanup(udp.close)
+                udp.bind(("127.0.0.1", 0))
+                args = ["-w", "1", "--statsd-host", "127.0.0.1:%d" % udp.getsockname()[1]] + extra
+                srv = argv_for(args)
+                try:
+                        for method, path in REQUESTS:
+                                srv.get(path, method=method, body=b"x" if method == "POST" else b"")
+                        packets = []
+                        udp.settimeout(2)
+                        want = 3 * len(REQUESTS)
+                        deadline = time.monotonic() + 10
+                        while sum("gunicorn.request" in p for p in packets) < want and time.monotonic() < deadline:
+                                try:
+                                        packets.append(udp.recv(4096).decode())
+                                except socket.timeout:
+                                        break
+                finally:
+                        srv.stop()
+                return [normalize(p) for p in packets if "gunicorn.request" in p], packets
+
+        def gcorn(self, args):
+                return h.Server("routes:app", args=["--no-control-socket"] + args)
+
+        def test_same_packets_as_gunicorn(self):
+                # A one-letter prefix gets no dot in Gunicorn either.
+                for extra in ([], ["--statsd-prefix", "myapp"], ["--statsd-prefix", "a"],
+                              ["--statsd-prefix", "myapp..", "--dogstatsd-tags", "env:test,team:web"]):
+                        ours, raw = self.capture(self.gcorn, extra)
+                        theirs, _ = self.capture(lambda a: GunicornServer(a), extra)
+                        self.assertEqual(len(theirs), 3 * len(REQUESTS), theirs)
+                        self.assertEqual(ours, theirs, extra)
+                        prefix = {"myapp": "myapp.", "a": "a", "myapp..": "myapp."}[extra[1]] if extra else ""
+                        self.assertIn(prefix + "gunicorn.request.status.503:1|c|@1.0", "\n".join(raw))
+
+        def test_workers_gauge_and_log_counter(self):
+                udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self.addCleanup(udp.close)
+                udp.bind(("127.0.0.1", 0))
+                srv = h.Server("routes:app", args=["-w", "2", "--no-control-socket", "--statsd-host",
+                                                   "127.0.0.1:%d" % udp.getsockname()[1], "--statsd-prefix", "pp"])
+                self.addCleanup(srv.stop)
+                # A worker killed from outside: the master logs an error.
+                os.kill(srv.worker_pids()[0], 9)
+                srv.wait_log(r"was sent SIGKILL")
+                packets = []
+                udp.settimeout(1)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and not ("pp.gunicorn.workers:2|g" in packets and
+                                                             "pp.gunicorn.log.error:1|c|@1.0" in packets):
+                        try:
+                                packets.append(udp.recv(4096).decode())
+                        except socket.timeout:
+                                pass
+                self.assertIn("pp.gunicorn.workers:2|g", packets)
+                self.assertIn("pp.gunicorn.log.error:1|c|@1.0", packets)
+
+        def test_no_server_listening_loses_nothing_else(self):
+                # Nothing listens there: every send fails, and the requests are answered all the same.
+                udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                udp.bind(("127.0.0.1", 0))
+                port = udp.getsockname()[1]
+                udp.close()
+                srv = h.Server("routes:app", args=["-w", "1", "--no-control-socket", "--statsd-host",
+                                                   "127.0.0.1:%d" % port])
+                self.addCleanup(srv.stop)
+                for _ in range(20):
+                        self.assertEqual(srv.get("/").status, 200)
+
+        def test_bad_host(self):
+                for bad in ("a:b:c", "host:99999", "[::1"):
+                        p = subprocess.run([h.GCORN, "--statsd-host", bad, "routes:app"], capture_output=True,
+                                           text=True, timeout=30, cwd=h.APPS)
+                        self.assertEqual(p.returncode, 2, bad)
+                        self.assertIn("statsd-host", p.stderr)
+
+
+class GunicornServer(h.Server):
+        """Debian's Gunicorn on the same app, for the reference packets."""
+
+        def __init__(self, args):
+                global_gcorn = h.GCORN
+                try:
+                        h.GCORN = "/usr/bin/gunicorn"
+                        super().__init__("routes:app", args=args)
+                finally:
+                        h.GCORN = global_gcorn
+
+
+if __name__ == "__main__":
+        h.main()
