@@ -331,6 +331,26 @@ class FoldingAllowed(h.SharedServerTestCase):
                 self.assertEqual(r.json()["headers"]["HTTP_X_A"], "one two")
 
 
+class UnconventionalMethods(h.SharedServerTestCase):
+        """RFC 9112 3.1 with --permit-unconventional-http-method."""
+        APP = "rfc9112_app:app"
+        ARGS = ["--permit-unconventional-http-method"]
+
+        def test_3_1_method_never_empty(self):
+                # RFC 9112 3.1 and RFC 9110 9.1: method = token, at least one tchar. The
+                # switch lets any token through (lower case, any length), never an empty one
+                # (Gunicorn refuses it too): " / HTTP/1.1" has no method.
+                raw = self.srv.raw(b" / HTTP/1.1\r\n" + HOST + b"\r\n")
+                rs = h.parse_responses(raw)
+                self.assertEqual([r.status for r in rs], [400], raw[:300])
+                c = self.srv.client()
+                self.addCleanup(c.close)
+                c.send(b"get / HTTP/1.1\r\n" + HOST + b"\r\n")
+                r = c.read_response()
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json()["method"], "get")
+
+
 class Body(Rfc9112Case):
         """RFC 9112 6 and 7: message body framing and transfer codings."""
 
