@@ -22,12 +22,9 @@ Section 3.3 has no requirement on a server that, like gcorn, leaves reconstructi
 URI to the app (from the environ's scheme, host and path).
 """
 
-import json
 import os
-import re
 import socket
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gcorn_harness as h  # noqa: E402
