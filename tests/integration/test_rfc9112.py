@@ -770,7 +770,8 @@ class Semantics(Rfc9112Case):
 
         def test_9110_10_1_1_expect_http10_ignored(self):
                 # RFC 9110 10.1.1: "A server that receives a 100-continue expectation in an
-                # HTTP/1.0 request MUST ignore that expectation": no 100 (Continue).
+                # HTTP/1.0 request MUST ignore that expectation": no 100 (Continue). RFC 9110
+                # 15.2: "A server MUST NOT send a 1xx response to an HTTP/1.0 client."
                 with self.srv.connect() as s:
                         s.sendall(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok")
                         raw = h.recv_all(s)
