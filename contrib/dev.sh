@@ -8,7 +8,7 @@ cd "$top"
 
 # Build and test dependencies, all from Debian.
 BUILD_PKGS=(meson ninja-build pkg-config gcc libsystemd-dev python3-dev)
-TEST_PKGS=(check curl wrk nginx-light libnginx-mod-stream python3-requests python3-flask python3-django gunicorn strace groff-base systemd iproute2 util-linux python3-prometheus-client)
+TEST_PKGS=(check curl wrk nginx-light libnginx-mod-stream python3-requests python3-flask python3-django gunicorn strace groff-base systemd iproute2 util-linux python3-prometheus-client clang libclang-rt-14-dev)
 
 install_missing() {
         local missing=()
@@ -82,6 +82,24 @@ test)
         LSAN_OPTIONS=suppressions=$top/tests/lsan.supp:print_suppressions=0 \
         PYTHONMALLOC=malloc \
                 run_suite build-asan || rc=1
+        # The fuzz targets (contrib/fuzz), once per run: 30 s each, one pass per target.
+        fuzz_targets=(http proxyproto environ response settings)
+        if CC=clang setup build-fuzz -Dfuzz=true -Dtests=false -Dwerror=true \
+                -Db_sanitize=address,undefined -Db_lundef=false; then
+                for t in "${fuzz_targets[@]}"; do
+                        if contrib/fuzz/run.sh build-fuzz "$t" -max_total_time=30 > "build-fuzz/fuzz-$t.log" 2>&1; then
+                                echo "dev.sh: fuzz_$t: OK ($(grep -o 'Done [0-9]* runs' "build-fuzz/fuzz-$t.log"))"
+                                passed=$((passed + 1))
+                        else
+                                tail -n 60 "build-fuzz/fuzz-$t.log" >&2
+                                echo "dev.sh: fuzz_$t: FAIL (build-fuzz/fuzz-$t.log)"
+                                failed=$((failed + 1)); rc=1
+                        fi
+                done
+        else
+                echo "dev.sh: the fuzz build failed"
+                failed=$((failed + ${#fuzz_targets[@]})); rc=1
+        fi
         echo "$passed passed, $failed failed, $skipped skipped"
         exit $rc
         ;;

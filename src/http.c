@@ -308,9 +308,10 @@ static int parse_request_line(HttpParser *p, size_t line_len) {
         v = sp2 + 1;
         version_len = line_len - (size_t) (v - line);
 
-        /* Gunicorn: an RFC 9110 token; by convention also 3 to 20 bytes without lower-case
-         * letters or '#', unless permit_unconventional_http_method */
-        if ((method_len < 3 || method_len > 20) && !p->permit_unconventional_http_method)
+        /* Gunicorn: an RFC 9110 token (so never empty, even with
+         * permit_unconventional_http_method); by convention also 3 to 20 bytes without
+         * lower-case letters or '#', unless permit_unconventional_http_method */
+        if (method_len == 0 || ((method_len < 3 || method_len > 20) && !p->permit_unconventional_http_method))
                 return bad_request(p, "Invalid request method");
         for (size_t i = 0; i < method_len; i++) {
                 char c = line[i];
