@@ -550,12 +550,24 @@ static int check_worker_class(const char *value, char **ret_value, char *reason,
         return -EINVAL;
 }
 
-static int check_protocol(const char *value, char **ret_value, char *reason, size_t reason_size) {
-        (void) ret_value;
-        if (strcmp(value, "http") == 0 || strcmp(value, "uwsgi") == 0)
-                return 0;
-        snprintf(reason, reason_size, "choose from http, uwsgi");
+/* value is one of choices (NULL-terminated); else the reason lists them. */
+static int check_choice(const char *value, const char *const *choices, char *reason, size_t reason_size) {
+        size_t n;
+
+        for (const char *const *c = choices; *c; c++)
+                if (strcmp(value, *c) == 0)
+                        return 0;
+        n = (size_t) snprintf(reason, reason_size, "choose from");
+        for (const char *const *c = choices; *c && n < reason_size; c++)
+                n += (size_t) snprintf(reason + n, reason_size - n, "%s %s", c == choices ? "" : ",", *c);
         return -EINVAL;
+}
+
+static int check_protocol(const char *value, char **ret_value, char *reason, size_t reason_size) {
+        static const char *const choices[] = { "http", "uwsgi", NULL };
+
+        (void) ret_value;
+        return check_choice(value, choices, reason, reason_size);
 }
 
 static int check_loglevel(const char *value, char **ret_value, char *reason, size_t reason_size) {
@@ -576,12 +588,10 @@ static int check_loglevel(const char *value, char **ret_value, char *reason, siz
 }
 
 static int check_log_target(const char *value, char **ret_value, char *reason, size_t reason_size) {
+        static const char *const choices[] = { "auto", "journal", "stderr", NULL };
+
         (void) ret_value;
-        if (strcmp(value, "auto") != 0 && strcmp(value, "journal") != 0 && strcmp(value, "stderr") != 0) {
-                snprintf(reason, reason_size, "choose from auto, journal, stderr");
-                return -EINVAL;
-        }
-        return 0;
+        return check_choice(value, choices, reason, reason_size);
 }
 
 /* Gunicorn lower-cases and strips the value before it compares. */
@@ -649,12 +659,10 @@ static int check_not_empty(const char *value, char **ret_value, char *reason, si
 }
 
 static int check_reload_engine(const char *value, char **ret_value, char *reason, size_t reason_size) {
+        static const char *const choices[] = { "auto", "inotify", "poll", NULL };
+
         (void) ret_value;
-        if (strcmp(value, "auto") != 0 && strcmp(value, "inotify") != 0 && strcmp(value, "poll") != 0) {
-                snprintf(reason, reason_size, "choose from auto, inotify, poll");
-                return -EINVAL;
-        }
-        return 0;
+        return check_choice(value, choices, reason, reason_size);
 }
 
 static int check_file_exists(const char *value, char **ret_value, char *reason, size_t reason_size) {
