@@ -1148,11 +1148,18 @@ static int feed_chunked(HttpParser *p, const char *data, size_t len, size_t *ret
                         continue;
                 }
                 r = chunk_framing_byte(p, data[i++]);
-                if (r < 0)
+                /* Data decoded before the fault goes out first, as it would have had the
+                 * bytes come in smaller pieces; the parser stays failed, so the next call
+                 * reports the error. */
+                if (r < 0 && o == 0)
                         return r;
+                if (r < 0)
+                        break;
         }
         *ret_consumed = i;
         *ret_out_len = o;
+        if (p->phase == PHASE_ERROR)
+                return 0;
         if (p->chunk_state != CHUNK_DONE)
                 return 0;
         p->phase = PHASE_DONE;

@@ -67,7 +67,9 @@ const Request *http_parser_request(const HttpParser *p);
  * what it can decode into out_cap bytes and never consumes bytes past the end of the message.
  * Returns 0 when more input is needed (or out is full), 1 when the message is complete (all
  * of the body has been handed out), or a negative errno on a malformed body (-EBADMSG) or a
- * body over the limit (-EFBIG); the error status as above. */
+ * body over the limit (-EFBIG); the error status as above. Body bytes decoded before a fault
+ * in the same call are handed out first (return 0), and the next call reports the fault, so
+ * what comes out does not depend on how the bytes were split. */
 int http_parser_feed_body(HttpParser *p, const char *data, size_t len, size_t *ret_consumed,
                           char *out, size_t out_cap, size_t *ret_out_len);
 
