@@ -63,6 +63,27 @@ def parse_body(body):
         return m.group(1), int(m.group(2))
 
 
+def listening(srv, pid):
+        """Whether the worker pid has the TCP listener of srv in its epoll set (from /proc)."""
+        inode = None
+        with open("/proc/net/tcp") as f:
+                for line in f.readlines()[1:]:
+                        fields = line.split()
+                        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == srv.port:
+                                inode = fields[9]
+        try:
+                fds = {fd: os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)}
+                listener = [fd for fd, target in fds.items() if target == "socket:[%s]" % inode]
+                for fd, target in fds.items():
+                        if target == "anon_inode:[eventpoll]":
+                                with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                                        if any(l.split()[:2] == ["tfd:", n] for l in f for n in listener):
+                                                return True
+        except OSError:
+                pass
+        return False
+
+
 def http_get(srv, path="/", timeout=10.0):
         """One GET on a new connection: (status, version, pid)."""
         c = http.client.HTTPConnection(srv.host, srv.port, timeout=timeout)
@@ -386,6 +407,10 @@ class ArbiterTest(h.ServerTestCase):
                 # for their whole life. Each worker must end up with its share.
                 srv = self.start_app(["-w", "2", "--keep-alive", "60"])
                 workers = set(self.wait_ready(srv, 2))
+                # A worker imports the app a moment before it listens: wait until both have
+                # the listener in their epoll sets.
+                self.assertTrue(h.wait_until(lambda: all(listening(srv, pid) for pid in workers), 10),
+                                "the workers never listened")
                 conns, owner = [], {}
                 try:
                         for i in range(20):
