@@ -401,6 +401,12 @@ static void request_done(CtlRequest *q) {
                 free(q->args[i]);
 }
 
+/* The snapshot's "now" is read before the table: a request a worker begins while the
+ * answer is being built is stamped later than that, and is new rather than of negative age. */
+static double age_seconds(uint64_t now, uint64_t since) {
+        return now > since ? (double) (now - since) / 1000.0 : 0.0;
+}
+
 static const char *worker_state(const ControlWorker *w) {
         if (w->stopping)
                 return "stopping";
@@ -448,7 +454,7 @@ static void status_json(JsonBuf *b, const ControlState *st, uint64_t now) {
         json_string(b, GCORN_VERSION, strlen(GCORN_VERSION));
         json_printf(b, ",\"generation\":%u,\"target_workers\":%d,\"reloading\":%s,\"stopping\":%s,\"uptime\":%.3f",
                     st->generation, st->target, st->reloading ? "true" : "false", st->stopping ? "true" : "false",
-                    (double) (now - st->started_ms) / 1000.0);
+                    age_seconds(now, st->started_ms));
         json_append(b, ",\"listeners\":[", 14);
         for (size_t i = 0; i < st->n_listeners; i++) {
                 if (i)
@@ -477,7 +483,7 @@ static void status_json(JsonBuf *b, const ControlState *st, uint64_t now) {
                 json_printf(b, "%s{\"pid\":%d,\"generation\":%u,\"state\":\"%s\",\"age\":%.3f,\"requests\":%" PRIu64
                             ",\"rss\":%" PRIu64 ",\"connections\":%u,\"in_flight\":[",
                             i ? "," : "", (int) w->pid, w->generation, worker_state(w),
-                            (double) (now - w->spawned_ms) / 1000.0, heartbeat_load64(&s->requests), worker_rss(w->pid),
+                            age_seconds(now, w->spawned_ms), heartbeat_load64(&s->requests), worker_rss(w->pid),
                             heartbeat_load(&s->conns));
                 for (uint32_t j = 0; j < inflight; j++) {
                         const HeartbeatRequest *q = &s->requests_inflight[j];
@@ -489,7 +495,7 @@ static void status_json(JsonBuf *b, const ControlState *st, uint64_t now) {
                         json_string(b, q->path, strnlen(q->path, sizeof(q->path)));
                         json_append(b, ",\"remote_addr\":", 15);
                         json_string(b, q->remote, strnlen(q->remote, sizeof(q->remote)));
-                        json_printf(b, ",\"age\":%.3f}", (double) (int64_t) (now - start) / 1000.0);
+                        json_printf(b, ",\"age\":%.3f}", age_seconds(now, start));
                 }
                 json_printf(b, "],\"in_flight_more\":%u}", heartbeat_load(&s->inflight_more));
         }
@@ -504,7 +510,7 @@ static void workers_text(JsonBuf *t, const ControlState *st, uint64_t now) {
                 uint32_t inflight = MIN(heartbeat_load(&s->inflight), (uint32_t) HEARTBEAT_INFLIGHT_MAX);
 
                 json_printf(t, "%-8d %-4u %-9s %8.1fs %9" PRIu64 " %9.1fM ", (int) w->pid, w->generation,
-                            worker_state(w), (double) (now - w->spawned_ms) / 1000.0, heartbeat_load64(&s->requests),
+                            worker_state(w), age_seconds(now, w->spawned_ms), heartbeat_load64(&s->requests),
                             (double) worker_rss(w->pid) / (1024.0 * 1024.0));
                 if (inflight == 0)
                         json_append(t, " -\n", 3);
@@ -513,7 +519,7 @@ static void workers_text(JsonBuf *t, const ControlState *st, uint64_t now) {
 
                         json_printf(t, "%s %.16s %.200s from %.64s for %.1fs\n", j ? "                                                          " : "",
                                     q->method, q->path, q->remote[0] ? q->remote : "unix",
-                                    (double) (int64_t) (now - heartbeat_load64(&q->start_ms)) / 1000.0);
+                                    age_seconds(now, heartbeat_load64(&q->start_ms)));
                 }
                 if (heartbeat_load(&s->inflight_more))
                         json_printf(t, "%58s and %u more\n", "", heartbeat_load(&s->inflight_more));
@@ -523,7 +529,7 @@ static void workers_text(JsonBuf *t, const ControlState *st, uint64_t now) {
 static void status_text(JsonBuf *t, const ControlState *st, uint64_t now) {
         json_printf(t, "gcorn %s, master pid %d, generation %u%s, up %.0f s\n", GCORN_VERSION, (int) st->pid,
                     st->generation, st->stopping ? " (stopping)" : st->reloading ? " (reloading)" : "",
-                    (double) (now - st->started_ms) / 1000.0);
+                    age_seconds(now, st->started_ms));
         for (size_t i = 0; i < st->n_listeners; i++)
                 json_printf(t, "listening at %s\n", st->listeners[i].url);
         json_printf(t, "workers: %zu running, %d wanted\n\n", st->n_workers, st->target);
