@@ -715,5 +715,7 @@ int worker_run(const WorkerContext *ctx) {
         /* Graceful exits run atexit handlers and logging.shutdown(); a fast one does not. */
         if (!w.quit || w.retiring)
                 (void) python_finalize();
+        /* wsgi.errors text still waiting for the rest of its line would die with the process. */
+        log_errors_flush();
         return 0;
 }

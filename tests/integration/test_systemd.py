@@ -469,6 +469,14 @@ class Serving(BootedCase):
                 self.assertTrue(printed, "print() output is not in the journal")
                 self.assertEqual(printed[0].get("SYSLOG_IDENTIFIER"), "gcorn", printed[0])
 
+                # wsgi.errors text with no final newline still reaches the journal when its
+                # worker exits (here: replaced by a reload).
+                r = self.get("/partial?tag=t2")
+                self.assertEqual(r["status"], 200)
+                self.assertEqual(self.sd.systemctl("reload", self.U, timeout=30).returncode, 0)
+                partial = self.wait_journal(self.U, lambda e: "tapp-partial-marker t2" in e.get("MESSAGE", ""))
+                self.assertTrue(partial, "an unterminated wsgi.errors line was lost when its worker exited")
+
         def test_03_environ_hygiene(self):
                 self.assertCleanEnviron()
 

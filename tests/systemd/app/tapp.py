@@ -51,6 +51,10 @@ def app(environ, start_response):
                 environ["wsgi.errors"].flush()
                 log.log(getattr(logging, level, logging.ERROR), "tapp-logging-marker %s %s", level, tag)
                 return _reply(start_response, "200 OK", "logged\n")
+        if path == "/partial":
+                # A last line with no newline and no flush: held back for the rest of its line.
+                environ["wsgi.errors"].write("tapp-partial-marker %s" % q.get("tag", [""])[0])
+                return _reply(start_response, "200 OK", "written\n")
         if path == "/print":
                 print("tapp-print-marker %s" % q.get("tag", [""])[0])
                 sys.stdout.flush()
