@@ -319,6 +319,92 @@ class Standalone(ts.BootedCase):
                 self.assertServes(8000)
 
 
+class UpgradeThenRestart(ts.BootedCase):
+        """A binary upgrade under the standalone unit, then a restart: the upgraded image knows
+        its sockets are in the fd store, so its stop leaves the UNIX socket's file to the next
+        master, which takes both stored sockets back (the same inodes) with nothing refused."""
+
+        U = "gcorn-standalone@both.service"
+        PATH = "/run/gcorn/both/http.sock"
+
+        @classmethod
+        def setUpClass(cls):
+                ts.Stage, saved = FdStoreStage, ts.Stage
+                try:
+                        super().setUpClass()
+                finally:
+                        ts.Stage = saved
+
+        @classmethod
+        def configure(cls, stage):
+                stage.standalone("both", ["127.0.0.1:8200", "unix:" + cls.PATH])
+
+        def wait_active(self):
+                ok = h.wait_until(lambda: self.sd.show(self.U, "ActiveState", "SubState") ==
+                                  {"ActiveState": "active", "SubState": "running"}, 20, 0.1)
+                self.assertTrue(ok, self.sd.show(self.U, "ActiveState", "SubState", "Result"))
+
+        def sockets(self):
+                tcp, unix = listening_inodes(self.sd, 8200), unix_inodes(self.sd, self.PATH)
+                self.assertEqual((len(tcp), len(unix)), (1, 1), "listening: tcp %r, unix %r" % (tcp, unix))
+                return tcp.pop(), unix.pop()
+
+        def unix_get(self):
+                r = self.sd.run(ts.PYTHON, "-c", UNIX_GET, self.PATH)
+                self.assertEqual((r.returncode, r.stdout.strip()), (0, "HTTP/1.1 200 OK"), r.stderr)
+
+        def listening_lines(self, main):
+                """What the master said of its sockets since the upgrade: {url: origin}."""
+                out, upgraded = {}, False
+                for e in self.journal_unit(self.U, "_PID=%d" % main):
+                        msg = e.get("MESSAGE", "")
+                        upgraded = upgraded or msg.startswith("Upgraded in place")
+                        m = re.match(r"Listening at: (\S+)(.*) \(%d\)$" % main, msg)
+                        if upgraded and m:
+                                out[m.group(1)] = m.group(2)
+                return out
+
+        def test_upgrade_then_restart(self):
+                r = self.sd.systemctl("start", self.U, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.wait_active()
+                self.assertEqual(self.sd.prop(self.U, "NFileDescriptorStore"), "2")
+                before = self.sockets()
+                main = self.main_pid(self.U)
+                load = self.start_load(port=8200, threads=LOAD_THREADS)
+                time.sleep(0.3)
+                r = self.sd.systemctl("kill", "--kill-whom=main", "-s", "USR2", self.U)
+                if r.returncode != 0 and "kill-whom" in r.stderr:
+                        r = self.sd.systemctl("kill", "--kill-who=main", "-s", "USR2", self.U)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                done = self.wait_journal(self.U, lambda e: "Upgrade complete" in e.get("MESSAGE", ""), timeout=60)
+                self.assertTrue(done, "the upgrade did not complete")
+                self.assertEqual(self.main_pid(self.U), main)
+                # The upgraded image knows both sockets are stored, and systemd still holds them.
+                lines = self.listening_lines(main)
+                self.assertRegex(lines.get("http://127.0.0.1:8200", ""), r'^ \(stored as "gcorn-\d+"\)$', lines)
+                self.assertRegex(lines.get("unix:" + self.PATH, ""), r'^ \(stored as "gcorn-\d+"\)$', lines)
+                self.assertEqual(self.sd.prop(self.U, "NFileDescriptorStore"), "2")
+                self.assertEqual(self.sockets(), before)
+                self.unix_get()
+                # The restart stops the upgraded image: both sockets, file included, go on to
+                # the next master.
+                r = self.sd.systemctl("restart", self.U, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.wait_active()
+                time.sleep(0.3)
+                res = self.stop_load(load)
+                print("\n[fdstore] upgrade then restart of %s under load: %d requests, errors %r, worst latency %.3fs"
+                      % (self.U, res["requests"], res["errors"], res["max_latency"]), file=sys.stderr)
+                self.assertNotEqual(self.main_pid(self.U), main)
+                self.assertEqual(self.sockets(), before, "the restarted master listens on other sockets")
+                self.assertEqual(self.sd.prop(self.U, "NFileDescriptorStore"), "2")
+                self.unix_get()
+                self.assertLoadClean(res, minimum=20)
+                text = self.sd.journal_text("-u", self.U)
+                self.assertNotIn("Dropping the socket stored", text)
+
+
 class SocketUnitRestarts(ts.BootedCase):
         """gcorn@.socket + gcorn@.service: the listener is the socket unit's, never stored."""
 
