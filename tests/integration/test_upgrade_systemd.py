@@ -1,8 +1,11 @@
 """Binary upgrade in place under a real systemd (the private systemd 252 of
-tests/systemd/sdboot.py, as in test_systemd.py): USR2 sent with `systemctl kill
---kill-whom=main` re-executes the master under the same MainPID, with no failed request
-under load; STATUS= and the journal name the upgrade; a stop afterwards still lets an
-in-flight request finish and ends with Result=success."""
+tests/systemd/sdboot.py, as in test_systemd.py): five upgrades under load, each to another
+build installed in place of the running one, by `systemctl kill --kill-whom=main -s USR2`
+or `gcorn --upgrade MAINPID` run by root, re-execute the master under the same MainPID with
+no failed request; STATUS= and the journal name the version that serves; a build that
+cannot start is refused while the running one serves on; a stop afterwards still lets an
+in-flight request finish and ends with Result=success; a new image that dies after the exec
+is started again by systemd while the socket unit keeps the socket."""
 
 import os
 import re
@@ -15,6 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gcorn_harness as h  # noqa: E402
 import test_systemd as ts  # noqa: E402
+from netclient import worst_during  # noqa: E402  (tests/systemd, on the path test_systemd set)
 
 SWAP_INSIDE = "/run/gcorn-swap"
 ASAN = "ASAN_OPTIONS" in os.environ or ts.asan_build()
@@ -107,7 +111,7 @@ class UpgradeUnderSystemd(ts.BootedCase):
                 self.assertGreater(main, 0)
                 load = self.start_load(threads=2 if ASAN else 4)
                 time.sleep(0.5)
-                took = []
+                took, windows = [], []
                 try:
                         for i in range(1, UPGRADES + 1):
                                 before = self.children(main)
@@ -137,15 +141,37 @@ class UpgradeUnderSystemd(ts.BootedCase):
                                 fresh = h.wait_until(lambda: (lambda c: c if len(c) == 2 and not (c & before) else None)(
                                         self.children(main)), 20, 0.05)
                                 took.append(time.monotonic() - t0)
+                                windows.append((t0, time.monotonic()))
                                 self.assertTrue(fresh, "upgrade %d: workers %r did not all change (were %r)"
                                                 % (i, self.children(main), before))
                                 self.assertEqual(self.main_pid(self.U), main, "MainPID changed on the upgrade")
                                 self.assertEqual(self.sd.prop(self.U, "ActiveState"), "active")
+                        # A build that cannot start: refused after its --check-config, and the
+                        # running image keeps serving, the same workers.
+                        before = self.children(main)
+                        new = os.path.join(self.swap, "demo", "gcorn.new")
+                        with open(new, "w") as f:
+                                f.write("#!/bin/sh\necho 'this build is broken' >&2\nexit 1\n")
+                        os.chmod(new, 0o755)
+                        os.replace(new, os.path.join(self.swap, "demo", "gcorn"))
+                        r = self.sd.run("%s/%s" % (ts.BUILD_INSIDE, os.path.basename(ts.GCORN)), "--upgrade", str(main),
+                                        timeout=90)
+                        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                        self.assertIn("Upgrade failed", r.stderr)
+                        refused = self.wait_journal(self.U, lambda e: "Upgrade refused: %s/demo/gcorn --check-config "
+                                                    "exited with 1: this build is broken" % SWAP_INSIDE
+                                                    in e.get("MESSAGE", ""))
+                        self.assertTrue(refused, "no 'Upgrade refused' in the journal")
+                        time.sleep(0.3)
+                        self.assertEqual(self.children(main), before, "the workers changed")
+                        self.assertEqual(self.main_pid(self.U), main)
+                        self.install_file(self.builds[-1][1], "demo")
                 finally:
                         res = self.stop_load(load)
-                print("\n[upgrade] %d upgrades under load: %d requests, errors %r, worst latency %.3fs, each took %s"
-                      % (UPGRADES, res["requests"], res["errors"], res["max_latency"],
-                         " ".join("%.2fs" % t for t in took)), file=sys.stderr)
+                print("\n[upgrade] %d upgrades under load: %d requests, errors %r; each took %s, worst latency "
+                      "during each: %s" % (UPGRADES, res["requests"], res["errors"], " ".join("%.2fs" % t for t in took),
+                                           " ".join("%.3fs" % worst_during(res, a, b) for a, b in windows)),
+                      file=sys.stderr)
                 self.assertLoadClean(res)
                 journal = self.sd.journal_text("-u", self.U)
                 # Each upgrade executed the build installed for it, and that build serves.
