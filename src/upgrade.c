@@ -2,10 +2,10 @@
  * the execve() with the sockets at fds 3…. */
 #include <fcntl.h>
 #include <limits.h>
-#include <stddef.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
