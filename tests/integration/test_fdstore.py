@@ -109,7 +109,7 @@ def report_switches(res, what, n, unit, windows):
         """Prints the load's outcome and the worst latency seen during each switch."""
         print("\n[fdstore] %s (%d) of %s under load: %d requests, errors %r; worst latency during each: %s"
               % (what, n, unit, res["requests"], res["errors"],
-                 " ".join("%.3fs" % worst_during(res, a, b) for a, b in windows)), file=sys.stderr)
+                 " ".join(worst_during(res, a, b) for a, b in windows)), file=sys.stderr)
 
 
 class StaticStandaloneUnit(unittest.TestCase):

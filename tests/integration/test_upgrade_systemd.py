@@ -170,7 +170,7 @@ class UpgradeUnderSystemd(ts.BootedCase):
                         res = self.stop_load(load)
                 print("\n[upgrade] %d upgrades under load: %d requests, errors %r; each took %s, worst latency "
                       "during each: %s" % (UPGRADES, res["requests"], res["errors"], " ".join("%.2fs" % t for t in took),
-                                           " ".join("%.3fs" % worst_during(res, a, b) for a, b in windows)),
+                                           " ".join(worst_during(res, a, b) for a, b in windows)),
                       file=sys.stderr)
                 self.assertLoadClean(res)
                 journal = self.sd.journal_text("-u", self.U)
