@@ -54,10 +54,11 @@ class UpgradeUnderSystemd(ts.BootedCase):
                                "/etc/gcorn/%%i.conf.py --name %%i\n" % SWAP_INSIDE)
                 stage.instance("crash", port=8001, service_dropin="ExecStart=\nExecStart=%s/crash/gcorn --config "
                                "/etc/gcorn/%%i.conf.py --name %%i\n" % SWAP_INSIDE)
-                # The builds the upgrades install one after the other: the build itself, then
-                # copies that call themselves by other versions (the version string, of the
-                # same length, patched into the copy), so that each upgrade executes another
-                # file than the one before, and the log and STATUS= say which one serves.
+                # The builds the upgrades install one after the other: copies that call
+                # themselves by other versions (the version string, of the same length, patched
+                # into the copy), the build itself last, so that each upgrade executes another
+                # file than the one before, and the log and STATUS= say which one serves. The
+                # service starts from the first.
                 cls.version = version_of(ts.GCORN)
                 with open(ts.GCORN, "rb") as f:
                         data = f.read()
