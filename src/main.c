@@ -364,7 +364,11 @@ static int run(void) {
                 r = python_load_app(s.wsgi_app, &app, &error);
                 if (r < 0) {
                         notify_failure(r, error ? error : "the application could not be loaded");
-                        status = fail(3, error ? error : "Failed to load the application.");
+                        /* 3 says that starting again would fail again, and the units do not
+                         * restart on it. An image a binary upgrade started loaded the app once
+                         * already, in its --check-config: a fresh start may well succeed, and
+                         * the old image is gone, so the service manager should try it. */
+                        status = fail(upgrade_state() ? 1 : 3, error ? error : "Failed to load the application.");
                         goto out;
                 }
                 python_gc_freeze();

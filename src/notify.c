@@ -1,6 +1,7 @@
 /* sd_notify() is reimplemented here instead of called from libsystemd because libsystemd
  * reads NOTIFY_SOCKET from the environment on every call, and gcorn removes it from the
  * environment at start so that the app's subprocesses cannot talk to PID 1 as us. */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -254,6 +255,44 @@ int notify_reload_and_wait(int pid) {
         return notify_signal_and_wait(pid, SIGHUP);
 }
 
+/* The effective UID of process pid, from /proc, or -1. */
+static uid_t effective_uid_of(int pid) {
+        _cleanup_close_ int fd = -1;
+        char path[64], buf[2048];
+        const char *line;
+        unsigned ruid, euid;
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return (uid_t) -1;
+        n = read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return (uid_t) -1;
+        buf[n] = 0;
+        line = strstr(buf, "\nUid:");
+        if (!line || sscanf(line + 1, "Uid: %u %u", &ruid, &euid) != 2)
+                return (uid_t) -1;
+        return (uid_t) euid;
+}
+
+/* The master answers with a signal, which the kernel lets through only when its user is the
+ * waiting process's real or saved one (or it has CAP_KILL, which a hardened unit drops). Run
+ * by root against a master of another user (DynamicUser=), the answer would be refused and
+ * the wait would end in a timeout: root takes the master's user as its real one, keeping the
+ * effective and saved ones, and with them its privileges. */
+static void let_the_master_answer(int pid) {
+        uid_t uid;
+
+        if (geteuid() != 0)
+                return;
+        uid = effective_uid_of(pid);
+        if (uid == (uid_t) -1 || uid == 0 || uid == getuid())
+                return;
+        (void) setresuid(uid, (uid_t) -1, (uid_t) -1);
+}
+
 int notify_signal_and_wait(int pid, int signo) {
         union sigval v = { .sival_int = NOTIFY_RELOAD_COOKIE };
         struct timespec tick = { .tv_nsec = 200 * 1000 * 1000 };
@@ -265,6 +304,7 @@ int notify_signal_and_wait(int pid, int signo) {
         sigaddset(&mask, SIGRTMIN);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return -errno;
+        let_the_master_answer(pid);
         if (sigqueue(pid, signo, v) < 0)
                 return -errno;
         for (;;) {

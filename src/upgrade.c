@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -49,7 +50,14 @@ typedef struct WireListener {
         char fdname[64];
         char bind[256];
         char unix_path[108];            /* the socket file gcorn created, "" for none */
+        /* Layout 2 on: the name systemd's fd store keeps a socket gcorn bound under, "" for
+         * none. systemd still holds it after the exec (same PID, same unit); a stop of the new
+         * image must leave it, and its file, for the next start. */
+        char store_name[16];
 } WireListener;
+
+/* A listener as layout 1 wrote it: the same, without the store name. */
+#define WIRE_LISTENER_V1_SIZE offsetof(WireListener, store_name)
 
 typedef struct Command {
         char *binary;
@@ -62,10 +70,13 @@ static WireListener *wire_listeners;
 static size_t n_wire_listeners;
 static Command command;
 
-static uint32_t known_version(void) {
+/* Layout 1 is read as well: an image of it upgrading to this one passes on its workers. */
+static bool known_version(uint32_t version) {
         const char *e = getenv(UPGRADE_TEST_VERSION_ENV);
 
-        return e && *e ? (uint32_t) strtoul(e, NULL, 10) : UPGRADE_LAYOUT_VERSION;
+        if (e && *e)
+                return version == (uint32_t) strtoul(e, NULL, 10);
+        return version == 1 || version == UPGRADE_LAYOUT_VERSION;
 }
 
 static int read_all(int fd, char **ret, size_t *ret_size) {
@@ -88,8 +99,9 @@ static int read_all(int fd, char **ret, size_t *ret_size) {
         return 0;
 }
 
-/* Layout 1 after the prefix; fails on anything short or out of range. */
-static int parse_body(UpgradeState *s, const char *p, size_t left) {
+/* The layout after the prefix; fails on anything short or out of range. */
+static int parse_body(UpgradeState *s, uint32_t version, const char *p, size_t left) {
+        size_t record = version == 1 ? WIRE_LISTENER_V1_SIZE : sizeof(WireListener);
         WireBody b;
 
         if (left < sizeof(b))
@@ -99,15 +111,16 @@ static int parse_body(UpgradeState *s, const char *p, size_t left) {
         left -= sizeof(b);
         if (b.n_listeners > 4096 || b.n_workers > 65536 || b.n_waiters > UPGRADE_WAITERS_MAX)
                 return -EBADMSG;
-        if (left != b.n_listeners * sizeof(WireListener) + b.n_workers * sizeof(UpgradeWorker) +
-                            b.n_waiters * sizeof(int32_t))
+        if (left != b.n_listeners * record + b.n_workers * sizeof(UpgradeWorker) + b.n_waiters * sizeof(int32_t))
                 return -EBADMSG;
         wire_listeners = calloc(MAX(b.n_listeners, 1u), sizeof(WireListener));
         s->workers = calloc(MAX(b.n_workers, 1u), sizeof(UpgradeWorker));
         if (!wire_listeners || !s->workers)
                 return -ENOMEM;
-        memcpy(wire_listeners, p, b.n_listeners * sizeof(WireListener));
-        p += b.n_listeners * sizeof(WireListener);
+        for (size_t i = 0; i < b.n_listeners; i++) {
+                memcpy(&wire_listeners[i], p, record);
+                p += record;
+        }
         n_wire_listeners = b.n_listeners;
         memcpy(s->workers, p, b.n_workers * sizeof(UpgradeWorker));
         p += b.n_workers * sizeof(UpgradeWorker);
@@ -123,6 +136,10 @@ static int parse_body(UpgradeState *s, const char *p, size_t left) {
                 wire_listeners[i].fdname[sizeof(wire_listeners[i].fdname) - 1] = 0;
                 wire_listeners[i].bind[sizeof(wire_listeners[i].bind) - 1] = 0;
                 wire_listeners[i].unix_path[sizeof(wire_listeners[i].unix_path) - 1] = 0;
+                wire_listeners[i].store_name[sizeof(wire_listeners[i].store_name) - 1] = 0;
+                /* Only a name gcorn gives: FDSTOREREMOVE=1 of another would drop what is not ours. */
+                if (wire_listeners[i].store_name[0] && !notify_fdstore_name_is_ours(wire_listeners[i].store_name))
+                        return -EBADMSG;
         }
         memcpy(s->old_version, b.old_version, sizeof(s->old_version));
         s->old_version[sizeof(s->old_version) - 1] = 0;
@@ -162,13 +179,13 @@ static int parse(int fd, UpgradeState *s) {
         }
         s->n_pids = prefix.n_pids;
         s->heartbeat_fd = -1;
-        if (prefix.version != known_version()) {
+        if (!known_version(prefix.version)) {
                 /* Inherited without FD_CLOEXEC: the app's subprocesses would get them. */
                 for (uint32_t i = 1; i <= MIN(prefix.n_fds, 64u); i++)
                         (void) close(fd + (int) i);
                 return 0;
         }
-        return parse_body(s, buf + sizeof(prefix) + pids_size, size - sizeof(prefix) - pids_size);
+        return parse_body(s, prefix.version, buf + sizeof(prefix) + pids_size, size - sizeof(prefix) - pids_size);
 }
 
 int upgrade_take_handoff(void) {
@@ -304,10 +321,15 @@ int upgrade_adopt_listeners(int backlog, Listener **ret, size_t *ret_n, char **r
                 }
                 if (!bound)
                         continue;
-                /* Bound by gcorn: closed at the start of a stop, its socket file removed. */
+                /* Bound by gcorn: closed at the start of a stop, its socket file removed,
+                 * unless the fd store keeps it for the next start. */
                 x->inherited = false;
                 x->origin[0] = 0;
                 x->fdname[0] = 0;
+                if (state->known && wire_listeners[i].store_name[0]) {
+                        snprintf(x->store_name, sizeof(x->store_name), "%s", wire_listeners[i].store_name);
+                        snprintf(x->origin, sizeof(x->origin), " (stored as \"%s\")", x->store_name);
+                }
                 if (state->known && wire_listeners[i].unix_path[0])
                         path = wire_listeners[i].unix_path;
                 else if (!state->known && x->is_unix && strncmp(x->url, "unix:", 5) == 0)
@@ -468,6 +490,7 @@ static int write_handoff(const Listener *listeners, size_t n_listeners, int hear
                 snprintf(w.fdname, sizeof(w.fdname), "%s", listeners[i].fdname);
                 snprintf(w.bind, sizeof(w.bind), "%s", listeners[i].bind ? listeners[i].bind : "");
                 snprintf(w.unix_path, sizeof(w.unix_path), "%s", listeners[i].unix_path ? listeners[i].unix_path : "");
+                snprintf(w.store_name, sizeof(w.store_name), "%s", listeners[i].store_name);
                 memcpy(p, &w, sizeof(w));
                 p += sizeof(w);
         }

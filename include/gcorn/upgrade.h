@@ -17,7 +17,7 @@
 
 #include "gcorn/listener.h"
 
-#define UPGRADE_LAYOUT_VERSION 1
+#define UPGRADE_LAYOUT_VERSION 2
 /* LISTEN_FDNAMES entry of a socket gcorn bound itself; the others keep systemd's name. */
 #define UPGRADE_BOUND_NAME "gcorn-bound"
 #define UPGRADE_WAITERS_MAX 16

@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import gcorn_harness as h  # noqa: E402
 import test_systemd as ts  # noqa: E402
+from netclient import worst_during  # noqa: E402  (tests/systemd, on the path test_systemd set)
 
 STANDALONE = "gcorn-standalone@.service"
 RESTARTS = 5
@@ -102,6 +103,13 @@ def socket_fds(sd, pid):
                 if m:
                         out[int(m.group(2))] = int(m.group(1))
         return out
+
+
+def report_switches(res, what, n, unit, windows):
+        """Prints the load's outcome and the worst latency seen during each switch."""
+        print("\n[fdstore] %s (%d) of %s under load: %d requests, errors %r; worst latency during each: %s"
+              % (what, n, unit, res["requests"], res["errors"],
+                 " ".join(worst_during(res, a, b) for a, b in windows)), file=sys.stderr)
 
 
 class StaticStandaloneUnit(unittest.TestCase):
@@ -225,15 +233,17 @@ class Standalone(ts.BootedCase):
                 load = self.start_load(port=8000, threads=LOAD_THREADS)
                 time.sleep(0.3)
                 mains = {self.main_pid(self.U)}
+                windows = []
                 for i in range(RESTARTS):
+                        t0 = time.monotonic()
                         r = self.sd.systemctl("restart", self.U, timeout=60)
                         self.assertEqual(r.returncode, 0, r.stderr)
                         self.wait_active(self.U)
+                        windows.append((t0, time.monotonic()))
                         mains.add(self.main_pid(self.U))
                         time.sleep(0.3)
                 res = self.stop_load(load)
-                print("\n[fdstore] %d restarts of %s under load: %d requests, errors %r, worst latency %.3fs"
-                      % (RESTARTS, self.U, res["requests"], res["errors"], res["max_latency"]), file=sys.stderr)
+                report_switches(res, "restart", RESTARTS, self.U, windows)
                 self.assertEqual(res["errors"].get("refused", 0), 0, "refused connections: %r" % res)
                 self.assertLoadClean(res, minimum=50)
                 self.assertEqual(len(mains), RESTARTS + 1, "MainPID did not change on every restart: %r" % mains)
@@ -319,6 +329,160 @@ class Standalone(ts.BootedCase):
                 self.assertServes(8000)
 
 
+class UpgradeThenRestart(ts.BootedCase):
+        """A binary upgrade under the standalone unit, then a restart: the upgraded image knows
+        its sockets are in the fd store, so its stop leaves the UNIX socket's file to the next
+        master, which takes both stored sockets back (the same inodes) with nothing refused.
+        And a new image that dies after the exec: systemd starts the service again, and the
+        store hands the same sockets to it."""
+
+        U = "gcorn-standalone@both.service"
+        PATH = "/run/gcorn/both/http.sock"
+        SWAP = "/run/gcorn-swap"
+
+        @classmethod
+        def setUpClass(cls):
+                ts.Stage, saved = FdStoreStage, ts.Stage
+                try:
+                        super().setUpClass()
+                finally:
+                        ts.Stage = saved
+
+        @classmethod
+        def configure(cls, stage):
+                stage.standalone("both", ["127.0.0.1:8200", "unix:" + cls.PATH])
+                # "dies" runs a copy of the binary from a directory where the test can put
+                # another one in its place.
+                stage.standalone("dies", ["127.0.0.1:8300", "unix:/run/gcorn/dies/http.sock"])
+                cls.swap = tempfile.mkdtemp(prefix="gcorn-swap.")
+                os.chmod(cls.swap, 0o755)
+                shutil.copy(ts.GCORN, os.path.join(cls.swap, "gcorn-real"))
+                shutil.copy(ts.GCORN, os.path.join(cls.swap, "gcorn"))
+                stage.binds.append((cls.swap, cls.SWAP))
+                ts.write(os.path.join(stage.units, "gcorn-standalone@dies.service.d", "t2.conf"),
+                         "[Service]\nExecStart=\nExecStart=%s/gcorn --config /etc/gcorn/%%i.conf.py --name %%i\n"
+                         % cls.SWAP)
+
+        @classmethod
+        def tearDownClass(cls):
+                super().tearDownClass()
+                shutil.rmtree(cls.swap, ignore_errors=True)
+
+        def install(self, text=None):
+                new = os.path.join(self.swap, "gcorn.new")
+                if text is None:
+                        shutil.copy(ts.GCORN, new)
+                else:
+                        with open(new, "w") as f:
+                                f.write(text)
+                os.chmod(new, 0o755)
+                os.replace(new, os.path.join(self.swap, "gcorn"))
+
+        def wait_active(self, unit=None):
+                unit = unit or self.U
+                ok = h.wait_until(lambda: self.sd.show(unit, "ActiveState", "SubState") ==
+                                  {"ActiveState": "active", "SubState": "running"}, 20, 0.1)
+                self.assertTrue(ok, self.sd.show(unit, "ActiveState", "SubState", "Result"))
+
+        def sockets(self, port=8200, path=None):
+                path = path or self.PATH
+                tcp, unix = listening_inodes(self.sd, port), unix_inodes(self.sd, path)
+                self.assertEqual((len(tcp), len(unix)), (1, 1), "listening: tcp %r, unix %r" % (tcp, unix))
+                return tcp.pop(), unix.pop()
+
+        def unix_get(self, path=None):
+                r = self.sd.run(ts.PYTHON, "-c", UNIX_GET, path or self.PATH)
+                self.assertEqual((r.returncode, r.stdout.strip()), (0, "HTTP/1.1 200 OK"), r.stderr)
+
+        def usr2(self, unit):
+                r = self.sd.systemctl("kill", "--kill-whom=main", "-s", "USR2", unit)
+                if r.returncode != 0 and "kill-whom" in r.stderr:
+                        r = self.sd.systemctl("kill", "--kill-who=main", "-s", "USR2", unit)
+                self.assertEqual(r.returncode, 0, r.stderr)
+
+        def test_new_image_dies_the_store_keeps_the_sockets(self):
+                """The new binary passes --check-config but dies when run for real: the master is
+                gone, Restart=on-failure starts the service again, and the fd store gives the
+                next master the same sockets, so a client waits in the backlog meanwhile."""
+                u, path = "gcorn-standalone@dies.service", "/run/gcorn/dies/http.sock"
+                r = self.sd.systemctl("start", u, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.wait_active(u)
+                before = self.sockets(8300, path)
+                main = self.main_pid(u)
+                self.install("#!/bin/sh\n"
+                             "for a in \"$@\"; do [ \"$a\" = --check-config ] && exec %s/gcorn-real \"$@\"; done\n"
+                             "echo 'the new image cannot start' >&2\nexit 1\n" % self.SWAP)
+                self.usr2(u)
+                ok = h.wait_until(lambda: int(self.sd.prop(u, "NRestarts") or 0) >= 1, 30, 0.2)
+                self.assertTrue(ok, self.sd.journal_text("-u", u))
+                self.assertIn("the new image cannot start", self.sd.journal_text("-u", u))
+                # Between two failed starts: systemd alone holds the sockets.
+                self.assertEqual(self.sd.prop(u, "NFileDescriptorStore"), "2")
+                pending = self.get_async("/", port=8300, timeout=40)
+                time.sleep(0.5)
+                self.install()
+                res = self.result_of(pending, timeout=60)
+                self.assertEqual(res["status"], 200, res)
+                self.wait_active(u)
+                self.assertNotEqual(self.main_pid(u), main)
+                self.assertEqual(self.sockets(8300, path), before, "the new master listens on other sockets")
+                self.unix_get(path)
+                self.assertEqual(self.sd.prop(u, "NFileDescriptorStore"), "2")
+                self.sd.systemctl("stop", u, timeout=60)
+
+        def listening_lines(self, main):
+                """What the master said of its sockets since the upgrade: {url: origin}."""
+                out, upgraded = {}, False
+                for e in self.journal_unit(self.U, "_PID=%d" % main):
+                        msg = e.get("MESSAGE", "")
+                        upgraded = upgraded or msg.startswith("Upgraded in place")
+                        m = re.match(r"Listening at: (\S+)(.*) \(%d\)$" % main, msg)
+                        if upgraded and m:
+                                out[m.group(1)] = m.group(2)
+                return out
+
+        def test_upgrade_then_restart(self):
+                r = self.sd.systemctl("start", self.U, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.wait_active()
+                self.assertEqual(self.sd.prop(self.U, "NFileDescriptorStore"), "2")
+                before = self.sockets()
+                main = self.main_pid(self.U)
+                load = self.start_load(port=8200, threads=LOAD_THREADS)
+                time.sleep(0.3)
+                t0 = time.monotonic()
+                self.usr2(self.U)
+                done = self.wait_journal(self.U, lambda e: "Upgrade complete" in e.get("MESSAGE", ""), timeout=60)
+                self.assertTrue(done, "the upgrade did not complete")
+                windows = [(t0, time.monotonic())]
+                self.assertEqual(self.main_pid(self.U), main)
+                # The upgraded image knows both sockets are stored, and systemd still holds them.
+                lines = self.listening_lines(main)
+                self.assertRegex(lines.get("http://127.0.0.1:8200", ""), r'^ \(stored as "gcorn-\d+"\)$', lines)
+                self.assertRegex(lines.get("unix:" + self.PATH, ""), r'^ \(stored as "gcorn-\d+"\)$', lines)
+                self.assertEqual(self.sd.prop(self.U, "NFileDescriptorStore"), "2")
+                self.assertEqual(self.sockets(), before)
+                self.unix_get()
+                # The restart stops the upgraded image: both sockets, file included, go on to
+                # the next master.
+                t0 = time.monotonic()
+                r = self.sd.systemctl("restart", self.U, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.wait_active()
+                windows.append((t0, time.monotonic()))
+                time.sleep(0.3)
+                res = self.stop_load(load)
+                report_switches(res, "upgrade, then restart", 2, self.U, windows)
+                self.assertNotEqual(self.main_pid(self.U), main)
+                self.assertEqual(self.sockets(), before, "the restarted master listens on other sockets")
+                self.assertEqual(self.sd.prop(self.U, "NFileDescriptorStore"), "2")
+                self.unix_get()
+                self.assertLoadClean(res, minimum=20)
+                text = self.sd.journal_text("-u", self.U)
+                self.assertNotIn("Dropping the socket stored", text)
+
+
 class SocketUnitRestarts(ts.BootedCase):
         """gcorn@.socket + gcorn@.service: the listener is the socket unit's, never stored."""
 
@@ -336,14 +500,16 @@ class SocketUnitRestarts(ts.BootedCase):
                 load = self.start_load(port=8100, threads=LOAD_THREADS)
                 time.sleep(0.3)
                 mains = {self.main_pid(self.U)}
+                windows = []
                 for i in range(RESTARTS):
+                        t0 = time.monotonic()
                         r = self.sd.systemctl("restart", self.U, timeout=60)
                         self.assertEqual(r.returncode, 0, r.stderr)
+                        windows.append((t0, time.monotonic()))
                         mains.add(self.main_pid(self.U))
                         time.sleep(0.3)
                 res = self.stop_load(load)
-                print("\n[fdstore] %d restarts of %s under load: %d requests, errors %r, worst latency %.3fs"
-                      % (RESTARTS, self.U, res["requests"], res["errors"], res["max_latency"]), file=sys.stderr)
+                report_switches(res, "restart", RESTARTS, self.U, windows)
                 self.assertLoadClean(res, minimum=50)
                 self.assertEqual(len(mains), RESTARTS + 1, "MainPID did not change on every restart: %r" % mains)
                 self.assertEqual(self.sd.prop(self.U, "NFileDescriptorStore"), "0")

@@ -250,6 +250,37 @@ class UpgradeTest(h.ServerTestCase):
                 self.assertTrue(h.wait_until(lambda: not any(os.path.exists("/proc/%d" % p) for p in before), 15),
                                 "workers outlived their master")
 
+        def test_preloaded_app_that_fails_after_the_exec(self):
+                """The new image's --check-config imports the app, but the new image itself cannot
+                (here: the app refuses the master's PID): it exits 1, not 3, so that a service
+                manager starts it again (the units do not restart on 3), and its workers go."""
+                marker = os.path.join(self.tmp, "refuse-pid")
+                with open(os.path.join(self.tmp, "refusing_app.py"), "w") as f:
+                        f.write("import os\n"
+                                "if os.path.exists(%r) and open(%r).read() == str(os.getpid()):\n"
+                                "    raise RuntimeError('refusing_app: not in this process')\n"
+                                "def app(environ, start_response):\n"
+                                "    start_response('200 OK', [('Content-Length', '2')])\n"
+                                "    return [b'ok']\n" % (marker, marker))
+                saved = h.GCORN
+                h.GCORN = self.bin
+                try:
+                        srv = self.start("refusing_app:app", args=["-w", "2", "--preload", "-p", self.pidfile],
+                                         chdir=self.tmp)
+                finally:
+                        h.GCORN = saved
+                before = self.wait_workers(srv, 2)
+                self.assertEqual(srv.get("/").status, 200)
+                with open(marker, "w") as f:
+                        f.write(str(srv.pid))
+                self.upgrade(srv, helper=False)
+                self.assertEqual(srv.wait_exit(UPGRADE_DEADLINE), 1, srv.log())
+                log = srv.log()
+                self.assertIn("Upgrade: executing", log)
+                self.assertIn("refusing_app: not in this process", log)
+                self.assertTrue(h.wait_until(lambda: not any(os.path.exists("/proc/%d" % p) for p in before), 15),
+                                "workers outlived their master")
+
         def test_unknown_layout_retires_old_workers(self):
                 srv = self.start_server(env={"GCORN_TEST_HANDOFF_VERSION": "99"})
                 load = Load(srv, threads=2, max_seconds=120).start()

@@ -5,7 +5,9 @@
     netclient.py load URL THREADS MAX_SECONDS [PAUSE]
             requests from THREADS threads, each on a new connection, until SIGTERM or
             MAX_SECONDS; prints {"requests", "status": {code: n}, "errors": {kind: n},
-            "max_latency"} as JSON
+            "max_latency", "timeline"} as JSON; "slow" holds [start, seconds] of each request
+            that took SLOW_S or more, start on time.monotonic() (the test's clock too), for the
+            worst latency while something happened (worst_during())
 
 Errors are classified: refused, reset, disconnected (closed without an answer), timeout, other.
 """
@@ -18,6 +20,9 @@ import sys
 import threading
 import time
 from urllib.parse import urlsplit
+
+
+SLOW_S = 0.01
 
 
 def classify(e):
@@ -55,7 +60,7 @@ def request(url, timeout):
 def load(url, threads, max_seconds, pause):
         stop = threading.Event()
         lock = threading.Lock()
-        res = {"requests": 0, "status": {}, "errors": {}, "max_latency": 0.0, "details": []}
+        res = {"requests": 0, "status": {}, "errors": {}, "max_latency": 0.0, "details": [], "slow": []}
 
         def on_term(signum, frame):
                 stop.set()
@@ -65,9 +70,12 @@ def load(url, threads, max_seconds, pause):
 
         def loop():
                 while not stop.is_set():
+                        t0 = time.monotonic()
                         r = request(url, 15.0)
                         with lock:
                                 res["requests"] += 1
+                                if r["seconds"] >= SLOW_S:
+                                        res["slow"].append([round(t0, 4), round(r["seconds"], 4)])
                                 res["max_latency"] = max(res["max_latency"], r["seconds"])
                                 if r["error"]:
                                         res["errors"][r["error"]] = res["errors"].get(r["error"], 0) + 1
@@ -86,6 +94,13 @@ def load(url, threads, max_seconds, pause):
         for t in ts:
                 t.join(20)
         return res
+
+
+def worst_during(res, start, end):
+        """The longest request of a load result under way at some point between start and end
+        (time.monotonic() of the caller), as text: "<0.010s" when none took SLOW_S."""
+        worst = max((s for t0, s in res.get("slow", ()) if t0 <= end and t0 + s >= start), default=0.0)
+        return "%.3fs" % worst if worst else "<%.3fs" % SLOW_S
 
 
 def main(argv):
