@@ -22,8 +22,6 @@ extern char **environ;
 
 #define UPGRADE_MAGIC UINT64_C(0x67636f726e555047)     /* "gcornUPG" */
 #define UPGRADE_ENV "GCORN_UPGRADE_FD"
-/* Tests only: the layout this image pretends to know, to try a handoff it cannot read. */
-#define UPGRADE_TEST_VERSION_ENV "GCORN_TEST_HANDOFF_VERSION"
 #define HANDOFF_MAX (16u << 20)
 
 /* The part every layout keeps, followed by n_pids int32 PIDs. */
@@ -72,10 +70,6 @@ static Command command;
 
 /* Layout 1 is read as well: an image of it upgrading to this one passes on its workers. */
 static bool known_version(uint32_t version) {
-        const char *e = getenv(UPGRADE_TEST_VERSION_ENV);
-
-        if (e && *e)
-                return version == (uint32_t) strtoul(e, NULL, 10);
         return version == 1 || version == UPGRADE_LAYOUT_VERSION;
 }
 

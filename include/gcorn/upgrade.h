@@ -17,7 +17,13 @@
 
 #include "gcorn/listener.h"
 
+/* The test suite also builds gcorn-layout-next, a gcorn whose handoff has the next layout,
+ * to hand over to an image that cannot read it. */
+#ifdef GCORN_LAYOUT_NEXT
+#define UPGRADE_LAYOUT_VERSION 3
+#else
 #define UPGRADE_LAYOUT_VERSION 2
+#endif
 /* LISTEN_FDNAMES entry of a socket gcorn bound itself; the others keep systemd's name. */
 #define UPGRADE_BOUND_NAME "gcorn-bound"
 #define UPGRADE_WAITERS_MAX 16
