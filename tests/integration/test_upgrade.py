@@ -27,6 +27,8 @@ ASAN = "ASAN_OPTIONS" in os.environ
 UPGRADE_DEADLINE = 60.0 if ASAN else 30.0
 
 
+# Upgrades in a row in the load test, each to another binary.
+UPGRADES = 5
 # Built by meson next to gcorn when the tests are.
 LAYOUT_NEXT = os.path.join(os.path.dirname(h.GCORN), "gcorn-layout-next")
 
@@ -127,15 +129,15 @@ class UpgradeTest(h.ServerTestCase):
                 os.chmod(path, 0o755)
                 return path
 
-        def test_three_upgrades_under_load(self):
+        def test_five_upgrades_under_load(self):
                 version = self.version()
-                news = [version[:-1] + c for c in ("8", "9")] + [version]
-                binaries = [self.variant(version, v) for v in news[:2]] + [h.GCORN]
+                news = [version[:-1] + c for c in ("5", "6", "7", "8")] + [version]
+                binaries = [self.variant(version, v) for v in news[:-1]] + [h.GCORN]
                 srv = self.start_server()
                 load = Load(srv, threads=2 if ASAN else 4, max_seconds=240).start()
                 self.addCleanup(load.stop)
                 time.sleep(0.5)
-                for i in range(3):
+                for i in range(UPGRADES):
                         before = children(srv.pid)
                         # The new binary, put in place as an install would.
                         self.install(binaries[i])
@@ -163,14 +165,14 @@ class UpgradeTest(h.ServerTestCase):
                         self.assertRegex(log, r"Upgraded in place from gcorn \S+ to gcorn %s \(pid %d\)"
                                          % (re.escape(new), srv.pid))
                         self.assertRegex(log, r"Upgrade complete: gcorn %s replaced gcorn \S+" % re.escape(new))
-                self.assertEqual(log.count("Upgraded in place from"), 3, log)
+                self.assertEqual(log.count("Upgraded in place from"), UPGRADES, log)
                 self.assertNotIn("bind changed", log)
                 # A HUP afterwards is a reload again, not another upgrade.
                 os.kill(srv.pid, signal.SIGHUP)
-                srv.wait_log(r"Reload complete: generation 5 serving", timeout=UPGRADE_DEADLINE)
-                self.assertEqual(srv.log().count("Upgrade complete"), 3)
+                srv.wait_log(r"Reload complete: generation %d serving" % (UPGRADES + 2), timeout=UPGRADE_DEADLINE)
+                self.assertEqual(srv.log().count("Upgrade complete"), UPGRADES)
                 self.assertEqual(len(re.findall(r"Upgrade: executing %s in place \(pid %d\)"
-                                                % (re.escape(self.bin), srv.pid), log)), 3, log)
+                                                % (re.escape(self.bin), srv.pid), log)), UPGRADES, log)
                 # Every line of the master, before and after the execs, has the same PID.
                 masters = set(re.findall(r"\[(\d+)\] \[INFO\] (?:Starting gcorn|Upgraded in place)", log))
                 self.assertEqual(masters, {str(srv.pid)}, log)
