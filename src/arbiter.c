@@ -563,6 +563,20 @@ static void watchdog(Arbiter *a) {
 
 static void format_status(Arbiter *a, char *buf, size_t cap, uint64_t now);
 
+/* A replacement was just forked: one worker that retires by itself and waits for it may go
+ * (see SlotRetiring). */
+static void release_one_retiring(Arbiter *a) {
+        for (size_t i = 0; i < a->n_procs; i++) {
+                uint32_t expected = SLOT_RETIRING;
+
+                /* Not one the master told to stop: that one waits for nothing. */
+                if (a->procs[i].pid > 0 && !a->procs[i].term_sent &&
+                    __atomic_compare_exchange_n(&a->procs[i].slot->retiring, &expected, SLOT_REPLACED, false,
+                                                __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                        return;
+        }
+}
+
 static void manage(Arbiter *a) {
         int serving, booted;
 
@@ -581,6 +595,7 @@ static void manage(Arbiter *a) {
                 }
                 a->fork_failing_since = 0;
                 serving++;
+                release_one_retiring(a);
         }
         if (a->n_strays && !a->strays_retired && booted >= a->target) {
                 log_info("Generation %u serves; retiring the %zu workers of the image before the upgrade",

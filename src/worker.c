@@ -27,6 +27,8 @@
 #include "gcorn/wsgi.h"
 
 #define EVENTS_MAX 64
+/* How often a worker that is done polls for the master's word that its replacement exists. */
+#define REPLACEMENT_POLL_MS 20
 #define ACCEPT_BATCH 64
 /* Accept balancing: a worker holding ACCEPT_SLACK more connections than the least loaded
  * other worker stops listening for up to ACCEPT_YIELD_MS; workers inside one request for
@@ -53,6 +55,7 @@ typedef struct Worker {
         int epfd;
         ConnConfig cfg;
         bool retiring;
+        bool await_replacement;         /* retiring by itself: leaves once the master replaced it */
         bool take_backlog;              /* retiring: accept what the listeners queued, once */
         bool accepting;
         bool quit;
@@ -270,8 +273,22 @@ static void start_retiring(Worker *w) {
                 return;
         w->retiring = true;
         w->take_backlog = true;
-        __atomic_store_n(&w->slot->retiring, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&w->slot->retiring, SLOT_RETIRING, __ATOMIC_RELAXED);
         w->stop_deadline = now_ms() + (uint64_t) w->settings->graceful_timeout * 1000;
+}
+
+/* Retiring of the worker's own accord rather than on the master's word: it must not leave
+ * before its replacement exists (within --graceful-timeout, like the rest of its retiring). */
+static void retire_for_replacement(Worker *w) {
+        if (w->retiring)
+                return;
+        start_retiring(w);
+        w->await_replacement = true;
+}
+
+static bool may_leave(const Worker *w) {
+        return w->retiring && w->n_conns == 0 &&
+                (!w->await_replacement || heartbeat_load(&w->slot->retiring) == SLOT_REPLACED);
 }
 
 /* Stops accepting, after taking what the kernel already queued on the listeners: those
@@ -312,7 +329,7 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                  * client's next request. */
                 if (w->max_requests > 0 && w->requests + 1 >= w->max_requests && !w->retiring) {
                         log_info("Autorestarting worker after current request.");
-                        start_retiring(w);
+                        retire_for_replacement(w);
                         conn_set_must_close(c);
                 }
                 log_debug("%.*s %.*s", (int) req->method.len, req->method.p, (int) req->target.len, req->target.p);
@@ -391,7 +408,9 @@ static void handle_signals(Worker *w) {
                 for (ssize_t i = 0; i < n; i++)
                         switch (buf[i]) {
                         case SIGTERM:
+                                /* The master's word: no replacement comes (stop, reload, TTOU). */
                                 start_retiring(w);
+                                w->await_replacement = false;
                                 break;
                         case SIGINT:
                         case SIGQUIT:
@@ -418,7 +437,7 @@ static void check_reload(Worker *w) {
         if (reloader_fd(w->reloader) >= 0)
                 (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, reloader_fd(w->reloader), NULL);
         w->reloader = reloader_free(w->reloader);
-        start_retiring(w);
+        retire_for_replacement(w);
 }
 
 /* --max-worker-memory: a worker past it finishes its requests and goes; the master counts
@@ -432,7 +451,7 @@ static void check_memory(Worker *w) {
                 return;
         log_warning("Worker (pid:%d) holds %" PRIu64 " MiB of its own memory, over --max-worker-memory %d MiB: "
                     "replacing it after its requests", (int) getpid(), own / 1024, w->settings->max_worker_memory);
-        start_retiring(w);
+        retire_for_replacement(w);
 }
 
 static void expire(Worker *w) {
@@ -470,8 +489,10 @@ static void expire(Worker *w) {
          * PR_SET_PDEATHSIG covers the common case at once. */
         if (now >= w->parent_check) {
                 w->parent_check = now + 1000;
-                if (getppid() != w->parent)
+                if (getppid() != w->parent) {
                         start_retiring(w);
+                        w->await_replacement = false;
+                }
                 check_memory(w);
         }
 }
@@ -486,6 +507,9 @@ static int next_timeout(const Worker *w) {
                         next = MIN(next, conn_deadline(w->timers[i].head));
         if (w->accept_resume)
                 next = MIN(next, w->accept_resume);
+        /* Done, and waiting for the master to fork the replacement (its next tick). */
+        if (w->retiring && w->n_conns == 0)
+                next = MIN(next, now + REPLACEMENT_POLL_MS);
         return next > now ? (int) (next - now) : 0;
 }
 
@@ -511,7 +535,7 @@ static int setup_signals(void) {
 static void worker_loop(Worker *w) {
         struct epoll_event events[EVENTS_MAX];
 
-        while (!w->quit && !(w->retiring && w->n_conns == 0)) {
+        while (!w->quit && !may_leave(w)) {
                 int n;
 
                 heartbeat_beat(w->slot, conn_clock());

@@ -51,11 +51,20 @@ typedef struct HeartbeatCounters {
         uint64_t accepted;
 } HeartbeatCounters;
 
+/* A worker that retires by itself (--max-requests, --max-worker-memory, --reload) waits,
+ * once its connections are done, until the master has forked its replacement: the service
+ * never has fewer workers than it should. */
+typedef enum SlotRetiring {
+        SLOT_SERVING = 0,
+        SLOT_RETIRING = 1,              /* set by the worker */
+        SLOT_REPLACED = 2,              /* set by the master once the replacement is forked */
+} SlotRetiring;
+
 typedef struct HeartbeatSlot {
         pid_t pid;
         uint32_t generation;
         uint32_t state;                 /* SlotState */
-        uint32_t retiring;              /* it will exit by itself (max_requests, TERM) */
+        uint32_t retiring;              /* it will exit by itself (max_requests, TERM): a SlotRetiring */
         uint32_t accepting;             /* its listeners are in its epoll set */
         uint32_t conns;                 /* connections it holds open */
         uint64_t beat_ms;               /* CLOCK_MONOTONIC ms of the last loop turn */
