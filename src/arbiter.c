@@ -1143,6 +1143,7 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
 
                 manage(&a);
                 statsd_workers(serving_workers(&a, NULL));
+                statsd_backlog(a.listeners, a.n_listeners, now_ms());
                 if (a.reload_pending && !a.reloading && !a.stopping)
                         reload(&a);
                 if (a.stopping && a.n_procs == 0 && a.n_strays == 0)

@@ -289,6 +289,22 @@ bool metrics_io(Metrics *m) {
         return pending;
 }
 
+int metrics_listen_queue(const Listener *l, unsigned *ret_queued, unsigned *ret_limit) {
+        struct tcp_info ti;
+        socklen_t len = sizeof(ti);
+
+        if (l->is_unix || l->fd < 0)
+                return -EOPNOTSUPP;
+        if (getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+                return -errno;
+        /* A listening socket's tcpi_unacked is its accept queue, tcpi_sacked the queue's limit. */
+        if (ret_queued)
+                *ret_queued = ti.tcpi_unacked;
+        if (ret_limit)
+                *ret_limit = ti.tcpi_sacked;
+        return 0;
+}
+
 static const char *const method_names[_HB_METHOD_MAX] = {
         [HB_GET] = "GET", [HB_HEAD] = "HEAD", [HB_POST] = "POST", [HB_PUT] = "PUT", [HB_DELETE] = "DELETE",
         [HB_PATCH] = "PATCH", [HB_OPTIONS] = "OPTIONS", [HB_OTHER_METHOD] = "other",
@@ -302,7 +318,7 @@ static void render(JsonBuf *b, Metrics *m, const ControlState *st) {
         static const uint16_t bounds[] = { HB_DURATION_BOUNDS };
         HeartbeatCounters c = m->totals;
         uint64_t open_conns = 0, cumulative = 0, count = 0;
-        unsigned by_state[4] = {};
+        unsigned by_state[4] = {}, queued, limit;
         static const char *const state_names[] = { "booting", "idle", "busy", "stopping" };
 
         for (size_t i = 0; i < st->n_workers; i++) {
@@ -354,26 +370,13 @@ static void render(JsonBuf *b, Metrics *m, const ControlState *st) {
         family(b, "gcorn_connections_open", "gauge", "Connections the workers hold open.");
         json_printf(b, "gcorn_connections_open %" PRIu64 "\n", open_conns);
         family(b, "gcorn_listen_queue_length", "gauge", "Connections waiting in a TCP listener's accept queue.");
-        for (size_t i = 0; i < st->n_listeners; i++) {
-                const Listener *l = &st->listeners[i];
-                struct tcp_info ti;
-                socklen_t len = sizeof(ti);
-
-                /* A listening socket's tcpi_unacked is its accept queue, tcpi_sacked the limit. */
-                if (l->is_unix || l->fd < 0 || getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-                        continue;
-                json_printf(b, "gcorn_listen_queue_length{listener=\"%s\"} %u\n", l->url, ti.tcpi_unacked);
-        }
+        for (size_t i = 0; i < st->n_listeners; i++)
+                if (metrics_listen_queue(&st->listeners[i], &queued, NULL) == 0)
+                        json_printf(b, "gcorn_listen_queue_length{listener=\"%s\"} %u\n", st->listeners[i].url, queued);
         family(b, "gcorn_listen_queue_limit", "gauge", "The accept queue's limit of a TCP listener (the backlog).");
-        for (size_t i = 0; i < st->n_listeners; i++) {
-                const Listener *l = &st->listeners[i];
-                struct tcp_info ti;
-                socklen_t len = sizeof(ti);
-
-                if (l->is_unix || l->fd < 0 || getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-                        continue;
-                json_printf(b, "gcorn_listen_queue_limit{listener=\"%s\"} %u\n", l->url, ti.tcpi_sacked);
-        }
+        for (size_t i = 0; i < st->n_listeners; i++)
+                if (metrics_listen_queue(&st->listeners[i], NULL, &limit) == 0)
+                        json_printf(b, "gcorn_listen_queue_limit{listener=\"%s\"} %u\n", st->listeners[i].url, limit);
 }
 
 void metrics_answer(Metrics *m, const ControlState *st) {

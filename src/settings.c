@@ -93,7 +93,6 @@ static int check_protocol(const char *value, char **ret_value, char *reason, siz
 
 #define WHY_ASGI "only the asgi worker uses it, and that worker is not available yet"
 #define WHY_SYSLOG "gcorn does not send logs to syslog; --log-target journal sends them to the journal"
-#define WHY_STATSD "gcorn does not send the socket backlog to statsd; the metrics endpoint (--metrics-bind) shows it"
 #define WHY_TLS "TLS is not available (see certfile)"
 #define WHY_HTTP2 "HTTP/2 is not available (Gunicorn needs TLS for it); connections speak HTTP/1.1"
 #define WHY_DIRTY "dirty arbiters are not available (see dirty_apps)"
@@ -392,7 +391,8 @@ static const SettingDef setting_table[] = {
           .section = "Logging", .help = "The prefix of the statsd metrics." },
         { .name = "enable_backlog_metric", .long_flag = "--enable-backlog-metric", .type = SETTING_BOOL,
           .offset = FIELD(enable_backlog_metric), .default_value = "false", .section = "Logging",
-          .help = "Send the socket backlog as a statsd metric.", NO_EFFECT(WHY_STATSD) },
+          .help = "Send the connections waiting in the TCP listeners' accept queues to statsd "
+                  "(gunicorn.backlog, a histogram; the master sends it once a second)." },
 
         { .name = "proc_name", .short_flag = 'n', .long_flag = "--name", .type = SETTING_STRING,
           .offset = FIELD(proc_name), .nullable = true, .check = check_not_empty, .metavar = "STRING",

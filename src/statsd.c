@@ -12,14 +12,19 @@
 
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
+#include "gcorn/metrics.h"
 #include "gcorn/statsd.h"
 
 #define PACKET_MAX 512
+/* Gunicorn's master sends the backlog each time round its loop, which sleeps a second. */
+#define BACKLOG_INTERVAL_MS 1000
 
 int statsd_socket = -1;
 static char prefix[256];
 static char tags[256];                  /* "|#TAGS" or "" */
 static int last_workers = -1;
+static bool backlog_metric;
+static uint64_t backlog_next_ms;
 
 typedef struct Address {
         bool is_unix;
@@ -140,6 +145,8 @@ int statsd_open(const Settings *s) {
         else
                 tags[0] = 0;
         last_workers = -1;
+        backlog_metric = s->enable_backlog_metric;
+        backlog_next_ms = 0;
         statsd_socket = TAKE_FD(fd);
         return 0;
 }
@@ -189,4 +196,27 @@ void statsd_log(int level) {
         if (statsd_socket < 0 || level > LOG_WARNING)
                 return;
         send_metric("gunicorn.log.%s:1|c|@1.0", level <= LOG_CRIT ? "critical" : level == LOG_ERR ? "error" : "warning");
+}
+
+void statsd_exception(void) {
+        if (statsd_socket >= 0)
+                send_metric("gunicorn.log.exception:1|c|@1.0");
+}
+
+void statsd_backlog(const Listener *listeners, size_t n, uint64_t now) {
+        unsigned total = 0, queued;
+        bool any = false;
+
+        if (statsd_socket < 0 || !backlog_metric || now < backlog_next_ms)
+                return;
+        backlog_next_ms = now + BACKLOG_INTERVAL_MS;
+        /* UNIX listeners have no queue length to add, as in Gunicorn; with none but them
+         * nothing is sent (Gunicorn's sum is negative then, and it sends nothing either). */
+        for (size_t i = 0; i < n; i++)
+                if (metrics_listen_queue(&listeners[i], &queued, NULL) == 0) {
+                        total += queued;
+                        any = true;
+                }
+        if (any)
+                send_metric("gunicorn.backlog:%u|h", total);
 }

@@ -8,6 +8,7 @@
 
 #include "gcorn/control.h"
 #include "gcorn/heartbeat.h"
+#include "gcorn/listener.h"
 #include "gcorn/settings.h"
 
 #define METRICS_CLIENTS_MAX 8
@@ -26,6 +27,11 @@ void metrics_forget(Metrics *m);
 
 /* A worker's counters, added to the totals when it is reaped: counters never go back. */
 void metrics_absorb(Metrics *m, const HeartbeatSlot *slot);
+
+/* The connections waiting in a TCP listener's accept queue and the queue's limit, from
+ * TCP_INFO. Returns -EOPNOTSUPP for a UNIX listener (the kernel tells nothing there without
+ * AF_NETLINK), or -errno. Either pointer may be NULL. */
+int metrics_listen_queue(const Listener *l, unsigned *ret_queued, unsigned *ret_limit);
 
 size_t metrics_pollfds(Metrics *m, struct pollfd *pfd, size_t cap);
 /* Returns true when a scrape waits for metrics_answer(). */

@@ -58,6 +58,7 @@ class TestStatsd(unittest.TestCase):
                         self.assertEqual(ours, theirs, extra)
                         prefix = {"myapp": "myapp.", "a": "a", "myapp..": "myapp."}[extra[1]] if extra else ""
                         self.assertIn(prefix + "gunicorn.request.status.503:1|c|@1.0", "\n".join(raw))
+                        self.assertNotIn("gunicorn.backlog", "\n".join(raw))
 
         def test_workers_gauge_and_log_counter(self):
                 udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -80,6 +81,101 @@ class TestStatsd(unittest.TestCase):
                                 pass
                 self.assertIn("pp.gunicorn.workers:2|g", packets)
                 self.assertIn("pp.gunicorn.log.error:1|c|@1.0", packets)
+
+        def capture_all(self, argv_for, paths, want):
+                """Every packet but the master's gauges for GET paths, until want(packets) holds."""
+                udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self.addCleanup(udp.close)
+                udp.bind(("127.0.0.1", 0))
+                srv = argv_for(["-w", "1", "--statsd-host", "127.0.0.1:%d" % udp.getsockname()[1]])
+                packets = []
+                try:
+                        for path in paths:
+                                srv.get(path)
+                        udp.settimeout(1)
+                        deadline = time.monotonic() + 10
+                        while not want(packets) and time.monotonic() < deadline:
+                                try:
+                                        p = udp.recv(4096).decode()
+                                except socket.timeout:
+                                        continue
+                                if not p.startswith(("gunicorn.workers:", "gunicorn.backlog:")):
+                                        packets.append(normalize(p))
+                finally:
+                        srv.stop()
+                return sorted(packets)
+
+        def test_app_exception_counts_as_exception(self):
+                # Gunicorn reports an app's exception with log.exception(): gunicorn.log.exception,
+                # not gunicorn.log.error.
+                def want(packets):
+                        return sum("gunicorn.request" in p for p in packets) >= 3 and any("log." in p for p in packets)
+                ours = self.capture_all(self.gcorn, ("/raise",), want)
+                theirs = self.capture_all(lambda a: GunicornServer(a), ("/raise",), want)
+                self.assertIn("gunicorn.log.exception:1|c|@1.0", theirs)
+                self.assertEqual(ours, theirs)
+                # After the headers: Gunicorn 23 logs the request as answered (its access log
+                # entry is in a finally:) and the exception (Debian's Gunicorn 20 logs no access).
+                ours = self.capture_all(self.gcorn, ("/raise-after",), want)
+                self.assertEqual(ours, sorted(["gunicorn.log.exception:1|c|@1.0", "gunicorn.request.duration:N|ms",
+                                               "gunicorn.requests:1|c|@1.0", "gunicorn.request.status.200:1|c|@1.0"]))
+
+        def test_backlog_metric(self):
+                # One sync worker asleep in the app: the connections that come meanwhile wait in
+                # the accept queue, and the packet that counts them can only come from the master.
+                udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self.addCleanup(udp.close)
+                udp.bind(("127.0.0.1", 0))
+                srv = h.Server("routes:app", args=["-w", "1", "--no-control-socket", "--enable-backlog-metric",
+                                                   "--statsd-host", "127.0.0.1:%d" % udp.getsockname()[1],
+                                                   "--statsd-prefix", "pp", "--dogstatsd-tags", "env:test"])
+                self.addCleanup(srv.stop)
+                udp.settimeout(1)
+                seen = []
+
+                def wait_for(packet, timeout):
+                        deadline = time.monotonic() + timeout
+                        while time.monotonic() < deadline:
+                                try:
+                                        seen.append(udp.recv(4096).decode())
+                                except socket.timeout:
+                                        continue
+                                if seen[-1] == packet:
+                                        return True
+                        return False
+                # Gunicorn's name and type (a histogram), even with nothing waiting.
+                self.assertTrue(wait_for("pp.gunicorn.backlog:0|h|#env:test", 5), seen)
+                busy = srv.connect()
+                self.addCleanup(busy.close)
+                busy.sendall(b"GET /slow?s=6 HTTP/1.1\r\nHost: x\r\n\r\n")
+                waiting = []
+                for _ in range(3):
+                        waiting.append(srv.connect())
+                        self.addCleanup(waiting[-1].close)
+                self.assertTrue(wait_for("pp.gunicorn.backlog:3|h|#env:test", 5), seen)
+                self.assertFalse([p for p in seen if "gunicorn.request" in p], "the worker was still in the app")
+
+        def test_backlog_metric_unix_listener_only(self):
+                # A UNIX listener has no queue length: Gunicorn sends no backlog then, nor does gcorn.
+                udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self.addCleanup(udp.close)
+                udp.bind(("127.0.0.1", 0))
+                d = h.tempdir(self, "gcorn-statsd-")
+                srv = h.Server("routes:app", bind="unix:" + os.path.join(d, "s.sock"),
+                               args=["-w", "1", "--no-control-socket", "--enable-backlog-metric",
+                                     "--statsd-host", "127.0.0.1:%d" % udp.getsockname()[1]])
+                self.addCleanup(srv.stop)
+                self.assertEqual(srv.get("/").status, 200)
+                udp.settimeout(0.5)
+                seen = []
+                deadline = time.monotonic() + 2.5
+                while time.monotonic() < deadline:
+                        try:
+                                seen.append(udp.recv(4096).decode())
+                        except socket.timeout:
+                                pass
+                self.assertIn("gunicorn.workers:1|g", seen)
+                self.assertFalse([p for p in seen if "backlog" in p], seen)
 
         def test_no_server_listening_loses_nothing_else(self):
                 # Nothing listens there: every send fails, and the requests are answered all the same.
