@@ -68,6 +68,35 @@ class TestCtl(CtlTest):
                 self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
                 self.assertEqual(st.st_uid, os.geteuid())
 
+        def test_socket_mode_spellings(self):
+                # Gunicorn reads the mode with its auto_int: int(x, 0), and 0NNN is octal too.
+                for value, mode in (("0o666", 0o666), ("0660", 0o660), ("0O640", 0o640), ("0x1b6", 0o666),
+                                    ("0b110100000", 0o640), ("438", 0o666), ("0o_6_4_0", 0o640)):
+                        with self.subTest(value=value):
+                                srv = self.start(workers=1, args=["--control-socket-mode", value])
+                                self.assertEqual(stat.S_IMODE(os.stat(self.sock).st_mode), mode)
+                                srv.stop()
+                # The same through GUNICORN_CMD_ARGS, and a string in the config file.
+                d = h.tempdir(self, "gcorn-ctl-conf-")
+                conf = os.path.join(d, "c.py")
+                with open(conf, "w") as f:
+                        f.write('control_socket_mode = "0o640"\n')
+                srv = self.start(workers=1, args=["-c", conf])
+                self.assertEqual(stat.S_IMODE(os.stat(self.sock).st_mode), 0o640)
+                srv.stop()
+                srv = self.start(workers=1, env={"GUNICORN_CMD_ARGS": "--control-socket-mode 0660"})
+                self.assertEqual(stat.S_IMODE(os.stat(self.sock).st_mode), 0o660)
+
+        def test_socket_mode_refused(self):
+                # What Gunicorn's int() or its validator refuses (a mode above 0o7777 is no mode).
+                for value in ("0o8", "08", "0x", "-1", "-0o1", "6_", "0_6", "1e3", "rw", "", "0o10000"):
+                        with self.subTest(value=value):
+                                p = subprocess.run([h.GCORN, "--control-socket-mode", value, "routes:app"],
+                                                   capture_output=True, text=True, timeout=30, cwd=h.APPS)
+                                self.assertEqual(p.returncode, 2, p.stderr)
+                                self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
+                                self.assertIn("--control-socket-mode", p.stderr)
+
         def test_status_shows_request_in_flight(self):
                 srv = self.start(workers=2)
                 t = threading.Thread(target=srv.get, args=("/slow?s=3",))
