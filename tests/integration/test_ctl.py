@@ -231,6 +231,65 @@ class TestCtl(CtlTest):
                 st = self.ctl("status", json_out=True)["data"]
                 self.assertEqual(st["target_workers"], 1)
 
+        def test_every_command_in_text_and_json(self):
+                # Each command answers a readable text and, with --json, its JSON line (each
+                # runs twice: scale and reload twice over).
+                srv = self.start(workers=1)
+                pid = self.live_workers()[0]["pid"]
+                for args, text, data in ((("status",), "master pid %d" % srv.pid, lambda d: d["pid"] == srv.pid),
+                                         (("workers",), "PID", lambda d: len(d["workers"]) == 1),
+                                         (("scale", "+1"), "workers: 2 (were 1)", lambda d: d["workers"] == 3),
+                                         (("scale", "1"), "workers: 1 (were 3)", lambda d: d["workers"] == 1),
+                                         (("reopen-logs",), "logs reopened", lambda d: d == {}),
+                                         (("reload",), "generation 2 serving", lambda d: d["generation"] == 3)):
+                        with self.subTest(args=args):
+                                self.assertIn(text, self.ctl(*args).stdout)
+                                ans = self.ctl(*args, json_out=True)
+                                self.assertTrue(ans["ok"], ans)
+                                self.assertTrue(data(ans["data"]), ans)
+                                self.assertIsInstance(ans["text"], str)
+                self.assertTrue(h.wait_until(lambda: len(self.live_workers()) == 1, 20))
+                pid = self.live_workers()[0]["pid"]
+                self.assertIn("worker %d told to stop" % pid, self.ctl("kill", str(pid)).stdout)
+                self.assertTrue(h.wait_until(lambda: len(self.live_workers()) == 1 and
+                                             self.live_workers()[0]["pid"] != pid, 20))
+                pid = self.live_workers()[0]["pid"]
+                self.assertEqual(self.ctl("kill", str(pid), json_out=True)["data"], {"pid": pid})
+                self.assertEqual(self.ctl("stop", json_out=True)["data"], {"pid": srv.pid})
+                self.assertEqual(srv.wait_exit(20), 0)
+                # An error is a JSON answer too, and exit status 1.
+                p = self.ctl("status", json_out=True, check=False)
+                self.assertEqual(p.returncode, 1)
+
+        def test_owner_and_root_only(self):
+                # A master of an unprivileged user: that user and root get in, a third user does
+                # not, whatever the socket's mode lets reach it.
+                d = h.tempdir(self, "gcorn-ctl-owner-")
+                os.chmod(d, 0o755)
+                self.dir = os.path.join(d, "run")
+                os.mkdir(self.dir)
+                os.chown(self.dir, 65534, 65534)
+                self.sock = os.path.join(self.dir, "ctl")
+                wrapper = os.path.join(d, "as-nobody")
+                with open(wrapper, "w") as f:
+                        f.write('#!/bin/sh\nexec setpriv --reuid 65534 --regid 65534 --clear-groups %s "$@"\n' % h.GCORN)
+                os.chmod(wrapper, 0o755)
+                gcorn, h.GCORN = h.GCORN, wrapper
+                try:
+                        srv = h.Server("routes:app", args=["-w", "1", "--control-socket", self.sock,
+                                                           "--control-socket-mode", "0o666"])
+                finally:
+                        h.GCORN = gcorn
+                self.addCleanup(srv.stop)
+                self.assertEqual(os.stat(self.sock).st_uid, 65534)
+                self.assertEqual(self.ctl("status", json_out=True)["data"]["pid"], srv.pid)
+                self.assertEqual(self.ctl("status", json_out=True, user=65534)["data"]["pid"], srv.pid)
+                p = self.ctl("scale", "2", check=False, user=65533)
+                self.assertEqual(p.returncode, 1)
+                self.assertIn("permission denied", p.stderr)
+                srv.wait_log(r"Control socket: refused pid \d+ of uid 65533 \(only uid 65534 and root may connect\)")
+                self.assertEqual(self.ctl("status", json_out=True)["data"]["target_workers"], 1)
+
         def test_bad_commands(self):
                 srv = self.start(workers=1)
                 for data, why in ((b"garbage\n", "malformed"), (b"[1, 2]\n", "malformed"),
