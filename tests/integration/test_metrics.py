@@ -116,6 +116,20 @@ class TestMetrics(unittest.TestCase):
                 self.assertTrue(s)
                 self.assertEqual(s[("gcorn_worker_restarts_total", (("cause", "crash"),))], 1)
 
+        def test_exit_status_counts_as_crash(self):
+                # A worker that ends itself unasked with a non-zero status crashed as much as one
+                # killed by a signal: the master replaces it.
+                srv = h.Server("exit_app:app", args=["-w", "1", "--no-control-socket", "--metrics-bind", "127.0.0.1:0"])
+                self.addCleanup(srv.stop)
+                self.mhost, self.mport = h.split_hostport(METRICS_RE.search(srv.log()).group(1))
+                with self.assertRaises(Exception):
+                        srv.get("/exit?code=7")
+                srv.wait_log(r"Worker \(pid:\d+\) exited with code 7")
+                self.assertTrue(h.wait_until(lambda: self.scrape()[("gcorn_worker_restarts_total", (("cause", "crash"),))]
+                                             == 1, 10))
+                self.assertEqual(self.scrape()[("gcorn_worker_restarts_total", (("cause", "timeout"),))], 0)
+                self.assertTrue(h.wait_until(lambda: srv.get("/").status == 200, 10))
+
         def test_busy_worker_open_connections_and_listen_queue(self):
                 # One sync worker asleep in the app: it is busy and holds its connection; the
                 # connections that come meanwhile wait in the listener's accept queue.
