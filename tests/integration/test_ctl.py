@@ -3,6 +3,7 @@ and what a broken command gets."""
 
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -321,6 +322,23 @@ class TestCtlSocketPlace(unittest.TestCase):
                 self.addCleanup(srv.stop)
                 self.assertEqual(os.listdir(d), [])
                 self.assertNotIn("Control socket", srv.log())
+
+        def test_instance(self):
+                # --instance NAME is the shipped unit's place: /run/gcorn/NAME/ctl.
+                name = "itest-%d" % os.getpid()
+                made_parent = not os.path.isdir("/run/gcorn")
+                d = os.path.join("/run/gcorn", name)
+                os.makedirs(d)
+                self.addCleanup(lambda: made_parent and os.path.isdir("/run/gcorn") and not os.listdir("/run/gcorn")
+                                and os.rmdir("/run/gcorn"))
+                self.addCleanup(shutil.rmtree, d, True)
+                srv = h.Server("routes:app", args=["-w", "1"], env={"RUNTIME_DIRECTORY": d + ":/nonexistent"})
+                self.addCleanup(srv.stop)
+                self.assertIn("Control socket at: %s/ctl" % d, srv.log())
+                p = subprocess.run([h.GCORN, "ctl", "--instance", name, "--json", "status"], capture_output=True,
+                                   text=True, timeout=30)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertEqual(json.loads(p.stdout)["data"]["pid"], srv.pid)
 
         def test_default_places(self):
                 d = h.tempdir(self, "gcorn-ctl-")
