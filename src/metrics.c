@@ -9,8 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 
 #include "gcorn/json.h"
 #include "gcorn/log.h"
@@ -289,19 +295,86 @@ bool metrics_io(Metrics *m) {
         return pending;
 }
 
+/* A UNIX listener's queue, asked of the kernel by the socket's inode over NETLINK_SOCK_DIAG:
+ * for a listening socket, UNIX_DIAG_RQLEN holds the connections waiting and the limit. */
+static int unix_listen_queue(int fd, unsigned *ret_queued, unsigned *ret_limit) {
+        _cleanup_close_ int nl = -1;
+        struct {
+                struct nlmsghdr nlh;
+                struct unix_diag_req req;
+        } msg = {
+                .nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST },
+                .req = { .sdiag_family = AF_UNIX, .udiag_states = 1U << TCP_LISTEN, .udiag_show = UDIAG_SHOW_RQLEN,
+                         .udiag_cookie = { INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE } },
+        };
+        union {
+                struct nlmsghdr nlh;
+                char buf[512];
+        } ans;
+        struct stat st;
+        ssize_t n;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        msg.req.udiag_ino = (uint32_t) st.st_ino;
+        /* Fails where the unit's RestrictAddressFamilies= leaves AF_NETLINK out. */
+        nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+        if (nl < 0)
+                return -errno;
+        if (send(nl, &msg, sizeof(msg), MSG_NOSIGNAL) < 0)
+                return -errno;
+        /* The kernel answers within send(): nothing to wait for. */
+        n = recv(nl, &ans, sizeof(ans), MSG_DONTWAIT);
+        if (n < 0)
+                return -errno;
+        for (struct nlmsghdr *h = &ans.nlh; NLMSG_OK(h, (size_t) n); h = NLMSG_NEXT(h, n)) {
+                struct unix_diag_msg *m = NLMSG_DATA(h);
+                struct rtattr *a = (struct rtattr *) (m + 1);
+                size_t len;
+
+                if (h->nlmsg_type == NLMSG_ERROR) {
+                        const struct nlmsgerr *e = NLMSG_DATA(h);
+
+                        return e->error < 0 ? e->error : -EIO;
+                }
+                if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+                        continue;
+                len = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
+                for (; RTA_OK(a, len); a = RTA_NEXT(a, len))
+                        if (a->rta_type == UNIX_DIAG_RQLEN && RTA_PAYLOAD(a) >= sizeof(struct unix_diag_rqlen)) {
+                                const struct unix_diag_rqlen *q = RTA_DATA(a);
+
+                                *ret_queued = q->udiag_rqueue;
+                                *ret_limit = q->udiag_wqueue;
+                                return 0;
+                        }
+        }
+        return -ENODATA;
+}
+
 int metrics_listen_queue(const Listener *l, unsigned *ret_queued, unsigned *ret_limit) {
         struct tcp_info ti;
         socklen_t len = sizeof(ti);
+        unsigned queued = 0, limit = 0;
+        int r;
 
-        if (l->is_unix || l->fd < 0)
-                return -EOPNOTSUPP;
-        if (getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-                return -errno;
-        /* A listening socket's tcpi_unacked is its accept queue, tcpi_sacked the queue's limit. */
+        if (l->fd < 0)
+                return -EBADF;
+        if (l->is_unix) {
+                r = unix_listen_queue(l->fd, &queued, &limit);
+                if (r < 0)
+                        return r;
+        } else {
+                if (getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+                        return -errno;
+                /* A listening socket's tcpi_unacked is its accept queue, tcpi_sacked the limit. */
+                queued = ti.tcpi_unacked;
+                limit = ti.tcpi_sacked;
+        }
         if (ret_queued)
-                *ret_queued = ti.tcpi_unacked;
+                *ret_queued = queued;
         if (ret_limit)
-                *ret_limit = ti.tcpi_sacked;
+                *ret_limit = limit;
         return 0;
 }
 
@@ -369,11 +442,11 @@ static void render(JsonBuf *b, Metrics *m, const ControlState *st) {
         json_printf(b, "gcorn_connections_accepted_total %" PRIu64 "\n", c.accepted);
         family(b, "gcorn_connections_open", "gauge", "Connections the workers hold open.");
         json_printf(b, "gcorn_connections_open %" PRIu64 "\n", open_conns);
-        family(b, "gcorn_listen_queue_length", "gauge", "Connections waiting in a TCP listener's accept queue.");
+        family(b, "gcorn_listen_queue_length", "gauge", "Connections waiting in a listener's accept queue.");
         for (size_t i = 0; i < st->n_listeners; i++)
                 if (metrics_listen_queue(&st->listeners[i], &queued, NULL) == 0)
                         json_printf(b, "gcorn_listen_queue_length{listener=\"%s\"} %u\n", st->listeners[i].url, queued);
-        family(b, "gcorn_listen_queue_limit", "gauge", "The accept queue's limit of a TCP listener (the backlog).");
+        family(b, "gcorn_listen_queue_limit", "gauge", "The accept queue's limit of a listener (the backlog).");
         for (size_t i = 0; i < st->n_listeners; i++)
                 if (metrics_listen_queue(&st->listeners[i], NULL, &limit) == 0)
                         json_printf(b, "gcorn_listen_queue_limit{listener=\"%s\"} %u\n", st->listeners[i].url, limit);

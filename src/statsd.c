@@ -213,7 +213,7 @@ void statsd_backlog(const Listener *listeners, size_t n, uint64_t now) {
         /* UNIX listeners have no queue length to add, as in Gunicorn; with none but them
          * nothing is sent (Gunicorn's sum is negative then, and it sends nothing either). */
         for (size_t i = 0; i < n; i++)
-                if (metrics_listen_queue(&listeners[i], &queued, NULL) == 0) {
+                if (!listeners[i].is_unix && metrics_listen_queue(&listeners[i], &queued, NULL) == 0) {
                         total += queued;
                         any = true;
                 }

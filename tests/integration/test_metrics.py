@@ -151,16 +151,25 @@ class TestMetrics(unittest.TestCase):
                 self.assertEqual(s[("gcorn_connections_open", ())], 1)
                 self.assertEqual(s[("gcorn_connections_accepted_total", ())], 1)
 
-        def test_unix_listener_has_no_queue_sample(self):
-                # The kernel tells a UNIX listener's queue only over AF_NETLINK: no sample, not a 0.
+        def test_unix_listener_queue(self):
+                # A UNIX listener's queue comes from NETLINK_SOCK_DIAG (AF_NETLINK is allowed here).
                 d = h.tempdir(self, "gcorn-metrics-")
-                srv = h.Server("routes:app", bind="unix:" + os.path.join(d, "s.sock"),
-                               args=["-w", "1", "--no-control-socket", "--metrics-bind", "127.0.0.1:0"])
+                path = os.path.join(d, "s.sock")
+                srv = h.Server("routes:app", bind="unix:" + path,
+                               args=["-w", "1", "--no-control-socket", "--metrics-bind", "127.0.0.1:0", "--backlog", "64"])
                 self.addCleanup(srv.stop)
                 self.mhost, self.mport = h.split_hostport(METRICS_RE.search(srv.log()).group(1))
+                listener = (("listener", "unix:" + path),)
                 s = self.scrape()
-                self.assertEqual(s[("gcorn_generation", ())], 1)
-                self.assertFalse([k for k in s if k[0].startswith("gcorn_listen_queue")], s)
+                self.assertEqual(s[("gcorn_listen_queue_length", listener)], 0)
+                self.assertEqual(s[("gcorn_listen_queue_limit", listener)], 64)
+                busy = srv.connect()
+                self.addCleanup(busy.close)
+                busy.sendall(b"GET /slow?s=6 HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertTrue(h.wait_until(lambda: self.scrape()[("gcorn_workers", (("state", "busy"),))] == 1, 5))
+                for _ in range(2):
+                        self.addCleanup(srv.connect().close)
+                self.assertTrue(h.wait_until(lambda: self.scrape()[("gcorn_listen_queue_length", listener)] == 2, 5))
 
         def test_other_paths_and_garbage(self):
                 srv = self.start()
