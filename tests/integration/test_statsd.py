@@ -120,6 +120,35 @@ class TestStatsd(unittest.TestCase):
                 self.assertEqual(ours, sorted(["gunicorn.log.exception:1|c|@1.0", "gunicorn.request.duration:N|ms",
                                                "gunicorn.requests:1|c|@1.0", "gunicorn.request.status.200:1|c|@1.0"]))
 
+        def test_warning_and_critical_counters(self):
+                # Gunicorn 23 logs a request it refuses with log.warning ("Invalid request from
+                # ip=...", here contradictory scheme headers) and a worker timeout with
+                # log.critical ("WORKER TIMEOUT").
+                udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self.addCleanup(udp.close)
+                udp.bind(("127.0.0.1", 0))
+                srv = h.Server("routes:app", args=["-w", "1", "--no-control-socket", "--timeout", "1", "--statsd-host",
+                                                   "127.0.0.1:%d" % udp.getsockname()[1]])
+                self.addCleanup(srv.stop)
+                self.assertIn(b" 400 ", srv.raw(h.build_request("GET", "/", [("Host", "x"), ("X-Forwarded-Proto", "https"),
+                                                                        ("X-Forwarded-Ssl", "off")])))
+                srv.wait_log(r"Invalid request from ip=127\.0\.0\.1: Contradictory scheme headers")
+                slow = srv.connect()
+                self.addCleanup(slow.close)
+                slow.sendall(b"GET /slow?s=5 HTTP/1.1\r\nHost: x\r\n\r\n")
+                srv.wait_log(r"WORKER TIMEOUT")
+                packets = []
+                udp.settimeout(1)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and not ("gunicorn.log.warning:1|c|@1.0" in packets and
+                                                             "gunicorn.log.critical:1|c|@1.0" in packets):
+                        try:
+                                packets.append(udp.recv(4096).decode())
+                        except socket.timeout:
+                                pass
+                self.assertIn("gunicorn.log.warning:1|c|@1.0", packets)
+                self.assertIn("gunicorn.log.critical:1|c|@1.0", packets)
+
         def test_backlog_metric(self):
                 # One sync worker asleep in the app: the connections that come meanwhile wait in
                 # the accept queue, and the packet that counts them can only come from the master.
