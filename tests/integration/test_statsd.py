@@ -53,12 +53,29 @@ class TestStatsd(unittest.TestCase):
                 for extra in ([], ["--statsd-prefix", "myapp"], ["--statsd-prefix", "a"],
                               ["--statsd-prefix", "myapp..", "--dogstatsd-tags", "env:test,team:web"]):
                         ours, raw = self.capture(self.gcorn, extra)
-                        theirs, _ = self.capture(lambda a: GunicornServer(a), extra)
+                        theirs, their_raw = self.capture(lambda a: GunicornServer(a), extra)
+                        for p in their_raw:
+                                if "duration" in p:
+                                        self.assertRegex(p, r"duration:(0|[1-9][0-9]*)\.([0-9]*[1-9]|0)\|ms(\||$)")
                         self.assertEqual(len(theirs), 3 * len(REQUESTS), theirs)
                         self.assertEqual(ours, theirs, extra)
                         prefix = {"myapp": "myapp.", "a": "a", "myapp..": "myapp."}[extra[1]] if extra else ""
                         self.assertIn(prefix + "gunicorn.request.status.503:1|c|@1.0", "\n".join(raw))
                         self.assertNotIn("gunicorn.backlog", "\n".join(raw))
+                        # Milliseconds as Python prints Gunicorn's float: no trailing zeros but one.
+                        durations = [p for p in raw if "duration" in p]
+                        self.assertEqual(len(durations), len(REQUESTS))
+                        for p in durations:
+                                self.assertRegex(p, r"duration:(0|[1-9][0-9]*)\.([0-9]*[1-9]|0)\|ms(\||$)")
+
+        def test_long_prefix_and_tags_whole(self):
+                # Gunicorn sends them as given, however long: nothing may be cut off.
+                prefix = "p" * 300
+                tags = ",".join("tag%d:%s" % (i, "v" * 20) for i in range(20))
+                ours, raw = self.capture(self.gcorn, ["--statsd-prefix", prefix, "--dogstatsd-tags", tags])
+                self.assertEqual(len(ours), 3 * len(REQUESTS), raw)
+                for p in raw:
+                        self.assertTrue(p.startswith(prefix + ".gunicorn.") and p.endswith("|#" + tags), p[:40])
 
         def test_workers_gauge_and_log_counter(self):
                 udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
