@@ -1,6 +1,7 @@
 """StatsD: the packets gcorn sends for some requests, captured on a loopback UDP socket, carry
 the names and formats Gunicorn sends for the same requests."""
 
+import json
 import os
 import re
 import socket
@@ -172,7 +173,8 @@ class TestStatsd(unittest.TestCase):
                 udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 self.addCleanup(udp.close)
                 udp.bind(("127.0.0.1", 0))
-                srv = h.Server("routes:app", args=["-w", "1", "--no-control-socket", "--enable-backlog-metric",
+                ctl = os.path.join(h.tempdir(self, "gcorn-statsd-"), "ctl")
+                srv = h.Server("routes:app", args=["-w", "1", "--control-socket", ctl, "--enable-backlog-metric",
                                                    "--statsd-host", "127.0.0.1:%d" % udp.getsockname()[1],
                                                    "--statsd-prefix", "pp", "--dogstatsd-tags", "env:test"])
                 self.addCleanup(srv.stop)
@@ -194,6 +196,13 @@ class TestStatsd(unittest.TestCase):
                 busy = srv.connect()
                 self.addCleanup(busy.close)
                 busy.sendall(b"GET /slow?s=6 HTTP/1.1\r\nHost: x\r\n\r\n")
+
+                def in_app():
+                        p = subprocess.run([h.GCORN, "ctl", "--socket", ctl, "--json", "workers"], capture_output=True,
+                                           text=True, timeout=30)
+                        return p.returncode == 0 and json.loads(p.stdout)["data"]["workers"][0]["in_flight"]
+                # The worker takes no other connection once it is in the app.
+                self.assertTrue(h.wait_until(in_app, 5))
                 waiting = []
                 for _ in range(3):
                         waiting.append(srv.connect())
