@@ -54,6 +54,9 @@ static int parse_address(const char *v, Address *ret) {
                 strcpy(ret->path, path);
                 return 0;
         }
+        /* Gunicorn's parse_address() drops it (the packets are UDP all the same). */
+        if (strncmp(v, "tcp://", 6) == 0)
+                v += 6;
         if (v[0] == '[') {
                 const char *close = strchr(v, ']');
 

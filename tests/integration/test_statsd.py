@@ -244,6 +244,19 @@ class TestStatsd(unittest.TestCase):
                 for _ in range(20):
                         self.assertEqual(srv.get("/").status, 200)
 
+        def test_host_spellings(self):
+                # Gunicorn's parse_address() takes a tcp:// in front and a left-out port (8125).
+                udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self.addCleanup(udp.close)
+                udp.bind(("127.0.0.1", 0))
+                udp.settimeout(10)
+                for host in ("tcp://127.0.0.1:%d" % udp.getsockname()[1], "127.0.0.1"):
+                        with self.subTest(host=host):
+                                srv = h.Server("routes:app", args=["-w", "1", "--no-control-socket", "--statsd-host", host])
+                                srv.stop()
+                                self.assertNotIn("statsd", srv.log())
+                self.assertIn(b"gunicorn.workers:1|g", udp.recv(4096))
+
         def test_bad_host(self):
                 for bad in ("a:b:c", "host:99999", "[::1"):
                         p = subprocess.run([h.GCORN, "--statsd-host", bad, "routes:app"], capture_output=True,
