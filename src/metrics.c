@@ -18,12 +18,16 @@
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
 
+#include "gcorn/conn.h"
 #include "gcorn/json.h"
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
 #include "gcorn/metrics.h"
 
 #define REQUEST_MAX 8192
+/* After an accept() error other than a client gone (out of fds, out of memory) the listener
+ * stays readable: polling it again at once would spin the master. */
+#define ACCEPT_PAUSE_MS 1000
 
 typedef struct Scrape {
         int fd;
@@ -40,6 +44,7 @@ struct Metrics {
         HeartbeatCounters totals;       /* of the reaped workers */
         Scrape scrapes[METRICS_CLIENTS_MAX];
         size_t n_scrapes;
+        uint64_t accept_resume_ms;      /* no accept() before then */
         struct pollfd *pfd;
         size_t n_pfd;
 };
@@ -213,7 +218,9 @@ size_t metrics_pollfds(Metrics *m, struct pollfd *pfd, size_t cap) {
         if (!m || cap == 0)
                 return 0;
         m->pfd = pfd;
-        pfd[n++] = (struct pollfd) { .fd = m->n_scrapes < METRICS_CLIENTS_MAX ? m->fd : -1, .events = POLLIN };
+        pfd[n++] = (struct pollfd) { .fd = m->n_scrapes < METRICS_CLIENTS_MAX && now_ms() >= m->accept_resume_ms ?
+                                           m->fd : -1,
+                                     .events = POLLIN };
         for (size_t i = 0; i < m->n_scrapes && n < cap; i++) {
                 Scrape *sc = &m->scrapes[i];
 
@@ -285,8 +292,15 @@ bool metrics_io(Metrics *m) {
                 while (m->n_scrapes < METRICS_CLIENTS_MAX) {
                         int fd = accept4(m->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-                        if (fd < 0)
+                        if (fd < 0 && errno == ECONNABORTED)
+                                continue;
+                        if (fd < 0) {
+                                if (errno != EAGAIN && errno != EINTR) {
+                                        log_warning_errno(errno, "Metrics: accept() failed, pausing it for 1s: %m");
+                                        m->accept_resume_ms = now_ms() + ACCEPT_PAUSE_MS;
+                                }
                                 break;
+                        }
                         m->scrapes[m->n_scrapes++] = (Scrape) { .fd = fd };
                 }
         m->n_pfd = 0;

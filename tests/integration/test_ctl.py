@@ -3,6 +3,7 @@ and what a broken command gets."""
 
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -312,6 +313,32 @@ class TestCtl(CtlTest):
                 self.assertEqual(srv.get("/").status, 200)
                 self.assertEqual(self.ctl("status", json_out=True)["data"]["target_workers"], 1)
                 self.assertTrue(srv.alive())
+
+
+@unittest.skipUnless(os.environ.get("GCORN_FAULT_LIB"), "needs the fault-injection library")
+class TestAcceptErrors(CtlTest):
+        def test_accept_error_pauses_instead_of_spinning(self):
+                # accept() fails with EMFILE for 1.5 s from the master's first call, the one our
+                # connection causes: the master logs it and waits, rather than poll a listener
+                # that stays readable over and over, and answers once accept() works again.
+                env = {"LD_PRELOAD": os.environ["GCORN_FAULT_LIB"], "GCORN_FAULT_ACCEPT_ERRNO": "24",
+                       "GCORN_FAULT_ACCEPT_MS": "1500"}
+                srv = self.start(workers=1, env=env)
+                self.assertEqual(self.ctl("status", json_out=True)["data"]["pid"], srv.pid)
+                failures = re.findall(r"Control socket: accept\(\) failed", srv.log())
+                self.assertGreaterEqual(len(failures), 1)
+                self.assertLessEqual(len(failures), 3, srv.log()[-2000:])
+                # The metrics listener, the same way.
+                metrics = os.path.join(self.dir, "metrics")
+                srv = self.start(workers=1, args=["--metrics-bind", "unix:" + metrics], env=env)
+                with socket.socket(socket.AF_UNIX) as s:
+                        s.settimeout(10)
+                        s.connect(metrics)
+                        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                        self.assertIn(b"gcorn_generation 1", h.recv_all(s))
+                failures = re.findall(r"Metrics: accept\(\) failed", srv.log())
+                self.assertGreaterEqual(len(failures), 1)
+                self.assertLessEqual(len(failures), 3, srv.log()[-2000:])
 
 
 class TestCtlSocketPlace(unittest.TestCase):
