@@ -323,6 +323,8 @@ class TestAcceptErrors(CtlTest):
                 # that stays readable over and over, and answers once accept() works again.
                 env = {"LD_PRELOAD": os.environ["GCORN_FAULT_LIB"], "GCORN_FAULT_ACCEPT_ERRNO": "24",
                        "GCORN_FAULT_ACCEPT_MS": "1500"}
+                if "ASAN_OPTIONS" in os.environ:
+                        env["ASAN_OPTIONS"] = os.environ["ASAN_OPTIONS"] + ":verify_asan_link_order=0"
                 srv = self.start(workers=1, env=env)
                 self.assertEqual(self.ctl("status", json_out=True)["data"]["pid"], srv.pid)
                 failures = re.findall(r"Control socket: accept\(\) failed", srv.log())
