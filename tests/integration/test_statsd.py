@@ -167,6 +167,30 @@ class TestStatsd(unittest.TestCase):
                 self.assertIn("gunicorn.log.warning:1|c|@1.0", packets)
                 self.assertIn("gunicorn.log.critical:1|c|@1.0", packets)
 
+        def test_malformed_request_warns(self):
+                # Gunicorn 23's handle_error(): "Invalid request from ip=...: <why>" at warning
+                # level for every request it cannot parse, so gunicorn.log.warning counts them.
+                udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self.addCleanup(udp.close)
+                udp.bind(("127.0.0.1", 0))
+                srv = h.Server("routes:app", args=["-w", "1", "--no-control-socket", "--statsd-host",
+                                                   "127.0.0.1:%d" % udp.getsockname()[1]])
+                self.addCleanup(srv.stop)
+                for raw, status in ((b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", b" 400 "),
+                                    (b"GARBAGE\r\n\r\n", b" 400 "), (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", b" 505 ")):
+                        self.assertIn(status, srv.raw(raw).split(b"\r\n")[0])
+                srv.wait_log(r"\[WARNING\] Invalid request from ip=127\.0\.0\.1: \S", count=3)
+                packets = []
+                udp.settimeout(1)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and packets.count("gunicorn.log.warning:1|c|@1.0") < 3:
+                        try:
+                                packets.append(udp.recv(4096).decode())
+                        except socket.timeout:
+                                pass
+                self.assertEqual(packets.count("gunicorn.log.warning:1|c|@1.0"), 3, packets)
+                self.assertEqual(srv.get("/").status, 200)
+
         def test_backlog_metric(self):
                 # One sync worker asleep in the app: the connections that come meanwhile wait in
                 # the accept queue, and the packet that counts them can only come from the master.
