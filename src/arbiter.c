@@ -437,9 +437,12 @@ static void worker_gone(Arbiter *a, WorkerProc *p, int status) {
                 else if (!(p->term_sent && (sig == SIGTERM || sig == SIGQUIT)) && !p->kill_sent)
                         log_error("Worker (pid:%d) was sent signal %d (%s)%s", (int) p->pid, sig, strsignal(sig),
                                   core);
-        } else if (WEXITSTATUS(status) != 0)
+        } else if (WEXITSTATUS(status) != 0) {
+                /* A worker ends with 0 unless its app ended it (os._exit(), a failed hook). */
+                if (!p->term_sent && !p->kill_sent && !p->abort_sent)
+                        a->crashes++;
                 log_error("Worker (pid:%d) exited with code %d", (int) p->pid, WEXITSTATUS(status));
-        else if (!p->term_sent && !a->stopping)
+        } else if (!p->term_sent && !a->stopping)
                 log_info("Worker (pid:%d) exited", (int) p->pid);
 
         if (a->reloading && current && !p->booted)
@@ -1158,6 +1161,7 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
 
                 manage(&a);
                 statsd_workers(serving_workers(&a, NULL));
+                statsd_backlog(a.listeners, a.n_listeners, now_ms());
                 if (a.reload_pending && !a.reloading && !a.stopping)
                         reload(&a);
                 if (a.stopping && a.n_procs == 0 && a.n_strays == 0)

@@ -373,6 +373,9 @@ static ConnAction advance(Conn *c) {
                 r = http_parser_feed_head(c->parser, c->rbuf + c->rpos, c->rlen - c->rpos, &consumed);
                 c->rpos += consumed;
                 if (r < 0) {
+                        /* Gunicorn's line and level (StatsD counts it in gunicorn.log.warning). */
+                        log_warning("Invalid request from ip=%s: %s", c->info.remote_addr,
+                                    http_parser_error_reason(c->parser));
                         send_error(c, http_parser_error_status(c->parser));
                         return CONN_CLOSE;
                 }

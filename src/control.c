@@ -26,6 +26,9 @@
 #define CLIENT_IDLE_MS 10000
 /* And this long to read its answer. */
 #define CLIENT_ANSWER_MS 60000
+/* After an accept() error other than a client gone (out of fds, out of memory) the listener
+ * stays readable: polling it again at once would spin the master. */
+#define ACCEPT_PAUSE_MS 1000
 
 typedef struct Client {
         int fd;
@@ -49,6 +52,7 @@ struct Control {
         ino_t ino;
         Client clients[CONTROL_CLIENTS_MAX];
         size_t n_clients;
+        uint64_t accept_resume_ms;      /* no accept() before then */
         /* Which pollfd is whose, from the last control_pollfds(). */
         struct pollfd *pfd;
         size_t n_pfd;
@@ -225,7 +229,9 @@ size_t control_pollfds(Control *c, struct pollfd *pfd, size_t cap) {
                         client_close(c, i);
         }
         c->pfd = pfd;
-        pfd[n++] = (struct pollfd) { .fd = c->n_clients < CONTROL_CLIENTS_MAX ? c->fd : -1, .events = POLLIN };
+        pfd[n++] = (struct pollfd) { .fd = c->n_clients < CONTROL_CLIENTS_MAX && now_ms() >= c->accept_resume_ms ?
+                                           c->fd : -1,
+                                     .events = POLLIN };
         for (size_t i = 0; i < c->n_clients && n < cap; i++) {
                 Client *cl = &c->clients[i];
                 short ev = 0;
@@ -253,9 +259,13 @@ static void accept_client(Control *c) {
 
         while (c->n_clients < CONTROL_CLIENTS_MAX) {
                 fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (fd < 0 && errno == ECONNABORTED)
+                        continue;
                 if (fd < 0) {
-                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                                log_warning_errno(errno, "Control socket: accept() failed: %m");
+                        if (errno != EAGAIN && errno != EINTR) {
+                                log_warning_errno(errno, "Control socket: accept() failed, pausing it for 1s: %m");
+                                c->accept_resume_ms = now_ms() + ACCEPT_PAUSE_MS;
+                        }
                         return;
                 }
                 if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {

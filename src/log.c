@@ -338,20 +338,30 @@ static void write_message(int level, const char *text, size_t len) {
         write_all(error_fd, buf, n);
 }
 
-void log_block(int level, const char *title, const char *text) {
+static void write_block(int level, const char *title, const char *text) {
         _cleanup_free_ char *buf = NULL;
         int k;
 
-        /* Tracebacks come here, not through log_internalv(). */
-        statsd_log(level);
         if (level > max_level)
                 return;
         k = asprintf(&buf, "%s\n%s", title, text ? text : "");
         if (k < 0) {
-                log_internal(level, 0, "%s", title);
+                log_message(level, title, strlen(title));
                 return;
         }
         log_message(level, buf, (size_t) k);
+}
+
+void log_block(int level, const char *title, const char *text) {
+        /* Tracebacks come here, not through log_internalv(). */
+        statsd_log(level);
+        write_block(level, title, text);
+}
+
+void log_exception(const char *title, const char *text) {
+        /* Gunicorn's log.exception() counts under its own name, not as an error. */
+        statsd_exception();
+        write_block(LOG_ERR, title, text);
 }
 
 /* wsgi.errors text waiting for the end of its line, when each line goes to the journal as an

@@ -9,15 +9,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 
+#include "gcorn/conn.h"
 #include "gcorn/json.h"
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
 #include "gcorn/metrics.h"
 
 #define REQUEST_MAX 8192
+/* After an accept() error other than a client gone (out of fds, out of memory) the listener
+ * stays readable: polling it again at once would spin the master. */
+#define ACCEPT_PAUSE_MS 1000
 
 typedef struct Scrape {
         int fd;
@@ -34,6 +44,7 @@ struct Metrics {
         HeartbeatCounters totals;       /* of the reaped workers */
         Scrape scrapes[METRICS_CLIENTS_MAX];
         size_t n_scrapes;
+        uint64_t accept_resume_ms;      /* no accept() before then */
         struct pollfd *pfd;
         size_t n_pfd;
 };
@@ -207,7 +218,9 @@ size_t metrics_pollfds(Metrics *m, struct pollfd *pfd, size_t cap) {
         if (!m || cap == 0)
                 return 0;
         m->pfd = pfd;
-        pfd[n++] = (struct pollfd) { .fd = m->n_scrapes < METRICS_CLIENTS_MAX ? m->fd : -1, .events = POLLIN };
+        pfd[n++] = (struct pollfd) { .fd = m->n_scrapes < METRICS_CLIENTS_MAX && now_ms() >= m->accept_resume_ms ?
+                                           m->fd : -1,
+                                     .events = POLLIN };
         for (size_t i = 0; i < m->n_scrapes && n < cap; i++) {
                 Scrape *sc = &m->scrapes[i];
 
@@ -279,14 +292,104 @@ bool metrics_io(Metrics *m) {
                 while (m->n_scrapes < METRICS_CLIENTS_MAX) {
                         int fd = accept4(m->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-                        if (fd < 0)
+                        if (fd < 0 && errno == ECONNABORTED)
+                                continue;
+                        if (fd < 0) {
+                                if (errno != EAGAIN && errno != EINTR) {
+                                        log_warning_errno(errno, "Metrics: accept() failed, pausing it for 1s: %m");
+                                        m->accept_resume_ms = now_ms() + ACCEPT_PAUSE_MS;
+                                }
                                 break;
+                        }
                         m->scrapes[m->n_scrapes++] = (Scrape) { .fd = fd };
                 }
         m->n_pfd = 0;
         for (size_t i = 0; i < m->n_scrapes; i++)
                 pending |= m->scrapes[i].request && m->scrapes[i].out.len == 0;
         return pending;
+}
+
+/* A UNIX listener's queue, asked of the kernel by the socket's inode over NETLINK_SOCK_DIAG:
+ * for a listening socket, UNIX_DIAG_RQLEN holds the connections waiting and the limit. */
+static int unix_listen_queue(int fd, unsigned *ret_queued, unsigned *ret_limit) {
+        _cleanup_close_ int nl = -1;
+        struct {
+                struct nlmsghdr nlh;
+                struct unix_diag_req req;
+        } msg = {
+                .nlh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST },
+                .req = { .sdiag_family = AF_UNIX, .udiag_states = 1U << TCP_LISTEN, .udiag_show = UDIAG_SHOW_RQLEN,
+                         .udiag_cookie = { INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE } },
+        };
+        union {
+                struct nlmsghdr nlh;
+                char buf[512];
+        } ans;
+        struct stat st;
+        ssize_t n;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        msg.req.udiag_ino = (uint32_t) st.st_ino;
+        /* Fails where the unit's RestrictAddressFamilies= leaves AF_NETLINK out. */
+        nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+        if (nl < 0)
+                return -errno;
+        if (send(nl, &msg, sizeof(msg), MSG_NOSIGNAL) < 0)
+                return -errno;
+        /* The kernel answers within send(): nothing to wait for. */
+        n = recv(nl, &ans, sizeof(ans), MSG_DONTWAIT);
+        if (n < 0)
+                return -errno;
+        for (struct nlmsghdr *h = &ans.nlh; NLMSG_OK(h, (size_t) n); h = NLMSG_NEXT(h, n)) {
+                struct unix_diag_msg *m = NLMSG_DATA(h);
+                struct rtattr *a = (struct rtattr *) (m + 1);
+                size_t len;
+
+                if (h->nlmsg_type == NLMSG_ERROR) {
+                        const struct nlmsgerr *e = NLMSG_DATA(h);
+
+                        return e->error < 0 ? e->error : -EIO;
+                }
+                if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+                        continue;
+                len = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
+                for (; RTA_OK(a, len); a = RTA_NEXT(a, len))
+                        if (a->rta_type == UNIX_DIAG_RQLEN && RTA_PAYLOAD(a) >= sizeof(struct unix_diag_rqlen)) {
+                                const struct unix_diag_rqlen *q = RTA_DATA(a);
+
+                                *ret_queued = q->udiag_rqueue;
+                                *ret_limit = q->udiag_wqueue;
+                                return 0;
+                        }
+        }
+        return -ENODATA;
+}
+
+int metrics_listen_queue(const Listener *l, unsigned *ret_queued, unsigned *ret_limit) {
+        struct tcp_info ti;
+        socklen_t len = sizeof(ti);
+        unsigned queued = 0, limit = 0;
+        int r;
+
+        if (l->fd < 0)
+                return -EBADF;
+        if (l->is_unix) {
+                r = unix_listen_queue(l->fd, &queued, &limit);
+                if (r < 0)
+                        return r;
+        } else {
+                if (getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+                        return -errno;
+                /* A listening socket's tcpi_unacked is its accept queue, tcpi_sacked the limit. */
+                queued = ti.tcpi_unacked;
+                limit = ti.tcpi_sacked;
+        }
+        if (ret_queued)
+                *ret_queued = queued;
+        if (ret_limit)
+                *ret_limit = limit;
+        return 0;
 }
 
 static const char *const method_names[_HB_METHOD_MAX] = {
@@ -302,7 +405,7 @@ static void render(JsonBuf *b, Metrics *m, const ControlState *st) {
         static const uint16_t bounds[] = { HB_DURATION_BOUNDS };
         HeartbeatCounters c = m->totals;
         uint64_t open_conns = 0, cumulative = 0, count = 0;
-        unsigned by_state[4] = {};
+        unsigned by_state[4] = {}, queued, limit;
         static const char *const state_names[] = { "booting", "idle", "busy", "stopping" };
 
         for (size_t i = 0; i < st->n_workers; i++) {
@@ -353,27 +456,14 @@ static void render(JsonBuf *b, Metrics *m, const ControlState *st) {
         json_printf(b, "gcorn_connections_accepted_total %" PRIu64 "\n", c.accepted);
         family(b, "gcorn_connections_open", "gauge", "Connections the workers hold open.");
         json_printf(b, "gcorn_connections_open %" PRIu64 "\n", open_conns);
-        family(b, "gcorn_listen_queue_length", "gauge", "Connections waiting in a TCP listener's accept queue.");
-        for (size_t i = 0; i < st->n_listeners; i++) {
-                const Listener *l = &st->listeners[i];
-                struct tcp_info ti;
-                socklen_t len = sizeof(ti);
-
-                /* A listening socket's tcpi_unacked is its accept queue, tcpi_sacked the limit. */
-                if (l->is_unix || l->fd < 0 || getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-                        continue;
-                json_printf(b, "gcorn_listen_queue_length{listener=\"%s\"} %u\n", l->url, ti.tcpi_unacked);
-        }
-        family(b, "gcorn_listen_queue_limit", "gauge", "The accept queue's limit of a TCP listener (the backlog).");
-        for (size_t i = 0; i < st->n_listeners; i++) {
-                const Listener *l = &st->listeners[i];
-                struct tcp_info ti;
-                socklen_t len = sizeof(ti);
-
-                if (l->is_unix || l->fd < 0 || getsockopt(l->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-                        continue;
-                json_printf(b, "gcorn_listen_queue_limit{listener=\"%s\"} %u\n", l->url, ti.tcpi_sacked);
-        }
+        family(b, "gcorn_listen_queue_length", "gauge", "Connections waiting in a listener's accept queue.");
+        for (size_t i = 0; i < st->n_listeners; i++)
+                if (metrics_listen_queue(&st->listeners[i], &queued, NULL) == 0)
+                        json_printf(b, "gcorn_listen_queue_length{listener=\"%s\"} %u\n", st->listeners[i].url, queued);
+        family(b, "gcorn_listen_queue_limit", "gauge", "The accept queue's limit of a listener (the backlog).");
+        for (size_t i = 0; i < st->n_listeners; i++)
+                if (metrics_listen_queue(&st->listeners[i], NULL, &limit) == 0)
+                        json_printf(b, "gcorn_listen_queue_limit{listener=\"%s\"} %u\n", st->listeners[i].url, limit);
 }
 
 void metrics_answer(Metrics *m, const ControlState *st) {

@@ -243,7 +243,10 @@ PyObject *python_new_globals(void) {
 void python_log_exception(int level, const char *title) {
         _cleanup_free_ char *tb = python_format_exception();
 
-        log_block(level, title, tb ? tb : "(no traceback)");
+        if (level == LOG_ERR)
+                log_exception(title, tb ? tb : "(no traceback)");
+        else
+                log_block(level, title, tb ? tb : "(no traceback)");
 }
 
 char *python_format_exception(void) {
@@ -424,7 +427,12 @@ int python_load_app(const char *spec, void **ret_app, char **ret_error) {
 
                 if (!text)
                         goto error;
-                log_block(PyObject_IsTrue(serious) ? LOG_ERR : LOG_DEBUG, "Failed to load the application:", text);
+                /* Gunicorn's "Exception in worker process" (log.exception), or its AppImportError
+                 * (debug). */
+                if (PyObject_IsTrue(serious))
+                        log_exception("Failed to load the application:", text);
+                else
+                        log_block(LOG_DEBUG, "Failed to load the application:", text);
         }
         {
                 const char *text = PyUnicode_AsUTF8(message);

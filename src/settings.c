@@ -1,5 +1,6 @@
 /* The one table of settings. The command line, the config file (through settings_set()) and
  * --help all walk setting_table, so a setting exists in all three or in none. */
+#include <ctype.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -62,6 +63,7 @@ typedef struct SettingDef {
         int64_t min;
         int64_t max;
         bool clamp;                     /* larger values are lowered to max, as Gunicorn does */
+        bool auto_int;                  /* an INT read as Gunicorn's auto_int: int(x, 0), 0NNN octal */
         bool nullable;                  /* None in the config file resets it to NULL */
         SettingCheck check;
         const char *bare_value;         /* the value of the flag given alone (argparse's nargs="?") */
@@ -93,7 +95,6 @@ static int check_protocol(const char *value, char **ret_value, char *reason, siz
 
 #define WHY_ASGI "only the asgi worker uses it, and that worker is not available yet"
 #define WHY_SYSLOG "gcorn does not send logs to syslog; --log-target journal sends them to the journal"
-#define WHY_STATSD "gcorn does not send the socket backlog to statsd; the metrics endpoint (--metrics-bind) shows it"
 #define WHY_TLS "TLS is not available (see certfile)"
 #define WHY_HTTP2 "HTTP/2 is not available (Gunicorn needs TLS for it); connections speak HTTP/1.1"
 #define WHY_DIRTY "dirty arbiters are not available (see dirty_apps)"
@@ -392,7 +393,8 @@ static const SettingDef setting_table[] = {
           .section = "Logging", .help = "The prefix of the statsd metrics." },
         { .name = "enable_backlog_metric", .long_flag = "--enable-backlog-metric", .type = SETTING_BOOL,
           .offset = FIELD(enable_backlog_metric), .default_value = "false", .section = "Logging",
-          .help = "Send the socket backlog as a statsd metric.", NO_EFFECT(WHY_STATSD) },
+          .help = "Send the connections waiting in the TCP listeners' accept queues to statsd "
+                  "(gunicorn.backlog, a histogram; the master sends it once a second)." },
 
         { .name = "proc_name", .short_flag = 'n', .long_flag = "--name", .type = SETTING_STRING,
           .offset = FIELD(proc_name), .nullable = true, .check = check_not_empty, .metavar = "STRING",
@@ -471,8 +473,8 @@ static const SettingDef setting_table[] = {
           .help = "The control socket of gcorn ctl (default: $RUNTIME_DIRECTORY/ctl under systemd, else "
                   "$XDG_RUNTIME_DIR/gunicorn.ctl or $HOME/.gunicorn/gunicorn.ctl)." },
         { .name = "control_socket_mode", .long_flag = "--control-socket-mode", .type = SETTING_INT,
-          .offset = FIELD(control_socket_mode), .default_value = "384", .min = 0, .max = 07777, .metavar = "INT",
-          .section = "Control", .help = "The control socket's file mode." },
+          .offset = FIELD(control_socket_mode), .default_value = "384", .min = 0, .max = 07777, .auto_int = true,
+          .metavar = "INT", .section = "Control", .help = "The control socket's file mode (0o600, 0600 or 384)." },
         { .name = "control_socket_disable", .long_flag = "--no-control-socket", .type = SETTING_BOOL,
           .offset = FIELD(control_socket_disable), .default_value = "false", .section = "Control",
           .help = "Do not open the control socket." },
@@ -761,6 +763,72 @@ static int parse_int64(const char *value, int64_t *ret) {
         return 0;
 }
 
+/* Digits in base (2, 8, 10 or 16), each one after at most one '_', as Python's int() reads
+ * them; leading_underscore: the first digit may have one too (after 0x, 0o or 0b). */
+static int parse_digits(const char *p, const char *end, unsigned base, bool leading_underscore, uint64_t *ret) {
+        uint64_t v = 0;
+        bool overflow = false, any = false;
+
+        for (; p < end; p++) {
+                unsigned d;
+
+                if (*p == '_') {
+                        if ((!any && !leading_underscore) || p + 1 == end || p[1] == '_')
+                                return -EINVAL;
+                        continue;
+                }
+                d = isdigit((unsigned char) *p) ? (unsigned) (*p - '0') :
+                    isxdigit((unsigned char) *p) ? (unsigned) (tolower((unsigned char) *p) - 'a' + 10) : 99;
+                if (d >= base)
+                        return -EINVAL;
+                if (v > (UINT64_MAX - d) / base)
+                        overflow = true;
+                v = v * base + d;
+                any = true;
+        }
+        if (!any)
+                return -EINVAL;
+        *ret = v;
+        return overflow ? -ERANGE : 0;
+}
+
+/* Gunicorn's auto_int (umask, control_socket_mode on its command line): a leading 0 followed
+ * by a digit makes the rest octal, then Python's int(x, 0) reads it: blanks around, a sign,
+ * 0x/0o/0b prefixes in either case, '_' between digits, and no other leading zero. */
+static int parse_auto_int(const char *value, int64_t *ret) {
+        const char *p = value, *end = value + strlen(value);
+        bool negative = false, octal = value[0] == '0' && isdigit((unsigned char) value[1]);
+        unsigned base = 10;
+        uint64_t v;
+        int r;
+
+        if (octal) {
+                p++;
+                base = 8;
+        } else {
+                p += strspn(p, " \t\n\r\f\v");
+                if (*p == '+' || *p == '-')
+                        negative = *p++ == '-';
+        }
+        while (end > p && strchr(" \t\n\r\f\v", end[-1]))
+                end--;
+        if (!octal && p[0] == '0' && p + 1 < end && strchr("xXoObB", p[1])) {
+                base = strchr("xX", p[1]) ? 16 : strchr("oO", p[1]) ? 8 : 2;
+                r = parse_digits(p + 2, end, base, true, &v);
+        } else {
+                r = parse_digits(p, end, base, octal, &v);
+                /* Decimal has no leading zeros but in zero itself. */
+                if (r == 0 && base == 10 && p[0] == '0' && v != 0)
+                        r = -EINVAL;
+        }
+        if (r == 0 && v > (uint64_t) INT64_MAX)
+                r = -ERANGE;
+        if (r < 0)
+                return r;
+        *ret = negative ? -(int64_t) v : (int64_t) v;
+        return 0;
+}
+
 static int parse_bool(const char *value, bool *ret) {
         static const char *const yes[] = { "true", "1", "yes", "on" };
         static const char *const no[] = { "false", "0", "no", "off" };
@@ -916,7 +984,7 @@ static int setting_apply(Settings *s, const SettingDef *d, const char *value, bo
         }
         case SETTING_INT:
         case SETTING_INT64:
-                r = parse_int64(value, &v);
+                r = d->auto_int ? parse_auto_int(value, &v) : parse_int64(value, &v);
                 if (r == -ERANGE && !d->clamp)
                         return out_of_range(d, reason, reason_size);
                 if (r == -ERANGE)

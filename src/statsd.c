@@ -1,4 +1,5 @@
 /* StatsD client, Gunicorn's metric names and formats. */
+#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -6,20 +7,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
+#include "gcorn/metrics.h"
 #include "gcorn/statsd.h"
 
 #define PACKET_MAX 512
+/* Gunicorn's master sends the backlog each time round its loop, which sleeps a second. */
+#define BACKLOG_INTERVAL_MS 1000
 
 int statsd_socket = -1;
-static char prefix[256];
-static char tags[256];                  /* "|#TAGS" or "" */
+/* Each packet goes out as three pieces: the prefix, the metric, the tags. Neither is cut. */
+static char *prefix;                    /* "" or "PREFIX." */
+static char *tags;                      /* "" or "|#TAGS" */
 static int last_workers = -1;
+static bool backlog_metric;
+static uint64_t backlog_next_ms;
 
 typedef struct Address {
         bool is_unix;
@@ -46,6 +54,9 @@ static int parse_address(const char *v, Address *ret) {
                 strcpy(ret->path, path);
                 return 0;
         }
+        /* Gunicorn's parse_address() drops it (the packets are UDP all the same). */
+        if (strncmp(v, "tcp://", 6) == 0)
+                v += 6;
         if (v[0] == '[') {
                 const char *close = strchr(v, ']');
 
@@ -88,15 +99,15 @@ int statsd_check_host(const char *value, char **ret_value _unused_, char *reason
 }
 
 /* Gunicorn's rule (^(.+[^.]+)\.*$ -> \1.): one dot after a prefix of two characters or more. */
-static void set_prefix(const char *p) {
+static char *make_prefix(const char *p) {
         size_t n = strlen(p);
+        char *ret;
 
         while (n > 0 && p[n - 1] == '.')
                 n--;
-        if (n >= 2)
-                snprintf(prefix, sizeof(prefix), "%.*s.", (int) n, p);
-        else
-                snprintf(prefix, sizeof(prefix), "%s", p);
+        if (n < 2)
+                return strdup(p);
+        return asprintf(&ret, "%.*s.", (int) n, p) < 0 ? NULL : ret;
 }
 
 int statsd_open(const Settings *s) {
@@ -134,48 +145,109 @@ int statsd_open(const Settings *s) {
                 }
                 freeaddrinfo(ai);
         }
-        set_prefix(s->statsd_prefix ? s->statsd_prefix : "");
-        if (s->dogstatsd_tags && s->dogstatsd_tags[0])
-                snprintf(tags, sizeof(tags), "|#%s", s->dogstatsd_tags);
-        else
-                tags[0] = 0;
+        prefix = make_prefix(s->statsd_prefix ? s->statsd_prefix : "");
+        if (s->dogstatsd_tags && s->dogstatsd_tags[0]) {
+                if (asprintf(&tags, "|#%s", s->dogstatsd_tags) < 0)
+                        tags = NULL;
+        } else
+                tags = strdup("");
+        if (!prefix || !tags) {
+                statsd_close();
+                return log_error_errno(ENOMEM, "statsd: %m");
+        }
         last_workers = -1;
+        backlog_metric = s->enable_backlog_metric;
+        backlog_next_ms = 0;
         statsd_socket = TAKE_FD(fd);
         return 0;
 }
 
 void statsd_close(void) {
         statsd_socket = safe_close(statsd_socket);
+        prefix = mfree(prefix);
+        tags = mfree(tags);
+}
+
+/* Sends n packets, each the prefix, one metric and the tags, in one system call. Never
+ * waits: a full socket or an absent server loses them. */
+static void send_packets(const char *const *metrics, const size_t *lens, size_t n) {
+        struct iovec iov[3 * 3];
+        struct mmsghdr msgs[3] = {};
+        size_t p = strlen(prefix), t = strlen(tags);
+
+        assert(n <= ELEMENTSOF(msgs));
+        for (size_t i = 0; i < n; i++) {
+                iov[3 * i] = (struct iovec) { .iov_base = prefix, .iov_len = p };
+                iov[3 * i + 1] = (struct iovec) { .iov_base = (char *) metrics[i], .iov_len = lens[i] };
+                iov[3 * i + 2] = (struct iovec) { .iov_base = tags, .iov_len = t };
+                msgs[i].msg_hdr = (struct msghdr) { .msg_iov = &iov[3 * i], .msg_iovlen = 3 };
+        }
+        (void) sendmmsg(statsd_socket, msgs, (unsigned) n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 _printf_(1, 2)
 static void send_metric(const char *fmt, ...) {
         char buf[PACKET_MAX];
+        const char *metric = buf;
+        size_t len;
         va_list ap;
-        int n, m;
+        int n;
 
-        n = snprintf(buf, sizeof(buf), "%s", prefix);
         va_start(ap, fmt);
-        m = vsnprintf(buf + n, sizeof(buf) - (size_t) n, fmt, ap);
+        n = vsnprintf(buf, sizeof(buf), fmt, ap);
         va_end(ap);
-        if (m < 0 || (size_t) (n + m) >= sizeof(buf))
+        if (n < 0 || (size_t) n >= sizeof(buf))
                 return;
-        n += m;
-        m = snprintf(buf + n, sizeof(buf) - (size_t) n, "%s", tags);
-        if ((size_t) (n + m) >= sizeof(buf))
-                return;
-        /* Never waits: a full socket or an absent server loses the packet. */
-        (void) send(statsd_socket, buf, (size_t) (n + m), MSG_DONTWAIT | MSG_NOSIGNAL);
+        len = (size_t) n;
+        send_packets(&metric, &len, 1);
 }
 
+/* Decimal digits of v at p; returns their number (at most 20). */
+static size_t put_u64(char *p, uint64_t v) {
+        char t[20];
+        size_t n = 0;
+
+        do
+                t[n++] = (char) ('0' + v % 10);
+        while ((v /= 10) > 0);
+        for (size_t i = 0; i < n; i++)
+                p[i] = t[n - 1 - i];
+        return n;
+}
+
+#define PUT_LITERAL(p, s) (memcpy((p), (s), sizeof(s) - 1), sizeof(s) - 1)
+
+/* Per request, so without printf: the three packets Gunicorn's access() sends. */
 void statsd_request(int status, uint64_t duration_us) {
+        static const char requests[] = "gunicorn.requests:1|c|@1.0";
+        char duration[64], code[64];
+        const char *metrics[3] = { duration, requests, code };
+        size_t lens[3] = { 0, sizeof(requests) - 1, 0 }, n = 0, frac = 3;
+        char digits[3];
+
         if (statsd_socket < 0)
                 return;
-        send_metric("gunicorn.request.duration:%llu.%03llu|ms", (unsigned long long) (duration_us / 1000),
-                    (unsigned long long) (duration_us % 1000));
-        send_metric("gunicorn.requests:1|c|@1.0");
-        if (status > 0)
-                send_metric("gunicorn.request.status.%d:1|c|@1.0", status);
+        /* Milliseconds as Python prints Gunicorn's float: "12.0", "0.523", "1000.25". */
+        n += PUT_LITERAL(duration + n, "gunicorn.request.duration:");
+        n += put_u64(duration + n, duration_us / 1000);
+        duration[n++] = '.';
+        for (size_t i = 0, us = duration_us % 1000; i < 3; i++, us /= 10)
+                digits[2 - i] = (char) ('0' + us % 10);
+        while (frac > 1 && digits[frac - 1] == '0')
+                frac--;
+        memcpy(duration + n, digits, frac);
+        n += frac;
+        n += PUT_LITERAL(duration + n, "|ms");
+        lens[0] = n;
+        if (status <= 0) {
+                send_packets(metrics, lens, 2);
+                return;
+        }
+        n = PUT_LITERAL(code, "gunicorn.request.status.");
+        n += put_u64(code + n, (uint64_t) status);
+        n += PUT_LITERAL(code + n, ":1|c|@1.0");
+        lens[2] = n;
+        send_packets(metrics, lens, 3);
 }
 
 void statsd_workers(int n) {
@@ -189,4 +261,27 @@ void statsd_log(int level) {
         if (statsd_socket < 0 || level > LOG_WARNING)
                 return;
         send_metric("gunicorn.log.%s:1|c|@1.0", level <= LOG_CRIT ? "critical" : level == LOG_ERR ? "error" : "warning");
+}
+
+void statsd_exception(void) {
+        if (statsd_socket >= 0)
+                send_metric("gunicorn.log.exception:1|c|@1.0");
+}
+
+void statsd_backlog(const Listener *listeners, size_t n, uint64_t now) {
+        unsigned total = 0, queued;
+        bool any = false;
+
+        if (statsd_socket < 0 || !backlog_metric || now < backlog_next_ms)
+                return;
+        backlog_next_ms = now + BACKLOG_INTERVAL_MS;
+        /* UNIX listeners have no queue length to add, as in Gunicorn; with none but them
+         * nothing is sent (Gunicorn's sum is negative then, and it sends nothing either). */
+        for (size_t i = 0; i < n; i++)
+                if (!listeners[i].is_unix && metrics_listen_queue(&listeners[i], &queued, NULL) == 0) {
+                        total += queued;
+                        any = true;
+                }
+        if (any)
+                send_metric("gunicorn.backlog:%u|h", total);
 }

@@ -5,8 +5,10 @@
 #
 #   contrib/bench/callgrind.sh [REQUESTS [PATH]]      (default 2000 /)
 #
-# BENCH_BUILD_DIR / GCORN_BIN as for run.sh. Output: markdown on stdout; the callgrind
-# files and the full annotation stay in $BENCH_BUILD_DIR/callgrind/.
+# BENCH_BUILD_DIR / GCORN_BIN as for run.sh; BENCH_GCORN_ARGS: more gcorn flags, split on
+# blanks (e.g. "--no-control-socket", or "--metrics-bind 127.0.0.1:0" to count what the
+# metrics endpoint costs a request). Output: markdown on stdout; the callgrind files and
+# the full annotation stay in $BENCH_BUILD_DIR/callgrind/.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,10 +28,11 @@ tmp=$(mktemp -d /tmp/gcorn-cg.XXXXXX)
 head -c 1048576 /dev/urandom > "$tmp/file.bin"
 export BENCH_FILE=$tmp/file.bin
 
+read -r -a gcorn_args <<< "${BENCH_GCORN_ARGS:-}"
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 bench_start_one callgrind.sh "$out/server.log" 120 "$path" \
         valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$out/callgrind.out.%p" \
-        "$gcorn" -b "127.0.0.1:$port" -w 1 -t 0 --keep-alive 600 --chdir "$here" app:app
+        "$gcorn" -b "127.0.0.1:$port" -w 1 -t 0 --keep-alive 600 --chdir "$here" "${gcorn_args[@]}" app:app
 
 timeout 300 "$py" "$here/client.py" 127.0.0.1 "$port" "$warmup" "$path" 60
 timeout 60 callgrind_control -z "$worker" >/dev/null
@@ -39,7 +42,7 @@ dump=$(ls "$out"/callgrind.out."$worker".* 2>/dev/null | head -n1)
 [ -n "$dump" ] || { echo "callgrind.sh: no dump for worker $worker" >&2; exit 1; }
 
 callgrind_annotate --inclusive=no --threshold=100 "$dump" > "$out/annotate.txt"
-echo "gcorn 1 worker, app:app $path, $requests keep-alive requests on one connection after $warmup warm-up"
+echo "gcorn 1 worker${BENCH_GCORN_ARGS:+ $BENCH_GCORN_ARGS}, app:app $path, $requests keep-alive requests on one connection after $warmup warm-up"
 echo "(callgrind dump: $dump)"
 echo
 "$py" "$here/cg_split.py" "$out/annotate.txt" "$requests" "$gcorn"

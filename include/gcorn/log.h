@@ -52,6 +52,9 @@ void log_message(int level, const char *text, size_t len);
 
 /* log_message() of title, a newline and text (a Python traceback). */
 void log_block(int level, const char *title, const char *text);
+/* log_block() at error level of what Gunicorn reports with log.exception(): a traceback of
+ * the app or of the worker's own Python code. StatsD counts it as gunicorn.log.exception. */
+void log_exception(const char *title, const char *text);
 
 /* wsgi.errors: the app's text goes to the error log as it is, without prefix or level and
  * whatever the log level, as Gunicorn's wsgi.errors writes to its error log stream. For the

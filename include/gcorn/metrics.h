@@ -8,6 +8,7 @@
 
 #include "gcorn/control.h"
 #include "gcorn/heartbeat.h"
+#include "gcorn/listener.h"
 #include "gcorn/settings.h"
 
 #define METRICS_CLIENTS_MAX 8
@@ -26,6 +27,11 @@ void metrics_forget(Metrics *m);
 
 /* A worker's counters, added to the totals when it is reaped: counters never go back. */
 void metrics_absorb(Metrics *m, const HeartbeatSlot *slot);
+
+/* The connections waiting in a listener's accept queue and the queue's limit: TCP_INFO for
+ * TCP, NETLINK_SOCK_DIAG for UNIX (-EAFNOSUPPORT where the unit's RestrictAddressFamilies=
+ * leaves AF_NETLINK out). Returns -errno. Either pointer may be NULL. */
+int metrics_listen_queue(const Listener *l, unsigned *ret_queued, unsigned *ret_limit);
 
 size_t metrics_pollfds(Metrics *m, struct pollfd *pfd, size_t cap);
 /* Returns true when a scrape waits for metrics_answer(). */

@@ -49,7 +49,8 @@ char *python_format_exception(void);
  * a Python exception set. GIL held. */
 struct _object *python_new_globals(void);       /* PyObject *; this header stays free of Python.h */
 
-/* The current exception's traceback as one log entry under title (then cleared). GIL held. */
+/* The current exception's traceback as one log entry under title (then cleared). At LOG_ERR it
+ * is what Gunicorn logs with log.exception() (log_exception()). GIL held. */
 void python_log_exception(int level, const char *title);
 
 /* SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL dump every thread's Python stack to fd: the

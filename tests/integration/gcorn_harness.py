@@ -87,6 +87,10 @@ class Server:
                 full_env.pop("GUNICORN_CMD_ARGS", None)
                 full_env.pop("GCORN_CMD_ARGS", None)
                 full_env["PYTHONDONTWRITEBYTECODE"] = "1"
+                # A control socket of its own (Gunicorn's default place is per user): servers of
+                # tests that run at once neither share one nor probe each other's.
+                full_env.pop("RUNTIME_DIRECTORY", None)
+                full_env["XDG_RUNTIME_DIR"] = self.tmpdir
                 if env:
                         full_env.update(env)
                 self._err = open(self.stderr_path, "wb")

@@ -3,6 +3,8 @@ and what a broken command gets."""
 
 import json
 import os
+import re
+import shutil
 import socket
 import stat
 import subprocess
@@ -67,6 +69,35 @@ class TestCtl(CtlTest):
                 self.assertTrue(stat.S_ISSOCK(st.st_mode))
                 self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
                 self.assertEqual(st.st_uid, os.geteuid())
+
+        def test_socket_mode_spellings(self):
+                # Gunicorn reads the mode with its auto_int: int(x, 0), and 0NNN is octal too.
+                for value, mode in (("0o666", 0o666), ("0660", 0o660), ("0O640", 0o640), ("0x1b6", 0o666),
+                                    ("0b110100000", 0o640), ("438", 0o666), ("0o_6_4_0", 0o640)):
+                        with self.subTest(value=value):
+                                srv = self.start(workers=1, args=["--control-socket-mode", value])
+                                self.assertEqual(stat.S_IMODE(os.stat(self.sock).st_mode), mode)
+                                srv.stop()
+                # The same through GUNICORN_CMD_ARGS, and a string in the config file.
+                d = h.tempdir(self, "gcorn-ctl-conf-")
+                conf = os.path.join(d, "c.py")
+                with open(conf, "w") as f:
+                        f.write('control_socket_mode = "0o640"\n')
+                srv = self.start(workers=1, args=["-c", conf])
+                self.assertEqual(stat.S_IMODE(os.stat(self.sock).st_mode), 0o640)
+                srv.stop()
+                srv = self.start(workers=1, env={"GUNICORN_CMD_ARGS": "--control-socket-mode 0660"})
+                self.assertEqual(stat.S_IMODE(os.stat(self.sock).st_mode), 0o660)
+
+        def test_socket_mode_refused(self):
+                # What Gunicorn's int() or its validator refuses (a mode above 0o7777 is no mode).
+                for value in ("0o8", "08", "0x", "-1", "-0o1", "6_", "0_6", "1e3", "rw", "", "0o10000"):
+                        with self.subTest(value=value):
+                                p = subprocess.run([h.GCORN, "--control-socket-mode", value, "routes:app"],
+                                                   capture_output=True, text=True, timeout=30, cwd=h.APPS)
+                                self.assertEqual(p.returncode, 2, p.stderr)
+                                self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
+                                self.assertIn("--control-socket-mode", p.stderr)
 
         def test_status_shows_request_in_flight(self):
                 srv = self.start(workers=2)
@@ -202,6 +233,65 @@ class TestCtl(CtlTest):
                 st = self.ctl("status", json_out=True)["data"]
                 self.assertEqual(st["target_workers"], 1)
 
+        def test_every_command_in_text_and_json(self):
+                # Each command answers a readable text and, with --json, its JSON line (each
+                # runs twice: scale and reload twice over).
+                srv = self.start(workers=1)
+                pid = self.live_workers()[0]["pid"]
+                for args, text, data in ((("status",), "master pid %d" % srv.pid, lambda d: d["pid"] == srv.pid),
+                                         (("workers",), "PID", lambda d: len(d["workers"]) == 1),
+                                         (("scale", "+1"), "workers: 2 (were 1)", lambda d: d["workers"] == 3),
+                                         (("scale", "1"), "workers: 1 (were 3)", lambda d: d["workers"] == 1),
+                                         (("reopen-logs",), "logs reopened", lambda d: d == {}),
+                                         (("reload",), "generation 2 serving", lambda d: d["generation"] == 3)):
+                        with self.subTest(args=args):
+                                self.assertIn(text, self.ctl(*args).stdout)
+                                ans = self.ctl(*args, json_out=True)
+                                self.assertTrue(ans["ok"], ans)
+                                self.assertTrue(data(ans["data"]), ans)
+                                self.assertIsInstance(ans["text"], str)
+                self.assertTrue(h.wait_until(lambda: len(self.live_workers()) == 1, 20))
+                pid = self.live_workers()[0]["pid"]
+                self.assertIn("worker %d told to stop" % pid, self.ctl("kill", str(pid)).stdout)
+                self.assertTrue(h.wait_until(lambda: len(self.live_workers()) == 1 and
+                                             self.live_workers()[0]["pid"] != pid, 20))
+                pid = self.live_workers()[0]["pid"]
+                self.assertEqual(self.ctl("kill", str(pid), json_out=True)["data"], {"pid": pid})
+                self.assertEqual(self.ctl("stop", json_out=True)["data"], {"pid": srv.pid})
+                self.assertEqual(srv.wait_exit(20), 0)
+                # An error is a JSON answer too, and exit status 1.
+                p = self.ctl("status", json_out=True, check=False)
+                self.assertEqual(p.returncode, 1)
+
+        def test_owner_and_root_only(self):
+                # A master of an unprivileged user: that user and root get in, a third user does
+                # not, whatever the socket's mode lets reach it.
+                d = h.tempdir(self, "gcorn-ctl-owner-")
+                os.chmod(d, 0o755)
+                self.dir = os.path.join(d, "run")
+                os.mkdir(self.dir)
+                os.chown(self.dir, 65534, 65534)
+                self.sock = os.path.join(self.dir, "ctl")
+                wrapper = os.path.join(d, "as-nobody")
+                with open(wrapper, "w") as f:
+                        f.write('#!/bin/sh\nexec setpriv --reuid 65534 --regid 65534 --clear-groups %s "$@"\n' % h.GCORN)
+                os.chmod(wrapper, 0o755)
+                gcorn, h.GCORN = h.GCORN, wrapper
+                try:
+                        srv = h.Server("routes:app", args=["-w", "1", "--control-socket", self.sock,
+                                                           "--control-socket-mode", "0o666"])
+                finally:
+                        h.GCORN = gcorn
+                self.addCleanup(srv.stop)
+                self.assertEqual(os.stat(self.sock).st_uid, 65534)
+                self.assertEqual(self.ctl("status", json_out=True)["data"]["pid"], srv.pid)
+                self.assertEqual(self.ctl("status", json_out=True, user=65534)["data"]["pid"], srv.pid)
+                p = self.ctl("scale", "2", check=False, user=65533)
+                self.assertEqual(p.returncode, 1)
+                self.assertIn("permission denied", p.stderr)
+                srv.wait_log(r"Control socket: refused pid \d+ of uid 65533 \(only uid 65534 and root may connect\)")
+                self.assertEqual(self.ctl("status", json_out=True)["data"]["target_workers"], 1)
+
         def test_bad_commands(self):
                 srv = self.start(workers=1)
                 for data, why in ((b"garbage\n", "malformed"), (b"[1, 2]\n", "malformed"),
@@ -225,6 +315,34 @@ class TestCtl(CtlTest):
                 self.assertTrue(srv.alive())
 
 
+@unittest.skipUnless(os.environ.get("GCORN_FAULT_LIB"), "needs the fault-injection library")
+class TestAcceptErrors(CtlTest):
+        def test_accept_error_pauses_instead_of_spinning(self):
+                # accept() fails with EMFILE for 1.5 s from the master's first call, the one our
+                # connection causes: the master logs it and waits, rather than poll a listener
+                # that stays readable over and over, and answers once accept() works again.
+                env = {"LD_PRELOAD": os.environ["GCORN_FAULT_LIB"], "GCORN_FAULT_ACCEPT_ERRNO": "24",
+                       "GCORN_FAULT_ACCEPT_MS": "1500"}
+                if "ASAN_OPTIONS" in os.environ:
+                        env["ASAN_OPTIONS"] = os.environ["ASAN_OPTIONS"] + ":verify_asan_link_order=0"
+                srv = self.start(workers=1, env=env)
+                self.assertEqual(self.ctl("status", json_out=True)["data"]["pid"], srv.pid)
+                failures = re.findall(r"Control socket: accept\(\) failed", srv.log())
+                self.assertGreaterEqual(len(failures), 1)
+                self.assertLessEqual(len(failures), 3, srv.log()[-2000:])
+                # The metrics listener, the same way.
+                metrics = os.path.join(self.dir, "metrics")
+                srv = self.start(workers=1, args=["--metrics-bind", "unix:" + metrics], env=env)
+                with socket.socket(socket.AF_UNIX) as s:
+                        s.settimeout(10)
+                        s.connect(metrics)
+                        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                        self.assertIn(b"gcorn_generation 1", h.recv_all(s))
+                failures = re.findall(r"Metrics: accept\(\) failed", srv.log())
+                self.assertGreaterEqual(len(failures), 1)
+                self.assertLessEqual(len(failures), 3, srv.log()[-2000:])
+
+
 class TestCtlSocketPlace(unittest.TestCase):
         def test_no_control_socket(self):
                 d = h.tempdir(self, "gcorn-ctl-")
@@ -233,6 +351,23 @@ class TestCtlSocketPlace(unittest.TestCase):
                 self.addCleanup(srv.stop)
                 self.assertEqual(os.listdir(d), [])
                 self.assertNotIn("Control socket", srv.log())
+
+        def test_instance(self):
+                # --instance NAME is the shipped unit's place: /run/gcorn/NAME/ctl.
+                name = "itest-%d" % os.getpid()
+                made_parent = not os.path.isdir("/run/gcorn")
+                d = os.path.join("/run/gcorn", name)
+                os.makedirs(d)
+                self.addCleanup(lambda: made_parent and os.path.isdir("/run/gcorn") and not os.listdir("/run/gcorn")
+                                and os.rmdir("/run/gcorn"))
+                self.addCleanup(shutil.rmtree, d, True)
+                srv = h.Server("routes:app", args=["-w", "1"], env={"RUNTIME_DIRECTORY": d + ":/nonexistent"})
+                self.addCleanup(srv.stop)
+                self.assertIn("Control socket at: %s/ctl" % d, srv.log())
+                p = subprocess.run([h.GCORN, "ctl", "--instance", name, "--json", "status"], capture_output=True,
+                                   text=True, timeout=30)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertEqual(json.loads(p.stdout)["data"]["pid"], srv.pid)
 
         def test_default_places(self):
                 d = h.tempdir(self, "gcorn-ctl-")

@@ -116,6 +116,61 @@ class TestMetrics(unittest.TestCase):
                 self.assertTrue(s)
                 self.assertEqual(s[("gcorn_worker_restarts_total", (("cause", "crash"),))], 1)
 
+        def test_exit_status_counts_as_crash(self):
+                # A worker that ends itself unasked with a non-zero status crashed as much as one
+                # killed by a signal: the master replaces it.
+                srv = h.Server("exit_app:app", args=["-w", "1", "--no-control-socket", "--metrics-bind", "127.0.0.1:0"])
+                self.addCleanup(srv.stop)
+                self.mhost, self.mport = h.split_hostport(METRICS_RE.search(srv.log()).group(1))
+                with self.assertRaises(Exception):
+                        srv.get("/exit?code=7")
+                srv.wait_log(r"Worker \(pid:\d+\) exited with code 7")
+                self.assertTrue(h.wait_until(lambda: self.scrape()[("gcorn_worker_restarts_total", (("cause", "crash"),))]
+                                             == 1, 10))
+                self.assertEqual(self.scrape()[("gcorn_worker_restarts_total", (("cause", "timeout"),))], 0)
+                self.assertTrue(h.wait_until(lambda: srv.get("/").status == 200, 10))
+
+        def test_busy_worker_open_connections_and_listen_queue(self):
+                # One sync worker asleep in the app: it is busy and holds its connection; the
+                # connections that come meanwhile wait in the listener's accept queue.
+                srv = h.Server("routes:app", args=["-w", "1", "--no-control-socket", "--metrics-bind", "127.0.0.1:0"])
+                self.addCleanup(srv.stop)
+                self.mhost, self.mport = h.split_hostport(METRICS_RE.search(srv.log()).group(1))
+                listener = (("listener", "http://%s:%d" % (srv.host, srv.port)),)
+                busy = srv.connect()
+                self.addCleanup(busy.close)
+                busy.sendall(b"GET /slow?s=6 HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertTrue(h.wait_until(lambda: self.scrape()[("gcorn_workers", (("state", "busy"),))] == 1, 5))
+                for _ in range(3):
+                        self.addCleanup(srv.connect().close)
+                s = h.wait_until(lambda: (lambda m: m if m[("gcorn_listen_queue_length", listener)] == 3 else None)(
+                        self.scrape()), 5)
+                self.assertTrue(s, "the queue never showed the 3 waiting connections")
+                self.assertEqual(s[("gcorn_workers", (("state", "busy"),))], 1)
+                self.assertEqual(s[("gcorn_workers", (("state", "idle"),))], 0)
+                self.assertEqual(s[("gcorn_connections_open", ())], 1)
+                self.assertEqual(s[("gcorn_connections_accepted_total", ())], 1)
+
+        def test_unix_listener_queue(self):
+                # A UNIX listener's queue comes from NETLINK_SOCK_DIAG (AF_NETLINK is allowed here).
+                d = h.tempdir(self, "gcorn-metrics-")
+                path = os.path.join(d, "s.sock")
+                srv = h.Server("routes:app", bind="unix:" + path,
+                               args=["-w", "1", "--no-control-socket", "--metrics-bind", "127.0.0.1:0", "--backlog", "64"])
+                self.addCleanup(srv.stop)
+                self.mhost, self.mport = h.split_hostport(METRICS_RE.search(srv.log()).group(1))
+                listener = (("listener", "unix:" + path),)
+                s = self.scrape()
+                self.assertEqual(s[("gcorn_listen_queue_length", listener)], 0)
+                self.assertEqual(s[("gcorn_listen_queue_limit", listener)], 64)
+                busy = srv.connect()
+                self.addCleanup(busy.close)
+                busy.sendall(b"GET /slow?s=6 HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertTrue(h.wait_until(lambda: self.scrape()[("gcorn_workers", (("state", "busy"),))] == 1, 5))
+                for _ in range(2):
+                        self.addCleanup(srv.connect().close)
+                self.assertTrue(h.wait_until(lambda: self.scrape()[("gcorn_listen_queue_length", listener)] == 2, 5))
+
         def test_other_paths_and_garbage(self):
                 srv = self.start()
                 self.assertIn(b"404 Not Found", http(self.mhost, self.mport, b"GET / HTTP/1.1\r\n\r\n"))
