@@ -30,14 +30,25 @@ def own_kib(pid):
         return total
 
 
+def children(master):
+        try:
+                with open("/proc/%d/task/%d/children" % (master, master)) as f:
+                        return f.read().split()
+        except OSError:
+                return None
+
+
+INCONCLUSIVE = -1
+
+
 def live_workers(master):
         """The master's children that are not zombies: its workers, serving, booting or
         finishing their last requests. An exited worker is a zombie until the master reaps
-        it, and is not counted."""
-        try:
-                with open("/proc/%d/task/%d/children" % (master, master)) as f:
-                        pids = f.read().split()
-        except OSError:
+        it, and is not counted. The list and the states are read one after the other, not at
+        one instant: a child forked in between (a replacement) would be missed while the
+        worker it replaces is already seen gone, so such a sample is INCONCLUSIVE."""
+        pids = children(master)
+        if pids is None:
                 return None
         n = 0
         for p in pids:
@@ -48,6 +59,9 @@ def live_workers(master):
                         continue
                 if state != "Z":
                         n += 1
+        after = children(master)
+        if after is not None and set(after) - set(pids):
+                return INCONCLUSIVE
         return n
 
 
@@ -123,6 +137,8 @@ class Run:
                         if n is None:
                                 self.master_gone = True
                                 break
+                        if n == INCONCLUSIVE:
+                                continue
                         self.samples += 1
                         if n < WORKERS:
                                 self.low_samples += 1
