@@ -23,10 +23,14 @@
 #include "gcorn/response.h"
 
 #define RBUF_INITIAL (8 * 1024)
-/* Bodies up to this size (with a Content-Length and no Expect) are read before the app runs,
- * so a slow uploader never holds the app. */
-#define PREREAD_MAX (64 * 1024)
-#define RBUF_MAX (PREREAD_MAX + 128 * 1024)
+/* Raw bytes of a request head (and what was pipelined behind it) */
+#define RBUF_MAX (192 * 1024)
+/* A chunked body's buffer may pass --buffer-request-body by this much: decoding consumes no
+ * more raw bytes than there is room for decoded ones, and the last chunk and trailers still
+ * need room to be read. */
+#define BBUF_SLACK 4096
+/* A body buffer larger than this is not kept for the connection's next request. */
+#define BBUF_KEEP (16 * 1024)
 /* What the app leaves of a Content-Length body is read off after the answer, keeping the
  * connection, up to this much; beyond it the answer says "Connection: close". */
 #define DRAIN_MAX (256 * 1024)
@@ -53,6 +57,10 @@ struct Conn {
 
         char *rbuf;                     /* owned; [rpos, rlen) are received, unparsed bytes */
         size_t rpos, rlen, rcap;
+        /* owned; [bpos, blen) are decoded body bytes received by the loop before the app ran
+         * (--buffer-request-body), which the app's reads take first */
+        char *bbuf;
+        size_t bpos, blen, bcap;
 
         uint64_t deadline;
         bool must_close;
@@ -165,6 +173,7 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
                 .parser = parser,
                 .rbuf = rbuf,
                 .rcap = rcap,
+                .bbuf = NULL,
                 .link.list = -1,
                 .state = STATE_HEAD,
                 .deadline = clock_ms + (uint64_t) cfg->head_timeout_ms,
@@ -186,6 +195,8 @@ Conn *conn_free(Conn *c) {
         if (!c)
                 return NULL;
         c->fd = safe_close(c->fd);
+        c->bbuf = mfree(c->bbuf);
+        c->bcap = 0;
         /* Buffers grown for a large head or body go back to the allocator. */
         if (pool_len < POOL_MAX && c->rcap <= RBUF_INITIAL) {
                 http_parser_reset(c->parser);
@@ -258,7 +269,7 @@ static ssize_t fill(Conn *c) {
         ssize_t n;
         int r;
 
-        r = rbuf_reserve(c, c->state == STATE_PREREAD ? 1 : 4096);
+        r = rbuf_reserve(c, 4096);
         if (r < 0)
                 return r;
         do
@@ -344,8 +355,69 @@ static void start_request(Conn *c) {
         c->response_started = false;
         c->body_done = !c->req->has_body;
         c->body_error = 0;
+        c->bpos = c->blen = 0;
         if (!c->req->keep_alive || c->cfg->keepalive_ms <= 0 || *c->cfg->retiring)
                 c->must_close = true;
+}
+
+/* Room for more decoded body bytes: a Content-Length body gets its size at once (the pages
+ * of a large one are only touched as bytes arrive), a chunked one doubles up to the limit. */
+static int bbuf_grow(Conn *c) {
+        size_t max = c->cfg->body_buffer_max, want;
+        char *n;
+
+        if (!c->req->chunked)
+                want = (size_t) c->req->content_length;
+        else
+                want = MIN(MAX(c->bcap * 2, (size_t) BBUF_KEEP), max + BBUF_SLACK);
+        if (want <= c->bcap)
+                return -ENOBUFS;
+        n = realloc(c->bbuf, want);
+        if (!n)
+                return -ENOMEM;
+        c->bbuf = n;
+        c->bcap = want;
+        return 0;
+}
+
+/* Decodes what has arrived of a body the loop receives before the app runs. The app is
+ * called once the body is complete, once it proves larger than --buffer-request-body (the
+ * rest streams), or once its framing fails (the app's read reports it after the bytes before
+ * the fault). */
+static ConnAction preread(Conn *c) {
+        for (;;) {
+                size_t consumed = 0, out = 0;
+                int r;
+
+                if (c->blen > c->cfg->body_buffer_max)
+                        break;
+                if (c->blen == c->bcap) {
+                        r = bbuf_grow(c);
+                        if (r == -ENOBUFS)
+                                break;
+                        if (r < 0) {
+                                send_error_message(c, 500, NULL);
+                                return CONN_CLOSE;
+                        }
+                }
+                r = http_parser_feed_body(c->parser, c->rbuf + c->rpos, c->rlen - c->rpos, &consumed,
+                                          c->bbuf + c->blen, c->bcap - c->blen, &out);
+                c->rpos += consumed;
+                c->blen += out;
+                if (r < 0) {
+                        c->body_error = r;
+                        c->must_close = true;
+                        break;
+                }
+                if (r == 1) {
+                        c->body_done = true;
+                        break;
+                }
+                if (consumed == 0 && out == 0)
+                        return CONN_WAIT;
+        }
+        c->state = STATE_APP;
+        return CONN_DISPATCH;
 }
 
 /* Parses buffered bytes. Returns the action for the worker. */
@@ -379,25 +451,17 @@ static ConnAction advance(Conn *c) {
                 if (r == 0)
                         return CONN_WAIT;
                 start_request(c);
-                if (c->req->has_body && !c->req->chunked && !c->req->expect_continue &&
-                    c->req->content_length <= PREREAD_MAX) {
-                        c->state = STATE_PREREAD;
-                        if (rbuf_reserve(c, (size_t) c->req->content_length) < 0) {
-                                send_error(c, 500);
-                                return CONN_CLOSE;
-                        }
-                }
-                else {
+                /* A client that expects 100 Continue holds its body back until the app asks
+                 * for it, and one with a larger body streams it to the app. */
+                if (!c->req->has_body || c->req->expect_continue || c->cfg->body_buffer_max == 0 ||
+                    (!c->req->chunked && c->req->content_length > (int64_t) c->cfg->body_buffer_max)) {
                         c->state = STATE_APP;
                         return CONN_DISPATCH;
                 }
+                c->state = STATE_PREREAD;
         }
-        if (c->state == STATE_PREREAD) {
-                if ((int64_t) (c->rlen - c->rpos) < c->req->content_length)
-                        return CONN_WAIT;
-                c->state = STATE_APP;
-                return CONN_DISPATCH;
-        }
+        if (c->state == STATE_PREREAD)
+                return preread(c);
         return CONN_WAIT;
 }
 
@@ -564,6 +628,11 @@ static ConnAction next_request(Conn *c) {
 
         http_parser_reset(c->parser);
         c->req = NULL;
+        c->bpos = c->blen = 0;
+        if (c->bcap > BBUF_KEEP) {
+                c->bbuf = mfree(c->bbuf);
+                c->bcap = 0;
+        }
         c->started = false;
         c->state = STATE_IDLE;
         c->deadline = clock_ms + (uint64_t) c->cfg->keepalive_ms;
@@ -633,9 +702,20 @@ static int send_continue(Conn *c) {
         return conn_write(c, &iov, 1);
 }
 
+bool conn_body_ready(const Conn *c) {
+        return c->bpos < c->blen || c->body_done || c->body_error;
+}
+
 ssize_t conn_read_body(Conn *c, void *buf, size_t n) {
         int r;
 
+        if (c->bpos < c->blen && n > 0) {
+                size_t k = MIN(n, c->blen - c->bpos);
+
+                memcpy(buf, c->bbuf + c->bpos, k);
+                c->bpos += k;
+                return (ssize_t) k;
+        }
         if (c->body_error)
                 return c->body_error;
         if (c->body_done || n == 0)

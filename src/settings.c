@@ -198,6 +198,18 @@ static const SettingDef setting_table[] = {
           .offset = FIELD(limit_request_body), .default_value = "0", .min = 0, .max = INT64_MAX,
           .metavar = "INT", .section = "Security",
           .help = "The maximum size of a request body in bytes (0: unlimited).", .gcorn_only = true },
+        { .name = "buffer_request_body", .long_flag = "--buffer-request-body", .type = SETTING_INT,
+          .offset = FIELD(buffer_request_body), .default_value = "1048576", .min = 0, .max = INT_MAX,
+          .metavar = "BYTES", .section = "Security",
+          .help = "Request bodies up to this size are received before the app is called, so a slow "
+                  "uploader holds no worker (0: the app reads every body from the socket).",
+          .gcorn_only = true },
+        { .name = "buffer_response", .long_flag = "--buffer-response", .type = SETTING_INT,
+          .offset = FIELD(buffer_response), .default_value = "1048576", .min = 4096, .max = INT_MAX,
+          .metavar = "BYTES", .section = "Security",
+          .help = "Response bytes a slow client cannot take yet are kept for it up to this size per "
+                  "connection; past it the response iterable is read only as the client drains it.",
+          .gcorn_only = true },
 
         { .name = "spew", .long_flag = "--spew", .type = SETTING_BOOL, .offset = FIELD(spew),
           .default_value = "false", .section = "Debugging",

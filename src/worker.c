@@ -649,6 +649,7 @@ int worker_run(const WorkerContext *ctx) {
                 .head_timeout_ms = (s->timeout > 0 ? s->timeout : 30) * 1000,
                 .keepalive_ms = s->keepalive * 1000,
                 .io_timeout_ms = (s->timeout > 0 ? s->timeout : 30) * 1000,
+                .body_buffer_max = (size_t) s->buffer_request_body,
                 .retiring = &w.retiring,
                 .slot = ctx->slot,
                 .interrupted = python_check_signals,

@@ -2,6 +2,12 @@
  * timeouts. The worker's epoll loop drives connections until a request head (and a small
  * body) is in; the WSGI layer then uses the blocking calls below while it runs the app.
  *
+ * A request body up to ConnConfig.body_buffer_max (without Expect: 100-continue) is received
+ * and decoded by the loop into the connection's body buffer before dispatch, so a client that
+ * dribbles it holds no worker and the app's reads take it with no system call. Those buffers
+ * are the connection's, not the worker kind's: a worker kind that runs the app elsewhere than
+ * the loop consumes the same buffers.
+ *
  * The blocking calls never touch Python: callers release the GIL around them. */
 #pragma once
 
@@ -44,6 +50,10 @@ const Request *conn_request(const Conn *c);
  * read later. */
 ssize_t conn_read_body(Conn *c, void *buf, size_t n);
 
+/* conn_read_body() returns without touching the socket: the loop received the body (or
+ * its start) before the app was called (--buffer-request-body), or the body is over. */
+bool conn_body_ready(const Conn *c);
+
 /* Writes all of iov, blocking at most --timeout per stall. Returns 0 or -errno
  * (-ETIMEDOUT, -EPIPE, -ECONNRESET, -EINTR as for conn_read_body()); the connection then
  * closes. */
@@ -83,6 +93,7 @@ typedef struct ConnConfig {
                                          * the time to read off a body the app left */
         int keepalive_ms;               /* idle time allowed between requests; 0 = no keep-alive */
         int io_timeout_ms;              /* one stall while the app reads the body or writes */
+        size_t body_buffer_max;         /* bodies up to this are received before dispatch; 0: none */
         const bool *retiring;           /* the worker stops after the current requests */
         /* Beaten while a blocking call waits on the client: a slow but moving client is not a
          * hung worker. NULL for none. */

@@ -41,6 +41,8 @@ typedef struct Settings {
         int limit_request_fields;       /* 100 (max 32768) */
         int limit_request_field_size;   /* 8190; 0 = unlimited */
         int64_t limit_request_body;     /* 0 = unlimited (gcorn) */
+        int buffer_request_body;        /* bodies up to this are read before the app runs; 0 = off (gcorn) */
+        int buffer_response;            /* response bytes the loop keeps per slow client (gcorn) */
 
         /* debugging */
         bool reload;                    /* restart workers when their code changes */
