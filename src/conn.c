@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,12 +39,29 @@
 #define LINGER_MS 5000
 /* A blocking wait beats the heartbeat, and looks for a slow reader's progress, this often. */
 #define WAIT_SLICE_MS 250
+/* Response bytes the client cannot take at once are copied into blocks of this size, except
+ * parts of this size or more whose owner keeps them alive (conn_send()'s keep_from). */
+#define OUT_BLOCK (16 * 1024)
+#define OUT_KEEP_MIN (16 * 1024)
+/* A connection whose answer waits on the client is looked at this often for progress */
+#define SEND_PROBE_MS 1000
+
+/* A part of an answer not sent yet: memory (copied, or the caller's) or a file range. */
+typedef struct OutPart {
+        const char *p;                  /* the next byte of a memory part */
+        size_t len;                     /* bytes left */
+        char *own;                      /* the block p points into when it is a copy, owned */
+        size_t own_cap;
+        int fd;                         /* a file part's (the caller's), -1 for memory */
+        off_t off;
+} OutPart;
 
 typedef enum ConnState {
         STATE_IDLE,                     /* between requests: no byte of the next one yet */
         STATE_HEAD,                     /* reading a request head */
         STATE_PREREAD,                  /* head done, reading a small body before dispatch */
         STATE_APP,                      /* dispatched to the app */
+        STATE_SEND,                     /* the app returned; the loop sends the rest of its answer */
         STATE_DRAIN,                    /* answered; reading off the body the app left */
         STATE_LINGER,                   /* closing: sending side shut, input discarded */
 } ConnState;
@@ -72,6 +90,15 @@ struct Conn {
         bool response_started;          /* a byte of the answer has been sent */
         bool proxy_pending;             /* a PROXY header may still be at the front of rbuf */
         int body_error;
+
+        /* The answer's bytes the client has not taken: parts [ohead, olen) of out, owned */
+        OutPart *out;
+        size_t ohead, olen, ocap;
+        size_t out_mem;                 /* bytes of the memory parts */
+        uint64_t out_file;              /* bytes of the file parts */
+        void *stream;                   /* the WSGI layer's state of an answer the loop finishes */
+        int sent_queued;                /* the kernel's unsent bytes at the last look */
+        uint64_t sent_progress;         /* when the client last took bytes */
 
         ConnInfo info;
         ConnLink link;
@@ -174,6 +201,7 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
                 .rbuf = rbuf,
                 .rcap = rcap,
                 .bbuf = NULL,
+                .out = NULL,
                 .link.list = -1,
                 .state = STATE_HEAD,
                 .deadline = clock_ms + (uint64_t) cfg->head_timeout_ms,
@@ -191,12 +219,17 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
         return 0;
 }
 
+static void part_drop(OutPart *p);
+
 Conn *conn_free(Conn *c) {
         if (!c)
                 return NULL;
         c->fd = safe_close(c->fd);
         c->bbuf = mfree(c->bbuf);
         c->bcap = 0;
+        conn_out_discard(c);
+        c->out = mfree(c->out);
+        c->ocap = 0;
         /* Buffers grown for a large head or body go back to the allocator. */
         if (pool_len < POOL_MAX && c->rcap <= RBUF_INITIAL) {
                 http_parser_reset(c->parser);
@@ -234,7 +267,7 @@ ConnLink *conn_link(Conn *c) {
 }
 
 int conn_timer_list(const Conn *c) {
-        return c->state == STATE_IDLE ? 1 : c->state == STATE_LINGER ? 2 : 0;
+        return c->state == STATE_IDLE ? 1 : c->state == STATE_LINGER ? 2 : c->state == STATE_SEND ? 3 : 0;
 }
 
 /* Makes room for at least want more bytes, moving unparsed bytes to the front first. */
@@ -518,6 +551,9 @@ bool conn_idle_has_input(Conn *c) {
 }
 
 void conn_on_timeout(Conn *c) {
+        /* a client that stopped taking its answer: the answer is cut, nothing more is said */
+        if (c->state == STATE_SEND)
+                c->must_close = c->broken = true;
         if (c->state == STATE_PREREAD || (c->state == STATE_HEAD && c->started))
                 send_error(c, 408);
 }
@@ -532,7 +568,8 @@ static bool client_may_send(const Conn *c) {
         case STATE_PREREAD:
         case STATE_DRAIN:
                 return true;
-        case STATE_APP: {
+        case STATE_APP:
+        case STATE_SEND: {
                 int pending = 0;
 
                 if (c->rpos < c->rlen || !c->body_done)
@@ -684,16 +721,6 @@ static int wait_fd(Conn *c, short events) {
         }
 }
 
-/* After a failed send: 0 when it is worth retrying (interrupted, or the socket became
- * writable again within the I/O timeout), else -errno. */
-static int write_retry(Conn *c) {
-        if (errno == EINTR)
-                return 0;
-        if (errno == EAGAIN)
-                return wait_fd(c, POLLOUT);
-        return -errno;
-}
-
 static int send_continue(Conn *c) {
         static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
         struct iovec iov = { .iov_base = (void *) msg, .iov_len = sizeof(msg) - 1 };
@@ -767,79 +794,319 @@ fail:
         return r;
 }
 
-static int write_iov(Conn *c, const struct iovec *iov, int iovcnt, int flags) {
-        struct iovec local[16];
-        struct msghdr mh = {};
+/* Sends iov at once, as far as the socket takes it without waiting. Returns the count of
+ * bytes sent (0 when none could be), or -errno. */
+static ssize_t send_now(Conn *c, const struct iovec *iov, int iovcnt, int flags) {
+        struct msghdr mh = { .msg_iov = (struct iovec *) iov, .msg_iovlen = (size_t) iovcnt };
+        ssize_t k;
+
+        /* never blocking, whatever the app did to gunicorn.socket (see fill()) */
+        do
+                k = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT | flags);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return errno == EAGAIN ? 0 : -errno;
+        return k;
+}
+
+static void part_drop(OutPart *p) {
+        free(p->own);
+        *p = (OutPart) {};
+}
+
+/* A new part at the end of the queue. */
+static OutPart *out_push(Conn *c) {
+        if (c->ohead > 0 && c->ohead == c->olen)
+                c->ohead = c->olen = 0;
+        if (c->olen == c->ocap) {
+                size_t cap = c->ocap ? c->ocap * 2 : 8;
+                OutPart *n;
+
+                if (c->ohead > 0) {
+                        /* room at the front: move the live parts there */
+                        memmove(c->out, c->out + c->ohead, (c->olen - c->ohead) * sizeof(OutPart));
+                        c->olen -= c->ohead;
+                        c->ohead = 0;
+                } else {
+                        n = reallocarray(c->out, cap, sizeof(OutPart));
+                        if (!n)
+                                return NULL;
+                        c->out = n;
+                        c->ocap = cap;
+                }
+        }
+        c->out[c->olen] = (OutPart) { .fd = -1 };
+        return &c->out[c->olen++];
+}
+
+/* Queues len bytes: a reference to them when keep (the caller keeps them alive), else a copy,
+ * appended to the last copy's block while it has room. */
+static int out_append(Conn *c, const char *data, size_t len, bool keep) {
+        OutPart *last = c->olen > c->ohead ? &c->out[c->olen - 1] : NULL;
+
+        if (len == 0)
+                return 0;
+        if (keep && len >= OUT_KEEP_MIN) {
+                OutPart *p = out_push(c);
+
+                if (!p)
+                        return -ENOMEM;
+                p->p = data;
+                p->len = len;
+                c->out_mem += len;
+                return 0;
+        }
+        if (last && last->own) {
+                size_t used = (size_t) (last->p - last->own) + last->len, k = MIN(len, last->own_cap - used);
+
+                memcpy(last->own + used, data, k);
+                last->len += k;
+                c->out_mem += k;
+                data += k;
+                len -= k;
+        }
+        if (len > 0) {
+                size_t cap = MAX(len, (size_t) OUT_BLOCK);
+                OutPart *p;
+                char *own = malloc(cap);
+
+                if (!own)
+                        return -ENOMEM;
+                p = out_push(c);
+                if (!p) {
+                        free(own);
+                        return -ENOMEM;
+                }
+                memcpy(own, data, len);
+                *p = (OutPart) { .p = own, .len = len, .own = own, .own_cap = cap, .fd = -1 };
+                c->out_mem += len;
+        }
+        return 0;
+}
+
+/* Drops k sent bytes from the front of the queue's memory parts. */
+static void out_consume(Conn *c, size_t k) {
+        while (k > 0) {
+                OutPart *p = &c->out[c->ohead];
+                size_t n = MIN(k, p->len);
+
+                p->p += n;
+                p->len -= n;
+                c->out_mem -= n;
+                k -= n;
+                if (p->len == 0) {
+                        part_drop(p);
+                        c->ohead++;
+                }
+        }
+}
+
+static void send_deadline(Conn *c);
+
+int conn_flush(Conn *c) {
+        bool moved = false;
+        int r = 0;
+
+        while (c->ohead < c->olen) {
+                OutPart *p = &c->out[c->ohead];
+                ssize_t k;
+
+                if (p->fd >= 0) {
+                        do
+                                k = sendfile(c->fd, p->fd, &p->off, MIN(p->len, (size_t) 1 << 30));
+                        while (k < 0 && errno == EINTR);
+                        if (k < 0) {
+                                r = errno == EAGAIN ? -EAGAIN : -errno;
+                                break;
+                        }
+                        if (k == 0) {
+                                /* The file shrank under us: the promised length cannot be met. */
+                                r = -EIO;
+                                break;
+                        }
+                        p->len -= (size_t) k;
+                        c->out_file -= (size_t) k;
+                        if (p->len == 0) {
+                                part_drop(p);
+                                c->ohead++;
+                        }
+                } else {
+                        struct iovec iov[16];
+                        int n = 0;
+
+                        for (size_t i = c->ohead; i < c->olen && n < (int) ELEMENTSOF(iov) && c->out[i].fd < 0; i++)
+                                iov[n++] = (struct iovec) { (void *) c->out[i].p, c->out[i].len };
+                        k = send_now(c, iov, n, 0);
+                        if (k < 0) {
+                                r = (int) k;
+                                break;
+                        }
+                        if (k == 0) {
+                                r = -EAGAIN;
+                                break;
+                        }
+                        out_consume(c, (size_t) k);
+                }
+                moved = true;
+        }
+        if (c->ohead == c->olen)
+                c->ohead = c->olen = 0;
+        /* --timeout counts a stall, not the whole answer */
+        if (moved && c->state == STATE_SEND)
+                send_deadline(c);
+        if (r < 0 && r != -EAGAIN)
+                c->must_close = c->broken = true;
+        return r;
+}
+
+void conn_out_discard(Conn *c) {
+        for (size_t i = c->ohead; i < c->olen; i++)
+                part_drop(&c->out[i]);
+        c->ohead = c->olen = c->out_mem = 0;
+        c->out_file = 0;
+}
+
+/* A socket turns writable only once a good part of its send buffer is free; a client that
+ * reads slowly frees it a little at a time, and that is progress too: the kernel's queue is
+ * looked at every SEND_PROBE_MS (conn_send_moving()), and the connection is cut after
+ * --timeout without progress of either kind. */
+static void send_deadline(Conn *c) {
+        int q;
+
+        c->sent_progress = clock_ms;
+        c->sent_queued = ioctl(c->fd, SIOCOUTQ, &q) == 0 ? q : INT_MAX;
+        c->deadline = clock_ms + MIN((uint64_t) c->cfg->io_timeout_ms, (uint64_t) SEND_PROBE_MS);
+}
+
+bool conn_out_pending(const Conn *c) {
+        return c->ohead < c->olen;
+}
+
+bool conn_out_room(const Conn *c) {
+        return c->out_mem < c->cfg->out_max;
+}
+
+uint64_t conn_out_queued(const Conn *c) {
+        return (uint64_t) c->out_mem + c->out_file;
+}
+
+/* Blocks until the bytes queued in memory are back within ConnConfig.out_max. */
+static int out_wait_room(Conn *c) {
         int r;
 
-        if (iovcnt > (int) ELEMENTSOF(local))
-                return -EINVAL;
+        while (c->out_mem > c->cfg->out_max) {
+                r = conn_flush(c);
+                if (r == -EAGAIN)
+                        r = wait_fd(c, POLLOUT);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int conn_send(Conn *c, const struct iovec *iov, int iovcnt, int keep_from, bool wait) {
+        size_t skip = 0;
+        int i = 0, r;
+
         c->response_started = true;
-        memcpy(local, iov, sizeof(struct iovec) * (size_t) iovcnt);
-        mh.msg_iov = local;
-        mh.msg_iovlen = (size_t) iovcnt;
-        while (mh.msg_iovlen > 0) {
-                /* never blocking, whatever the app did to gunicorn.socket (see fill()) */
-                ssize_t k = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT | flags);
+        if (c->broken)
+                return -EPIPE;
+        if (c->ohead == c->olen) {
+                ssize_t k = send_now(c, iov, iovcnt, 0);
 
                 if (k < 0) {
-                        r = write_retry(c);
-                        if (r < 0)
-                                goto fail;
-                        continue;
+                        r = (int) k;
+                        goto fail;
                 }
-                while (mh.msg_iovlen > 0 && (size_t) k >= mh.msg_iov->iov_len) {
-                        k -= (ssize_t) mh.msg_iov->iov_len;
-                        mh.msg_iov++;
-                        mh.msg_iovlen--;
-                }
-                if (mh.msg_iovlen > 0) {
-                        mh.msg_iov->iov_base = (char *) mh.msg_iov->iov_base + k;
-                        mh.msg_iov->iov_len -= (size_t) k;
-                }
+                skip = (size_t) k;
+                while (i < iovcnt && skip >= iov[i].iov_len)
+                        skip -= iov[i++].iov_len;
+        }
+        for (; i < iovcnt; i++, skip = 0) {
+                r = out_append(c, (const char *) iov[i].iov_base + skip, iov[i].iov_len - skip, i >= keep_from);
+                if (r < 0)
+                        goto fail;
+        }
+        if (wait) {
+                r = out_wait_room(c);
+                if (r < 0)
+                        goto fail;
         }
         return 0;
 fail:
-        c->must_close = true;
-        c->broken = true;
+        /* -EINTR from the wait: the bytes are queued and go out later, the app's handler runs */
+        if (r == -EINTR)
+                return r;
+        c->must_close = c->broken = true;
         return r;
 }
 
 int conn_write(Conn *c, const struct iovec *iov, int iovcnt) {
-        return write_iov(c, iov, iovcnt, 0);
+        return conn_send(c, iov, iovcnt, iovcnt, true);
 }
 
-int conn_sendfile(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t offset, size_t count,
-                  size_t *ret_sent) {
-        size_t sent = 0;
-        int r = 0;
+int conn_send_file(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t offset, size_t count) {
+        OutPart *p;
+        int r;
 
-        *ret_sent = 0;
-        if (iovcnt > 0) {
-                /* MSG_MORE: the head waits for the file's first bytes and leaves in the same
-                 * segment, despite TCP_NODELAY. */
-                r = write_iov(c, iov, iovcnt, count > 0 ? MSG_MORE : 0);
+        /* The head waits for the file's first bytes and leaves in the same segment, despite
+         * TCP_NODELAY: both go out through the queue, the head first. */
+        c->response_started = true;
+        if (c->broken)
+                return -EPIPE;
+        for (int i = 0; i < iovcnt; i++) {
+                r = out_append(c, iov[i].iov_base, iov[i].iov_len, false);
                 if (r < 0)
-                        return r;
+                        goto fail;
         }
-        while (sent < count) {
-                ssize_t k = sendfile(c->fd, fd, &offset, count - sent);
-
-                if (k < 0) {
-                        r = write_retry(c);
-                        if (r < 0)
-                                break;
-                        continue;
+        if (count > 0) {
+                p = out_push(c);
+                if (!p) {
+                        r = -ENOMEM;
+                        goto fail;
                 }
-                if (k == 0) {
-                        /* The file shrank under us: the promised length cannot be met. */
-                        r = -EIO;
-                        break;
-                }
-                sent += (size_t) k;
+                p->fd = fd;
+                p->off = offset;
+                p->len = count;
+                c->out_file += count;
         }
-        *ret_sent = sent;
-        if (r < 0)
-                c->must_close = c->broken = true;
+        r = conn_flush(c);
+        if (r < 0 && r != -EAGAIN)
+                return r;
+        return 0;
+fail:
+        c->must_close = c->broken = true;
         return r;
+}
+
+void conn_send_later(Conn *c) {
+        c->state = STATE_SEND;
+        send_deadline(c);
+}
+
+bool conn_send_moving(Conn *c) {
+        uint64_t stall = (uint64_t) c->cfg->io_timeout_ms;
+        int q;
+
+        if (c->state != STATE_SEND || c->broken || ioctl(c->fd, SIOCOUTQ, &q) < 0)
+                return false;
+        if (q < c->sent_queued)
+                c->sent_progress = clock_ms;
+        c->sent_queued = q;
+        if (clock_ms >= c->sent_progress + stall)
+                return false;
+        c->deadline = MIN(c->sent_progress + stall, clock_ms + SEND_PROBE_MS);
+        return true;
+}
+
+bool conn_sending(const Conn *c) {
+        return c->state == STATE_SEND;
+}
+
+void *conn_stream(const Conn *c) {
+        return c->stream;
+}
+
+void conn_set_stream(Conn *c, void *stream) {
+        c->stream = stream;
 }

@@ -138,5 +138,385 @@ class BodyBufferTest(h.ServerTestCase):
                 self.assertGreater(float(took), 0.3, "the body was buffered with --buffer-request-body 0")
 
 
+BIG = (16 if SANITIZED else 50) << 20
+
+
+def pattern_sha(size, chunk):
+        """sha256 of slow_app's /gen bytes."""
+        d = hashlib.sha256()
+        sent = i = 0
+        while sent < size:
+                n = min(chunk, size - sent)
+                d.update(bytes([i % 251]) * n)
+                sent += n
+                i += 1
+        return d.hexdigest()
+
+
+class Sock(socket.socket):
+        leftover = b""
+
+
+def slow_socket(srv, timeout=10):
+        """A client socket with a small receive buffer, so the server's bytes back up fast."""
+        s = Sock()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.settimeout(timeout)
+        s.connect((srv.host, srv.port))
+        return s
+
+
+def read_response_sha(s, timeout=30):
+        """(status, headers dict, body length, body sha256) of one response read in full; what
+        was read past its end is left in s.leftover (a chunked answer)."""
+        s.settimeout(timeout)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+                part = s.recv(65536)
+                if not part:
+                        raise AssertionError("closed before the head: %r" % buf[:200])
+                buf += part
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+        d = hashlib.sha256()
+        total = int(headers.get("content-length", "-1"))
+        chunked = headers.get("transfer-encoding") == "chunked"
+        if chunked:
+                data = rest
+                n = 0
+                while True:
+                        while b"\r\n" not in data:
+                                data += s.recv(1 << 20)
+                        line, data = data.split(b"\r\n", 1)
+                        size = int(line, 16)
+                        while len(data) < size + 2:
+                                part = s.recv(1 << 20)
+                                if not part:
+                                        raise AssertionError("closed inside a chunk after %d bytes" % n)
+                                data += part
+                        d.update(data[:size])
+                        n += size
+                        data = data[size + 2:]
+                        if size == 0:
+                                s.leftover = data
+                                return status, headers, n, d.hexdigest()
+        d.update(rest)
+        n = len(rest)
+        while n < total:
+                part = s.recv(min(1 << 20, total - n))
+                if not part:
+                        break
+                d.update(part)
+                n += len(part)
+        return status, headers, n, d.hexdigest()
+
+
+class SlowReaderTest(h.ServerTestCase):
+        """--buffer-response: the loop keeps what a slow reader has not taken and pulls the
+        rest of the answer as it drains; the worker serves others meanwhile."""
+
+        @classmethod
+        def setUpClass(cls):
+                cls.logdir = h.tempfile.mkdtemp(prefix="gcorn-slow-")
+                cls.access = os.path.join(cls.logdir, "access.log")
+                cls.srv = h.Server(APP, args=["-w", "1", "--timeout", "4", "--access-logfile", cls.access,
+                                              "--access-logformat", "%(r)s %(s)s %(B)s"],
+                                   env={"SLOW_APP_BIG": str(BIG)})
+                cls.worker = int(cls.srv.get("/pid").body)
+
+        @classmethod
+        def tearDownClass(cls):
+                cls.srv.stop()
+                h.shutil.rmtree(cls.logdir, ignore_errors=True)
+
+        def access_lines(self, needle):
+                with open(self.access) as f:
+                        return [line.split() for line in f if needle in line]
+
+        def test_slow_reader_holds_no_worker(self):
+                cases = [("/gen?size=%d&chunk=65536" % BIG, pattern_sha(BIG, 65536)),
+                         ("/big", None), ("/file", None)]
+                for path, want in cases:
+                        with self.subTest(path=path):
+                                before = rss_kib(self.worker)
+                                s = slow_socket(self.srv)
+                                self.addCleanup(s.close)
+                                s.sendall(h.build_request("GET", path))
+                                time.sleep(0.3)
+                                # the only worker answers others while this client reads nothing
+                                for _ in range(3):
+                                        status, _ = timed_get(self.srv, timeout=3)
+                                        self.assertEqual(status, 200, "%s: a slow reader held the worker" % path)
+                                grown = rss_kib(self.worker) - before
+                                # the queue (1 MiB) and one item at most, never a copy of the answer
+                                self.assertLess(grown, 8 << 10, "%s: the worker grew by %d KiB" % (path, grown))
+                                status, headers, n, digest = read_response_sha(s)
+                                self.assertEqual((status, n), (200, BIG))
+                                self.assertEqual(digest, want or headers["x-sha256"])
+                                # the connection goes on with its next request
+                                s.sendall(h.build_request("GET", "/", headers=[("Connection", "close")]))
+                                self.assertIn(b"Hello, World!", h.recv_all(s))
+
+        def test_access_log_counts_bytes_when_the_answer_is_out(self):
+                s = slow_socket(self.srv)
+                self.addCleanup(s.close)
+                s.sendall(h.build_request("GET", "/big?log=1"))
+                time.sleep(0.3)
+                self.assertEqual(self.access_lines("/big?log=1"), [], "logged before the answer was out")
+                status, headers, n, digest = read_response_sha(s)
+                self.assertEqual(n, BIG)
+                h.wait_until(lambda: self.access_lines("/big?log=1"), 5)
+                line = self.access_lines("/big?log=1")[0]
+                self.assertEqual(line[-2:], ["200", str(BIG)])
+
+        def test_write_timeout_and_close_on_abort(self):
+                closed = int(self.srv.get("/closed").body)
+                s = slow_socket(self.srv)
+                self.addCleanup(s.close)
+                s.sendall(h.build_request("GET", "/gen?size=%d&chunk=65536&abort=1" % BIG))
+                start = time.monotonic()
+                # Nothing read: after --timeout (4 s) without progress the answer is cut.
+                h.wait_until(lambda: int(self.srv.get("/closed").body) > closed, 15)
+                waited = time.monotonic() - start
+                self.assertEqual(int(self.srv.get("/closed").body), closed + 1, "close() not called once")
+                self.assertGreater(waited, 3)
+                got = 0
+                s.settimeout(5)
+                try:
+                        while True:
+                                part = s.recv(1 << 20)
+                                if not part:
+                                        break
+                                got += len(part)
+                except ConnectionResetError:
+                        pass
+                self.assertLess(got, BIG)
+                h.wait_until(lambda: self.access_lines("abort=1"), 5)
+                line = self.access_lines("abort=1")[0]
+                self.assertEqual(line[-2], "200")
+                self.assertLess(int(line[-1]), BIG)
+                self.assertGreater(int(line[-1]), 0)
+
+        def test_pipelined_requests_after_a_pending_answer(self):
+                s = slow_socket(self.srv)
+                self.addCleanup(s.close)
+                size = 3 << 20
+                s.sendall(h.build_request("GET", "/gen?size=%d&chunk=100000" % size) +
+                          h.build_request("GET", "/pid") + h.build_request("GET", "/", headers=[("Connection", "close")]))
+                time.sleep(0.3)
+                status, headers, n, digest = read_response_sha(s)
+                self.assertEqual((status, n, digest), (200, size, pattern_sha(size, 100000)))
+                rest = s.leftover + h.recv_all(s)
+                self.assertIn(str(self.worker).encode(), rest)
+                self.assertTrue(rest.endswith(b"Hello, World!\n"))
+
+
+def raise_nofile(need):
+        """Raises the soft RLIMIT_NOFILE (inherited by the server) to the hard limit; skips when
+        even that is below need, never under CI."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = hard if hard != resource.RLIM_INFINITY else max(soft, need)
+        if want < need:
+                if os.environ.get("CI"):
+                        raise AssertionError("RLIMIT_NOFILE hard limit %d is below the %d this test needs" % (hard, need))
+                raise unittest.SkipTest("RLIMIT_NOFILE hard limit %d is below the %d this test needs" % (hard, need))
+        if soft < want:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+class Prober(threading.Thread):
+        """Normal requests, one after another on new connections, while an attack goes on."""
+
+        def __init__(self, srv, timeout):
+                super().__init__(daemon=True)
+                self.srv = srv
+                self.timeout = timeout
+                self.results = []
+                self.stop = threading.Event()
+
+        def run(self):
+                while not self.stop.is_set():
+                        self.results.append(timed_get(self.srv, timeout=self.timeout))
+                        time.sleep(0.05)
+
+        def finish(self, test):
+                self.stop.set()
+                self.join(30)
+                bad = [r for r in self.results if r[0] != 200]
+                test.assertGreater(len(self.results), 10)
+                test.assertEqual(bad, [], "normal requests not answered with 200 within --timeout (%d of %d)"
+                                 % (len(bad), len(self.results)))
+
+
+class SlowlorisTest(h.ServerTestCase):
+        """Connections dribbling request heads, and others dribbling 1 MB bodies to an app that
+        reads them, hold no worker: normal requests are answered, no worker is killed, and
+        the dribblers are closed at their deadlines."""
+        N = 200 if SANITIZED else 1000
+        TIMEOUT = 6
+
+        def test_dribbling_heads_and_bodies(self):
+                raise_nofile(2 * self.N + 512)
+                srv = self.start(APP, args=["-w", "2", "--timeout", str(self.TIMEOUT)],
+                                 env={"SLOW_APP_BIG": "4096"})
+                h.wait_until(lambda: len(srv.worker_pids()) == 2, 10)
+                workers = sorted(srv.worker_pids())
+                prober = Prober(srv, self.TIMEOUT)
+                prober.start()
+                socks = []
+                opened = {}
+                try:
+                        for i in range(2 * self.N):
+                                s = socket.socket()
+                                s.setblocking(True)
+                                s.settimeout(5)
+                                s.connect((srv.host, srv.port))
+                                if i % 2:
+                                        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                                else:
+                                        s.sendall(b"POST /echo-sha HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+                                s.setblocking(False)
+                                opened[s] = time.monotonic()
+                                socks.append(s)
+                        closed = {}
+                        end = time.monotonic() + self.TIMEOUT + 5
+                        while len(closed) < len(socks) and time.monotonic() < end:
+                                for s in socks:
+                                        if s in closed:
+                                                continue
+                                        try:
+                                                s.send(b"a" if socks.index(s) % 2 else b"b" * 100)
+                                        except (BlockingIOError, InterruptedError):
+                                                pass
+                                        except OSError:
+                                                closed[s] = time.monotonic()
+                                                continue
+                                        try:
+                                                data = s.recv(4096)
+                                                if not data or b" 408 " in data:
+                                                        closed[s] = time.monotonic()
+                                        except (BlockingIOError, InterruptedError):
+                                                pass
+                                        except OSError:
+                                                closed[s] = time.monotonic()
+                                time.sleep(0.5)
+                        prober.finish(self)
+                        self.assertEqual(len(closed), len(socks), "dribblers still open after their deadline")
+                        ages = [closed[s] - opened[s] for s in socks]
+                        # the head timeout counts from the first byte; checks run each 0.5 s
+                        self.assertGreater(min(ages), self.TIMEOUT - 1.5, "a dribbler was closed early")
+                        self.assertLess(max(ages), self.TIMEOUT + 3, "a dribbler outlived its deadline")
+                finally:
+                        prober.stop.set()
+                        for s in socks:
+                                s.close()
+                self.assertEqual(sorted(srv.worker_pids()), workers, "a worker was replaced")
+                self.assertNotIn("WORKER TIMEOUT", srv.log())
+
+
+class SlowReadersAtScaleTest(h.ServerTestCase):
+        """Clients reading large answers slowly, and others that stopped reading: the readers
+        get every byte, the stalled ones are cut after --timeout, memory stays within
+        --buffer-response per connection, and normal requests are answered meanwhile."""
+        N = 20 if SANITIZED else 50
+        TIMEOUT = 5
+        BUFFER = 256 << 10
+        SIZE = 4 << 20
+
+        def test_slow_and_stalled_readers(self):
+                raise_nofile(2 * self.N + 512)
+                srv = self.start(APP, args=["-w", "2", "--timeout", str(self.TIMEOUT),
+                                            "--buffer-response", str(self.BUFFER)],
+                                 env={"SLOW_APP_BIG": str(BIG)})
+                h.wait_until(lambda: len(srv.worker_pids()) == 2, 10)
+                workers = sorted(srv.worker_pids())
+                # both have imported the app, which holds the answer of /big
+                h.wait_until(lambda: all(rss_kib(p) > BIG // 1024 for p in workers), 30)
+                before = sum(rss_kib(p) for p in workers)
+                want = pattern_sha(self.SIZE, 65536)
+                prober = Prober(srv, self.TIMEOUT)
+                prober.start()
+                readers, stalled = [], []
+                results = {}
+
+                def read_slowly(s, idx):
+                        try:
+                                status, headers, n, digest = read_response_sha(_Paced(s), timeout=20)
+                                results[idx] = (status, n, digest)
+                        except Exception as e:  # noqa: BLE001
+                                results[idx] = ("error", repr(e), None)
+
+                try:
+                        for i in range(self.N):
+                                s = slow_socket(srv)
+                                if i % 2:
+                                        s.sendall(h.build_request("GET", "/big", headers=[("Connection", "close")]))
+                                        stalled.append(s)
+                                else:
+                                        s.sendall(h.build_request("GET", "/gen?size=%d&chunk=65536" % self.SIZE,
+                                                                  headers=[("Connection", "close")]))
+                                        t = threading.Thread(target=read_slowly, args=(s, i), daemon=True)
+                                        readers.append((t, s))
+                        stalled_at = time.monotonic()
+                        time.sleep(1)
+                        grown = sum(rss_kib(p) for p in workers) - before
+                        for t, _ in readers:
+                                t.start()
+                        for t, _ in readers:
+                                t.join(40)
+                        # The stalled ones were cut after --timeout without progress: reading
+                        # them now gets what was in flight, then the end.
+                        time.sleep(max(0, stalled_at + self.TIMEOUT + 2.5 - time.monotonic()))
+                        cut = 0
+                        for s in stalled:
+                                s.settimeout(2)
+                                got = 0
+                                try:
+                                        while True:
+                                                part = s.recv(1 << 20)
+                                                if not part:
+                                                        break
+                                                got += len(part)
+                                except ConnectionResetError:
+                                        pass
+                                except socket.timeout:
+                                        continue
+                                if got < BIG:
+                                        cut += 1
+                        prober.finish(self)
+                finally:
+                        prober.stop.set()
+                        for _, s in readers:
+                                s.close()
+                        for s in stalled:
+                                s.close()
+                self.assertEqual(cut, len(stalled), "stalled readers not cut by the write timeout")
+                bad = {i: r for i, r in results.items() if r != (200, self.SIZE, want)}
+                self.assertEqual(bad, {}, "slow readers did not get their exact bytes")
+                self.assertEqual(len(results), len(readers))
+                # the queue per connection, a held item and allocator slack: never the answers
+                self.assertLess(grown, self.N * (self.BUFFER + (128 << 10)) // 1024 + (16 << 10),
+                                "workers grew by %d KiB" % grown)
+                self.assertEqual(sorted(srv.worker_pids()), workers, "a worker was replaced")
+                self.assertNotIn("WORKER TIMEOUT", srv.log())
+
+
+class _Paced:
+        """A socket whose reads take at most 64 KiB every 0.1 s: a slow but steady reader."""
+
+        def __init__(self, s):
+                self.s = s
+                self.leftover = b""
+
+        def settimeout(self, t):
+                self.s.settimeout(t)
+
+        def recv(self, n):
+                time.sleep(0.1)
+                return self.s.recv(min(n, 65536))
+
+
 if __name__ == "__main__":
         h.main()
