@@ -932,11 +932,14 @@ int conn_flush(Conn *c) {
                         }
                 } else {
                         struct iovec iov[16];
+                        size_t i = c->ohead;
                         int n = 0;
 
-                        for (size_t i = c->ohead; i < c->olen && n < (int) ELEMENTSOF(iov) && c->out[i].fd < 0; i++)
+                        for (; i < c->olen && n < (int) ELEMENTSOF(iov) && c->out[i].fd < 0; i++)
                                 iov[n++] = (struct iovec) { (void *) c->out[i].p, c->out[i].len };
-                        k = send_now(c, iov, n, 0);
+                        /* MSG_MORE before a file part: the head waits for the file's first bytes
+                         * and leaves in the same segment, despite TCP_NODELAY. */
+                        k = send_now(c, iov, n, i < c->olen && c->out[i].fd >= 0 ? MSG_MORE : 0);
                         if (k < 0) {
                                 r = (int) k;
                                 break;
