@@ -7,7 +7,9 @@ import time
 from urllib.parse import parse_qs
 
 BIG_SIZE = int(os.environ.get("SLOW_APP_BIG", str(50 << 20)))
-BIG = (bytes(range(256)) * (BIG_SIZE // 256 + 1))[:BIG_SIZE]
+# in one allocation, so that a worker's memory is flat once it is built
+assert BIG_SIZE % 256 == 0
+BIG = bytes(range(256)) * (BIG_SIZE // 256)
 BIG_SHA = hashlib.sha256(BIG).hexdigest()
 
 # Unlinked at once: each open through /proc has its own file offset.

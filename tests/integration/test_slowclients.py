@@ -438,6 +438,7 @@ class SlowReadersAtScaleTest(h.ServerTestCase):
                 workers = sorted(srv.worker_pids())
                 # both have imported the app, which holds the answer of /big
                 h.wait_until(lambda: all(rss_kib(p) > BIG // 1024 for p in workers), 30)
+                time.sleep(0.5)
                 before = sum(rss_kib(p) for p in workers)
                 want = pattern_sha(self.SIZE, 65536)
                 prober = Prober(srv, self.TIMEOUT)
