@@ -54,6 +54,10 @@ ssize_t conn_read_body(Conn *c, void *buf, size_t n);
  * its start) before the app was called (--buffer-request-body), or the body is over. */
 bool conn_body_ready(const Conn *c);
 
+/* With ConnConfig.spool_max, a body larger than body_buffer_max and up to spool_max is
+ * received the same way into an unlinked temporary file (O_TMPFILE), the app's reads then
+ * taking it from there; a larger one is refused with 413. At most spool_worker_max bytes are
+ * spooled by a worker at once: a body that would pass that streams to the app. */
 /* The answer goes out through the connection's output queue: what the socket takes at once
  * is sent, the rest is queued for the loop to send as the client reads (EPOLLOUT), so the
  * app's call can return before a slow client has its answer. Memory parts are copied, up to
@@ -122,6 +126,9 @@ typedef struct ConnConfig {
         int io_timeout_ms;              /* one stall while the app reads the body or writes */
         size_t body_buffer_max;         /* bodies up to this are received before dispatch; 0: none */
         size_t out_max;                 /* answer bytes queued in memory per connection */
+        uint64_t spool_max;             /* larger bodies up to this are spooled to a file; 0: off */
+        uint64_t spool_worker_max;      /* bytes spooled by all connections of the worker at once */
+        const char *spool_dir;          /* where the unlinked files are made (O_TMPFILE) */
         const bool *retiring;           /* the worker stops after the current requests */
         /* Beaten while a blocking call waits on the client: a slow but moving client is not a
          * hung worker. NULL for none. */
