@@ -1,5 +1,6 @@
-/* One client connection: buffered reads, request heads through the parser, the small-body
- * preread, blocking body reads and writes for the app, keep-alive and pipelining.
+/* One client connection: buffered reads, request heads through the parser, the body
+ * received before dispatch (into memory or a spool file), body reads for the app, the output
+ * queue the app fills and the loop drains, keep-alive and pipelining.
  *
  * Everything here is Python-free so the worker can run it without the GIL. */
 #include <fcntl.h>

@@ -1,14 +1,17 @@
 /* One client connection of a worker: socket, read buffer, keep-alive and pipelining state,
- * timeouts. The worker's epoll loop drives connections until a request head (and a small
- * body) is in; the WSGI layer then uses the blocking calls below while it runs the app.
+ * timeouts. The worker's epoll loop drives connections until a request head (and its body,
+ * up to a bound) is in; the WSGI layer then reads the body and queues the answer through the
+ * calls below while it runs the app, and the loop finishes sending what the client has not
+ * taken when the app returns.
  *
- * A request body up to ConnConfig.body_buffer_max (without Expect: 100-continue) is received
- * and decoded by the loop into the connection's body buffer before dispatch, so a client that
- * dribbles it holds no worker and the app's reads take it with no system call. Those buffers
- * are the connection's, not the worker kind's: a worker kind that runs the app elsewhere than
- * the loop consumes the same buffers.
+ * Both ways the bytes go through bounded buffers of the connection: the body buffer (or
+ * spool file) the loop fills before dispatch, and the output queue the loop drains. They
+ * are the connection's, not the worker kind's: a worker kind that runs the app elsewhere
+ * than the loop consumes and produces through the same buffers while the loop owns the
+ * socket. Only a body larger than the buffer, and an answer past the queue's bound written
+ * with no way to hand the rest to the loop, wait on the client in the app's call.
  *
- * The blocking calls never touch Python: callers release the GIL around them. */
+ * Nothing here touches Python: callers release the GIL around the calls that may wait. */
 #pragma once
 
 #include <stdbool.h>
