@@ -61,6 +61,14 @@ def app(environ, start_response):
                 chunk = int(q.get("chunk", ["65536"])[0])
                 start_response("200 OK", [("Content-Type", "application/octet-stream")])
                 return Counted(pattern(size, chunk))
+        if path == "/gen-fail":
+                size = int(q.get("size", [str(BIG_SIZE)])[0])
+
+                def failing():
+                        yield from pattern(size, 65536)
+                        raise RuntimeError("the generator failed after %d bytes" % size)
+                start_response("200 OK", [("Content-Type", "application/octet-stream")])
+                return Counted(failing())
         if path == "/big":
                 start_response("200 OK", [("Content-Type", "application/octet-stream"), ("X-Sha256", BIG_SHA)])
                 return [BIG]

@@ -383,6 +383,24 @@ class SlowReaderTest(h.ServerTestCase):
                 self.assertLess(int(line[-1]), BIG)
                 self.assertGreater(int(line[-1]), 0)
 
+        def test_app_error_while_the_loop_pulls(self):
+                closed = int(self.srv.get("/closed").body)
+                # more than the kernel's buffers and the queue hold: the error comes while
+                # the loop pulls
+                size = 16 << 20
+                s = slow_socket(self.srv)
+                self.addCleanup(s.close)
+                s.sendall(h.build_request("GET", "/gen-fail?size=%d" % size))
+                time.sleep(0.5)
+                # the body is cut: what was produced arrives, then the connection ends
+                # without the last chunk
+                data = h.recv_all(s, timeout=10)
+                self.assertNotIn(b"\r\n0\r\n\r\n", data[-16:])
+                self.assertGreater(len(data), size)
+                self.srv.wait_log(r"Error handling request GET /gen-fail")
+                self.assertIn("RuntimeError: the generator failed after %d bytes" % size, self.srv.log())
+                self.assertEqual(int(self.srv.get("/closed").body), closed + 1)
+
         def test_pipelined_requests_after_a_pending_answer(self):
                 s = slow_socket(self.srv)
                 self.addCleanup(s.close)
