@@ -1,10 +1,13 @@
-/* One client connection: buffered reads, request heads through the parser, the small-body
- * preread, blocking body reads and writes for the app, keep-alive and pipelining.
+/* One client connection: buffered reads, request heads through the parser, the body
+ * received before dispatch (into memory or a spool file), body reads for the app, the output
+ * queue the app fills and the loop drains, keep-alive and pipelining.
  *
  * Everything here is Python-free so the worker can run it without the GIL. */
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,10 +26,16 @@
 #include "gcorn/response.h"
 
 #define RBUF_INITIAL (8 * 1024)
-/* Bodies up to this size (with a Content-Length and no Expect) are read before the app runs,
- * so a slow uploader never holds the app. */
-#define PREREAD_MAX (64 * 1024)
-#define RBUF_MAX (PREREAD_MAX + 128 * 1024)
+/* Raw bytes of a request head (and what was pipelined behind it) */
+#define RBUF_MAX (192 * 1024)
+/* A chunked body's buffer may pass --buffer-request-body by this much: decoding consumes no
+ * more raw bytes than there is room for decoded ones, and the last chunk and trailers still
+ * need room to be read. */
+#define BBUF_SLACK 4096
+/* A body buffer larger than this is not kept for the connection's next request. */
+#define BBUF_KEEP (16 * 1024)
+/* A spooled body is decoded into the body buffer, then written to its file, this much at once */
+#define SPOOL_STAGE (64 * 1024)
 /* What the app leaves of a Content-Length body is read off after the answer, keeping the
  * connection, up to this much; beyond it the answer says "Connection: close". */
 #define DRAIN_MAX (256 * 1024)
@@ -34,12 +43,29 @@
 #define LINGER_MS 5000
 /* A blocking wait beats the heartbeat, and looks for a slow reader's progress, this often. */
 #define WAIT_SLICE_MS 250
+/* Response bytes the client cannot take at once are copied into blocks of this size, except
+ * parts of this size or more whose owner keeps them alive (conn_send()'s keep_from). */
+#define OUT_BLOCK (16 * 1024)
+#define OUT_KEEP_MIN (16 * 1024)
+/* A connection whose answer waits on the client is looked at this often for progress */
+#define SEND_PROBE_MS 1000
+
+/* A part of an answer not sent yet: memory (copied, or the caller's) or a file range. */
+typedef struct OutPart {
+        const char *p;                  /* the next byte of a memory part */
+        size_t len;                     /* bytes left */
+        char *own;                      /* the block p points into when it is a copy, owned */
+        size_t own_cap;
+        int fd;                         /* a file part's (the caller's), -1 for memory */
+        off_t off;
+} OutPart;
 
 typedef enum ConnState {
         STATE_IDLE,                     /* between requests: no byte of the next one yet */
         STATE_HEAD,                     /* reading a request head */
-        STATE_PREREAD,                  /* head done, reading a small body before dispatch */
+        STATE_PREREAD,                  /* head done, receiving the body before dispatch */
         STATE_APP,                      /* dispatched to the app */
+        STATE_SEND,                     /* the app returned; the loop sends the rest of its answer */
         STATE_DRAIN,                    /* answered; reading off the body the app left */
         STATE_LINGER,                   /* closing: sending side shut, input discarded */
 } ConnState;
@@ -53,6 +79,14 @@ struct Conn {
 
         char *rbuf;                     /* owned; [rpos, rlen) are received, unparsed bytes */
         size_t rpos, rlen, rcap;
+        /* owned; [bpos, blen) are decoded body bytes received by the loop before the app ran
+         * (--buffer-request-body), which the app's reads take first */
+        char *bbuf;
+        size_t bpos, blen, bcap;
+        /* owned, -1 for none: the unlinked file of a spooled body; its bytes [spool_pos,
+         * spool_len) come before those of bbuf */
+        int spool_fd;
+        uint64_t spool_pos, spool_len;
 
         uint64_t deadline;
         bool must_close;
@@ -64,6 +98,15 @@ struct Conn {
         bool response_started;          /* a byte of the answer has been sent */
         bool proxy_pending;             /* a PROXY header may still be at the front of rbuf */
         int body_error;
+
+        /* The answer's bytes the client has not taken: parts [ohead, olen) of out, owned */
+        OutPart *out;
+        size_t ohead, olen, ocap;
+        size_t out_mem;                 /* bytes of the memory parts */
+        uint64_t out_file;              /* bytes of the file parts */
+        void *stream;                   /* the WSGI layer's state of an answer the loop finishes */
+        int sent_queued;                /* the kernel's unsent bytes at the last look */
+        uint64_t sent_progress;         /* when the client last took bytes */
 
         ConnInfo info;
         ConnLink link;
@@ -165,6 +208,9 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
                 .parser = parser,
                 .rbuf = rbuf,
                 .rcap = rcap,
+                .bbuf = NULL,
+                .spool_fd = -1,
+                .out = NULL,
                 .link.list = -1,
                 .state = STATE_HEAD,
                 .deadline = clock_ms + (uint64_t) cfg->head_timeout_ms,
@@ -182,10 +228,19 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
         return 0;
 }
 
+static void part_drop(OutPart *p);
+static void spool_end(Conn *c);
+
 Conn *conn_free(Conn *c) {
         if (!c)
                 return NULL;
         c->fd = safe_close(c->fd);
+        c->bbuf = mfree(c->bbuf);
+        c->bcap = 0;
+        spool_end(c);
+        conn_out_discard(c);
+        c->out = mfree(c->out);
+        c->ocap = 0;
         /* Buffers grown for a large head or body go back to the allocator. */
         if (pool_len < POOL_MAX && c->rcap <= RBUF_INITIAL) {
                 http_parser_reset(c->parser);
@@ -223,7 +278,7 @@ ConnLink *conn_link(Conn *c) {
 }
 
 int conn_timer_list(const Conn *c) {
-        return c->state == STATE_IDLE ? 1 : c->state == STATE_LINGER ? 2 : 0;
+        return c->state == STATE_IDLE ? 1 : c->state == STATE_LINGER ? 2 : c->state == STATE_SEND ? 3 : 0;
 }
 
 /* Makes room for at least want more bytes, moving unparsed bytes to the front first. */
@@ -258,7 +313,7 @@ static ssize_t fill(Conn *c) {
         ssize_t n;
         int r;
 
-        r = rbuf_reserve(c, c->state == STATE_PREREAD ? 1 : 4096);
+        r = rbuf_reserve(c, 4096);
         if (r < 0)
                 return r;
         do
@@ -344,8 +399,168 @@ static void start_request(Conn *c) {
         c->response_started = false;
         c->body_done = !c->req->has_body;
         c->body_error = 0;
+        c->bpos = c->blen = 0;
+        spool_end(c);
         if (!c->req->keep_alive || c->cfg->keepalive_ms <= 0 || *c->cfg->retiring)
                 c->must_close = true;
+}
+
+/* Body bytes the worker's connections hold in spool files now. */
+static uint64_t spooled;
+
+static void spool_end(Conn *c) {
+        if (c->spool_fd < 0)
+                return;
+        c->spool_fd = safe_close(c->spool_fd);
+        spooled -= c->spool_len;
+        c->spool_pos = c->spool_len = 0;
+}
+
+/* Writes the decoded bytes of the body buffer to the spool file. 0, -ENOSPC when the worker's
+ * share is spent (nothing written: the rest streams), or -errno. */
+static int spool_flush(Conn *c) {
+        size_t done = 0;
+
+        if (c->blen == 0)
+                return 0;
+        if (spooled + c->blen > c->cfg->spool_worker_max)
+                return -ENOSPC;
+        while (done < c->blen) {
+                ssize_t k = pwrite(c->spool_fd, c->bbuf + done, c->blen - done, (off_t) (c->spool_len + done));
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return k < 0 ? -errno : -EIO;
+                done += (size_t) k;
+        }
+        c->spool_len += c->blen;
+        spooled += c->blen;
+        c->blen = c->bpos = 0;
+        return 0;
+}
+
+/* Whether to spool a body of which total bytes are known (a Content-Length, or what a chunked
+ * one has decoded so far): 1 when spooling now (what the body buffer holds is in the file), 0
+ * to stream it to the app instead, -EFBIG when it is over --spool-request-body. */
+static int spool_start(Conn *c, uint64_t total) {
+        int fd;
+
+        if (c->cfg->spool_max == 0)
+                return 0;
+        if (total > c->cfg->spool_max)
+                return -EFBIG;
+        if (spooled + total > c->cfg->spool_worker_max)
+                return 0;
+        fd = open(c->cfg->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                log_debug_errno(errno, "Failed to make a spool file in %s, streaming the body: %m", c->cfg->spool_dir);
+                return 0;
+        }
+        c->spool_fd = fd;
+        if (spool_flush(c) < 0) {
+                spool_end(c);
+                return 0;
+        }
+        return 1;
+}
+
+/* Room for more decoded body bytes: a Content-Length body gets its size at once (the pages
+ * of a large one are only touched as bytes arrive), a chunked one doubles up to the limit. */
+static int bbuf_grow(Conn *c) {
+        size_t max = c->cfg->body_buffer_max, want;
+        char *n;
+
+        if (c->spool_fd >= 0)
+                want = SPOOL_STAGE;
+        else if (!c->req->chunked)
+                want = (size_t) c->req->content_length;
+        else
+                want = MIN(MAX(c->bcap * 2, (size_t) BBUF_KEEP), max + BBUF_SLACK);
+        if (want <= c->bcap)
+                return -ENOBUFS;
+        n = realloc(c->bbuf, want);
+        if (!n)
+                return -ENOMEM;
+        c->bbuf = n;
+        c->bcap = want;
+        return 0;
+}
+
+/* Decodes what has arrived of a body the loop receives before the app runs. The app is
+ * called once the body is complete, once it proves larger than --buffer-request-body (the
+ * rest streams), or once its framing fails (the app's read reports it after the bytes before
+ * the fault). */
+static ConnAction preread(Conn *c) {
+        int r;
+
+        for (;;) {
+                size_t consumed = 0, out = 0;
+
+                if (c->spool_fd < 0 && c->blen > c->cfg->body_buffer_max) {
+                        /* a chunked body larger than the buffer */
+                        r = spool_start(c, c->blen);
+                        if (r < 0)
+                                goto too_large;
+                        if (r == 0)
+                                break;
+                }
+                if (c->spool_fd >= 0 && c->blen == c->bcap && c->bcap > 0) {
+                        if (c->spool_len + c->blen > c->cfg->spool_max)
+                                goto too_large;
+                        r = spool_flush(c);
+                        if (r == -ENOSPC)
+                                break;
+                        if (r < 0)
+                                goto fail;
+                }
+                if (c->blen == c->bcap) {
+                        r = bbuf_grow(c);
+                        if (r == -ENOBUFS)
+                                break;
+                        if (r < 0) {
+                                send_error_message(c, 500, NULL);
+                                return CONN_CLOSE;
+                        }
+                }
+                r = http_parser_feed_body(c->parser, c->rbuf + c->rpos, c->rlen - c->rpos, &consumed,
+                                          c->bbuf + c->blen, c->bcap - c->blen, &out);
+                c->rpos += consumed;
+                c->blen += out;
+                if (r < 0) {
+                        c->body_error = r;
+                        c->must_close = true;
+                        break;
+                }
+                if (r == 1) {
+                        c->body_done = true;
+                        break;
+                }
+                if (consumed == 0 && out == 0)
+                        return CONN_WAIT;
+                /* A spooled body may be long: its upload has --timeout per stall, as a read
+                 * of the app's, rather than one deadline for all of it. */
+                if (c->spool_fd >= 0)
+                        c->deadline = clock_ms + (uint64_t) c->cfg->io_timeout_ms;
+        }
+        /* the app reads the file first, then the buffer, in the body's order */
+        if (c->spool_fd >= 0) {
+                if (c->spool_len + c->blen > c->cfg->spool_max)
+                        goto too_large;
+                r = spool_flush(c);
+                if (r < 0 && r != -ENOSPC)
+                        goto fail;
+        }
+        c->state = STATE_APP;
+        return CONN_DISPATCH;
+
+too_large:
+        send_error_message(c, 413, "Request body too large");
+        return CONN_CLOSE;
+fail:
+        log_error_errno(r, "Failed to write a request body to its spool file: %m");
+        send_error_message(c, 500, NULL);
+        return CONN_CLOSE;
 }
 
 /* Parses buffered bytes. Returns the action for the worker. */
@@ -382,25 +597,27 @@ static ConnAction advance(Conn *c) {
                 if (r == 0)
                         return CONN_WAIT;
                 start_request(c);
-                if (c->req->has_body && !c->req->chunked && !c->req->expect_continue &&
-                    c->req->content_length <= PREREAD_MAX) {
-                        c->state = STATE_PREREAD;
-                        if (rbuf_reserve(c, (size_t) c->req->content_length) < 0) {
-                                send_error(c, 500);
-                                return CONN_CLOSE;
-                        }
-                }
-                else {
+                /* A client that expects 100 Continue holds its body back until the app asks
+                 * for it, and one with a larger body streams it to the app. */
+                if (!c->req->has_body || c->req->expect_continue || c->cfg->body_buffer_max == 0) {
                         c->state = STATE_APP;
                         return CONN_DISPATCH;
                 }
+                if (!c->req->chunked && c->req->content_length > (int64_t) c->cfg->body_buffer_max) {
+                        r = spool_start(c, (uint64_t) c->req->content_length);
+                        if (r < 0) {
+                                send_error_message(c, 413, "Request body too large");
+                                return CONN_CLOSE;
+                        }
+                        if (r == 0) {
+                                c->state = STATE_APP;
+                                return CONN_DISPATCH;
+                        }
+                }
+                c->state = STATE_PREREAD;
         }
-        if (c->state == STATE_PREREAD) {
-                if ((int64_t) (c->rlen - c->rpos) < c->req->content_length)
-                        return CONN_WAIT;
-                c->state = STATE_APP;
-                return CONN_DISPATCH;
-        }
+        if (c->state == STATE_PREREAD)
+                return preread(c);
         return CONN_WAIT;
 }
 
@@ -457,6 +674,9 @@ bool conn_idle_has_input(Conn *c) {
 }
 
 void conn_on_timeout(Conn *c) {
+        /* a client that stopped taking its answer: the answer is cut, nothing more is said */
+        if (c->state == STATE_SEND)
+                c->must_close = c->broken = true;
         if (c->state == STATE_PREREAD || (c->state == STATE_HEAD && c->started))
                 send_error(c, 408);
 }
@@ -471,7 +691,8 @@ static bool client_may_send(const Conn *c) {
         case STATE_PREREAD:
         case STATE_DRAIN:
                 return true;
-        case STATE_APP: {
+        case STATE_APP:
+        case STATE_SEND: {
                 int pending = 0;
 
                 if (c->rpos < c->rlen || !c->body_done)
@@ -567,6 +788,12 @@ static ConnAction next_request(Conn *c) {
 
         http_parser_reset(c->parser);
         c->req = NULL;
+        c->bpos = c->blen = 0;
+        spool_end(c);
+        if (c->bcap > BBUF_KEEP) {
+                c->bbuf = mfree(c->bbuf);
+                c->bcap = 0;
+        }
         c->started = false;
         c->state = STATE_IDLE;
         c->deadline = clock_ms + (uint64_t) c->cfg->keepalive_ms;
@@ -618,16 +845,6 @@ static int wait_fd(Conn *c, short events) {
         }
 }
 
-/* After a failed send: 0 when it is worth retrying (interrupted, or the socket became
- * writable again within the I/O timeout), else -errno. */
-static int write_retry(Conn *c) {
-        if (errno == EINTR)
-                return 0;
-        if (errno == EAGAIN)
-                return wait_fd(c, POLLOUT);
-        return -errno;
-}
-
 static int send_continue(Conn *c) {
         static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
         struct iovec iov = { .iov_base = (void *) msg, .iov_len = sizeof(msg) - 1 };
@@ -636,9 +853,36 @@ static int send_continue(Conn *c) {
         return conn_write(c, &iov, 1);
 }
 
+bool conn_body_ready(const Conn *c) {
+        return c->spool_pos < c->spool_len || c->bpos < c->blen || c->body_done || c->body_error;
+}
+
 ssize_t conn_read_body(Conn *c, void *buf, size_t n) {
         int r;
 
+        if (c->spool_pos < c->spool_len && n > 0) {
+                ssize_t k;
+
+                do
+                        k = pread(c->spool_fd, buf, (size_t) MIN((uint64_t) n, c->spool_len - c->spool_pos),
+                                  (off_t) c->spool_pos);
+                while (k < 0 && errno == EINTR);
+                if (k <= 0) {
+                        r = k < 0 ? -errno : -EIO;
+                        log_error_errno(r, "Failed to read a request body from its spool file: %m");
+                        goto fail;
+                }
+                c->spool_pos += (uint64_t) k;
+                return k;
+        }
+
+        if (c->bpos < c->blen && n > 0) {
+                size_t k = MIN(n, c->blen - c->bpos);
+
+                memcpy(buf, c->bbuf + c->bpos, k);
+                c->bpos += k;
+                return (ssize_t) k;
+        }
         if (c->body_error)
                 return c->body_error;
         if (c->body_done || n == 0)
@@ -690,79 +934,322 @@ fail:
         return r;
 }
 
-static int write_iov(Conn *c, const struct iovec *iov, int iovcnt, int flags) {
-        struct iovec local[16];
-        struct msghdr mh = {};
+/* Sends iov at once, as far as the socket takes it without waiting. Returns the count of
+ * bytes sent (0 when none could be), or -errno. */
+static ssize_t send_now(Conn *c, const struct iovec *iov, int iovcnt, int flags) {
+        struct msghdr mh = { .msg_iov = (struct iovec *) iov, .msg_iovlen = (size_t) iovcnt };
+        ssize_t k;
+
+        /* never blocking, whatever the app did to gunicorn.socket (see fill()) */
+        do
+                k = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT | flags);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return errno == EAGAIN ? 0 : -errno;
+        return k;
+}
+
+static void part_drop(OutPart *p) {
+        free(p->own);
+        *p = (OutPart) {};
+}
+
+/* A new part at the end of the queue. */
+static OutPart *out_push(Conn *c) {
+        if (c->ohead > 0 && c->ohead == c->olen)
+                c->ohead = c->olen = 0;
+        if (c->olen == c->ocap) {
+                size_t cap = c->ocap ? c->ocap * 2 : 8;
+                OutPart *n;
+
+                if (c->ohead > 0) {
+                        /* room at the front: move the live parts there */
+                        memmove(c->out, c->out + c->ohead, (c->olen - c->ohead) * sizeof(OutPart));
+                        c->olen -= c->ohead;
+                        c->ohead = 0;
+                } else {
+                        n = reallocarray(c->out, cap, sizeof(OutPart));
+                        if (!n)
+                                return NULL;
+                        c->out = n;
+                        c->ocap = cap;
+                }
+        }
+        c->out[c->olen] = (OutPart) { .fd = -1 };
+        return &c->out[c->olen++];
+}
+
+/* Queues len bytes: a reference to them when keep (the caller keeps them alive), else a copy,
+ * appended to the last copy's block while it has room. */
+static int out_append(Conn *c, const char *data, size_t len, bool keep) {
+        OutPart *last = c->olen > c->ohead ? &c->out[c->olen - 1] : NULL;
+
+        if (len == 0)
+                return 0;
+        if (keep && len >= OUT_KEEP_MIN) {
+                OutPart *p = out_push(c);
+
+                if (!p)
+                        return -ENOMEM;
+                p->p = data;
+                p->len = len;
+                c->out_mem += len;
+                return 0;
+        }
+        if (last && last->own) {
+                size_t used = (size_t) (last->p - last->own) + last->len, k = MIN(len, last->own_cap - used);
+
+                memcpy(last->own + used, data, k);
+                last->len += k;
+                c->out_mem += k;
+                data += k;
+                len -= k;
+        }
+        if (len > 0) {
+                size_t cap = MAX(len, (size_t) OUT_BLOCK);
+                OutPart *p;
+                char *own = malloc(cap);
+
+                if (!own)
+                        return -ENOMEM;
+                p = out_push(c);
+                if (!p) {
+                        free(own);
+                        return -ENOMEM;
+                }
+                memcpy(own, data, len);
+                *p = (OutPart) { .p = own, .len = len, .own = own, .own_cap = cap, .fd = -1 };
+                c->out_mem += len;
+        }
+        return 0;
+}
+
+/* Drops k sent bytes from the front of the queue's memory parts. */
+static void out_consume(Conn *c, size_t k) {
+        while (k > 0) {
+                OutPart *p = &c->out[c->ohead];
+                size_t n = MIN(k, p->len);
+
+                p->p += n;
+                p->len -= n;
+                c->out_mem -= n;
+                k -= n;
+                if (p->len == 0) {
+                        part_drop(p);
+                        c->ohead++;
+                }
+        }
+}
+
+static void send_deadline(Conn *c);
+
+int conn_flush(Conn *c) {
+        bool moved = false;
+        int r = 0;
+
+        while (c->ohead < c->olen) {
+                OutPart *p = &c->out[c->ohead];
+                ssize_t k;
+
+                if (p->fd >= 0) {
+                        do
+                                k = sendfile(c->fd, p->fd, &p->off, MIN(p->len, (size_t) 1 << 30));
+                        while (k < 0 && errno == EINTR);
+                        if (k < 0) {
+                                r = errno == EAGAIN ? -EAGAIN : -errno;
+                                break;
+                        }
+                        if (k == 0) {
+                                /* The file shrank under us: the promised length cannot be met. */
+                                r = -EIO;
+                                break;
+                        }
+                        p->len -= (size_t) k;
+                        c->out_file -= (size_t) k;
+                        if (p->len == 0) {
+                                part_drop(p);
+                                c->ohead++;
+                        }
+                } else {
+                        struct iovec iov[16];
+                        size_t i = c->ohead;
+                        int n = 0;
+
+                        for (; i < c->olen && n < (int) ELEMENTSOF(iov) && c->out[i].fd < 0; i++)
+                                iov[n++] = (struct iovec) { (void *) c->out[i].p, c->out[i].len };
+                        /* MSG_MORE before a file part: the head waits for the file's first bytes
+                         * and leaves in the same segment, despite TCP_NODELAY. */
+                        k = send_now(c, iov, n, i < c->olen && c->out[i].fd >= 0 ? MSG_MORE : 0);
+                        if (k < 0) {
+                                r = (int) k;
+                                break;
+                        }
+                        if (k == 0) {
+                                r = -EAGAIN;
+                                break;
+                        }
+                        out_consume(c, (size_t) k);
+                }
+                moved = true;
+        }
+        if (c->ohead == c->olen)
+                c->ohead = c->olen = 0;
+        /* --timeout counts a stall, not the whole answer */
+        if (moved && c->state == STATE_SEND)
+                send_deadline(c);
+        if (r < 0 && r != -EAGAIN)
+                c->must_close = c->broken = true;
+        return r;
+}
+
+void conn_out_discard(Conn *c) {
+        for (size_t i = c->ohead; i < c->olen; i++)
+                part_drop(&c->out[i]);
+        c->ohead = c->olen = c->out_mem = 0;
+        c->out_file = 0;
+}
+
+/* A socket turns writable only once a good part of its send buffer is free; a client that
+ * reads slowly frees it a little at a time, and that is progress too: the kernel's queue is
+ * looked at every SEND_PROBE_MS (conn_send_moving()), and the connection is cut after
+ * --timeout without progress of either kind. */
+static void send_deadline(Conn *c) {
+        int q;
+
+        c->sent_progress = clock_ms;
+        c->sent_queued = ioctl(c->fd, SIOCOUTQ, &q) == 0 ? q : INT_MAX;
+        c->deadline = clock_ms + MIN((uint64_t) c->cfg->io_timeout_ms, (uint64_t) SEND_PROBE_MS);
+}
+
+bool conn_out_pending(const Conn *c) {
+        return c->ohead < c->olen;
+}
+
+bool conn_out_room(const Conn *c) {
+        return c->out_mem < c->cfg->out_max;
+}
+
+uint64_t conn_out_queued(const Conn *c) {
+        return (uint64_t) c->out_mem + c->out_file;
+}
+
+/* Blocks until the bytes queued in memory are back within ConnConfig.out_max. */
+static int out_wait_room(Conn *c) {
         int r;
 
-        if (iovcnt > (int) ELEMENTSOF(local))
-                return -EINVAL;
+        while (c->out_mem > c->cfg->out_max) {
+                r = conn_flush(c);
+                if (r == -EAGAIN)
+                        r = wait_fd(c, POLLOUT);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int conn_send(Conn *c, const struct iovec *iov, int iovcnt, int keep_from, bool wait) {
+        size_t skip = 0;
+        int i = 0, r;
+
         c->response_started = true;
-        memcpy(local, iov, sizeof(struct iovec) * (size_t) iovcnt);
-        mh.msg_iov = local;
-        mh.msg_iovlen = (size_t) iovcnt;
-        while (mh.msg_iovlen > 0) {
-                /* never blocking, whatever the app did to gunicorn.socket (see fill()) */
-                ssize_t k = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT | flags);
+        if (c->broken)
+                return -EPIPE;
+        if (c->ohead == c->olen) {
+                ssize_t k = send_now(c, iov, iovcnt, 0);
 
                 if (k < 0) {
-                        r = write_retry(c);
-                        if (r < 0)
-                                goto fail;
-                        continue;
+                        r = (int) k;
+                        goto fail;
                 }
-                while (mh.msg_iovlen > 0 && (size_t) k >= mh.msg_iov->iov_len) {
-                        k -= (ssize_t) mh.msg_iov->iov_len;
-                        mh.msg_iov++;
-                        mh.msg_iovlen--;
-                }
-                if (mh.msg_iovlen > 0) {
-                        mh.msg_iov->iov_base = (char *) mh.msg_iov->iov_base + k;
-                        mh.msg_iov->iov_len -= (size_t) k;
-                }
+                skip = (size_t) k;
+                while (i < iovcnt && skip >= iov[i].iov_len)
+                        skip -= iov[i++].iov_len;
+        }
+        for (; i < iovcnt; i++, skip = 0) {
+                r = out_append(c, (const char *) iov[i].iov_base + skip, iov[i].iov_len - skip, i >= keep_from);
+                if (r < 0)
+                        goto fail;
+        }
+        if (wait) {
+                r = out_wait_room(c);
+                if (r < 0)
+                        goto fail;
         }
         return 0;
 fail:
-        c->must_close = true;
-        c->broken = true;
+        /* -EINTR from the wait: the bytes are queued and go out later, the app's handler runs */
+        if (r == -EINTR)
+                return r;
+        c->must_close = c->broken = true;
         return r;
 }
 
 int conn_write(Conn *c, const struct iovec *iov, int iovcnt) {
-        return write_iov(c, iov, iovcnt, 0);
+        return conn_send(c, iov, iovcnt, iovcnt, true);
 }
 
-int conn_sendfile(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t offset, size_t count,
-                  size_t *ret_sent) {
-        size_t sent = 0;
-        int r = 0;
+int conn_send_file(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t offset, size_t count) {
+        OutPart *p;
+        int r;
 
-        *ret_sent = 0;
-        if (iovcnt > 0) {
-                /* MSG_MORE: the head waits for the file's first bytes and leaves in the same
-                 * segment, despite TCP_NODELAY. */
-                r = write_iov(c, iov, iovcnt, count > 0 ? MSG_MORE : 0);
+        /* The head waits for the file's first bytes and leaves in the same segment, despite
+         * TCP_NODELAY: both go out through the queue, the head first. */
+        c->response_started = true;
+        if (c->broken)
+                return -EPIPE;
+        for (int i = 0; i < iovcnt; i++) {
+                r = out_append(c, iov[i].iov_base, iov[i].iov_len, false);
                 if (r < 0)
-                        return r;
+                        goto fail;
         }
-        while (sent < count) {
-                ssize_t k = sendfile(c->fd, fd, &offset, count - sent);
-
-                if (k < 0) {
-                        r = write_retry(c);
-                        if (r < 0)
-                                break;
-                        continue;
+        if (count > 0) {
+                p = out_push(c);
+                if (!p) {
+                        r = -ENOMEM;
+                        goto fail;
                 }
-                if (k == 0) {
-                        /* The file shrank under us: the promised length cannot be met. */
-                        r = -EIO;
-                        break;
-                }
-                sent += (size_t) k;
+                p->fd = fd;
+                p->off = offset;
+                p->len = count;
+                c->out_file += count;
         }
-        *ret_sent = sent;
-        if (r < 0)
-                c->must_close = c->broken = true;
+        r = conn_flush(c);
+        if (r < 0 && r != -EAGAIN)
+                return r;
+        return 0;
+fail:
+        c->must_close = c->broken = true;
         return r;
+}
+
+void conn_send_later(Conn *c) {
+        c->state = STATE_SEND;
+        send_deadline(c);
+}
+
+bool conn_send_moving(Conn *c) {
+        uint64_t stall = (uint64_t) c->cfg->io_timeout_ms;
+        int q;
+
+        if (c->state != STATE_SEND || c->broken || ioctl(c->fd, SIOCOUTQ, &q) < 0)
+                return false;
+        if (q < c->sent_queued)
+                c->sent_progress = clock_ms;
+        c->sent_queued = q;
+        if (clock_ms >= c->sent_progress + stall)
+                return false;
+        c->deadline = MIN(c->sent_progress + stall, clock_ms + SEND_PROBE_MS);
+        return true;
+}
+
+bool conn_sending(const Conn *c) {
+        return c->state == STATE_SEND;
+}
+
+void *conn_stream(const Conn *c) {
+        return c->stream;
+}
+
+void conn_set_stream(Conn *c, void *stream) {
+        c->stream = stream;
 }

@@ -51,9 +51,14 @@ static ssize_t read_raw(Input *in, char *dst, size_t n) {
                 return in->error;
         if (in->eof || n == 0)
                 return 0;
-        Py_BEGIN_ALLOW_THREADS
-        r = conn_read_body(in->conn, dst, n);
-        Py_END_ALLOW_THREADS
+        if (conn_body_ready(in->conn)) {
+                /* received by the loop already: a copy, no wait, no reason to let go of the GIL */
+                r = conn_read_body(in->conn, dst, n);
+        } else {
+                Py_BEGIN_ALLOW_THREADS
+                r = conn_read_body(in->conn, dst, n);
+                Py_END_ALLOW_THREADS
+        }
         if (r < 0) {
                 if (r != -EINTR)
                         in->error = (int) r;

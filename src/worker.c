@@ -44,6 +44,14 @@
 /* How long accepting pauses after an error that retrying at once would only repeat. */
 #define ACCEPT_PAUSE_MS 1000
 
+/* StatsD's durations in microseconds; the connection clock counts milliseconds. */
+static uint64_t clock_us(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
 typedef struct TimerList {
         Conn *head, *tail;
 } TimerList;
@@ -140,14 +148,23 @@ static void timer_update(Worker *w, Conn *c) {
                 t->head = c;
 }
 
-/* Adds the connection to epoll (level-triggered: input that arrived before is reported). */
-static int watch(Worker *w, Conn *c) {
+/* Adds the connection to epoll (level-triggered: input that arrived before is reported), for
+ * events: EPOLLIN, or EPOLLOUT while the loop sends an answer (its next request waits in the
+ * socket meanwhile). */
+static int watch(Worker *w, Conn *c, uint32_t events) {
         ConnLink *l = conn_link(c);
         int fd = conn_fd(c);
-        struct epoll_event ev = { .events = EPOLLIN };
+        struct epoll_event ev = { .events = events };
 
-        if (l->watched)
+        if (l->watched) {
+                if (l->events == events)
+                        return 0;
+                ev.data.u64 = (uint64_t) l->tag << 32 | (uint32_t) fd;
+                if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+                        return -errno;
+                l->events = events;
                 return 0;
+        }
         if ((size_t) fd >= w->by_fd_cap) {
                 size_t cap = MAX((size_t) fd + 1, w->by_fd_cap * 2);
                 Conn **n = reallocarray(w->by_fd, cap, sizeof(Conn *));
@@ -166,6 +183,7 @@ static int watch(Worker *w, Conn *c) {
                 return -errno;
         w->by_fd[fd] = c;
         l->watched = true;
+        l->events = events;
         return 0;
 }
 
@@ -183,8 +201,24 @@ static void publish_load(Worker *w) {
         heartbeat_set_load(w->slot, w->accepting || w->yielded, (uint32_t) MIN(w->n_conns, (size_t) UINT32_MAX));
 }
 
+/* The answer the loop was finishing is done (error 0) or abandoned: the request ends, and
+ * counts, now. */
+static void end_stream(Worker *w, Conn *c, int error) {
+        ConnLink *l = conn_link(c);
+        WsgiResult res = {};
+        uint64_t now = conn_clock();
+
+        wsgi_stream_end(c, error, &res);
+        heartbeat_count_request(w->slot, (HeartbeatMethod) l->method, res.status, res.body_bytes, now - l->start_ms);
+        if (l->start_us)
+                statsd_request(res.status, clock_us() - l->start_us);
+}
+
 static void close_conn(Worker *w, Conn *c) {
         ConnLink *l = conn_link(c);
+
+        if (conn_stream(c))
+                end_stream(w, c, -ECONNRESET);
 
         timer_remove(w, c);
         if (l->watched) {
@@ -202,7 +236,9 @@ static void close_conn(Worker *w, Conn *c) {
 
 /* Closes the connection, lingering first when the client may still be sending. */
 static void end_conn(Worker *w, Conn *c) {
-        if (conn_close_lingering(c) && watch(w, c) >= 0) {
+        if (conn_stream(c))
+                end_stream(w, c, -ECONNRESET);
+        if (conn_close_lingering(c) && watch(w, c, EPOLLIN) >= 0) {
                 timer_update(w, c);
                 return;
         }
@@ -302,14 +338,6 @@ static void take_backlog(Worker *w) {
         listener_close_bound(w->listeners, w->n_listeners);
 }
 
-/* StatsD's durations in microseconds; the connection clock counts milliseconds. */
-static uint64_t clock_us(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
 /* The scoreboard copies the client's address in one move of its full size. */
 _Static_assert(sizeof(((ConnInfo *) NULL)->remote_addr) == HEARTBEAT_REMOTE_SIZE, "remote_addr size");
 
@@ -338,10 +366,21 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                 r = wsgi_handle(c, &res);
                 now = conn_clock_update();
                 heartbeat_request_end(w->slot, now);
+                w->requests++;
+                if (res.pending) {
+                        /* the loop sends the rest as the client takes it; the request counts
+                         * when it is out */
+                        ConnLink *l = conn_link(c);
+
+                        l->method = (int) method;
+                        l->start_ms = start;
+                        l->start_us = start_us;
+                        conn_send_later(c);
+                        break;
+                }
                 heartbeat_count_request(w->slot, method, res.status, res.body_bytes, now - start);
                 if (start_us)
                         statsd_request(res.status, clock_us() - start_us);
-                w->requests++;
                 if (r < 0) {
                         a = CONN_CLOSE;
                         break;
@@ -352,10 +391,32 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                 end_conn(w, c);
                 return;
         }
-        r = watch(w, c);
+        r = watch(w, c, conn_sending(c) ? EPOLLOUT : EPOLLIN);
         if (r < 0) {
                 log_error_errno(r, "Failed to watch a connection: %m");
                 close_conn(w, c);
+                return;
+        }
+        timer_update(w, c);
+}
+
+/* A connection whose answer the loop finishes can take more: sends, pulls more of the
+ * answer from the app while the queue has room, and once all is out ends the request and
+ * goes on with the connection's next one. */
+static void on_writable(Worker *w, Conn *c) {
+        int r;
+
+        r = conn_flush(c);
+        if (r == 0 || r == -EAGAIN)
+                r = wsgi_stream_pull(c);
+        if (r < 0) {
+                end_stream(w, c, r);
+                end_conn(w, c);
+                return;
+        }
+        if (r == 1 && !conn_out_pending(c)) {
+                end_stream(w, c, 0);
+                serve(w, c, conn_finish_request(c));
                 return;
         }
         timer_update(w, c);
@@ -462,12 +523,15 @@ static void expire(Worker *w) {
                         Conn *c = w->timers[i].head;
 
                         /* A long request elsewhere in this worker can outlast the keep-alive
-                         * time of a connection whose next request is already here. */
-                        if (conn_idle_has_input(c)) {
+                         * time of a connection whose next request is already here; a slow
+                         * reader that took some of its answer is not stalled. */
+                        if (conn_idle_has_input(c) || conn_send_moving(c)) {
                                 timer_update(w, c);
                                 continue;
                         }
                         conn_on_timeout(c);
+                        if (conn_stream(c))
+                                end_stream(w, c, -ETIMEDOUT);
                         if (i == 2)
                                 close_conn(w, c);
                         else
@@ -562,7 +626,9 @@ static void worker_loop(Worker *w) {
                         else {
                                 Conn *c = event_conn(w, tag);
 
-                                if (c)
+                                if (c && conn_sending(c))
+                                        on_writable(w, c);
+                                else if (c)
                                         serve(w, c, conn_on_readable(c));
                         }
                         if (w->quit)
@@ -673,6 +739,11 @@ int worker_run(const WorkerContext *ctx) {
                 .head_timeout_ms = (s->timeout > 0 ? s->timeout : 30) * 1000,
                 .keepalive_ms = s->keepalive * 1000,
                 .io_timeout_ms = (s->timeout > 0 ? s->timeout : 30) * 1000,
+                .body_buffer_max = (size_t) s->buffer_request_body,
+                .out_max = (size_t) s->buffer_response,
+                .spool_max = (uint64_t) s->spool_request_body,
+                .spool_worker_max = (uint64_t) s->spool_worker_max,
+                .spool_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
                 .retiring = &w.retiring,
                 .slot = ctx->slot,
                 .interrupted = python_check_signals,

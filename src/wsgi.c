@@ -28,8 +28,16 @@
 #include "gcorn/wsgi.h"
 #include "gcorn/strutil.h"
 
-/* iovecs handed to one conn_write() on the list fast path (conn_write() takes at most 16) */
+#define SWAP_TWO(a, b) do { typeof(a) _t = (a); (a) = (b); (b) = _t; } while (0)
+
+/* iovecs handed to one conn_send() on the list fast path (sendmsg() in one go) */
 #define WSGI_IOV_BATCH 16
+/* An item this large whose bytes the connection's queue still refers to is kept until the
+ * queue is empty (conn_send()'s keep_from takes parts of 16 KiB and more by reference). */
+#define WSGI_KEEP_MIN (16 * 1024)
+/* The most body bytes one pull from the loop produces: the loop then turns to the other
+ * connections, and comes back as long as the socket is writable. */
+#define WSGI_PULL_BUDGET (256 * 1024)
 
 typedef struct Buf {
         char *p;
@@ -63,7 +71,29 @@ typedef struct WsgiState {
         bool app_answered;              /* the app wrote its answer on gunicorn.socket */
         int write_error;                /* first failed conn_write(): the connection is gone */
         void *hook_req;                 /* the req of pre_request, for post_request (PyObject *) */
+
+        /* What is left to produce of the answer: the items of result (a list or tuple) from
+         * index on, or those of iter (owned); held (owned): an item whose bytes the queue
+         * still refers to. */
+        PyObject *result, *iter, *held;
+        Py_ssize_t index;
+        bool produced;                  /* every body byte is queued */
 } WsgiState;
+
+/* An answer the app's call left to the loop (the client takes it slowly, or it is longer
+ * than --buffer-response): the request's state, moved off wsgi_handle()'s stack, with the
+ * objects the end of the request needs. Owned by the connection (conn_stream()). */
+typedef struct WsgiStream {
+        WsgiState st;
+        PyObject *result, *environ, *input;     /* owned */
+        PyObject *callbacks[2];                 /* start_response and write, pointing at st */
+        struct timespec start_real, start_mono;
+        /* The head as the app gave it, for the access log and post_request; swapped with the
+         * per-process buffers, which are free whenever the loop runs. */
+        Buf status, lines;
+        FieldRef *fields;
+        size_t fields_cap;
+} WsgiStream;
 
 /* Per-process buffers reused by every request: no malloc on the hot path once warm. */
 static Buf status_buf;                  /* the app's status string */
@@ -372,18 +402,29 @@ error:
         return NULL;
 }
 
-/* Sends iov; remembers the first failure so every later send fails fast. */
-static int send_iov(WsgiState *st, struct iovec *iov, int n) {
+/* Sends iov, or queues what the client cannot take yet; remembers the first failure so every
+ * later send fails fast. iovecs from keep_from on are items kept alive until the answer ends:
+ * the queue may refer to them, and the call never waits. Otherwise it waits while more than
+ * --buffer-response is queued. */
+static int send_iov_keep(WsgiState *st, struct iovec *iov, int n, int keep_from) {
         int r;
 
         if (st->write_error < 0)
                 return st->write_error;
-        Py_BEGIN_ALLOW_THREADS
-        r = conn_write(st->conn, iov, n);
-        Py_END_ALLOW_THREADS
+        if (keep_from < n)
+                r = conn_send(st->conn, iov, n, keep_from, false);
+        else {
+                Py_BEGIN_ALLOW_THREADS
+                r = conn_write(st->conn, iov, n);
+                Py_END_ALLOW_THREADS
+        }
         if (r < 0)
                 st->write_error = r;
         return r;
+}
+
+static int send_iov(WsgiState *st, struct iovec *iov, int n) {
+        return send_iov_keep(st, iov, n, n);
 }
 
 /* Adds the framing Gunicorn would choose and gcorn's own headers; fills two iovecs. */
@@ -440,14 +481,15 @@ static size_t body_allowance(WsgiState *st, size_t len) {
 }
 
 /* Sends the head when still due, then data in the chosen framing; last adds the end of a
- * chunked body. Returns 0 or the negative errno of the write. */
-static int send_body(WsgiState *st, const char *data, size_t len, bool last) {
+ * chunked body. keep: data stays alive until the answer ends (see send_iov_keep()). Returns
+ * 0 or the negative errno of the write. */
+static int send_body(WsgiState *st, const char *data, size_t len, bool last, bool keep) {
         static char crlf[] = "\r\n", crlf_end[] = "\r\n0\r\n\r\n", end[] = "0\r\n\r\n";
         struct iovec iov[5];
         char chunk_line[RESPONSE_CHUNK_LINE_MAX];
         bool chunked;
         size_t n;
-        int k = 0, r;
+        int k = 0, keep_from = 5, r;
 
         if (!st->head_sent) {
                 r = head_prepare(st, iov);
@@ -460,6 +502,8 @@ static int send_body(WsgiState *st, const char *data, size_t len, bool last) {
         if (n > 0) {
                 if (chunked)
                         iov[k++] = (struct iovec) { chunk_line, response_chunk_line(chunk_line, n) };
+                if (keep)
+                        keep_from = k;
                 iov[k++] = (struct iovec) { (void *) data, n };
         }
         if (chunked && n > 0 && last)
@@ -471,7 +515,8 @@ static int send_body(WsgiState *st, const char *data, size_t len, bool last) {
         if (k == 0)
                 return 0;
         st->head_sent = true;
-        r = send_iov(st, iov, k);
+        /* the static CRLFs after the data may be kept as well */
+        r = send_iov_keep(st, iov, k, MIN(keep_from, k));
         if (r < 0)
                 return r;
         st->sent += n;
@@ -499,7 +544,7 @@ static PyObject *write_vectorcall(PyObject *self, PyObject *const *args, size_t 
                 PyErr_Format(PyExc_TypeError, "%R is not a byte", data);
                 return NULL;
         }
-        r = send_body(st, PyBytes_AS_STRING(data), (size_t) PyBytes_GET_SIZE(data), false);
+        r = send_body(st, PyBytes_AS_STRING(data), (size_t) PyBytes_GET_SIZE(data), false, false);
         if (r < 0) {
                 errno = -r;
                 return PyErr_SetFromErrno(PyExc_OSError);
@@ -560,14 +605,78 @@ static int set_content_length(WsgiState *st, uint64_t len) {
         return 0;
 }
 
+/* Produces body items while the connection's queue has room, from the list or tuple st->result
+ * at st->index or from st->iter, and ends the body after the last; at most budget bytes.
+ * Items go by reference (kept alive by the list, or held), so a large one costs no copy.
+ * Returns 1 once all is produced, 0 when the queue is full (or the budget spent), or a
+ * negative errno (a Python error set when the app failed). */
+static int produce(WsgiState *st, size_t budget) {
+        size_t made = 0;
+        int r;
+
+        while (!st->produced) {
+                PyObject *item;
+                size_t len;
+
+                if (st->held) {
+                        if (conn_out_pending(st->conn))
+                                return 0;
+                        Py_CLEAR(st->held);
+                }
+                if (!conn_out_room(st->conn) || made >= budget)
+                        return 0;
+                if (!st->iter)
+                        item = st->index < PySequence_Fast_GET_SIZE(st->result) ?
+                               Py_NewRef(PySequence_Fast_GET_ITEM(st->result, st->index++)) : NULL;
+                else {
+                        item = PyIter_Next(st->iter);
+                        if (!item && PyErr_Occurred())
+                                return -EINVAL;
+                }
+                if (!item) {
+                        if (!st->started) {
+                                PyErr_SetString(PyExc_AssertionError,
+                                                "the app returned without calling start_response()");
+                                return -EINVAL;
+                        }
+                        r = send_body(st, NULL, 0, true, false);
+                        if (r < 0)
+                                return r;
+                        st->produced = true;
+                        break;
+                }
+                if (!st->started || !PyBytes_Check(item)) {
+                        if (!st->started)
+                                PyErr_SetString(PyExc_AssertionError,
+                                                "the app yielded before calling start_response()");
+                        else
+                                PyErr_Format(PyExc_TypeError, "%R is not a byte", item);
+                        Py_DECREF(item);
+                        return -EINVAL;
+                }
+                len = (size_t) PyBytes_GET_SIZE(item);
+                r = send_body(st, PyBytes_AS_STRING(item), len, false, true);
+                if (r < 0) {
+                        Py_DECREF(item);
+                        return r;
+                }
+                made += len;
+                if (len >= WSGI_KEEP_MIN && conn_out_pending(st->conn))
+                        st->held = item;
+                else
+                        Py_DECREF(item);
+        }
+        return 1;
+}
+
 /* The fast path for a list or tuple of bytes: Content-Length from the sum, and the head with
  * every item in as few writes as possible (one for small responses). Python error set on a
- * non-bytes item. */
+ * non-bytes item. Returns as produce(). */
 static int send_sequence(WsgiState *st, PyObject *seq) {
         struct iovec iov[WSGI_IOV_BATCH];
         Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
         uint64_t total = 0;
-        int k = 0, r;
+        int k = 0, keep_from, r;
 
         for (Py_ssize_t i = 0; i < n; i++) {
                 PyObject *item = PySequence_Fast_GET_ITEM(seq, i); /* borrowed */
@@ -578,16 +687,8 @@ static int send_sequence(WsgiState *st, PyObject *seq) {
                 }
                 total += (uint64_t) PyBytes_GET_SIZE(item);
         }
-        if (st->head_sent) {
-                for (Py_ssize_t i = 0; i < n; i++) {
-                        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
-
-                        r = send_body(st, PyBytes_AS_STRING(item), (size_t) PyBytes_GET_SIZE(item), false);
-                        if (r < 0)
-                                return r;
-                }
-                return send_body(st, NULL, 0, true);
-        }
+        if (st->head_sent)
+                return produce(st, SIZE_MAX);
 
         if (set_content_length(st, total) < 0) {
                 PyErr_NoMemory();
@@ -598,7 +699,7 @@ static int send_sequence(WsgiState *st, PyObject *seq) {
                 PyErr_NoMemory();
                 return r;
         }
-        k = 2;
+        k = keep_from = 2;
         st->head_sent = true;
         for (Py_ssize_t i = 0; i < n; i++) {
                 PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
@@ -609,25 +710,33 @@ static int send_sequence(WsgiState *st, PyObject *seq) {
                 iov[k++] = (struct iovec) { PyBytes_AS_STRING(item), len };
                 st->sent += len;
                 if (k == WSGI_IOV_BATCH) {
-                        r = send_iov(st, iov, k);
+                        r = send_iov_keep(st, iov, k, keep_from);
                         if (r < 0)
                                 return r;
-                        k = 0;
+                        k = keep_from = 0;
+                        if (!conn_out_room(st->conn) && i + 1 < n) {
+                                /* the loop sends the rest as the client takes it */
+                                st->index = i + 1;
+                                return 0;
+                        }
                 }
         }
         /* Content-Length is now known, so the framing is never chunked here. */
-        return k > 0 ? send_iov(st, iov, k) : 0;
+        st->produced = true;
+        r = k > 0 ? send_iov_keep(st, iov, k, keep_from) : 0;
+        return r < 0 ? r : 1;
 }
 
-/* wsgi.file_wrapper over a regular file: the head, then sendfile(2) without the GIL.
- * Returns 1 when sent (or failed while sending), 0 when the file does not qualify. */
+/* wsgi.file_wrapper over a regular file: the head, then the file's bytes with sendfile(2),
+ * from the loop as far as the client does not take them at once (the wrapper, and so the
+ * file, stays alive until the answer ends). Returns 1 when queued (or failed), 0 when the
+ * file does not qualify. */
 static int send_file(WsgiState *st, PyObject *wrapper, int *ret_error) {
         PyObject *filelike = filewrapper_filelike(wrapper), *pos; /* borrowed */
         struct iovec iov[2];
         struct stat sb;
         off_t offset;
         uint64_t count;
-        size_t file_sent = 0;
         int fd, r;
 
         *ret_error = 0;
@@ -671,56 +780,24 @@ static int send_file(WsgiState *st, PyObject *wrapper, int *ret_error) {
                 *ret_error = st->write_error;
                 return 1;
         }
-        Py_BEGIN_ALLOW_THREADS
-        r = conn_sendfile(st->conn, iov, 2, fd, offset, (size_t) count, &file_sent);
-        Py_END_ALLOW_THREADS
-        st->sent += file_sent;
-        if (r < 0)
+        r = conn_send_file(st->conn, iov, 2, fd, offset, (size_t) count);
+        if (r >= 0)
+                st->sent += count;
+        else
                 st->write_error = r;
         *ret_error = r < 0 ? r : 0;
         return 1;
 }
 
-/* Iterates any other iterable: each item goes out as it comes, so streaming works. The
- * head waits for the first item, since a lazy app calls start_response() in it. */
-static int send_iterable(WsgiState *st, PyObject *result) {
-        PyObject *iter = NULL, *item = NULL;
-        int r = -EINVAL;
-
-        iter = PyObject_GetIter(result);
-        if (!iter)
-                goto finish;
-        while ((item = PyIter_Next(iter))) {
-                if (!st->started) {
-                        PyErr_SetString(PyExc_AssertionError, "the app yielded before calling start_response()");
-                        goto finish;
-                }
-                if (!PyBytes_Check(item)) {
-                        PyErr_Format(PyExc_TypeError, "%R is not a byte", item);
-                        goto finish;
-                }
-                r = send_body(st, PyBytes_AS_STRING(item), (size_t) PyBytes_GET_SIZE(item), false);
-                if (r < 0)
-                        goto finish;
-                r = -EINVAL;
-                Py_CLEAR(item);
-        }
-        if (PyErr_Occurred())
-                goto finish;
-        if (!st->started) {
-                PyErr_SetString(PyExc_AssertionError, "the app returned without calling start_response()");
-                goto finish;
-        }
-        r = send_body(st, NULL, 0, true);
-finish:
-        Py_XDECREF(item);
-        Py_XDECREF(iter);
-        return r;
-}
-
+/* Returns 1 when the whole answer is produced (sent or queued), 0 when the rest is to be
+ * pulled as the client drains the queue (produce()), or a negative errno (a Python error
+ * set when the app failed). Any other iterable than a list or a file goes item by item, so
+ * streaming works; its head waits for the first item, since a lazy app calls
+ * start_response() in it. */
 static int send_result(WsgiState *st, PyObject *result) {
         int r, error;
 
+        st->result = result;
         if (PyList_CheckExact(result) || PyTuple_CheckExact(result)) {
                 if (!st->started) {
                         PyErr_SetString(PyExc_AssertionError, "the app returned without calling start_response()");
@@ -730,10 +807,15 @@ static int send_result(WsgiState *st, PyObject *result) {
         }
         if (filewrapper_check(result) && st->started) {
                 r = send_file(st, result, &error);
-                if (r > 0)
-                        return error;
+                if (r > 0) {
+                        st->produced = true;
+                        return error < 0 ? error : 1;
+                }
         }
-        return send_iterable(st, result);
+        st->iter = PyObject_GetIter(result);
+        if (!st->iter)
+                return -EINVAL;
+        return produce(st, SIZE_MAX);
 }
 
 static void close_result(PyObject *result) {
@@ -874,7 +956,68 @@ static void post_request(WsgiState *st, PyObject *environ) {
                            st->status, log_fields, n, st->sent);
 }
 
-static int handle(WsgiState *st) {
+/* The end of a request, once its answer is produced (or abandoned): the iterable's close(),
+ * post_request, the environ values the access log wants, and wsgi.input detached. */
+static void end_request(WsgiState *st, PyObject *result, PyObject *environ, PyObject *input) {
+        Py_CLEAR(st->held);
+        Py_CLEAR(st->iter);
+        if (result) {
+                close_result(result);
+                if (PyErr_Occurred())
+                        python_log_exception(LOG_ERR, "Error closing the response iterable");
+        }
+        if (_unlikely_(st->hook_req))
+                post_request(st, environ);
+        input_finish(input);
+        /* the environ as the app left it, as Gunicorn's access log sees it */
+        if (access_log && environ && accesslog_environ_count(access_log) > 0 && log_access_enabled())
+                st->environ_logged = environ_log_values(environ, access_log, &log_environ) >= 0;
+}
+
+static void swap_head(WsgiStream *s) {
+        SWAP_TWO(status_buf, s->status);
+        SWAP_TWO(lines_buf, s->lines);
+        SWAP_TWO(fields, s->fields);
+        SWAP_TWO(fields_cap, s->fields_cap);
+}
+
+/* Moves the request to the connection, for the loop to finish: 0, or -ENOMEM. */
+static int defer(WsgiState *st, PyObject *result, PyObject *environ, PyObject *input,
+                 const struct timespec *start_real, const struct timespec *start_mono) {
+        WsgiStream *s = calloc(1, sizeof(WsgiStream));
+        PyObject *cb[2] = { start_response_obj, write_obj };
+
+        if (!s)
+                return -ENOMEM;
+        s->st = *st;
+        /* The queue may refer to a list's items: a tuple of them keeps each alive, whatever
+         * the app does to its list while the client reads. */
+        s->result = result && PyList_CheckExact(result) ? PyList_AsTuple(result) : Py_XNewRef(result);
+        if (result && !s->result) {
+                PyErr_Clear();
+                free(s);
+                return -ENOMEM;
+        }
+        if (s->st.result)
+                s->st.result = s->result;
+        s->environ = Py_XNewRef(environ);
+        s->input = Py_XNewRef(input);
+        s->start_real = *start_real;
+        s->start_mono = *start_mono;
+        /* A generator may still call write() or start_response(exc_info); the next request
+         * gets callbacks of its own, since these now have two owners. */
+        for (size_t i = 0; i < ELEMENTSOF(cb); i++)
+                if (cb[i]) {
+                        s->callbacks[i] = Py_NewRef(cb[i]);
+                        ((Callback *) cb[i])->st = &s->st;
+                }
+        swap_head(s);
+        conn_set_stream(st->conn, s);
+        *st = (WsgiState) {};
+        return 0;
+}
+
+static int handle(WsgiState *st, const struct timespec *start_real, const struct timespec *start_mono) {
         PyObject *input = NULL, *environ = NULL, *sr, *result = NULL, *args[3] = {};
         int r = 0;
 
@@ -928,6 +1071,9 @@ static int handle(WsgiState *st) {
                 goto app_error;
         if (r < 0)
                 goto finish;
+        if (_unlikely_(r == 0 || conn_out_pending(st->conn)))
+                goto deferred;
+        r = 0;
         if (st->framing == RESPONSE_FRAMING_LENGTH && st->sent < (uint64_t) st->content_length) {
                 /* The client waits for bytes that will never come: only a close ends it. */
                 conn_set_must_close(st->conn);
@@ -936,23 +1082,33 @@ static int handle(WsgiState *st) {
 
 app_error:
         r = handle_app_error(st, input);
-finish:
-        if (result) {
-                close_result(result);
-                if (PyErr_Occurred())
-                        python_log_exception(LOG_ERR, "Error closing the response iterable");
+        /* A body cut by an app error still gets what was queued of it before the close. */
+        if (r == -EIO && conn_out_pending(st->conn)) {
+                st->produced = true;
+                goto deferred;
         }
-        if (_unlikely_(st->hook_req))
-                post_request(st, environ);
+        goto finish;
+
+deferred:
+        /* The client has not taken it all: the loop finishes the answer, the worker is free
+         * for others. */
+        if (defer(st, result, environ, input, start_real, start_mono) >= 0) {
+                gsocket_end();
+                Py_XDECREF(result);
+                Py_XDECREF(environ);
+                Py_XDECREF(input);
+                return 1;
+        }
+        log_error_errno(-ENOMEM, "Failed to hand an answer to the loop: %m");
+        conn_set_must_close(st->conn);
+        r = -ENOMEM;
+finish:
+        end_request(st, result, environ, input);
         if (start_response_obj)
                 ((Callback *) start_response_obj)->st = NULL;
         if (write_obj)
                 ((Callback *) write_obj)->st = NULL;
         gsocket_end();
-        input_finish(input);
-        /* the environ as the app left it, as Gunicorn's access log sees it */
-        if (access_log && environ && accesslog_environ_count(access_log) > 0 && log_access_enabled())
-                st->environ_logged = environ_log_values(environ, access_log, &log_environ) >= 0;
         Py_XDECREF(result);
         Py_XDECREF(environ);
         Py_XDECREF(input);
@@ -976,9 +1132,14 @@ int wsgi_handle(Conn *c, WsgiResult *ret) {
         status_buf.len = lines_buf.len = 0;
 
         python_gil_acquire();
-        r = handle(&st);
+        r = handle(&st, &start_real, &start_mono);
         python_gil_release();
 
+        if (r > 0) {
+                if (ret)
+                        *ret = (WsgiResult) { .pending = true };
+                return 0;
+        }
         write_access_log(&st, &start_real, &start_mono);
         if (ret)
                 *ret = (WsgiResult) {
@@ -986,6 +1147,76 @@ int wsgi_handle(Conn *c, WsgiResult *ret) {
                         .body_bytes = st.sent,
                 };
         return r < 0 ? r : 0;
+}
+
+int wsgi_stream_pull(Conn *c) {
+        WsgiStream *s = conn_stream(c);
+        const Request *q = s->st.request;
+        char title[256];
+        int r;
+
+        if (s->st.produced)
+                return 1;
+        python_gil_acquire();
+        r = produce(&s->st, WSGI_PULL_BUDGET);
+        if (r < 0 && PyErr_Occurred()) {
+                /* The head is out: the body is cut, and only a close tells the client. What is
+                 * queued still goes out first. */
+                snprintf(title, sizeof(title), "Error handling request %.*s %.*s", (int) q->method.len, q->method.p,
+                         (int) MIN(q->target.len, (size_t) 200), q->target.p);
+                python_log_exception(LOG_ERR, title);
+                conn_set_must_close(c);
+                s->st.produced = true;
+                r = 1;
+        }
+        python_gil_release();
+        return r;
+}
+
+void wsgi_stream_end(Conn *c, int error, WsgiResult *ret) {
+        WsgiStream *s = conn_stream(c);
+        WsgiState *st;
+
+        if (!s)
+                return;
+        st = &s->st;
+        conn_set_stream(c, NULL);
+        if (error < 0) {
+                /* The access log counts what reached the kernel. */
+                st->sent -= MIN(st->sent, conn_out_queued(c));
+                log_debug_errno(error, "Client gone while answering %.*s %.*s: %m", (int) st->request->method.len,
+                                st->request->method.p, (int) MIN(st->request->target.len, (size_t) 200),
+                                st->request->target.p);
+                /* the queue may refer to the items released below */
+                conn_out_discard(c);
+                conn_set_must_close(c);
+        } else if (!st->produced || (st->framing == RESPONSE_FRAMING_LENGTH &&
+                                     st->sent < (uint64_t) st->content_length))
+                conn_set_must_close(c);
+
+        python_gil_acquire();
+        swap_head(s);
+        for (size_t i = 0; i < ELEMENTSOF(s->callbacks); i++)
+                if (s->callbacks[i]) {
+                        ((Callback *) s->callbacks[i])->st = NULL;
+                        Py_CLEAR(s->callbacks[i]);
+                }
+        end_request(st, s->result, s->environ, s->input);
+        Py_CLEAR(s->result);
+        Py_CLEAR(s->environ);
+        Py_CLEAR(s->input);
+        python_gil_release();
+
+        write_access_log(st, &s->start_real, &s->start_mono);
+        if (ret)
+                *ret = (WsgiResult) {
+                        .status = st->head_sent ? st->status : 0,
+                        .body_bytes = st->sent,
+                };
+        buf_free(&s->status);
+        buf_free(&s->lines);
+        free(s->fields);
+        free(s);
 }
 
 int wsgi_init(void *app_obj, const Settings *s) {

@@ -1,8 +1,17 @@
 /* One client connection of a worker: socket, read buffer, keep-alive and pipelining state,
- * timeouts. The worker's epoll loop drives connections until a request head (and a small
- * body) is in; the WSGI layer then uses the blocking calls below while it runs the app.
+ * timeouts. The worker's epoll loop drives connections until a request head (and its body,
+ * up to a bound) is in; the WSGI layer then reads the body and queues the answer through the
+ * calls below while it runs the app, and the loop finishes sending what the client has not
+ * taken when the app returns.
  *
- * The blocking calls never touch Python: callers release the GIL around them. */
+ * Both ways the bytes go through bounded buffers of the connection: the body buffer (or
+ * spool file) the loop fills before dispatch, and the output queue the loop drains. They
+ * are the connection's, not the worker kind's: a worker kind that runs the app elsewhere
+ * than the loop consumes and produces through the same buffers while the loop owns the
+ * socket. Only a body larger than the buffer, and an answer past the queue's bound written
+ * with no way to hand the rest to the loop, wait on the client in the app's call.
+ *
+ * Nothing here touches Python: callers release the GIL around the calls that may wait. */
 #pragma once
 
 #include <stdbool.h>
@@ -44,15 +53,50 @@ const Request *conn_request(const Conn *c);
  * read later. */
 ssize_t conn_read_body(Conn *c, void *buf, size_t n);
 
-/* Writes all of iov, blocking at most --timeout per stall. Returns 0 or -errno
- * (-ETIMEDOUT, -EPIPE, -ECONNRESET, -EINTR as for conn_read_body()); the connection then
- * closes. */
+/* conn_read_body() returns without touching the socket: the loop received the body (or
+ * its start) before the app was called (--buffer-request-body), or the body is over. */
+bool conn_body_ready(const Conn *c);
+
+/* With ConnConfig.spool_max, a body larger than body_buffer_max and up to spool_max is
+ * received the same way into an unlinked temporary file (O_TMPFILE), the app's reads then
+ * taking it from there; a larger one is refused with 413. At most spool_worker_max bytes are
+ * spooled by a worker at once: a body that would pass that streams to the app. */
+/* The answer goes out through the connection's output queue: what the socket takes at once
+ * is sent, the rest is queued for the loop to send as the client reads (EPOLLOUT), so the
+ * app's call can return before a slow client has its answer. Memory parts are copied, up to
+ * ConnConfig.out_max bytes queued per connection; the producer of a longer answer checks
+ * conn_out_room() and hands the rest over later (see conn_set_stream()).
+ *
+ * conn_send(): queues iov; iovecs from keep_from on are kept by reference rather than copied
+ * when they are large, and the caller then keeps that memory unchanged until the queue is
+ * empty or the connection is freed. With wait, blocks (at most --timeout per stall) until at
+ * most out_max bytes are queued: the way for a producer that cannot hand its rest to the
+ * loop (the app's write()). Returns 0 or -errno (-ETIMEDOUT, -EPIPE, -ECONNRESET, -EINTR as
+ * for conn_read_body(), when the bytes stay queued); after other errors the connection
+ * closes. conn_write() is conn_send() of copies, with wait. */
+int conn_send(Conn *c, const struct iovec *iov, int iovcnt, int keep_from, bool wait);
 int conn_write(Conn *c, const struct iovec *iov, int iovcnt);
 
-/* Sends count bytes of fd from offset with sendfile(2) after the bytes of iov (the response
- * head), all with the same timeout rule. *ret_sent counts file bytes sent. */
-int conn_sendfile(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t offset, size_t count,
-                  size_t *ret_sent);
+/* Queues the bytes of iov (the response head, copied) and count bytes of fd from offset,
+ * sent with sendfile(2) as the client takes them; the caller keeps fd open until the queue
+ * is empty or the connection is freed. Never waits. */
+int conn_send_file(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t offset, size_t count);
+
+/* Sends what the socket takes of the queue now. 0 when the queue is empty, -EAGAIN when bytes
+ * remain, or -errno (the connection closes). */
+int conn_flush(Conn *c);
+bool conn_out_pending(const Conn *c);
+/* Drops what is queued: the answer is abandoned (its items may be released). */
+void conn_out_discard(Conn *c);
+/* Fewer than out_max bytes are queued in memory: a producer may add more. */
+bool conn_out_room(const Conn *c);
+/* Bytes queued and not yet sent (memory and file parts). */
+uint64_t conn_out_queued(const Conn *c);
+
+/* An answer the loop finishes: the WSGI layer's state for it, opaque here, set while the
+ * connection waits in the loop for the client to take the rest (see conn_send_later()). */
+void *conn_stream(const Conn *c);
+void conn_set_stream(Conn *c, void *stream);
 
 /* The response must carry "Connection: close" and the connection closes after it: the
  * request said so, it was HTTP/1.0 without keep-alive, the worker is retiring, an error left
@@ -83,6 +127,11 @@ typedef struct ConnConfig {
                                          * the time to read off a body the app left */
         int keepalive_ms;               /* idle time allowed between requests; 0 = no keep-alive */
         int io_timeout_ms;              /* one stall while the app reads the body or writes */
+        size_t body_buffer_max;         /* bodies up to this are received before dispatch; 0: none */
+        size_t out_max;                 /* answer bytes queued in memory per connection */
+        uint64_t spool_max;             /* larger bodies up to this are spooled to a file; 0: off */
+        uint64_t spool_worker_max;      /* bytes spooled by all connections of the worker at once */
+        const char *spool_dir;          /* where the unlinked files are made (O_TMPFILE) */
         const bool *retiring;           /* the worker stops after the current requests */
         /* Beaten while a blocking call waits on the client: a slow but moving client is not a
          * hung worker. NULL for none. */
@@ -106,6 +155,16 @@ Conn *conn_free(Conn *c);
 
 /* The socket is readable (level-triggered). */
 ConnAction conn_on_readable(Conn *c);
+
+/* The app returned with its answer still queued or still to be pulled: the connection waits
+ * in the loop for the socket to be writable (EPOLLOUT), under --timeout per stall, with its
+ * input left in the socket. When the answer is out, conn_finish_request(). */
+void conn_send_later(Conn *c);
+bool conn_sending(const Conn *c);
+
+/* For a sending connection whose deadline passed: true (and a new deadline) when the client
+ * took bytes from the kernel's queue since the deadline was set. */
+bool conn_send_moving(Conn *c);
 
 /* The app is done with the current request: drop what is left of its body (what is buffered
  * now, the rest as it arrives, within the head timeout), reset, and look for a pipelined
@@ -138,13 +197,18 @@ typedef struct ConnLink {
         int list;                       /* which list holds it, -1 for none */
         uint64_t filed;                 /* the deadline it was filed under */
         uint32_t tag;                   /* tells its epoll events from a closed predecessor's */
+        uint32_t events;                /* what epoll watches for: EPOLLIN, or EPOLLOUT while sending */
         bool watched;                   /* in the worker's epoll set */
+        /* the request whose answer the loop finishes, for its metrics at the end */
+        int method;
+        uint64_t start_ms, start_us;
 } ConnLink;
 ConnLink *conn_link(Conn *c);
 
 /* Which timer list the connection belongs on now: 0 = head, small-body and body-drain
- * deadlines (the head timeout), 1 = keep-alive idle, 2 = lingering close. */
-#define CONN_TIMER_LISTS 3
+ * deadlines (the head timeout), 1 = keep-alive idle, 2 = lingering close, 3 = a stalled
+ * answer (the I/O timeout). */
+#define CONN_TIMER_LISTS 4
 int conn_timer_list(const Conn *c);
 
 /* CLOCK_MONOTONIC in milliseconds. */

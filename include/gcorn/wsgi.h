@@ -14,6 +14,7 @@
 typedef struct WsgiResult {
         int status;                     /* status sent, 0 when nothing could be sent */
         uint64_t body_bytes;            /* response body bytes sent */
+        bool pending;                   /* the loop finishes the answer: see wsgi_stream_pull() */
 } WsgiResult;
 
 /* app: a new reference is taken. Builds the environ template and interned keys. Called
@@ -26,3 +27,16 @@ void wsgi_done(void);
  * at once. Always calls the iterable's close(), writes the access log entry, and logs app
  * errors with their traceback. */
 int wsgi_handle(Conn *c, WsgiResult *ret);
+
+/* An answer wsgi_handle() left pending (the client has not taken it all, or it is longer
+ * than --buffer-response) is finished by the loop: when the connection is writable and its
+ * queue has room, wsgi_stream_pull() produces more of it (pulling the app's iterable; an app
+ * error there cuts the body, which closes the connection once the queue is out). Returns 1
+ * once everything is produced, 0 while there is more, or a negative errno when the
+ * connection is broken. Once the queue is empty after a 1, or on any failure of the
+ * connection (error: the reason; the queue is dropped), wsgi_stream_end() ends the request:
+ * the iterable's close(), post_request, the access log (the bytes that reached the kernel),
+ * and *ret as wsgi_handle()'s. Callers do not hold the GIL (or hold it through
+ * python_gil_acquire()). */
+int wsgi_stream_pull(Conn *c);
+void wsgi_stream_end(Conn *c, int error, WsgiResult *ret);

@@ -175,8 +175,10 @@ class LostResponseTest(h.ServerTestCase):
         def test_unread_chunked_body_closes_without_reset(self):
                 s = self.srv.connect()
                 self.addCleanup(s.close)
+                # More than --buffer-request-body (1 MiB) before the answer: the app runs while
+                # the rest of the body is still to come.
                 s.sendall(b"POST /unread?size=100000 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                          + b"1000\r\n" + b"c" * 4096 + b"\r\n")
+                          + (b"1000\r\n" + b"c" * 4096 + b"\r\n") * 257)
                 c = h.Client(s)
                 r = c.read_response()
                 self.assertEqual(r.status, 200)
@@ -348,8 +350,8 @@ class SignalTest(h.ServerTestCase):
         def test_handler_runs_while_reading_the_body(self):
                 c = h.Client(self.srv.connect(timeout=5))
                 self.addCleanup(c.close)
-                # Over the small-body size, so the app runs before the body is there.
-                c.send(b"POST /alarm-read HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+                # Over --buffer-request-body (1 MiB), so the app runs before the body is there.
+                c.send(b"POST /alarm-read HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n")
                 r = c.read_response()
                 self.assertEqual(r.status, 200)
                 self.assertEqual(r.body, b"interrupted")
