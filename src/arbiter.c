@@ -88,6 +88,7 @@ typedef struct Arbiter {
         size_t n_reload_waiters;
         uint64_t requests_done;         /* by workers already reaped */
         uint64_t timeouts, crashes;
+        uint64_t retired[_RETIRE_CAUSE_MAX];    /* workers that left of their own accord, by cause */
         uint64_t last_status_ms, last_status_requests, last_watchdog_ms;
         uint64_t fork_failing_since;    /* 0 while workers can be forked */
 
@@ -444,6 +445,12 @@ static void worker_gone(Arbiter *a, WorkerProc *p, int status) {
                 log_error("Worker (pid:%d) exited with code %d", (int) p->pid, WEXITSTATUS(status));
         } else if (!p->term_sent && !a->stopping)
                 log_info("Worker (pid:%d) exited", (int) p->pid);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !p->term_sent) {
+                uint32_t cause = SLOT_RETIRING_CAUSE(heartbeat_load(&p->slot->retiring));
+
+                if (cause > RETIRE_ASKED && cause < _RETIRE_CAUSE_MAX)
+                        a->retired[cause]++;
+        }
 
         if (a->reloading && current && !p->booted)
                 reload_failed(a, "a new worker died while booting");
@@ -570,12 +577,12 @@ static void format_status(Arbiter *a, char *buf, size_t cap, uint64_t now);
  * (see SlotRetiring). */
 static void release_one_retiring(Arbiter *a) {
         for (size_t i = 0; i < a->n_procs; i++) {
-                uint32_t expected = SLOT_RETIRING;
+                uint32_t *word = &a->procs[i].slot->retiring, v = heartbeat_load(word);
 
                 /* Not one the master told to stop: that one waits for nothing. */
-                if (a->procs[i].pid > 0 && !a->procs[i].term_sent &&
-                    __atomic_compare_exchange_n(&a->procs[i].slot->retiring, &expected, SLOT_REPLACED, false,
-                                                __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                if (a->procs[i].pid > 0 && !a->procs[i].term_sent && SLOT_RETIRING_STATE(v) == SLOT_RETIRING &&
+                    __atomic_compare_exchange_n(word, &v, (v & ~0xffu) | SLOT_REPLACED, false, __ATOMIC_RELAXED,
+                                                __ATOMIC_RELAXED))
                         return;
         }
 }
@@ -819,6 +826,9 @@ static ControlState control_state(const Arbiter *a, ControlWorker *workers) {
                 .reloads = a->last_generation - 1,
                 .timeouts = a->timeouts,
                 .crashes = a->crashes,
+                .retired_max_requests = a->retired[RETIRE_MAX_REQUESTS],
+                .retired_memory = a->retired[RETIRE_MEMORY],
+                .retired_reload = a->retired[RETIRE_RELOAD],
                 .started_ms = a->started_ms,
                 .settings = a->settings,
                 .listeners = a->listeners,

@@ -427,9 +427,13 @@ static void render(JsonBuf *b, Metrics *m, const ControlState *st) {
                 json_printf(b, "gcorn_workers{state=\"%s\"} %u\n", state_names[i], by_state[i]);
         family(b, "gcorn_workers_wanted", "gauge", "The number of workers the master keeps.");
         json_printf(b, "gcorn_workers_wanted %d\n", st->target);
-        family(b, "gcorn_worker_restarts_total", "counter", "Workers replaced after they ended unasked, by cause.");
+        family(b, "gcorn_worker_restarts_total", "counter",
+               "Workers replaced after they ended unasked, by cause (the planned causes count from this image's start).");
         json_printf(b, "gcorn_worker_restarts_total{cause=\"crash\"} %" PRIu64 "\n", st->crashes);
         json_printf(b, "gcorn_worker_restarts_total{cause=\"timeout\"} %" PRIu64 "\n", st->timeouts);
+        json_printf(b, "gcorn_worker_restarts_total{cause=\"max_requests\"} %" PRIu64 "\n", st->retired_max_requests);
+        json_printf(b, "gcorn_worker_restarts_total{cause=\"max_worker_memory\"} %" PRIu64 "\n", st->retired_memory);
+        json_printf(b, "gcorn_worker_restarts_total{cause=\"reload\"} %" PRIu64 "\n", st->retired_reload);
         family(b, "gcorn_http_requests_total", "counter", "Requests answered, by method and status class.");
         for (size_t i = 0; i < _HB_METHOD_MAX; i++)
                 for (size_t k = 0; k < HB_STATUS_CLASSES; k++)

@@ -299,43 +299,58 @@ static void yield_accepting(Worker *w, uint64_t now) {
         w->accept_resume = now + ACCEPT_YIELD_MS;
 }
 
-static void accept_some(Worker *w, size_t idx, int max);
+static int accept_one(Worker *w, size_t idx, Conn **ret);
+static void serve(Worker *w, Conn *c, ConnAction a);
 
 /* The worker stops after its current connections. Called from anywhere, even in the middle
  * of serving a client: what it implies for other clients (taking the backlog) is done by
  * the loop, in take_backlog(). */
-static void start_retiring(Worker *w) {
+static void retire(Worker *w, uint32_t word) {
         if (w->retiring)
                 return;
         w->retiring = true;
         w->take_backlog = true;
-        __atomic_store_n(&w->slot->retiring, SLOT_RETIRING, __ATOMIC_RELAXED);
+        __atomic_store_n(&w->slot->retiring, word, __ATOMIC_RELAXED);
         w->stop_deadline = now_ms() + (uint64_t) w->settings->graceful_timeout * 1000;
 }
 
+static void start_retiring(Worker *w) {
+        retire(w, SLOT_RETIRING);
+}
+
 /* Retiring of the worker's own accord rather than on the master's word: it must not leave
- * before its replacement exists (within --graceful-timeout, like the rest of its retiring). */
-static void retire_for_replacement(Worker *w) {
+ * before its replacement exists (within --graceful-timeout, like the rest of its retiring).
+ * The cause goes into the same word, in one store: the master may mark it replaced at once. */
+static void retire_for_replacement(Worker *w, RetireCause cause) {
         if (w->retiring)
                 return;
-        start_retiring(w);
         w->await_replacement = true;
+        retire(w, SLOT_RETIRING | ((uint32_t) cause << 8));
 }
 
 static bool may_leave(const Worker *w) {
         return w->retiring && w->n_conns == 0 &&
-                (!w->await_replacement || heartbeat_load(&w->slot->retiring) == SLOT_REPLACED);
+                (!w->await_replacement || SLOT_RETIRING_STATE(heartbeat_load(&w->slot->retiring)) == SLOT_REPLACED);
 }
 
 /* Stops accepting, after taking what the kernel already queued on the listeners: those
  * clients were told the connection is established and must get an answer. */
 static void take_backlog(Worker *w) {
+        _cleanup_free_ Conn **taken = NULL;
+        size_t n = 0, cap = (size_t) MAX(w->settings->backlog, 1);
+
         w->take_backlog = false;
-        /* At most a backlog's worth: under a steady flood "until EAGAIN" might never come. */
-        for (size_t i = 0; i < w->n_listeners && w->accepting; i++)
-                accept_some(w, i, w->settings->backlog);
+        /* Only what is queued now, all taken before any is served: serving one at a time
+         * would let a client that reconnects as fast as it is answered keep a retiring
+         * worker serving for as long as it likes. At most a backlog's worth. */
+        taken = calloc(cap, sizeof(Conn *));
+        for (size_t i = 0; taken && i < w->n_listeners && w->accepting; i++)
+                while (n < cap && accept_one(w, i, &taken[n]) > 0)
+                        n++;
         set_accepting(w, false);
         listener_close_bound(w->listeners, w->n_listeners);
+        for (size_t i = 0; i < n; i++)
+                serve(w, taken[i], conn_on_readable(taken[i]));
 }
 
 /* The scoreboard copies the client's address in one move of its full size. */
@@ -357,7 +372,7 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                  * client's next request. */
                 if (w->max_requests > 0 && w->requests + 1 >= w->max_requests && !w->retiring) {
                         log_info("Autorestarting worker after current request.");
-                        retire_for_replacement(w);
+                        retire_for_replacement(w, RETIRE_MAX_REQUESTS);
                         conn_set_must_close(c);
                 }
                 log_debug("%.*s %.*s", (int) req->method.len, req->method.p, (int) req->target.len, req->target.p);
@@ -422,10 +437,12 @@ static void on_writable(Worker *w, Conn *c) {
         timer_update(w, c);
 }
 
-static void accept_some(Worker *w, size_t idx, int max) {
+/* Takes one connection off listener idx: 1 and *ret, or 0 when there is none to take now
+ * (the queue is empty, or accepting is paused after an error). */
+static int accept_one(Worker *w, size_t idx, Conn **ret) {
         const Listener *l = &w->listeners[idx];
 
-        for (int i = 0; i < max && w->accepting && !(w->retiring && !w->take_backlog); i++) {
+        for (;;) {
                 struct sockaddr_storage ss;
                 socklen_t len = sizeof(ss);
                 Conn *c = NULL;
@@ -434,14 +451,14 @@ static void accept_some(Worker *w, size_t idx, int max) {
                 fd = accept4(l->fd, (struct sockaddr *) &ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd < 0) {
                         if (errno == EAGAIN || errno == EINTR)
-                                return;
+                                return 0;
                         if (errno == ECONNABORTED || errno == EPROTO)
                                 continue;
                         /* Out of fds or memory, or anything unexpected: the listener stays
                          * readable, and retrying at once would spin and starve the rest. */
                         log_error_errno(errno, "accept() failed on %s, pausing accepts for 1s: %m", l->url);
                         pause_accepting(w);
-                        return;
+                        return 0;
                 }
                 r = conn_new(fd, l, (struct sockaddr *) &ss, len, &w->cfg, &c);
                 if (r < 0) {
@@ -452,6 +469,17 @@ static void accept_some(Worker *w, size_t idx, int max) {
                 w->n_conns++;
                 heartbeat_add(&w->slot->counters.accepted, 1);
                 publish_load(w);
+                *ret = c;
+                return 1;
+        }
+}
+
+static void accept_some(Worker *w, size_t idx, int max) {
+        for (int i = 0; i < max && w->accepting && !w->retiring; i++) {
+                Conn *c;
+
+                if (accept_one(w, idx, &c) <= 0)
+                        return;
                 /* Serve what the client already sent before taking the next connection:
                  * connections still in the kernel's queue can go to an idle worker, rather
                  * than wait here behind a slow request (or die with this worker). */
@@ -498,7 +526,7 @@ static void check_reload(Worker *w) {
         if (reloader_fd(w->reloader) >= 0)
                 (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, reloader_fd(w->reloader), NULL);
         w->reloader = reloader_free(w->reloader);
-        retire_for_replacement(w);
+        retire_for_replacement(w, RETIRE_RELOAD);
 }
 
 /* --max-worker-memory: a worker past it finishes its requests and goes; the master counts
@@ -512,7 +540,7 @@ static void check_memory(Worker *w) {
                 return;
         log_warning("Worker (pid:%d) holds %" PRIu64 " MiB of its own memory, over --max-worker-memory %d MiB: "
                     "replacing it after its requests", (int) getpid(), own / 1024, w->settings->max_worker_memory);
-        retire_for_replacement(w);
+        retire_for_replacement(w, RETIRE_MEMORY);
 }
 
 static void expire(Worker *w) {

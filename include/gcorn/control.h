@@ -38,6 +38,8 @@ typedef struct ControlState {
         bool stopping;
         uint32_t reloads;               /* started since the master started */
         uint64_t timeouts, crashes;
+        /* replaced after leaving of their own accord (since this image started) */
+        uint64_t retired_max_requests, retired_memory, retired_reload;
         uint64_t started_ms;
         const Settings *settings;
         const Listener *listeners;

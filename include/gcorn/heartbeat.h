@@ -60,6 +60,18 @@ typedef enum SlotRetiring {
         SLOT_REPLACED = 2,              /* set by the master once the replacement is forked */
 } SlotRetiring;
 
+/* Why it retires, in the bits above the SlotRetiring byte of the same word, for the
+ * master's restart counts. */
+typedef enum RetireCause {
+        RETIRE_ASKED = 0,               /* the master's TERM, or orphaned */
+        RETIRE_MAX_REQUESTS,
+        RETIRE_MEMORY,
+        RETIRE_RELOAD,                  /* --reload saw a file change */
+        _RETIRE_CAUSE_MAX,
+} RetireCause;
+#define SLOT_RETIRING_STATE(v) ((v) & 0xffu)
+#define SLOT_RETIRING_CAUSE(v) ((v) >> 8)
+
 typedef struct HeartbeatSlot {
         pid_t pid;
         uint32_t generation;

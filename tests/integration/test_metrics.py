@@ -1,8 +1,10 @@
 """--metrics-bind: a Prometheus parser reads what the master serves, and the counters match
 the requests sent."""
 
+import collections
 import os
 import re
+import signal
 import socket
 import sys
 import unittest
@@ -115,6 +117,34 @@ class TestMetrics(unittest.TestCase):
                 s = h.wait_until(counted, 10)
                 self.assertTrue(s)
                 self.assertEqual(s[("gcorn_worker_restarts_total", (("cause", "crash"),))], 1)
+
+        def test_planned_restarts_by_cause(self):
+                # Workers that leave at --max-requests are counted under their own cause, not
+                # as crashes; a TTOU (asked by the master) counts nowhere.
+                srv = self.start(args=["--max-requests", "2"])
+                served_by = collections.Counter()
+                for _ in range(20):
+                        r = srv.get("/pid")
+                        self.assertEqual(r.status, 200)
+                        served_by[r.body] += 1
+                # A retiring worker takes what is queued when it retires, once: here the one
+                # connection a sequential client may have opened meanwhile, not all that follow.
+                self.assertLessEqual(max(served_by.values()), 3, served_by)
+                # Once every worker that said it restarts has gone, each counts once.
+                def settled():
+                        m, said = self.scrape(), srv.log().count("Autorestarting worker")
+                        return m if m[("gcorn_worker_restarts_total", (("cause", "max_requests"),))] == said else None
+                s = h.wait_until(settled, 15)
+                self.assertTrue(s, self.scrape())
+                self.assertGreaterEqual(s[("gcorn_worker_restarts_total", (("cause", "max_requests"),))], 6)
+                for cause in ("crash", "timeout", "max_worker_memory", "reload"):
+                        self.assertEqual(s[("gcorn_worker_restarts_total", (("cause", cause),))], 0, cause)
+                before = s[("gcorn_worker_restarts_total", (("cause", "max_requests"),))]
+                os.kill(srv.pid, signal.SIGTTOU)
+                self.assertTrue(h.wait_until(lambda: self.scrape()[("gcorn_workers", (("state", "idle"),))] == 1, 15))
+                s = self.scrape()
+                self.assertEqual(s[("gcorn_worker_restarts_total", (("cause", "max_requests"),))], before)
+                self.assertEqual(s[("gcorn_worker_restarts_total", (("cause", "crash"),))], 0)
 
         def test_exit_status_counts_as_crash(self):
                 # A worker that ends itself unasked with a non-zero status crashed as much as one
