@@ -52,6 +52,10 @@ def app(environ, start_response):
         path = environ["PATH_INFO"]
         q = parse_qs(environ.get("QUERY_STRING", ""))
         if path == "/echo-sha":
+                if "mark" in q:
+                        # Says the app runs, before it reads the body.
+                        environ["wsgi.errors"].write("echo-sha called %s\n" % q["mark"][0])
+                        environ["wsgi.errors"].flush()
                 t = time.monotonic()
                 body = environ["wsgi.input"].read()
                 took = time.monotonic() - t
