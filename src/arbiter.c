@@ -1121,7 +1121,7 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
         }
         for (size_t i = 0; i < n_listeners; i++)
                 log_info("Listening at: %s%s (%d)", listeners[i].url, listeners[i].origin, (int) getpid());
-        log_info("Using worker: %s", s->worker_class);
+        log_info("Using worker: %s", settings_threaded(s) ? "gthread" : s->worker_class);
         log_debug("Arbiter booted: %d workers, timeout %d s, graceful timeout %d s, keep-alive %d s", s->workers,
                   s->timeout, s->graceful_timeout, s->keepalive);
         /* A slow app import must not trip TimeoutStartSec=; --boot-timeout bounds it. */
