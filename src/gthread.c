@@ -340,9 +340,9 @@ unsigned gthread_stuck(Gthread *p, uint64_t now, uint64_t timeout_ms, unsigned *
         for (unsigned i = 0; i < n_new; i++) {
                 _cleanup_free_ char *stack = python_stack(report[i].ident);
 
-                log_crit("WORKER TIMEOUT (pid:%d) thread %lu serving %s for %.1f s; the worker is replaced after "
-                         "its other requests\n%s", (int) getpid(), report[i].ident, report[i].line,
-                         (double) report[i].age / 1000.0, stack ? stack : "(no Python stack)");
+                log_crit("WORKER TIMEOUT (pid:%d) serving %s for %.1f s in thread %lu; the worker is replaced "
+                         "after its other requests\n%s", (int) getpid(), report[i].line,
+                         (double) report[i].age / 1000.0, report[i].ident, stack ? stack : "(no Python stack)");
         }
         free(report);
         if (ret_new)

@@ -17,7 +17,7 @@
 #error "gcorn needs Python 3.11 or newer"
 #endif
 
-static _Thread_local PyThreadState *main_tstate;
+static _thread_local_ PyThreadState *main_tstate;
 
 /* The helper namespace: sys.path set-up and Gunicorn 23's util.import_app(), kept in Python
  * because it is mostly calls into ast and importlib. load() never raises: it returns
@@ -211,7 +211,7 @@ int python_init(void) {
 
 /* Nesting depth: the worker holds the GIL across a batch of ready events, and the calls
  * inside that also take it only count. */
-static _Thread_local unsigned gil_depth;
+static _thread_local_ unsigned gil_depth;
 
 void python_gil_acquire(void) {
         if (gil_depth++ == 0)

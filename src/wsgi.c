@@ -97,21 +97,21 @@ typedef struct WsgiStream {
 
 /* Per-thread buffers reused by every request the thread runs (the worker's loop, or a gthread
  * app thread): no malloc on the hot path once warm. */
-static _Thread_local Buf status_buf;    /* the app's status string */
-static _Thread_local Buf lines_buf;     /* "Name: value\r\n" lines of the app, then "\r\n" */
-static _Thread_local Buf start_buf;     /* status line and gcorn's own headers */
-static _Thread_local FieldRef *fields;
-static _Thread_local size_t fields_cap;
-static _Thread_local HttpHeader *log_fields;
-static _Thread_local size_t log_fields_cap;
-static _Thread_local EnvironLogValues log_environ;
+static _thread_local_ Buf status_buf;    /* the app's status string */
+static _thread_local_ Buf lines_buf;     /* "Name: value\r\n" lines of the app, then "\r\n" */
+static _thread_local_ Buf start_buf;     /* status line and gcorn's own headers */
+static _thread_local_ FieldRef *fields;
+static _thread_local_ size_t fields_cap;
+static _thread_local_ HttpHeader *log_fields;
+static _thread_local_ size_t log_fields_cap;
+static _thread_local_ EnvironLogValues log_environ;
 
 static PyObject *app;
 static AccessLog *access_log;
 static pid_t worker_pid;                /* set after fork: getpid() is a system call */
 static bool use_sendfile;               /* false with --no-sendfile */
 /* the thread's callbacks, reused while nobody else holds them */
-static _Thread_local PyObject *start_response_obj, *write_obj;
+static _thread_local_ PyObject *start_response_obj, *write_obj;
 
 static int buf_reserve(Buf *b, size_t extra) {
         size_t want = b->len + extra;

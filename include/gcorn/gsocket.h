@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 #include "gcorn/conn.h"
+#include "gcorn/macro.h"
 
 /* The state the inline functions below share with gsocket.c; not for other use. */
 typedef struct GsocketState {
@@ -21,7 +22,7 @@ typedef struct GsocketState {
 } GsocketState;
 /* per thread: a gthread worker runs requests side by side (the object itself is one, so only
  * one request at a time may use it as its socket) */
-extern _Thread_local GsocketState gsocket_state;
+extern _thread_local_ GsocketState gsocket_state;
 void gsocket_detach(void);
 
 /* Builds the object. Returns 0 or -ENOMEM with the Python error set. */
