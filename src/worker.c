@@ -94,7 +94,8 @@ typedef struct Worker {
         uint64_t stuck_check;
         bool all_stuck;                 /* every thread is stuck: the loop stops beating */
         size_t n_stuck;                 /* requests stuck past --timeout: a retiring worker
-                                         * does not wait for them */
+                                         * does not wait for them, unless all are (then the
+                                         * watchdog ends it) */
 } Worker;
 
 static int signal_pipe[2] = { -1, -1 };
@@ -724,7 +725,7 @@ static int setup_signals(void) {
 static void worker_loop(Worker *w) {
         struct epoll_event events[EVENTS_MAX];
 
-        while (!w->quit && !(w->retiring && w->n_conns <= w->n_stuck)) {
+        while (!w->quit && !(w->retiring && w->n_conns <= w->n_stuck && !w->all_stuck)) {
                 int n;
 
                 if (!w->all_stuck)
