@@ -1,7 +1,9 @@
-/* One client connection: buffered reads, request heads through the parser, the small-body
- * preread, blocking body reads and writes for the app, keep-alive and pipelining.
+/* One client connection: buffered reads, request heads through the parser, the body
+ * received before dispatch (into memory or a spool file), body reads for the app, the output
+ * queue the app fills and the loop drains, keep-alive and pipelining.
  *
  * Everything here is Python-free so the worker can run it without the GIL. */
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -33,6 +35,8 @@
 #define BBUF_SLACK 4096
 /* A body buffer larger than this is not kept for the connection's next request. */
 #define BBUF_KEEP (16 * 1024)
+/* A spooled body is decoded into the body buffer, then written to its file, this much at once */
+#define SPOOL_STAGE (64 * 1024)
 /* What the app leaves of a Content-Length body is read off after the answer, keeping the
  * connection, up to this much; beyond it the answer says "Connection: close". */
 #define DRAIN_MAX (256 * 1024)
@@ -80,6 +84,10 @@ struct Conn {
          * (--buffer-request-body), which the app's reads take first */
         char *bbuf;
         size_t bpos, blen, bcap;
+        /* owned, -1 for none: the unlinked file of a spooled body; its bytes [spool_pos,
+         * spool_len) come before those of bbuf */
+        int spool_fd;
+        uint64_t spool_pos, spool_len;
 
         uint64_t deadline;
         bool must_close;
@@ -202,6 +210,7 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
                 .rbuf = rbuf,
                 .rcap = rcap,
                 .bbuf = NULL,
+                .spool_fd = -1,
                 .out = NULL,
                 .link.list = -1,
                 .state = STATE_HEAD,
@@ -221,6 +230,7 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
 }
 
 static void part_drop(OutPart *p);
+static void spool_end(Conn *c);
 
 Conn *conn_free(Conn *c) {
         if (!c)
@@ -228,6 +238,7 @@ Conn *conn_free(Conn *c) {
         c->fd = safe_close(c->fd);
         c->bbuf = mfree(c->bbuf);
         c->bcap = 0;
+        spool_end(c);
         conn_out_discard(c);
         c->out = mfree(c->out);
         c->ocap = 0;
@@ -390,8 +401,69 @@ static void start_request(Conn *c) {
         c->body_done = !c->req->has_body;
         c->body_error = 0;
         c->bpos = c->blen = 0;
+        spool_end(c);
         if (!c->req->keep_alive || c->cfg->keepalive_ms <= 0 || *c->cfg->retiring)
                 c->must_close = true;
+}
+
+/* Body bytes the worker's connections hold in spool files now. */
+static uint64_t spooled;
+
+static void spool_end(Conn *c) {
+        if (c->spool_fd < 0)
+                return;
+        c->spool_fd = safe_close(c->spool_fd);
+        spooled -= c->spool_len;
+        c->spool_pos = c->spool_len = 0;
+}
+
+/* Writes the decoded bytes of the body buffer to the spool file. 0, -ENOSPC when the worker's
+ * share is spent (nothing written: the rest streams), or -errno. */
+static int spool_flush(Conn *c) {
+        size_t done = 0;
+
+        if (c->blen == 0)
+                return 0;
+        if (spooled + c->blen > c->cfg->spool_worker_max)
+                return -ENOSPC;
+        while (done < c->blen) {
+                ssize_t k = pwrite(c->spool_fd, c->bbuf + done, c->blen - done, (off_t) (c->spool_len + done));
+
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return k < 0 ? -errno : -EIO;
+                done += (size_t) k;
+        }
+        c->spool_len += c->blen;
+        spooled += c->blen;
+        c->blen = c->bpos = 0;
+        return 0;
+}
+
+/* Whether to spool a body of which total bytes are known (a Content-Length, or what a chunked
+ * one has decoded so far): 1 when spooling now (what the body buffer holds is in the file), 0
+ * to stream it to the app instead, -EFBIG when it is over --spool-request-body. */
+static int spool_start(Conn *c, uint64_t total) {
+        int fd;
+
+        if (c->cfg->spool_max == 0)
+                return 0;
+        if (total > c->cfg->spool_max)
+                return -EFBIG;
+        if (spooled + total > c->cfg->spool_worker_max)
+                return 0;
+        fd = open(c->cfg->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                log_debug_errno(errno, "Failed to make a spool file in %s, streaming the body: %m", c->cfg->spool_dir);
+                return 0;
+        }
+        c->spool_fd = fd;
+        if (spool_flush(c) < 0) {
+                spool_end(c);
+                return 0;
+        }
+        return 1;
 }
 
 /* Room for more decoded body bytes: a Content-Length body gets its size at once (the pages
@@ -400,7 +472,9 @@ static int bbuf_grow(Conn *c) {
         size_t max = c->cfg->body_buffer_max, want;
         char *n;
 
-        if (!c->req->chunked)
+        if (c->spool_fd >= 0)
+                want = SPOOL_STAGE;
+        else if (!c->req->chunked)
                 want = (size_t) c->req->content_length;
         else
                 want = MIN(MAX(c->bcap * 2, (size_t) BBUF_KEEP), max + BBUF_SLACK);
@@ -419,12 +493,28 @@ static int bbuf_grow(Conn *c) {
  * rest streams), or once its framing fails (the app's read reports it after the bytes before
  * the fault). */
 static ConnAction preread(Conn *c) {
+        int r;
+
         for (;;) {
                 size_t consumed = 0, out = 0;
-                int r;
 
-                if (c->blen > c->cfg->body_buffer_max)
-                        break;
+                if (c->spool_fd < 0 && c->blen > c->cfg->body_buffer_max) {
+                        /* a chunked body larger than the buffer */
+                        r = spool_start(c, c->blen);
+                        if (r < 0)
+                                goto too_large;
+                        if (r == 0)
+                                break;
+                }
+                if (c->spool_fd >= 0 && c->blen == c->bcap && c->bcap > 0) {
+                        if (c->spool_len + c->blen > c->cfg->spool_max)
+                                goto too_large;
+                        r = spool_flush(c);
+                        if (r == -ENOSPC)
+                                break;
+                        if (r < 0)
+                                goto fail;
+                }
                 if (c->blen == c->bcap) {
                         r = bbuf_grow(c);
                         if (r == -ENOBUFS)
@@ -449,9 +539,29 @@ static ConnAction preread(Conn *c) {
                 }
                 if (consumed == 0 && out == 0)
                         return CONN_WAIT;
+                /* A spooled body may be long: its upload has --timeout per stall, as a read
+                 * of the app's, rather than one deadline for all of it. */
+                if (c->spool_fd >= 0)
+                        c->deadline = clock_ms + (uint64_t) c->cfg->io_timeout_ms;
+        }
+        /* the app reads the file first, then the buffer, in the body's order */
+        if (c->spool_fd >= 0) {
+                if (c->spool_len + c->blen > c->cfg->spool_max)
+                        goto too_large;
+                r = spool_flush(c);
+                if (r < 0 && r != -ENOSPC)
+                        goto fail;
         }
         c->state = STATE_APP;
         return CONN_DISPATCH;
+
+too_large:
+        send_error_message(c, 413, "Request body too large");
+        return CONN_CLOSE;
+fail:
+        log_error_errno(r, "Failed to write a request body to its spool file: %m");
+        send_error_message(c, 500, NULL);
+        return CONN_CLOSE;
 }
 
 /* Parses buffered bytes. Returns the action for the worker. */
@@ -487,10 +597,20 @@ static ConnAction advance(Conn *c) {
                 start_request(c);
                 /* A client that expects 100 Continue holds its body back until the app asks
                  * for it, and one with a larger body streams it to the app. */
-                if (!c->req->has_body || c->req->expect_continue || c->cfg->body_buffer_max == 0 ||
-                    (!c->req->chunked && c->req->content_length > (int64_t) c->cfg->body_buffer_max)) {
+                if (!c->req->has_body || c->req->expect_continue || c->cfg->body_buffer_max == 0) {
                         c->state = STATE_APP;
                         return CONN_DISPATCH;
+                }
+                if (!c->req->chunked && c->req->content_length > (int64_t) c->cfg->body_buffer_max) {
+                        r = spool_start(c, (uint64_t) c->req->content_length);
+                        if (r < 0) {
+                                send_error_message(c, 413, "Request body too large");
+                                return CONN_CLOSE;
+                        }
+                        if (r == 0) {
+                                c->state = STATE_APP;
+                                return CONN_DISPATCH;
+                        }
                 }
                 c->state = STATE_PREREAD;
         }
@@ -667,6 +787,7 @@ static ConnAction next_request(Conn *c) {
         http_parser_reset(c->parser);
         c->req = NULL;
         c->bpos = c->blen = 0;
+        spool_end(c);
         if (c->bcap > BBUF_KEEP) {
                 c->bbuf = mfree(c->bbuf);
                 c->bcap = 0;
@@ -737,11 +858,27 @@ static int send_continue(Conn *c) {
 }
 
 bool conn_body_ready(const Conn *c) {
-        return c->bpos < c->blen || c->body_done || c->body_error;
+        return c->spool_pos < c->spool_len || c->bpos < c->blen || c->body_done || c->body_error;
 }
 
 ssize_t conn_read_body(Conn *c, void *buf, size_t n) {
         int r;
+
+        if (c->spool_pos < c->spool_len && n > 0) {
+                ssize_t k;
+
+                do
+                        k = pread(c->spool_fd, buf, (size_t) MIN((uint64_t) n, c->spool_len - c->spool_pos),
+                                  (off_t) c->spool_pos);
+                while (k < 0 && errno == EINTR);
+                if (k <= 0) {
+                        r = k < 0 ? -errno : -EIO;
+                        log_error_errno(r, "Failed to read a request body from its spool file: %m");
+                        goto fail;
+                }
+                c->spool_pos += (uint64_t) k;
+                return k;
+        }
 
         if (c->bpos < c->blen && n > 0) {
                 size_t k = MIN(n, c->blen - c->bpos);
@@ -939,11 +1076,14 @@ int conn_flush(Conn *c) {
                         }
                 } else {
                         struct iovec iov[16];
+                        size_t i = c->ohead;
                         int n = 0;
 
-                        for (size_t i = c->ohead; i < c->olen && n < (int) ELEMENTSOF(iov) && c->out[i].fd < 0; i++)
+                        for (; i < c->olen && n < (int) ELEMENTSOF(iov) && c->out[i].fd < 0; i++)
                                 iov[n++] = (struct iovec) { (void *) c->out[i].p, c->out[i].len };
-                        k = send_now(c, iov, n, 0);
+                        /* MSG_MORE before a file part: the head waits for the file's first bytes
+                         * and leaves in the same segment, despite TCP_NODELAY. */
+                        k = send_now(c, iov, n, i < c->olen && c->out[i].fd >= 0 ? MSG_MORE : 0);
                         if (k < 0) {
                                 r = (int) k;
                                 break;

@@ -208,6 +208,18 @@ static const SettingDef setting_table[] = {
           .help = "Response bytes a slow client cannot take yet are kept for it up to this size per "
                   "connection; past it the response iterable is read only as the client drains it.",
           .gcorn_only = true },
+        { .name = "spool_request_body", .long_flag = "--spool-request-body", .type = SETTING_INT64,
+          .offset = FIELD(spool_request_body), .default_value = "0", .min = 0, .max = INT64_MAX,
+          .metavar = "BYTES", .section = "Security",
+          .help = "Request bodies larger than --buffer-request-body and up to this size are received into "
+                  "an unlinked temporary file before the app is called; larger ones get 413 (0: off).",
+          .gcorn_only = true },
+        { .name = "spool_worker_max", .long_flag = "--spool-worker-max", .type = SETTING_INT64,
+          .offset = FIELD(spool_worker_max), .default_value = "268435456", .min = 0, .max = INT64_MAX,
+          .metavar = "BYTES", .section = "Security",
+          .help = "The most request body bytes a worker holds in temporary files at once; a body that "
+                  "would pass it streams to the app.",
+          .gcorn_only = true },
 
         { .name = "spew", .long_flag = "--spew", .type = SETTING_BOOL, .offset = FIELD(spew),
           .default_value = "false", .section = "Debugging",

@@ -1096,12 +1096,12 @@ deferred:
         conn_set_must_close(st->conn);
         r = -ENOMEM;
 finish:
+        end_request(st, result, environ, input);
         if (start_response_obj)
                 ((Callback *) start_response_obj)->st = NULL;
         if (write_obj)
                 ((Callback *) write_obj)->st = NULL;
         gsocket_end();
-        end_request(st, result, environ, input);
         Py_XDECREF(result);
         Py_XDECREF(environ);
         Py_XDECREF(input);

@@ -1,14 +1,17 @@
 /* One client connection of a worker: socket, read buffer, keep-alive and pipelining state,
- * timeouts. The worker's epoll loop drives connections until a request head (and a small
- * body) is in; the WSGI layer then uses the blocking calls below while it runs the app.
+ * timeouts. The worker's epoll loop drives connections until a request head (and its body,
+ * up to a bound) is in; the WSGI layer then reads the body and queues the answer through the
+ * calls below while it runs the app, and the loop finishes sending what the client has not
+ * taken when the app returns.
  *
- * A request body up to ConnConfig.body_buffer_max (without Expect: 100-continue) is received
- * and decoded by the loop into the connection's body buffer before dispatch, so a client that
- * dribbles it holds no worker and the app's reads take it with no system call. Those buffers
- * are the connection's, not the worker kind's: a worker kind that runs the app elsewhere than
- * the loop consumes the same buffers.
+ * Both ways the bytes go through bounded buffers of the connection: the body buffer (or
+ * spool file) the loop fills before dispatch, and the output queue the loop drains. They
+ * are the connection's, not the worker kind's: a worker kind that runs the app elsewhere
+ * than the loop consumes and produces through the same buffers while the loop owns the
+ * socket. Only a body larger than the buffer, and an answer past the queue's bound written
+ * with no way to hand the rest to the loop, wait on the client in the app's call.
  *
- * The blocking calls never touch Python: callers release the GIL around them.
+ * Nothing here touches Python: callers release the GIL around the calls that may wait.
  *
  * Who owns a connection (gthread): the worker's loop owns every connection, except one whose
  * request an app thread runs (CONN_DISPATCH handed to the pool in gthread.c): from the
@@ -63,6 +66,10 @@ ssize_t conn_read_body(Conn *c, void *buf, size_t n);
  * its start) before the app was called (--buffer-request-body), or the body is over. */
 bool conn_body_ready(const Conn *c);
 
+/* With ConnConfig.spool_max, a body larger than body_buffer_max and up to spool_max is
+ * received the same way into an unlinked temporary file (O_TMPFILE), the app's reads then
+ * taking it from there; a larger one is refused with 413. At most spool_worker_max bytes are
+ * spooled by a worker at once: a body that would pass that streams to the app. */
 /* The answer goes out through the connection's output queue: what the socket takes at once
  * is sent, the rest is queued for the loop to send as the client reads (EPOLLOUT), so the
  * app's call can return before a slow client has its answer. Memory parts are copied, up to
@@ -152,6 +159,9 @@ typedef struct ConnConfig {
         int io_timeout_ms;              /* one stall while the app reads the body or writes */
         size_t body_buffer_max;         /* bodies up to this are received before dispatch; 0: none */
         size_t out_max;                 /* answer bytes queued in memory per connection */
+        uint64_t spool_max;             /* larger bodies up to this are spooled to a file; 0: off */
+        uint64_t spool_worker_max;      /* bytes spooled by all connections of the worker at once */
+        const char *spool_dir;          /* where the unlinked files are made (O_TMPFILE) */
         const bool *retiring;           /* the worker stops after the current requests */
         /* Beaten while a blocking call waits on the client: a slow but moving client is not a
          * hung worker. NULL for none. */

@@ -44,6 +44,8 @@ typedef struct Settings {
         int64_t limit_request_body;     /* 0 = unlimited (gcorn) */
         int buffer_request_body;        /* bodies up to this are read before the app runs; 0 = off (gcorn) */
         int buffer_response;            /* response bytes the loop keeps per slow client (gcorn) */
+        int64_t spool_request_body;     /* larger bodies up to this go to a temp file first; 0 = off (gcorn) */
+        int64_t spool_worker_max;       /* bytes a worker spools at once (gcorn) */
 
         /* debugging */
         bool reload;                    /* restart workers when their code changes */

@@ -7,7 +7,9 @@ import time
 from urllib.parse import parse_qs
 
 BIG_SIZE = int(os.environ.get("SLOW_APP_BIG", str(50 << 20)))
-BIG = (bytes(range(256)) * (BIG_SIZE // 256 + 1))[:BIG_SIZE]
+# in one allocation, so that a worker's memory is flat once it is built
+assert BIG_SIZE % 256 == 0
+BIG = bytes(range(256)) * (BIG_SIZE // 256)
 BIG_SHA = hashlib.sha256(BIG).hexdigest()
 
 # Unlinked at once: each open through /proc has its own file offset.
@@ -59,6 +61,14 @@ def app(environ, start_response):
                 chunk = int(q.get("chunk", ["65536"])[0])
                 start_response("200 OK", [("Content-Type", "application/octet-stream")])
                 return Counted(pattern(size, chunk))
+        if path == "/gen-fail":
+                size = int(q.get("size", [str(BIG_SIZE)])[0])
+
+                def failing():
+                        yield from pattern(size, 65536)
+                        raise RuntimeError("the generator failed after %d bytes" % size)
+                start_response("200 OK", [("Content-Type", "application/octet-stream")])
+                return Counted(failing())
         if path == "/big":
                 start_response("200 OK", [("Content-Type", "application/octet-stream"), ("X-Sha256", BIG_SHA)])
                 return [BIG]
