@@ -20,8 +20,6 @@
 
 /* What the report shows of a request line */
 #define LINE_MAX_SHOWN 256
-/* How long gthread_stop() waits for a thread to come out of its last request */
-#define STOP_WAIT_MS 1000
 
 typedef struct AppThread {
         Gthread *pool;
@@ -163,21 +161,26 @@ int gthread_new(unsigned n, Gthread **ret) {
         }
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (r < 0) {
-                (void) gthread_stop(p);
+                (void) gthread_stop(p, 1000);
                 return r;
         }
         *ret = p;
         return 0;
 }
 
-bool gthread_stop(Gthread *p) {
+bool gthread_stop(Gthread *p, unsigned wait_ms) {
         struct timespec until;
         bool all;
 
         if (!p)
                 return true;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += STOP_WAIT_MS / 1000;
+        until.tv_sec += wait_ms / 1000;
+        until.tv_nsec += (long) (wait_ms % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000;
+        }
         pthread_mutex_lock(&p->lock);
         p->stopping = true;
         pthread_cond_broadcast(&p->work);

@@ -953,7 +953,9 @@ int worker_run(const WorkerContext *ctx) {
         worker_loop(&w);
 
         free_timers(&w);
-        if (!gthread_stop(w.pool)) {
+        /* Requests known to be stuck are not waited for (the watchdog would take the wait
+         * for a hang); after a fast stop, the others get a moment. */
+        if (!gthread_stop(w.pool, w.n_stuck > 0 ? 0 : 1000)) {
                 /* A thread is still inside a request (stuck, or the stop was fast): Python
                  * cannot be finalised under it, nor its connection freed. */
                 log_warning("Worker exiting (pid: %d) with requests still running in its threads", (int) getpid());

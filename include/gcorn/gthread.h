@@ -23,10 +23,10 @@ typedef struct Gthread Gthread;
 /* Starts n threads. Returns 0 or -errno (nothing started). */
 int gthread_new(unsigned n, Gthread **ret);
 
-/* Ends the threads: idle ones at once, busy ones when their request ends. Returns true once
- * every thread has ended (and the pool is freed); false when some are still inside a
- * request after the wait (stuck): the process must then exit without finalising Python. */
-bool gthread_stop(Gthread *p);
+/* Ends the threads: idle ones at once, busy ones when their request ends, waiting at most
+ * wait_ms. Returns true once every thread has ended (and the pool is freed); false when some
+ * are still inside a request (stuck): the process must then exit without finalising Python. */
+bool gthread_stop(Gthread *p, unsigned wait_ms);
 
 /* The eventfd the loop watches: readable when gthread_next() has something. */
 int gthread_fd(const Gthread *p);
