@@ -64,7 +64,7 @@ typedef struct OutPart {
 typedef enum ConnState {
         STATE_IDLE,                     /* between requests: no byte of the next one yet */
         STATE_HEAD,                     /* reading a request head */
-        STATE_PREREAD,                  /* head done, reading a small body before dispatch */
+        STATE_PREREAD,                  /* head done, receiving the body before dispatch */
         STATE_APP,                      /* dispatched to the app */
         STATE_SEND,                     /* the app returned; the loop sends the rest of its answer */
         STATE_DRAIN,                    /* answered; reading off the body the app left */

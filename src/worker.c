@@ -334,7 +334,6 @@ static void take_backlog(Worker *w) {
         listener_close_bound(w->listeners, w->n_listeners);
 }
 
-
 /* The scoreboard copies the client's address in one move of its full size. */
 _Static_assert(sizeof(((ConnInfo *) NULL)->remote_addr) == HEARTBEAT_REMOTE_SIZE, "remote_addr size");
 
@@ -653,7 +652,8 @@ static void expire(Worker *w) {
                                 continue;
                         }
                         /* A long request elsewhere in this worker can outlast the keep-alive
-                         * time of a connection whose next request is already here. */
+                         * time of a connection whose next request is already here; a slow
+                         * reader that took some of its answer is not stalled. */
                         if (conn_idle_has_input(c) || conn_send_moving(c)) {
                                 timer_update(w, c);
                                 continue;

@@ -992,7 +992,16 @@ static int defer(WsgiState *st, PyObject *result, PyObject *environ, PyObject *i
         if (!s)
                 return -ENOMEM;
         s->st = *st;
-        s->result = Py_XNewRef(result);
+        /* The queue may refer to a list's items: a tuple of them keeps each alive, whatever
+         * the app does to its list while the client reads. */
+        s->result = result && PyList_CheckExact(result) ? PyList_AsTuple(result) : Py_XNewRef(result);
+        if (result && !s->result) {
+                PyErr_Clear();
+                free(s);
+                return -ENOMEM;
+        }
+        if (s->st.result)
+                s->st.result = s->result;
         s->environ = Py_XNewRef(environ);
         s->input = Py_XNewRef(input);
         s->start_real = *start_real;

@@ -19,6 +19,8 @@ os.write(_fd, BIG)
 FILE_PATH = "/proc/self/fd/%d" % _fd
 
 CLOSED = {"count": 0}
+# one object of its own, referenced by this list alone
+SHARED = [bytes(range(256)) * (16 << 12)]
 
 
 def pattern(size, chunk):
@@ -69,6 +71,15 @@ def app(environ, start_response):
                         raise RuntimeError("the generator failed after %d bytes" % size)
                 start_response("200 OK", [("Content-Type", "application/octet-stream")])
                 return Counted(failing())
+        if path == "/shared-list":
+                # the app's own list, which a later request changes
+                start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                          ("X-Sha256", hashlib.sha256(SHARED[0]).hexdigest())])
+                return SHARED
+        if path == "/mutate":
+                SHARED[0] = bytes(len(SHARED[0]))
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b"mutated"]
         if path == "/big":
                 start_response("200 OK", [("Content-Type", "application/octet-stream"), ("X-Sha256", BIG_SHA)])
                 return [BIG]

@@ -401,6 +401,16 @@ class SlowReaderTest(h.ServerTestCase):
                 self.assertIn("RuntimeError: the generator failed after %d bytes" % size, self.srv.log())
                 self.assertEqual(int(self.srv.get("/closed").body), closed + 1)
 
+        def test_list_changed_by_the_app_while_the_client_reads(self):
+                s = slow_socket(self.srv)
+                self.addCleanup(s.close)
+                s.sendall(h.build_request("GET", "/shared-list"))
+                time.sleep(0.3)
+                # the item the answer is sent from leaves the app's list, and its last owner
+                self.assertEqual(self.srv.get("/mutate").body, b"mutated")
+                status, headers, n, digest = read_response_sha(s)
+                self.assertEqual((status, n, digest), (200, 16 << 20, headers["x-sha256"]))
+
         def test_pipelined_requests_after_a_pending_answer(self):
                 s = slow_socket(self.srv)
                 self.addCleanup(s.close)
