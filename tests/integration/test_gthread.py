@@ -160,6 +160,24 @@ class GthreadTest(h.ServerTestCase):
                         self.assertIn("end", r.json())
                 self.assertEqual(srv.proc.wait(timeout=BOUND), 0)
 
+        def test_reload_waits_for_every_thread(self):
+                srv = self.start_gthread()
+                first = srv.worker_pids()
+                clients = []
+                for _ in range(4):
+                        c = srv.client(timeout=BOUND)
+                        self.addCleanup(c.close)
+                        c.send_request("GET", "/slow?s=1.5")
+                        clients.append(c)
+                time.sleep(0.5)
+                os.kill(srv.pid, signal.SIGHUP)
+                for c in clients:
+                        r = c.read_response()
+                        self.assertEqual(r.status, 200)
+                        self.assertIn("end", r.json())
+                srv.wait_log(r"Worker exiting \(pid: %d\)" % first[0], timeout=BOUND)
+                self.assertEqual(srv.get("/").status, 200)
+
         def test_large_upload_is_byte_exact(self):
                 # Larger than --buffer-request-body: the thread reads it as it arrives, through the
                 # loop; also chunked, and one that waits for 100 Continue.
