@@ -784,8 +784,15 @@ static void worker_loop(Worker *w) {
 
 static void free_timers(Worker *w) {
         for (size_t i = 0; i < ELEMENTSOF(w->timers); i++)
-                while (w->timers[i].head)
-                        close_conn(w, w->timers[i].head);
+                while (w->timers[i].head) {
+                        Conn *c = w->timers[i].head;
+
+                        /* an app thread's, waiting for the client: the thread still owns it */
+                        if (w->pool && conn_in_app(c))
+                                timer_remove(w, c);
+                        else
+                                close_conn(w, c);
+                }
 }
 
 int worker_run(const WorkerContext *ctx) {

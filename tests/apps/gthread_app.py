@@ -1,5 +1,6 @@
 """Routes for the gthread worker's tests: what each request saw of its thread, and requests
 that wait, hang, read large bodies or stream large answers."""
+import contextvars
 import hashlib
 import json
 import threading
@@ -7,6 +8,7 @@ import time
 from urllib.parse import parse_qs
 
 local = threading.local()
+counter = contextvars.ContextVar("counter", default=0)
 
 
 def _qs(environ):
@@ -35,8 +37,11 @@ def app(environ, start_response):
                                               "thread": threading.get_ident()})
         if path == "/local":
                 local.count = getattr(local, "count", 0) + 1
+                # each thread has a context of its own, which its requests share
+                counter.set(counter.get() + 1)
                 time.sleep(float(q.get("s", "0")))
-                return _json(start_response, {"thread": threading.get_ident(), "count": local.count})
+                return _json(start_response, {"thread": threading.get_ident(), "count": local.count,
+                                              "context": counter.get()})
         if path == "/env":
                 return _json(start_response, {"multithread": environ["wsgi.multithread"],
                                               "multiprocess": environ["wsgi.multiprocess"]})

@@ -75,6 +75,8 @@ class GthreadTest(h.ServerTestCase):
                 for _ in range(4):
                         for g in in_parallel(lambda i: srv.get("/local?s=0.2").json(), range(3)):
                                 seen.setdefault(g["thread"], []).append(g["count"])
+                                # a ContextVar set at the app's top level is the thread's too
+                                self.assertEqual(g["context"], g["count"], g)
                 self.assertGreater(len(seen), 1, seen)
                 self.assertLessEqual(len(seen), 3, seen)
                 for counts in seen.values():
