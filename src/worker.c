@@ -1,5 +1,7 @@
-/* The sync worker: one epoll loop over the listeners and every connection, so accepting,
- * reading and parsing never wait on the app; requests reach the app one at a time. */
+/* The worker's epoll loop over the listeners and every connection, so accepting, reading
+ * and parsing never wait on the app. Sync: the loop runs each request through the app
+ * itself, one at a time. Gthread: it hands them to the app threads of gthread.c and does
+ * the socket I/O they ask for. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -753,8 +755,7 @@ static void worker_loop(Worker *w) {
                                 python_gil_acquire();
                                 check_reload(w);
                                 python_gil_release();
-                        }
-                        else if (tag >= TAG_LISTENER_BASE && tag < TAG_LISTENER_BASE + w->n_listeners)
+                        } else if (tag >= TAG_LISTENER_BASE && tag < TAG_LISTENER_BASE + w->n_listeners)
                                 accept_some(w, (size_t) (tag - TAG_LISTENER_BASE), ACCEPT_BATCH);
                         else if (tag == TAG_POOL)
                                 on_pool(w);
