@@ -95,6 +95,8 @@ typedef struct Worker {
         size_t max_conns;               /* --worker-connections */
         uint64_t stuck_check;
         bool all_stuck;                 /* every thread is stuck: the loop stops beating */
+        Conn *shown[HEARTBEAT_INFLIGHT_MAX];    /* the requests in the scoreboard's entries */
+        uint32_t n_shown, n_unshown;
         size_t n_stuck;                 /* requests stuck past --timeout: a retiring worker
                                          * does not wait for them, unless all are (then the
                                          * watchdog ends it) */
@@ -423,12 +425,41 @@ static void dispatch(Worker *w, Conn *c, HeartbeatMethod method, uint64_t start,
         l->start_us = start_us;
         l->io = NULL;
         w->requests++;
-        /* The worker shows as busy (no place for new connections, the watchdog's report)
-         * once every thread is. */
-        if (++w->in_app == w->settings->threads)
-                heartbeat_request_begin(w->slot, req->method.p, req->method.len, req->target.p, req->target.len,
-                                        conn_info(c)->remote_addr, start);
+        if (w->n_shown < HEARTBEAT_INFLIGHT_MAX) {
+                l->shown = (int) w->n_shown;
+                w->shown[w->n_shown++] = c;
+                heartbeat_inflight_set(w->slot, (uint32_t) l->shown, req->method.p, req->method.len, req->target.p,
+                                       req->target.len, conn_info(c)->remote_addr, start);
+        } else {
+                l->shown = -1;
+                w->n_unshown++;
+        }
+        heartbeat_inflight_count(w->slot, w->n_shown, w->n_unshown);
+        /* The worker shows as busy (no place for new connections) once every thread is. */
+        if (++w->in_app == w->settings->threads) {
+                __atomic_store_n(&w->slot->request_start_ms, start, __ATOMIC_RELAXED);
+                heartbeat_set_state(w->slot, SLOT_BUSY);
+        }
         gthread_dispatch(w->pool, c);
+}
+
+/* Its scoreboard entry goes: the last one takes its place. */
+static void unshow(Worker *w, Conn *c) {
+        ConnLink *l = conn_link(c);
+        uint32_t last = w->n_shown - 1;
+
+        if (l->shown < 0) {
+                w->n_unshown--;
+        } else {
+                if ((uint32_t) l->shown != last) {
+                        heartbeat_inflight_move(w->slot, last, (uint32_t) l->shown);
+                        w->shown[l->shown] = w->shown[last];
+                        conn_link(w->shown[l->shown])->shown = l->shown;
+                }
+                w->n_shown--;
+                l->shown = -1;
+        }
+        heartbeat_inflight_count(w->slot, w->n_shown, w->n_unshown);
 }
 
 /* gthread: the app thread is done with the request; the connection is the loop's again. */
@@ -437,10 +468,10 @@ static void app_done(Worker *w, Conn *c) {
         WsgiResult res = { .status = l->app_status, .body_bytes = l->app_bytes, .pending = l->app_pending };
         uint64_t now = conn_clock_update();
 
+        unshow(w, c);
+        heartbeat_add(&w->slot->requests, 1);
         if (w->in_app-- == w->settings->threads)
-                heartbeat_request_end(w->slot, now);
-        else
-                heartbeat_add(&w->slot->requests, 1);
+                heartbeat_set_state(w->slot, SLOT_IDLE);
         serve(w, c, request_end(w, c, l->app_r, &res, (HeartbeatMethod) l->method, l->start_ms, l->start_us, now));
 }
 

@@ -253,6 +253,7 @@ typedef struct ConnLink {
         Conn *queue_next;
         ConnIo *io;
         ConnIo *parked;                 /* the loop's: that I/O, waiting for the socket */
+        int shown;                      /* its entry in the scoreboard's requests in flight, -1: none */
         int app_r, app_status;
         bool app_pending;
         uint64_t app_bytes;

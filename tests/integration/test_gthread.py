@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -241,6 +242,30 @@ class GthreadTest(h.ServerTestCase):
                 self.assertEqual(r.status, 200)
                 self.assertEqual(hashlib.sha256(r.body).hexdigest(),
                                  hashlib.sha256(b"".join(pattern(size, i) for i in range(n))).hexdigest())
+
+        def test_ctl_shows_every_request_in_flight(self):
+                sock = os.path.join(h.tempdir(self, "gcorn-gthread-ctl-"), "ctl")
+                srv = self.start_gthread(args=["--control-socket", sock])
+
+                def in_flight():
+                        p = subprocess.run([h.GCORN, "ctl", "--socket", sock, "--json", "status"], capture_output=True,
+                                           text=True, timeout=30)
+                        self.assertEqual(p.returncode, 0, p)
+                        return [q["path"] for w in json.loads(p.stdout)["data"]["workers"] for q in w["in_flight"]]
+                clients = []
+                for i in range(3):
+                        c = srv.client(timeout=BOUND)
+                        self.addCleanup(c.close)
+                        c.send_request("GET", "/slow?s=%s&n=%d" % ("0.3" if i == 0 else "3", i))
+                        clients.append(c)
+                self.assertTrue(h.wait_until(lambda: len(in_flight()) == 3, 10), in_flight())
+                # the first one ends: the others stay listed
+                self.assertEqual(clients[0].read_response().status, 200)
+                self.assertTrue(h.wait_until(lambda: sorted(in_flight()) == ["/slow?s=3&n=1", "/slow?s=3&n=2"], 10),
+                                in_flight())
+                for c in clients[1:]:
+                        self.assertEqual(c.read_response().status, 200)
+                self.assertTrue(h.wait_until(lambda: in_flight() == [], 10), in_flight())
 
         def test_worker_connections_bounds_a_worker(self):
                 # --worker-connections 1: a second client waits (in the listen queue) until the
