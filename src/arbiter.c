@@ -448,7 +448,11 @@ static void worker_gone(Arbiter *a, WorkerProc *p, int status) {
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !p->term_sent) {
                 uint32_t cause = SLOT_RETIRING_CAUSE(heartbeat_load(&p->slot->retiring));
 
-                if (cause > RETIRE_ASKED && cause < _RETIRE_CAUSE_MAX)
+                /* A gthread worker replaced for a stuck request timed out as much as one the
+                 * watchdog ends. */
+                if (cause == RETIRE_STUCK)
+                        a->timeouts++;
+                else if (cause > RETIRE_ASKED && cause < _RETIRE_CAUSE_MAX)
                         a->retired[cause]++;
         }
 
@@ -1149,7 +1153,7 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
         }
         for (size_t i = 0; i < n_listeners; i++)
                 log_info("Listening at: %s%s (%d)", listeners[i].url, listeners[i].origin, (int) getpid());
-        log_info("Using worker: %s", s->worker_class);
+        log_info("Using worker: %s", settings_threaded(s) ? "gthread" : s->worker_class);
         log_debug("Arbiter booted: %d workers, timeout %d s, graceful timeout %d s, keep-alive %d s", s->workers,
                   s->timeout, s->graceful_timeout, s->keepalive);
         /* A slow app import must not trip TimeoutStartSec=; --boot-timeout bounds it. */

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/sendfile.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
@@ -845,6 +846,12 @@ static int wait_fd(Conn *c, short events) {
         }
 }
 
+/* The loop does io and returns its result (gthread): see conn_io_run(). */
+static ssize_t offload(Conn *c, ConnIo *io) {
+        c->cfg->offload(c, io);
+        return io->result;
+}
+
 static int send_continue(Conn *c) {
         static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
         struct iovec iov = { .iov_base = (void *) msg, .iov_len = sizeof(msg) - 1 };
@@ -909,7 +916,7 @@ ssize_t conn_read_body(Conn *c, void *buf, size_t n) {
                 if (consumed > 0 && c->rpos < c->rlen)
                         continue;
 
-                k = fill(c);
+                k = _unlikely_(c->cfg->offload) ? offload(c, &(ConnIo) { .op = CONN_IO_FILL }) : fill(c);
                 if (k == -EAGAIN) {
                         r = wait_fd(c, POLLIN);
                         if (r < 0)
@@ -1147,7 +1154,7 @@ static int out_wait_room(Conn *c) {
         return 0;
 }
 
-int conn_send(Conn *c, const struct iovec *iov, int iovcnt, int keep_from, bool wait) {
+static int send_direct(Conn *c, const struct iovec *iov, int iovcnt, int keep_from, bool wait) {
         size_t skip = 0;
         int i = 0, r;
 
@@ -1184,11 +1191,19 @@ fail:
         return r;
 }
 
+int conn_send(Conn *c, const struct iovec *iov, int iovcnt, int keep_from, bool wait) {
+        if (_unlikely_(c->cfg->offload && c->state == STATE_APP))
+                return (int) offload(c, &(ConnIo) {
+                        .op = CONN_IO_SEND, .iov = iov, .iovcnt = iovcnt, .keep_from = keep_from, .wait = wait,
+                });
+        return send_direct(c, iov, iovcnt, keep_from, wait);
+}
+
 int conn_write(Conn *c, const struct iovec *iov, int iovcnt) {
         return conn_send(c, iov, iovcnt, iovcnt, true);
 }
 
-int conn_send_file(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t offset, size_t count) {
+static int send_file_direct(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t offset, size_t count) {
         OutPart *p;
         int r;
 
@@ -1222,16 +1237,25 @@ fail:
         return r;
 }
 
+int conn_send_file(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t offset, size_t count) {
+        if (_unlikely_(c->cfg->offload && c->state == STATE_APP))
+                return (int) offload(c, &(ConnIo) {
+                        .op = CONN_IO_FILE, .iov = iov, .iovcnt = iovcnt, .fd = fd, .offset = offset, .count = count,
+                });
+        return send_file_direct(c, iov, iovcnt, fd, offset, count);
+}
+
 void conn_send_later(Conn *c) {
         c->state = STATE_SEND;
         send_deadline(c);
 }
 
-bool conn_send_moving(Conn *c) {
+/* For a wait for the client to take bytes whose deadline passed: see conn_send_moving(). */
+static bool send_moving(Conn *c) {
         uint64_t stall = (uint64_t) c->cfg->io_timeout_ms;
         int q;
 
-        if (c->state != STATE_SEND || c->broken || ioctl(c->fd, SIOCOUTQ, &q) < 0)
+        if (c->broken || ioctl(c->fd, SIOCOUTQ, &q) < 0)
                 return false;
         if (q < c->sent_queued)
                 c->sent_progress = clock_ms;
@@ -1240,6 +1264,68 @@ bool conn_send_moving(Conn *c) {
                 return false;
         c->deadline = MIN(c->sent_progress + stall, clock_ms + SEND_PROBE_MS);
         return true;
+}
+
+bool conn_send_moving(Conn *c) {
+        return c->state == STATE_SEND && send_moving(c);
+}
+
+bool conn_in_app(const Conn *c) {
+        return c->state == STATE_APP;
+}
+
+/* The app thread waits meanwhile, so what it lent (iov, the items of keep_from) stays put;
+ * the waits are those conn_read_body() and conn_send() would do, in the loop. */
+uint32_t conn_io_run(Conn *c, ConnIo *io) {
+        size_t before;
+        ssize_t k;
+        int r;
+
+        switch (io->op) {
+        case CONN_IO_FILL:
+                k = fill(c);
+                if (k == -EAGAIN) {
+                        c->deadline = clock_ms + (uint64_t) c->cfg->io_timeout_ms;
+                        return EPOLLIN;
+                }
+                io->result = k;
+                return 0;
+        case CONN_IO_SEND:
+                r = send_direct(c, io->iov, io->iovcnt, io->keep_from, false);
+                if (r < 0 || !io->wait || c->out_mem <= c->cfg->out_max) {
+                        io->result = r;
+                        return 0;
+                }
+                io->op = CONN_IO_ROOM;
+                io->iov = NULL;
+                send_deadline(c);
+                return EPOLLOUT;
+        case CONN_IO_ROOM:
+                before = c->out_mem;
+                r = conn_flush(c);
+                if ((r < 0 && r != -EAGAIN) || c->out_mem <= c->cfg->out_max) {
+                        io->result = r == -EAGAIN ? 0 : r;
+                        return 0;
+                }
+                if (c->out_mem < before)
+                        send_deadline(c);
+                return EPOLLOUT;
+        case CONN_IO_FILE:
+                io->result = send_file_direct(c, io->iov, io->iovcnt, io->fd, io->offset, io->count);
+                return 0;
+        }
+        io->result = -EINVAL;
+        return 0;
+}
+
+bool conn_io_expired(Conn *c, ConnIo *io) {
+        if (io->op == CONN_IO_ROOM && send_moving(c))
+                return true;
+        /* as conn_send()'s own wait: what is queued cannot go out in time */
+        if (io->op == CONN_IO_ROOM)
+                c->must_close = c->broken = true;
+        io->result = -ETIMEDOUT;
+        return false;
 }
 
 bool conn_sending(const Conn *c) {

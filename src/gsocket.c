@@ -11,7 +11,7 @@ static PyObject *sock_obj;              /* the one GcornSocket */
 static PyObject *sock_init;             /* socket.socket.__init__ */
 static PyObject *sock_settimeout;       /* _socket.socket.settimeout */
 static PyObject *sock_close;            /* _socket.socket.close: closes whatever socket.py's _io_refs say */
-GsocketState gsocket_state;
+_thread_local_ GsocketState gsocket_state;
 
 /* Every attribute use goes through _attach() first, so any use makes it a real socket; the
  * send family flags that the app answered by itself (a makefile() writer sends through

@@ -162,3 +162,23 @@ void heartbeat_request_end(HeartbeatSlot *slot, uint64_t now_ms) {
         __atomic_store_n(&slot->beat_ms, now_ms, __ATOMIC_RELAXED);
         heartbeat_set_state(slot, SLOT_IDLE);
 }
+
+void heartbeat_inflight_set(HeartbeatSlot *slot, uint32_t i, const char *method, size_t method_len,
+                            const char *path, size_t path_len, const char *remote, uint64_t now_ms) {
+        HeartbeatRequest *q = &slot->requests_inflight[i];
+
+        copy_field(q->method, sizeof(q->method), method, method_len);
+        copy_field(q->path, sizeof(q->path), path, path_len);
+        memcpy(q->remote, remote, sizeof(q->remote));
+        q->remote[sizeof(q->remote) - 1] = 0;
+        q->start_ms = now_ms;
+}
+
+void heartbeat_inflight_move(HeartbeatSlot *slot, uint32_t from, uint32_t to) {
+        slot->requests_inflight[to] = slot->requests_inflight[from];
+}
+
+void heartbeat_inflight_count(HeartbeatSlot *slot, uint32_t n, uint32_t more) {
+        __atomic_store_n(&slot->inflight, n, __ATOMIC_RELAXED);
+        __atomic_store_n(&slot->inflight_more, more, __ATOMIC_RELAXED);
+}

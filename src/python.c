@@ -1,5 +1,6 @@
-/* The embedded interpreter. The process has one Python thread (the main one); its thread state
- * lives in main_tstate whenever the GIL is not held. */
+/* The embedded interpreter. Each thread that runs Python (the main one, and a gthread worker's
+ * app threads) keeps its thread state in its own main_tstate whenever it does not hold the
+ * GIL. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -16,7 +17,7 @@
 #error "gcorn needs Python 3.11 or newer"
 #endif
 
-static PyThreadState *main_tstate;
+static _thread_local_ PyThreadState *main_tstate;
 
 /* The helper namespace: sys.path set-up and Gunicorn 23's util.import_app(), kept in Python
  * because it is mostly calls into ast and importlib. load() never raises: it returns
@@ -210,7 +211,7 @@ int python_init(void) {
 
 /* Nesting depth: the worker holds the GIL across a batch of ready events, and the calls
  * inside that also take it only count. */
-static unsigned gil_depth;
+static _thread_local_ unsigned gil_depth;
 
 void python_gil_acquire(void) {
         if (gil_depth++ == 0)
@@ -220,6 +221,24 @@ void python_gil_acquire(void) {
 void python_gil_release(void) {
         if (--gil_depth == 0)
                 main_tstate = PyEval_SaveThread();
+}
+
+void python_thread_attach(void) {
+        /* PyGILState makes the thread state the thread's own for the API (PyGILState_Check(),
+         * faulthandler, extensions' callbacks) and for threading.local. */
+        (void) PyGILState_Ensure();
+        gil_depth = 0;
+        main_tstate = PyEval_SaveThread();
+}
+
+void python_thread_detach(void) {
+        PyEval_RestoreThread(main_tstate);
+        main_tstate = NULL;
+        PyGILState_Release(PyGILState_UNLOCKED);
+}
+
+unsigned long python_thread_ident(void) {
+        return PyThread_get_thread_ident();
 }
 
 int python_check_signals(void) {

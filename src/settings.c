@@ -128,16 +128,14 @@ static const SettingDef setting_table[] = {
         { .name = "worker_class", .short_flag = 'k', .long_flag = "--worker-class", .type = SETTING_STRING,
           .offset = FIELD(worker_class), .default_value = "sync", .check = check_worker_class,
           .metavar = "STRING", .section = "Worker Processes",
-          .help = "The type of workers to use; 'sync' is the one available." },
+          .help = "The type of workers to use: 'sync' or 'gthread'." },
         { .name = "threads", .long_flag = "--threads", .type = SETTING_INT, .offset = FIELD(threads),
           .default_value = "1", .min = 1, .max = INT_MAX, .metavar = "INT", .section = "Worker Processes",
-          .help = "The number of threads per worker (only 1 for now).",
-          REFUSED("more than 1 thread needs the gthread worker, which is not available yet") },
+          .help = "The number of threads per worker; more than 1 with 'sync' means 'gthread'." },
         { .name = "worker_connections", .long_flag = "--worker-connections", .type = SETTING_INT,
           .offset = FIELD(worker_connections), .default_value = "1000", .min = 0, .max = INT_MAX,
           .metavar = "INT", .section = "Worker Processes",
-          .help = "The maximum number of simultaneous clients (gthread and gevent workers).",
-          NO_EFFECT("only the gthread and gevent workers use it; a sync worker serves one connection at a time") },
+          .help = "The maximum number of simultaneous clients per worker (gthread worker)." },
         { .name = "timeout", .short_flag = 't', .long_flag = "--timeout", .type = SETTING_INT,
           .offset = FIELD(timeout), .default_value = "30", .min = 0, .max = SECONDS_MAX, .metavar = "INT",
           .section = "Worker Processes",
@@ -550,7 +548,6 @@ static int check_worker_class(const char *value, char **ret_value, char *reason,
         static const struct {
                 const char *kind, *class_path;
         } later[] = {
-                { "gthread", "gunicorn.workers.gthread.ThreadWorker" },
                 { "gevent", "gunicorn.workers.ggevent.GeventWorker" },
                 { "tornado", "gunicorn.workers.gtornado.TornadoWorker" },
                 { "asgi", "gunicorn.workers.gasgi.ASGIWorker" },
@@ -562,17 +559,20 @@ static int check_worker_class(const char *value, char **ret_value, char *reason,
                 *ret_value = strdup("sync");
                 return *ret_value ? 0 : -ENOMEM;
         }
+        if (worker_class_is(value, "gthread", "gunicorn.workers.gthread.ThreadWorker")) {
+                *ret_value = strdup("gthread");
+                return *ret_value ? 0 : -ENOMEM;
+        }
         if (worker_class_is(value, "eventlet", "gunicorn.workers.geventlet.EventletWorker")) {
-                snprintf(reason, reason_size, "Gunicorn 26 removed the eventlet worker: use gevent or gthread, "
-                         "which are not available yet either; 'sync' is");
+                snprintf(reason, reason_size, "Gunicorn 26 removed the eventlet worker: use gthread, or sync");
                 return -EINVAL;
         }
         for (size_t i = 0; i < ELEMENTSOF(later); i++)
                 if (worker_class_is(value, later[i].kind, later[i].class_path)) {
-                        snprintf(reason, reason_size, "this worker is not available yet, only 'sync' is");
+                        snprintf(reason, reason_size, "this worker is not available yet, only 'sync' and 'gthread' are");
                         return -EINVAL;
                 }
-        snprintf(reason, reason_size, "unknown worker class, only 'sync' is available");
+        snprintf(reason, reason_size, "unknown worker class, only 'sync' and 'gthread' are available");
         return -EINVAL;
 }
 
@@ -1857,6 +1857,19 @@ int settings_no_effect_lines(const Settings *s, char ***ret) {
                 value = setting_value_string(s, d);
                 if (!value || asprintf(&line, "Setting %s = %s has no effect in gcorn: %s", d->name, value,
                                        d->reason) < 0)
+                        return -ENOMEM;
+                r = strv_push(&l, &n, line);
+                if (r < 0) {
+                        free(line);
+                        return r;
+                }
+        }
+        /* A row of its own would warn for the worker that uses it too. */
+        if (s->worker_connections != 1000 && !settings_threaded(s)) {
+                char *line;
+
+                if (asprintf(&line, "Setting worker_connections = %d has no effect in gcorn: only the gthread "
+                             "worker uses it (-k gthread or --threads above 1)", s->worker_connections) < 0)
                         return -ENOMEM;
                 r = strv_push(&l, &n, line);
                 if (r < 0) {

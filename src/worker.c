@@ -1,5 +1,7 @@
-/* The sync worker: one epoll loop over the listeners and every connection, so accepting,
- * reading and parsing never wait on the app; requests reach the app one at a time. */
+/* The worker's epoll loop over the listeners and every connection, so accepting, reading
+ * and parsing never wait on the app. Sync: the loop runs each request through the app
+ * itself, one at a time. Gthread: it hands them to the app threads of gthread.c and does
+ * the socket I/O they ask for. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 
 #include "gcorn/conn.h"
+#include "gcorn/gthread.h"
 #include "gcorn/heartbeat.h"
 #include "gcorn/hooks.h"
 #include "gcorn/log.h"
@@ -40,7 +43,10 @@
  * high ones; the signal pipe and the listeners have small values with no tag. */
 #define TAG_SIGNAL 1
 #define TAG_RELOAD 2
+#define TAG_POOL 3
 #define TAG_LISTENER_BASE 16
+/* gthread: how often the app threads are looked at for one stuck in its request */
+#define STUCK_CHECK_MS 250
 /* How long accepting pauses after an error that retrying at once would only repeat. */
 #define ACCEPT_PAUSE_MS 1000
 
@@ -86,6 +92,17 @@ typedef struct Worker {
         bool yielded;                   /* not listening because others hold fewer connections */
         Reloader *reloader;             /* --reload */
         uint64_t reload_check;          /* polling: when to stat() the files again */
+        /* gthread: the app threads (NULL: sync, the loop runs the app itself) */
+        Gthread *pool;
+        int in_app;                     /* requests dispatched to them and not done */
+        size_t max_conns;               /* --worker-connections */
+        uint64_t stuck_check;
+        bool all_stuck;                 /* every thread is stuck: the loop stops beating */
+        Conn *shown[HEARTBEAT_INFLIGHT_MAX];    /* the requests in the scoreboard's entries */
+        uint32_t n_shown, n_unshown;
+        size_t n_stuck;                 /* requests stuck past --timeout: a retiring worker
+                                         * does not wait for them, unless all are (then the
+                                         * watchdog ends it) */
 } Worker;
 
 static int signal_pipe[2] = { -1, -1 };
@@ -328,8 +345,10 @@ static void retire_for_replacement(Worker *w, RetireCause cause) {
         retire(w, SLOT_RETIRING | ((uint32_t) cause << 8));
 }
 
+/* Done: no connection left but those of stuck threads (gthread; unless every thread is stuck,
+ * which is the watchdog's to end), and replaced if it waits for that. */
 static bool may_leave(const Worker *w) {
-        return w->retiring && w->n_conns == 0 &&
+        return w->retiring && w->n_conns <= w->n_stuck && !w->all_stuck &&
                 (!w->await_replacement || SLOT_RETIRING_STATE(heartbeat_load(&w->slot->retiring)) == SLOT_REPLACED);
 }
 
@@ -345,7 +364,7 @@ static void take_backlog(Worker *w) {
          * worker serving for as long as it likes. At most a backlog's worth. */
         taken = calloc(cap, sizeof(Conn *));
         for (size_t i = 0; taken && i < w->n_listeners && w->accepting; i++)
-                while (n < cap && accept_one(w, i, &taken[n]) > 0)
+                while (n < cap && w->accepting && accept_one(w, i, &taken[n]) > 0)
                         n++;
         set_accepting(w, false);
         listener_close_bound(w->listeners, w->n_listeners);
@@ -355,6 +374,31 @@ static void take_backlog(Worker *w) {
 
 /* The scoreboard copies the client's address in one move of its full size. */
 _Static_assert(sizeof(((ConnInfo *) NULL)->remote_addr) == HEARTBEAT_REMOTE_SIZE, "remote_addr size");
+
+/* The request is done (wsgi_handle() returned r): it counts now, or when the loop has sent
+ * the rest of its answer. Returns what the connection does next. */
+static inline ConnAction request_end(Worker *w, Conn *c, int r, const WsgiResult *res, HeartbeatMethod method,
+                                     uint64_t start, uint64_t start_us, uint64_t now) {
+        if (res->pending) {
+                /* the loop sends the rest as the client takes it; the request counts when it
+                 * is out */
+                ConnLink *l = conn_link(c);
+
+                l->method = (int) method;
+                l->start_ms = start;
+                l->start_us = start_us;
+                conn_send_later(c);
+                return CONN_WAIT;
+        }
+        heartbeat_count_request(w->slot, method, res->status, res->body_bytes, now - start);
+        if (start_us)
+                statsd_request(res->status, clock_us() - start_us);
+        if (r < 0)
+                return CONN_CLOSE;
+        return conn_finish_request(c);
+}
+
+static void dispatch(Worker *w, Conn *c, HeartbeatMethod method, uint64_t start, uint64_t start_us);
 
 /* A new connection is added to epoll only when it outlives its first request, so one that
  * sends a request and closes costs no epoll_ctl() at all. */
@@ -376,31 +420,17 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                         conn_set_must_close(c);
                 }
                 log_debug("%.*s %.*s", (int) req->method.len, req->method.p, (int) req->target.len, req->target.p);
+                if (w->pool) {
+                        dispatch(w, c, method, start, start_us);
+                        return;
+                }
                 heartbeat_request_begin(w->slot, req->method.p, req->method.len, req->target.p, req->target.len,
                                         conn_info(c)->remote_addr, now);
                 r = wsgi_handle(c, &res);
                 now = conn_clock_update();
                 heartbeat_request_end(w->slot, now);
                 w->requests++;
-                if (res.pending) {
-                        /* the loop sends the rest as the client takes it; the request counts
-                         * when it is out */
-                        ConnLink *l = conn_link(c);
-
-                        l->method = (int) method;
-                        l->start_ms = start;
-                        l->start_us = start_us;
-                        conn_send_later(c);
-                        break;
-                }
-                heartbeat_count_request(w->slot, method, res.status, res.body_bytes, now - start);
-                if (start_us)
-                        statsd_request(res.status, clock_us() - start_us);
-                if (r < 0) {
-                        a = CONN_CLOSE;
-                        break;
-                }
-                a = conn_finish_request(c);
+                a = request_end(w, c, r, &res, method, start, start_us, now);
         }
         if (a == CONN_CLOSE) {
                 end_conn(w, c);
@@ -413,6 +443,134 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                 return;
         }
         timer_update(w, c);
+}
+
+/* gthread: an app thread runs the request and owns the connection meanwhile (conn.h); the
+ * loop leaves it alone, apart from the I/O the thread asks for. It stays in the epoll set
+ * (no system call per request): an event for it then is dropped in on_app_event(). */
+static void dispatch(Worker *w, Conn *c, HeartbeatMethod method, uint64_t start, uint64_t start_us) {
+        ConnLink *l = conn_link(c);
+        const Request *req = conn_request(c);
+
+        timer_remove(w, c);
+        l->parked = NULL;
+        l->method = (int) method;
+        l->start_ms = start;
+        l->start_us = start_us;
+        l->io = NULL;
+        w->requests++;
+        if (w->n_shown < HEARTBEAT_INFLIGHT_MAX) {
+                l->shown = (int) w->n_shown;
+                w->shown[w->n_shown++] = c;
+                heartbeat_inflight_set(w->slot, (uint32_t) l->shown, req->method.p, req->method.len, req->target.p,
+                                       req->target.len, conn_info(c)->remote_addr, start);
+        } else {
+                l->shown = -1;
+                w->n_unshown++;
+        }
+        heartbeat_inflight_count(w->slot, w->n_shown, w->n_unshown);
+        /* The worker shows as busy (no place for new connections) once every thread is. */
+        if (++w->in_app == w->settings->threads) {
+                __atomic_store_n(&w->slot->request_start_ms, start, __ATOMIC_RELAXED);
+                heartbeat_set_state(w->slot, SLOT_BUSY);
+        }
+        gthread_dispatch(w->pool, c);
+}
+
+/* Its scoreboard entry goes: the last one takes its place. */
+static void unshow(Worker *w, Conn *c) {
+        ConnLink *l = conn_link(c);
+        uint32_t last = w->n_shown - 1;
+
+        if (l->shown < 0) {
+                w->n_unshown--;
+        } else {
+                if ((uint32_t) l->shown != last) {
+                        heartbeat_inflight_move(w->slot, last, (uint32_t) l->shown);
+                        w->shown[l->shown] = w->shown[last];
+                        conn_link(w->shown[l->shown])->shown = l->shown;
+                }
+                w->n_shown--;
+                l->shown = -1;
+        }
+        heartbeat_inflight_count(w->slot, w->n_shown, w->n_unshown);
+}
+
+/* gthread: the app thread is done with the request; the connection is the loop's again. */
+static void app_done(Worker *w, Conn *c) {
+        ConnLink *l = conn_link(c);
+        WsgiResult res = { .status = l->app_status, .body_bytes = l->app_bytes, .pending = l->app_pending };
+        uint64_t now = conn_clock_update();
+
+        unshow(w, c);
+        heartbeat_add(&w->slot->requests, 1);
+        if (w->in_app-- == w->settings->threads)
+                heartbeat_set_state(w->slot, SLOT_IDLE);
+        serve(w, c, request_end(w, c, l->app_r, &res, (HeartbeatMethod) l->method, l->start_ms, l->start_us, now));
+}
+
+/* gthread: the loop does the I/O an app thread waits for, now or when the socket is ready. */
+static void app_io(Worker *w, Conn *c, ConnIo *io) {
+        ConnLink *l = conn_link(c);
+        uint32_t events = conn_io_run(c, io);
+        int r = 0;
+
+        if (events != 0) {
+                r = watch(w, c, events);
+                if (r >= 0) {
+                        l->parked = io;
+                        timer_update(w, c);
+                        return;
+                }
+                log_error_errno(r, "Failed to watch a connection: %m");
+                io->result = r;
+        }
+        timer_remove(w, c);
+        l->parked = NULL;
+        gthread_io_done(io);
+}
+
+/* The deadline of the I/O an app thread waits for passed. */
+static void app_io_expired(Worker *w, Conn *c) {
+        ConnLink *l = conn_link(c);
+        ConnIo *io = l->parked;
+
+        if (conn_io_expired(c, io)) {
+                timer_update(w, c);
+                return;
+        }
+        timer_remove(w, c);
+        l->parked = NULL;
+        gthread_io_done(io);
+}
+
+/* An event for a connection an app thread owns: for the I/O it waits for, if any; else the
+ * connection leaves the epoll set until the thread is done (a client that pipelines or
+ * closes would otherwise wake the loop again and again). */
+static void on_app_event(Worker *w, Conn *c) {
+        ConnLink *l = conn_link(c);
+
+        if (l->parked) {
+                app_io(w, c, l->parked);
+                return;
+        }
+        (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, conn_fd(c), NULL);
+        w->by_fd[conn_fd(c)] = NULL;
+        l->watched = false;
+}
+
+/* Messages from the app threads: I/O to do, requests done. */
+static void on_pool(Worker *w) {
+        uint64_t v;
+        Conn *c;
+
+        (void) !read(gthread_fd(w->pool), &v, sizeof(v));
+        while ((c = gthread_next(w->pool))) {
+                if (conn_link(c)->io)
+                        app_io(w, c, conn_link(c)->io);
+                else
+                        app_done(w, c);
+        }
 }
 
 /* A connection whose answer the loop finishes can take more: sends, pulls more of the
@@ -469,6 +627,11 @@ static int accept_one(Worker *w, size_t idx, Conn **ret) {
                 w->n_conns++;
                 heartbeat_add(&w->slot->counters.accepted, 1);
                 publish_load(w);
+                if (_unlikely_(w->max_conns) && w->n_conns >= w->max_conns) {
+                        /* --worker-connections: accepting resumes in expire() once one closes */
+                        set_accepting(w, false);
+                        w->accept_resume = conn_clock();
+                }
                 *ret = c;
                 return 1;
         }
@@ -543,6 +706,22 @@ static void check_memory(Worker *w) {
         retire_for_replacement(w, RETIRE_MEMORY);
 }
 
+/* gthread: a request stuck longer than --timeout is logged with its thread's stack, and the
+ * worker is replaced after its other requests (the master forks the replacement first, as
+ * for --max-requests). The loop goes on beating for the threads still working; once every
+ * thread is stuck it stops, and the master's watchdog ends the worker as it would a sync
+ * worker stuck in its one request. */
+static void check_stuck(Worker *w, uint64_t now) {
+        unsigned fresh = 0, stuck;
+
+        w->stuck_check = now + STUCK_CHECK_MS;
+        stuck = gthread_stuck(w->pool, now, (uint64_t) w->settings->timeout * 1000, &fresh);
+        w->all_stuck = stuck >= (unsigned) w->settings->threads;
+        w->n_stuck = stuck;
+        if (fresh > 0)
+                retire_for_replacement(w, RETIRE_STUCK);
+}
+
 static void expire(Worker *w) {
         uint64_t now = conn_clock();
 
@@ -550,6 +729,10 @@ static void expire(Worker *w) {
                 while (w->timers[i].head && conn_deadline(w->timers[i].head) <= now) {
                         Conn *c = w->timers[i].head;
 
+                        if (w->pool && conn_in_app(c)) {
+                                app_io_expired(w, c);
+                                continue;
+                        }
                         /* A long request elsewhere in this worker can outlast the keep-alive
                          * time of a connection whose next request is already here; a slow
                          * reader that took some of its answer is not stalled. */
@@ -565,7 +748,9 @@ static void expire(Worker *w) {
                         else
                                 end_conn(w, c);
                 }
-        if (!w->accepting && !w->retiring && w->accept_resume &&
+        if (w->pool && w->settings->timeout > 0 && now >= w->stuck_check)
+                check_stuck(w, now);
+        if (!w->accepting && !w->retiring && w->accept_resume && (!w->max_conns || w->n_conns < w->max_conns) &&
             (now >= w->accept_resume || (w->yielded && !holds_more_than_share(w, now)))) {
                 w->accept_resume = 0;
                 w->yielded = false;
@@ -600,7 +785,7 @@ static int next_timeout(const Worker *w) {
         if (w->accept_resume)
                 next = MIN(next, w->accept_resume);
         /* Done, and waiting for the master to fork the replacement (its next tick). */
-        if (w->retiring && w->n_conns == 0)
+        if (w->retiring && w->n_conns <= w->n_stuck)
                 next = MIN(next, now + REPLACEMENT_POLL_MS);
         return next > now ? (int) (next - now) : 0;
 }
@@ -630,7 +815,8 @@ static void worker_loop(Worker *w) {
         while (!w->quit && !may_leave(w)) {
                 int n;
 
-                heartbeat_beat(w->slot, conn_clock());
+                if (!w->all_stuck)
+                        heartbeat_beat(w->slot, conn_clock());
                 n = epoll_wait(w->epfd, events, EVENTS_MAX, next_timeout(w));
                 (void) conn_clock_update();
 
@@ -639,22 +825,31 @@ static void worker_loop(Worker *w) {
                         break;
                 }
                 /* One GIL round trip per batch of ready events rather than per request; it
-                 * is dropped again before epoll_wait() and around every blocking call. */
-                if (n > 0)
+                 * is dropped again before epoll_wait() and around every blocking call. With
+                 * app threads the loop takes it only where it runs Python. */
+                if (n > 0 && !w->pool)
                         python_gil_acquire();
                 for (int i = 0; i < n; i++) {
                         uint64_t tag = events[i].data.u64;
 
-                        if (tag == TAG_SIGNAL)
+                        if (tag == TAG_SIGNAL) {
+                                python_gil_acquire();
                                 handle_signals(w);
-                        else if (tag == TAG_RELOAD)
+                                python_gil_release();
+                        } else if (tag == TAG_RELOAD) {
+                                python_gil_acquire();
                                 check_reload(w);
-                        else if (tag >= TAG_LISTENER_BASE && tag < TAG_LISTENER_BASE + w->n_listeners)
+                                python_gil_release();
+                        } else if (tag >= TAG_LISTENER_BASE && tag < TAG_LISTENER_BASE + w->n_listeners)
                                 accept_some(w, (size_t) (tag - TAG_LISTENER_BASE), ACCEPT_BATCH);
+                        else if (tag == TAG_POOL)
+                                on_pool(w);
                         else {
                                 Conn *c = event_conn(w, tag);
 
-                                if (c && conn_sending(c))
+                                if (c && w->pool && conn_in_app(c))
+                                        on_app_event(w, c);
+                                else if (c && conn_sending(c))
                                         on_writable(w, c);
                                 else if (c)
                                         serve(w, c, conn_on_readable(c));
@@ -662,7 +857,7 @@ static void worker_loop(Worker *w) {
                         if (w->quit)
                                 break;
                 }
-                if (n > 0)
+                if (n > 0 && !w->pool)
                         python_gil_release();
                 expire(w);
                 if (w->take_backlog) {
@@ -675,8 +870,15 @@ static void worker_loop(Worker *w) {
 
 static void free_timers(Worker *w) {
         for (size_t i = 0; i < ELEMENTSOF(w->timers); i++)
-                while (w->timers[i].head)
-                        close_conn(w, w->timers[i].head);
+                while (w->timers[i].head) {
+                        Conn *c = w->timers[i].head;
+
+                        /* an app thread's, waiting for the client: the thread still owns it */
+                        if (w->pool && conn_in_app(c))
+                                timer_remove(w, c);
+                        else
+                                close_conn(w, c);
+                }
 }
 
 int worker_run(const WorkerContext *ctx) {
@@ -819,6 +1021,21 @@ int worker_run(const WorkerContext *ctx) {
         (void) python_enable_faulthandler(log_error_fd());
         if (hooks_post_worker_init(w.slot->error, sizeof(w.slot->error)) < 0)
                 return WORKER_BOOT_ERROR;
+        if (settings_threaded(s)) {
+                struct epoll_event pev = { .events = EPOLLIN, .data.u64 = TAG_POOL };
+
+                r = gthread_new((unsigned) s->threads, &w.pool);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to start the app threads: %m");
+                        return WORKER_BOOT_ERROR;
+                }
+                if (epoll_ctl(w.epfd, EPOLL_CTL_ADD, gthread_fd(w.pool), &pev) < 0) {
+                        log_error_errno(errno, "epoll_ctl() failed: %m");
+                        return WORKER_BOOT_ERROR;
+                }
+                w.cfg.offload = gthread_offload;
+                w.max_conns = (size_t) s->worker_connections;
+        }
         heartbeat_beat(w.slot, conn_clock_update());
         heartbeat_set_state(w.slot, SLOT_IDLE);
         (void) !write(ctx->boot_fd, "", 1);
@@ -829,6 +1046,16 @@ int worker_run(const WorkerContext *ctx) {
         worker_loop(&w);
 
         free_timers(&w);
+        /* Requests known to be stuck are not waited for (the watchdog would take the wait
+         * for a hang); after a fast stop, the others get a moment. */
+        if (!gthread_stop(w.pool, w.n_stuck > 0 ? 0 : 1000)) {
+                /* A thread is still inside a request (stuck, or the stop was fast): Python
+                 * cannot be finalised under it, nor its connection freed. */
+                log_warning("Worker exiting (pid: %d) with requests still running in its threads", (int) getpid());
+                hooks_worker_exit();
+                _exit(0);
+        }
+        w.pool = NULL;
         w.reloader = reloader_free(w.reloader);
         free(w.by_fd);
         safe_close(w.epfd);

@@ -95,21 +95,23 @@ typedef struct WsgiStream {
         size_t fields_cap;
 } WsgiStream;
 
-/* Per-process buffers reused by every request: no malloc on the hot path once warm. */
-static Buf status_buf;                  /* the app's status string */
-static Buf lines_buf;                   /* "Name: value\r\n" lines of the app, then "\r\n" */
-static Buf start_buf;                   /* status line and gcorn's own headers */
-static FieldRef *fields;
-static size_t fields_cap;
-static HttpHeader *log_fields;
-static size_t log_fields_cap;
-static EnvironLogValues log_environ;
+/* Per-thread buffers reused by every request the thread runs (the worker's loop, or a gthread
+ * app thread): no malloc on the hot path once warm. */
+static _thread_local_ Buf status_buf;    /* the app's status string */
+static _thread_local_ Buf lines_buf;     /* "Name: value\r\n" lines of the app, then "\r\n" */
+static _thread_local_ Buf start_buf;     /* status line and gcorn's own headers */
+static _thread_local_ FieldRef *fields;
+static _thread_local_ size_t fields_cap;
+static _thread_local_ HttpHeader *log_fields;
+static _thread_local_ size_t log_fields_cap;
+static _thread_local_ EnvironLogValues log_environ;
 
 static PyObject *app;
 static AccessLog *access_log;
 static pid_t worker_pid;                /* set after fork: getpid() is a system call */
 static bool use_sendfile;               /* false with --no-sendfile */
-static PyObject *start_response_obj, *write_obj;
+/* the thread's callbacks, reused while nobody else holds them */
+static _thread_local_ PyObject *start_response_obj, *write_obj;
 
 static int buf_reserve(Buf *b, size_t extra) {
         size_t want = b->len + extra;
@@ -1251,6 +1253,21 @@ finish:
                         return log_error_errno(r, "Invalid access_log_format '%s'", strna(s->access_log_format));
         }
         return 0;
+}
+
+void wsgi_thread_done(void) {
+        python_gil_acquire();
+        Py_CLEAR(start_response_obj);
+        Py_CLEAR(write_obj);
+        python_gil_release();
+        buf_free(&status_buf);
+        buf_free(&lines_buf);
+        buf_free(&start_buf);
+        fields = mfree(fields);
+        fields_cap = 0;
+        log_fields = mfree(log_fields);
+        log_fields_cap = 0;
+        environ_log_values_free(&log_environ);
 }
 
 void wsgi_done(void) {

@@ -11,7 +11,16 @@
  * socket. Only a body larger than the buffer, and an answer past the queue's bound written
  * with no way to hand the rest to the loop, wait on the client in the app's call.
  *
- * Nothing here touches Python: callers release the GIL around the calls that may wait. */
+ * Nothing here touches Python: callers release the GIL around the calls that may wait.
+ *
+ * Who owns a connection (gthread): the worker's loop owns every connection, except one whose
+ * request an app thread runs (CONN_DISPATCH handed to the pool in gthread.c): from the
+ * dispatch until the thread hands it back, the thread owns it. The app thread never touches
+ * the socket: for the calls below that need it (a body read past what is buffered, a send),
+ * it lends the connection back to the loop for that one operation (ConnConfig.offload,
+ * conn_io_run()) and waits, GIL released, until the loop is done with it. So one thread at a
+ * time owns a connection and nothing in it needs a lock; the hand-offs themselves go through
+ * the pool's mutex, which is held for nothing else. */
 #pragma once
 
 #include <stdbool.h>
@@ -120,6 +129,27 @@ int conn_fd(const Conn *c);
 #include "gcorn/listener.h"
 #include "gcorn/proxyproto.h"
 
+/* An operation an app thread asks the loop to do on its connection (gthread). */
+typedef enum ConnIoOp {
+        CONN_IO_FILL,                   /* receive more request bytes (conn_read_body()) */
+        CONN_IO_SEND,                   /* conn_send() */
+        CONN_IO_ROOM,                   /* conn_send() with wait: the queue drains to out_max */
+        CONN_IO_FILE,                   /* conn_send_file() */
+} ConnIoOp;
+
+typedef struct ConnIo {
+        ConnIoOp op;
+        const struct iovec *iov;        /* the caller's, valid while it waits */
+        int iovcnt, keep_from;
+        bool wait;
+        int fd;
+        off_t offset;
+        size_t count;
+        ssize_t result;                 /* what the call returns */
+        void *owner;                    /* the waiting thread (gthread.c) */
+        bool done;
+} ConnIo;
+
 /* Shared by all connections of one worker. */
 typedef struct ConnConfig {
         HttpLimits limits;
@@ -141,6 +171,9 @@ typedef struct ConnConfig {
         int (*interrupted)(void);
         ProxyMode proxy_mode;           /* a PROXY header may come first (--proxy-protocol) */
         const AllowList *proxy_allow;   /* peers that may send one (--proxy-allow-from) */
+        /* gthread: called on an app thread for I/O on the connection it owns; returns once
+         * the loop has done io (conn_io_run()). NULL: the calls do their own I/O. */
+        void (*offload)(Conn *c, ConnIo *io);
 } ConnConfig;
 
 typedef enum ConnAction {
@@ -190,6 +223,18 @@ void conn_on_timeout(Conn *c);
 /* CLOCK_MONOTONIC milliseconds at which conn_on_timeout() is due. */
 uint64_t conn_deadline(const Conn *c);
 
+/* A request runs on an app thread (gthread): the thread owns the connection. */
+bool conn_in_app(const Conn *c);
+
+/* gthread, on the loop: does io for the app thread that owns c, without waiting. Returns 0
+ * once io is done (io->result set: the thread may go on), or the epoll events to wait for
+ * (EPOLLIN, EPOLLOUT), c's deadline then being that of the wait: call it again when they
+ * come. */
+uint32_t conn_io_run(Conn *c, ConnIo *io);
+/* The wait's deadline passed: true (and a new deadline) when a slow reader took bytes
+ * meanwhile; else false, io done with -ETIMEDOUT. */
+bool conn_io_expired(Conn *c, ConnIo *io);
+
 /* The worker's bookkeeping of a connection: its timer list links (ordered by deadline within
  * a list) and its epoll registration. */
 typedef struct ConnLink {
@@ -202,11 +247,21 @@ typedef struct ConnLink {
         /* the request whose answer the loop finishes, for its metrics at the end */
         int method;
         uint64_t start_ms, start_us;
+        /* gthread hand-offs (gthread.c), under the pool's mutex: the next in the pool's job
+         * queue or the loop's inbox; the I/O its app thread waits for (NULL: none); what
+         * wsgi_handle() returned once the thread is done */
+        Conn *queue_next;
+        ConnIo *io;
+        ConnIo *parked;                 /* the loop's: that I/O, waiting for the socket */
+        int shown;                      /* its entry in the scoreboard's requests in flight, -1: none */
+        int app_r, app_status;
+        bool app_pending;
+        uint64_t app_bytes;
 } ConnLink;
 ConnLink *conn_link(Conn *c);
 
 /* Which timer list the connection belongs on now: 0 = head, small-body and body-drain
- * deadlines (the head timeout), 1 = keep-alive idle, 2 = lingering close, 3 = a stalled
+ * deadlines (the head timeout) and an app thread's wait for the client, 1 = keep-alive idle, 2 = lingering close, 3 = a stalled
  * answer (the I/O timeout). */
 #define CONN_TIMER_LISTS 4
 int conn_timer_list(const Conn *c);

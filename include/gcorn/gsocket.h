@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 #include "gcorn/conn.h"
+#include "gcorn/macro.h"
 
 /* The state the inline functions below share with gsocket.c; not for other use. */
 typedef struct GsocketState {
@@ -19,7 +20,9 @@ typedef struct GsocketState {
         bool attached;                  /* the object holds a dup of conn's descriptor */
         bool written;                   /* the app sent on it */
 } GsocketState;
-extern GsocketState gsocket_state;
+/* per thread: a gthread worker runs requests side by side (the object itself is one, so only
+ * one request at a time may use it as its socket) */
+extern _thread_local_ GsocketState gsocket_state;
 void gsocket_detach(void);
 
 /* Builds the object. Returns 0 or -ENOMEM with the Python error set. */

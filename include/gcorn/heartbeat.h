@@ -67,6 +67,7 @@ typedef enum RetireCause {
         RETIRE_MAX_REQUESTS,
         RETIRE_MEMORY,
         RETIRE_RELOAD,                  /* --reload saw a file change */
+        RETIRE_STUCK,                   /* gthread: a thread's request passed --timeout */
         _RETIRE_CAUSE_MAX,
 } RetireCause;
 #define SLOT_RETIRING_STATE(v) ((v) & 0xffu)
@@ -116,6 +117,14 @@ void heartbeat_set_state(HeartbeatSlot *slot, SlotState state);
 void heartbeat_request_begin(HeartbeatSlot *slot, const char *method, size_t method_len, const char *path,
                              size_t path_len, const char *remote, uint64_t now_ms);
 void heartbeat_request_end(HeartbeatSlot *slot, uint64_t now_ms);
+/* A worker kind that serves requests side by side (gthread) shows each in an entry of its
+ * own: heartbeat_inflight_set() fills entry i, heartbeat_inflight_move() copies entry from
+ * over entry to, heartbeat_inflight_count() publishes how many are in use and how many more
+ * there are. */
+void heartbeat_inflight_set(HeartbeatSlot *slot, uint32_t i, const char *method, size_t method_len,
+                            const char *path, size_t path_len, const char *remote, uint64_t now_ms);
+void heartbeat_inflight_move(HeartbeatSlot *slot, uint32_t from, uint32_t to);
+void heartbeat_inflight_count(HeartbeatSlot *slot, uint32_t n, uint32_t more);
 void heartbeat_set_load(HeartbeatSlot *slot, bool accepting, uint32_t conns);
 
 static inline uint32_t heartbeat_load(const uint32_t *p) {

@@ -13,6 +13,9 @@
 #define _noreturn_ __attribute__((noreturn))
 #define _likely_(x) __builtin_expect(!!(x), 1)
 #define _unlikely_(x) __builtin_expect(!!(x), 0)
+/* Per-thread state (a gthread worker's app threads): gcorn's code is only ever linked into
+ * executables, so the cheapest model applies, one %fs-relative access like a global's. */
+#define _thread_local_ _Thread_local __attribute__((tls_model("local-exec")))
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))

@@ -27,12 +27,20 @@ void python_before_fork(void);
 void python_after_fork_parent(void);
 void python_after_fork_child(void);
 
-/* The GIL for the process's one Python thread (the worker's main thread): take it before
+/* The GIL for the calling thread (the worker's main thread, or an attached one): take it before
  * touching Python, drop it before blocking. Calls nest: only the outermost pair takes and
  * drops the lock (code inside may still drop it around blocking calls with
  * Py_BEGIN_ALLOW_THREADS). */
 void python_gil_acquire(void);
 void python_gil_release(void);
+
+/* A thread other than the main one that runs Python for its whole life (a gthread worker's app
+ * thread): attach at its start creates its thread state (not holding the GIL after), detach at
+ * its end destroys it. Between them python_gil_acquire()/release() work in it as in the main
+ * thread. python_thread_ident() is threading.get_ident() of the calling thread. */
+void python_thread_attach(void);
+void python_thread_detach(void);
+unsigned long python_thread_ident(void);
 
 /* For a blocking call that a signal interrupted while the GIL was released around it: runs
  * the Python signal handlers (PEP 475). Returns 0, or -EINTR when a handler raised; the

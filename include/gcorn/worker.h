@@ -1,5 +1,5 @@
 /* A worker process: accepts on the shared listeners, multiplexes its connections with epoll
- * and runs requests through the app one at a time. */
+ * and runs requests through the app, one at a time (sync) or on its app threads (gthread). */
 #pragma once
 
 #include <stddef.h>

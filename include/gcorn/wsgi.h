@@ -2,7 +2,8 @@
  *
  * wsgi_init() is called once per worker process after the app is loaded; wsgi_handle() for
  * each request whose head is complete. The caller does not hold the GIL; wsgi_handle()
- * takes it for the app call and releases it around all socket I/O. */
+ * takes it for the app call and releases it around all socket I/O. The state of a request
+ * is the calling thread's: a gthread worker's app threads run requests side by side. */
 #pragma once
 
 #include <stdbool.h>
@@ -21,6 +22,9 @@ typedef struct WsgiResult {
  * without the GIL, like wsgi_handle(). */
 int wsgi_init(void *app /* PyObject * */, const Settings *s);
 void wsgi_done(void);
+/* A gthread app thread's own buffers and callbacks, at its end (wsgi_done() frees the main
+ * thread's). */
+void wsgi_thread_done(void);
 
 /* Returns 0 when the response went out (the connection may still have to close, see
  * conn_must_close()), or a negative errno when the connection is broken and must be closed

@@ -35,6 +35,26 @@ def is_gunicorn():
         return "gunicorn" in os.path.basename(GCORN)
 
 
+def worker_kind():
+        """The worker kind every server runs ("sync" or "gthread"), from GCORN_TEST_EXTRA_ARGS:
+        the behaviour suites run once per kind."""
+        extra = os.environ.get("GCORN_TEST_EXTRA_ARGS", "").split()
+        for i, a in enumerate(extra):
+                if a in ("-k", "--worker-class") and i + 1 < len(extra):
+                        return "gthread" if "gthread" in extra[i + 1] else extra[i + 1]
+                if a.startswith("--worker-class="):
+                        return "gthread" if "gthread" in a else a.split("=", 1)[1]
+                if a == "--threads" and i + 1 < len(extra) and int(extra[i + 1]) > 1:
+                        return "gthread"
+        return "sync"
+
+
+def skip_unless_sync(reason):
+        """For a case whose expectation is the sync worker's alone: skipped under the others,
+        with the reason."""
+        return unittest.skipUnless(worker_kind() == "sync", "sync only: " + reason)
+
+
 def require_binary():
         if not GCORN or not os.access(GCORN, os.X_OK):
                 raise RuntimeError("GCORN must name the server binary (got %r)" % GCORN)

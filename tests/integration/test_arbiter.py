@@ -272,6 +272,9 @@ class ArbiterTest(h.ServerTestCase):
 
         # 3 ------------------------------------------------------------------
 
+        @h.skip_unless_sync("a sync worker holds only the crashing request inside its app; a gthread "
+                            "worker's other threads may be inside other clients' requests, which die "
+                            "with the process")
         def test_segfault_does_not_disturb_other_clients(self):
                 # Under AddressSanitizer the worker must die of the signal, not of ASan's report.
                 asan = os.environ.get("ASAN_OPTIONS", "")
@@ -592,6 +595,8 @@ class ArbiterTest(h.ServerTestCase):
 
         # 14 -----------------------------------------------------------------
 
+        @h.skip_unless_sync("the master's SIGABRT ends a worker stuck in its one request; a gthread "
+                            "worker with one stuck thread of four is replaced, not killed (test_gthread)")
         def test_timeout_abort_writes_no_core(self):
                 # The SIGABRT that ends a hung worker prints its Python stack; with cores
                 # enabled it must not also leave a core file (one the size of the worker per

@@ -476,11 +476,11 @@ class TestTable(unittest.TestCase):
         def test_counts(self):
                 # Every Gunicorn setting (118 in 23 to 26.1) is in the table once the rows of
                 # hooks, proxy, privileges and parser switches are merged; these are the ones
-                # the table itself classifies. The control socket and StatsD rows (six) and
-                # enable_backlog_metric took effect since.
+                # the table itself classifies. The control socket and StatsD rows (six),
+                # enable_backlog_metric and worker_connections took effect since.
                 self.assertGreaterEqual(len(self.names("no effect")), 34)
                 self.assertEqual(sorted(self.names("refused")),
-                                 ["certfile", "dirty_apps", "keyfile", "paste", "protocol", "threads"])
+                                 ["certfile", "dirty_apps", "keyfile", "paste", "protocol"])
 
         def test_each_no_effect_setting_warns_once(self):
                 for name in self.names("no effect"):
@@ -536,8 +536,7 @@ class TestTable(unittest.TestCase):
                          "routes:app"])
                 self.assertEqual(p.returncode, 1, p)
                 self.assertEqual(len(lines(p.stderr)), 1, p)
-                for kind, hint in (("eventlet", "use gevent or gthread"), ("gthread", "not available yet"),
-                                   ("gevent", "not available yet"), ("asgi", "not available yet"),
+                for kind, hint in (("eventlet", "use gthread, or sync"), ("gevent", "not available yet"), ("asgi", "not available yet"),
                                    ("uvicorn.workers.UvicornWorker", "not available yet")):
                         p = run(["-k", kind, "routes:app"])
                         self.assertEqual(p.returncode, 2, p)

@@ -106,7 +106,7 @@ class WsgiTest(h.SharedServerTestCase):
                 self.assertEqual(env["REMOTE_PORT"], str(local_port))
                 self.assertEqual(env["wsgi.version"], [1, 0])
                 self.assertEqual(env["wsgi.url_scheme"], "http")
-                self.assertIs(env["wsgi.multithread"], False)
+                self.assertIs(env["wsgi.multithread"], h.worker_kind() == "gthread")
                 self.assertIs(env["wsgi.multiprocess"], False)
                 self.assertIs(env["wsgi.run_once"], False)
                 self.assertTrue(env["wsgi.input"].startswith("<"))

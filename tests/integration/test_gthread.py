@@ -1,0 +1,297 @@
+#!/usr/bin/python3
+"""The gthread worker (-k gthread, --threads N): requests run side by side on app threads
+while the worker's loop keeps every socket; each thread keeps its own Python state; a stuck
+thread is reported and its worker replaced; stops wait for every thread; bodies and answers
+pass through the threads byte for byte."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gcorn_harness as h  # noqa: E402
+
+APP = "gthread_app:app"
+ASAN = "ASAN_OPTIONS" in os.environ
+BOUND = 30.0
+
+
+def pattern(n, seed=0):
+        unit = bytes((i * 7 + seed) % 251 for i in range(4096))
+        return (unit * (n // len(unit) + 1))[:n]
+
+
+def in_parallel(fn, args):
+        """Runs fn(arg) for each arg on a thread of its own; returns the results in order and
+        raises the first failure."""
+        results = [None] * len(args)
+        errors = []
+
+        def run(i, a):
+                try:
+                        results[i] = fn(a)
+                except BaseException as e:      # noqa: B902 - reported to the test below
+                        errors.append(e)
+        threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(args)]
+        for t in threads:
+                t.start()
+        for t in threads:
+                t.join(BOUND)
+        if errors:
+                raise errors[0]
+        return results
+
+
+class GthreadTest(h.ServerTestCase):
+
+        def start_gthread(self, threads=4, args=()):
+                return self.start(APP, args=["-w", "1", "-k", "gthread", "--threads", str(threads)] + list(args))
+
+        def test_slow_requests_overlap(self):
+                # One worker, four threads, four requests that each wait 0.6 s: every one of them
+                # starts (as the app saw it) before any of them ends.
+                srv = self.start_gthread()
+                got = in_parallel(lambda i: srv.get("/slow?s=0.6").json(), range(4))
+                self.assertEqual(len({g["thread"] for g in got}), 4, got)
+                self.assertLess(max(g["start"] for g in got), min(g["end"] for g in got), got)
+
+        def test_sync_with_threads_means_gthread(self):
+                # Gunicorn's rule: --threads above 1 with the default worker class is gthread.
+                srv = self.start(APP, args=["-w", "1", "--threads", "2"])
+                self.assertIn("Using worker: gthread", srv.log())
+                got = in_parallel(lambda i: srv.get("/slow?s=0.5").json(), range(2))
+                self.assertLess(max(g["start"] for g in got), min(g["end"] for g in got), got)
+
+        def test_threading_local_is_per_thread(self):
+                # Each thread counts its own requests in a threading.local: the counts one thread
+                # reports are 1, 2, 3... with no gap (the local persists across its requests, and
+                # no other thread's requests touch it).
+                srv = self.start_gthread(threads=3)
+                seen = {}
+                for _ in range(4):
+                        for g in in_parallel(lambda i: srv.get("/local?s=0.2").json(), range(3)):
+                                seen.setdefault(g["thread"], []).append(g["count"])
+                                # a ContextVar set at the app's top level is the thread's too
+                                self.assertEqual(g["context"], g["count"], g)
+                self.assertGreater(len(seen), 1, seen)
+                self.assertLessEqual(len(seen), 3, seen)
+                for counts in seen.values():
+                        self.assertEqual(sorted(counts), list(range(1, len(counts) + 1)), seen)
+
+        def test_multithread_in_environ(self):
+                srv = self.start_gthread(threads=2)
+                self.assertIs(srv.get("/env").json()["multithread"], True)
+                srv = self.start(APP, args=["-w", "1"])
+                self.assertIs(srv.get("/env").json()["multithread"], False)
+
+        def test_kept_alive_connections_wait_in_the_loop(self):
+                # One thread: idle keep-alive connections do not hold it, so a new client is
+                # answered while five of them wait for their next request.
+                srv = self.start_gthread(threads=1, args=["--keep-alive", "30"])
+                idle = []
+                for _ in range(5):
+                        c = srv.client()
+                        self.addCleanup(c.close)
+                        c.send_request("GET", "/")
+                        self.assertEqual(c.read_response().status, 200)
+                        idle.append(c)
+                self.assertEqual(srv.get("/").status, 200)
+                for c in idle:
+                        c.send_request("GET", "/")
+                        self.assertEqual(c.read_response().status, 200)
+
+        def test_stuck_thread_reported_and_worker_replaced(self):
+                srv = self.start_gthread(args=["--timeout", "2"])
+                first = srv.worker_pids()
+                self.assertEqual(len(first), 1)
+                s = srv.connect(timeout=BOUND)
+                self.addCleanup(s.close)
+                s.sendall(h.build_request("GET", "/hang"))
+                # the other threads keep serving while one hangs
+                deadline = time.monotonic() + 1.5
+                while time.monotonic() < deadline:
+                        self.assertEqual(srv.get("/").status, 200)
+                        time.sleep(0.1)
+                log = srv.wait_log(r"WORKER TIMEOUT \(pid:%d\) serving GET /hang for \d+\.\d s in thread \d+"
+                                   % first[0], timeout=BOUND)
+                tail = log[log.index("WORKER TIMEOUT"):]
+                self.assertIn("most recent call first", tail)
+                self.assertRegex(tail, r'File "[^"]*gthread_app\.py", line \d+ in app')
+                # replaced: a new worker boots, the stuck one goes once nothing else is left,
+                # and requests are answered all along
+                srv.wait_log(h.WORKER_RE.pattern, count=2, timeout=BOUND)
+                closed, data = h.wait_closed(s, BOUND)
+                self.assertTrue(closed, "the stuck worker never went")
+                self.assertNotIn(b"200 OK", data)
+                srv.wait_log(r"Worker \(pid:%d\) exited" % first[0], timeout=BOUND)
+                self.assertNotIn("killed after timeout", srv.log())
+                for _ in range(3):
+                        self.assertEqual(srv.get("/").status, 200)
+
+        def test_every_thread_stuck_is_killed_by_the_watchdog(self):
+                # With every thread stuck the loop stops beating: the master's watchdog ends the
+                # worker as it ends a stuck sync worker.
+                srv = self.start_gthread(threads=2, args=["--timeout", "2", "--graceful-timeout", "60"])
+                first = srv.worker_pids()[0]
+                socks = []
+                for _ in range(2):
+                        s = srv.connect(timeout=BOUND)
+                        self.addCleanup(s.close)
+                        s.sendall(h.build_request("GET", "/hang"))
+                        socks.append(s)
+                srv.wait_log(r"Worker \(pid:%d\) killed after timeout" % first, timeout=BOUND)
+                self.assertEqual(srv.get("/").status, 200)
+
+        def test_graceful_stop_waits_for_every_thread(self):
+                srv = self.start_gthread()
+                clients = []
+                for _ in range(4):
+                        c = srv.client(timeout=BOUND)
+                        self.addCleanup(c.close)
+                        c.send_request("GET", "/slow?s=1.5")
+                        clients.append(c)
+                time.sleep(0.5)         # all four are inside the app
+                os.kill(srv.pid, signal.SIGTERM)
+                for c in clients:
+                        r = c.read_response()
+                        self.assertEqual(r.status, 200)
+                        self.assertIn("end", r.json())
+                self.assertEqual(srv.proc.wait(timeout=BOUND), 0)
+
+        def test_reload_waits_for_every_thread(self):
+                srv = self.start_gthread()
+                first = srv.worker_pids()
+                clients = []
+                for _ in range(4):
+                        c = srv.client(timeout=BOUND)
+                        self.addCleanup(c.close)
+                        c.send_request("GET", "/slow?s=1.5")
+                        clients.append(c)
+                time.sleep(0.5)
+                os.kill(srv.pid, signal.SIGHUP)
+                for c in clients:
+                        r = c.read_response()
+                        self.assertEqual(r.status, 200)
+                        self.assertIn("end", r.json())
+                srv.wait_log(r"Worker exiting \(pid: %d\)" % first[0], timeout=BOUND)
+                self.assertEqual(srv.get("/").status, 200)
+
+        def test_large_upload_is_byte_exact(self):
+                # Larger than --buffer-request-body: the thread reads it as it arrives, through the
+                # loop; also chunked, and one that waits for 100 Continue.
+                size = (2 if ASAN else 6) << 20
+                body = pattern(size, 3)
+                want = hashlib.sha256(body).hexdigest()
+                srv = self.start_gthread()
+
+                def upload(kind):
+                        c = srv.client(timeout=BOUND)
+                        try:
+                                if kind == "length":
+                                        c.send_request("POST", "/sha?chunk=100000", body=body)
+                                elif kind == "chunked":
+                                        c.send(h.build_request("POST", "/sha", headers=[("Transfer-Encoding", "chunked")]))
+                                        for i in range(0, len(body), 70000):
+                                                part = body[i:i + 70000]
+                                                c.send(b"%x\r\n%s\r\n" % (len(part), part))
+                                        c.send(b"0\r\n\r\n")
+                                else:
+                                        c.send(h.build_request("POST", "/sha", headers=[
+                                                ("Content-Length", str(len(body))), ("Expect", "100-continue")]))
+                                        interim = c.read_response(skip_interim=False)
+                                        self.assertEqual(interim.status, 100)
+                                        c.send(body)
+                                return c.read_response().json()
+                        finally:
+                                c.close()
+                for got in in_parallel(upload, ["length", "chunked", "continue"]):
+                        self.assertEqual(got, {"sha256": want, "length": size})
+
+        def test_large_answers_are_byte_exact(self):
+                n, size = (20, 65536) if ASAN else (150, 65536)
+                srv = self.start_gthread(args=["--buffer-response", "262144"])
+                want = hashlib.sha256(b"".join(pattern(size, i) for i in range(n))).hexdigest()
+
+                def fetch(path):
+                        r = srv.get(path)
+                        self.assertEqual(r.status, 200)
+                        return hashlib.sha256(r.body).hexdigest(), len(r.body)
+                big = 4 << 20
+                got = in_parallel(fetch, ["/stream?n=%d&size=%d" % (n, size), "/write?n=%d&size=%d" % (n, size),
+                                          "/big?size=%d" % big])
+                self.assertEqual(got[0], (want, n * size))
+                self.assertEqual(got[1], (want, n * size))
+                self.assertEqual(got[2], (hashlib.sha256(pattern(big)).hexdigest(), big))
+
+        def test_slow_reader_of_a_written_answer(self):
+                # write() past --buffer-response waits, in the loop, for the client to take bytes:
+                # a reader that pauses still gets every byte.
+                n, size = 40, 65536
+                srv = self.start_gthread(args=["--buffer-response", "65536"])
+                with srv.connect(timeout=BOUND) as s:
+                        s.sendall(h.build_request("GET", "/write?n=%d&size=%d" % (n, size),
+                                                  headers=[("Connection", "close")]))
+                        time.sleep(1.0)
+                        data = h.recv_all(s, BOUND)
+                r = h.parse_responses(data)[0]
+                self.assertEqual(r.status, 200)
+                self.assertEqual(hashlib.sha256(r.body).hexdigest(),
+                                 hashlib.sha256(b"".join(pattern(size, i) for i in range(n))).hexdigest())
+
+        def test_ctl_shows_every_request_in_flight(self):
+                sock = os.path.join(h.tempdir(self, "gcorn-gthread-ctl-"), "ctl")
+                srv = self.start_gthread(args=["--control-socket", sock])
+
+                def in_flight():
+                        p = subprocess.run([h.GCORN, "ctl", "--socket", sock, "--json", "status"], capture_output=True,
+                                           text=True, timeout=30)
+                        self.assertEqual(p.returncode, 0, p)
+                        return [q["path"] for w in json.loads(p.stdout)["data"]["workers"] for q in w["in_flight"]]
+                clients = []
+                for i in range(3):
+                        c = srv.client(timeout=BOUND)
+                        self.addCleanup(c.close)
+                        c.send_request("GET", "/slow?s=%s&n=%d" % ("0.3" if i == 0 else "3", i))
+                        clients.append(c)
+                self.assertTrue(h.wait_until(lambda: len(in_flight()) == 3, 10), in_flight())
+                # the first one ends: the others stay listed
+                self.assertEqual(clients[0].read_response().status, 200)
+                self.assertTrue(h.wait_until(lambda: sorted(in_flight()) == ["/slow?s=3&n=1", "/slow?s=3&n=2"], 10),
+                                in_flight())
+                for c in clients[1:]:
+                        self.assertEqual(c.read_response().status, 200)
+                self.assertTrue(h.wait_until(lambda: in_flight() == [], 10), in_flight())
+
+        def test_worker_connections_bounds_a_worker(self):
+                # --worker-connections 1: a second client waits (in the listen queue) until the
+                # first closes.
+                srv = self.start_gthread(args=["--worker-connections", "1", "--keep-alive", "30"])
+                first = srv.client()
+                self.addCleanup(first.close)
+                first.send_request("GET", "/")
+                self.assertEqual(first.read_response().status, 200)
+                second = srv.client(timeout=BOUND)
+                self.addCleanup(second.close)
+                second.send_request("GET", "/", headers=[("Connection", "close")])
+                second.sock.settimeout(1.0)
+                with self.assertRaises(OSError):
+                        second.read_response()
+                first.close()
+                second.sock.settimeout(BOUND)
+                self.assertEqual(second.read_response().status, 200)
+
+        def test_worker_connections_warns_with_sync(self):
+                srv = self.start(APP, args=["-w", "1", "--worker-connections", "5"])
+                self.assertIn("Setting worker_connections = 5 has no effect in gcorn: only the gthread worker uses it",
+                              srv.log())
+                srv = self.start_gthread(args=["--worker-connections", "5"])
+                self.assertNotIn("worker_connections", srv.log())
+
+
+if __name__ == "__main__":
+        h.main()
