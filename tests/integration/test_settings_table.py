@@ -478,7 +478,7 @@ class TestTable(unittest.TestCase):
                 # hooks, proxy, privileges and parser switches are merged; these are the ones
                 # the table itself classifies. The control socket and StatsD rows (six),
                 # enable_backlog_metric and worker_connections took effect since.
-                self.assertGreaterEqual(len(self.names("no effect")), 34)
+                self.assertGreaterEqual(len(self.names("no effect")), 33)
                 self.assertEqual(sorted(self.names("refused")),
                                  ["certfile", "dirty_apps", "keyfile", "paste", "protocol"])
 
