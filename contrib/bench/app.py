@@ -3,11 +3,14 @@
   /        "Hello, World!" (13 bytes) with Content-Length
   /upload  reads the whole request body and answers its length
   /file    wsgi.file_wrapper over $BENCH_FILE (1 MiB, made by run.sh)
+  /big     ?size=N bytes (default 50 MB) from a generator of 64 KiB items, with
+           Content-Length (the slow readers of the slow-client scenario)
 """
 import os
 import time
 
 HELLO = b"Hello, World!"
+BIG_ITEM = b"x" * 65536
 HELLO_HEADERS = [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))]
 BENCH_FILE = os.environ.get("BENCH_FILE", "")
 
@@ -47,6 +50,23 @@ def _file(environ, start_response):
         return iter(lambda: f.read(65536), b"")
 
 
+def _big(environ, start_response):
+        size = 50000000
+        for part in environ.get("QUERY_STRING", "").split("&"):
+                if part.startswith("size="):
+                        size = int(part[5:])
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(size))])
+
+        def gen():
+                left = size
+                while left > 0:
+                        n = min(left, len(BIG_ITEM))
+                        yield BIG_ITEM if n == len(BIG_ITEM) else BIG_ITEM[:n]
+                        left -= n
+        return gen()
+
+
 def app(environ, start_response):
         path = environ.get("PATH_INFO", "/")
         if path == "/":
@@ -56,6 +76,8 @@ def app(environ, start_response):
                 return _upload(environ, start_response)
         if path == "/file":
                 return _file(environ, start_response)
+        if path == "/big":
+                return _big(environ, start_response)
         if path == "/slow":
                 # A slow endpoint mixed into the load: where it runs must not hold up the
                 # fast requests that an idle worker could answer.

@@ -20,6 +20,8 @@ import sys
 import threading
 import time
 
+import slowclients
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -602,6 +604,16 @@ def report(cfg, machine, results, extras, elapsed):
         return "\n".join(lines)
 
 
+def slow_report(cfg, machine, slow, elapsed):
+        lines = ["# gcorn benchmark results: slow clients", "",
+                 "Command: `%s`" % cfg.command_line, "",
+                 "Machine: %s, %d cores; Linux %s; Python %s; %s; %s; total time %s min." % (
+                         machine["cpu"], machine["cores"], machine["kernel"], machine["python"],
+                         machine["gcorn"], machine["gunicorn"], fmt(elapsed and elapsed / 60, "%.0f", "?")),
+                 ""]
+        return "\n".join(lines) + "\n" + slowclients.report(cfg, slow)
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -629,6 +641,7 @@ def main():
         ap.add_argument("--quick", action="store_true", help="2 s runs, 1 s warm-up, 1 run")
         ap.add_argument("--smoke", action="store_true",
                         help="gcorn, hello workload, 1 s, 1 run; exit 1 on any error")
+        slowclients.add_arguments(ap)
         ap.add_argument("--out", default="", help="write the markdown report here")
         ap.add_argument("--json", default="", help="write the raw runs here")
         ap.add_argument("--command-line", default="contrib/bench/run.sh")
@@ -640,6 +653,7 @@ def main():
         if cfg.smoke:
                 cfg.duration, cfg.warmup, cfg.runs = 1.0, 0.0, 1
                 cfg.servers, cfg.workloads, cfg.modes, cfg.no_extras = "gcorn", "hello", "unpinned", True
+        cfg.partial = (cfg.servers != ",".join(SERVERS) or cfg.workloads != ",".join(WORKLOADS))
         cfg.servers = [x for x in cfg.servers.split(",") if x]
         cfg.workloads = [x for x in cfg.workloads.split(",") if x]
         for x in cfg.servers:
@@ -648,6 +662,7 @@ def main():
         for x in cfg.workloads:
                 if x not in WORKLOADS:
                         ap.error("unknown workload %r (known: %s)" % (x, ", ".join(WORKLOADS)))
+        slowclients.check_arguments(ap, cfg)
         modes = [m for m in cfg.modes.split(",") if m]
         if any(m not in ("pinned", "unpinned") for m in modes):
                 ap.error("--modes takes pinned and/or unpinned")
@@ -666,12 +681,31 @@ def main():
         if cfg.from_json:
                 with open(cfg.from_json) as f:
                         saved = json.load(f)
-                print(report(cfg, saved["machine"], saved["results"], saved["extras"],
-                             saved.get("elapsed")))
+                if saved.get("slowclients_only"):
+                        print(slow_report(cfg, saved["machine"], saved["slow"], saved.get("elapsed")))
+                        return 0
+                text = report(cfg, saved["machine"], saved["results"], saved["extras"],
+                              saved.get("elapsed"))
+                if saved.get("slow"):
+                        text += "\n" + slowclients.report(cfg, saved["slow"])
+                print(text)
                 return 0
         machine = machine_info(cfg)
         log("machine: %s, %d cores" % (machine["cpu"], machine["cores"]))
         started = time.monotonic()
+        if cfg.slowclients:
+                slow = slowclients.run(cfg)
+                elapsed = time.monotonic() - started
+                if cfg.json:
+                        with open(cfg.json, "w") as f:
+                                json.dump({"machine": machine, "slow": slow, "slowclients_only": True,
+                                           "elapsed": elapsed}, f, indent=1)
+                text = slow_report(cfg, machine, slow, elapsed)
+                if cfg.out:
+                        with open(cfg.out, "w") as f:
+                                f.write(text + "\n")
+                print(text)
+                return 0
         results = []
         for run in range(cfg.runs):
                 for mode in modes:
@@ -695,12 +729,19 @@ def main():
                                                         r["peak_rss_kib"] / 1024)))
         os.sched_setaffinity(0, set(range(os.cpu_count())))
         extras = {} if cfg.no_extras else idle_memory(cfg)
+        # The slow-client attacks belong to a full run (about 7 minutes more), not to a
+        # quick look or a chosen subset.
+        slow = []
+        if not (cfg.quick or cfg.smoke or cfg.no_slowclients or cfg.partial):
+                slow = slowclients.run(cfg)
         elapsed = time.monotonic() - started
         text = report(cfg, machine, results, extras, elapsed)
+        if slow:
+                text += "\n" + slowclients.report(cfg, slow)
         if cfg.json:
                 with open(cfg.json, "w") as f:
                         json.dump({"machine": machine, "results": results, "extras": extras,
-                                   "elapsed": elapsed}, f, indent=1)
+                                   "slow": slow, "elapsed": elapsed}, f, indent=1)
         if cfg.out:
                 with open(cfg.out, "w") as f:
                         f.write(text + "\n")

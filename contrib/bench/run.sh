@@ -5,10 +5,18 @@
 #   contrib/bench/run.sh [--quick | --smoke] [--runs N] [--workers N] [--duration S]
 #                        [--wrk-threads N] [--modes pinned,unpinned] [--servers a,b]
 #                        [--workloads a,b] [--out FILE]
+#   contrib/bench/run.sh --slowclients [--slow-duration S] [--slow-rate R] [--slow-attacks a,b]
+#
+# A full run (no --quick, --smoke, --servers or --workloads) ends with the slow-client
+# attacks (slowclients.py, about 9 minutes; --no-slowclients leaves them out);
+# --slowclients runs only those: gcorn and gunicorn sync under 1,000 connections dribbling
+# heads, 1,000 dribbling 1 MB bodies and 200 slow readers of a 50 MB answer, with normal
+# requests alongside.
 #
 # Environment: BENCH_BUILD_DIR (default build-bench) is where gcorn is built with
 # buildtype=release; GCORN_BIN uses an existing binary instead (no build).
-# The report goes to stdout (and --out FILE); the raw runs to $BENCH_BUILD_DIR/bench-runs.json.
+# The report goes to stdout (and --out FILE); the raw runs to $BENCH_BUILD_DIR/bench-runs.json
+# (bench-slowclients.json with --slowclients).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -53,5 +61,10 @@ export BENCH_FILE=$tmp/file.bin
 # 1,000 connections per server plus wrk's: raise the descriptor limit for everything started.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 
+# --slowclients alone keeps its raw runs apart from a full run's
+json=$build/bench-runs.json
+for a in "$@"; do
+        [ "$a" = "--slowclients" ] && json=$build/bench-slowclients.json
+done
 "$py" "$here/bench.py" --gcorn "$gcorn" --responder "$responder" --tmp "$tmp" \
-        --json "$build/bench-runs.json" --command-line "contrib/bench/run.sh $*" "$@"
+        --json "$json" --command-line "contrib/bench/run.sh $*" "$@"
