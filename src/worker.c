@@ -70,6 +70,7 @@ typedef struct Worker {
         ConnConfig cfg;
         bool retiring;
         bool await_replacement;         /* retiring by itself: leaves once the master replaced it */
+        bool accept_failing;            /* accept() failed and has not worked since: logged once */
         bool take_backlog;              /* retiring: accept what the listeners queued, once */
         bool accepting;
         bool quit;
@@ -614,9 +615,16 @@ static int accept_one(Worker *w, size_t idx, Conn **ret) {
                                 continue;
                         /* Out of fds or memory, or anything unexpected: the listener stays
                          * readable, and retrying at once would spin and starve the rest. */
-                        log_error_errno(errno, "accept() failed on %s, pausing accepts for 1s: %m", l->url);
+                        if (!w->accept_failing)
+                                log_error_errno(errno, "accept() failed on %s, pausing accepts for 1s "
+                                                "and then each second until it works: %m", l->url);
+                        w->accept_failing = true;
                         pause_accepting(w);
                         return 0;
+                }
+                if (_unlikely_(w->accept_failing)) {
+                        log_info("accept() works again on %s", l->url);
+                        w->accept_failing = false;
                 }
                 r = conn_new(fd, l, (struct sockaddr *) &ss, len, &w->cfg, &c);
                 if (r < 0) {

@@ -1,17 +1,20 @@
 /* Fault injection for the integration tests, loaded with LD_PRELOAD into the server:
  *   GCORN_FAULT_ACCEPT_ERRNO=N GCORN_FAULT_ACCEPT_MS=T
  *           accept4() fails with errno N for T ms from its first call in each process;
+ *           with GCORN_FAULT_ACCEPT_TALLY=PATH, each failure it makes appends one byte there;
  *   GCORN_FAULT_WATCH_LISTENER_ERRNO=N
  *           the first epoll_ctl(EPOLL_CTL_ADD) of a listener (EPOLLEXCLUSIVE) in each
  *           process fails with errno N. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 static int env_int(const char *name) {
         const char *v = getenv(name);
@@ -39,6 +42,16 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
                 if (first == 0)
                         first = now;
                 if (now - first < (uint64_t) env_int("GCORN_FAULT_ACCEPT_MS")) {
+                        const char *tally = getenv("GCORN_FAULT_ACCEPT_TALLY");
+
+                        if (tally) {
+                                int t = open(tally, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+
+                                if (t >= 0) {
+                                        (void) !write(t, "x", 1);
+                                        close(t);
+                                }
+                        }
                         errno = e;
                         return -1;
                 }
