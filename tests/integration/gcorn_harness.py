@@ -295,6 +295,15 @@ class Server:
                         c.close()
 
 
+def rss_kib(pid):
+        """The resident memory of process pid, in KiB (VmRSS)."""
+        with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                        if line.startswith("VmRSS:"):
+                                return int(line.split()[1])
+        raise AssertionError("no VmRSS for %d" % pid)
+
+
 def tempdir(test, prefix):
         """A temporary directory removed when the test ends."""
         d = tempfile.mkdtemp(prefix=prefix)

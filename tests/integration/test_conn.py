@@ -21,13 +21,6 @@ APP = "conn_app:app"
 SANITIZED = "ASAN_OPTIONS" in os.environ
 
 
-def rss_kib(pid):
-        with open("/proc/%d/status" % pid) as f:
-                for line in f:
-                        if line.startswith("VmRSS:"):
-                                return int(line.split()[1])
-        raise AssertionError("no VmRSS for %d" % pid)
-
 
 def send_in_background(sock, data):
         """Sends data from a thread (the server may answer before reading it); errors are kept."""
@@ -97,7 +90,7 @@ class PoolTest(h.ServerTestCase):
                 # the worker's size tells what it keeps rather than how its heap fragmented.
                 srv = self.start(APP, args=["-w", "1"], env={"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072"})
                 worker = int(srv.get("/pid").body)
-                before = rss_kib(worker)
+                before = h.rss_kib(worker)
                 line = b"X-Fill: " + b"a" * 8000 + b"\r\n"
                 head = b"GET /pid HTTP/1.1\r\nHost: x\r\n" + line * 90  # about 720 KiB, never ended
                 conns = [srv.connect() for _ in range(16 if SANITIZED else 64)]
@@ -109,7 +102,7 @@ class PoolTest(h.ServerTestCase):
                 for s in conns:
                         s.close()
                 self.assertTrue(h.wait_until(lambda: not server_sockets(srv.port), 20))
-                grown = rss_kib(worker) - before
+                grown = h.rss_kib(worker) - before
                 if not SANITIZED:  # ASan keeps freed memory in quarantine
                         self.assertLess(grown, 24 * 1024,
                                         "%d closed connections left the worker %d KiB larger" % (len(conns), grown))
@@ -120,7 +113,7 @@ class PoolTest(h.ServerTestCase):
                 srv = self.start(APP, args=["-w", "1", "--keep-alive", "30"],
                                  env={"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072"})
                 worker = int(srv.get("/pid").body)
-                before = rss_kib(worker)
+                before = h.rss_kib(worker)
                 line = b"X-Fill: " + b"a" * 8000 + b"\r\n"
                 clients = []
                 for _ in range(8 if SANITIZED else 64):
@@ -129,7 +122,7 @@ class PoolTest(h.ServerTestCase):
                         c.send(b"GET /pid HTTP/1.1\r\nHost: x\r\n" + line * 90 + b"\r\n")
                         self.assertEqual(c.read_response().status, 200)
                         clients.append(c)
-                grown = rss_kib(worker) - before
+                grown = h.rss_kib(worker) - before
                 if not SANITIZED:
                         self.assertLess(grown, 24 * 1024, "%d idle keep-alive connections hold %d KiB"
                                         % (len(clients), grown))

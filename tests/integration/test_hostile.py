@@ -9,7 +9,6 @@ import socket
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gcorn_harness as h  # noqa: E402
@@ -18,19 +17,12 @@ APP = "conn_app:app"
 SANITIZED = "ASAN_OPTIONS" in os.environ
 
 
-def rss_kib(pid):
-        with open("/proc/%d/status" % pid) as f:
-                for line in f:
-                        if line.startswith("VmRSS:"):
-                                return int(line.split()[1])
-        raise AssertionError("no VmRSS for %d" % pid)
-
 
 class HostileTest(h.ServerTestCase):
         def test_huge_upload_to_a_route_that_never_reads_it(self):
                 srv = self.start(APP, args=["-w", "1", "--timeout", "10"])
                 worker = int(srv.get("/pid").body)
-                before = rss_kib(worker)
+                before = h.rss_kib(worker)
                 total = (64 if SANITIZED else 1024) << 20
                 s = srv.connect()
                 self.addCleanup(s.close)
@@ -62,7 +54,7 @@ class HostileTest(h.ServerTestCase):
                         pass
                 self.assertTrue(c.at_eof(10), "the connection stayed open after the answer")
                 # What the worker read and dropped did not stay with it.
-                self.assertLess(rss_kib(worker) - before, 32 * 1024)
+                self.assertLess(h.rss_kib(worker) - before, 32 * 1024)
                 self.assertEqual(int(srv.get("/pid").body), worker)
 
         def test_pipelined_requests_in_one_write(self):
@@ -82,7 +74,7 @@ class HostileTest(h.ServerTestCase):
                         self.assertEqual(int(r.body), worker)
                 self.assertTrue(c.at_eof(10))
                 sender.join(10)
-                self.assertLess(rss_kib(worker), 256 * 1024 if not SANITIZED else 1 << 30)
+                self.assertLess(h.rss_kib(worker), 256 * 1024 if not SANITIZED else 1 << 30)
 
         def test_out_of_file_descriptors(self):
                 # The worker may hold its listeners, the signal pipe, epoll, logs and a few more:

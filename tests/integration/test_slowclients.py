@@ -7,7 +7,6 @@ connections."""
 
 import hashlib
 import os
-import re
 import resource
 import socket
 import sys
@@ -21,13 +20,6 @@ import gcorn_harness as h  # noqa: E402
 APP = "slow_app:app"
 SANITIZED = "ASAN_OPTIONS" in os.environ
 
-
-def rss_kib(pid):
-        with open("/proc/%d/status" % pid) as f:
-                for line in f:
-                        if line.startswith("VmRSS:"):
-                                return int(line.split()[1])
-        raise AssertionError("no VmRSS for %d" % pid)
 
 
 def timed_get(srv, path="/", timeout=5.0):
@@ -324,7 +316,7 @@ class SlowReaderTest(h.ServerTestCase):
                          ("/big", None), ("/file", None)]
                 for path, want in cases:
                         with self.subTest(path=path):
-                                before = rss_kib(self.worker)
+                                before = h.rss_kib(self.worker)
                                 s = slow_socket(self.srv)
                                 self.addCleanup(s.close)
                                 s.sendall(h.build_request("GET", path))
@@ -333,7 +325,7 @@ class SlowReaderTest(h.ServerTestCase):
                                 for _ in range(3):
                                         status, _ = timed_get(self.srv, timeout=3)
                                         self.assertEqual(status, 200, "%s: a slow reader held the worker" % path)
-                                grown = rss_kib(self.worker) - before
+                                grown = h.rss_kib(self.worker) - before
                                 # the queue (1 MiB) and one item at most, never a copy of the answer
                                 self.assertLess(grown, 8 << 10, "%s: the worker grew by %d KiB" % (path, grown))
                                 status, headers, n, digest = read_response_sha(s)
@@ -554,9 +546,9 @@ class SlowReadersAtScaleTest(h.ServerTestCase):
                 h.wait_until(lambda: len(srv.worker_pids()) == 2, 10)
                 workers = sorted(srv.worker_pids())
                 # both have imported the app, which holds the answer of /big
-                h.wait_until(lambda: all(rss_kib(p) > BIG // 1024 for p in workers), 30)
+                h.wait_until(lambda: all(h.rss_kib(p) > BIG // 1024 for p in workers), 30)
                 time.sleep(0.5)
-                before = sum(rss_kib(p) for p in workers)
+                before = sum(h.rss_kib(p) for p in workers)
                 want = pattern_sha(self.SIZE, 65536)
                 prober = Prober(srv, self.TIMEOUT)
                 prober.start()
@@ -583,7 +575,7 @@ class SlowReadersAtScaleTest(h.ServerTestCase):
                                         readers.append((t, s))
                         stalled_at = time.monotonic()
                         time.sleep(1)
-                        grown = sum(rss_kib(p) for p in workers) - before
+                        grown = sum(h.rss_kib(p) for p in workers) - before
                         for t, _ in readers:
                                 t.start()
                         for t, _ in readers:
