@@ -7,8 +7,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 # Build and test dependencies, all from Debian.
-BUILD_PKGS=(meson ninja-build pkg-config gcc libsystemd-dev python3-dev)
-TEST_PKGS=(check curl wrk nginx-light libnginx-mod-stream python3-requests python3-flask python3-django gunicorn strace groff-base systemd iproute2 util-linux python3-prometheus-client clang libclang-rt-14-dev)
+BUILD_PKGS=(meson ninja-build pkg-config gcc libsystemd-dev python3-dev libwslay-dev)
+# The worker kinds that need more than CPython: gevent (-k gevent), uvloop for the ASGI worker.
+RUN_PKGS=(python3-gevent python3-uvloop)
+TEST_PKGS=(check curl wrk nginx-light libnginx-mod-stream python3-requests python3-flask python3-django gunicorn strace groff-base systemd iproute2 util-linux python3-prometheus-client clang libclang-rt-14-dev
+           python3-websockets python3-uvicorn python3-httptools python3-fastapi python3-starlette python3-multipart
+           uwsgi uwsgi-plugin-python3)
 
 install_missing() {
         local missing=()
@@ -64,13 +68,13 @@ PY
 
 case "${1:-}" in
 demo)
-        install_missing "${BUILD_PKGS[@]}"
+        install_missing "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}"
         setup build -Dtests=false
         echo "dev.sh: serving contrib/apps/hello.py on http://127.0.0.1:8000 (Ctrl-C stops)"
         exec build/src/gcorn -b 127.0.0.1:8000 -w 2 --access-logfile - --chdir contrib/apps hello:app
         ;;
 test)
-        install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
+        install_missing "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${TEST_PKGS[@]}"
         rc=0
         setup build-test -Dwerror=true -Dwarning_level=2
         run_suite build-test || rc=1
