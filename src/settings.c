@@ -89,6 +89,8 @@ static int check_allow_entry(const char *value, char **ret_value, char *reason, 
 static int check_proxy_protocol(const char *value, char **ret_value, char *reason, size_t reason_size);
 static int check_scheme_header_name(const char *value, char **ret_value, char *reason, size_t reason_size);
 static int check_protocol(const char *value, char **ret_value, char *reason, size_t reason_size);
+static int check_asgi_loop(const char *value, char **ret_value, char *reason, size_t reason_size);
+static int check_asgi_lifespan(const char *value, char **ret_value, char *reason, size_t reason_size);
 
 #define NO_EFFECT(why) .status = SETTING_NO_EFFECT, .reason = (why)
 #define REFUSED(why) .status = SETTING_REFUSED, .reason = (why)
@@ -166,11 +168,13 @@ static const SettingDef setting_table[] = {
           .help = "Replace a worker whose own memory (USS) passes this many MiB, after its requests (0: never).",
           .gcorn_only = true },
         { .name = "asgi_loop", .long_flag = "--asgi-loop", .type = SETTING_STRING, .offset = FIELD(asgi_loop),
-          .default_value = "auto", .metavar = "STRING", .section = "Worker Processes",
-          .help = "The event loop of ASGI workers.", NO_EFFECT(WHY_ASGI) },
+          .default_value = "auto", .check = check_asgi_loop, .metavar = "STRING", .section = "Worker Processes",
+          .help = "The event loop of ASGI workers: auto (uvloop when importable), asyncio or uvloop.",
+          NO_EFFECT(WHY_ASGI) },
         { .name = "asgi_lifespan", .long_flag = "--asgi-lifespan", .type = SETTING_STRING,
-          .offset = FIELD(asgi_lifespan), .default_value = "auto", .metavar = "STRING",
-          .section = "Worker Processes", .help = "ASGI lifespan events.", NO_EFFECT(WHY_ASGI) },
+          .offset = FIELD(asgi_lifespan), .default_value = "auto", .check = check_asgi_lifespan,
+          .metavar = "STRING", .section = "Worker Processes",
+          .help = "ASGI lifespan events: auto (when the app supports them), on or off.", NO_EFFECT(WHY_ASGI) },
         { .name = "asgi_disconnect_grace_period", .long_flag = "--asgi-disconnect-grace-period",
           .type = SETTING_INT, .offset = FIELD(asgi_disconnect_grace_period), .default_value = "3", .min = 0,
           .max = INT_MAX, .metavar = "INT", .section = "Worker Processes",
@@ -179,6 +183,11 @@ static const SettingDef setting_table[] = {
           .offset = FIELD(http_parser), .default_value = "auto", .metavar = "STRING",
           .section = "Worker Processes", .help = "The HTTP parser of ASGI workers.",
           NO_EFFECT("only the asgi worker uses it; gcorn always parses HTTP in C") },
+        { .name = "websocket_max_message_size", .long_flag = "--websocket-max-message-size",
+          .type = SETTING_INT64, .offset = FIELD(websocket_max_message_size), .default_value = "16777216",
+          .min = 1, .max = INT64_MAX, .metavar = "BYTES", .section = "Worker Processes",
+          .help = "The largest WebSocket message an ASGI app receives; a larger one closes with 1009.",
+          .gcorn_only = true, NO_EFFECT(WHY_ASGI) },
 
         { .name = "limit_request_line", .long_flag = "--limit-request-line", .type = SETTING_INT,
           .offset = FIELD(limit_request_line), .default_value = "4094", .min = 0, .max = 8190,
@@ -552,6 +561,7 @@ static int check_worker_class(const char *value, char **ret_value, char *reason,
                 { "tornado", "gunicorn.workers.gtornado.TornadoWorker" },
                 { "asgi", "gunicorn.workers.gasgi.ASGIWorker" },
                 { "uvicorn.workers.UvicornWorker", NULL },
+                { "uvicorn.workers.UvicornH11Worker", NULL },
                 { "uvicorn_worker.UvicornWorker", NULL },
         };
 
@@ -591,6 +601,20 @@ static int check_choice(const char *value, const char *const *choices, char *rea
 
 static int check_protocol(const char *value, char **ret_value, char *reason, size_t reason_size) {
         static const char *const choices[] = { "http", "uwsgi", NULL };
+
+        (void) ret_value;
+        return check_choice(value, choices, reason, reason_size);
+}
+
+static int check_asgi_loop(const char *value, char **ret_value, char *reason, size_t reason_size) {
+        static const char *const choices[] = { "auto", "asyncio", "uvloop", NULL };
+
+        (void) ret_value;
+        return check_choice(value, choices, reason, reason_size);
+}
+
+static int check_asgi_lifespan(const char *value, char **ret_value, char *reason, size_t reason_size) {
+        static const char *const choices[] = { "auto", "on", "off", NULL };
 
         (void) ret_value;
         return check_choice(value, choices, reason, reason_size);

@@ -36,6 +36,7 @@ typedef struct Settings {
         char *asgi_lifespan;
         int asgi_disconnect_grace_period;
         char *http_parser;
+        int64_t websocket_max_message_size; /* 16 MiB: a larger message closes the WebSocket with 1009 (gcorn) */
 
         /* security limits */
         int limit_request_line;         /* 4094; 0 = unlimited (capped at 8190 as Gunicorn) */

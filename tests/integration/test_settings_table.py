@@ -433,6 +433,7 @@ SPECIAL_VALUES = {
         "http_protocols": "'h2,h1'",
         "ssl_version": "'TLSv1_2'",
         "asgi_loop": "'uvloop'",
+        "asgi_lifespan": "'off'",
         "dirty_apps": "['tasks:Heavy']",
         "raw_paste_global_conf": "['A=1']",
 }
