@@ -767,6 +767,19 @@ finish:
         return ret_code;
 }
 
+int environ_scheme_https(const Request *r, const ConnInfo *info) {
+        SchemeState *scheme = NULL, scheme_buf;
+        int k;
+
+        /* Kept and dropped headers alike: Gunicorn reads the scheme before it drops any. */
+        for (size_t i = 0; i < r->n_headers + r->n_dropped; i++) {
+                k = scheme_header(&scheme, &scheme_buf, info, r->headers + i);
+                if (k < 0)
+                        return k;
+        }
+        return scheme && scheme->https;
+}
+
 /* Appends t to v->text; returns the offset it landed at, or SIZE_MAX without memory. */
 static size_t log_text_append(EnvironLogValues *v, size_t *len, const char *t, size_t n) {
         size_t off = *len;

@@ -30,6 +30,11 @@ const char *environ_script_name(void);
  * with the Python error set. */
 int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObject **ret);
 
+/* Whether secure_scheme_headers from a trusted peer make the request https, as
+ * environ_build() decides wsgi.url_scheme (for the ASGI scope). Returns 1, 0, or -EPROTO
+ * when they contradict each other. */
+int environ_scheme_https(const Request *r, const ConnInfo *info);
+
 /* Percent-decodes src into dst (at least len bytes); "%zz" and a truncated "%4" stay as
  * they are, as urllib.parse.unquote_to_bytes does. Returns the decoded length. */
 size_t environ_unquote(const char *src, size_t len, char *dst);

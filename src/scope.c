@@ -1,0 +1,276 @@
+/* Request -> ASGI scope (https://asgi.readthedocs.io/en/latest/specs/www.html). */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gcorn/environ.h"
+#include "gcorn/macro.h"
+#include "gcorn/scope.h"
+
+#define SCOPE_KEYS(_)                           \
+        _(TYPE, "type")                         \
+        _(ASGI, "asgi")                         \
+        _(VERSION, "version")                   \
+        _(SPEC_VERSION, "spec_version")         \
+        _(HTTP_VERSION, "http_version")         \
+        _(METHOD, "method")                     \
+        _(SCHEME, "scheme")                     \
+        _(PATH, "path")                         \
+        _(RAW_PATH, "raw_path")                 \
+        _(QUERY_STRING, "query_string")         \
+        _(ROOT_PATH, "root_path")               \
+        _(HEADERS, "headers")                   \
+        _(CLIENT, "client")                     \
+        _(SERVER, "server")                     \
+        _(STATE, "state")                       \
+        _(SUBPROTOCOLS, "subprotocols")         \
+        _(EXTENSIONS, "extensions")
+
+#define SCOPE_KEY_ENUM(id, s) KEY_##id,
+enum { SCOPE_KEYS(SCOPE_KEY_ENUM) _KEY_MAX };
+#define SCOPE_KEY_STRING(id, s) s,
+static const char *const key_strings[] = { SCOPE_KEYS(SCOPE_KEY_STRING) };
+
+static PyObject *keys[_KEY_MAX];
+/* values every scope shares; the mutable ones (the asgi dict) are copied per scope */
+static PyObject *type_http, *type_websocket, *asgi_template, *version_10, *version_11;
+static PyObject *scheme_http, *scheme_https, *scheme_ws, *scheme_wss, *root_path;
+
+int scope_init(const Settings *s) {
+        const char *rp;
+
+        if (keys[0])
+                return 0;
+        for (size_t i = 0; i < _KEY_MAX; i++) {
+                keys[i] = PyUnicode_InternFromString(key_strings[i]);
+                if (!keys[i])
+                        goto fail;
+        }
+        type_http = PyUnicode_InternFromString("http");
+        type_websocket = PyUnicode_InternFromString("websocket");
+        version_10 = PyUnicode_InternFromString("1.0");
+        version_11 = PyUnicode_InternFromString("1.1");
+        scheme_http = PyUnicode_InternFromString("http");
+        scheme_https = PyUnicode_InternFromString("https");
+        scheme_ws = PyUnicode_InternFromString("ws");
+        scheme_wss = PyUnicode_InternFromString("wss");
+        asgi_template = Py_BuildValue("{s:s,s:s}", "version", "3.0", "spec_version", "2.4");
+        if (!type_http || !type_websocket || !version_10 || !version_11 || !scheme_http || !scheme_https ||
+            !scheme_ws || !scheme_wss || !asgi_template)
+                goto fail;
+        /* Gunicorn 24+ takes --root-path; a mount set the WSGI way (SCRIPT_NAME in the
+         * environment) means the same to an ASGI app. */
+        rp = s && s->root_path && s->root_path[0] ? s->root_path : environ_script_name();
+        root_path = PyUnicode_DecodeUTF8(rp, (Py_ssize_t) strlen(rp), "surrogateescape");
+        if (!root_path)
+                goto fail;
+        return 0;
+fail:
+        PyErr_Clear();
+        scope_done();
+        return -ENOMEM;
+}
+
+void scope_done(void) {
+        for (size_t i = 0; i < _KEY_MAX; i++)
+                Py_CLEAR(keys[i]);
+        Py_CLEAR(type_http);
+        Py_CLEAR(type_websocket);
+        Py_CLEAR(version_10);
+        Py_CLEAR(version_11);
+        Py_CLEAR(scheme_http);
+        Py_CLEAR(scheme_https);
+        Py_CLEAR(scheme_ws);
+        Py_CLEAR(scheme_wss);
+        Py_CLEAR(asgi_template);
+        Py_CLEAR(root_path);
+}
+
+static int set_item(PyObject *d, PyObject *key, PyObject *value /* stolen */) {
+        int r;
+
+        if (!value)
+                return -ENOMEM;
+        r = PyDict_SetItem(d, key, value);
+        Py_DECREF(value);
+        return r < 0 ? -ENOMEM : 0;
+}
+
+static PyObject *bytes_of(const Slice *sl) {
+        /* New reference. */
+        return PyBytes_FromStringAndSize(sl->p, (Py_ssize_t) sl->len);
+}
+
+static PyObject *decode_path(const Slice *path) {
+        /* New reference: percent-decoded, then UTF-8 with U+FFFD for what is not, as
+         * uvicorn's urllib.parse.unquote() does. */
+        _cleanup_free_ char *buf = NULL;
+        size_t n;
+
+        if (!memchr(path->p, '%', path->len))
+                return PyUnicode_DecodeUTF8(path->p, (Py_ssize_t) path->len, "replace");
+        buf = malloc(path->len + 1);
+        if (!buf)
+                return PyErr_NoMemory();
+        n = environ_unquote(path->p, path->len, buf);
+        return PyUnicode_DecodeUTF8(buf, (Py_ssize_t) n, "replace");
+}
+
+static PyObject *lower_bytes(const Slice *name) {
+        /* New reference. */
+        PyObject *o = PyBytes_FromStringAndSize(NULL, (Py_ssize_t) name->len);
+        char *d;
+
+        if (!o)
+                return NULL;
+        d = PyBytes_AS_STRING(o);
+        for (size_t i = 0; i < name->len; i++) {
+                char c = name->p[i];
+
+                d[i] = (char) (c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+        }
+        return o;
+}
+
+static PyObject *headers_list(const Request *r) {
+        /* New reference: [(lower-cased name, value), ...] in wire order. */
+        PyObject *l = PyList_New(0);
+
+        if (!l)
+                return NULL;
+        for (size_t i = 0; i < r->n_headers; i++) {
+                const HttpHeader *h = r->headers + i;
+                PyObject *pair;
+
+                /* as the environ: a name with '_' reaches the app only when header_map (or
+                 * forwarder_headers) let it through the parser */
+                if (!r->header_map_applied && memchr(h->name.p, '_', h->name.len))
+                        continue;
+                pair = Py_BuildValue("(NN)", lower_bytes(&h->name), bytes_of(&h->value));
+                if (!pair || PyList_Append(l, pair) < 0) {
+                        Py_XDECREF(pair);
+                        Py_DECREF(l);
+                        return NULL;
+                }
+                Py_DECREF(pair);
+        }
+        return l;
+}
+
+static PyObject *address(const char *host, const char *port) {
+        /* New reference: [host, port] (a list, as uvicorn gives). */
+        return Py_BuildValue("[si]", host, atoi(port));
+}
+
+static PyObject *client_of(const ConnInfo *info) {
+        /* New reference: None for a UNIX socket peer that a PROXY header did not name. */
+        if (!info->remote_addr[0] || !info->remote_port[0])
+                return Py_NewRef(Py_None);
+        return address(info->remote_addr, info->remote_port);
+}
+
+static PyObject *server_of(const ConnInfo *info) {
+        /* New reference: [path, None] for a UNIX socket, as the spec says. */
+        if (info->is_unix)
+                return Py_BuildValue("[sO]", info->server_name, Py_None);
+        return address(info->server_name, info->server_port);
+}
+
+static PyObject *subprotocols_of(const Request *r) {
+        /* New reference: every Sec-WebSocket-Protocol value, split on commas, in order. */
+        PyObject *l = PyList_New(0);
+
+        if (!l)
+                return NULL;
+        for (size_t i = 0; i < r->n_headers; i++) {
+                const HttpHeader *h = r->headers + i;
+                const char *p = h->value.p, *end = h->value.p + h->value.len;
+
+                if (h->name.len != 22 || strncasecmp(h->name.p, "Sec-WebSocket-Protocol", 22) != 0)
+                        continue;
+                while (p < end) {
+                        const char *comma = memchr(p, ',', (size_t) (end - p)), *e = comma ? comma : end;
+                        const char *b = p;
+                        PyObject *o;
+
+                        while (b < e && (*b == ' ' || *b == '\t'))
+                                b++;
+                        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+                                e--;
+                        if (e > b) {
+                                o = PyUnicode_DecodeLatin1(b, e - b, NULL);
+                                if (!o || PyList_Append(l, o) < 0) {
+                                        Py_XDECREF(o);
+                                        Py_DECREF(l);
+                                        return NULL;
+                                }
+                                Py_DECREF(o);
+                        }
+                        p = comma ? comma + 1 : end;
+                }
+        }
+        return l;
+}
+
+int scope_build(const Request *r, const ConnInfo *info, ScopeType type, PyObject *state, PyObject **ret) {
+        PyObject *scope = NULL, *version, *scheme;
+        const HttpHeader *sn;
+        int https, k = -ENOMEM;
+
+        https = environ_scheme_https(r, info);
+        if (https < 0)
+                return https;
+        if (type == SCOPE_WEBSOCKET)
+                scheme = https ? scheme_wss : scheme_ws;
+        else
+                scheme = https ? scheme_https : scheme_http;
+        if (r->http_major == 1 && r->http_minor == 1)
+                version = Py_NewRef(version_11);
+        else if (r->http_major == 1 && r->http_minor == 0)
+                version = Py_NewRef(version_10);
+        else
+                version = PyUnicode_FromFormat("%d.%d", r->http_major, r->http_minor);
+        if (!version)
+                return -ENOMEM;
+
+        scope = PyDict_New();
+        if (!scope) {
+                Py_DECREF(version);
+                return -ENOMEM;
+        }
+        /* a SCRIPT_NAME header a trusted forwarder may send (forwarder_headers) names the
+         * mount, as it does for WSGI */
+        sn = r->underscore_kept ? headers_find(r->headers, r->n_headers, "SCRIPT_NAME", 11, true) : NULL;
+        if (set_item(scope, keys[KEY_HTTP_VERSION], version) < 0 ||
+            PyDict_SetItem(scope, keys[KEY_TYPE], type == SCOPE_WEBSOCKET ? type_websocket : type_http) < 0 ||
+            set_item(scope, keys[KEY_ASGI], PyDict_Copy(asgi_template)) < 0 ||
+            (type == SCOPE_HTTP &&
+             set_item(scope, keys[KEY_METHOD], PyUnicode_DecodeLatin1(r->method.p, (Py_ssize_t) r->method.len,
+                                                                      NULL)) < 0) ||
+            PyDict_SetItem(scope, keys[KEY_SCHEME], scheme) < 0 ||
+            set_item(scope, keys[KEY_PATH], decode_path(&r->path)) < 0 ||
+            set_item(scope, keys[KEY_RAW_PATH], bytes_of(&r->path)) < 0 ||
+            set_item(scope, keys[KEY_QUERY_STRING], bytes_of(&r->query)) < 0 ||
+            (sn ? set_item(scope, keys[KEY_ROOT_PATH],
+                           PyUnicode_DecodeLatin1(sn->value.p, (Py_ssize_t) sn->value.len, NULL))
+                : PyDict_SetItem(scope, keys[KEY_ROOT_PATH], root_path)) < 0 ||
+            set_item(scope, keys[KEY_HEADERS], headers_list(r)) < 0 ||
+            set_item(scope, keys[KEY_CLIENT], client_of(info)) < 0 ||
+            set_item(scope, keys[KEY_SERVER], server_of(info)) < 0)
+                goto finish;
+        if (type == SCOPE_WEBSOCKET &&
+            (set_item(scope, keys[KEY_SUBPROTOCOLS], subprotocols_of(r)) < 0 ||
+             set_item(scope, keys[KEY_EXTENSIONS], Py_BuildValue("{s:{}}", "websocket.http.response")) < 0))
+                goto finish;
+        if (state && set_item(scope, keys[KEY_STATE], PyDict_Copy(state)) < 0)
+                goto finish;
+        *ret = TAKE_PTR(scope);
+        k = 0;
+finish:
+        Py_XDECREF(scope);
+        return k;
+}
