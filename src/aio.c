@@ -278,6 +278,20 @@ static PyTypeObject request_type = {
         .tp_members = req_members,
 };
 
+Conn *aio_request_conn(PyObject *req) {
+        if (!PyObject_TypeCheck(req, &request_type)) {
+                PyErr_SetString(PyExc_TypeError, "a _gcorn_aio.Request is needed");
+                return NULL;
+        }
+        return check_open((AioRequest *) req) ? ((AioRequest *) req)->conn : NULL;
+}
+
+WsgiStream *aio_request_stream(PyObject *req) {
+        Conn *c = aio_request_conn(req);
+
+        return c && check_stream((AioRequest *) req) ? ((AioRequest *) req)->stream : NULL;
+}
+
 static PyObject *mod_fd(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored)) {
         return PyLong_FromLong(worker_aio_fd());
 }
@@ -318,7 +332,7 @@ static struct PyModuleDef module_def = {
 };
 
 /* The module, made once and put in sys.modules. Borrowed, or NULL with a Python error. */
-static PyObject *module_get(void) {
+PyObject *aio_module(void) {
         if (module)
                 return module;
         if (PyType_Ready(&request_type) < 0)
@@ -442,7 +456,7 @@ void aio_run(void *app) {
         PyObject *code = NULL, *driver = NULL, *core, *r = NULL;
 
         python_gil_acquire();
-        core = module_get();
+        core = aio_module();
         if (core)
                 code = Py_CompileString(gcorn_gevent_worker_py, "gcorn/gevent_worker.py", Py_file_input);
         if (code)

@@ -774,6 +774,14 @@ static ConnAction drain(Conn *c) {
         return CONN_WAIT;
 }
 
+size_t conn_take_unparsed(Conn *c, const char **ret) {
+        size_t n = c->body_done ? c->rlen - c->rpos : 0;
+
+        *ret = c->rbuf + c->rpos;
+        c->rpos += n;
+        return n;
+}
+
 ConnAction conn_finish_request(Conn *c) {
         /* The answer promised keep-alive only if the rest of the body was cheap to read off
          * (conn_must_close()); the same test now decides. */

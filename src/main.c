@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "gcorn/aio.h"
+#include "gcorn/asgi.h"
 #include "gcorn/arbiter.h"
 #include "gcorn/config_file.h"
 #include "gcorn/control.h"
@@ -291,6 +292,15 @@ static int run(void) {
         }
         logconfig_capture_output(&s);
         logconfig_warn_unused(&s);
+        if (settings_asgi(&s)) {
+                r = asgi_check(&s, &error);
+                if (r < 0) {
+                        status = fail(1, error ? error : "The asgi worker cannot start.");
+                        goto out;
+                }
+                if (strcmp(s.worker_class, "asgi") != 0)
+                        log_info("Using the asgi worker for %s", s.worker_class);
+        }
         if (settings_gevent(&s)) {
                 r = aio_gevent_check(s.preload_app, &error);
                 if (r < 0) {

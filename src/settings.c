@@ -130,7 +130,7 @@ static const SettingDef setting_table[] = {
         { .name = "worker_class", .short_flag = 'k', .long_flag = "--worker-class", .type = SETTING_STRING,
           .offset = FIELD(worker_class), .default_value = "sync", .check = check_worker_class,
           .metavar = "STRING", .section = "Worker Processes",
-          .help = "The type of workers to use: 'sync', 'gthread' or 'gevent'." },
+          .help = "The type of workers to use: 'sync', 'gthread', 'gevent' or 'asgi'." },
         { .name = "threads", .long_flag = "--threads", .type = SETTING_INT, .offset = FIELD(threads),
           .default_value = "1", .min = 1, .max = INT_MAX, .metavar = "INT", .section = "Worker Processes",
           .help = "The number of threads per worker; more than 1 with 'sync' means 'gthread'." },
@@ -554,14 +554,12 @@ static bool worker_class_is(const char *value, const char *kind, const char *cla
 }
 
 static int check_worker_class(const char *value, char **ret_value, char *reason, size_t reason_size) {
-        static const struct {
-                const char *kind, *class_path;
-        } later[] = {
-                { "tornado", "gunicorn.workers.gtornado.TornadoWorker" },
-                { "asgi", "gunicorn.workers.gasgi.ASGIWorker" },
-                { "uvicorn.workers.UvicornWorker", NULL },
-                { "uvicorn.workers.UvicornH11Worker", NULL },
-                { "uvicorn_worker.UvicornWorker", NULL },
+        /* uvicorn's classes are the asgi worker, kept as given for the log's word on it */
+        static const char *const uvicorn[] = {
+                "uvicorn.workers.UvicornWorker",
+                "uvicorn.workers.UvicornH11Worker",
+                "uvicorn_worker.UvicornWorker",
+                "uvicorn_worker.UvicornH11Worker",
         };
 
         if (worker_class_is(value, "sync", "gunicorn.workers.sync.SyncWorker")) {
@@ -576,16 +574,25 @@ static int check_worker_class(const char *value, char **ret_value, char *reason,
                 *ret_value = strdup("gevent");
                 return *ret_value ? 0 : -ENOMEM;
         }
+        if (worker_class_is(value, "asgi", "gunicorn.workers.gasgi.ASGIWorker")) {
+                *ret_value = strdup("asgi");
+                return *ret_value ? 0 : -ENOMEM;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(uvicorn); i++)
+                if (strcmp(value, uvicorn[i]) == 0) {
+                        *ret_value = strdup(value);
+                        return *ret_value ? 0 : -ENOMEM;
+                }
         if (worker_class_is(value, "eventlet", "gunicorn.workers.geventlet.EventletWorker")) {
                 snprintf(reason, reason_size, "Gunicorn 26 removed the eventlet worker: use gevent or gthread, or sync");
                 return -EINVAL;
         }
-        for (size_t i = 0; i < ELEMENTSOF(later); i++)
-                if (worker_class_is(value, later[i].kind, later[i].class_path)) {
-                        snprintf(reason, reason_size, "this worker is not available yet, only 'sync', 'gthread' and 'gevent' are");
-                        return -EINVAL;
-                }
-        snprintf(reason, reason_size, "unknown worker class, only 'sync', 'gthread' and 'gevent' are available");
+        if (worker_class_is(value, "tornado", "gunicorn.workers.gtornado.TornadoWorker")) {
+                snprintf(reason, reason_size, "this worker is not available, only 'sync', 'gthread', 'gevent' and "
+                         "'asgi' are");
+                return -EINVAL;
+        }
+        snprintf(reason, reason_size, "unknown worker class, only 'sync', 'gthread', 'gevent' and 'asgi' are available");
         return -EINVAL;
 }
 

@@ -323,6 +323,10 @@ bool websocket_close_sent(WebSocket *ws) {
         return wslay_event_get_close_sent(ws->ctx);
 }
 
+uint16_t websocket_close_code_sent(WebSocket *ws) {
+        return wslay_event_get_close_sent(ws->ctx) ? wslay_event_get_status_code_sent(ws->ctx) : 0;
+}
+
 bool websocket_close_received(WebSocket *ws) {
         return wslay_event_get_close_received(ws->ctx);
 }

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "gcorn/aio.h"
+#include "gcorn/asgi.h"
 #include "gcorn/conn.h"
 #include "gcorn/gthread.h"
 #include "gcorn/heartbeat.h"
@@ -1147,7 +1148,7 @@ int worker_run(const WorkerContext *ctx) {
                 w.cfg.offload = gthread_offload;
                 w.max_conns = (size_t) s->worker_connections;
                 w.capacity = s->threads;
-        } else if (settings_gevent(s)) {
+        } else if (settings_gevent(s) || settings_asgi(s)) {
                 w.aio = true;
                 w.cfg.offload = aio_offload;
                 w.max_conns = (size_t) s->worker_connections;
@@ -1155,6 +1156,10 @@ int worker_run(const WorkerContext *ctx) {
                 aio_worker = &w;
         }
         w.offloaded = w.pool || w.aio;
+        /* The app's lifespan startup comes before the worker counts as booted: a failed
+         * one fails the boot. */
+        if (settings_asgi(s) && asgi_startup(app, s, w.slot->error, sizeof(w.slot->error)) < 0)
+                return WORKER_BOOT_ERROR;
         heartbeat_beat(w.slot, conn_clock_update());
         heartbeat_set_state(w.slot, SLOT_IDLE);
         (void) !write(ctx->boot_fd, "", 1);
@@ -1162,7 +1167,9 @@ int worker_run(const WorkerContext *ctx) {
         if (w.reloader)
                 check_reload(&w);
 
-        if (w.aio)
+        if (w.aio && settings_asgi(s))
+                asgi_run();
+        else if (w.aio)
                 aio_run(app);
         else
                 worker_loop(&w);

@@ -1430,6 +1430,27 @@ void wsgi_aio_fail(WsgiStream *s, PyObject *exc) {
         }
 }
 
+int wsgi_aio_upgrade(WsgiStream *s, const void *head, size_t len) {
+        WsgiState *st = &s->st;
+        struct iovec iov = { (void *) head, len };
+        int r;
+
+        if (st->head_sent) {
+                PyErr_SetString(PyExc_RuntimeError, "the answer has started: too late to switch protocols");
+                return -EINVAL;
+        }
+        /* the head goes out as it is; the access log sees the switch, and the connection
+         * is the new protocol's until it closes */
+        st->status = 101;
+        st->started = st->head_sent = st->produced = true;
+        st->framing = RESPONSE_FRAMING_NONE;
+        conn_set_must_close(st->conn);
+        r = send_iov(st, &iov, 1);
+        if (r < 0)
+                return aio_raise(r), r;
+        return 0;
+}
+
 void wsgi_aio_close_failed(WsgiStream *s, PyObject *exc) {
         (void) s;
         aio_restore(exc);

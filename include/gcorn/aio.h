@@ -82,6 +82,17 @@ void aio_dispatch(Conn *c);
 /* The I/O a task waited for is done (io is its request's): on_wake. */
 void aio_io_done(ConnIo *io);
 
+/* ---- For the drivers' own C helpers (asgi.c); the GIL held ---- */
+
+/* The _gcorn_aio module, made once and put in sys.modules. Borrowed, or NULL with a Python
+ * error. (struct _object is PyObject: this header stays free of Python.h.) */
+struct _object *aio_module(void);
+
+/* The connection of an unfinished Request, and its WSGI state once begin() was called; NULL
+ * with a Python error otherwise. */
+Conn *aio_request_conn(struct _object *req);
+WsgiStream *aio_request_stream(struct _object *req);
+
 /* ---- The worker's side, for aio.c (worker.c) ---- */
 
 /* One round of the worker's loop without waiting: milliseconds until the next call is due at

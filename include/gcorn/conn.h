@@ -116,6 +116,12 @@ void conn_set_stream(Conn *c, void *stream);
 bool conn_must_close(const Conn *c);
 void conn_set_must_close(Conn *c);
 
+/* A connection that switched protocols (a WebSocket): the bytes the client sent past the
+ * request, which are the new protocol's, are handed over (*ret points into the connection's
+ * buffer until the next call on it) and no longer the connection's. Returns their count; 0
+ * while the request's body is not all read. */
+size_t conn_take_unparsed(Conn *c, const char **ret);
+
 /* The connection's fd, for TCP_CORK-style tuning by the response writer. */
 int conn_fd(const Conn *c);
 

@@ -165,10 +165,15 @@ static inline bool settings_gevent(const Settings *s) {
         return s->worker_class && strcmp(s->worker_class, "gevent") == 0;
 }
 
+/* The asgi worker: -k asgi, or one of uvicorn's worker classes, kept as given for the log. */
+static inline bool settings_asgi(const Settings *s) {
+        return s->worker_class && (strcmp(s->worker_class, "asgi") == 0 || strncmp(s->worker_class, "uvicorn", 7) == 0);
+}
+
 /* The gthread worker: asked for by name, or by more than one thread with sync, as in
  * Gunicorn. */
 static inline bool settings_threaded(const Settings *s) {
-        return !settings_gevent(s) && (s->threads > 1 || (s->worker_class && strcmp(s->worker_class, "gthread") == 0));
+        return !settings_gevent(s) && !settings_asgi(s) && (s->threads > 1 || (s->worker_class && strcmp(s->worker_class, "gthread") == 0));
 }
 void settings_done(Settings *s);
 

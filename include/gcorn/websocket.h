@@ -69,3 +69,5 @@ void websocket_output_consumed(WebSocket *ws, size_t n);
 /* A close frame went out (then nothing more will), and one came in. */
 bool websocket_close_sent(WebSocket *ws);
 bool websocket_close_received(WebSocket *ws);
+/* The code of the close frame that went out (a protocol error's, or the app's); 0: none yet. */
+uint16_t websocket_close_code_sent(WebSocket *ws);

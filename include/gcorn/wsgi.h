@@ -85,6 +85,11 @@ int wsgi_aio_write(WsgiStream *s, struct _object *data);
 /* The iterable is exhausted: the end of the body. 0, or negative errno with a Python error. */
 int wsgi_aio_end_body(WsgiStream *s);
 
+/* The app switches protocols (a WebSocket): head, a whole "101 Switching Protocols" head, is
+ * queued as it is, the access log records 101, and the connection closes once the driver is
+ * done with the new protocol (finish()). 0, or negative errno with a Python error set. */
+int wsgi_aio_upgrade(WsgiStream *s, const void *head, size_t len);
+
 /* The app, its iterable, or one of the calls above raised exc (a new exception instance;
  * NULL after wsgi_aio_result()'s 3): the error answer and log line wsgi_handle() gives. */
 void wsgi_aio_fail(WsgiStream *s, struct _object *exc);

@@ -1,0 +1,367 @@
+/* The asgi worker's C side: the _gcorn_asgi module its driver (src/py/asgi_worker.py) calls,
+ * and the driver's start and run. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gcorn/aio.h"
+#include "gcorn/asgi.h"
+#include "gcorn/conn.h"
+#include "gcorn/environ.h"
+#include "gcorn/log.h"
+#include "gcorn/macro.h"
+#include "gcorn/python.h"
+#include "gcorn/scope.h"
+#include "gcorn/websocket.h"
+
+/* src/py/asgi_worker.py, NUL-terminated (generated at build time) */
+extern const char gcorn_asgi_worker_py[];
+
+static PyObject *driver;
+
+/* ---- WebSocket: one session of websocket.c ---- */
+
+typedef struct PyWebSocket {
+        PyObject_HEAD
+        WebSocket *ws;
+} PyWebSocket;
+
+static PyObject *ws_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+        unsigned long long max_message;
+        PyWebSocket *self;
+        int r;
+
+        (void) kwds;
+        if (!PyArg_ParseTuple(args, "K:WebSocket", &max_message))
+                return NULL;
+        self = (PyWebSocket *) type->tp_alloc(type, 0);
+        if (!self)
+                return NULL;
+        r = websocket_new(max_message, &self->ws);
+        if (r < 0) {
+                Py_DECREF(self);
+                return PyErr_NoMemory();
+        }
+        return (PyObject *) self;
+}
+
+static void ws_dealloc(PyObject *self) {
+        websocket_free(((PyWebSocket *) self)->ws);
+        Py_TYPE(self)->tp_free(self);
+}
+
+/* feed(data) -> [(opcode, payload, close code), ...]; ValueError when the peer broke the
+ * protocol (the close frame for it is in output()). */
+static PyObject *ws_feed(PyObject *self, PyObject *arg) {
+        WebSocket *ws = ((PyWebSocket *) self)->ws;
+        Py_buffer b;
+        PyObject *l;
+        WebSocketMessage m;
+        int r;
+
+        if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
+                return NULL;
+        r = websocket_feed(ws, b.buf, (size_t) b.len);
+        PyBuffer_Release(&b);
+        if (r == -ENOMEM)
+                return PyErr_NoMemory();
+        l = PyList_New(0);
+        if (!l)
+                return NULL;
+        while (websocket_next(ws, &m) > 0) {
+                PyObject *t = Py_BuildValue("(iy#i)", (int) m.opcode, (const char *) m.data, (Py_ssize_t) m.len,
+                                            (int) m.code);
+
+                free(m.data);
+                if (!t || PyList_Append(l, t) < 0) {
+                        Py_XDECREF(t);
+                        Py_DECREF(l);
+                        return NULL;
+                }
+                Py_DECREF(t);
+        }
+        if (r == -EPROTO) {
+                Py_DECREF(l);
+                PyErr_SetString(PyExc_ValueError, "the WebSocket peer broke the protocol");
+                return NULL;
+        }
+        return l;
+}
+
+static PyObject *ws_result(int r) {
+        if (r == -ENOMEM)
+                return PyErr_NoMemory();
+        if (r == -EPIPE) {
+                errno = EPIPE;
+                return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        if (r < 0) {
+                PyErr_SetString(PyExc_ValueError, "invalid WebSocket message");
+                return NULL;
+        }
+        Py_RETURN_NONE;
+}
+
+static PyObject *ws_send_text(PyObject *self, PyObject *arg) {
+        const char *p;
+        Py_ssize_t n;
+
+        p = PyUnicode_AsUTF8AndSize(arg, &n);
+        if (!p)
+                return NULL;
+        return ws_result(websocket_send(((PyWebSocket *) self)->ws, WEBSOCKET_TEXT, p, (size_t) n));
+}
+
+static PyObject *ws_send_bytes(PyObject *self, PyObject *arg) {
+        Py_buffer b;
+        int r;
+
+        if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
+                return NULL;
+        r = websocket_send(((PyWebSocket *) self)->ws, WEBSOCKET_BINARY, b.buf, (size_t) b.len);
+        PyBuffer_Release(&b);
+        return ws_result(r);
+}
+
+static PyObject *ws_close(PyObject *self, PyObject *args) {
+        int code;
+        const char *reason;
+        Py_ssize_t n;
+
+        if (!PyArg_ParseTuple(args, "iy#:close", &code, &reason, &n))
+                return NULL;
+        if (code < 0 || code > 65535) {
+                PyErr_SetString(PyExc_ValueError, "invalid WebSocket close code");
+                return NULL;
+        }
+        return ws_result(websocket_close(((PyWebSocket *) self)->ws, (uint16_t) code, reason, (size_t) n));
+}
+
+static PyObject *ws_output(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+        const uint8_t *p;
+        size_t n;
+
+        websocket_output(((PyWebSocket *) self)->ws, &p, &n);
+        return PyBytes_FromStringAndSize((const char *) p, (Py_ssize_t) n);
+}
+
+static PyObject *ws_consumed(PyObject *self, PyObject *arg) {
+        Py_ssize_t n = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+
+        if (n < 0) {
+                if (!PyErr_Occurred())
+                        PyErr_SetString(PyExc_ValueError, "a count of bytes is needed");
+                return NULL;
+        }
+        websocket_output_consumed(((PyWebSocket *) self)->ws, (size_t) n);
+        Py_RETURN_NONE;
+}
+
+static PyObject *ws_close_code_sent(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+        return PyLong_FromLong(websocket_close_code_sent(((PyWebSocket *) self)->ws));
+}
+
+static PyMethodDef ws_methods[] = {
+        { "feed", ws_feed, METH_O, "feed(bytes) -> [(opcode, payload, code)]" },
+        { "send_text", ws_send_text, METH_O, "send_text(str)" },
+        { "send_bytes", ws_send_bytes, METH_O, "send_bytes(bytes)" },
+        { "close", ws_close, METH_VARARGS, "close(code, reason: bytes)" },
+        { "output", ws_output, METH_NOARGS, "output() -> the bytes to write" },
+        { "consumed", ws_consumed, METH_O, "consumed(n): n bytes of output() went out" },
+        { "close_code_sent", ws_close_code_sent, METH_NOARGS, "close_code_sent() -> int, 0: none" },
+        { NULL, NULL, 0, NULL },
+};
+
+static PyTypeObject websocket_type = {
+        PyVarObject_HEAD_INIT(NULL, 0)
+        .tp_name = "_gcorn_asgi.WebSocket",
+        .tp_basicsize = sizeof(PyWebSocket),
+        .tp_flags = Py_TPFLAGS_DEFAULT,
+        .tp_doc = "One server-side WebSocket session (libwslay), fed and drained through memory.",
+        .tp_new = ws_new,
+        .tp_dealloc = ws_dealloc,
+        .tp_methods = ws_methods,
+};
+
+/* ---- the request's side ---- */
+
+/* scope(req, websocket, state) -> the scope dict */
+static PyObject *mod_scope(PyObject *Py_UNUSED(self), PyObject *args) {
+        PyObject *req, *state, *scope = NULL;
+        int websocket, r;
+        Conn *c;
+
+        if (!PyArg_ParseTuple(args, "OpO:scope", &req, &websocket, &state))
+                return NULL;
+        c = aio_request_conn(req);
+        if (!c)
+                return NULL;
+        r = scope_build(conn_request(c), conn_info(c), websocket ? SCOPE_WEBSOCKET : SCOPE_HTTP,
+                        state == Py_None ? NULL : state, &scope);
+        if (r == -EPROTO) {
+                /* begin() refused contradictory scheme headers already */
+                PyErr_SetString(PyExc_ValueError, "contradictory scheme headers");
+                return NULL;
+        }
+        return r < 0 ? NULL : scope;
+}
+
+static PyObject *mod_is_websocket(PyObject *Py_UNUSED(self), PyObject *req) {
+        Conn *c = aio_request_conn(req);
+
+        if (!c)
+                return NULL;
+        return PyBool_FromLong(websocket_requested(conn_request(c)));
+}
+
+/* handshake(req) -> None when the opening handshake is good, else (status, reason) */
+static PyObject *mod_handshake(PyObject *Py_UNUSED(self), PyObject *req) {
+        Conn *c = aio_request_conn(req);
+        const char *key, *why = NULL;
+        int r;
+
+        if (!c)
+                return NULL;
+        r = websocket_handshake_check(conn_request(c), &key, &why);
+        if (r == 0)
+                Py_RETURN_NONE;
+        return Py_BuildValue("(is)", r == -EPROTONOSUPPORT ? 426 : 400, why);
+}
+
+/* upgrade(req, head) -> (fd, bytes the client sent past the request): the head goes out,
+ * and the socket is the WebSocket's from then on */
+static PyObject *mod_upgrade(PyObject *Py_UNUSED(self), PyObject *args) {
+        PyObject *req;
+        const char *head, *rest;
+        Py_ssize_t len;
+        WsgiStream *st;
+        size_t n;
+        Conn *c;
+
+        if (!PyArg_ParseTuple(args, "Oy#:upgrade", &req, &head, &len))
+                return NULL;
+        st = aio_request_stream(req);
+        if (!st)
+                return NULL;
+        c = aio_request_conn(req);
+        if (wsgi_aio_upgrade(st, head, (size_t) len) < 0)
+                return NULL;
+        n = conn_take_unparsed(c, &rest);
+        return Py_BuildValue("(iy#)", conn_fd(c), rest, (Py_ssize_t) n);
+}
+
+static PyMethodDef module_methods[] = {
+        { "scope", mod_scope, METH_VARARGS, "scope(req, websocket, state) -> dict" },
+        { "is_websocket", mod_is_websocket, METH_O, "is_websocket(req) -> bool" },
+        { "handshake", mod_handshake, METH_O, "handshake(req) -> None or (status, reason)" },
+        { "upgrade", mod_upgrade, METH_VARARGS, "upgrade(req, head) -> (fd, rest)" },
+        { NULL, NULL, 0, NULL },
+};
+
+static struct PyModuleDef module_def = {
+        PyModuleDef_HEAD_INIT,
+        .m_name = "_gcorn_asgi",
+        .m_doc = "The asgi worker's C helpers.",
+        .m_size = -1,
+        .m_methods = module_methods,
+};
+
+static PyObject *module_new(void) {
+        PyObject *m;
+
+        if (PyType_Ready(&websocket_type) < 0)
+                return NULL;
+        m = PyModule_Create(&module_def);
+        if (m && PyModule_AddObjectRef(m, "WebSocket", (PyObject *) &websocket_type) < 0)
+                Py_CLEAR(m);
+        return m;
+}
+
+/* ---- the worker ---- */
+
+int asgi_check(const Settings *s, char **ret_error) {
+        PyObject *util = NULL, *spec = NULL;
+        int r = 0;
+
+        if (strcmp(s->asgi_loop, "uvloop") != 0)
+                return 0;
+        python_gil_acquire();
+        util = PyImport_ImportModule("importlib.util");
+        spec = util ? PyObject_CallMethod(util, "find_spec", "s", "uvloop") : NULL;
+        if (!spec || spec == Py_None) {
+                PyErr_Clear();
+                if (asprintf(ret_error, "--asgi-loop uvloop: uvloop cannot be imported "
+                             "(Debian: apt install python3-uvloop), or use --asgi-loop asyncio") < 0)
+                        *ret_error = NULL;
+                r = -ENOENT;
+        }
+        Py_XDECREF(spec);
+        Py_XDECREF(util);
+        python_gil_release();
+        return r;
+}
+
+static void error_line(char *error, size_t error_size, const char *what) {
+        _cleanup_free_ char *why = python_format_exception();
+
+        snprintf(error, error_size, "%s: %s", what, why ? why : "unknown error");
+        log_error("%s", error);
+}
+
+int asgi_startup(void *app, const Settings *s, char *error, size_t error_size) {
+        PyObject *code = NULL, *core, *asgi = NULL, *config = NULL, *r = NULL;
+        int ret = -EINVAL;
+
+        python_gil_acquire();
+        core = aio_module();
+        asgi = core ? module_new() : NULL;
+        if (asgi && (environ_init(s) < 0 || scope_init(s) < 0)) {
+                PyErr_NoMemory();
+                Py_CLEAR(asgi);
+        }
+        if (asgi)
+                code = Py_CompileString(gcorn_asgi_worker_py, "gcorn/asgi_worker.py", Py_file_input);
+        if (code)
+                driver = PyImport_ExecCodeModule("_gcorn_asgi_worker", code);
+        if (driver)
+                config = Py_BuildValue("{s:s,s:s,s:L}", "loop", s->asgi_loop, "lifespan", s->asgi_lifespan,
+                                       "websocket_max_message_size", (long long) s->websocket_max_message_size);
+        if (config)
+                r = PyObject_CallMethod(driver, "startup", "OOOO", core, asgi, (PyObject *) app, config);
+        if (!r) {
+                error_line(error, error_size, "Failed to start the asgi worker");
+                goto finish;
+        }
+        if (r != Py_None) {
+                const char *why = PyUnicode_Check(r) ? PyUnicode_AsUTF8(r) : NULL;
+
+                snprintf(error, error_size, "%s", why ? why : "ASGI lifespan startup failed");
+                PyErr_Clear();
+                log_error("%s", error);
+                goto finish;
+        }
+        ret = 0;
+finish:
+        Py_XDECREF(r);
+        Py_XDECREF(config);
+        Py_XDECREF(code);
+        Py_XDECREF(asgi);
+        python_gil_release();
+        return ret;
+}
+
+void asgi_run(void) {
+        PyObject *r;
+
+        python_gil_acquire();
+        r = driver ? PyObject_CallMethod(driver, "run", NULL) : NULL;
+        if (!r)
+                python_log_exception(LOG_ERR, "The asgi worker's loop failed");
+        Py_XDECREF(r);
+        Py_CLEAR(driver);
+        python_gil_release();
+}

@@ -1,0 +1,633 @@
+"""gcorn's asgi worker: an asyncio event loop (uvloop's when asked for, or importable with
+--asgi-loop auto) is the worker's outer loop.
+
+The worker's epoll fd is one reader in the loop, with a timer for its next deadline; each
+call of _gcorn_aio.step() runs the worker's loop (in C) once without waiting: accepting,
+reading, parsing, deadlines, the heartbeat, framing and sending stay there. Each complete
+request runs as a task of its own, the app's coroutine; where the request would wait (a body
+not received yet, an answer the client has not taken) the task awaits a future that the
+loop's wake-up resolves, so no C frame of gcorn's is on its stack when it yields (see
+include/gcorn/aio.h). The ASGI messages map onto the calls the WSGI drivers use: the head
+of http.response.start is start_response()'s, its body goes through write() and the end of
+the body through result(), so the framing, the error answers, the access log and the
+metrics are the same code's. A WebSocket's frames are libwslay's (_gcorn_asgi.WebSocket):
+after the handshake the task owns the socket, watched by the loop for reading.
+"""
+import asyncio
+import base64
+import hashlib
+import http
+import os
+import sys
+
+_core = _asgi = _loop = None
+_app = None
+_config = None
+_state = {}
+_lifespan = None
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+READ_SIZE = 65536
+
+
+def _log_error(text):
+        print("[gcorn] " + text, file=sys.stderr, flush=True)
+
+
+# ---- waiting on the worker's loop ----
+
+async def _wait(req):
+        fut = _loop.create_future()
+        req.waiter = fut
+        try:
+                await fut
+        finally:
+                req.waiter = None
+
+
+def _wake(req):
+        # Called inside step(): resolving the future only schedules the task.
+        fut = req.waiter
+        if fut is not None and not fut.done():
+                fut.set_result(None)
+
+
+_tick_handle = None
+_tick_due = False
+
+
+def _tick():
+        global _tick_handle, _tick_due
+        _tick_due = False
+        if _tick_handle is not None:
+                _tick_handle.cancel()
+                _tick_handle = None
+        due = _core.step()
+        if due is None:
+                _loop.remove_reader(_core.fd())
+                if not _done.done():
+                        _done.set_result(None)
+                return
+        _tick_handle = _loop.call_later(due, _tick)
+
+
+def _poke():
+        # A request's end changed the loop's state (a connection to watch, room for another):
+        # one step soon, however many requests end meanwhile.
+        global _tick_due
+        if not _tick_due:
+                _tick_due = True
+                _loop.call_soon(_tick)
+
+
+# ---- http ----
+
+class _Http:
+        """The receive and send of one http request, with every rule of the ASGI spec."""
+
+        __slots__ = ("req", "start_response", "lock", "pending", "body_done", "started", "complete",
+                     "disconnected", "gone", "chunks", "head", "status")
+
+        def __init__(self, req, start_response):
+                self.req = req
+                self.start_response = start_response
+                # one wait on the worker's loop at a time per request (one ConnIo)
+                self.lock = asyncio.Lock()
+                self.pending = None             # a body chunk read ahead
+                self.body_done = False
+                self.started = False
+                self.complete = False
+                self.disconnected = False
+                self.gone = _loop.create_future()       # the response is complete, or the client went
+                self.chunks = 0
+                self.status = 0
+
+        def _mark_gone(self):
+                if not self.gone.done():
+                        self.gone.set_result(None)
+
+        async def _read(self):
+                """The next body chunk: bytes, b"" at the end."""
+                req = self.req
+                while True:
+                        data = req.read(READ_SIZE)
+                        if data is not None:
+                                return data
+                        async with self.lock:
+                                data = req.read(READ_SIZE)
+                                if data is not None:
+                                        return data
+                                await _wait(req)
+
+        async def receive(self):
+                if self.disconnected:
+                        return {"type": "http.disconnect"}
+                if self.body_done:
+                        # nothing more to read: the next message is the client's going, which
+                        # for the app comes once its response is complete (or the client left)
+                        await self.gone
+                        return {"type": "http.disconnect"}
+                try:
+                        data = self.pending if self.pending is not None else await self._read()
+                        self.pending = None
+                        more = bool(data)
+                        if data:
+                                # a look ahead, without waiting: the last chunk says so
+                                ahead = self.req.read(READ_SIZE)
+                                if ahead == b"":
+                                        more = False
+                                elif ahead is not None:
+                                        self.pending = ahead
+                except OSError:
+                        # the body failed (gone, malformed, too large, too slow): gcorn owes the
+                        # client the status, given when the app returns (result() says 3)
+                        self.disconnected = True
+                        self._mark_gone()
+                        return {"type": "http.disconnect"}
+                if not more:
+                        self.body_done = True
+                return {"type": "http.request", "body": data, "more_body": more}
+
+        async def _drain(self):
+                req = self.req
+                async with self.lock:
+                        while req.wait():
+                                await _wait(req)
+
+        async def send(self, message):
+                kind = message["type"]
+                if kind == "http.response.start":
+                        if self.started:
+                                raise RuntimeError("http.response.start sent twice")
+                        status = message["status"]
+                        if type(status) is not int or not 200 <= status <= 599:
+                                raise ValueError("http.response.start: invalid status %r" % (status,))
+                        headers = []
+                        for pair in message.get("headers", ()):
+                                name, value = pair
+                                headers.append((bytes(name).decode("latin-1"), bytes(value).decode("latin-1")))
+                        try:
+                                phrase = http.HTTPStatus(status).phrase
+                        except ValueError:
+                                phrase = ""
+                        self.req.start_response("%d %s" % (status, phrase), headers)
+                        self.started = True
+                        self.status = status
+                        return
+                if kind != "http.response.body":
+                        raise ValueError("unexpected message %r on an http connection" % (kind,))
+                if not self.started:
+                        raise RuntimeError("http.response.body sent before http.response.start")
+                if self.complete:
+                        raise RuntimeError("http.response.body sent after the response was complete")
+                if self.disconnected:
+                        # as uvicorn: the client is gone, the app learns it from receive()
+                        return
+                body = message.get("body", b"")
+                more = message.get("more_body", False)
+                req = self.req
+                try:
+                        if not more and self.chunks == 0:
+                                # the whole body at once: its length goes in the head
+                                self.complete = True
+                                code = req.result((bytes(body),))
+                                await self._end(code)
+                                return
+                        if body:
+                                self.chunks += 1
+                                if not req.write(bytes(body)):
+                                        await self._drain()
+                        if not more:
+                                self.complete = True
+                                await self._end(req.result(()))
+                except OSError:
+                        self.disconnected = True
+                        self._mark_gone()
+
+        async def _end(self, code):
+                req = self.req
+                while code == 0:
+                        await self._drain()
+                        code = req.more()
+                if code == 3:
+                        req.fail(None)
+                self._mark_gone()
+
+
+async def _serve_http(req, start_response):
+        h = _Http(req, start_response)
+        scope = _asgi.scope(req, False, _state)
+        try:
+                await _app(scope, h.receive, h.send)
+                if not h.started:
+                        raise RuntimeError("the ASGI app returned without sending http.response.start")
+                if not h.complete and not h.disconnected:
+                        raise RuntimeError("the ASGI app returned before its response was complete")
+        except BaseException as e:      # noqa: B902 - every failure gets gcorn's answer and log line
+                if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                        raise
+                if h.complete:
+                        # the answer is out: only the log line is left to give
+                        req.close_failed(e)
+                elif h.disconnected:
+                        pass
+                else:
+                        req.fail(e)
+        finally:
+                h._mark_gone()
+
+
+# ---- websocket ----
+
+class _WebSocket:
+        """The receive and send of one WebSocket: the handshake, then frames on the socket."""
+
+        def __init__(self, req):
+                self.req = req
+                self.environ_sr = None
+                self.connect_given = False
+                self.ws = None
+                self.fd = -1
+                self.state = "connecting"       # connecting, connected, closed
+                self.inbox = []
+                self.readable = None
+                self.closed_code = None
+                self.reader_on = False
+                self.denied = False
+
+        # the connecting phase: the app accepts, closes (403) or answers (denial response)
+        async def receive(self):
+                if self.state == "connecting":
+                        if self.connect_given:
+                                raise RuntimeError("websocket.receive before the handshake ended")
+                        self.connect_given = True
+                        return {"type": "websocket.connect"}
+                while not self.inbox:
+                        if self.state == "closed":
+                                return {"type": "websocket.disconnect", "code": self.closed_code or 1006}
+                        await self._pump()
+                return self.inbox.pop(0)
+
+        async def _pump(self):
+                """Reads what the client sent, decodes it, writes what that asks (pongs)."""
+                fut = _loop.create_future()
+                self.readable = fut
+                if not self.reader_on:
+                        _loop.add_reader(self.fd, self._on_readable)
+                        self.reader_on = True
+                try:
+                        await fut
+                finally:
+                        self.readable = None
+                try:
+                        data = os.read(self.fd, READ_SIZE)
+                except BlockingIOError:
+                        return
+                except OSError:
+                        data = b""
+                if not data:
+                        self._closed(1006)
+                        return
+                try:
+                        msgs = self.ws.feed(data)
+                except ValueError:
+                        msgs = None
+                await self._flush()
+                if msgs is None:
+                        # a protocol error: wslay queued the close with its code
+                        self._closed(self.ws.close_code_sent() or 1002)
+                        return
+                for opcode, payload, code in msgs:
+                        if opcode == 1:
+                                self.inbox.append({"type": "websocket.receive", "text": payload.decode("utf-8")})
+                        elif opcode == 2:
+                                self.inbox.append({"type": "websocket.receive", "bytes": payload})
+                        else:
+                                self._closed(code)
+                                break
+
+        def _on_readable(self):
+                fut = self.readable
+                if fut is not None and not fut.done():
+                        fut.set_result(None)
+
+        def _closed(self, code):
+                self.state = "closed"
+                if self.closed_code is None:
+                        self.closed_code = code
+                self.inbox.append({"type": "websocket.disconnect", "code": self.closed_code})
+                if self.reader_on:
+                        _loop.remove_reader(self.fd)
+                        self.reader_on = False
+
+        async def _flush(self):
+                out = self.ws.output()
+                while out:
+                        try:
+                                n = os.write(self.fd, out)
+                        except BlockingIOError:
+                                n = 0
+                        except OSError:
+                                self._closed(1006)
+                                return
+                        self.ws.consumed(n)
+                        out = out[n:]
+                        if out:
+                                fut = _loop.create_future()
+                                _loop.add_writer(self.fd, lambda: fut.done() or fut.set_result(None))
+                                try:
+                                        await fut
+                                finally:
+                                        _loop.remove_writer(self.fd)
+
+        async def send(self, message):
+                kind = message["type"]
+                req = self.req
+                if self.state == "connecting":
+                        if kind == "websocket.accept":
+                                await self._accept(message)
+                                return
+                        if kind == "websocket.close":
+                                # refused before the handshake: 403, as uvicorn and Gunicorn answer
+                                self._deny(403, [], b"")
+                                self.state = "closed"
+                                return
+                        if kind == "websocket.http.response.start":
+                                self._deny_start(message)
+                                return
+                        if kind == "websocket.http.response.body":
+                                await self._deny_body(message)
+                                return
+                        raise RuntimeError("%s before websocket.accept" % kind)
+                if self.state == "denying" and kind == "websocket.http.response.body":
+                        await self._deny_body(message)
+                        return
+                if self.state == "closed":
+                        if kind == "websocket.close":
+                                return
+                        raise OSError("the WebSocket is closed")
+                if kind == "websocket.send":
+                        text, data = message.get("text"), message.get("bytes")
+                        if text is not None:
+                                self.ws.send_text(text)
+                        elif data is not None:
+                                self.ws.send_bytes(bytes(data))
+                        else:
+                                raise ValueError("websocket.send needs text or bytes")
+                        await self._flush()
+                        return
+                if kind == "websocket.close":
+                        self.ws.close(message.get("code", 1000), (message.get("reason") or "").encode("utf-8"))
+                        await self._flush()
+                        self.state = "closed"
+                        self.closed_code = self.closed_code or message.get("code", 1000)
+                        if self.reader_on:
+                                _loop.remove_reader(self.fd)
+                                self.reader_on = False
+                        return
+                raise ValueError("unexpected message %r on a WebSocket" % (kind,))
+
+        async def _accept(self, message):
+                key = self.environ_sr[0]["HTTP_SEC_WEBSOCKET_KEY"].encode("latin-1")
+                accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+                lines = [b"HTTP/1.1 101 Switching Protocols", b"Server: gcorn", b"Upgrade: websocket",
+                         b"Connection: Upgrade", b"Sec-WebSocket-Accept: " + accept]
+                sub = message.get("subprotocol")
+                if sub is not None:
+                        lines.append(b"Sec-WebSocket-Protocol: " + sub.encode("latin-1"))
+                for name, value in message.get("headers", ()):
+                        name = bytes(name)
+                        if b"\r" in name or b"\n" in name or b"\r" in bytes(value) or b"\n" in bytes(value):
+                                raise ValueError("invalid header in websocket.accept")
+                        if name.lower() in (b"sec-websocket-extensions", b"connection", b"upgrade",
+                                            b"sec-websocket-accept", b"content-length", b"transfer-encoding"):
+                                continue
+                        lines.append(name + b": " + bytes(value))
+                head = b"\r\n".join(lines) + b"\r\n\r\n"
+                self.fd, rest = _asgi.upgrade(self.req, head)
+                # the head must be out before a frame follows on the socket
+                while self.req.wait():
+                        await _wait(self.req)
+                self.ws = _asgi.WebSocket(_config["websocket_max_message_size"])
+                self.state = "connected"
+                if rest:
+                        msgs = self.ws.feed(rest)
+                        for opcode, payload, code in msgs or ():
+                                if opcode == 1:
+                                        self.inbox.append({"type": "websocket.receive", "text": payload.decode("utf-8")})
+                                elif opcode == 2:
+                                        self.inbox.append({"type": "websocket.receive", "bytes": payload})
+
+        def _deny(self, status, headers, body):
+                self.req.start_response("%d %s" % (status, http.HTTPStatus(status).phrase),
+                   [("Content-Type", "text/plain")] if not headers else headers)
+                self.req.result((body,))
+
+        def _deny_start(self, message):
+                headers = [(bytes(n).decode("latin-1"), bytes(v).decode("latin-1")) for n, v in message.get("headers", ())]
+                status = message["status"]
+                try:
+                        phrase = http.HTTPStatus(status).phrase
+                except ValueError:
+                        phrase = ""
+                self.req.start_response("%d %s" % (status, phrase), headers)
+                self.state = "denying"
+                self.denied = True
+
+        async def _deny_body(self, message):
+                if self.state != "denying":
+                        raise RuntimeError("websocket.http.response.body before its start")
+                req = self.req
+                body = bytes(message.get("body", b""))
+                if message.get("more_body", False):
+                        if body and not req.write(body):
+                                while req.wait():
+                                        await _wait(req)
+                        return
+                if body:
+                        req.write(body)
+                code = req.result(())
+                while code == 0:
+                        while req.wait():
+                                await _wait(req)
+                        code = req.more()
+                self.state = "closed"
+
+
+async def _serve_websocket(req, environ_sr):
+        why = _asgi.handshake(req)
+        if why is not None:
+                status, reason = why
+                extra = [("Sec-WebSocket-Version", "13")] if status == 426 else []
+                req.start_response("%d %s" % (status, http.HTTPStatus(status).phrase),
+                              [("Content-Type", "text/plain")] + extra)
+                req.result(((reason + "\n").encode(),))
+                return
+        w = _WebSocket(req)
+        w.environ_sr = environ_sr
+        scope = _asgi.scope(req, True, _state)
+        try:
+                await _app(scope, w.receive, w.send)
+                if w.state == "connecting":
+                        # returned without a word: refused, as uvicorn answers
+                        w._deny(403, [], b"")
+                elif w.state == "connected":
+                        w.ws.close(1000, b"")
+                        await w._flush()
+        except BaseException as e:      # noqa: B902
+                if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                        raise
+                if w.state == "connecting":
+                        req.fail(e)
+                else:
+                        if w.state == "connected":
+                                try:
+                                        w.ws.close(1011, b"")
+                                        await w._flush()
+                                except Exception:       # noqa: B902 - the connection goes anyway
+                                        pass
+                        req.close_failed(e)
+        finally:
+                if w.reader_on:
+                        _loop.remove_reader(w.fd)
+
+
+async def _serve(req):
+        try:
+                args = req.begin()
+                if args is not None:
+                        if _asgi.is_websocket(req):
+                                await _serve_websocket(req, args)
+                        else:
+                                await _serve_http(req, args[1])
+        except BaseException as e:      # noqa: B902
+                if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                        raise
+                req.fail(e)
+        req.finish()
+        _poke()
+
+
+def _on_request(req):
+        _loop.create_task(_serve(req))
+
+
+# ---- lifespan ----
+
+class _Lifespan:
+        def __init__(self, mode):
+                self.mode = mode
+                self.inbox = asyncio.Queue()
+                self.outbox = asyncio.Queue()
+                self.task = None
+                self.unsupported = False
+
+        async def _main(self):
+                scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": _state}
+                try:
+                        await _app(scope, self.inbox.get, self.outbox.put)
+                except BaseException as e:      # noqa: B902
+                        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                                raise
+                        self.outbox.put_nowait({"type": "_raised", "exc": e})
+                        return
+                self.outbox.put_nowait({"type": "_returned"})
+
+        async def _step(self, kind):
+                await self.inbox.put({"type": "lifespan." + kind})
+                return await self.outbox.get()
+
+        async def startup(self):
+                """None when the app started (or does without lifespan), else why it failed."""
+                self.task = _loop.create_task(self._main())
+                m = await self._step("startup")
+                t = m["type"]
+                if t == "lifespan.startup.complete":
+                        return None
+                if t == "lifespan.startup.failed":
+                        return "ASGI lifespan startup failed: %s" % (m.get("message") or "no message")
+                if self.mode == "auto":
+                        # an app without lifespan raises or returns at once: it is served without
+                        self.unsupported = True
+                        if t == "_raised":
+                                _log_error("ASGI 'lifespan' protocol appears unsupported (%s: %s)" %
+                                           (type(m["exc"]).__name__, m["exc"]))
+                        return None
+                if t == "_raised":
+                        import traceback
+                        tb = "".join(traceback.format_exception(m["exc"]))
+                        print(tb, file=sys.stderr, end="", flush=True)
+                        return "ASGI lifespan startup raised %s: %s" % (type(m["exc"]).__name__, m["exc"])
+                return "ASGI lifespan startup: the app returned without answering"
+
+        async def shutdown(self):
+                if self.unsupported or self.task is None or self.task.done():
+                        return
+                m = await self._step("shutdown")
+                if m["type"] == "lifespan.shutdown.failed":
+                        _log_error("ASGI lifespan shutdown failed: %s" % (m.get("message") or "no message"))
+                elif m["type"] == "_raised":
+                        _log_error("ASGI lifespan shutdown raised %s: %s" % (type(m["exc"]).__name__, m["exc"]))
+                try:
+                        await asyncio.wait_for(self.task, 5)
+                except BaseException:   # noqa: B902 - the worker leaves anyway
+                        pass
+
+
+# ---- the worker ----
+
+def _new_loop(kind):
+        if kind in ("auto", "uvloop"):
+                try:
+                        import uvloop
+                except ImportError:
+                        if kind == "uvloop":
+                                raise
+                        return asyncio.new_event_loop()
+                return uvloop.new_event_loop()
+        return asyncio.new_event_loop()
+
+
+def startup(core, asgi, app, config):
+        """Before the worker reports booted: the loop, and the lifespan's startup. Returns None,
+        or one line saying why the worker cannot serve."""
+        global _core, _asgi, _loop, _app, _config, _lifespan
+        _core, _asgi, _config = core, asgi, config
+        app = _as_asgi3(app)
+        if isinstance(app, str):
+                return app
+        _app = app
+        _loop = _new_loop(config["loop"])
+        asyncio.set_event_loop(_loop)
+        if config["lifespan"] == "off":
+                return None
+        _lifespan = _Lifespan(config["lifespan"])
+        return _loop.run_until_complete(_lifespan.startup())
+
+
+def _as_asgi3(app):
+        import inspect
+        if inspect.isclass(app):
+                return ("%r is a class: an ASGI 2 app (instantiated per scope), which the asgi worker "
+                        "does not run; give an ASGI 3 callable (async def app(scope, receive, send))" % (app,))
+        if not callable(app):
+                return "%r is not callable: the asgi worker needs an ASGI 3 app" % (app,)
+        return app
+
+
+_done = None
+
+
+def run():
+        global _done
+        _done = _loop.create_future()
+        _core.start(_on_request, _wake)
+        _loop.add_reader(_core.fd(), _tick)
+        _poke()
+        try:
+                _loop.run_until_complete(_done)
+                if _lifespan is not None:
+                        _loop.run_until_complete(_lifespan.shutdown())
+        finally:
+                if _tick_handle is not None:
+                        _tick_handle.cancel()
