@@ -254,7 +254,24 @@ static PyObject *mod_upgrade(PyObject *Py_UNUSED(self), PyObject *args) {
         return Py_BuildValue("(iy#)", conn_fd(c), rest, (Py_ssize_t) n);
 }
 
+/* log_exception(exc, title): exc with its traceback in the error log, under title */
+static PyObject *mod_log_exception(PyObject *Py_UNUSED(self), PyObject *args) {
+        PyObject *exc;
+        const char *title;
+
+        if (!PyArg_ParseTuple(args, "Os:log_exception", &exc, &title))
+                return NULL;
+        if (!PyExceptionInstance_Check(exc)) {
+                PyErr_SetString(PyExc_TypeError, "an exception instance is needed");
+                return NULL;
+        }
+        PyErr_Restore(Py_NewRef((PyObject *) Py_TYPE(exc)), Py_NewRef(exc), PyException_GetTraceback(exc));
+        python_log_exception(LOG_ERR, title);
+        Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+        { "log_exception", mod_log_exception, METH_VARARGS, "log_exception(exc, title)" },
         { "scope", mod_scope, METH_VARARGS, "scope(req, websocket, state) -> dict" },
         { "is_websocket", mod_is_websocket, METH_O, "is_websocket(req) -> bool" },
         { "handshake", mod_handshake, METH_O, "handshake(req) -> None or (status, reason)" },

@@ -95,7 +95,7 @@ static int check_asgi_lifespan(const char *value, char **ret_value, char *reason
 #define NO_EFFECT(why) .status = SETTING_NO_EFFECT, .reason = (why)
 #define REFUSED(why) .status = SETTING_REFUSED, .reason = (why)
 
-#define WHY_ASGI "only the asgi worker uses it, and that worker is not available yet"
+#define WHY_ASGI "only the asgi worker uses it (-k asgi)"
 #define WHY_SYSLOG "gcorn does not send logs to syslog; --log-target journal sends them to the journal"
 #define WHY_TLS "TLS is not available (see certfile)"
 #define WHY_HTTP2 "HTTP/2 is not available (Gunicorn needs TLS for it); connections speak HTTP/1.1"
@@ -169,16 +169,16 @@ static const SettingDef setting_table[] = {
           .gcorn_only = true },
         { .name = "asgi_loop", .long_flag = "--asgi-loop", .type = SETTING_STRING, .offset = FIELD(asgi_loop),
           .default_value = "auto", .check = check_asgi_loop, .metavar = "STRING", .section = "Worker Processes",
-          .help = "The event loop of ASGI workers: auto (uvloop when importable), asyncio or uvloop.",
-          NO_EFFECT(WHY_ASGI) },
+          .help = "The event loop of ASGI workers: auto (uvloop when importable), asyncio or uvloop." },
         { .name = "asgi_lifespan", .long_flag = "--asgi-lifespan", .type = SETTING_STRING,
           .offset = FIELD(asgi_lifespan), .default_value = "auto", .check = check_asgi_lifespan,
           .metavar = "STRING", .section = "Worker Processes",
-          .help = "ASGI lifespan events: auto (when the app supports them), on or off.", NO_EFFECT(WHY_ASGI) },
+          .help = "ASGI lifespan events: auto (when the app supports them), on or off." },
         { .name = "asgi_disconnect_grace_period", .long_flag = "--asgi-disconnect-grace-period",
           .type = SETTING_INT, .offset = FIELD(asgi_disconnect_grace_period), .default_value = "3", .min = 0,
           .max = INT_MAX, .metavar = "INT", .section = "Worker Processes",
-          .help = "Seconds an ASGI app gets after a client disconnects.", NO_EFFECT(WHY_ASGI) },
+          .help = "Seconds an ASGI app gets after a client disconnects.",
+          NO_EFFECT("the asgi worker lets the app run on after a disconnect, which it learns from receive()") },
         { .name = "http_parser", .long_flag = "--http-parser", .type = SETTING_STRING,
           .offset = FIELD(http_parser), .default_value = "auto", .metavar = "STRING",
           .section = "Worker Processes", .help = "The HTTP parser of ASGI workers.",
@@ -187,7 +187,7 @@ static const SettingDef setting_table[] = {
           .type = SETTING_INT64, .offset = FIELD(websocket_max_message_size), .default_value = "16777216",
           .min = 1, .max = INT64_MAX, .metavar = "BYTES", .section = "Worker Processes",
           .help = "The largest WebSocket message an ASGI app receives; a larger one closes with 1009.",
-          .gcorn_only = true, NO_EFFECT(WHY_ASGI) },
+          .gcorn_only = true },
 
         { .name = "limit_request_line", .long_flag = "--limit-request-line", .type = SETTING_INT,
           .offset = FIELD(limit_request_line), .default_value = "4094", .min = 0, .max = 8190,
@@ -339,8 +339,7 @@ static const SettingDef setting_table[] = {
           NO_EFFECT("gcorn serves any HTTP/1.x request as HTTP/1.1 (RFC 9110 2.5) and answers other versions 505") },
         { .name = "root_path", .long_flag = "--root-path", .type = SETTING_STRING, .offset = FIELD(root_path),
           .default_value = "", .metavar = "STRING", .section = "Server Mechanics",
-          .help = "The root_path of ASGI scopes.",
-          NO_EFFECT("only ASGI scopes have a root_path; WSGI apps get SCRIPT_NAME") },
+          .help = "The root_path of ASGI scopes (default: SCRIPT_NAME from the environment)." },
         { .name = "strip_header_spaces", .long_flag = "--strip-header-spaces", .type = SETTING_BOOL,
           .offset = FIELD(strip_header_spaces), .default_value = "false", .section = "Server Mechanics",
           .help = "Accept blanks between a header name and its colon (unsafe behind some proxies)." },
@@ -1896,6 +1895,29 @@ int settings_no_effect_lines(const Settings *s, char ***ret) {
                 if (r < 0) {
                         free(line);
                         return r;
+                }
+        }
+        /* The asgi worker's settings: their rows would warn for that worker too. */
+        if (!settings_asgi(s)) {
+                static const char *const names[] = { "asgi_loop", "asgi_lifespan", "websocket_max_message_size",
+                                                     "root_path" };
+
+                for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                        const SettingDef *d = setting_find(names[i]);
+                        _cleanup_free_ char *value = NULL;
+                        char *line;
+
+                        if (setting_is_default(s, d))
+                                continue;
+                        value = setting_value_string(s, d);
+                        if (!value || asprintf(&line, "Setting %s = %s has no effect in gcorn: %s", d->name, value,
+                                               WHY_ASGI) < 0)
+                                return -ENOMEM;
+                        r = strv_push(&l, &n, line);
+                        if (r < 0) {
+                                free(line);
+                                return r;
+                        }
                 }
         }
         /* A row of its own would warn for the worker that uses it too. */

@@ -227,8 +227,8 @@ async def _serve_http(req, start_response):
                 if isinstance(e, (KeyboardInterrupt, SystemExit)):
                         raise
                 if h.complete:
-                        # the answer is out: only the log line is left to give
-                        req.close_failed(e)
+                        # the answer is out (a framework's own 500): only the log line is left
+                        _asgi.log_exception(e, "Error handling request (after its response)")
                 elif h.disconnected:
                         pass
                 else:
@@ -486,7 +486,7 @@ async def _serve_websocket(req, environ_sr):
                                         await w._flush()
                                 except Exception:       # noqa: B902 - the connection goes anyway
                                         pass
-                        req.close_failed(e)
+                        _asgi.log_exception(e, "Error handling a WebSocket")
         finally:
                 if w.reader_on:
                         _loop.remove_reader(w.fd)

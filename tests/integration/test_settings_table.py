@@ -478,8 +478,9 @@ class TestTable(unittest.TestCase):
                 # Every Gunicorn setting (118 in 23 to 26.1) is in the table once the rows of
                 # hooks, proxy, privileges and parser switches are merged; these are the ones
                 # the table itself classifies. The control socket and StatsD rows (six),
-                # enable_backlog_metric and worker_connections took effect since.
-                self.assertGreaterEqual(len(self.names("no effect")), 33)
+                # enable_backlog_metric, worker_connections and the asgi worker's asgi_loop,
+                # asgi_lifespan and root_path took effect since.
+                self.assertGreaterEqual(len(self.names("no effect")), 30)
                 self.assertEqual(sorted(self.names("refused")),
                                  ["certfile", "dirty_apps", "keyfile", "paste", "protocol"])
 
@@ -537,8 +538,8 @@ class TestTable(unittest.TestCase):
                          "routes:app"])
                 self.assertEqual(p.returncode, 1, p)
                 self.assertEqual(len(lines(p.stderr)), 1, p)
-                for kind, hint in (("eventlet", "use gevent or gthread, or sync"), ("asgi", "not available yet"),
-                                   ("uvicorn.workers.UvicornWorker", "not available yet")):
+                for kind, hint in (("eventlet", "use gevent or gthread, or sync"), ("tornado", "not available"),
+                                   ("uvicorn.workers.Nonesuch", "unknown worker class")):
                         p = run(["-k", kind, "routes:app"])
                         self.assertEqual(p.returncode, 2, p)
                         err = lines(p.stderr)
