@@ -31,7 +31,8 @@ READ_SIZE = 65536
 
 
 def _log_error(text):
-        print("[gcorn] " + text, file=sys.stderr, flush=True)
+        import logging
+        logging.getLogger("gunicorn.error").error(text)
 
 
 # ---- waiting on the worker's loop ----

@@ -154,6 +154,7 @@ async def app(scope, receive, send):
                 return
         if path == "/forever":
                 # streams until the client goes: the app must see http.disconnect
+                await _read_all(receive)
                 await send({"type": "http.response.start", "status": 200, "headers": []})
                 task = asyncio.ensure_future(receive())
                 i = 0

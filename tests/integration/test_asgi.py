@@ -1,23 +1,49 @@
 #!/usr/bin/python3
-"""The asgi worker (-k asgi and the uvicorn class names): its settings, and what each is
-checked against before a worker starts."""
+"""The asgi worker (-k asgi and uvicorn's worker class names): its settings; the raw ASGI
+conformance app (tests/apps/asgi_app.py) through it: every scope key and message rule of the
+http protocol, the bad cases (500, a log line, the worker alive), lifespan, keep-alive and
+pipelining, a client leaving mid-stream, a coroutine that never yields, and WebSocket frames
+from a client made of the standard library."""
+import base64
+import hashlib
+import json
 import os
 import re
+import socket
+import struct
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gcorn_harness as h  # noqa: E402
 
+APP = "asgi_app:app"
+ASAN = "ASAN_OPTIONS" in os.environ
+# uvloop's own code under the sanitizers: the asyncio loop there (see README)
+LOOP = ["--asgi-loop", "asyncio"] if ASAN else []
 
-def run(args, timeout=30):
+
+def run(args, timeout=30, env=None):
+        full = dict(os.environ)
+        full.update(env or {})
         return subprocess.run([h.GCORN] + list(args), cwd=h.APPS, capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, env=full, stdin=subprocess.DEVNULL)
 
 
 def lines(text):
         return [ln for ln in text.splitlines() if ln.strip()]
+
+
+def start(test, args=(), app=APP, **kw):
+        srv = h.Server(app, args=["-k", "asgi"] + LOOP + list(args), **kw)
+        test.addCleanup(srv.stop)
+        return srv
+
+
+def get(srv, path, headers=(), method="GET", body=b"", version="HTTP/1.1"):
+        return srv.get(path, headers=headers, method=method, body=body, version=version)
 
 
 class TestSettings(unittest.TestCase):
@@ -47,12 +73,440 @@ class TestSettings(unittest.TestCase):
                                     ("asgi_lifespan", "off"), ("root_path", "/api")):
                         self.assertRegex(p.stdout, r"(?m)^%s +=  *%s$" % (name, re.escape(value)))
 
-        def test_uvicorn_class_names_are_the_asgi_worker(self):
-                for kind in ("asgi", "gunicorn.workers.gasgi.ASGIWorker", "uvicorn.workers.UvicornWorker",
-                             "uvicorn.workers.UvicornH11Worker"):
-                        with self.subTest(kind=kind):
-                                self.assertRefused(["-k", kind, "routes:app"], "-k/--worker-class",
-                                                   "not available yet")
+        def test_asgi_settings_warn_under_other_workers(self):
+                p = run(["--root-path", "/api", "--asgi-lifespan", "off", "--check-config", "routes:app"])
+                self.assertEqual(p.returncode, 0, p)
+                for name in ("root_path", "asgi_lifespan"):
+                        self.assertRegex(p.stderr, "Setting %s = .* has no effect in gcorn: only the asgi worker" % name)
+
+
+
+class TestScope(unittest.TestCase):
+        @classmethod
+        def setUpClass(cls):
+                cls.srv = h.Server(APP, args=["-k", "asgi", "--root-path", "/api"] + LOOP)
+
+        @classmethod
+        def tearDownClass(cls):
+                cls.srv.stop()
+
+        def scope(self, path, **kw):
+                r = get(self.srv, path, **kw)
+                self.assertEqual(r.status, 200, r)
+                return r.json()
+
+        def test_every_key(self):
+                s = self.scope("/scope/caf%C3%A9/a%2Fb?x=1&y=%20", headers=[("X-Mixed-Case", "Value One"),
+                                                                           ("x-mixed-case", "two")])
+                self.assertEqual(s["type"], "http")
+                self.assertEqual(s["asgi"], {"version": "3.0", "spec_version": "2.4"})
+                self.assertEqual(s["http_version"], "1.1")
+                self.assertEqual(s["method"], "GET")
+                self.assertEqual(s["scheme"], "http")
+                # decoded, and never stripped of root_path
+                self.assertEqual(s["path"], "/scope/caf\u00e9/a/b")
+                self.assertEqual(s["raw_path"], {"bytes": "/scope/caf%C3%A9/a%2Fb"})
+                self.assertEqual(s["query_string"], {"bytes": "x=1&y=%20"})
+                self.assertEqual(s["root_path"], "/api")
+                headers = [(n["bytes"], v["bytes"]) for n, v in s["headers"]]
+                self.assertIn(("x-mixed-case", "Value One"), headers)
+                self.assertIn(("x-mixed-case", "two"), headers)
+                self.assertEqual([n for n, _ in headers], [n.lower() for n, _ in headers])
+                self.assertEqual(s["client"][0], "127.0.0.1")
+                self.assertIsInstance(s["client"][1], int)
+                self.assertEqual(s["server"], ["127.0.0.1", self.srv.port])
+                self.assertEqual(s["state"], {"started_at": "boot", "counter": 0})
+
+        def test_http_10_and_methods(self):
+                s = self.scope("/scope", version="HTTP/1.0")
+                self.assertEqual(s["http_version"], "1.0")
+                r = get(self.srv, "/scope", method="DELETE")
+                self.assertEqual(r.json()["method"], "DELETE")
+
+        def test_state_is_a_copy_per_request(self):
+                for _ in range(2):
+                        r = get(self.srv, "/state")
+                        self.assertEqual(r.json(), {"started_at": "boot", "counter": 1})
+
+
+class TestHttp(unittest.TestCase):
+        @classmethod
+        def setUpClass(cls):
+                cls.srv = h.Server(APP, args=["-k", "asgi"] + LOOP)
+
+        @classmethod
+        def tearDownClass(cls):
+                cls.srv.stop()
+
+        def test_hello_keeps_alive(self):
+                with self.srv.client() as c:
+                        for _ in range(3):
+                                c.send_request("GET", "/")
+                                r = c.read_response()
+                                self.assertEqual(r.status, 200)
+                                self.assertEqual(r.body, b"Hello, World!\n")
+                                self.assertEqual(r.header("Content-Length"), "14")
+
+        def test_body_in_request_messages(self):
+                r = get(self.srv, "/echo", method="POST", body=b"x" * 10)
+                self.assertEqual(r.body, b"x" * 10)
+                self.assertEqual(r.header("x-chunks"), "1")
+                # a body larger than one read comes in several http.request messages
+                big = h.pattern_bytes(1 << 20)
+                r = get(self.srv, "/echo", method="POST", body=big)
+                self.assertEqual(r.body, big)
+                self.assertGreater(int(r.header("x-chunks")), 1)
+
+        def test_chunked_request_body(self):
+                with self.srv.client() as c:
+                        c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+                        r = c.read_response()
+                self.assertEqual(r.body, b"hello world")
+
+        def test_slow_reader_reads_all(self):
+                # one message at a time, with the app sleeping between them
+                n = 256 * 1024 if ASAN else 2 * 1024 * 1024
+                r = get(self.srv, "/slowread?delay=0.001", method="POST", body=b"z" * n)
+                self.assertEqual(r.body, str(n).encode())
+
+        def test_expect_100_continue_on_first_receive(self):
+                with self.srv.client() as c:
+                        c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+                        interim = c.read_response(skip_interim=False)
+                        self.assertEqual(interim.status, 100)
+                        c.send(b"ping")
+                        r = c.read_response()
+                self.assertEqual(r.body, b"ping")
+
+        def test_streaming_response(self):
+                r = get(self.srv, "/stream?n=4&size=3")
+                self.assertEqual(r.status, 200)
+                self.assertTrue(r.chunked)
+                self.assertEqual(r.body, b"AAABBBCCCDDD")
+                r = get(self.srv, "/stream-length")
+                self.assertEqual(r.header("Content-Length"), "6")
+                self.assertEqual(r.body, b"abcdef")
+
+        def test_head(self):
+                g = get(self.srv, "/")
+                r = get(self.srv, "/", method="HEAD")
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.body, b"")
+                self.assertEqual(r.header("Content-Length"), g.header("Content-Length"))
+
+        def test_bodiless_statuses(self):
+                for code in (204, 304):
+                        with self.subTest(code=code):
+                                with self.srv.client() as c:
+                                        c.send_request("GET", "/status?code=%d" % code)
+                                        r = c.read_response()
+                                        self.assertEqual(r.status, code)
+                                        self.assertEqual(r.body, b"")
+                                        self.assertIsNone(r.header("Transfer-Encoding"))
+                                        # the body the app gave did not go out: the next answer is clean
+                                        c.send_request("GET", "/")
+                                        self.assertEqual(c.read_response().body, b"Hello, World!\n")
+
+        def test_repeated_headers(self):
+                r = get(self.srv, "/headers")
+                self.assertEqual(r.header_all("x-multi"), ["1", "2"])
+
+        def test_pipelined_in_order(self):
+                with self.srv.client() as c:
+                        c.send(b"".join(h.build_request("GET", "/sleep?seconds=%s&tag=%s" % (d, t))
+                                        for d, t in (("0.2", "a"), ("0", "b"), ("0.1", "c"))))
+                        bodies = [c.read_response().body for _ in range(3)]
+                self.assertEqual(bodies, [b"slept a", b"slept b", b"slept c"])
+
+        def test_concurrent_requests_interleave(self):
+                # the loop runs many coroutines at once: a slow one does not hold back a quick one
+                slow = self.srv.client()
+                self.addCleanup(slow.close)
+                slow.send_request("GET", "/sleep?seconds=1&tag=slow")
+                t0 = time.monotonic()
+                r = get(self.srv, "/sleep?seconds=0&tag=quick")
+                self.assertEqual(r.body, b"slept quick")
+                self.assertEqual(slow.read_response().body, b"slept slow")
+                del t0
+
+
+class TestBadApps(unittest.TestCase):
+        @classmethod
+        def setUpClass(cls):
+                cls.srv = h.Server(APP, args=["-k", "asgi"] + LOOP)
+
+        @classmethod
+        def tearDownClass(cls):
+                cls.srv.stop()
+
+        def check_500(self, path, logged):
+                pid = self.srv.worker_pids()
+                r = get(self.srv, path)
+                self.assertEqual(r.status, 500, r)
+                self.srv.wait_log(r"Error handling request GET %s" % re.escape(path))
+                self.srv.wait_log(logged)
+                # the worker lives on and serves
+                self.assertEqual(get(self.srv, "/").status, 200)
+                self.assertEqual(self.srv.worker_pids(), pid)
+
+        def test_body_before_start(self):
+                self.check_500("/body-before-start", "http.response.body sent before http.response.start")
+
+        def test_start_twice(self):
+                self.check_500("/start-twice", "http.response.start sent twice")
+
+        def test_return_without_response(self):
+                self.check_500("/no-response", "returned without sending http.response.start")
+
+        def test_exception(self):
+                self.check_500("/raise", "ValueError: the app failed on purpose")
+
+        def test_invalid_message(self):
+                self.check_500("/bad-message", "invalid status")
+
+        def test_exception_mid_response_cuts_it(self):
+                data = self.srv.raw(h.build_request("GET", "/raise-after-start"))
+                # what was sent arrives, then the connection closes without the last chunk
+                self.assertTrue(data.endswith(b"\r\n\r\n7\r\npartial\r\n"), data)
+                self.srv.wait_log("the app failed mid-response")
+                self.assertEqual(get(self.srv, "/").status, 200)
+
+        def test_send_after_the_end_raises(self):
+                r = get(self.srv, "/send-after-end")
+                self.assertEqual(r.body, b"done")
+                self.srv.wait_log("send after end raised RuntimeError")
+
+
+class TestLifecycle(unittest.TestCase):
+        def test_lifespan_startup_before_boot_and_shutdown_on_stop(self):
+                srv = start(self)
+                log = srv.wait_log(r"Worker \(pid:\d+\) booted|lifespan startup")
+                self.assertIn("lifespan startup", log)
+                self.assertEqual(get(srv, "/state").json()["started_at"], "boot")
+                srv.stop()
+                self.assertIn("lifespan shutdown pid=%d" % srv.worker_pids()[0], srv.log())
+
+        def test_lifespan_shutdown_on_reload(self):
+                srv = start(self)
+                first = srv.worker_pids()[0]
+                os.kill(srv.pid, 1)
+                srv.wait_log("lifespan shutdown pid=%d" % first)
+                srv.wait_log("lifespan startup", count=2)
+
+        def test_failed_startup_fails_the_boot(self):
+                # auto takes an app that raises for unsupported; on does not
+                for how, mode, why in (("fail", "auto", "no database"), ("raise", "on", "startup exploded")):
+                        with self.subTest(how=how):
+                                p = run(["-k", "asgi", "--asgi-lifespan", mode] + LOOP + ["-b", "127.0.0.1:0", APP],
+                                        env={"ASGI_APP_STARTUP": how})
+                                self.assertNotEqual(p.returncode, 0, p)
+                                self.assertIn(why, p.stderr)
+                                self.assertRegex(p.stderr, "ASGI lifespan startup (failed|raised)")
+
+        def test_lifespan_off(self):
+                srv = start(self, ["--asgi-lifespan", "off"], env={"ASGI_APP_STARTUP": "fail"})
+                self.assertEqual(get(srv, "/").status, 200)
+                self.assertNotIn("lifespan startup", srv.log())
+
+        def test_app_without_lifespan_is_served(self):
+                # routes of a plain coroutine that asserts its scope type: auto goes on without
+                srv = start(self, app="asgi_plain:app")
+                self.assertEqual(get(srv, "/").body, b"plain\n")
+                self.assertIn("lifespan' protocol appears unsupported", srv.log())
+
+        def test_asgi2_class_refused(self):
+                p = run(["-k", "asgi"] + LOOP + ["-b", "127.0.0.1:0", "asgi_plain:Asgi2App"])
+                self.assertNotEqual(p.returncode, 0, p)
+                self.assertIn("ASGI 2 app", p.stderr)
+
+        def test_uvicorn_class_logged_once(self):
+                srv = h.Server(APP, args=["-k", "uvicorn.workers.UvicornWorker"] + LOOP)
+                self.addCleanup(srv.stop)
+                self.assertEqual(get(srv, "/").status, 200)
+                self.assertEqual(srv.log().count("Using the asgi worker for uvicorn.workers.UvicornWorker"), 1)
+
+        def test_disconnect_during_streaming(self):
+                srv = start(self)
+                c = srv.client()
+                c.send_request("GET", "/forever")
+                c.read_head()
+                c._fill()
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.close()
+                srv.wait_log(r"saw http\.disconnect after \d+ chunks")
+                self.assertEqual(get(srv, "/").status, 200)
+
+        def test_never_yielding_coroutine_replaced(self):
+                srv = start(self, ["--timeout", "2"])
+                first = srv.worker_pids()[0]
+                c = srv.client()
+                self.addCleanup(c.close)
+                c.send_request("GET", "/block?seconds=60")
+                srv.wait_log("blocking pid=%d" % first)
+                log = srv.wait_log(r"WORKER TIMEOUT \(pid:%d\)" % first, timeout=15)
+                # the stack of the blocked loop is in the log
+                log = srv.wait_log(r'File ".*asgi_app\.py", line \d+ in app', timeout=10)
+                srv.wait_log(h.WORKER_RE.pattern, count=2, timeout=15)
+                self.assertEqual(get(srv, "/").status, 200)
+
+
+class WsClient:
+        """A WebSocket client made of the standard library (RFC 6455 framing, masked)."""
+
+        def __init__(self, srv, path, headers=(), key=None):
+                self.sock = srv.connect()
+                self.key = key or base64.b64encode(os.urandom(16)).decode()
+                req = ("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n" % (path, self.key))
+                for n, v in headers:
+                        req += "%s: %s\r\n" % (n, v)
+                self.sock.sendall((req + "\r\n").encode())
+                self.buf = b""
+                while b"\r\n\r\n" not in self.buf:
+                        d = self.sock.recv(65536)
+                        if not d:
+                                break
+                        self.buf += d
+                head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+                self.head = head.decode("latin-1")
+                self.status = int(self.head.split(" ", 2)[1]) if self.head else 0
+
+        def header(self, name):
+                for line in self.head.split("\r\n")[1:]:
+                        n, _, v = line.partition(":")
+                        if n.strip().lower() == name.lower():
+                                return v.strip()
+                return None
+
+        def send_frame(self, opcode, payload, fin=True, rsv=0):
+                mask = os.urandom(4)
+                b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+                n = len(payload)
+                if n < 126:
+                        hdr = struct.pack("!BB", b0, 0x80 | n)
+                elif n < 65536:
+                        hdr = struct.pack("!BBH", b0, 0x80 | 126, n)
+                else:
+                        hdr = struct.pack("!BBQ", b0, 0x80 | 127, n)
+                masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                self.sock.sendall(hdr + mask + masked)
+
+        def _need(self, n):
+                while len(self.buf) < n:
+                        d = self.sock.recv(65536)
+                        if not d:
+                                raise EOFError("closed")
+                        self.buf += d
+                out, self.buf = self.buf[:n], self.buf[n:]
+                return out
+
+        def recv_frame(self):
+                b0, b1 = self._need(2)
+                self.assertion = not (b1 & 0x80)        # a server never masks
+                n = b1 & 0x7F
+                if n == 126:
+                        n = struct.unpack("!H", self._need(2))[0]
+                elif n == 127:
+                        n = struct.unpack("!Q", self._need(8))[0]
+                return b0 & 0x80, b0 & 0x0F, self._need(n)
+
+        def close(self):
+                self.sock.close()
+
+
+class TestWebSocket(unittest.TestCase):
+        @classmethod
+        def setUpClass(cls):
+                cls.srv = h.Server(APP, args=["-k", "asgi", "--websocket-max-message-size", "1024"] + LOOP)
+
+        @classmethod
+        def tearDownClass(cls):
+                cls.srv.stop()
+
+        def connect(self, path="/ws", **kw):
+                ws = WsClient(self.srv, path, **kw)
+                self.addCleanup(ws.close)
+                return ws
+
+        def test_handshake_and_echo(self):
+                ws = self.connect(headers=[("Sec-WebSocket-Protocol", "chat, superchat"),
+                                           ("Sec-WebSocket-Extensions", "permessage-deflate")])
+                self.assertEqual(ws.status, 101, ws.head)
+                want = base64.b64encode(hashlib.sha1(ws.key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+                self.assertEqual(ws.header("Sec-WebSocket-Accept"), want.decode())
+                self.assertEqual(ws.header("Sec-WebSocket-Protocol"), "superchat")
+                self.assertEqual(ws.header("x-ws"), "yes")
+                # permessage-deflate is declined
+                self.assertIsNone(ws.header("Sec-WebSocket-Extensions"))
+                ws.send_frame(1, "h\u00e9llo".encode())
+                self.assertEqual(ws.recv_frame(), (0x80, 1, "h\u00e9llo".encode()))
+                ws.send_frame(2, b"\x00\x01\x02")
+                self.assertEqual(ws.recv_frame(), (0x80, 2, b"\x00\x01\x02"))
+                self.assertTrue(ws.assertion)
+
+        def test_fragments_and_ping(self):
+                ws = self.connect()
+                ws.send_frame(1, b"frag", fin=False)
+                ws.send_frame(9, b"are you there")
+                ws.send_frame(0, b"mented", fin=True)
+                self.assertEqual(ws.recv_frame(), (0x80, 10, b"are you there"))
+                self.assertEqual(ws.recv_frame(), (0x80, 1, b"fragmented"))
+
+        def test_close_codes(self):
+                ws = self.connect()
+                ws.send_frame(1, b"close")
+                fin, op, payload = ws.recv_frame()
+                self.assertEqual(op, 8)
+                self.assertEqual(struct.unpack("!H", payload[:2])[0], 4001)
+                self.assertEqual(payload[2:], b"asked")
+                # a client's close reaches the app as websocket.disconnect with its code
+                ws = self.connect()
+                ws.send_frame(8, struct.pack("!H", 1001) + b"bye")
+                fin, op, payload = ws.recv_frame()
+                self.assertEqual((op, struct.unpack("!H", payload[:2])[0]), (8, 1001))
+                self.srv.wait_log("websocket disconnect code=1001")
+
+        def test_message_too_big(self):
+                ws = self.connect()
+                ws.send_frame(2, b"y" * 2000)
+                fin, op, payload = ws.recv_frame()
+                self.assertEqual((op, struct.unpack("!H", payload[:2])[0]), (8, 1009))
+
+        def test_bad_frames(self):
+                for frame, code in ((lambda w: w.send_frame(1, b"\xff\xfe"), 1007),
+                                    (lambda w: w.send_frame(1, b"x", rsv=4), 1002)):
+                        ws = self.connect()
+                        frame(ws)
+                        fin, op, payload = ws.recv_frame()
+                        self.assertEqual((op, struct.unpack("!H", payload[:2])[0]), (8, code))
+
+        def test_scope(self):
+                ws = self.connect("/ws/scope?room=1", headers=[("Sec-WebSocket-Protocol", "v1")])
+                s = json.loads(ws.recv_frame()[2])
+                self.assertEqual(s["type"], "websocket")
+                self.assertEqual(s["scheme"], "ws")
+                self.assertEqual(s["path"], "/ws/scope")
+                self.assertEqual(s["query_string"], {"bytes": "room=1"})
+                self.assertEqual(s["subprotocols"], ["v1"])
+                self.assertNotIn("method", s)
+
+        def test_denied(self):
+                ws = self.connect("/ws/deny")
+                self.assertEqual(ws.status, 403)
+                ws = self.connect("/ws/reject")
+                self.assertEqual(ws.status, 403)
+
+        def test_bad_handshakes(self):
+                r = get(self.srv, "/ws", headers=[("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                                                  ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                                                  ("Sec-WebSocket-Version", "8")])
+                self.assertEqual(r.status, 426)
+                self.assertEqual(r.header("Sec-WebSocket-Version"), "13")
+                r = get(self.srv, "/ws", headers=[("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                                                  ("Sec-WebSocket-Key", "short"), ("Sec-WebSocket-Version", "13")])
+                self.assertEqual(r.status, 400)
+                self.assertEqual(get(self.srv, "/").status, 200)
 
 
 if __name__ == "__main__":
