@@ -126,7 +126,8 @@ class _Http:
                 if self.body_done:
                         # nothing more to read: the next message is the client's going, which
                         # for the app comes once its response is complete (or the client left)
-                        await self.gone
+                        if not self.gone.done():
+                                await self._watch_hangup()
                         return {"type": "http.disconnect"}
                 try:
                         data = self.pending if self.pending is not None else await self._read()
@@ -148,6 +149,29 @@ class _Http:
                 if not more:
                         self.body_done = True
                 return {"type": "http.request", "body": data, "more_body": more}
+
+        async def _watch_hangup(self):
+                """Waits for the response to be complete or the client to close its end: the
+                socket turns readable, and a look at it (nothing taken) finds its end."""
+                fd = _asgi.fd(self.req)
+                watching = True
+
+                def readable():
+                        nonlocal watching
+                        gone = _asgi.peer_gone(self.req)
+                        if gone:
+                                self.disconnected = True
+                                self._mark_gone()
+                        if gone is not None and watching:
+                                # gone, or the next request is there: nothing more to learn
+                                _loop.remove_reader(fd)
+                                watching = False
+                _loop.add_reader(fd, readable)
+                try:
+                        await self.gone
+                finally:
+                        if watching:
+                                _loop.remove_reader(fd)
 
         async def _drain(self):
                 req = self.req

@@ -337,6 +337,16 @@ class TestLifecycle(unittest.TestCase):
                 srv.wait_log(r"saw http\.disconnect after \d+ chunks")
                 self.assertEqual(get(srv, "/").status, 200)
 
+        def test_disconnect_while_waiting(self):
+                # no response yet, the body read: receive() says http.disconnect once the client goes
+                srv = start(self)
+                c = srv.client()
+                c.send_request("GET", "/wait-disconnect")
+                time.sleep(0.3)
+                c.close()
+                srv.wait_log("wait-disconnect got http.disconnect")
+                self.assertEqual(get(srv, "/").status, 200)
+
         def test_never_yielding_coroutine_replaced(self):
                 srv = start(self, ["--timeout", "2"])
                 first = srv.worker_pids()[0]
