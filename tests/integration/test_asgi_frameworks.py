@@ -18,7 +18,9 @@ import gcorn_harness as h  # noqa: E402
 import websockets  # noqa: E402
 
 ASAN = "ASAN_OPTIONS" in os.environ
-LOOP = ["--asgi-loop", "asyncio"] if ASAN else []
+# as in test_asgi.py: uvloop normally, asyncio under the sanitizers (README)
+LOOP = (["--asgi-loop", os.environ["GCORN_ASGI_LOOP"]] if os.environ.get("GCORN_ASGI_LOOP")
+        else ["--asgi-loop", "asyncio"] if ASAN else [])
 
 
 def multipart(fields, files):
