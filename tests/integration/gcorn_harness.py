@@ -36,7 +36,7 @@ def is_gunicorn():
 
 
 def worker_kind():
-        """The worker kind every server runs ("sync" or "gthread"), from GCORN_TEST_EXTRA_ARGS:
+        """The worker kind every server runs ("sync", "gthread" or "gevent"), from GCORN_TEST_EXTRA_ARGS:
         the behaviour suites run once per kind."""
         extra = os.environ.get("GCORN_TEST_EXTRA_ARGS", "").split()
         for i, a in enumerate(extra):
