@@ -51,6 +51,9 @@ def in_parallel(fn, args):
 def run_gcorn(args):
         env = dict(os.environ)
         env.pop("GCORN_TEST_EXTRA_ARGS", None)
+        if "ASAN_OPTIONS" in env:
+                # as the harness does for a gevent server
+                env["ASAN_OPTIONS"] += ":detect_stack_use_after_return=0:detect_leaks=0"
         return subprocess.run([h.GCORN, "-b", "127.0.0.1:0"] + args, capture_output=True, text=True, timeout=60,
                               cwd=h.APPS, env=env)
 
