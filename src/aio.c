@@ -306,6 +306,13 @@ static PyObject *mod_step(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored
         return PyFloat_FromDouble(ms / 1000.0);
 }
 
+static PyObject *mod_running(PyObject *Py_UNUSED(self), PyObject *req) {
+        AioRequest *a = Py_IS_TYPE(req, &request_type) ? (AioRequest *) req : NULL;
+
+        worker_aio_running(a ? a->conn : NULL);
+        Py_RETURN_NONE;
+}
+
 static PyObject *mod_start(PyObject *Py_UNUSED(self), PyObject *args) {
         PyObject *req, *wake;
 
@@ -320,6 +327,7 @@ static PyMethodDef module_methods[] = {
         { "fd", mod_fd, METH_NOARGS, "fd() -> the worker's epoll fd" },
         { "step", mod_step, METH_NOARGS, "step() -> seconds until the next call, or None: done" },
         { "start", mod_start, METH_VARARGS, "start(on_request, on_wake)" },
+        { "running", mod_running, METH_O, "running(req or None): whose task runs now" },
         { NULL, NULL, 0, NULL },
 };
 
@@ -403,25 +411,37 @@ void aio_io_done(ConnIo *io) {
 }
 
 int aio_gevent_check(bool preload, char **ret_error) {
-        PyObject *util = NULL, *spec = NULL;
+        PyObject *gevent;
         int r = 0;
 
         python_gil_acquire();
-        util = PyImport_ImportModule("importlib.util");
-        spec = util ? PyObject_CallMethod(util, "find_spec", "s", "gevent") : NULL;
-        if (!spec || spec == Py_None) {
-                PyErr_Clear();
-                if (asprintf(ret_error, "The gevent worker needs gevent, which cannot be imported "
-                             "(Debian: apt install python3-gevent)") < 0)
+        /* Imported, as Gunicorn's master imports its worker class (which imports gevent);
+         * nothing of it runs before a worker patches. */
+        gevent = PyImport_ImportModule("gevent");
+        if (!gevent) {
+                PyObject *type, *value, *tb, *str = NULL;
+                const char *why = NULL;
+
+                PyErr_Fetch(&type, &value, &tb);
+                if (value)
+                        str = PyObject_Str(value);
+                if (str)
+                        why = PyUnicode_AsUTF8(str);
+                if (asprintf(ret_error, "The gevent worker needs gevent, which cannot be imported: %s "
+                             "(Debian: apt install python3-gevent)", why ? why : "unknown error") < 0)
                         *ret_error = NULL;
+                PyErr_Clear();
+                Py_XDECREF(str);
+                Py_XDECREF(type);
+                Py_XDECREF(value);
+                Py_XDECREF(tb);
                 r = -ENOENT;
         } else if (preload)
                 log_warning("--preload with the gevent worker: the app is imported in the master, before each "
                             "worker patches the standard library with gevent.monkey.patch_all(), so what it bound "
                             "at import time (from time import sleep) stays blocking; patch at the top of the "
                             "config file to have it done first");
-        Py_XDECREF(spec);
-        Py_XDECREF(util);
+        Py_XDECREF(gevent);
         python_gil_release();
         return r;
 }

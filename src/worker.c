@@ -6,6 +6,7 @@
  * app threads do, without waiting for it. */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -101,6 +102,8 @@ typedef struct Worker {
         Gthread *pool;
         bool aio;                       /* requests run in a Python event loop's tasks (aio.c) */
         bool offloaded;                 /* pool or aio: requests run elsewhere than the loop */
+        Conn *aio_running;              /* aio: the request whose task runs now (NULL: none) */
+        uint64_t aio_grace;             /* aio: stopping, the tasks still in requests get until then */
         int capacity;                   /* requests that may run at once, elsewhere */
         int in_app;                     /* requests dispatched to them and not done */
         size_t max_conns;               /* --worker-connections */
@@ -903,14 +906,61 @@ static void worker_loop(Worker *w) {
                         break;
 }
 
+/* aio: the worker is done. As gthread's threads, the tasks still inside a request when the
+ * worker must go (the graceful timeout, a fast stop) get a moment more. */
+static bool aio_done(Worker *w) {
+        if (!w->quit)
+                return may_leave(w);
+        if (w->in_app == 0)
+                return true;
+        if (!w->aio_grace)
+                w->aio_grace = conn_clock() + 1000;
+        return conn_clock() >= w->aio_grace;
+}
+
 /* aio: the Python event loop's call, when the epoll fd is readable or the time it was told
  * has come. */
 int worker_aio_step(void) {
         Worker *w = aio_worker;
 
-        if (w->quit || may_leave(w) || !loop_round(w, 0) || w->quit || may_leave(w))
+        if (aio_done(w) || !loop_round(w, 0) || aio_done(w))
                 return -1;
-        return next_timeout(w);
+        return w->quit ? 10 : next_timeout(w);
+}
+
+/* A task runs c's request now (NULL: the event loop itself runs). A task that keeps the loop
+ * from running (a busy loop, a call gevent did not patch) stops the heartbeat, and the
+ * master's watchdog then names its request, as for a stuck sync worker. */
+void worker_aio_running(Conn *c) {
+        Worker *w = aio_worker;
+        ConnLink *l;
+
+        if (!c) {
+                if (w->aio_running)
+                        heartbeat_set_state(w->slot, SLOT_IDLE);
+                w->aio_running = NULL;
+                return;
+        }
+        l = conn_link(c);
+        if (l->shown > 0) {
+                /* the watchdog names the first entry in flight: this one goes there */
+                Conn *first = w->shown[0];
+                ConnLink *fl = conn_link(first);
+                const Request *q = conn_request(c), *fq = conn_request(first);
+
+                heartbeat_inflight_set(w->slot, (uint32_t) l->shown, fq->method.p, fq->method.len, fq->target.p,
+                                       fq->target.len, conn_info(first)->remote_addr, fl->start_ms);
+                heartbeat_inflight_set(w->slot, 0, q->method.p, q->method.len, q->target.p, q->target.len,
+                                       conn_info(c)->remote_addr, l->start_ms);
+                w->shown[l->shown] = first;
+                fl->shown = l->shown;
+                w->shown[0] = c;
+                l->shown = 0;
+        }
+        __atomic_store_n(&w->slot->request_start_ms, l->start_ms, __ATOMIC_RELAXED);
+        if (!w->aio_running)
+                heartbeat_set_state(w->slot, SLOT_BUSY);
+        w->aio_running = c;
 }
 
 int worker_aio_fd(void) {
@@ -968,6 +1018,8 @@ void worker_aio_done(Conn *c, int r, const WsgiResult *res) {
                 timer_remove(aio_worker, c);
                 l->parked = NULL;
         }
+        if (aio_worker->aio_running == c)
+                worker_aio_running(NULL);
         l->io = NULL;
         l->app_r = r;
         l->app_status = res->status;
@@ -1152,7 +1204,8 @@ int worker_run(const WorkerContext *ctx) {
                 w.aio = true;
                 w.cfg.offload = aio_offload;
                 w.max_conns = (size_t) s->worker_connections;
-                w.capacity = MAX(s->worker_connections, 1);
+                /* busy is shown while a task runs (worker_aio_running()), not by count */
+                w.capacity = INT_MAX;
                 aio_worker = &w;
         }
         w.offloaded = w.pool || w.aio;

@@ -93,8 +93,9 @@ typedef struct WsgiStream {
         Buf status, lines;
         FieldRef *fields;
         size_t fields_cap;
-        /* A request a driver in Python runs (wsgi_aio_*()): it closes the iterable itself;
-         * what wsgi_handle() would return, once known. */
+        /* A request a driver in Python runs (wsgi_aio_*()): the iterable is closed here only
+         * when wsgi_aio_result() took it (result), else by the driver; what wsgi_handle()
+         * would return, once known. */
         bool aio;
         int aio_r;
 } WsgiStream;
@@ -1207,7 +1208,7 @@ void wsgi_stream_end(Conn *c, int error, WsgiResult *ret) {
                         ((Callback *) s->callbacks[i])->st = NULL;
                         Py_CLEAR(s->callbacks[i]);
                 }
-        end_request(st, s->aio ? NULL : s->result, s->environ, s->input);
+        end_request(st, s->result, s->environ, s->input);
         Py_CLEAR(s->result);
         Py_CLEAR(s->environ);
         Py_CLEAR(s->input);
@@ -1337,8 +1338,9 @@ int wsgi_aio_result(WsgiStream *s, PyObject *result) {
                         r = error < 0 ? error : 1;
                         goto finish;
                 }
-                /* not a regular file after all: the driver iterates it */
+                /* not a regular file after all: the driver iterates it (and closes it) */
                 st->result = NULL;
+                Py_CLEAR(s->result);
                 r = 2;
                 goto finish;
         }

@@ -21,6 +21,9 @@
  *                         requests (on_request) and wakes tasks whose I/O is done (on_wake).
  *                         Returns the seconds (float) until it must be called again at the
  *                         latest, or None once the worker is done (stop the loop)
+ *   running(req)          req's task runs from now on (None: no request's does): the
+ *                         watchdog's report of a task that blocks the loop names its
+ *                         request (call it on every switch: greenlet.settrace)
  *   start(on_request, on_wake)
  *                         on_request(req): a request is complete: start a task for it.
  *                         on_wake(req): the I/O req waited for is done: wake its task. Both
@@ -62,8 +65,8 @@
 
 /* ---- For the master and the worker (worker.c, main.c) ---- */
 
-/* The master, at start with -k gevent: 0, or -ENOENT and *ret_error (owned by the caller,
- * one line) when gevent cannot be imported. With --preload it warns that the app is imported
+/* The master, at start with -k gevent: imports gevent (nothing of it runs yet). 0, or
+ * -ENOENT and *ret_error (owned by the caller, one line) when it cannot be imported. With --preload it warns that the app is imported
  * before gevent patches the standard library (in each worker, as Gunicorn does). */
 int aio_gevent_check(bool preload, char **ret_error);
 
@@ -103,6 +106,9 @@ int worker_aio_fd(void);
 /* Does op (CONN_IO_FILL, CONN_IO_DRAIN) for the task that owns c, now if it can: 0 when done
  * (result in conn_link(c)->io), 1 when parked: aio_io_done() comes when it is. */
 int worker_aio_wait(Conn *c, ConnIoOp op);
+
+/* The task of c's request runs now; NULL: none does (the event loop runs). */
+void worker_aio_running(Conn *c);
 
 /* The task is done with c's request: the loop takes the connection back. */
 void worker_aio_done(Conn *c, int r, const WsgiResult *res);

@@ -7,7 +7,8 @@ never wait, and where the request would (a body not received yet, an answer the 
 not taken) the greenlet waits here, on a Waiter the loop's wake-up switches to. So no C
 frame of gcorn's is on a greenlet's stack when it yields (see include/gcorn/aio.h).
 """
-from gevent import spawn
+import greenlet
+from gevent import Greenlet
 from gevent.hub import Waiter, get_hub
 
 _loop = None
@@ -86,6 +87,7 @@ class Input:
 
 def _serve(req, app):
         result = None
+        taken = False           # gcorn sends (and closes) a list, tuple or file wrapper itself
         try:
                 args = req.begin()
                 if args is not None:
@@ -102,6 +104,7 @@ def _serve(req, app):
 
                         result = app(environ, sr)
                         code = req.result(result)
+                        taken = code in (0, 1)
                         while code == 0:
                                 _drain(req)
                                 code = req.more()
@@ -114,7 +117,7 @@ def _serve(req, app):
                                 req.fail(None)
         except BaseException as e:      # noqa: B902 - every failure gets gcorn's answer and log line
                 req.fail(e)
-        if result is not None and not isinstance(result, (list, tuple, bytes)):
+        if result is not None and not taken and not isinstance(result, (list, tuple, bytes)):
                 close = getattr(result, "close", None)
                 if close is not None:
                         try:
@@ -123,6 +126,27 @@ def _serve(req, app):
                                 req.close_failed(e)
         req.finish()
         _poke()
+
+
+# The request of each greenlet that runs one: told to the worker on each switch, so that a
+# greenlet that blocks the hub is named by the watchdog.
+_running = {}
+
+
+def _trace(event, args):
+        if event == "switch" or event == "throw":
+                _core.running(_running.get(args[1]))
+
+
+def _spawn(req, app):
+        g = Greenlet(_serve, req, app)
+        _running[g] = req
+        g.link(_ended)
+        g.start()
+
+
+def _ended(g):
+        _running.pop(g, None)
 
 
 _tick_due = False
@@ -161,7 +185,8 @@ def run(core, app):
         _loop = get_hub().loop
         _core = core
         _done = Waiter()
-        core.start(lambda req: spawn(_serve, req, app), _wake)
+        core.start(lambda req: _spawn(req, app), _wake)
+        greenlet.settrace(_trace)
         _io = _loop.io(core.fd(), 1)
         _io.start(_tick)
         _poke()
