@@ -328,23 +328,34 @@ static PyObject *module_new(void) {
 /* ---- the worker ---- */
 
 int asgi_check(const Settings *s, char **ret_error) {
-        PyObject *util = NULL, *spec = NULL;
+        PyObject *uvloop;
         int r = 0;
 
         if (strcmp(s->asgi_loop, "uvloop") != 0)
                 return 0;
         python_gil_acquire();
-        util = PyImport_ImportModule("importlib.util");
-        spec = util ? PyObject_CallMethod(util, "find_spec", "s", "uvloop") : NULL;
-        if (!spec || spec == Py_None) {
+        /* imported, not only found: a uvloop that cannot load is as missing */
+        uvloop = PyImport_ImportModule("uvloop");
+        if (!uvloop) {
+                PyObject *type, *exc, *tb, *why;
+                const char *text;
+
+                PyErr_Fetch(&type, &exc, &tb);
+                PyErr_NormalizeException(&type, &exc, &tb);
+                why = exc ? PyObject_Str(exc) : NULL;
+                text = why ? PyUnicode_AsUTF8(why) : NULL;
                 PyErr_Clear();
-                if (asprintf(ret_error, "--asgi-loop uvloop: uvloop cannot be imported "
-                             "(Debian: apt install python3-uvloop), or use --asgi-loop asyncio") < 0)
+                Py_XDECREF(type);
+                Py_XDECREF(tb);
+                if (asprintf(ret_error, "--asgi-loop uvloop: uvloop cannot be imported (%s: %s); install it "
+                             "(Debian: apt install python3-uvloop) or use --asgi-loop asyncio",
+                             exc ? Py_TYPE(exc)->tp_name : "ImportError", text ? text : "unknown error") < 0)
                         *ret_error = NULL;
+                Py_XDECREF(why);
+                Py_XDECREF(exc);
                 r = -ENOENT;
         }
-        Py_XDECREF(spec);
-        Py_XDECREF(util);
+        Py_XDECREF(uvloop);
         python_gil_release();
         return r;
 }

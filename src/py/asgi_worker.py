@@ -31,8 +31,13 @@ READ_SIZE = 65536
 
 
 def _log_error(text):
-        import logging
-        logging.getLogger("gunicorn.error").error(text)
+        import _gcorn
+        _gcorn.log(3, text)             # LOG_ERR, straight to gcorn's error log
+
+
+def _log_info(text):
+        import _gcorn
+        _gcorn.log(6, text)             # LOG_INFO
 
 
 # ---- waiting on the worker's loop ----
@@ -575,7 +580,7 @@ class _Lifespan:
                         # an app without lifespan raises or returns at once: it is served without
                         self.unsupported = True
                         if t == "_raised":
-                                _log_error("ASGI 'lifespan' protocol appears unsupported (%s: %s)" %
+                                _log_info("ASGI 'lifespan' protocol appears unsupported (%s: %s)" %
                                            (type(m["exc"]).__name__, m["exc"]))
                         return None
                 if t == "_raised":

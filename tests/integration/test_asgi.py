@@ -75,6 +75,22 @@ class TestSettings(unittest.TestCase):
                                     ("asgi_lifespan", "off"), ("root_path", "/api")):
                         self.assertRegex(p.stdout, r"(?m)^%s +=  *%s$" % (name, re.escape(value)))
 
+        def test_uvloop_missing(self):
+                d = h.tempdir(self, "gcorn-nouvloop-")
+                os.mkdir(os.path.join(d, "uvloop"))
+                with open(os.path.join(d, "uvloop", "__init__.py"), "w") as f:
+                        f.write("raise ImportError('no uvloop in this test')\n")
+                p = run(["-k", "asgi", "--asgi-loop", "uvloop", "-b", "127.0.0.1:0", APP], env={"PYTHONPATH": d})
+                self.assertEqual(p.returncode, 1, p)
+                err = lines(p.stderr)
+                self.assertEqual(len(err), 1, err)
+                self.assertIn("--asgi-loop uvloop: uvloop cannot be imported (ImportError: no uvloop in this test)",
+                              err[0])
+                # auto goes on with asyncio's loop
+                srv = h.Server(APP, args=["-k", "asgi", "--asgi-loop", "auto"], env={"PYTHONPATH": d})
+                self.addCleanup(srv.stop)
+                self.assertEqual(srv.get("/").status, 200)
+
         def test_asgi_settings_warn_under_other_workers(self):
                 p = run(["--root-path", "/api", "--asgi-lifespan", "off", "--check-config", "routes:app"])
                 self.assertEqual(p.returncode, 0, p)
@@ -209,6 +225,17 @@ class TestHttp(unittest.TestCase):
                                         # the body the app gave did not go out: the next answer is clean
                                         c.send_request("GET", "/")
                                         self.assertEqual(c.read_response().body, b"Hello, World!\n")
+
+        def test_slow_client_gets_a_long_stream_whole(self):
+                # the app's sends wait while the client does not read: nothing lost, in order
+                n, size = (64, 65536) if not ASAN else (16, 65536)
+                with self.srv.client() as c:
+                        c.send_request("GET", "/stream?n=%d&size=%d" % (n, size))
+                        time.sleep(1.0)
+                        r = c.read_response()
+                self.assertEqual(len(r.body), n * size)
+                self.assertEqual(r.body, b"".join(bytes([65 + i % 26]) * size for i in range(n)))
+                self.assertEqual(get(self.srv, "/").status, 200)
 
         def test_repeated_headers(self):
                 r = get(self.srv, "/headers")
@@ -492,6 +519,18 @@ class TestWebSocket(unittest.TestCase):
                         frame(ws)
                         fin, op, payload = ws.recv_frame()
                         self.assertEqual((op, struct.unpack("!H", payload[:2])[0]), (8, code))
+
+        def test_access_log(self):
+                srv = start(self, ["--access-logfile", "-"])
+                ws = WsClient(srv, "/ws")
+                self.addCleanup(ws.close)
+                self.assertEqual(ws.status, 101)
+                ws.send_frame(8, struct.pack("!H", 1000))
+                ws.recv_frame()
+                deadline = time.monotonic() + 10
+                while '"GET /ws HTTP/1.1" 101 ' not in srv.stdout() and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                self.assertIn('"GET /ws HTTP/1.1" 101 ', srv.stdout())
 
         def test_scope(self):
                 ws = self.connect("/ws/scope?room=1", headers=[("Sec-WebSocket-Protocol", "v1")])
