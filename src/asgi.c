@@ -262,6 +262,13 @@ static PyObject *mod_fd(PyObject *Py_UNUSED(self), PyObject *req) {
         return c ? PyLong_FromLong(conn_fd(c)) : NULL;
 }
 
+/* body_ready(req) -> whether Request.read() would return without touching the socket */
+static PyObject *mod_body_ready(PyObject *Py_UNUSED(self), PyObject *req) {
+        Conn *c = aio_request_conn(req);
+
+        return c ? PyBool_FromLong(conn_body_ready(c)) : NULL;
+}
+
 /* peer_gone(req) -> True when the client closed its end (or reset), False when bytes wait,
  * None when nothing is there yet; the bytes stay in the socket */
 static PyObject *mod_peer_gone(PyObject *Py_UNUSED(self), PyObject *req) {
@@ -297,6 +304,7 @@ static PyObject *mod_log_exception(PyObject *Py_UNUSED(self), PyObject *args) {
 
 static PyMethodDef module_methods[] = {
         { "log_exception", mod_log_exception, METH_VARARGS, "log_exception(exc, title)" },
+        { "body_ready", mod_body_ready, METH_O, "body_ready(req) -> bool" },
         { "fd", mod_fd, METH_O, "fd(req) -> the connection's socket" },
         { "peer_gone", mod_peer_gone, METH_O, "peer_gone(req) -> True, False or None" },
         { "scope", mod_scope, METH_VARARGS, "scope(req, websocket, state) -> dict" },

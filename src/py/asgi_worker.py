@@ -115,11 +115,9 @@ class _Http:
         async def _read(self):
                 """The next body chunk: bytes, b"" at the end."""
                 req = self.req
-                while True:
-                        data = req.read(READ_SIZE)
-                        if data is not None:
-                                return data
-                        async with self.lock:
+                # a read that would wait parks the request's one I/O slot: never beside a drain
+                async with self.lock:
+                        while True:
                                 data = req.read(READ_SIZE)
                                 if data is not None:
                                         return data
@@ -138,8 +136,9 @@ class _Http:
                         data = self.pending if self.pending is not None else await self._read()
                         self.pending = None
                         more = bool(data)
-                        if data:
-                                # a look ahead, without waiting: the last chunk says so
+                        if data and _asgi.body_ready(self.req):
+                                # a look at what is already here (never a wait): the last chunk
+                                # says it is the last
                                 ahead = self.req.read(READ_SIZE)
                                 if ahead == b"":
                                         more = False
