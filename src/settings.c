@@ -137,7 +137,7 @@ static const SettingDef setting_table[] = {
         { .name = "worker_connections", .long_flag = "--worker-connections", .type = SETTING_INT,
           .offset = FIELD(worker_connections), .default_value = "1000", .min = 0, .max = INT_MAX,
           .metavar = "INT", .section = "Worker Processes",
-          .help = "The maximum number of simultaneous clients per worker (gthread and gevent workers)." },
+          .help = "The maximum number of simultaneous clients per worker (gthread, gevent and asgi workers)." },
         { .name = "timeout", .short_flag = 't', .long_flag = "--timeout", .type = SETTING_INT,
           .offset = FIELD(timeout), .default_value = "30", .min = 0, .max = SECONDS_MAX, .metavar = "INT",
           .section = "Worker Processes",
@@ -1921,11 +1921,25 @@ int settings_no_effect_lines(const Settings *s, char ***ret) {
                 }
         }
         /* A row of its own would warn for the worker that uses it too. */
-        if (s->worker_connections != 1000 && !settings_threaded(s) && !settings_gevent(s)) {
+        if (s->threads > 1 && settings_asgi(s)) {
                 char *line;
 
-                if (asprintf(&line, "Setting worker_connections = %d has no effect in gcorn: only the gthread "
-                             "and gevent workers use it (-k gthread or --threads above 1, -k gevent)", s->worker_connections) < 0)
+                /* Gunicorn's asgi worker warns the same: its coroutines share one thread */
+                if (asprintf(&line, "Setting threads = %d has no effect in gcorn: the asgi worker runs its "
+                             "requests as coroutines on one thread (--worker-connections bounds them)",
+                             s->threads) < 0)
+                        return -ENOMEM;
+                r = strv_push(&l, &n, line);
+                if (r < 0) {
+                        free(line);
+                        return r;
+                }
+        }
+        if (s->worker_connections != 1000 && !settings_threaded(s) && !settings_gevent(s) && !settings_asgi(s)) {
+                char *line;
+
+                if (asprintf(&line, "Setting worker_connections = %d has no effect in gcorn: only the gthread, "
+                             "gevent and asgi workers use it (-k gthread or --threads above 1, -k gevent, -k asgi)", s->worker_connections) < 0)
                         return -ENOMEM;
                 r = strv_push(&l, &n, line);
                 if (r < 0) {

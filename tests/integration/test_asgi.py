@@ -75,6 +75,12 @@ class TestSettings(unittest.TestCase):
                                     ("asgi_lifespan", "off"), ("root_path", "/api")):
                         self.assertRegex(p.stdout, r"(?m)^%s +=  *%s$" % (name, re.escape(value)))
 
+        def test_threads_and_worker_connections(self):
+                p = run(["-k", "asgi", "--worker-connections", "50", "--threads", "4", "--check-config", APP])
+                self.assertEqual(p.returncode, 0, p)
+                self.assertNotIn("worker_connections", p.stderr)
+                self.assertIn("Setting threads = 4 has no effect in gcorn: the asgi worker", p.stderr)
+
         def test_uvloop_missing(self):
                 d = h.tempdir(self, "gcorn-nouvloop-")
                 os.mkdir(os.path.join(d, "uvloop"))
