@@ -1370,6 +1370,8 @@ int wsgi_aio_more(WsgiStream *s) {
 
 static int aio_body(WsgiStream *s, PyObject *data, bool write) {
         WsgiState *st = &s->st;
+        size_t len;
+        bool keep;
         int r;
 
         if (!st->started) {
@@ -1381,11 +1383,21 @@ static int aio_body(WsgiStream *s, PyObject *data, bool write) {
                 PyErr_Format(PyExc_TypeError, "%R is not a byte", data);
                 return -EINVAL;
         }
+        /* As produce(): a large item goes by reference and is held until the queue is empty,
+         * which the driver waits for (0) before the next. */
+        if (st->held && !conn_out_pending(st->conn))
+                Py_CLEAR(st->held);
+        len = (size_t) PyBytes_GET_SIZE(data);
+        keep = !st->held && len >= WSGI_KEEP_MIN;
         AIO_ENTER(s);
-        r = send_body(st, PyBytes_AS_STRING(data), (size_t) PyBytes_GET_SIZE(data), false, false);
+        r = send_body(st, PyBytes_AS_STRING(data), len, false, keep);
         AIO_LEAVE(s);
         if (r < 0)
                 return aio_raise(r), r;
+        if (keep && conn_out_pending(st->conn)) {
+                st->held = Py_NewRef(data);
+                return 0;
+        }
         return conn_out_room(st->conn) ? 1 : 0;
 }
 

@@ -77,8 +77,9 @@ struct _object *wsgi_aio_start_response(WsgiStream *s, struct _object *const *ar
 int wsgi_aio_result(WsgiStream *s, struct _object *result);
 int wsgi_aio_more(WsgiStream *s);
 
-/* One body item (bytes, copied into the queue), or the app's write(data): 1 when the queue
- * has room for more, 0 when the driver must wait for it to drain first; negative errno with
+/* One body item (bytes), or the app's write(data): 1 when the queue has room for more, 0
+ * when the driver must wait for it to drain first (a large item is queued by reference and
+ * held until then); negative errno with
  * a Python error set as for wsgi_aio_result(). */
 int wsgi_aio_item(WsgiStream *s, struct _object *item);
 int wsgi_aio_write(WsgiStream *s, struct _object *data);
