@@ -275,6 +275,7 @@ class _WebSocket:
                 self.req = req
                 self.environ_sr = None
                 self.connect_given = False
+                self.deny_written = False
                 self.ws = None
                 self.fd = -1
                 self.state = "connecting"       # connecting, connected, closed
@@ -469,13 +470,20 @@ class _WebSocket:
                 req = self.req
                 body = bytes(message.get("body", b""))
                 if message.get("more_body", False):
+                        if body:
+                                self.deny_written = True
+                                if not req.write(body):
+                                        while req.wait():
+                                                await _wait(req)
+                        return
+                if not self.deny_written:
+                        # the whole body at once: its length goes in the head
+                        code = req.result((body,))
+                else:
                         if body and not req.write(body):
                                 while req.wait():
                                         await _wait(req)
-                        return
-                if body:
-                        req.write(body)
-                code = req.result(())
+                        code = req.result(())
                 while code == 0:
                         while req.wait():
                                 await _wait(req)

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import select
 import socket
 import struct
 import subprocess
@@ -255,15 +256,15 @@ class TestHttp(unittest.TestCase):
                 self.assertEqual(bodies, [b"slept a", b"slept b", b"slept c"])
 
         def test_concurrent_requests_interleave(self):
-                # the loop runs many coroutines at once: a slow one does not hold back a quick one
+                # the loop runs many coroutines at once: a sleeping one does not hold back another,
+                # whose answer comes first
                 slow = self.srv.client()
                 self.addCleanup(slow.close)
-                slow.send_request("GET", "/sleep?seconds=1&tag=slow")
-                t0 = time.monotonic()
+                slow.send_request("GET", "/sleep?seconds=3&tag=slow")
                 r = get(self.srv, "/sleep?seconds=0&tag=quick")
                 self.assertEqual(r.body, b"slept quick")
+                self.assertEqual(select.select([slow.sock], [], [], 0)[0], [])
                 self.assertEqual(slow.read_response().body, b"slept slow")
-                del t0
 
 
 class TestBadApps(unittest.TestCase):
@@ -551,6 +552,8 @@ class TestWebSocket(unittest.TestCase):
         def test_denied(self):
                 ws = self.connect("/ws/deny")
                 self.assertEqual(ws.status, 403)
+                self.assertEqual(ws.header("content-type"), "text/plain")
+                self.assertEqual(ws.buf, b"go away")
                 ws = self.connect("/ws/reject")
                 self.assertEqual(ws.status, 403)
 
