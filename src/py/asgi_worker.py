@@ -18,7 +18,6 @@ import base64
 import hashlib
 import http
 import os
-import sys
 
 _core = _asgi = _loop = None
 _app = None
@@ -372,7 +371,6 @@ class _WebSocket:
 
         async def send(self, message):
                 kind = message["type"]
-                req = self.req
                 if self.state == "connecting":
                         if kind == "websocket.accept":
                                 await self._accept(message)
@@ -591,9 +589,7 @@ class _Lifespan:
                                            (type(m["exc"]).__name__, m["exc"]))
                         return None
                 if t == "_raised":
-                        import traceback
-                        tb = "".join(traceback.format_exception(m["exc"]))
-                        print(tb, file=sys.stderr, end="", flush=True)
+                        _asgi.log_exception(m["exc"], "Exception in the ASGI lifespan startup")
                         return "ASGI lifespan startup raised %s: %s" % (type(m["exc"]).__name__, m["exc"])
                 return "ASGI lifespan startup: the app returned without answering"
 
@@ -604,7 +600,7 @@ class _Lifespan:
                 if m["type"] == "lifespan.shutdown.failed":
                         _log_error("ASGI lifespan shutdown failed: %s" % (m.get("message") or "no message"))
                 elif m["type"] == "_raised":
-                        _log_error("ASGI lifespan shutdown raised %s: %s" % (type(m["exc"]).__name__, m["exc"]))
+                        _asgi.log_exception(m["exc"], "Exception in the ASGI lifespan shutdown")
                 try:
                         await asyncio.wait_for(self.task, 5)
                 except BaseException:   # noqa: B902 - the worker leaves anyway
