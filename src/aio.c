@@ -313,6 +313,10 @@ static PyObject *mod_running(PyObject *Py_UNUSED(self), PyObject *req) {
         Py_RETURN_NONE;
 }
 
+static PyObject *mod_retiring(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored)) {
+        return PyBool_FromLong(worker_aio_retiring());
+}
+
 static PyObject *mod_start(PyObject *Py_UNUSED(self), PyObject *args) {
         PyObject *req, *wake;
 
@@ -327,6 +331,7 @@ static PyMethodDef module_methods[] = {
         { "fd", mod_fd, METH_NOARGS, "fd() -> the worker's epoll fd" },
         { "step", mod_step, METH_NOARGS, "step() -> seconds until the next call, or None: done" },
         { "start", mod_start, METH_VARARGS, "start(on_request, on_wake)" },
+        { "retiring", mod_retiring, METH_NOARGS, "retiring() -> the worker is leaving: end long-lived requests" },
         { "running", mod_running, METH_O, "running(req or None): whose task runs now" },
         { NULL, NULL, 0, NULL },
 };

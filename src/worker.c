@@ -963,6 +963,10 @@ void worker_aio_running(Conn *c) {
         w->aio_running = c;
 }
 
+bool worker_aio_retiring(void) {
+        return aio_worker->retiring;
+}
+
 int worker_aio_fd(void) {
         return aio_worker->epfd;
 }

@@ -24,6 +24,8 @@
  *   running(req)          req's task runs from now on (None: no request's does): the
  *                         watchdog's report of a task that blocks the loop names its
  *                         request (call it on every switch: greenlet.settrace)
+ *   retiring()            True once the worker is leaving (a graceful stop, a reload): a
+ *                         driver ends what would hold it (an open WebSocket)
  *   start(on_request, on_wake)
  *                         on_request(req): a request is complete: start a task for it.
  *                         on_wake(req): the I/O req waited for is done: wake its task. Both
@@ -58,6 +60,7 @@
  * All of it runs on the worker's main thread, holding the GIL. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "gcorn/conn.h"
@@ -102,6 +105,9 @@ WsgiStream *aio_request_stream(struct _object *req);
  * the latest, or -1 once the worker is done. */
 int worker_aio_step(void);
 int worker_aio_fd(void);
+/* The worker is leaving (a graceful stop, a reload, --max-requests): it takes no new
+ * connections and waits for those it has. */
+bool worker_aio_retiring(void);
 
 /* Does op (CONN_IO_FILL, CONN_IO_DRAIN) for the task that owns c, now if it can: 0 when done
  * (result in conn_link(c)->io), 1 when parked: aio_io_done() comes when it is. */

@@ -59,6 +59,7 @@ def _wake(req):
 
 _tick_handle = None
 _tick_due = False
+_websockets = set()             # the open ones (after websocket.accept)
 
 
 def _tick():
@@ -68,6 +69,12 @@ def _tick():
                 _tick_handle.cancel()
                 _tick_handle = None
         due = _core.step()
+        if _websockets and _core.retiring():
+                # a WebSocket would hold the leaving worker until --graceful-timeout: each is
+                # told the server is going away (1001)
+                for w in list(_websockets):
+                        _websockets.discard(w)
+                        _loop.create_task(w.going_away())
         if due is None:
                 _loop.remove_reader(_core.fd())
                 if not _done.done():
@@ -308,6 +315,8 @@ class _WebSocket:
                         await fut
                 finally:
                         self.readable = None
+                if self.state == "closed":
+                        return
                 try:
                         data = os.read(self.fd, READ_SIZE)
                 except BlockingIOError:
@@ -340,7 +349,22 @@ class _WebSocket:
                 if fut is not None and not fut.done():
                         fut.set_result(None)
 
+        async def going_away(self):
+                _websockets.discard(self)
+                if self.state != "connected":
+                        return
+                try:
+                        self.ws.close(1001, b"")
+                except OSError:
+                        pass
+                self._closed(1001)
+                fut = self.readable
+                if fut is not None and not fut.done():
+                        fut.set_result(None)
+                await self._flush()
+
         def _closed(self, code):
+                _websockets.discard(self)
                 self.state = "closed"
                 if self.closed_code is None:
                         self.closed_code = code
@@ -408,6 +432,7 @@ class _WebSocket:
                         self.ws.close(message.get("code", 1000), (message.get("reason") or "").encode("utf-8"))
                         await self._flush()
                         self.state = "closed"
+                        _websockets.discard(self)
                         self.closed_code = self.closed_code or message.get("code", 1000)
                         if self.reader_on:
                                 _loop.remove_reader(self.fd)
@@ -438,6 +463,7 @@ class _WebSocket:
                         await _wait(self.req)
                 self.ws = _asgi.WebSocket(_config["websocket_max_message_size"])
                 self.state = "connected"
+                _websockets.add(self)
                 if rest:
                         msgs = self.ws.feed(rest)
                         for opcode, payload, code in msgs or ():
@@ -523,6 +549,7 @@ async def _serve_websocket(req, environ_sr):
                                         pass
                         _asgi.log_exception(e, "Error handling a WebSocket")
         finally:
+                _websockets.discard(w)
                 if w.reader_on:
                         _loop.remove_reader(w.fd)
 

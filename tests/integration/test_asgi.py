@@ -527,6 +527,19 @@ class TestWebSocket(unittest.TestCase):
                         fin, op, payload = ws.recv_frame()
                         self.assertEqual((op, struct.unpack("!H", payload[:2])[0]), (8, code))
 
+        def test_graceful_stop_closes_with_1001(self):
+                # an open WebSocket does not hold a leaving worker for --graceful-timeout
+                srv = start(self, ["--graceful-timeout", "120"])
+                ws = WsClient(srv, "/ws")
+                self.addCleanup(ws.close)
+                self.assertEqual(ws.status, 101)
+                os.kill(srv.pid, 15)
+                fin, op, payload = ws.recv_frame()
+                self.assertEqual((op, struct.unpack("!H", payload[:2])[0]), (8, 1001))
+                self.assertEqual(srv.wait_exit(30), 0)
+                self.assertIn("websocket disconnect code=1001", srv.log())
+                self.assertIn("lifespan shutdown", srv.log())
+
         def test_access_log(self):
                 srv = start(self, ["--access-logfile", "-"])
                 ws = WsClient(srv, "/ws")
