@@ -253,7 +253,7 @@ async def _serve_http(req, start_response):
         h = _Http(req, start_response)
         scope = _asgi.scope(req, False, _state)
         try:
-                await _app(scope, h.receive, h.send)
+                await _Named(_app(scope, h.receive, h.send), req)
                 if not h.started:
                         raise RuntimeError("the ASGI app returned without sending http.response.start")
                 if not h.complete and not h.disconnected:
@@ -528,7 +528,7 @@ async def _serve_websocket(req, environ_sr):
         w.environ_sr = environ_sr
         scope = _asgi.scope(req, True, _state)
         try:
-                await _app(scope, w.receive, w.send)
+                await _Named(_app(scope, w.receive, w.send), req)
                 if w.state == "connecting":
                         # returned without a word: refused, as uvicorn answers
                         w._deny(403, [], b"")
@@ -552,6 +552,36 @@ async def _serve_websocket(req, environ_sr):
                 _websockets.discard(w)
                 if w.reader_on:
                         _loop.remove_reader(w.fd)
+
+
+class _Named:
+        """Runs coro as req's: each of its steps tells the core whose request runs, so the
+        watchdog's report of a coroutine that blocks the loop names its request."""
+
+        __slots__ = ("coro", "req")
+
+        def __init__(self, coro, req):
+                self.coro = coro
+                self.req = req
+
+        def __await__(self):
+                coro, req, running = self.coro, self.req, _core.running
+                send, exc = None, None
+                while True:
+                        running(req)
+                        try:
+                                if exc is None:
+                                        out = coro.send(send)
+                                else:
+                                        out = coro.throw(exc)
+                        except StopIteration as e:
+                                return e.value
+                        finally:
+                                running(None)
+                        try:
+                                send, exc = (yield out), None
+                        except BaseException as e:      # noqa: B902 - cancellation goes to coro
+                                send, exc = None, e
 
 
 async def _serve(req):

@@ -390,7 +390,8 @@ class TestLifecycle(unittest.TestCase):
                 self.addCleanup(c.close)
                 c.send_request("GET", "/block?seconds=60")
                 srv.wait_log("blocking pid=%d" % first)
-                srv.wait_log(r"WORKER TIMEOUT \(pid:%d\)" % first, timeout=15)
+                # the report names the request whose coroutine holds the loop
+                srv.wait_log(r"WORKER TIMEOUT \(pid:%d\) serving GET /block\?seconds=60" % first, timeout=15)
                 # the stack of the blocked loop is in the log
                 srv.wait_log(r'File ".*asgi_app\.py", line \d+ in app', timeout=10)
                 srv.wait_log(h.WORKER_RE.pattern, count=2, timeout=15)
