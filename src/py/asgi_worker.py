@@ -68,7 +68,11 @@ def _tick():
         if _tick_handle is not None:
                 _tick_handle.cancel()
                 _tick_handle = None
-        due = _core.step()
+        try:
+                due = _core.step()
+        except BaseException as e:      # noqa: B902 - the worker cannot go on: it leaves
+                _asgi.log_exception(e, "The worker's loop failed")
+                due = None
         if _websockets and _core.retiring():
                 # a WebSocket would hold the leaving worker until --graceful-timeout: each is
                 # told the server is going away (1001)
@@ -97,12 +101,11 @@ def _poke():
 class _Http:
         """The receive and send of one http request, with every rule of the ASGI spec."""
 
-        __slots__ = ("req", "start_response", "lock", "pending", "body_done", "started", "complete",
-                     "disconnected", "gone", "chunks", "head", "status")
+        __slots__ = ("req", "lock", "pending", "body_done", "started", "complete", "disconnected", "gone",
+                     "chunks", "status")
 
-        def __init__(self, req, start_response):
+        def __init__(self, req):
                 self.req = req
-                self.start_response = start_response
                 # one wait on the worker's loop at a time per request (one ConnIo)
                 self.lock = asyncio.Lock()
                 self.pending = None             # a body chunk read ahead
@@ -249,8 +252,8 @@ class _Http:
                 self._mark_gone()
 
 
-async def _serve_http(req, start_response):
-        h = _Http(req, start_response)
+async def _serve_http(req):
+        h = _Http(req)
         scope = _asgi.scope(req, False, _state)
         try:
                 await _Named(_app(scope, h.receive, h.send), req)
@@ -591,7 +594,7 @@ async def _serve(req):
                         if _asgi.is_websocket(req):
                                 await _serve_websocket(req, args)
                         else:
-                                await _serve_http(req, args[1])
+                                await _serve_http(req)
         except BaseException as e:      # noqa: B902
                 if isinstance(e, (KeyboardInterrupt, SystemExit)):
                         raise
