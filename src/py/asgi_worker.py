@@ -26,6 +26,13 @@ _state = {}
 _lifespan = None
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# "200 OK" for each status, made once (an HTTPStatus lookup per response costs)
+_STATUS_LINES = {int(st): "%d %s" % (st, st.phrase) for st in http.HTTPStatus}
+
+
+def _status_line(status):
+        line = _STATUS_LINES.get(status)
+        return line if line is not None else "%d " % status
 READ_SIZE = 65536
 
 
@@ -106,25 +113,31 @@ class _Http:
 
         def __init__(self, req):
                 self.req = req
-                # one wait on the worker's loop at a time per request (one ConnIo)
-                self.lock = asyncio.Lock()
+                # one wait on the worker's loop at a time per request (one ConnIo); made
+                # when a wait first comes
+                self.lock = None
                 self.pending = None             # a body chunk read ahead
                 self.body_done = False
                 self.started = False
                 self.complete = False
                 self.disconnected = False
-                self.gone = _loop.create_future()       # the response is complete, or the client went
+                # the response is complete, or the client went: True, or a future to wait on
+                self.gone = None
                 self.chunks = 0
                 self.status = 0
 
         def _mark_gone(self):
-                if not self.gone.done():
-                        self.gone.set_result(None)
+                gone = self.gone
+                self.gone = True
+                if gone is not None and gone is not True and not gone.done():
+                        gone.set_result(None)
 
         async def _read(self):
                 """The next body chunk: bytes, b"" at the end."""
                 req = self.req
                 # a read that would wait parks the request's one I/O slot: never beside a drain
+                if self.lock is None:
+                        self.lock = asyncio.Lock()
                 async with self.lock:
                         while True:
                                 data = req.read(READ_SIZE)
@@ -138,7 +151,7 @@ class _Http:
                 if self.body_done:
                         # nothing more to read: the next message is the client's going, which
                         # for the app comes once its response is complete (or the client left)
-                        if not self.gone.done():
+                        if self.gone is not True:
                                 await self._watch_hangup()
                         return {"type": "http.disconnect"}
                 try:
@@ -179,15 +192,20 @@ class _Http:
                                 # gone, or the next request is there: nothing more to learn
                                 _loop.remove_reader(fd)
                                 watching = False
+                if self.gone is None:
+                        self.gone = _loop.create_future()
+                gone = self.gone
                 _loop.add_reader(fd, readable)
                 try:
-                        await self.gone
+                        await gone
                 finally:
                         if watching:
                                 _loop.remove_reader(fd)
 
         async def _drain(self):
                 req = self.req
+                if self.lock is None:
+                        self.lock = asyncio.Lock()
                 async with self.lock:
                         while req.wait():
                                 await _wait(req)
@@ -200,15 +218,9 @@ class _Http:
                         status = message["status"]
                         if type(status) is not int or not 200 <= status <= 599:
                                 raise ValueError("http.response.start: invalid status %r" % (status,))
-                        headers = []
-                        for pair in message.get("headers", ()):
-                                name, value = pair
-                                headers.append((bytes(name).decode("latin-1"), bytes(value).decode("latin-1")))
-                        try:
-                                phrase = http.HTTPStatus(status).phrase
-                        except ValueError:
-                                phrase = ""
-                        self.req.start_response("%d %s" % (status, phrase), headers)
+                        headers = [(bytes(n).decode("latin-1"), bytes(v).decode("latin-1"))
+                                   for n, v in message.get("headers", ())]
+                        self.req.start_response(_status_line(status), headers)
                         self.started = True
                         self.status = status
                         return
@@ -476,18 +488,16 @@ class _WebSocket:
                                         self.inbox.append({"type": "websocket.receive", "bytes": payload})
 
         def _deny(self, status, headers, body):
-                self.req.start_response("%d %s" % (status, http.HTTPStatus(status).phrase),
-                   [("Content-Type", "text/plain")] if not headers else headers)
+                self.req.start_response(_status_line(status), headers or [("Content-Type", "text/plain")])
                 self.req.result((body,))
 
         def _deny_start(self, message):
-                headers = [(bytes(n).decode("latin-1"), bytes(v).decode("latin-1")) for n, v in message.get("headers", ())]
+                headers = [(bytes(n).decode("latin-1"), bytes(v).decode("latin-1"))
+                           for n, v in message.get("headers", ())]
                 status = message["status"]
-                try:
-                        phrase = http.HTTPStatus(status).phrase
-                except ValueError:
-                        phrase = ""
-                self.req.start_response("%d %s" % (status, phrase), headers)
+                if type(status) is not int or not 200 <= status <= 599:
+                        raise ValueError("websocket.http.response.start: invalid status %r" % (status,))
+                self.req.start_response(_status_line(status), headers)
                 self.state = "denying"
                 self.denied = True
 
@@ -523,8 +533,7 @@ async def _serve_websocket(req, environ_sr):
         if why is not None:
                 status, reason = why
                 extra = [("Sec-WebSocket-Version", "13")] if status == 426 else []
-                req.start_response("%d %s" % (status, http.HTTPStatus(status).phrase),
-                              [("Content-Type", "text/plain")] + extra)
+                req.start_response(_status_line(status), [("Content-Type", "text/plain")] + extra)
                 req.result(((reason + "\n").encode(),))
                 return
         w = _WebSocket(req)
