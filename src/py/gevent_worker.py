@@ -7,6 +7,9 @@ never wait, and where the request would (a body not received yet, an answer the 
 not taken) the greenlet waits here, on a Waiter the loop's wake-up switches to. So no C
 frame of gcorn's is on a greenlet's stack when it yields (see include/gcorn/aio.h).
 """
+import logging
+import os
+
 import greenlet
 from gevent import Greenlet
 from gevent.hub import Waiter, get_hub
@@ -155,6 +158,8 @@ _tick_due = False
 def _tick():
         global _tick_due, _timer
         _tick_due = False
+        if _forked:
+                return
         due = _core.step()
         if due is None:
                 _io.stop()
@@ -178,6 +183,18 @@ def _poke():
 
 
 _core = _io = _timer = _done = None
+_forked = False
+
+
+def _after_fork():
+        # An app that forks (gevent's os.fork) leaves a copy of the hub in its child, which
+        # must not run the worker's loop: the epoll instance is the worker's.
+        global _forked
+        _forked = True
+        if _io is not None:
+                _io.stop()
+        if _timer is not None:
+                _timer.stop()
 
 
 def run(core, app):
@@ -190,4 +207,13 @@ def run(core, app):
         _io = _loop.io(core.fd(), 1)
         _io.start(_tick)
         _poke()
-        _done.get()
+        os.register_at_fork(after_in_child=_after_fork)
+        while True:
+                try:
+                        _done.get()
+                        return
+                except BaseException:   # noqa: B902
+                        # The hub passes what it cannot handle to this greenlet, such as an
+                        # exception an app's signal handler raised while the hub ran: the
+                        # worker goes on.
+                        logging.getLogger("gunicorn.error").exception("Error in the gevent hub")

@@ -2,6 +2,7 @@
 a TCP server of the test's, block the hub, read large bodies or stream large answers."""
 import hashlib
 import json
+import os
 import socket
 import threading
 import time
@@ -43,6 +44,15 @@ def app(environ, start_response):
                                               "multiprocess": environ["wsgi.multiprocess"],
                                               "patched": socket.socket.__module__,
                                               "thread": threading.current_thread().__class__.__module__})
+        if path == "/fork":
+                # the child keeps a copy of the hub, and sleeps in it (os.fork is gevent's)
+                child = os.fork()
+                if child == 0:
+                        time.sleep(1.5)
+                        os._exit(0)
+                return _json(start_response, {"child": child})
+        if path == "/pid":
+                return _json(start_response, {"pid": os.getpid()})
         if path == "/spin":
                 # blocks the hub: nothing gevent patched is called
                 while True:

@@ -151,6 +151,19 @@ class GeventTest(h.ServerTestCase):
                 for _ in range(3):
                         self.assertEqual(srv.get("/").status, 200)
 
+        def test_forked_child_leaves_the_loop_to_the_worker(self):
+                # A child the app forks sleeps in its copy of the hub: it must not run the
+                # worker's loop (whose epoll instance it shares) nor take its clients.
+                srv = self.start_gevent()
+                worker = srv.worker_pids()[0]
+                self.assertGreater(srv.get("/fork").json()["child"], 0)
+                for _ in range(20):
+                        self.assertEqual(srv.get("/pid").json()["pid"], worker)
+                        time.sleep(0.05)
+                time.sleep(1.5)
+                self.assertEqual(srv.get("/pid").json()["pid"], worker)
+                self.assertEqual(srv.worker_pids(), [worker])
+
         def test_graceful_stop_waits_for_every_greenlet(self):
                 srv = self.start_gevent()
                 clients = []

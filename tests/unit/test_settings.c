@@ -531,6 +531,14 @@ START_TEST(test_worker_class_kinds) {
         ck_assert(settings_threaded(&s));
         ck_assert_int_eq(parse("-k", "sync", "--threads", "1", NULL), 1);
         ck_assert(!settings_threaded(&s));
+        /* gevent by each of Gunicorn's spellings; --threads means nothing to it */
+        ck_assert_int_eq(parse("-k", "gunicorn.workers.ggevent.GeventWorker", NULL), 1);
+        ck_assert_str_eq(s.worker_class, "gevent");
+        ck_assert(settings_gevent(&s));
+        ck_assert_int_eq(parse("-k", "egg:gunicorn#gevent", "--threads", "4", NULL), 1);
+        ck_assert_str_eq(s.worker_class, "gevent");
+        ck_assert(settings_gevent(&s));
+        ck_assert(!settings_threaded(&s));
         /* Removed by Gunicorn 26: the line points at what replaces it. */
         ck_assert_int_eq(parse("-k", "eventlet", NULL), -EINVAL);
         ck_assert_ptr_nonnull(strstr(captured, "use gevent or gthread, or sync"));
