@@ -391,8 +391,9 @@ int asgi_startup(void *app, const Settings *s, char *error, size_t error_size) {
         if (code)
                 driver = PyImport_ExecCodeModule("_gcorn_asgi_worker", code);
         if (driver)
-                config = Py_BuildValue("{s:s,s:s,s:L}", "loop", s->asgi_loop, "lifespan", s->asgi_lifespan,
-                                       "websocket_max_message_size", (long long) s->websocket_max_message_size);
+                config = Py_BuildValue("{s:s,s:s,s:L,s:i}", "loop", s->asgi_loop, "lifespan", s->asgi_lifespan,
+                                       "websocket_max_message_size", (long long) s->websocket_max_message_size,
+                                       "disconnect_grace_period", s->asgi_disconnect_grace_period);
         if (config)
                 r = PyObject_CallMethod(driver, "startup", "OOOO", core, asgi, (PyObject *) app, config);
         if (!r) {

@@ -177,8 +177,7 @@ static const SettingDef setting_table[] = {
         { .name = "asgi_disconnect_grace_period", .long_flag = "--asgi-disconnect-grace-period",
           .type = SETTING_INT, .offset = FIELD(asgi_disconnect_grace_period), .default_value = "3", .min = 0,
           .max = INT_MAX, .metavar = "INT", .section = "Worker Processes",
-          .help = "Seconds an ASGI app gets after a client disconnects.",
-          NO_EFFECT("the asgi worker lets the app run on after a disconnect, which it learns from receive()") },
+          .help = "Seconds an ASGI app gets after a client disconnects before its request is cancelled." },
         { .name = "http_parser", .long_flag = "--http-parser", .type = SETTING_STRING,
           .offset = FIELD(http_parser), .default_value = "auto", .metavar = "STRING",
           .section = "Worker Processes", .help = "The HTTP parser of ASGI workers.",
@@ -1900,7 +1899,7 @@ int settings_no_effect_lines(const Settings *s, char ***ret) {
         /* The asgi worker's settings: their rows would warn for that worker too. */
         if (!settings_asgi(s)) {
                 static const char *const names[] = { "asgi_loop", "asgi_lifespan", "websocket_max_message_size",
-                                                     "root_path" };
+                                                     "root_path", "asgi_disconnect_grace_period" };
 
                 for (size_t i = 0; i < ELEMENTSOF(names); i++) {
                         const SettingDef *d = setting_find(names[i]);

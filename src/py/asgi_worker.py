@@ -15,6 +15,7 @@ after the handshake the task owns the socket, watched by the loop for reading.
 """
 import asyncio
 import base64
+import errno
 import hashlib
 import http
 import os
@@ -108,11 +109,14 @@ def _poke():
 class _Http:
         """The receive and send of one http request, with every rule of the ASGI spec."""
 
-        __slots__ = ("req", "lock", "pending", "body_done", "started", "complete", "disconnected", "gone",
-                     "chunks", "status")
+        __slots__ = ("req", "input", "lock", "pending", "body_done", "started", "complete", "disconnected",
+                     "gone", "chunks", "status", "body_failed", "task", "cancel")
 
-        def __init__(self, req):
+        def __init__(self, req, input):
                 self.req = req
+                # gcorn's wsgi.input: its reads raise BlockingIOError where they would wait,
+                # and it keeps a body error for the status the client is owed
+                self.input = input
                 # one wait on the worker's loop at a time per request (one ConnIo); made
                 # when a wait first comes
                 self.lock = None
@@ -125,6 +129,17 @@ class _Http:
                 self.gone = None
                 self.chunks = 0
                 self.status = 0
+                self.body_failed = False        # gcorn owes the client the status of its body
+                self.task = None                # the request's task, cancelled a grace after the client went
+                self.cancel = None
+
+        def _client_gone(self):
+                """The client went: the app learns it from receive() and has
+                --asgi-disconnect-grace-period seconds to end before its task is cancelled."""
+                self.disconnected = True
+                self._mark_gone()
+                if self.cancel is None and self.task is not None:
+                        self.cancel = _loop.call_later(_config["disconnect_grace_period"], self.task.cancel)
 
         def _mark_gone(self):
                 gone = self.gone
@@ -134,16 +149,16 @@ class _Http:
 
         async def _read(self):
                 """The next body chunk: bytes, b"" at the end."""
-                req = self.req
+                read = self.input.read
                 # a read that would wait parks the request's one I/O slot: never beside a drain
                 if self.lock is None:
                         self.lock = asyncio.Lock()
                 async with self.lock:
                         while True:
-                                data = req.read(READ_SIZE)
-                                if data is not None:
-                                        return data
-                                await _wait(req)
+                                try:
+                                        return read(READ_SIZE)
+                                except BlockingIOError:
+                                        await _wait(self.req)
 
         async def receive(self):
                 if self.disconnected:
@@ -161,14 +176,21 @@ class _Http:
                         if data and _asgi.body_ready(self.req):
                                 # a look at what is already here (never a wait): the last chunk
                                 # says it is the last
-                                ahead = self.req.read(READ_SIZE)
+                                try:
+                                        ahead = self.input.read(READ_SIZE)
+                                except BlockingIOError:
+                                        ahead = None
                                 if ahead == b"":
                                         more = False
                                 elif ahead is not None:
                                         self.pending = ahead
-                except OSError:
-                        # the body failed (gone, malformed, too large, too slow): gcorn owes the
-                        # client the status, given when the app returns (result() says 3)
+                except OSError as e:
+                        if e.errno in (errno.ECONNRESET, errno.EPIPE):
+                                self._client_gone()
+                                return {"type": "http.disconnect"}
+                        # the body failed (malformed, too large, too slow): gcorn owes the client
+                        # the status, given once the app returns (result() says 3)
+                        self.body_failed = True
                         self.disconnected = True
                         self._mark_gone()
                         return {"type": "http.disconnect"}
@@ -186,8 +208,7 @@ class _Http:
                         nonlocal watching
                         gone = _asgi.peer_gone(self.req)
                         if gone:
-                                self.disconnected = True
-                                self._mark_gone()
+                                self._client_gone()
                         if gone is not None and watching:
                                 # gone, or the next request is there: nothing more to learn
                                 _loop.remove_reader(fd)
@@ -251,8 +272,7 @@ class _Http:
                                 self.complete = True
                                 await self._end(req.result(()))
                 except OSError:
-                        self.disconnected = True
-                        self._mark_gone()
+                        self._client_gone()
 
         async def _end(self, code):
                 req = self.req
@@ -264,8 +284,9 @@ class _Http:
                 self._mark_gone()
 
 
-async def _serve_http(req):
-        h = _Http(req)
+async def _serve_http(req, environ):
+        h = _Http(req, environ["wsgi.input"])
+        h.task = asyncio.current_task()
         scope = _asgi.scope(req, False, _state)
         try:
                 await _Named(_app(scope, h.receive, h.send), req)
@@ -284,7 +305,17 @@ async def _serve_http(req):
                 else:
                         req.fail(e)
         finally:
+                if h.cancel is not None:
+                        h.cancel.cancel()
                 h._mark_gone()
+        if h.body_failed and not h.complete:
+                # the status of what went wrong with the body (400, 408, 413), as for WSGI
+                try:
+                        code = req.result(())
+                except Exception:       # noqa: B902 - the body failed after the head went out
+                        code = None
+                if code == 3:
+                        req.fail(None)
 
 
 # ---- websocket ----
@@ -603,7 +634,7 @@ async def _serve(req):
                         if _asgi.is_websocket(req):
                                 await _serve_websocket(req, args)
                         else:
-                                await _serve_http(req)
+                                await _serve_http(req, args[0])
         except BaseException as e:      # noqa: B902
                 if isinstance(e, (KeyboardInterrupt, SystemExit)):
                         raise

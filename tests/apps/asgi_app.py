@@ -165,6 +165,17 @@ async def app(scope, receive, send):
                         if task.done():
                                 say("saw %s after %d chunks" % (task.result()["type"], i))
                                 return
+        if path == "/deaf-stream":
+                # streams without ever asking receive(): only the grace period's cancel ends it
+                await _read_all(receive)
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                try:
+                        while True:
+                                await send({"type": "http.response.body", "body": b"d" * 1024, "more_body": True})
+                                await asyncio.sleep(0.01)
+                except asyncio.CancelledError:
+                        say("deaf stream cancelled")
+                        raise
         if path == "/wait-disconnect":
                 # no response yet: the next receive after the body is http.disconnect once the client goes
                 await _read_all(receive)

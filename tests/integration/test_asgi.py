@@ -373,6 +373,27 @@ class TestLifecycle(unittest.TestCase):
                 srv.wait_log(r"saw http\.disconnect after \d+ chunks")
                 self.assertEqual(get(srv, "/").status, 200)
 
+        def test_disconnect_grace_period_then_cancel(self):
+                srv = start(self, ["--asgi-disconnect-grace-period", "1"])
+                c = srv.client()
+                c.send_request("GET", "/deaf-stream")
+                c.read_head()
+                c._fill()
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.close()
+                srv.wait_log("deaf stream cancelled")
+                self.assertEqual(get(srv, "/").status, 200)
+
+        def test_body_error_gets_its_status(self):
+                # the app sees http.disconnect; the client gets the 413 its body earned
+                srv = start(self, ["--limit-request-body", "10"])
+                c = srv.client()
+                self.addCleanup(c.close)
+                c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n" + b"a" * 100 +
+                       b"\r\n0\r\n\r\n")
+                self.assertEqual(c.read_response().status, 413)
+                self.assertEqual(get(srv, "/").status, 200)
+
         def test_disconnect_while_waiting(self):
                 # no response yet, the body read: receive() says http.disconnect once the client goes
                 srv = start(self)

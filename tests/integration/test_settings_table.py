@@ -479,8 +479,8 @@ class TestTable(unittest.TestCase):
                 # hooks, proxy, privileges and parser switches are merged; these are the ones
                 # the table itself classifies. The control socket and StatsD rows (six),
                 # enable_backlog_metric, worker_connections and the asgi worker's asgi_loop,
-                # asgi_lifespan and root_path took effect since.
-                self.assertGreaterEqual(len(self.names("no effect")), 30)
+                # asgi_lifespan, asgi_disconnect_grace_period and root_path took effect since.
+                self.assertGreaterEqual(len(self.names("no effect")), 29)
                 self.assertEqual(sorted(self.names("refused")),
                                  ["certfile", "dirty_apps", "keyfile", "paste", "protocol"])
 
