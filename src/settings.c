@@ -614,18 +614,41 @@ static int check_protocol(const char *value, char **ret_value, char *reason, siz
         return check_choice(value, choices, reason, reason_size);
 }
 
+/* Gunicorn's validators for the asgi settings take any case and surrounding blanks. */
+static int check_choice_folded(const char *value, const char *const *choices, char **ret_value, char *reason,
+                               size_t reason_size) {
+        _cleanup_free_ char *v = NULL;
+        size_t n;
+        int r;
+
+        while (*value == ' ' || *value == '\t')
+                value++;
+        v = strdup(value);
+        if (!v)
+                return -ENOMEM;
+        n = strlen(v);
+        while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+                v[--n] = 0;
+        for (char *p = v; *p; p++)
+                if (*p >= 'A' && *p <= 'Z')
+                        *p = (char) (*p - 'A' + 'a');
+        r = check_choice(v, choices, reason, reason_size);
+        if (r < 0)
+                return r;
+        *ret_value = TAKE_PTR(v);
+        return 0;
+}
+
 static int check_asgi_loop(const char *value, char **ret_value, char *reason, size_t reason_size) {
         static const char *const choices[] = { "auto", "asyncio", "uvloop", NULL };
 
-        (void) ret_value;
-        return check_choice(value, choices, reason, reason_size);
+        return check_choice_folded(value, choices, ret_value, reason, reason_size);
 }
 
 static int check_asgi_lifespan(const char *value, char **ret_value, char *reason, size_t reason_size) {
         static const char *const choices[] = { "auto", "on", "off", NULL };
 
-        (void) ret_value;
-        return check_choice(value, choices, reason, reason_size);
+        return check_choice_folded(value, choices, ret_value, reason, reason_size);
 }
 
 static int check_loglevel(const char *value, char **ret_value, char *reason, size_t reason_size) {

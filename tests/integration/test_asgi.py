@@ -69,7 +69,8 @@ class TestSettings(unittest.TestCase):
         def test_websocket_max_message_size(self):
                 self.assertRefused(["--websocket-max-message-size", "0", "routes:app"],
                                    "--websocket-max-message-size")
-                p = run(["--websocket-max-message-size", "1024", "--asgi-loop", "asyncio", "--asgi-lifespan", "off",
+                # any case, blanks around, as Gunicorn's validators take them
+                p = run(["--websocket-max-message-size", "1024", "--asgi-loop", " AsyncIO", "--asgi-lifespan", "OFF ",
                          "--root-path", "/api", "--print-config", "routes:app"])
                 self.assertEqual(p.returncode, 0, p)
                 for name, value in (("websocket_max_message_size", "1024"), ("asgi_loop", "asyncio"),
