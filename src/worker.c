@@ -924,6 +924,9 @@ static bool aio_done(Worker *w) {
 int worker_aio_step(void) {
         Worker *w = aio_worker;
 
+        /* The round beats with the clock of the last wait's end, which for the sync loop is
+         * now; here the wait was the event loop's. */
+        (void) conn_clock_update();
         if (aio_done(w) || !loop_round(w, 0) || aio_done(w))
                 return -1;
         return w->quit ? 10 : next_timeout(w);

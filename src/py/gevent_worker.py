@@ -211,6 +211,7 @@ def run(core, app):
         while True:
                 try:
                         _done.get()
+                        greenlet.settrace(None)
                         return
                 except BaseException:   # noqa: B902
                         # The hub passes what it cannot handle to this greenlet, such as an

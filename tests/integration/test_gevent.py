@@ -99,6 +99,15 @@ class GeventTest(h.ServerTestCase):
                 self.assertEqual(r.status, 200)
                 self.assertEqual(r.json()["got"], "pong\n")
 
+        def test_heartbeat_goes_on_while_greenlets_sleep(self):
+                # --timeout 1: the hub idles while the app sleeps three times as long, and the
+                # worker's heartbeat must stay fresh all along (no WORKER TIMEOUT).
+                srv = self.start_gevent(args=["--timeout", "1"])
+                worker = srv.worker_pids()
+                self.assertEqual(srv.get("/slow?s=5").status, 200)
+                self.assertNotIn("WORKER TIMEOUT", srv.log())
+                self.assertEqual(srv.worker_pids(), worker)
+
         def test_environ_and_patching(self):
                 srv = self.start_gevent()
                 env = srv.get("/env").json()
