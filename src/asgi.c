@@ -190,19 +190,24 @@ static PyTypeObject websocket_type = {
 
 /* ---- the request's side ---- */
 
-/* scope(req, websocket, state) -> the scope dict */
-static PyObject *mod_scope(PyObject *Py_UNUSED(self), PyObject *args) {
-        PyObject *req, *state, *scope = NULL;
+/* scope(req, websocket, state) -> the scope dict (fast-called: one per request) */
+static PyObject *mod_scope(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
+        PyObject *scope = NULL;
         int websocket, r;
         Conn *c;
 
-        if (!PyArg_ParseTuple(args, "OpO:scope", &req, &websocket, &state))
+        if (nargs != 3) {
+                PyErr_SetString(PyExc_TypeError, "scope() takes req, websocket and state");
                 return NULL;
-        c = aio_request_conn(req);
+        }
+        websocket = PyObject_IsTrue(args[1]);
+        if (websocket < 0)
+                return NULL;
+        c = aio_request_conn(args[0]);
         if (!c)
                 return NULL;
         r = scope_build(conn_request(c), conn_info(c), websocket ? SCOPE_WEBSOCKET : SCOPE_HTTP,
-                        state == Py_None ? NULL : state, &scope);
+                        args[2] == Py_None ? NULL : args[2], &scope);
         if (r == -EPROTO) {
                 /* begin() refused contradictory scheme headers already */
                 PyErr_SetString(PyExc_ValueError, "contradictory scheme headers");
@@ -307,7 +312,7 @@ static PyMethodDef module_methods[] = {
         { "body_ready", mod_body_ready, METH_O, "body_ready(req) -> bool" },
         { "fd", mod_fd, METH_O, "fd(req) -> the connection's socket" },
         { "peer_gone", mod_peer_gone, METH_O, "peer_gone(req) -> True, False or None" },
-        { "scope", mod_scope, METH_VARARGS, "scope(req, websocket, state) -> dict" },
+        { "scope", (PyCFunction) (void (*)(void)) mod_scope, METH_FASTCALL, "scope(req, websocket, state) -> dict" },
         { "is_websocket", mod_is_websocket, METH_O, "is_websocket(req) -> bool" },
         { "handshake", mod_handshake, METH_O, "handshake(req) -> None or (status, reason)" },
         { "upgrade", mod_upgrade, METH_VARARGS, "upgrade(req, head) -> (fd, rest)" },

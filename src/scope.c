@@ -3,6 +3,7 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -39,6 +40,12 @@ static PyObject *keys[_KEY_MAX];
 /* values every scope shares; the mutable ones (the asgi dict) are copied per scope */
 static PyObject *type_http, *type_websocket, *asgi_template, *version_10, *version_11;
 static PyObject *scheme_http, *scheme_https, *scheme_ws, *scheme_wss, *root_path;
+static const char *const method_names[] = { "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS" };
+static PyObject *methods[ELEMENTSOF(method_names)];
+/* The server address of the last scope: the same for every request of a listener, and a
+ * tuple, so scopes may share it. */
+static PyObject *server_last;
+static char server_last_name[64], server_last_port[8];
 
 int scope_init(const Settings *s) {
         const char *rp;
@@ -59,6 +66,11 @@ int scope_init(const Settings *s) {
         scheme_ws = PyUnicode_InternFromString("ws");
         scheme_wss = PyUnicode_InternFromString("wss");
         asgi_template = Py_BuildValue("{s:s,s:s}", "version", "3.0", "spec_version", "2.4");
+        for (size_t i = 0; i < ELEMENTSOF(method_names); i++) {
+                methods[i] = PyUnicode_InternFromString(method_names[i]);
+                if (!methods[i])
+                        goto fail;
+        }
         if (!type_http || !type_websocket || !version_10 || !version_11 || !scheme_http || !scheme_https ||
             !scheme_ws || !scheme_wss || !asgi_template)
                 goto fail;
@@ -88,6 +100,9 @@ void scope_done(void) {
         Py_CLEAR(scheme_wss);
         Py_CLEAR(asgi_template);
         Py_CLEAR(root_path);
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+                Py_CLEAR(methods[i]);
+        Py_CLEAR(server_last);
 }
 
 static int set_item(PyObject *d, PyObject *key, PyObject *value /* stolen */) {
@@ -136,6 +151,14 @@ static PyObject *lower_bytes(const Slice *name) {
         return o;
 }
 
+static PyObject *method_of(const Slice *m) {
+        /* New reference. */
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+                if (strlen(method_names[i]) == m->len && memcmp(method_names[i], m->p, m->len) == 0)
+                        return Py_NewRef(methods[i]);
+        return PyUnicode_DecodeLatin1(m->p, (Py_ssize_t) m->len, NULL);
+}
+
 static PyObject *headers_list(const Request *r) {
         /* New reference: [(lower-cased name, value), ...] in wire order. */
         PyObject *l = PyList_New(0);
@@ -144,15 +167,25 @@ static PyObject *headers_list(const Request *r) {
                 return NULL;
         for (size_t i = 0; i < r->n_headers; i++) {
                 const HttpHeader *h = r->headers + i;
-                PyObject *pair;
+                PyObject *name, *value, *pair;
 
                 /* as the environ: a name with '_' reaches the app only when header_map (or
                  * forwarder_headers) let it through the parser */
                 if (!r->header_map_applied && memchr(h->name.p, '_', h->name.len))
                         continue;
-                pair = Py_BuildValue("(NN)", lower_bytes(&h->name), bytes_of(&h->value));
-                if (!pair || PyList_Append(l, pair) < 0) {
-                        Py_XDECREF(pair);
+                name = lower_bytes(&h->name);
+                value = name ? bytes_of(&h->value) : NULL;
+                pair = value ? PyTuple_New(2) : NULL;
+                if (!pair) {
+                        Py_XDECREF(name);
+                        Py_XDECREF(value);
+                        Py_DECREF(l);
+                        return NULL;
+                }
+                PyTuple_SET_ITEM(pair, 0, name);
+                PyTuple_SET_ITEM(pair, 1, value);
+                if (PyList_Append(l, pair) < 0) {
+                        Py_DECREF(pair);
                         Py_DECREF(l);
                         return NULL;
                 }
@@ -162,8 +195,18 @@ static PyObject *headers_list(const Request *r) {
 }
 
 static PyObject *address(const char *host, const char *port) {
-        /* New reference: [host, port] (a list, as uvicorn gives). */
-        return Py_BuildValue("[si]", host, atoi(port));
+        /* New reference: (host, port), as uvicorn gives. */
+        PyObject *h = PyUnicode_FromString(host), *p = h ? PyLong_FromLong(atol(port)) : NULL, *t;
+
+        t = p ? PyTuple_New(2) : NULL;
+        if (!t) {
+                Py_XDECREF(h);
+                Py_XDECREF(p);
+                return NULL;
+        }
+        PyTuple_SET_ITEM(t, 0, h);
+        PyTuple_SET_ITEM(t, 1, p);
+        return t;
 }
 
 static PyObject *client_of(const ConnInfo *info) {
@@ -174,10 +217,20 @@ static PyObject *client_of(const ConnInfo *info) {
 }
 
 static PyObject *server_of(const ConnInfo *info) {
-        /* New reference: [path, None] for a UNIX socket, as the spec says. */
+        /* New reference: (path, None) for a UNIX socket, as the spec says. */
+        if (server_last && strcmp(server_last_name, info->server_name) == 0 &&
+            strcmp(server_last_port, info->server_port) == 0)
+                return Py_NewRef(server_last);
+        Py_CLEAR(server_last);
         if (info->is_unix)
-                return Py_BuildValue("[sO]", info->server_name, Py_None);
-        return address(info->server_name, info->server_port);
+                server_last = Py_BuildValue("(sO)", info->server_name, Py_None);
+        else
+                server_last = address(info->server_name, info->server_port);
+        if (!server_last)
+                return NULL;
+        snprintf(server_last_name, sizeof(server_last_name), "%s", info->server_name);
+        snprintf(server_last_port, sizeof(server_last_port), "%s", info->server_port);
+        return Py_NewRef(server_last);
 }
 
 static PyObject *subprotocols_of(const Request *r) {
@@ -237,7 +290,8 @@ int scope_build(const Request *r, const ConnInfo *info, ScopeType type, PyObject
         if (!version)
                 return -ENOMEM;
 
-        scope = PyDict_New();
+        /* room for every key at once: no resize while it fills */
+        scope = _PyDict_NewPresized(16);
         if (!scope) {
                 Py_DECREF(version);
                 return -ENOMEM;
@@ -249,8 +303,7 @@ int scope_build(const Request *r, const ConnInfo *info, ScopeType type, PyObject
             PyDict_SetItem(scope, keys[KEY_TYPE], type == SCOPE_WEBSOCKET ? type_websocket : type_http) < 0 ||
             set_item(scope, keys[KEY_ASGI], PyDict_Copy(asgi_template)) < 0 ||
             (type == SCOPE_HTTP &&
-             set_item(scope, keys[KEY_METHOD], PyUnicode_DecodeLatin1(r->method.p, (Py_ssize_t) r->method.len,
-                                                                      NULL)) < 0) ||
+             set_item(scope, keys[KEY_METHOD], method_of(&r->method)) < 0) ||
             PyDict_SetItem(scope, keys[KEY_SCHEME], scheme) < 0 ||
             set_item(scope, keys[KEY_PATH], decode_path(&r->path)) < 0 ||
             set_item(scope, keys[KEY_RAW_PATH], bytes_of(&r->path)) < 0 ||

@@ -101,8 +101,8 @@ START_TEST(test_http_keys) {
         assert_repr("root_path", "''");
         /* raw byte pairs, names lower-cased, repeats kept apart, in wire order */
         assert_repr("headers", "[(b'host', b'example.com'), (b'x-custom', b'A b'), (b'x-custom', b'c')]");
-        assert_repr("client", "['10.1.2.3', 54321]");
-        assert_repr("server", "['127.0.0.1', 8000]");
+        assert_repr("client", "('10.1.2.3', 54321)");
+        assert_repr("server", "('127.0.0.1', 8000)");
         ck_assert_ptr_null(PyDict_GetItemString(scope, "state"));
         ck_assert_ptr_null(PyDict_GetItemString(scope, "subprotocols"));
         ck_assert_int_eq(PyDict_GET_SIZE(scope), 12);
@@ -230,7 +230,7 @@ START_TEST(test_unix_socket) {
 
         init(NULL);
         build(&r, &unix_info, SCOPE_HTTP, NULL);
-        assert_repr("server", "['/run/app.sock', None]");
+        assert_repr("server", "('/run/app.sock', None)");
         assert_repr("client", "None");
 }
 END_TEST
