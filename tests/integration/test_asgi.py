@@ -214,6 +214,13 @@ class TestHttp(unittest.TestCase):
                 self.assertEqual(r.header("Content-Length"), "6")
                 self.assertEqual(r.body, b"abcdef")
 
+        def test_http10_stream_ends_with_close(self):
+                data = self.srv.raw(h.build_request("GET", "/stream?n=3&size=2", version="HTTP/1.0"))
+                head, _, body = data.partition(b"\r\n\r\n")
+                self.assertIn(b"Connection: close", head)
+                self.assertNotIn(b"Transfer-Encoding", head)
+                self.assertEqual(body, b"AABBCC")
+
         def test_head(self):
                 g = get(self.srv, "/")
                 r = get(self.srv, "/", method="HEAD")
