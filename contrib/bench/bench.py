@@ -724,7 +724,7 @@ def report(cfg, machine, results, extras, elapsed, skipped_list=()):
                   "(sync); CV = coefficient of variation of req/s over runs; in the 10 ms sleep "
                   "tables, ceiling = min(requests the server runs at once, wrk's connections) / 10 ms "
                   "(workers × threads for gthread, workers × worker connections for gevent), and "
-                  "`%% of ceiling` = req/s over it.",
+                  "`% of ceiling` = req/s over it.",
                   ""]
         modes = sorted({r["pinned"] for r in results}, reverse=True)
         for pinned in modes:
@@ -765,9 +765,12 @@ def report(cfg, machine, results, extras, elapsed, skipped_list=()):
                                         ref = "gcorn"
                                 g = s.get((pinned, w, ref))
                                 ratio = cpu_ratio = "-"
-                                if n != ref and g and g["rps"] and x["rps"]:
+                                # A gcorn row that peers of its kind are compared with is not
+                                # itself compared.
+                                compared = n != ref and n not in REFERENCE.values()
+                                if compared and g and g["rps"] and x["rps"]:
                                         ratio = "%.2f" % (g["rps"] / x["rps"])
-                                if n != ref and g and g["cpu"] and x["cpu"]:
+                                if compared and g and g["cpu"] and x["cpu"]:
                                         cpu_ratio = "%.2f" % (x["cpu"] / g["cpu"])
                                 row = [n, fmt(x["rps"]), fmt(x["p50"], "%.2f"), fmt(x["p99"], "%.2f"),
                                        x["errors"], fmt(x["rss"], "%.1f"), fmt(x["pss"], "%.1f"),
