@@ -366,10 +366,17 @@ class Server:
                         if self.proc.poll() is not None:
                                 break
                         if http_get(self.port, self.path) == 200 and \
-                           len(tree(self.pid)) >= self.workers + 1:
+                           len(tree(self.pid)) >= self.processes():
                                 return True
                         time.sleep(0.1)
                 return False
+
+        def processes(self):
+                """The processes of a server that is up: a master and its workers (uvicorn
+                with one worker is a single process)."""
+                if self.name == "uvicorn" and self.workers == 1:
+                        return 1
+                return self.workers + 1
 
         def stop(self, timeout=10.0):
                 pids = tree(self.pid)
