@@ -992,6 +992,10 @@ def main():
                                 skipped.append({"workload": w, "server": n, "reason": why})
                         else:
                                 cells.append((w, n))
+        if not cells and not skipped:
+                log("nothing to run: no server of --servers (%s) runs the workloads %s" % (
+                        ",".join(cfg.servers), ",".join(cfg.workloads)))
+                return 2
         for run in range(cfg.runs):
                 for mode in modes:
                         pinned = mode == "pinned"
