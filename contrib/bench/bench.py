@@ -274,7 +274,7 @@ def server_cmd(cfg, name, port, workers, app, keepalive=None):
 
 
 def _python_has(cfg, modules):
-        """None when every module imports in cfg.python, else the first error line."""
+        """None when every module imports in cfg.python, else the last line of the error."""
         p = subprocess.run([cfg.python, "-c", "import " + ", ".join(modules)], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, timeout=60)
         if p.returncode == 0:
