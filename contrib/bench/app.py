@@ -5,12 +5,16 @@
   /file    wsgi.file_wrapper over $BENCH_FILE (1 MiB, made by run.sh)
   /big     ?size=N bytes (default 50 MB) from a generator of 64 KiB items, with
            Content-Length (the slow readers of the slow-client scenario)
+  /sleep   "Hello, World!" after time.sleep(0.01): an I/O-bound view (a database or a
+           service that answers in 10 ms); gevent's monkey-patching makes it yield
+  /slow    "Hello, World!" after 50 ms (one request in 200 of the mixed workload)
 """
 import os
 import time
 
 HELLO = b"Hello, World!"
 BIG_ITEM = b"x" * 65536
+SLEEP_S = 0.010
 HELLO_HEADERS = [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))]
 BENCH_FILE = os.environ.get("BENCH_FILE", "")
 
@@ -78,6 +82,10 @@ def app(environ, start_response):
                 return _file(environ, start_response)
         if path == "/big":
                 return _big(environ, start_response)
+        if path == "/sleep":
+                time.sleep(SLEEP_S)
+                start_response("200 OK", HELLO_HEADERS)
+                return [HELLO]
         if path == "/slow":
                 # A slow endpoint mixed into the load: where it runs must not hold up the
                 # fast requests that an idle worker could answer.

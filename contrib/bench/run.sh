@@ -1,10 +1,30 @@
 #!/usr/bin/env bash
-# The benchmark in one command: gcorn against gunicorn (sync, gthread), uWSGI and a
-# no-Python C responder, on 127.0.0.1, with the same number of worker processes.
+# The benchmark in one command: gcorn against gunicorn (sync, gthread, gevent, uvicorn's
+# worker), uvicorn, uWSGI and a no-Python C responder, on 127.0.0.1, with the same number of
+# worker processes.
 #
 #   contrib/bench/run.sh [--quick | --smoke] [--runs N] [--workers N] [--duration S]
-#                        [--wrk-threads N] [--modes pinned,unpinned] [--servers a,b]
-#                        [--workloads a,b] [--out FILE]
+#                        [--wrk-threads N] [--modes pinned,unpinned] [--kinds a,b]
+#                        [--servers a,b] [--workloads a,b] [--threads N]
+#                        [--worker-connections N] [--many-connections N] [--out FILE]
+#
+# --kinds picks the workloads by worker kind (default: all four):
+#   sync     hello, close, upload, file, json, idle, mixed: gcorn (sync) against gunicorn
+#            sync and gthread, uWSGI and the C responder
+#   gthread  gthread-{hello,sleep}[-many] (64 and 500 connections, hello and a 10 ms
+#            time.sleep): gcorn -k gthread against gunicorn -k gthread, same workers ×
+#            threads; and mixed, where gcorn-gthread sits next to the sync rows
+#   gevent   gevent-{hello,sleep}[-many]: gcorn -k gevent against gunicorn -k gevent, same
+#            workers and --worker-connections
+#   asgi     asgi-hello (raw ASGI), fastapi-hello, fastapi-echo (4 KiB JSON POST),
+#            fastapi-stream (64 × 1 KiB): gcorn -k asgi against uvicorn (httptools, uvloop)
+#            and gunicorn -k uvicorn.workers.UvicornWorker
+# gcorn's gevent and asgi rows run when the gcorn binary accepts `-k gevent` / `-k asgi`
+# (asked with --check-config); otherwise the report says "not run" and why.
+# --quick: 1 run of 2 s after 1 s of warm-up, pinned and unpinned (`--quick --kinds
+# gthread,gevent,asgi`: the issue 12 and 13 tables in about 5 minutes). --smoke: 1 s, one
+# run, unpinned, gcorn hello plus one workload of gthread and gevent and three of asgi
+# (with their peers when installed); exit 1 on any error.
 #   contrib/bench/run.sh --slowclients [--slow-duration S] [--slow-rate R] [--slow-attacks a,b]
 #
 # A full run (no --quick, --smoke, --servers or --workloads) ends with the slow-client
@@ -30,7 +50,8 @@ done
 if [ $smoke -eq 1 ]; then
         pkgs=(wrk)
 else
-        pkgs=(gunicorn uwsgi uwsgi-plugin-python3 wrk python3-flask)
+        pkgs=(gunicorn uwsgi uwsgi-plugin-python3 wrk python3-flask python3-gevent python3-uvicorn
+              python3-httptools python3-uvloop python3-fastapi)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
