@@ -3,7 +3,10 @@
 # number of keep-alive requests over one connection, counted between a zero and a dump of
 # the worker's counters, split into gcorn's own code, CPython, libc and the rest.
 #
-#   contrib/bench/callgrind.sh [REQUESTS [PATH]]      (default 2000 /)
+#   contrib/bench/callgrind.sh [--asgi | --uvicorn] [REQUESTS [PATH]]      (default 2000 /)
+#
+# --asgi counts gcorn -k asgi on the raw ASGI hello (asgi_app.py), --uvicorn counts Debian's
+# uvicorn (httptools, uvloop, one process, no access log) on the same app, for comparison.
 #
 # BENCH_BUILD_DIR / GCORN_BIN as for run.sh; BENCH_GCORN_ARGS: more gcorn flags, split on
 # blanks (e.g. "--no-control-socket", or "--metrics-bind 127.0.0.1:0" to count what the
@@ -14,6 +17,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 py=/usr/bin/python3
+mode=wsgi
+case ${1:-} in
+--asgi) mode=asgi; shift ;;
+--uvicorn) mode=uvicorn; shift ;;
+esac
 requests=${1:-2000}
 path=${2:-/}
 warmup=200
@@ -30,9 +38,25 @@ export BENCH_FILE=$tmp/file.bin
 
 read -r -a gcorn_args <<< "${BENCH_GCORN_ARGS:-}"
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-bench_start_one callgrind.sh "$out/server.log" 120 "$path" \
-        valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$out/callgrind.out.%p" \
-        "$gcorn" -b "127.0.0.1:$port" -w 1 -t 0 --keep-alive 600 --chdir "$here" "${gcorn_args[@]}" app:app
+cg=(valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$out/callgrind.out.%p")
+case $mode in
+wsgi)
+        what="gcorn 1 worker${BENCH_GCORN_ARGS:+ $BENCH_GCORN_ARGS}, app:app"
+        bench_start_one callgrind.sh "$out/server.log" 120 "$path" "${cg[@]}" \
+                "$gcorn" -b "127.0.0.1:$port" -w 1 -t 0 --keep-alive 600 --chdir "$here" "${gcorn_args[@]}" app:app ;;
+asgi)
+        what="gcorn -k asgi 1 worker${BENCH_GCORN_ARGS:+ $BENCH_GCORN_ARGS}, asgi_app:app"
+        bench_start_one callgrind.sh "$out/server.log" 120 "$path" "${cg[@]}" \
+                "$gcorn" -k asgi -b "127.0.0.1:$port" -w 1 -t 0 --keep-alive 600 --chdir "$here" \
+                "${gcorn_args[@]}" asgi_app:app ;;
+uvicorn)
+        # one process: the server is its own worker
+        what="uvicorn (httptools, uvloop) 1 process, asgi_app:app"
+        gcorn=-
+        BENCH_ONE_PROCESS=1 bench_start_one callgrind.sh "$out/server.log" 120 "$path" "${cg[@]}" \
+                "$py" -m uvicorn --host 127.0.0.1 --port "$port" --loop uvloop --http httptools \
+                --no-access-log --log-level warning --timeout-keep-alive 600 --app-dir "$here" asgi_app:app ;;
+esac
 
 timeout 300 "$py" "$here/client.py" 127.0.0.1 "$port" "$warmup" "$path" 60
 timeout 60 callgrind_control -z "$worker" >/dev/null
@@ -42,7 +66,7 @@ dump=$(ls "$out"/callgrind.out."$worker".* 2>/dev/null | head -n1)
 [ -n "$dump" ] || { echo "callgrind.sh: no dump for worker $worker" >&2; exit 1; }
 
 callgrind_annotate --inclusive=no --threshold=100 "$dump" > "$out/annotate.txt"
-echo "gcorn 1 worker${BENCH_GCORN_ARGS:+ $BENCH_GCORN_ARGS}, app:app $path, $requests keep-alive requests on one connection after $warmup warm-up"
+echo "$what $path, $requests keep-alive requests on one connection after $warmup warm-up"
 echo "(callgrind dump: $dump)"
 echo
 "$py" "$here/cg_split.py" "$out/annotate.txt" "$requests" "$gcorn"

@@ -14,7 +14,8 @@ def part_of(obj, fn, gcorn):
         base = obj.rsplit("/", 1)[-1]
         if obj == gcorn or base == "gcorn":
                 return "gcorn"
-        if "libpython" in base:
+        if "libpython" in base or re.match(r"python3(\.\d+)?$", base):
+                # the python3 executable of a pure-Python server has CPython linked in
                 return "CPython (libpython)"
         if base.startswith("libc.so") or base.startswith("libc-"):
                 return "libc"

@@ -21,7 +21,8 @@ bench_find_gcorn() {
 
 # bench_start_one NAME LOG SECONDS PATH COMMAND...: starts gcorn (COMMAND, which may wrap it,
 # e.g. in valgrind) on $port in the background, stops it by PID and removes $tmp on exit, and
-# waits up to SECONDS for an answer on PATH. Sets $master and $worker (its first worker).
+# waits up to SECONDS for an answer on PATH. Sets $master and $worker (its first worker, or
+# the server itself with BENCH_ONE_PROCESS set).
 bench_start_one() {
         local name=$1 log=$2 secs=$3 path=$4
         shift 4
@@ -31,7 +32,11 @@ bench_start_one() {
         worker=
         for _ in $(seq 1 $((secs * 5))); do
                 if "$py" "$here/client.py" 127.0.0.1 "$port" 1 "$path" 5 2>/dev/null; then
-                        worker=$(ps -o pid= --ppid "$master" | head -n1 | tr -d ' ')
+                        if [ -n "${BENCH_ONE_PROCESS:-}" ]; then
+                                worker=$master
+                        else
+                                worker=$(ps -o pid= --ppid "$master" | head -n1 | tr -d ' ')
+                        fi
                         [ -n "$worker" ] && return 0
                 fi
                 kill -0 "$master" 2>/dev/null || { echo "$name: gcorn exited" >&2; cat "$log" >&2; exit 1; }
