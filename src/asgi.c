@@ -216,6 +216,26 @@ static PyObject *mod_scope(PyObject *Py_UNUSED(self), PyObject *const *args, Py_
         return r < 0 ? NULL : scope;
 }
 
+/* start(req, status, headers): req.start_response() with ASGI's headers as they come, byte
+ * pairs (fast-called: one per response) */
+static PyObject *mod_start(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
+        WsgiStream *st;
+        PyObject *r;
+
+        if (nargs != 3) {
+                PyErr_SetString(PyExc_TypeError, "start() takes req, status and headers");
+                return NULL;
+        }
+        st = aio_request_stream(args[0]);
+        if (!st)
+                return NULL;
+        r = wsgi_aio_start_response_bytes(st, args + 1, 2);
+        if (!r)
+                return NULL;
+        Py_DECREF(r);
+        Py_RETURN_NONE;
+}
+
 static PyObject *mod_is_websocket(PyObject *Py_UNUSED(self), PyObject *req) {
         Conn *c = aio_request_conn(req);
 
@@ -313,6 +333,7 @@ static PyMethodDef module_methods[] = {
         { "fd", mod_fd, METH_O, "fd(req) -> the connection's socket" },
         { "peer_gone", mod_peer_gone, METH_O, "peer_gone(req) -> True, False or None" },
         { "scope", (PyCFunction) (void (*)(void)) mod_scope, METH_FASTCALL, "scope(req, websocket, state) -> dict" },
+        { "start", (PyCFunction) (void (*)(void)) mod_start, METH_FASTCALL, "start(req, status, headers)" },
         { "is_websocket", mod_is_websocket, METH_O, "is_websocket(req) -> bool" },
         { "handshake", mod_handshake, METH_O, "handshake(req) -> None or (status, reason)" },
         { "upgrade", mod_upgrade, METH_VARARGS, "upgrade(req, head) -> (fd, rest)" },

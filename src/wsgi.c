@@ -146,10 +146,17 @@ static void buf_free(Buf *b) {
         *b = (Buf) {};
 }
 
+/* While set (wsgi_aio_start_response_bytes()), a head's strings may be bytes, as ASGI's are. */
+static bool head_bytes;
+
 /* Latin-1 bytes of a str without copying; NULL (ValueError set) for wider characters,
  * which no HTTP header can carry. */
 static const char *str_latin1(PyObject *s, size_t *ret_len, const char *what) {
         if (!PyUnicode_Check(s)) {
+                if (head_bytes && PyBytes_Check(s)) {
+                        *ret_len = (size_t) PyBytes_GET_SIZE(s);
+                        return PyBytes_AS_STRING(s);
+                }
                 PyErr_Format(PyExc_TypeError, "%s %R is not a string", what, s);
                 return NULL;
         }
@@ -1310,6 +1317,15 @@ PyObject *wsgi_aio_start_response(WsgiStream *s, PyObject *const *args, size_t n
         AIO_ENTER(s);
         r = start_response_vectorcall(s->callbacks[0], args, nargsf, kwnames);
         AIO_LEAVE(s);
+        return r;
+}
+
+PyObject *wsgi_aio_start_response_bytes(WsgiStream *s, PyObject *const *args, size_t nargsf) {
+        PyObject *r;
+
+        head_bytes = true;
+        r = wsgi_aio_start_response(s, args, nargsf, NULL);
+        head_bytes = false;
         return r;
 }
 

@@ -68,6 +68,10 @@ int wsgi_aio_begin(Conn *c, WsgiStream **ret, struct _object **ret_environ, stru
 struct _object *wsgi_aio_start_response(WsgiStream *s, struct _object *const *args, size_t nargsf,
                                         struct _object *kwnames);
 
+/* The same for ASGI's http.response.start: args are (status, headers), whose names and
+ * values may be bytes as well as str. */
+struct _object *wsgi_aio_start_response_bytes(WsgiStream *s, struct _object *const *args, size_t nargsf);
+
 /* The app returned result. A list, tuple or file wrapper is sent from here: 1 when it all is
  * queued, 0 when the queue is full (wait for it to drain: conn.h CONN_IO_DRAIN, then
  * wsgi_aio_more()). 2: any other iterable, for the driver to iterate, passing each item to

@@ -66,16 +66,20 @@ def _wake(req):
 
 
 _tick_handle = None
+_tick_at = 0.0                  # the loop's time _tick_handle is due at
 _tick_due = False
 _websockets = set()             # the open ones (after websocket.accept)
 
 
+def _timer():
+        global _tick_handle
+        _tick_handle = None
+        _tick()
+
+
 def _tick():
-        global _tick_handle, _tick_due
+        global _tick_handle, _tick_due, _tick_at
         _tick_due = False
-        if _tick_handle is not None:
-                _tick_handle.cancel()
-                _tick_handle = None
         try:
                 due = _core.step()
         except BaseException as e:      # noqa: B902 - the worker cannot go on: it leaves
@@ -88,11 +92,22 @@ def _tick():
                         _websockets.discard(w)
                         _loop.create_task(w.going_away())
         if due is None:
+                if _tick_handle is not None:
+                        _tick_handle.cancel()
+                        _tick_handle = None
                 _loop.remove_reader(_core.fd())
                 if not _done.done():
                         _done.set_result(None)
                 return
-        _tick_handle = _loop.call_later(due, _tick)
+        at = _loop.time() + due
+        if _tick_handle is not None:
+                if _tick_at <= at:
+                        # the timer set is due first: it steps then, which is early at worst
+                        # (the step sets the next); a new timer each round would cost more
+                        return
+                _tick_handle.cancel()
+        _tick_at = at
+        _tick_handle = _loop.call_at(at, _timer)
 
 
 def _poke():
@@ -239,9 +254,17 @@ class _Http:
                         status = message["status"]
                         if type(status) is not int or not 200 <= status <= 599:
                                 raise ValueError("http.response.start: invalid status %r" % (status,))
-                        headers = [(bytes(n).decode("latin-1"), bytes(v).decode("latin-1"))
-                                   for n, v in message.get("headers", ())]
-                        self.req.start_response(_status_line(status), headers)
+                        headers = message.get("headers", ())
+                        if type(headers) is not list and type(headers) is not tuple:
+                                headers = list(headers)
+                        try:
+                                # the byte pairs as they are
+                                _asgi.start(self.req, _status_line(status), headers)
+                        except TypeError:
+                                # other buffers (bytearray, memoryview) are bytes too
+                                headers = [(bytes(n).decode("latin-1"), bytes(v).decode("latin-1"))
+                                           for n, v in headers]
+                                self.req.start_response(_status_line(status), headers)
                         self.started = True
                         self.status = status
                         return
@@ -255,18 +278,23 @@ class _Http:
                         # as uvicorn: the client is gone, the app learns it from receive()
                         return
                 body = message.get("body", b"")
+                if type(body) is not bytes:
+                        body = bytes(body)
                 more = message.get("more_body", False)
                 req = self.req
                 try:
                         if not more and self.chunks == 0:
                                 # the whole body at once: its length goes in the head
                                 self.complete = True
-                                code = req.result((bytes(body),))
-                                await self._end(code)
+                                code = req.result((body,))
+                                if code == 1:
+                                        self._mark_gone()
+                                else:
+                                        await self._end(code)
                                 return
                         if body:
                                 self.chunks += 1
-                                if not req.write(bytes(body)):
+                                if not req.write(body):
                                         await self._drain()
                         if not more:
                                 self.complete = True
