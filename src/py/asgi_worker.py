@@ -14,6 +14,7 @@ metrics are the same code's. A WebSocket's frames are libwslay's (_gcorn_asgi.We
 after the handshake the task owns the socket, watched by the loop for reading.
 """
 import asyncio
+from asyncio import current_task as _current_task
 import base64
 import errno
 import hashlib
@@ -314,10 +315,22 @@ class _Http:
 
 async def _serve_http(req, environ):
         h = _Http(req, environ["wsgi.input"])
-        h.task = asyncio.current_task()
+        h.task = _current_task(_loop)
         scope = _asgi.scope(req, False, _state)
         try:
-                await _Named(_app(scope, h.receive, h.send), req)
+                coro = _app(scope, h.receive, h.send)
+                # the first step here, without a wrapper: most requests end in it
+                running = _core.running
+                running(req)
+                try:
+                        out = coro.send(None)
+                except StopIteration:
+                        pass
+                else:
+                        running(None)
+                        await _Named(coro, req, out)
+                finally:
+                        running(None)
                 if not h.started:
                         raise RuntimeError("the ASGI app returned without sending http.response.start")
                 if not h.complete and not h.disconnected:
@@ -625,19 +638,31 @@ async def _serve_websocket(req, environ_sr):
                         _loop.remove_reader(w.fd)
 
 
+_UNSTARTED = object()
+
+
 class _Named:
         """Runs coro as req's: each of its steps tells the core whose request runs, so the
-        watchdog's report of a coroutine that blocks the loop names its request."""
+        watchdog's report of a coroutine that blocks the loop names its request. first: what
+        coro's first step (taken by the caller) yielded."""
 
-        __slots__ = ("coro", "req")
+        __slots__ = ("coro", "req", "first")
 
-        def __init__(self, coro, req):
+        def __init__(self, coro, req, first=_UNSTARTED):
                 self.coro = coro
                 self.req = req
+                self.first = first
 
         def __await__(self):
                 coro, req, running = self.coro, self.req, _core.running
                 send, exc = None, None
+                out = self.first
+                self.first = None
+                if out is not _UNSTARTED:
+                        try:
+                                send = yield out
+                        except BaseException as e:      # noqa: B902 - cancellation goes to coro
+                                exc = e
                 while True:
                         running(req)
                         try:
@@ -672,7 +697,8 @@ async def _serve(req):
 
 
 def _on_request(req):
-        _loop.create_task(_serve(req))
+        # named: a task's default name is formatted for each
+        _loop.create_task(_serve(req), name="gcorn-asgi-request")
 
 
 # ---- lifespan ----
