@@ -306,10 +306,14 @@ static PyObject *mod_step(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored
         return PyFloat_FromDouble(ms / 1000.0);
 }
 
-static PyObject *mod_running(PyObject *Py_UNUSED(self), PyObject *req) {
-        AioRequest *a = Py_IS_TYPE(req, &request_type) ? (AioRequest *) req : NULL;
+void aio_running(PyObject *req) {
+        AioRequest *a = req && Py_IS_TYPE(req, &request_type) ? (AioRequest *) req : NULL;
 
         worker_aio_running(a ? a->conn : NULL);
+}
+
+static PyObject *mod_running(PyObject *Py_UNUSED(self), PyObject *req) {
+        aio_running(req);
         Py_RETURN_NONE;
 }
 

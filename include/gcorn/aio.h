@@ -99,6 +99,10 @@ struct _object *aio_module(void);
 Conn *aio_request_conn(struct _object *req);
 WsgiStream *aio_request_stream(struct _object *req);
 
+/* _gcorn_aio.running(req) from C: req's task runs from now on (NULL or anything not a
+ * Request: none does). */
+void aio_running(struct _object *req);
+
 /* ---- The worker's side, for aio.c (worker.c) ---- */
 
 /* One round of the worker's loop without waiting: milliseconds until the next call is due at

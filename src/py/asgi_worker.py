@@ -14,7 +14,7 @@ metrics are the same code's. A WebSocket's frames are libwslay's (_gcorn_asgi.We
 after the handshake the task owns the socket, watched by the loop for reading.
 """
 import asyncio
-from asyncio import current_task as _current_task
+from asyncio import Task as _Task, current_task as _current_task
 import base64
 import errno
 import hashlib
@@ -23,6 +23,7 @@ import os
 
 _core = _asgi = _loop = None
 _app = None
+_named = None
 _config = None
 _state = {}
 _lifespan = None
@@ -318,19 +319,7 @@ async def _serve_http(req, environ):
         h.task = _current_task(_loop)
         scope = _asgi.scope(req, False, _state)
         try:
-                coro = _app(scope, h.receive, h.send)
-                # the first step here, without a wrapper: most requests end in it
-                running = _core.running
-                running(req)
-                try:
-                        out = coro.send(None)
-                except StopIteration:
-                        pass
-                else:
-                        running(None)
-                        await _Named(coro, req, out)
-                finally:
-                        running(None)
+                await _named(_app(scope, h.receive, h.send), req)
                 if not h.started:
                         raise RuntimeError("the ASGI app returned without sending http.response.start")
                 if not h.complete and not h.disconnected:
@@ -612,7 +601,7 @@ async def _serve_websocket(req, environ_sr):
         w.environ_sr = environ_sr
         scope = _asgi.scope(req, True, _state)
         try:
-                await _Named(_app(scope, w.receive, w.send), req)
+                await _named(_app(scope, w.receive, w.send), req)
                 if w.state == "connecting":
                         # returned without a word: refused, as uvicorn answers
                         w._deny(403, [], b"")
@@ -638,48 +627,6 @@ async def _serve_websocket(req, environ_sr):
                         _loop.remove_reader(w.fd)
 
 
-_UNSTARTED = object()
-
-
-class _Named:
-        """Runs coro as req's: each of its steps tells the core whose request runs, so the
-        watchdog's report of a coroutine that blocks the loop names its request. first: what
-        coro's first step (taken by the caller) yielded."""
-
-        __slots__ = ("coro", "req", "first")
-
-        def __init__(self, coro, req, first=_UNSTARTED):
-                self.coro = coro
-                self.req = req
-                self.first = first
-
-        def __await__(self):
-                coro, req, running = self.coro, self.req, _core.running
-                send, exc = None, None
-                out = self.first
-                self.first = None
-                if out is not _UNSTARTED:
-                        try:
-                                send = yield out
-                        except BaseException as e:      # noqa: B902 - cancellation goes to coro
-                                exc = e
-                while True:
-                        running(req)
-                        try:
-                                if exc is None:
-                                        out = coro.send(send)
-                                else:
-                                        out = coro.throw(exc)
-                        except StopIteration as e:
-                                return e.value
-                        finally:
-                                running(None)
-                        try:
-                                send, exc = (yield out), None
-                        except BaseException as e:      # noqa: B902 - cancellation goes to coro
-                                send, exc = None, e
-
-
 async def _serve(req):
         try:
                 args = req.begin()
@@ -697,8 +644,11 @@ async def _serve(req):
 
 
 def _on_request(req):
-        # named: a task's default name is formatted for each
-        _loop.create_task(_serve(req), name="gcorn-asgi-request")
+        if _loop.get_task_factory() is None:
+                # as the loop's create_task(), which formats a default name for each first
+                _Task(_serve(req), loop=_loop, name="gcorn-asgi-request")
+        else:
+                _loop.create_task(_serve(req))
 
 
 # ---- lifespan ----
@@ -778,8 +728,9 @@ def _new_loop(kind):
 def startup(core, asgi, app, config):
         """Before the worker reports booted: the loop, and the lifespan's startup. Returns None,
         or one line saying why the worker cannot serve."""
-        global _core, _asgi, _loop, _app, _config, _lifespan
+        global _core, _asgi, _loop, _app, _config, _lifespan, _named
         _core, _asgi, _config = core, asgi, config
+        _named = asgi.named
         app = _as_asgi3(app)
         if isinstance(app, str):
                 return app

@@ -6,11 +6,15 @@ the server's log. ASGI_APP_STARTUP=fail makes the lifespan's startup fail; =rais
 raise."""
 
 import asyncio
+import contextvars
 import json
 import os
 import sys
 import time
 from urllib.parse import parse_qs
+
+
+_var = contextvars.ContextVar("asgi_app_var", default="unset")
 
 
 def say(line):
@@ -228,4 +232,41 @@ async def app(scope, receive, send):
                 return await _answer(send, "slept " + q.get("tag", ""))
         if path == "/pid":
                 return await _answer(send, str(os.getpid()))
+        if path == "/header-buffers":
+                # names and values as other buffers than bytes, the list made by a generator
+                pairs = ((bytearray(b"x-array"), bytearray(b"a")), (memoryview(b"x-view"), memoryview(b"v")),
+                         (b"content-length", b"2"))
+                await send({"type": "http.response.start", "status": 200, "headers": (p for p in pairs)})
+                await send({"type": "http.response.body", "body": bytearray(b"ok")})
+                return
+        if path == "/task":
+                # the request runs in a task of its own, the same one across a wait, in a
+                # context of its own: a value set here is not seen by the next request
+                task = asyncio.current_task()
+                before = _var.get()
+                _var.set(q.get("tag", ""))
+                await asyncio.sleep(0.01)
+                same = asyncio.current_task() is task
+                return await _answer(send, json.dumps({"task": task is not None, "same": same, "before": before,
+                                                       "after": _var.get()}), ctype=b"application/json")
         return await _answer(send, b"not found", status=404)
+
+
+class _Later:
+        """An awaitable that is not a coroutine: ASGI asks only for an awaitable."""
+
+        def __init__(self, scope, receive, send):
+                self.args = (scope, receive, send)
+
+        def __await__(self):
+                return app(*self.args).__await__()
+
+
+def awaitable_app(scope, receive, send):
+        return _Later(scope, receive, send)
+
+
+def not_awaitable_app(scope, receive, send):
+        if scope["type"] == "lifespan":
+                return lifespan(scope, receive, send)
+        return None

@@ -256,6 +256,27 @@ class TestHttp(unittest.TestCase):
                 r = get(self.srv, "/headers")
                 self.assertEqual(r.header_all("x-multi"), ["1", "2"])
 
+        def test_header_buffers(self):
+                # bytearray and memoryview names and values, a generator for the list
+                r = get(self.srv, "/header-buffers")
+                self.assertEqual((r.status, r.body), (200, b"ok"))
+                self.assertEqual((r.header("x-array"), r.header("x-view")), ("a", "v"))
+
+        def test_task_and_context(self):
+                # frameworks (sniffio, anyio) need the request's task; each request has its
+                # own context, which the app's own changes do not leak out of
+                for tag in ("one", "two"):
+                        r = get(self.srv, "/task?tag=" + tag)
+                        self.assertEqual(json.loads(r.body), {"task": True, "same": True, "before": "unset",
+                                                              "after": tag})
+
+        def test_awaitable_app(self):
+                # an app returning an awaitable that is not a coroutine
+                srv = start(self, app="asgi_app:awaitable_app")
+                for path, body in (("/", b"Hello, World!\n"), ("/sleep?seconds=0.01&tag=x", b"slept x")):
+                        r = get(srv, path)
+                        self.assertEqual((r.status, r.body), (200, body))
+
         def test_pipelined_in_order(self):
                 with self.srv.client() as c:
                         c.send(b"".join(h.build_request("GET", "/sleep?seconds=%s&tag=%s" % (d, t))
@@ -315,6 +336,13 @@ class TestBadApps(unittest.TestCase):
                 self.assertTrue(data.endswith(b"\r\n\r\n7\r\npartial\r\n"), data)
                 self.srv.wait_log("the app failed mid-response")
                 self.assertEqual(get(self.srv, "/").status, 200)
+
+        def test_app_returning_no_awaitable(self):
+                srv = start(self, app="asgi_app:not_awaitable_app")
+                r = get(srv, "/")
+                self.assertEqual(r.status, 500, r)
+                srv.wait_log("which is not awaitable")
+                self.assertEqual(get(srv, "/").status, 500)
 
         def test_send_after_the_end_raises(self):
                 r = get(self.srv, "/send-after-end")
