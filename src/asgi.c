@@ -373,6 +373,46 @@ static PyTypeObject named_type = {
         .tp_methods = named_methods,
 };
 
+/* ---- DONE: an awaitable that is complete, for a send() that had nothing to wait for ---- */
+
+static PySendResult done_send(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(value), PyObject **result) {
+        *result = Py_NewRef(Py_None);
+        return PYGEN_RETURN;
+}
+
+/* StopIteration (None): no exception set */
+static PyObject *done_iternext(PyObject *Py_UNUSED(self)) {
+        return NULL;
+}
+
+static PyObject *done_close(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored)) {
+        Py_RETURN_NONE;
+}
+
+static PyMethodDef done_methods[] = {
+        { "close", done_close, METH_NOARGS, "close()" },
+        { NULL, NULL, 0, NULL },
+};
+
+static PyAsyncMethods done_async = {
+        .am_await = named_await,
+        .am_send = done_send,
+};
+
+static PyTypeObject done_type = {
+        PyVarObject_HEAD_INIT(NULL, 0)
+        .tp_name = "_gcorn_asgi.Done",
+        .tp_basicsize = sizeof(PyObject),
+        .tp_flags = Py_TPFLAGS_DEFAULT,
+        .tp_doc = "Awaiting it returns None at once: what a send() with nothing to wait for returns.",
+        .tp_as_async = &done_async,
+        .tp_iter = named_await,
+        .tp_iternext = done_iternext,
+        .tp_methods = done_methods,
+};
+
+static PyObject done_object = { _PyObject_EXTRA_INIT 1, &done_type };
+
 /* ---- the request's side ---- */
 
 /* scope(req, websocket, state) -> the scope dict (fast-called: one per request) */
@@ -537,10 +577,11 @@ static struct PyModuleDef module_def = {
 static PyObject *module_new(void) {
         PyObject *m;
 
-        if (PyType_Ready(&websocket_type) < 0 || PyType_Ready(&named_type) < 0)
+        if (PyType_Ready(&websocket_type) < 0 || PyType_Ready(&named_type) < 0 || PyType_Ready(&done_type) < 0)
                 return NULL;
         m = PyModule_Create(&module_def);
-        if (m && PyModule_AddObjectRef(m, "WebSocket", (PyObject *) &websocket_type) < 0)
+        if (m && (PyModule_AddObjectRef(m, "WebSocket", (PyObject *) &websocket_type) < 0 ||
+                  PyModule_AddObjectRef(m, "DONE", &done_object) < 0))
                 Py_CLEAR(m);
         return m;
 }

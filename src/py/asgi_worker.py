@@ -24,6 +24,7 @@ import os
 _core = _asgi = _loop = None
 _app = None
 _named = None
+_DONE = None            # _gcorn_asgi.DONE: awaiting it returns None at once
 _config = None
 _state = {}
 _lifespan = None
@@ -126,29 +127,27 @@ def _poke():
 class _Http:
         """The receive and send of one http request, with every rule of the ASGI spec."""
 
-        __slots__ = ("req", "input", "lock", "pending", "body_done", "started", "complete", "disconnected",
-                     "gone", "chunks", "status", "body_failed", "task", "cancel")
-
-        def __init__(self, req, input):
-                self.req = req
-                # gcorn's wsgi.input: its reads raise BlockingIOError where they would wait,
-                # and it keeps a body error for the status the client is owed
-                self.input = input
-                # one wait on the worker's loop at a time per request (one ConnIo); made
-                # when a wait first comes
-                self.lock = None
-                self.pending = None             # a body chunk read ahead
-                self.body_done = False
-                self.started = False
-                self.complete = False
-                self.disconnected = False
-                # the response is complete, or the client went: True, or a future to wait on
-                self.gone = None
-                self.chunks = 0
-                self.status = 0
-                self.body_failed = False        # gcorn owes the client the status of its body
-                self.task = None                # the request's task, cancelled a grace after the client went
-                self.cancel = None
+        # made per request without an __init__: what a request sets goes into its own dict,
+        # the rest are these defaults
+        req = None
+        # gcorn's wsgi.input: its reads raise BlockingIOError where they would wait, and it
+        # keeps a body error for the status the client is owed
+        input = None
+        # one wait on the worker's loop at a time per request (one ConnIo); made when a wait
+        # first comes
+        lock = None
+        pending = None                  # a body chunk read ahead
+        body_done = False
+        started = False
+        complete = False
+        disconnected = False
+        # the response is complete, or the client went: True, or a future to wait on
+        gone = None
+        chunks = 0
+        status = 0
+        body_failed = False             # gcorn owes the client the status of its body
+        task = None                     # the request's task, cancelled a grace after the client went
+        cancel = None
 
         def _client_gone(self):
                 """The client went: the app learns it from receive() and has
@@ -248,7 +247,9 @@ class _Http:
                         while req.wait():
                                 await _wait(req)
 
-        async def send(self, message):
+        def send(self, message):
+                """An awaitable: _DONE, complete, where nothing has to wait (no coroutine made),
+                else a coroutine that waits. A bad message raises here, at the call."""
                 kind = message["type"]
                 if kind == "http.response.start":
                         if self.started:
@@ -269,7 +270,7 @@ class _Http:
                                 self.req.start_response(_status_line(status), headers)
                         self.started = True
                         self.status = status
-                        return
+                        return _DONE
                 if kind != "http.response.body":
                         raise ValueError("unexpected message %r on an http connection" % (kind,))
                 if not self.started:
@@ -278,7 +279,7 @@ class _Http:
                         raise RuntimeError("http.response.body sent after the response was complete")
                 if self.disconnected:
                         # as uvicorn: the client is gone, the app learns it from receive()
-                        return
+                        return _DONE
                 body = message.get("body", b"")
                 if type(body) is not bytes:
                         body = bytes(body)
@@ -289,18 +290,35 @@ class _Http:
                                 # the whole body at once: its length goes in the head
                                 self.complete = True
                                 code = req.result((body,))
-                                if code == 1:
-                                        self._mark_gone()
-                                else:
-                                        await self._end(code)
-                                return
-                        if body:
-                                self.chunks += 1
-                                if not req.write(body):
-                                        await self._drain()
+                        else:
+                                if body:
+                                        self.chunks += 1
+                                        if not req.write(body):
+                                                return self._drain_then(more)
+                                if more:
+                                        return _DONE
+                                self.complete = True
+                                code = req.result(())
+                        if code == 1:
+                                self._mark_gone()
+                                return _DONE
+                except OSError:
+                        self._client_gone()
+                        return _DONE
+                return self._ending(code)
+
+        async def _drain_then(self, more):
+                try:
+                        await self._drain()
                         if not more:
                                 self.complete = True
-                                await self._end(req.result(()))
+                                await self._end(self.req.result(()))
+                except OSError:
+                        self._client_gone()
+
+        async def _ending(self, code):
+                try:
+                        await self._end(code)
                 except OSError:
                         self._client_gone()
 
@@ -315,7 +333,9 @@ class _Http:
 
 
 async def _serve_http(req, environ):
-        h = _Http(req, environ["wsgi.input"])
+        h = _Http()
+        h.req = req
+        h.input = environ["wsgi.input"]
         h.task = _current_task(_loop)
         scope = _asgi.scope(req, False, _state)
         try:
@@ -728,9 +748,9 @@ def _new_loop(kind):
 def startup(core, asgi, app, config):
         """Before the worker reports booted: the loop, and the lifespan's startup. Returns None,
         or one line saying why the worker cannot serve."""
-        global _core, _asgi, _loop, _app, _config, _lifespan, _named
+        global _core, _asgi, _loop, _app, _config, _lifespan, _named, _DONE
         _core, _asgi, _config = core, asgi, config
-        _named = asgi.named
+        _named, _DONE = asgi.named, asgi.DONE
         app = _as_asgi3(app)
         if isinstance(app, str):
                 return app
