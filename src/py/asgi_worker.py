@@ -38,6 +38,7 @@ def _status_line(status):
         line = _STATUS_LINES.get(status)
         return line if line is not None else "%d " % status
 READ_SIZE = 65536
+OUT_MAX = 65536                 # held body bytes written without waiting for the round's end
 
 
 def _log_error(text):
@@ -148,6 +149,11 @@ class _Http:
         body_failed = False             # gcorn owes the client the status of its body
         task = None                     # the request's task, cancelled a grace after the client went
         cancel = None
+        # chunks of a streamed body held until the loop's round ends, then written at once (one
+        # send for all a round brings, as uvloop's transports do), or at once past OUT_MAX
+        out = None
+        out_len = 0
+        blocked = False                 # the last write found the queue full: drain before the next
 
         def _client_gone(self):
                 """The client went: the app learns it from receive() and has
@@ -291,12 +297,19 @@ class _Http:
                                 self.complete = True
                                 code = req.result((body,))
                         else:
+                                if more:
+                                        if body:
+                                                self.chunks += 1
+                                                return self._hold(body)
+                                        return _DONE
+                                if self.blocked:
+                                        return self._drain_then(False, body)
+                                if self.out is not None:
+                                        body = self._take_out() + body
                                 if body:
                                         self.chunks += 1
                                         if not req.write(body):
-                                                return self._drain_then(more)
-                                if more:
-                                        return _DONE
+                                                return self._drain_then(False)
                                 self.complete = True
                                 code = req.result(())
                         if code == 1:
@@ -307,9 +320,46 @@ class _Http:
                         return _DONE
                 return self._ending(code)
 
-        async def _drain_then(self, more):
+        def _hold(self, body):
+                if self.out is None:
+                        self.out = [body]
+                        self.out_len = len(body)
+                        _loop.call_soon(self._flush)
+                else:
+                        self.out.append(body)
+                        self.out_len += len(body)
+                if self.blocked:
+                        return self._drain_then(True)
+                if self.out_len >= OUT_MAX:
+                        try:
+                                if not self.req.write(self._take_out()):
+                                        self.blocked = True
+                        except OSError:
+                                self._client_gone()
+                return _DONE
+
+        def _take_out(self):
+                out = self.out
+                self.out = None
+                return out[0] if len(out) == 1 else b"".join(out)
+
+        def _flush(self):
+                """The loop's round is over: what the request's task held goes out."""
+                if self.out is None or self.blocked or self.disconnected:
+                        return
+                try:
+                        if not self.req.write(self._take_out()):
+                                self.blocked = True
+                except OSError:
+                        self._client_gone()
+
+        async def _drain_then(self, more, body=b""):
                 try:
                         await self._drain()
+                        self.blocked = False
+                        data = self._take_out() + body if self.out is not None else body
+                        if data and not self.req.write(data):
+                                await self._drain()
                         if not more:
                                 self.complete = True
                                 await self._end(self.req.result(()))
@@ -353,6 +403,12 @@ async def _serve_http(req, environ):
                 elif h.disconnected:
                         pass
                 else:
+                        if h.out is not None and not h.blocked:
+                                # what the app sent goes before the cut
+                                try:
+                                        req.write(h._take_out())
+                                except OSError:
+                                        pass
                         req.fail(e)
         finally:
                 if h.cancel is not None:

@@ -232,6 +232,13 @@ async def app(scope, receive, send):
                 return await _answer(send, "slept " + q.get("tag", ""))
         if path == "/pid":
                 return await _answer(send, str(os.getpid()))
+        if path == "/stream-then-wait":
+                # a chunk, then a long wait: the chunk reaches the client meanwhile
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"first", "more_body": True})
+                await asyncio.sleep(float(q.get("seconds", "30")))
+                await send({"type": "http.response.body", "body": b""})
+                return
         if path == "/header-buffers":
                 # names and values as other buffers than bytes, the list made by a generator
                 pairs = ((bytearray(b"x-array"), bytearray(b"a")), (memoryview(b"x-view"), memoryview(b"v")),

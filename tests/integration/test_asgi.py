@@ -256,6 +256,21 @@ class TestHttp(unittest.TestCase):
                 r = get(self.srv, "/headers")
                 self.assertEqual(r.header_all("x-multi"), ["1", "2"])
 
+        def test_streamed_chunk_goes_while_the_app_waits(self):
+                # chunks of a round go out together, and the round ends when the app waits
+                with self.srv.client() as c:
+                        c.send(h.build_request("GET", "/stream-then-wait?seconds=2"))
+                        c.sock.settimeout(10)
+                        data = b""
+                        while b"5\r\nfirst\r\n" not in data:
+                                chunk = c.sock.recv(4096)
+                                self.assertTrue(chunk, data)
+                                data += chunk
+                        self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data)
+                        # not with the end of the body, two seconds later
+                        self.assertNotIn(b"\r\n0\r\n\r\n", data)
+                        c._fill()
+
         def test_header_buffers(self):
                 # bytearray and memoryview names and values, a generator for the list
                 r = get(self.srv, "/header-buffers")
