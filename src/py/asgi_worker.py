@@ -16,6 +16,7 @@ after the handshake the task owns the socket, watched by the loop for reading.
 import asyncio
 from asyncio import Task as _Task, current_task as _current_task
 import base64
+import contextvars
 import errno
 import hashlib
 import http
@@ -720,11 +721,15 @@ async def _serve(req):
 
 
 def _on_request(req):
+        # Each request in a context of its own, a copy of the worker's: on_request is called
+        # inside another request's task too (its end dispatches a pipelined request; its
+        # _poke() runs the next step in its context), whose values must not leak into this one.
+        context = _root_context.copy()
         if _loop.get_task_factory() is None:
                 # as the loop's create_task(), which formats a default name for each first
-                _Task(_serve(req), loop=_loop, name="gcorn-asgi-request")
+                _Task(_serve(req), loop=_loop, name="gcorn-asgi-request", context=context)
         else:
-                _loop.create_task(_serve(req))
+                context.run(_loop.create_task, _serve(req))
 
 
 # ---- lifespan ----
@@ -830,10 +835,12 @@ def _as_asgi3(app):
 
 
 _done = None
+_root_context = None            # the worker's context, of which each request gets a copy
 
 
 def run():
-        global _done
+        global _done, _root_context
+        _root_context = contextvars.copy_context()
         _done = _loop.create_future()
         _core.start(_on_request, _wake)
         _loop.add_reader(_core.fd(), _tick)

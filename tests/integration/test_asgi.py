@@ -280,10 +280,15 @@ class TestHttp(unittest.TestCase):
         def test_task_and_context(self):
                 # frameworks (sniffio, anyio) need the request's task; each request has its
                 # own context, which the app's own changes do not leak out of
-                for tag in ("one", "two"):
-                        r = get(self.srv, "/task?tag=" + tag)
-                        self.assertEqual(json.loads(r.body), {"task": True, "same": True, "before": "unset",
-                                                              "after": tag})
+                # (the next request's step runs from the end of the last, inside its task: with
+                # asyncio's loop that context leaked into the next request's)
+                srv = h.Server(APP, args=["-k", "asgi", "--asgi-loop", "asyncio"])
+                self.addCleanup(srv.stop)
+                for server in (self.srv, srv):
+                        for tag in ("one", "two"):
+                                r = get(server, "/task?tag=" + tag)
+                                self.assertEqual(json.loads(r.body), {"task": True, "same": True, "before": "unset",
+                                                                      "after": tag})
 
         def test_awaitable_app(self):
                 # an app returning an awaitable that is not a coroutine
