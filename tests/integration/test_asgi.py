@@ -280,8 +280,8 @@ class TestHttp(unittest.TestCase):
         def test_task_and_context(self):
                 # frameworks (sniffio, anyio) need the request's task; each request has its
                 # own context, which the app's own changes do not leak out of
-                # (the next request's step runs from the end of the last, inside its task: with
-                # asyncio's loop that context leaked into the next request's)
+                # (a pipelined request is dispatched from the end of the one before, inside its
+                # task, whose context leaked into the next one's)
                 srv = h.Server(APP, args=["-k", "asgi", "--asgi-loop", "asyncio"])
                 self.addCleanup(srv.stop)
                 for server in (self.srv, srv):
@@ -289,6 +289,11 @@ class TestHttp(unittest.TestCase):
                                 r = get(server, "/task?tag=" + tag)
                                 self.assertEqual(json.loads(r.body), {"task": True, "same": True, "before": "unset",
                                                                       "after": tag})
+                        with server.client() as c:
+                                c.send(b"".join(h.build_request("GET", "/task?tag=" + t) for t in ("one", "two")))
+                                for tag in ("one", "two"):
+                                        self.assertEqual(json.loads(c.read_response().body),
+                                                         {"task": True, "same": True, "before": "unset", "after": tag})
 
         def test_awaitable_app(self):
                 # an app returning an awaitable that is not a coroutine
