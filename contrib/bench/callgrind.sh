@@ -6,7 +6,8 @@
 #   contrib/bench/callgrind.sh [--asgi | --uvicorn] [REQUESTS [PATH]]      (default 2000 /)
 #
 # --asgi counts gcorn -k asgi on the raw ASGI hello (asgi_app.py), --uvicorn counts Debian's
-# uvicorn (httptools, uvloop, one process, no access log) on the same app, for comparison.
+# uvicorn (httptools, uvloop, one process, no access log) on the same app, for comparison;
+# BENCH_ASGI_APP picks another app for both (e.g. fastapi_app:app).
 #
 # BENCH_BUILD_DIR / GCORN_BIN as for run.sh; BENCH_GCORN_ARGS: more gcorn flags, split on
 # blanks (e.g. "--no-control-socket", or "--metrics-bind 127.0.0.1:0" to count what the
@@ -18,6 +19,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 py=/usr/bin/python3
 mode=wsgi
+asgi_app=${BENCH_ASGI_APP:-asgi_app:app}
 case ${1:-} in
 --asgi) mode=asgi; shift ;;
 --uvicorn) mode=uvicorn; shift ;;
@@ -45,17 +47,17 @@ wsgi)
         bench_start_one callgrind.sh "$out/server.log" 120 "$path" "${cg[@]}" \
                 "$gcorn" -b "127.0.0.1:$port" -w 1 -t 0 --keep-alive 600 --chdir "$here" "${gcorn_args[@]}" app:app ;;
 asgi)
-        what="gcorn -k asgi 1 worker${BENCH_GCORN_ARGS:+ $BENCH_GCORN_ARGS}, asgi_app:app"
+        what="gcorn -k asgi 1 worker${BENCH_GCORN_ARGS:+ $BENCH_GCORN_ARGS}, $asgi_app"
         bench_start_one callgrind.sh "$out/server.log" 120 "$path" "${cg[@]}" \
                 "$gcorn" -k asgi -b "127.0.0.1:$port" -w 1 -t 0 --keep-alive 600 --chdir "$here" \
-                "${gcorn_args[@]}" asgi_app:app ;;
+                "${gcorn_args[@]}" "$asgi_app" ;;
 uvicorn)
         # one process: the server is its own worker
-        what="uvicorn (httptools, uvloop) 1 process, asgi_app:app"
+        what="uvicorn (httptools, uvloop) 1 process, $asgi_app"
         gcorn=-
         BENCH_ONE_PROCESS=1 bench_start_one callgrind.sh "$out/server.log" 120 "$path" "${cg[@]}" \
                 "$py" -m uvicorn --host 127.0.0.1 --port "$port" --loop uvloop --http httptools \
-                --no-access-log --log-level warning --timeout-keep-alive 600 --app-dir "$here" asgi_app:app ;;
+                --no-access-log --log-level warning --timeout-keep-alive 600 --app-dir "$here" "$asgi_app" ;;
 esac
 
 timeout 300 "$py" "$here/client.py" 127.0.0.1 "$port" "$warmup" "$path" 60
