@@ -916,7 +916,14 @@ ssize_t conn_read_body(Conn *c, void *buf, size_t n) {
                 if (consumed > 0 && c->rpos < c->rlen)
                         continue;
 
-                k = _unlikely_(c->cfg->offload) ? offload(c, &(ConnIo) { .op = CONN_IO_FILL }) : fill(c);
+                if (_unlikely_(c->cfg->offload)) {
+                        k = offload(c, &(ConnIo) { .op = CONN_IO_FILL });
+                        /* aio: the loop reads on when the client sends; the caller waits for
+                         * that without a C frame of ours and calls again */
+                        if (k == -EAGAIN)
+                                return -EAGAIN;
+                } else
+                        k = fill(c);
                 if (k == -EAGAIN) {
                         r = wait_fd(c, POLLIN);
                         if (r < 0)
@@ -1313,16 +1320,28 @@ uint32_t conn_io_run(Conn *c, ConnIo *io) {
         case CONN_IO_FILE:
                 io->result = send_file_direct(c, io->iov, io->iovcnt, io->fd, io->offset, io->count);
                 return 0;
+        case CONN_IO_DRAIN:
+                before = c->out_mem + (size_t) MIN(c->out_file, (uint64_t) SIZE_MAX / 2);
+                r = conn_flush(c);
+                if ((r < 0 && r != -EAGAIN) || !conn_out_pending(c)) {
+                        io->result = r == -EAGAIN ? 0 : r;
+                        return 0;
+                }
+                /* --timeout counts a stall, from the first wait on */
+                if (!io->started || c->out_mem + (size_t) MIN(c->out_file, (uint64_t) SIZE_MAX / 2) < before)
+                        send_deadline(c);
+                io->started = true;
+                return EPOLLOUT;
         }
         io->result = -EINVAL;
         return 0;
 }
 
 bool conn_io_expired(Conn *c, ConnIo *io) {
-        if (io->op == CONN_IO_ROOM && send_moving(c))
+        if ((io->op == CONN_IO_ROOM || io->op == CONN_IO_DRAIN) && send_moving(c))
                 return true;
         /* as conn_send()'s own wait: what is queued cannot go out in time */
-        if (io->op == CONN_IO_ROOM)
+        if (io->op == CONN_IO_ROOM || io->op == CONN_IO_DRAIN)
                 c->must_close = c->broken = true;
         io->result = -ETIMEDOUT;
         return false;

@@ -286,7 +286,7 @@ static int build_template(const Settings *s, bool is_unix, Template *ret) {
                 goto finish;
         if (PyDict_SetItem(d, keys[KEY_WSGI_VERSION], version) < 0 ||
             set_item(d, keys[KEY_WSGI_URL_SCHEME], intern("http")) < 0 ||
-            PyDict_SetItem(d, keys[KEY_WSGI_MULTITHREAD], s && settings_threaded(s) ? Py_True : Py_False) < 0 ||
+            PyDict_SetItem(d, keys[KEY_WSGI_MULTITHREAD], s && (settings_threaded(s) || settings_gevent(s)) ? Py_True : Py_False) < 0 ||
             PyDict_SetItem(d, keys[KEY_WSGI_MULTIPROCESS], s && s->workers > 1 ? Py_True : Py_False) < 0 ||
             PyDict_SetItem(d, keys[KEY_WSGI_RUN_ONCE], Py_False) < 0 ||
             PyDict_SetItem(d, keys[KEY_WSGI_FILE_WRAPPER], filewrapper_type()) < 0 ||

@@ -31,6 +31,11 @@ static PyObject *raise_read_error(int error) {
         /* An interrupted read: the signal handler's exception is the one to raise. */
         if (error == -EINTR && PyErr_Occurred())
                 return NULL;
+        /* aio: the driver catches it, waits for the body and calls again */
+        if (error == -EAGAIN) {
+                errno = EAGAIN;
+                return PyErr_SetFromErrno(PyExc_BlockingIOError);
+        }
         errno = -error;
         return PyErr_SetFromErrno(input_error_exc);
 }
@@ -60,7 +65,8 @@ static ssize_t read_raw(Input *in, char *dst, size_t n) {
                 Py_END_ALLOW_THREADS
         }
         if (r < 0) {
-                if (r != -EINTR)
+                /* interrupted, or (aio) the body is not here yet: a later read goes on */
+                if (r != -EINTR && r != -EAGAIN)
                         in->error = (int) r;
                 return r;
         }
@@ -95,6 +101,25 @@ static size_t take_buffered(Input *in, char *dst, size_t n) {
         return k;
 }
 
+/* Puts n bytes a read took back in front of the lookahead (which the read emptied first): a
+ * read that must wait (aio) returns nothing, and the next one starts with them. */
+static int unread(Input *in, const char *p, size_t n) {
+        size_t have = in->len - in->pos;
+        char *b = malloc(MAX(n + have, (size_t) INPUT_CHUNK));
+
+        if (!b)
+                return -ENOMEM;
+        memcpy(b, p, n);
+        if (have > 0)
+                memcpy(b + n, in->buf + in->pos, have);
+        free(in->buf);
+        in->buf = b;
+        in->cap = MAX(n + have, (size_t) INPUT_CHUNK);
+        in->pos = 0;
+        in->len = n + have;
+        return 0;
+}
+
 static PyObject *read_bytes(Input *in, Py_ssize_t size) {
         PyObject *result = NULL;
         size_t want = size < 0 ? SIZE_MAX : (size_t) size, got = 0, alloc;
@@ -124,6 +149,10 @@ static PyObject *read_bytes(Input *in, Py_ssize_t size) {
                                 return NULL;
                 }
                 r = read_raw(in, PyBytes_AS_STRING(result) + got, alloc - got);
+                if (r == -EAGAIN && got > 0 && unread(in, PyBytes_AS_STRING(result), got) < 0) {
+                        Py_DECREF(result);
+                        return PyErr_NoMemory();
+                }
                 if (r < 0) {
                         Py_DECREF(result);
                         return raise_read_error((int) r);
@@ -199,7 +228,8 @@ static PyObject *read_line(Input *in, Py_ssize_t size) {
                 if (make_room(in) < 0)
                         return PyErr_NoMemory();
                 r = read_raw(in, in->buf + in->len, in->cap - in->len);
-                if (r < 0 && in->len == in->pos)
+                /* what was read stays in the lookahead for the call after the wait */
+                if (r < 0 && (in->len == in->pos || r == -EAGAIN))
                         return raise_read_error((int) r);
                 if (r > 0)
                         in->len += (size_t) r;

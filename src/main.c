@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gcorn/aio.h"
 #include "gcorn/arbiter.h"
 #include "gcorn/config_file.h"
 #include "gcorn/control.h"
@@ -290,6 +291,13 @@ static int run(void) {
         }
         logconfig_capture_output(&s);
         logconfig_warn_unused(&s);
+        if (settings_gevent(&s)) {
+                r = aio_gevent_check(s.preload_app, &error);
+                if (r < 0) {
+                        status = fail(1, error ? error : "The gevent worker needs gevent.");
+                        goto out;
+                }
+        }
         if (s.reload && s.preload_app)
                 log_warning("reload with preload_app: workers restart on a change, but run the code the master "
                             "loaded at start");

@@ -128,14 +128,14 @@ static const SettingDef setting_table[] = {
         { .name = "worker_class", .short_flag = 'k', .long_flag = "--worker-class", .type = SETTING_STRING,
           .offset = FIELD(worker_class), .default_value = "sync", .check = check_worker_class,
           .metavar = "STRING", .section = "Worker Processes",
-          .help = "The type of workers to use: 'sync' or 'gthread'." },
+          .help = "The type of workers to use: 'sync', 'gthread' or 'gevent'." },
         { .name = "threads", .long_flag = "--threads", .type = SETTING_INT, .offset = FIELD(threads),
           .default_value = "1", .min = 1, .max = INT_MAX, .metavar = "INT", .section = "Worker Processes",
           .help = "The number of threads per worker; more than 1 with 'sync' means 'gthread'." },
         { .name = "worker_connections", .long_flag = "--worker-connections", .type = SETTING_INT,
           .offset = FIELD(worker_connections), .default_value = "1000", .min = 0, .max = INT_MAX,
           .metavar = "INT", .section = "Worker Processes",
-          .help = "The maximum number of simultaneous clients per worker (gthread worker)." },
+          .help = "The maximum number of simultaneous clients per worker (gthread and gevent workers)." },
         { .name = "timeout", .short_flag = 't', .long_flag = "--timeout", .type = SETTING_INT,
           .offset = FIELD(timeout), .default_value = "30", .min = 0, .max = SECONDS_MAX, .metavar = "INT",
           .section = "Worker Processes",
@@ -548,7 +548,6 @@ static int check_worker_class(const char *value, char **ret_value, char *reason,
         static const struct {
                 const char *kind, *class_path;
         } later[] = {
-                { "gevent", "gunicorn.workers.ggevent.GeventWorker" },
                 { "tornado", "gunicorn.workers.gtornado.TornadoWorker" },
                 { "asgi", "gunicorn.workers.gasgi.ASGIWorker" },
                 { "uvicorn.workers.UvicornWorker", NULL },
@@ -563,16 +562,20 @@ static int check_worker_class(const char *value, char **ret_value, char *reason,
                 *ret_value = strdup("gthread");
                 return *ret_value ? 0 : -ENOMEM;
         }
+        if (worker_class_is(value, "gevent", "gunicorn.workers.ggevent.GeventWorker")) {
+                *ret_value = strdup("gevent");
+                return *ret_value ? 0 : -ENOMEM;
+        }
         if (worker_class_is(value, "eventlet", "gunicorn.workers.geventlet.EventletWorker")) {
-                snprintf(reason, reason_size, "Gunicorn 26 removed the eventlet worker: use gthread, or sync");
+                snprintf(reason, reason_size, "Gunicorn 26 removed the eventlet worker: use gevent or gthread, or sync");
                 return -EINVAL;
         }
         for (size_t i = 0; i < ELEMENTSOF(later); i++)
                 if (worker_class_is(value, later[i].kind, later[i].class_path)) {
-                        snprintf(reason, reason_size, "this worker is not available yet, only 'sync' and 'gthread' are");
+                        snprintf(reason, reason_size, "this worker is not available yet, only 'sync', 'gthread' and 'gevent' are");
                         return -EINVAL;
                 }
-        snprintf(reason, reason_size, "unknown worker class, only 'sync' and 'gthread' are available");
+        snprintf(reason, reason_size, "unknown worker class, only 'sync', 'gthread' and 'gevent' are available");
         return -EINVAL;
 }
 
@@ -1865,11 +1868,11 @@ int settings_no_effect_lines(const Settings *s, char ***ret) {
                 }
         }
         /* A row of its own would warn for the worker that uses it too. */
-        if (s->worker_connections != 1000 && !settings_threaded(s)) {
+        if (s->worker_connections != 1000 && !settings_threaded(s) && !settings_gevent(s)) {
                 char *line;
 
                 if (asprintf(&line, "Setting worker_connections = %d has no effect in gcorn: only the gthread "
-                             "worker uses it (-k gthread or --threads above 1)", s->worker_connections) < 0)
+                             "and gevent workers use it (-k gthread or --threads above 1, -k gevent)", s->worker_connections) < 0)
                         return -ENOMEM;
                 r = strv_push(&l, &n, line);
                 if (r < 0) {

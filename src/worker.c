@@ -1,9 +1,12 @@
 /* The worker's epoll loop over the listeners and every connection, so accepting, reading
  * and parsing never wait on the app. Sync: the loop runs each request through the app
  * itself, one at a time. Gthread: it hands them to the app threads of gthread.c and does
- * the socket I/O they ask for. */
+ * the socket I/O they ask for. Aio (gevent): a Python event loop runs this one a round at a
+ * time (aio.c), and the requests run in its greenlets, which ask for the socket I/O as the
+ * app threads do, without waiting for it. */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +15,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "gcorn/aio.h"
 #include "gcorn/conn.h"
 #include "gcorn/gthread.h"
 #include "gcorn/heartbeat.h"
@@ -95,6 +99,11 @@ typedef struct Worker {
         uint64_t reload_check;          /* polling: when to stat() the files again */
         /* gthread: the app threads (NULL: sync, the loop runs the app itself) */
         Gthread *pool;
+        bool aio;                       /* requests run in a Python event loop's tasks (aio.c) */
+        bool offloaded;                 /* pool or aio: requests run elsewhere than the loop */
+        Conn *aio_running;              /* aio: the request whose task runs now (NULL: none) */
+        uint64_t aio_grace;             /* aio: stopping, the tasks still in requests get until then */
+        int capacity;                   /* requests that may run at once, elsewhere */
         int in_app;                     /* requests dispatched to them and not done */
         size_t max_conns;               /* --worker-connections */
         uint64_t stuck_check;
@@ -107,6 +116,8 @@ typedef struct Worker {
 } Worker;
 
 static int signal_pipe[2] = { -1, -1 };
+/* aio: the worker the Python event loop drives */
+static Worker *aio_worker;
 
 static void on_signal(int sig) {
         int saved = errno;
@@ -421,7 +432,7 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                         conn_set_must_close(c);
                 }
                 log_debug("%.*s %.*s", (int) req->method.len, req->method.p, (int) req->target.len, req->target.p);
-                if (w->pool) {
+                if (w->offloaded) {
                         dispatch(w, c, method, start, start_us);
                         return;
                 }
@@ -448,7 +459,8 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
 
 /* gthread: an app thread runs the request and owns the connection meanwhile (conn.h); the
  * loop leaves it alone, apart from the I/O the thread asks for. It stays in the epoll set
- * (no system call per request): an event for it then is dropped in on_app_event(). */
+ * (no system call per request): an event for it then is dropped in on_app_event(). Aio: the
+ * same, with a task of the Python event loop for the thread. */
 static void dispatch(Worker *w, Conn *c, HeartbeatMethod method, uint64_t start, uint64_t start_us) {
         ConnLink *l = conn_link(c);
         const Request *req = conn_request(c);
@@ -471,11 +483,14 @@ static void dispatch(Worker *w, Conn *c, HeartbeatMethod method, uint64_t start,
         }
         heartbeat_inflight_count(w->slot, w->n_shown, w->n_unshown);
         /* The worker shows as busy (no place for new connections) once every thread is. */
-        if (++w->in_app == w->settings->threads) {
+        if (++w->in_app == w->capacity) {
                 __atomic_store_n(&w->slot->request_start_ms, start, __ATOMIC_RELAXED);
                 heartbeat_set_state(w->slot, SLOT_BUSY);
         }
-        gthread_dispatch(w->pool, c);
+        if (w->aio)
+                aio_dispatch(c);
+        else
+                gthread_dispatch(w->pool, c);
 }
 
 /* Its scoreboard entry goes: the last one takes its place. */
@@ -505,9 +520,17 @@ static void app_done(Worker *w, Conn *c) {
 
         unshow(w, c);
         heartbeat_add(&w->slot->requests, 1);
-        if (w->in_app-- == w->settings->threads)
+        if (w->in_app-- == w->capacity)
                 heartbeat_set_state(w->slot, SLOT_IDLE);
         serve(w, c, request_end(w, c, l->app_r, &res, (HeartbeatMethod) l->method, l->start_ms, l->start_us, now));
+}
+
+/* The I/O an app thread (or a task, aio) waits for is done: it goes on. */
+static void io_done(Worker *w, ConnIo *io) {
+        if (w->aio)
+                aio_io_done(io);
+        else
+                gthread_io_done(io);
 }
 
 /* gthread: the loop does the I/O an app thread waits for, now or when the socket is ready. */
@@ -528,7 +551,7 @@ static void app_io(Worker *w, Conn *c, ConnIo *io) {
         }
         timer_remove(w, c);
         l->parked = NULL;
-        gthread_io_done(io);
+        io_done(w, io);
 }
 
 /* The deadline of the I/O an app thread waits for passed. */
@@ -542,7 +565,7 @@ static void app_io_expired(Worker *w, Conn *c) {
         }
         timer_remove(w, c);
         l->parked = NULL;
-        gthread_io_done(io);
+        io_done(w, io);
 }
 
 /* An event for a connection an app thread owns: for the I/O it waits for, if any; else the
@@ -737,7 +760,7 @@ static void expire(Worker *w) {
                 while (w->timers[i].head && conn_deadline(w->timers[i].head) <= now) {
                         Conn *c = w->timers[i].head;
 
-                        if (w->pool && conn_in_app(c)) {
+                        if (w->offloaded && conn_in_app(c)) {
                                 app_io_expired(w, c);
                                 continue;
                         }
@@ -817,63 +840,195 @@ static int setup_signals(void) {
         return 0;
 }
 
-static void worker_loop(Worker *w) {
+/* One round of the loop: waits for events at most timeout_ms (0: only looks), handles
+ * them, then the deadlines. False when the loop cannot go on. */
+/* Inlined into the sync and gthread loop: their rounds cost no call. */
+static inline __attribute__((always_inline)) bool loop_round(Worker *w, int timeout_ms) {
         struct epoll_event events[EVENTS_MAX];
+        int n;
 
-        while (!w->quit && !may_leave(w)) {
-                int n;
+        if (!w->all_stuck)
+                heartbeat_beat(w->slot, conn_clock());
+        n = epoll_wait(w->epfd, events, EVENTS_MAX, timeout_ms);
+        (void) conn_clock_update();
 
-                if (!w->all_stuck)
-                        heartbeat_beat(w->slot, conn_clock());
-                n = epoll_wait(w->epfd, events, EVENTS_MAX, next_timeout(w));
-                (void) conn_clock_update();
-
-                if (n < 0 && errno != EINTR) {
-                        log_error_errno(errno, "epoll_wait() failed: %m");
-                        break;
-                }
-                /* One GIL round trip per batch of ready events rather than per request; it
-                 * is dropped again before epoll_wait() and around every blocking call. With
-                 * app threads the loop takes it only where it runs Python. */
-                if (n > 0 && !w->pool)
-                        python_gil_acquire();
-                for (int i = 0; i < n; i++) {
-                        uint64_t tag = events[i].data.u64;
-
-                        if (tag == TAG_SIGNAL) {
-                                python_gil_acquire();
-                                handle_signals(w);
-                                python_gil_release();
-                        } else if (tag == TAG_RELOAD) {
-                                python_gil_acquire();
-                                check_reload(w);
-                                python_gil_release();
-                        } else if (tag >= TAG_LISTENER_BASE && tag < TAG_LISTENER_BASE + w->n_listeners)
-                                accept_some(w, (size_t) (tag - TAG_LISTENER_BASE), ACCEPT_BATCH);
-                        else if (tag == TAG_POOL)
-                                on_pool(w);
-                        else {
-                                Conn *c = event_conn(w, tag);
-
-                                if (c && w->pool && conn_in_app(c))
-                                        on_app_event(w, c);
-                                else if (c && conn_sending(c))
-                                        on_writable(w, c);
-                                else if (c)
-                                        serve(w, c, conn_on_readable(c));
-                        }
-                        if (w->quit)
-                                break;
-                }
-                if (n > 0 && !w->pool)
-                        python_gil_release();
-                expire(w);
-                if (w->take_backlog) {
-                        python_gil_acquire();
-                        take_backlog(w);
-                        python_gil_release();
-                }
+        if (n < 0 && errno != EINTR) {
+                log_error_errno(errno, "epoll_wait() failed: %m");
+                return false;
         }
+        /* One GIL round trip per batch of ready events rather than per request; it
+         * is dropped again before epoll_wait() and around every blocking call. With
+         * app threads the loop takes it only where it runs Python. */
+        if (n > 0 && !w->pool)
+                python_gil_acquire();
+        for (int i = 0; i < n; i++) {
+                uint64_t tag = events[i].data.u64;
+
+                if (tag == TAG_SIGNAL) {
+                        python_gil_acquire();
+                        handle_signals(w);
+                        python_gil_release();
+                } else if (tag == TAG_RELOAD) {
+                        python_gil_acquire();
+                        check_reload(w);
+                        python_gil_release();
+                } else if (tag >= TAG_LISTENER_BASE && tag < TAG_LISTENER_BASE + w->n_listeners)
+                        accept_some(w, (size_t) (tag - TAG_LISTENER_BASE), ACCEPT_BATCH);
+                else if (tag == TAG_POOL)
+                        on_pool(w);
+                else {
+                        Conn *c = event_conn(w, tag);
+
+                        if (c && w->offloaded && conn_in_app(c))
+                                on_app_event(w, c);
+                        else if (c && conn_sending(c))
+                                on_writable(w, c);
+                        else if (c)
+                                serve(w, c, conn_on_readable(c));
+                }
+                if (w->quit)
+                        break;
+        }
+        if (n > 0 && !w->pool)
+                python_gil_release();
+        expire(w);
+        if (w->take_backlog) {
+                python_gil_acquire();
+                take_backlog(w);
+                python_gil_release();
+        }
+        return true;
+}
+
+static void worker_loop(Worker *w) {
+        while (!w->quit && !may_leave(w))
+                if (!loop_round(w, next_timeout(w)))
+                        break;
+}
+
+/* aio: the worker is done. As gthread's threads, the tasks still inside a request when the
+ * worker must go (the graceful timeout, a fast stop) get a moment more. */
+static bool aio_done(Worker *w) {
+        if (!w->quit)
+                return may_leave(w);
+        if (w->in_app == 0)
+                return true;
+        if (!w->aio_grace)
+                w->aio_grace = conn_clock() + 1000;
+        return conn_clock() >= w->aio_grace;
+}
+
+/* aio: the Python event loop's call, when the epoll fd is readable or the time it was told
+ * has come. */
+int worker_aio_step(void) {
+        Worker *w = aio_worker;
+
+        /* The round beats with the clock of the last wait's end, which for the sync loop is
+         * now; here the wait was the event loop's. */
+        (void) conn_clock_update();
+        if (aio_done(w) || !loop_round(w, 0) || aio_done(w))
+                return -1;
+        return w->quit ? 10 : next_timeout(w);
+}
+
+/* A task runs c's request now (NULL: the event loop itself runs). A task that keeps the loop
+ * from running (a busy loop, a call gevent did not patch) stops the heartbeat, and the
+ * master's watchdog then names its request, as for a stuck sync worker. */
+void worker_aio_running(Conn *c) {
+        Worker *w = aio_worker;
+        ConnLink *l;
+
+        if (!c) {
+                if (w->aio_running)
+                        heartbeat_set_state(w->slot, SLOT_IDLE);
+                w->aio_running = NULL;
+                return;
+        }
+        l = conn_link(c);
+        if (l->shown > 0) {
+                /* the watchdog names the first entry in flight: this one goes there */
+                Conn *first = w->shown[0];
+                ConnLink *fl = conn_link(first);
+                const Request *q = conn_request(c), *fq = conn_request(first);
+
+                heartbeat_inflight_set(w->slot, (uint32_t) l->shown, fq->method.p, fq->method.len, fq->target.p,
+                                       fq->target.len, conn_info(first)->remote_addr, fl->start_ms);
+                heartbeat_inflight_set(w->slot, 0, q->method.p, q->method.len, q->target.p, q->target.len,
+                                       conn_info(c)->remote_addr, l->start_ms);
+                w->shown[l->shown] = first;
+                fl->shown = l->shown;
+                w->shown[0] = c;
+                l->shown = 0;
+        }
+        __atomic_store_n(&w->slot->request_start_ms, l->start_ms, __ATOMIC_RELAXED);
+        if (!w->aio_running)
+                heartbeat_set_state(w->slot, SLOT_BUSY);
+        w->aio_running = c;
+}
+
+int worker_aio_fd(void) {
+        return aio_worker->epfd;
+}
+
+/* aio: on the loop's thread, in a task's call: I/O done now, never waited for. A body read
+ * that would wait parks the request's own ConnIo (conn_link()->io) for the loop and returns
+ * -EAGAIN; the task waits for its wake-up (aio_io_done()) and reads again. */
+static void aio_offload(Conn *c, ConnIo *io) {
+        ConnIo *mine = conn_link(c)->io;
+
+        if (io->op != CONN_IO_FILL) {
+                /* a send queues what the socket does not take; the task waits for the
+                 * queue to drain itself (worker_aio_wait()) */
+                io->wait = false;
+                (void) conn_io_run(c, io);
+                return;
+        }
+        if (mine->done && mine->result < 0 && mine->op == CONN_IO_FILL) {
+                /* the wait failed (timed out): that is the read's result */
+                mine->done = false;
+                io->result = mine->result;
+                return;
+        }
+        io->result = worker_aio_wait(c, CONN_IO_FILL) > 0 ? -EAGAIN : mine->result;
+}
+
+int worker_aio_wait(Conn *c, ConnIoOp op) {
+        Worker *w = aio_worker;
+        ConnLink *l = conn_link(c);
+        ConnIo *io = l->io;
+        uint32_t events;
+        int r;
+
+        *io = (ConnIo) { .op = op, .owner = io->owner };
+        events = conn_io_run(c, io);
+        if (events == 0)
+                return 0;
+        r = watch(w, c, events);
+        if (r < 0) {
+                log_error_errno(r, "Failed to watch a connection: %m");
+                io->result = r;
+                return 0;
+        }
+        l->parked = io;
+        timer_update(w, c);
+        return 1;
+}
+
+void worker_aio_done(Conn *c, int r, const WsgiResult *res) {
+        ConnLink *l = conn_link(c);
+
+        if (l->parked) {
+                timer_remove(aio_worker, c);
+                l->parked = NULL;
+        }
+        if (aio_worker->aio_running == c)
+                worker_aio_running(NULL);
+        l->io = NULL;
+        l->app_r = r;
+        l->app_status = res->status;
+        l->app_bytes = res->body_bytes;
+        l->app_pending = res->pending;
+        app_done(aio_worker, c);
 }
 
 static void free_timers(Worker *w) {
@@ -882,7 +1037,7 @@ static void free_timers(Worker *w) {
                         Conn *c = w->timers[i].head;
 
                         /* an app thread's, waiting for the client: the thread still owns it */
-                        if (w->pool && conn_in_app(c))
+                        if (w->offloaded && conn_in_app(c))
                                 timer_remove(w, c);
                         else
                                 close_conn(w, c);
@@ -928,6 +1083,10 @@ int worker_run(const WorkerContext *ctx) {
 
         /* Before the import, so that what the app logs while loading is routed too. */
         (void) pylog_install();
+        /* Before the import too, so that the app's blocking calls are gevent's (with
+         * --preload the master imported it: see aio_gevent_check()). */
+        if (settings_gevent(s) && aio_gevent_patch(w.slot->error, sizeof(w.slot->error)) < 0)
+                return WORKER_BOOT_ERROR;
         clock_gettime(CLOCK_REALTIME, &import_start);
         if (!app) {
                 _cleanup_free_ char *error = NULL;
@@ -1043,7 +1202,16 @@ int worker_run(const WorkerContext *ctx) {
                 }
                 w.cfg.offload = gthread_offload;
                 w.max_conns = (size_t) s->worker_connections;
+                w.capacity = s->threads;
+        } else if (settings_gevent(s)) {
+                w.aio = true;
+                w.cfg.offload = aio_offload;
+                w.max_conns = (size_t) s->worker_connections;
+                /* busy is shown while a task runs (worker_aio_running()), not by count */
+                w.capacity = INT_MAX;
+                aio_worker = &w;
         }
+        w.offloaded = w.pool || w.aio;
         heartbeat_beat(w.slot, conn_clock_update());
         heartbeat_set_state(w.slot, SLOT_IDLE);
         (void) !write(ctx->boot_fd, "", 1);
@@ -1051,8 +1219,19 @@ int worker_run(const WorkerContext *ctx) {
         if (w.reloader)
                 check_reload(&w);
 
-        worker_loop(&w);
+        if (w.aio)
+                aio_run(app);
+        else
+                worker_loop(&w);
 
+        if (w.aio && w.in_app > 0) {
+                /* Tasks are still inside requests (the graceful timeout ran out): their
+                 * connections are theirs, and Python cannot be finalised under them. */
+                log_warning("Worker exiting (pid: %d) with requests still running in its greenlets", (int) getpid());
+                hooks_worker_exit();
+                log_errors_flush();
+                _exit(0);
+        }
         free_timers(&w);
         /* Requests known to be stuck are not waited for (the watchdog would take the wait
          * for a hang); after a fast stop, the others get a moment. */

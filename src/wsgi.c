@@ -93,6 +93,11 @@ typedef struct WsgiStream {
         Buf status, lines;
         FieldRef *fields;
         size_t fields_cap;
+        /* A request a driver in Python runs (wsgi_aio_*()): the iterable is closed here only
+         * when wsgi_aio_result() took it (result), else by the driver; what wsgi_handle()
+         * would return, once known. */
+        bool aio;
+        int aio_r;
 } WsgiStream;
 
 /* Per-thread buffers reused by every request the thread runs (the worker's loop, or a gthread
@@ -674,7 +679,8 @@ static int produce(WsgiState *st, size_t budget) {
 /* The fast path for a list or tuple of bytes: Content-Length from the sum, and the head with
  * every item in as few writes as possible (one for small responses). Python error set on a
  * non-bytes item. Returns as produce(). */
-static int send_sequence(WsgiState *st, PyObject *seq) {
+/* Inlined into send_result(): the hot path of every list answer pays no call for it. */
+static inline __attribute__((always_inline)) int send_sequence(WsgiState *st, PyObject *seq) {
         struct iovec iov[WSGI_IOV_BATCH];
         Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
         uint64_t total = 0;
@@ -1219,6 +1225,250 @@ void wsgi_stream_end(Conn *c, int error, WsgiResult *ret) {
         buf_free(&s->lines);
         free(s->fields);
         free(s);
+}
+
+/* ---- A request run by a driver in Python (see wsgi.h) ---- */
+
+/* Every call works on the request's own head buffers: other requests run between its calls. */
+#define AIO_ENTER(s) swap_head(s)
+#define AIO_LEAVE(s) swap_head(s)
+
+static PyObject *aio_raise(int r) {
+        if (!PyErr_Occurred()) {
+                errno = -r;
+                PyErr_SetFromErrno(PyExc_OSError);
+        }
+        return NULL;
+}
+
+int wsgi_aio_begin(Conn *c, WsgiStream **ret, PyObject **ret_environ, PyObject **ret_start_response) {
+        WsgiStream *s = calloc(1, sizeof(WsgiStream));
+        WsgiState *st;
+        Callback *sr = NULL;
+        int r = 0;
+
+        *ret = s;
+        if (!s) {
+                PyErr_NoMemory();
+                return -ENOMEM;
+        }
+        s->aio = true;
+        st = &s->st;
+        *st = (WsgiState) { .conn = c, .request = conn_request(c), .content_length = -1 };
+        if (access_log && log_access_enabled()) {
+                clock_gettime(CLOCK_REALTIME, &s->start_real);
+                clock_gettime(CLOCK_MONOTONIC, &s->start_mono);
+        }
+        /* start_response() returns the thread's write object, which the driver replaces by
+         * its own (this one stays detached) */
+        if (!callback_for(&write_obj, &write_type, NULL))
+                return -ENOMEM;
+        AIO_ENTER(s);
+        status_buf.len = lines_buf.len = 0;
+        s->input = input_new(c);
+        if (!s->input) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        if (_unlikely_(hooks_per_request) && hooks_pre_request(st->request, conn_info(c), &st->hook_req) < 0) {
+                r = -EINVAL;
+                goto finish;
+        }
+        r = environ_build(st->request, conn_info(c), s->input, &s->environ);
+        if (r == -EXDEV || r == -EPROTO) {
+                if (r == -EXDEV)
+                        log_warning("Request path %.*s does not start with SCRIPT_NAME %s",
+                                    (int) MIN(st->request->path.len, (size_t) 200), st->request->path.p,
+                                    environ_script_name());
+                else
+                        log_warning("Invalid request from ip=%s: Contradictory scheme headers", conn_info(c)->remote_addr);
+                send_error(st, r == -EXDEV ? 500 : 400);
+                s->aio_r = st->write_error;
+                r = 1;
+                goto finish;
+        }
+        if (r < 0)
+                goto finish;
+        sr = PyObject_New(Callback, &start_response_type);
+        if (!sr) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        sr->vectorcall = start_response_vectorcall;
+        sr->st = st;
+        s->callbacks[0] = (PyObject *) sr;
+        *ret_environ = Py_NewRef(s->environ);
+        *ret_start_response = Py_NewRef((PyObject *) sr);
+        r = 0;
+finish:
+        AIO_LEAVE(s);
+        return r;
+}
+
+PyObject *wsgi_aio_start_response(WsgiStream *s, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+        PyObject *r;
+
+        AIO_ENTER(s);
+        r = start_response_vectorcall(s->callbacks[0], args, nargsf, kwnames);
+        AIO_LEAVE(s);
+        return r;
+}
+
+int wsgi_aio_result(WsgiStream *s, PyObject *result) {
+        WsgiState *st = &s->st;
+        int r, error;
+
+        if (input_error(s->input) < 0 && !st->head_sent)
+                return 3;
+        if (!PyList_CheckExact(result) && !PyTuple_CheckExact(result) &&
+            !(filewrapper_check(result) && st->started && use_sendfile))
+                return 2;
+        AIO_ENTER(s);
+        /* The queue may refer to a list's items while the client reads: a tuple of them keeps
+         * each alive, whatever the app does to its list. */
+        s->result = PyList_CheckExact(result) ? PyList_AsTuple(result) : Py_NewRef(result);
+        if (!s->result) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        st->result = s->result;
+        if (!PyTuple_CheckExact(s->result)) {
+                r = send_file(st, s->result, &error);
+                if (r > 0) {
+                        st->produced = true;
+                        r = error < 0 ? error : 1;
+                        goto finish;
+                }
+                /* not a regular file after all: the driver iterates it (and closes it) */
+                st->result = NULL;
+                Py_CLEAR(s->result);
+                r = 2;
+                goto finish;
+        }
+        if (!st->started) {
+                PyErr_SetString(PyExc_AssertionError, "the app returned without calling start_response()");
+                r = -EINVAL;
+                goto finish;
+        }
+        r = send_sequence(st, s->result);
+finish:
+        AIO_LEAVE(s);
+        if (r < 0)
+                aio_raise(r);
+        return r;
+}
+
+int wsgi_aio_more(WsgiStream *s) {
+        int r;
+
+        AIO_ENTER(s);
+        r = produce(&s->st, SIZE_MAX);
+        AIO_LEAVE(s);
+        if (r < 0)
+                aio_raise(r);
+        return r;
+}
+
+static int aio_body(WsgiStream *s, PyObject *data, bool write) {
+        WsgiState *st = &s->st;
+        size_t len;
+        bool keep;
+        int r;
+
+        if (!st->started) {
+                PyErr_SetString(PyExc_AssertionError, write ? "write() before start_response()" :
+                                "the app yielded before calling start_response()");
+                return -EINVAL;
+        }
+        if (!PyBytes_Check(data)) {
+                PyErr_Format(PyExc_TypeError, "%R is not a byte", data);
+                return -EINVAL;
+        }
+        /* As produce(): a large item goes by reference and is held until the queue is empty,
+         * which the driver waits for (0) before the next. */
+        if (st->held && !conn_out_pending(st->conn))
+                Py_CLEAR(st->held);
+        len = (size_t) PyBytes_GET_SIZE(data);
+        keep = !st->held && len >= WSGI_KEEP_MIN;
+        AIO_ENTER(s);
+        r = send_body(st, PyBytes_AS_STRING(data), len, false, keep);
+        AIO_LEAVE(s);
+        if (r < 0)
+                return aio_raise(r), r;
+        if (keep && conn_out_pending(st->conn)) {
+                st->held = Py_NewRef(data);
+                return 0;
+        }
+        return conn_out_room(st->conn) ? 1 : 0;
+}
+
+int wsgi_aio_item(WsgiStream *s, PyObject *item) {
+        return aio_body(s, item, false);
+}
+
+int wsgi_aio_write(WsgiStream *s, PyObject *data) {
+        return aio_body(s, data, true);
+}
+
+int wsgi_aio_end_body(WsgiStream *s) {
+        WsgiState *st = &s->st;
+        int r;
+
+        if (!st->started) {
+                PyErr_SetString(PyExc_AssertionError, "the app returned without calling start_response()");
+                return -EINVAL;
+        }
+        AIO_ENTER(s);
+        r = send_body(st, NULL, 0, true, false);
+        AIO_LEAVE(s);
+        if (r < 0)
+                return aio_raise(r), r;
+        st->produced = true;
+        return 0;
+}
+
+/* exc becomes the current exception again, with its traceback, for the log. */
+static void aio_restore(PyObject *exc) {
+        PyErr_Restore(Py_NewRef((PyObject *) Py_TYPE(exc)), Py_NewRef(exc), PyException_GetTraceback(exc));
+}
+
+void wsgi_aio_fail(WsgiStream *s, PyObject *exc) {
+        if (exc)
+                aio_restore(exc);
+        AIO_ENTER(s);
+        s->aio_r = handle_app_error(&s->st, s->input);
+        AIO_LEAVE(s);
+        /* A body cut by an app error still gets what was queued of it before the close. */
+        if (s->aio_r == -EIO && conn_out_pending(s->st.conn)) {
+                s->st.produced = true;
+                s->aio_r = 0;
+        }
+}
+
+void wsgi_aio_close_failed(WsgiStream *s, PyObject *exc) {
+        (void) s;
+        aio_restore(exc);
+        python_log_exception(LOG_ERR, "Error closing the response iterable");
+}
+
+int wsgi_aio_finish(Conn *c, WsgiStream *s, WsgiResult *ret) {
+        int r = s->aio_r;
+
+        if (r >= 0 && s->st.framing == RESPONSE_FRAMING_LENGTH && s->st.produced &&
+            s->st.sent < (uint64_t) s->st.content_length)
+                /* The client waits for bytes that will never come: only a close ends it. */
+                conn_set_must_close(c);
+        conn_set_stream(c, s);
+        if (r >= 0 && conn_out_pending(c)) {
+                /* the loop sends the rest as the client takes it */
+                *ret = (WsgiResult) { .pending = true };
+                return 0;
+        }
+        /* wsgi_stream_end() takes and releases the GIL through the nesting calls */
+        python_gil_acquire();
+        wsgi_stream_end(c, r < 0 ? r : 0, ret);
+        python_gil_release();
+        return r;
 }
 
 int wsgi_init(void *app_obj, const Settings *s) {

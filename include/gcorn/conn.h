@@ -59,7 +59,7 @@ const Request *conn_request(const Conn *c);
  * (malformed chunked framing), -EFBIG (over --limit-request-body), -ECONNRESET (client gone);
  * after those the connection will close once the response is done. -EINTR when
  * ConnConfig.interrupted gave up on a signal: nothing was read and the body can still be
- * read later. */
+ * read later; -EAGAIN likewise when ConnConfig.offload would have to wait (aio). */
 ssize_t conn_read_body(Conn *c, void *buf, size_t n);
 
 /* conn_read_body() returns without touching the socket: the loop received the body (or
@@ -135,6 +135,7 @@ typedef enum ConnIoOp {
         CONN_IO_SEND,                   /* conn_send() */
         CONN_IO_ROOM,                   /* conn_send() with wait: the queue drains to out_max */
         CONN_IO_FILE,                   /* conn_send_file() */
+        CONN_IO_DRAIN,                  /* the queue empties (aio: the driver waits for it) */
 } ConnIoOp;
 
 typedef struct ConnIo {
@@ -146,8 +147,9 @@ typedef struct ConnIo {
         off_t offset;
         size_t count;
         ssize_t result;                 /* what the call returns */
-        void *owner;                    /* the waiting thread (gthread.c) */
+        void *owner;                    /* the waiting thread (gthread.c), request (aio.c) */
         bool done;
+        bool started;                   /* CONN_IO_DRAIN: its stall deadline is set */
 } ConnIo;
 
 /* Shared by all connections of one worker. */
@@ -172,7 +174,10 @@ typedef struct ConnConfig {
         ProxyMode proxy_mode;           /* a PROXY header may come first (--proxy-protocol) */
         const AllowList *proxy_allow;   /* peers that may send one (--proxy-allow-from) */
         /* gthread: called on an app thread for I/O on the connection it owns; returns once
-         * the loop has done io (conn_io_run()). NULL: the calls do their own I/O. */
+         * the loop has done io (conn_io_run()). NULL: the calls do their own I/O.
+         * aio (a Python event loop drives the worker's): called on the loop's own thread, it
+         * never waits; a body read that would wait returns -EAGAIN from conn_read_body(),
+         * nothing lost, and is tried again once the loop has more of the body. */
         void (*offload)(Conn *c, ConnIo *io);
 } ConnConfig;
 

@@ -22,7 +22,7 @@ typedef struct Settings {
 
         /* worker processes */
         int workers;                    /* 1, or $WEB_CONCURRENCY; at most SETTINGS_WORKERS_MAX */
-        char *worker_class;             /* "sync" or "gthread" */
+        char *worker_class;             /* "sync", "gthread" or "gevent" */
         int timeout;                    /* 30 s; 0 = never; seconds settings are at most INT_MAX / 1000 */
         int graceful_timeout;           /* 30 s */
         int boot_timeout;               /* 120 s: app import, separate from --timeout (gcorn) */
@@ -31,7 +31,7 @@ typedef struct Settings {
         int max_requests_jitter;        /* 0 */
         int max_worker_memory;          /* MiB of a worker's own memory before it is replaced; 0 = off (gcorn) */
         int threads;                    /* 1; app threads per gthread worker */
-        int worker_connections;         /* 1000: connections per gthread worker */
+        int worker_connections;         /* 1000: connections per gthread or gevent worker */
         char *asgi_loop;                /* accepted, no effect: the asgi worker settings */
         char *asgi_lifespan;
         int asgi_disconnect_grace_period;
@@ -158,10 +158,16 @@ typedef struct Settings {
 /* Fills in the defaults (reads PORT and WEB_CONCURRENCY as Gunicorn does). Returns -errno. */
 int settings_init(Settings *s);
 
+/* The gevent worker (its app runs in greenlets; --threads means nothing to it, as in
+ * Gunicorn). */
+static inline bool settings_gevent(const Settings *s) {
+        return s->worker_class && strcmp(s->worker_class, "gevent") == 0;
+}
+
 /* The gthread worker: asked for by name, or by more than one thread with sync, as in
  * Gunicorn. */
 static inline bool settings_threaded(const Settings *s) {
-        return s->threads > 1 || (s->worker_class && strcmp(s->worker_class, "gthread") == 0);
+        return !settings_gevent(s) && (s->threads > 1 || (s->worker_class && strcmp(s->worker_class, "gthread") == 0));
 }
 void settings_done(Settings *s);
 

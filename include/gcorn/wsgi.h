@@ -44,3 +44,55 @@ int wsgi_handle(Conn *c, WsgiResult *ret);
  * python_gil_acquire()). */
 int wsgi_stream_pull(Conn *c);
 void wsgi_stream_end(Conn *c, int error, WsgiResult *ret);
+
+/* ---- The steps of wsgi_handle() for a driver in Python (aio.c) ----
+ *
+ * A worker whose outer loop is a Python event loop runs the app from Python frames (a
+ * greenlet, a task), so that no C frame of gcorn's is on its stack when it yields: these
+ * calls never wait, and each returns before the app or its iterable runs. The request's
+ * state (WsgiStream) is its own, not the thread's, since requests interleave on one thread.
+ * The GIL is held around all of them; struct _object is PyObject (this header stays free of
+ * Python.h). */
+typedef struct WsgiStream WsgiStream;
+struct _object;
+
+/* Starts the request of c: 0 with *ret_environ and *ret_start_response (new references) to
+ * call the app with, or 1 when gcorn answered by itself (the environ was refused) and the app
+ * is not called; *ret is the request's state either way, to end with wsgi_aio_finish().
+ * Negative errno (Python error set) on failure, *ret then set or NULL. */
+int wsgi_aio_begin(Conn *c, WsgiStream **ret, struct _object **ret_environ, struct _object **ret_start_response);
+
+/* The app's call of start_response (the *ret_start_response of wsgi_aio_begin() is for the
+ * driver's own start_response to call through this: the head goes into the request's own
+ * buffers). Returns what start_response returns, or NULL with a Python error. */
+struct _object *wsgi_aio_start_response(WsgiStream *s, struct _object *const *args, size_t nargsf,
+                                        struct _object *kwnames);
+
+/* The app returned result. A list, tuple or file wrapper is sent from here: 1 when it all is
+ * queued, 0 when the queue is full (wait for it to drain: conn.h CONN_IO_DRAIN, then
+ * wsgi_aio_more()). 2: any other iterable, for the driver to iterate, passing each item to
+ * wsgi_aio_item() and then calling wsgi_aio_end_body(). 3: the body read failed and the
+ * client is owed its status: wsgi_aio_fail(NULL). Negative errno with a Python error set
+ * (a bad item, or the client is gone: OSError): wsgi_aio_fail() with it. */
+int wsgi_aio_result(WsgiStream *s, struct _object *result);
+int wsgi_aio_more(WsgiStream *s);
+
+/* One body item (bytes), or the app's write(data): 1 when the queue has room for more, 0
+ * when the driver must wait for it to drain first (a large item is queued by reference and
+ * held until then); negative errno with
+ * a Python error set as for wsgi_aio_result(). */
+int wsgi_aio_item(WsgiStream *s, struct _object *item);
+int wsgi_aio_write(WsgiStream *s, struct _object *data);
+/* The iterable is exhausted: the end of the body. 0, or negative errno with a Python error. */
+int wsgi_aio_end_body(WsgiStream *s);
+
+/* The app, its iterable, or one of the calls above raised exc (a new exception instance;
+ * NULL after wsgi_aio_result()'s 3): the error answer and log line wsgi_handle() gives. */
+void wsgi_aio_fail(WsgiStream *s, struct _object *exc);
+/* The iterable's close() raised exc: logged. */
+void wsgi_aio_close_failed(WsgiStream *s, struct _object *exc);
+
+/* The driver is done with the request (the iterable closed): post_request, and either the
+ * access log and *ret now, or, with ret->pending, the loop sends what is queued and ends the
+ * request (wsgi_stream_end()). Takes s. Returns as wsgi_handle(). */
+int wsgi_aio_finish(Conn *c, WsgiStream *s, WsgiResult *ret);

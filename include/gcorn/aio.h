@@ -1,0 +1,110 @@
+/* The worker's loop driven from a Python event loop ("aio"): gevent's hub today, an asyncio
+ * loop next. The outer loop is Python's; the worker's epoll fd is one reader in it, and a
+ * timer calls the worker back when its next deadline is due. Accepting, reading, parsing,
+ * deadlines, the heartbeat, response framing and the sending of what is queued all stay in
+ * C, in the worker's loop (worker.c), exactly as in the sync and gthread workers; only the
+ * app runs in Python, one task (greenlet, coroutine) per request.
+ *
+ * The rule: no C frame of gcorn's is ever on a task's stack when it yields. Every call below
+ * returns at once; where C would wait (a body not here yet, a full output queue) it returns
+ * "would block" and the task waits in Python (a gevent Waiter, an asyncio future) for its
+ * wake-up, then calls again. A task owns its request's connection from the dispatch to
+ * finish(), as an app thread does in gthread (see conn.h): the loop does the socket I/O the
+ * task asks for (ConnConfig.offload, conn_io_run()) and leaves the connection alone
+ * otherwise.
+ *
+ * The Python side: the built-in module _gcorn_aio (also in sys.modules once the worker runs)
+ *
+ *   fd()                  the worker's epoll fd: watch it for reading
+ *   step()                runs what is ready, without waiting: accepts, reads, parses,
+ *                         expires deadlines, beats, sends queued answers, dispatches complete
+ *                         requests (on_request) and wakes tasks whose I/O is done (on_wake).
+ *                         Returns the seconds (float) until it must be called again at the
+ *                         latest, or None once the worker is done (stop the loop)
+ *   running(req)          req's task runs from now on (None: no request's does): the
+ *                         watchdog's report of a task that blocks the loop names its
+ *                         request (call it on every switch: greenlet.settrace)
+ *   start(on_request, on_wake)
+ *                         on_request(req): a request is complete: start a task for it.
+ *                         on_wake(req): the I/O req waited for is done: wake its task. Both
+ *                         are called from inside step() and finish(): they must not switch
+ *                         or run the task (schedule it: gevent.spawn, loop.call_soon)
+ *
+ *   Request (req), one per request, owned by its task until req.finish():
+ *     req.waiter          free for the driver (the object its task waits on)
+ *     req.wait()          True: the output queue is not empty; wait for on_wake, then call
+ *                         again, until False: it is empty (or the connection failed: the
+ *                         next send raises OSError). After a False (or 0) from the sends
+ *                         below, before producing more.
+ *     req.read(n)         up to n body bytes; b"" at the end of the body; None: would block,
+ *                         wait for on_wake, call again. Raises OSError (gcorn.InputError's
+ *                         errnos: EBADMSG, EFBIG, ETIMEDOUT, ECONNRESET) when the body fails.
+ *     WSGI (wsgi.h's wsgi_aio_*, which describe each):
+ *     req.begin()         (environ, start_response) to call the app with, or None when gcorn
+ *                         answered by itself. The app's start_response calls
+ *                         req.start_response(status, headers, exc_info=None) (not the one
+ *                         returned, which only serves as the request's identity) and returns
+ *                         the driver's write(), which calls req.write().
+ *                         environ["wsgi.input"]'s reads raise BlockingIOError where they would
+ *                         wait: wait for on_wake, read again (nothing is lost).
+ *     req.result(r)       1: all queued; 0: wait() then req.more() until not 0; 2: iterate r
+ *                         in Python, req.item(x) each (False: wait() first), then
+ *                         req.end_body(), and close r; 3: req.fail(None). After 0 or 1 gcorn
+ *                         closes r itself once its answer is out.
+ *     req.more(), req.item(x), req.write(x), req.end_body()
+ *     req.fail(exc)       the app (or the above) raised exc: 500 / cut body, logged
+ *     req.close_failed(exc)
+ *                         the iterable's close(), called by the driver, raised exc: logged
+ *     req.finish()        always last: access log, metrics, keep-alive; req is then inert
+ *
+ * All of it runs on the worker's main thread, holding the GIL.
+ *
+ * A worker kind's driver is Python source in src/py/ (gevent_worker.py), compiled into the
+ * binary by src/py/embed.py (src/meson.build) and run by its C entry (aio_run() for
+ * gevent), which hands it this module and the app. */
+#pragma once
+
+#include <stddef.h>
+
+#include "gcorn/conn.h"
+#include "gcorn/wsgi.h"
+
+/* ---- For the master and the worker (worker.c, main.c) ---- */
+
+/* The master, at start with -k gevent: imports gevent (nothing of it runs yet). 0, or
+ * -ENOENT and *ret_error (owned by the caller, one line) when it cannot be imported. With
+ * --preload it warns that the app is imported before gevent patches the standard library
+ * (in each worker, as Gunicorn does). */
+int aio_gevent_check(bool preload, char **ret_error);
+
+/* In the worker, before the app is imported: gevent.monkey.patch_all(). 0, or -errno with
+ * one line in error. */
+int aio_gevent_patch(char *error, size_t error_size);
+
+/* Runs gevent's hub as the worker's outer loop until worker_aio_step() says it is done.
+ * app: the WSGI app (PyObject *). */
+void aio_run(void *app);
+
+/* The worker's loop dispatches a complete request to a task (on_request); the connection's
+ * link io (conn_link()->io) is then the request's own ConnIo, owned by it. */
+void aio_dispatch(Conn *c);
+
+/* The I/O a task waited for is done (io is its request's): on_wake. */
+void aio_io_done(ConnIo *io);
+
+/* ---- The worker's side, for aio.c (worker.c) ---- */
+
+/* One round of the worker's loop without waiting: milliseconds until the next call is due at
+ * the latest, or -1 once the worker is done. */
+int worker_aio_step(void);
+int worker_aio_fd(void);
+
+/* Does op (CONN_IO_FILL, CONN_IO_DRAIN) for the task that owns c, now if it can: 0 when done
+ * (result in conn_link(c)->io), 1 when parked: aio_io_done() comes when it is. */
+int worker_aio_wait(Conn *c, ConnIoOp op);
+
+/* The task of c's request runs now; NULL: none does (the event loop runs). */
+void worker_aio_running(Conn *c);
+
+/* The task is done with c's request: the loop takes the connection back. */
+void worker_aio_done(Conn *c, int r, const WsgiResult *res);

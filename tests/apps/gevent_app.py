@@ -1,0 +1,96 @@
+"""Routes for the gevent worker's tests: requests that sleep (time.sleep, patched), talk to
+a TCP server of the test's, block the hub, read large bodies or stream large answers."""
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+from urllib.parse import parse_qs
+
+
+def _qs(environ):
+        return {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+
+
+def _json(start_response, obj):
+        body = json.dumps(obj).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def pattern(n, seed=0):
+        unit = bytes((i * 7 + seed) % 251 for i in range(4096))
+        return (unit * (n // len(unit) + 1))[:n]
+
+
+def app(environ, start_response):
+        path = environ["PATH_INFO"]
+        q = _qs(environ)
+        if path == "/slow":
+                # start and end as the app saw them: the test compares these, not wall-clock speed
+                start = time.monotonic()
+                time.sleep(float(q.get("s", "0.5")))
+                return _json(start_response, {"start": start, "end": time.monotonic()})
+        if path == "/upstream":
+                # a request to the test's own server, on a socket gevent patched
+                start = time.monotonic()
+                with socket.create_connection(("127.0.0.1", int(q["port"])), timeout=30) as s:
+                        s.sendall(b"ping\n")
+                        got = s.makefile("rb").readline()
+                return _json(start_response, {"start": start, "end": time.monotonic(), "got": got.decode()})
+        if path == "/env":
+                return _json(start_response, {"multithread": environ["wsgi.multithread"],
+                                              "multiprocess": environ["wsgi.multiprocess"],
+                                              "patched": socket.socket.__module__,
+                                              "thread": threading.current_thread().__class__.__module__})
+        if path == "/fork":
+                # the child keeps a copy of the hub, and sleeps in it (os.fork is gevent's)
+                child = os.fork()
+                if child == 0:
+                        time.sleep(1.5)
+                        os._exit(0)
+                return _json(start_response, {"child": child})
+        if path == "/pid":
+                return _json(start_response, {"pid": os.getpid()})
+        if path == "/spin":
+                # blocks the hub: nothing gevent patched is called
+                while True:
+                        pass
+        if path == "/sha":
+                h = hashlib.sha256()
+                n = 0
+                inp = environ["wsgi.input"]
+                while True:
+                        b = inp.read(int(q.get("chunk", "65536")))
+                        if not b:
+                                break
+                        h.update(b)
+                        n += len(b)
+                return _json(start_response, {"sha256": h.hexdigest(), "length": n})
+        if path == "/lines":
+                h = hashlib.sha256()
+                n = 0
+                for line in environ["wsgi.input"]:
+                        h.update(line)
+                        n += 1
+                return _json(start_response, {"sha256": h.hexdigest(), "lines": n})
+        if path == "/stream":
+                n, size = int(q.get("n", "100")), int(q.get("size", "65536"))
+                start_response("200 OK", [("Content-Type", "application/octet-stream")])
+                return (pattern(size, i) for i in range(n))
+        if path == "/write":
+                n, size = int(q.get("n", "100")), int(q.get("size", "65536"))
+                write = start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                                  ("Content-Length", str(n * size))])
+                for i in range(n):
+                        write(pattern(size, i))
+                return []
+        if path == "/big":
+                body = pattern(int(q.get("size", str(8 << 20))))
+                start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                          ("Content-Length", str(len(body)))])
+                return [body]
+        body = b"hello from gevent_app\n"
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]

@@ -1,0 +1,299 @@
+#!/usr/bin/python3
+"""The gevent worker (-k gevent): requests run side by side in greenlets of one worker, their
+blocking calls patched by gevent; the worker's loop keeps every socket; a greenlet that
+blocks the hub is reported with its stack and the worker replaced; stops wait for the
+greenlets; bodies and answers pass byte for byte; Gunicorn's spellings of the class work,
+eventlet's are refused."""
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gcorn_harness as h  # noqa: E402
+
+APP = "gevent_app:app"
+ASAN = "ASAN_OPTIONS" in os.environ
+BOUND = 30.0
+
+
+def pattern(n, seed=0):
+        unit = bytes((i * 7 + seed) % 251 for i in range(4096))
+        return (unit * (n // len(unit) + 1))[:n]
+
+
+def in_parallel(fn, args):
+        """Runs fn(arg) for each arg on a thread of its own; returns the results in order and
+        raises the first failure."""
+        results = [None] * len(args)
+        errors = []
+
+        def run(i, a):
+                try:
+                        results[i] = fn(a)
+                except BaseException as e:      # noqa: B902 - reported to the test below
+                        errors.append(e)
+        threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(args)]
+        for t in threads:
+                t.start()
+        for t in threads:
+                t.join(BOUND)
+        if errors:
+                raise errors[0]
+        return results
+
+
+def run_gcorn(args):
+        env = dict(os.environ)
+        env.pop("GCORN_TEST_EXTRA_ARGS", None)
+        if "ASAN_OPTIONS" in env:
+                # as the harness does for a gevent server
+                env["ASAN_OPTIONS"] += ":detect_stack_use_after_return=0:detect_leaks=0"
+        return subprocess.run([h.GCORN, "-b", "127.0.0.1:0"] + args, capture_output=True, text=True, timeout=60,
+                              cwd=h.APPS, env=env)
+
+
+class GeventTest(h.ServerTestCase):
+
+        def start_gevent(self, args=(), app=APP, **kw):
+                return self.start(app, args=["-w", "1", "-k", "gevent"] + list(args), **kw)
+
+        def test_sleeping_requests_overlap(self):
+                # One worker, four requests whose app sleeps 0.5 s (time.sleep, patched): every
+                # one of them starts (as the app saw it) before any of them ends.
+                srv = self.start_gevent()
+                got = in_parallel(lambda i: srv.get("/slow?s=0.5&n=%d" % i).json(), range(4))
+                self.assertLess(max(g["start"] for g in got), min(g["end"] for g in got), got)
+
+        def test_patched_socket_does_not_block_others(self):
+                # The app waits on a socket of its own (a server of the test's that answers only
+                # when told): the worker serves others meanwhile.
+                lsock = socket.socket()
+                lsock.bind(("127.0.0.1", 0))
+                lsock.listen(1)
+                self.addCleanup(lsock.close)
+                release = threading.Event()
+
+                def upstream():
+                        c, _ = lsock.accept()
+                        with c:
+                                c.recv(100)
+                                release.wait(BOUND)
+                                c.sendall(b"pong\n")
+                t = threading.Thread(target=upstream, daemon=True)
+                t.start()
+                srv = self.start_gevent()
+                c = srv.client(timeout=BOUND)
+                self.addCleanup(c.close)
+                c.send_request("GET", "/upstream?port=%d" % lsock.getsockname()[1])
+                time.sleep(0.3)
+                for _ in range(3):
+                        self.assertEqual(srv.get("/").body, b"hello from gevent_app\n")
+                release.set()
+                r = c.read_response()
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.json()["got"], "pong\n")
+
+        def test_heartbeat_goes_on_while_greenlets_sleep(self):
+                # --timeout 1: the hub idles while the app sleeps three times as long, and the
+                # worker's heartbeat must stay fresh all along (no WORKER TIMEOUT).
+                srv = self.start_gevent(args=["--timeout", "1"])
+                worker = srv.worker_pids()
+                self.assertEqual(srv.get("/slow?s=5").status, 200)
+                self.assertNotIn("WORKER TIMEOUT", srv.log())
+                self.assertEqual(srv.worker_pids(), worker)
+
+        def test_environ_and_patching(self):
+                srv = self.start_gevent()
+                env = srv.get("/env").json()
+                # as Gunicorn's gevent worker sets it
+                self.assertIs(env["multithread"], True)
+                self.assertIs(env["multiprocess"], False)
+                # patched before the app was imported
+                self.assertTrue(env["patched"].startswith("gevent"), env)
+
+        def test_worker_connections_bounds_a_worker(self):
+                # --worker-connections 1: a second client waits (in the listen queue) until the
+                # first closes.
+                srv = self.start_gevent(args=["--worker-connections", "1", "--keep-alive", "30"])
+                first = srv.client()
+                self.addCleanup(first.close)
+                first.send_request("GET", "/")
+                self.assertEqual(first.read_response().status, 200)
+                second = srv.client(timeout=BOUND)
+                self.addCleanup(second.close)
+                second.send_request("GET", "/", headers=[("Connection", "close")])
+                second.sock.settimeout(1.0)
+                with self.assertRaises(OSError):
+                        second.read_response()
+                first.close()
+                second.sock.settimeout(BOUND)
+                self.assertEqual(second.read_response().status, 200)
+                self.assertNotIn("worker_connections", srv.log())
+
+        def test_greenlet_blocking_the_hub_is_reported_and_replaced(self):
+                srv = self.start_gevent(args=["--timeout", "2"])
+                first = srv.worker_pids()
+                self.assertEqual(len(first), 1)
+                # another request in flight, sleeping: the report names the one that spins
+                other = srv.client(timeout=BOUND)
+                self.addCleanup(other.close)
+                other.send_request("GET", "/slow?s=60")
+                time.sleep(0.2)
+                s = srv.connect(timeout=BOUND)
+                self.addCleanup(s.close)
+                s.sendall(h.build_request("GET", "/spin"))
+                log = srv.wait_log(r"WORKER TIMEOUT \(pid:%d\) serving GET /spin for \d+\.\d s" % first[0],
+                                   timeout=BOUND)
+                log = srv.wait_log(r'File "[^"]*gevent_app\.py", line \d+ in app', timeout=BOUND)
+                tail = log[log.index("WORKER TIMEOUT"):]
+                self.assertIn("most recent call first", tail)
+                srv.wait_log(h.WORKER_RE.pattern, count=2, timeout=BOUND)
+                closed, data = h.wait_closed(s, BOUND)
+                self.assertTrue(closed, "the blocked worker never went")
+                self.assertNotIn(b"200 OK", data)
+                for _ in range(3):
+                        self.assertEqual(srv.get("/").status, 200)
+
+        def test_forked_child_leaves_the_loop_to_the_worker(self):
+                # A child the app forks sleeps in its copy of the hub: it must not run the
+                # worker's loop (whose epoll instance it shares) nor take its clients.
+                srv = self.start_gevent()
+                worker = srv.worker_pids()[0]
+                self.assertGreater(srv.get("/fork").json()["child"], 0)
+                for _ in range(20):
+                        self.assertEqual(srv.get("/pid").json()["pid"], worker)
+                        time.sleep(0.05)
+                time.sleep(1.5)
+                self.assertEqual(srv.get("/pid").json()["pid"], worker)
+                self.assertEqual(srv.worker_pids(), [worker])
+
+        def test_graceful_stop_waits_for_every_greenlet(self):
+                srv = self.start_gevent()
+                clients = []
+                for i in range(4):
+                        c = srv.client(timeout=BOUND)
+                        self.addCleanup(c.close)
+                        c.send_request("GET", "/slow?s=1.5&n=%d" % i)
+                        clients.append(c)
+                time.sleep(0.5)         # all four are inside the app
+                os.kill(srv.pid, signal.SIGTERM)
+                for c in clients:
+                        r = c.read_response()
+                        self.assertEqual(r.status, 200)
+                        self.assertIn("end", r.json())
+                self.assertEqual(srv.proc.wait(timeout=BOUND), 0)
+
+        def test_large_upload_is_byte_exact(self):
+                # Larger than --buffer-request-body: the greenlet reads it as it arrives, through
+                # the loop; also chunked, one that waits for 100 Continue, and one read by lines.
+                size = (2 if ASAN else 6) << 20
+                body = pattern(size, 3)
+                want = hashlib.sha256(body).hexdigest()
+                lines = b"".join(b"line %d of the body\n" % i for i in range(200000 if not ASAN else 50000))
+                srv = self.start_gevent()
+
+                def upload(kind):
+                        c = srv.client(timeout=BOUND)
+                        try:
+                                if kind == "length":
+                                        c.send_request("POST", "/sha?chunk=100000", body=body)
+                                elif kind == "chunked":
+                                        c.send(h.build_request("POST", "/sha", headers=[("Transfer-Encoding", "chunked")]))
+                                        for i in range(0, len(body), 70000):
+                                                part = body[i:i + 70000]
+                                                c.send(b"%x\r\n%s\r\n" % (len(part), part))
+                                        c.send(b"0\r\n\r\n")
+                                elif kind == "lines":
+                                        c.send_request("POST", "/lines", body=lines)
+                                else:
+                                        c.send(h.build_request("POST", "/sha", headers=[
+                                                ("Content-Length", str(len(body))), ("Expect", "100-continue")]))
+                                        interim = c.read_response(skip_interim=False)
+                                        self.assertEqual(interim.status, 100)
+                                        c.send(body)
+                                return c.read_response().json()
+                        finally:
+                                c.close()
+                got = in_parallel(upload, ["length", "chunked", "continue", "lines"])
+                for g in got[:3]:
+                        self.assertEqual(g, {"sha256": want, "length": size})
+                self.assertEqual(got[3], {"sha256": hashlib.sha256(lines).hexdigest(), "lines": lines.count(b"\n")})
+
+        def test_large_answers_are_byte_exact(self):
+                n, size = (20, 65536) if ASAN else (150, 65536)
+                srv = self.start_gevent(args=["--buffer-response", "262144"])
+                want = hashlib.sha256(b"".join(pattern(size, i) for i in range(n))).hexdigest()
+
+                def fetch(path):
+                        r = srv.get(path)
+                        self.assertEqual(r.status, 200)
+                        return hashlib.sha256(r.body).hexdigest(), len(r.body)
+                big = 4 << 20
+                got = in_parallel(fetch, ["/stream?n=%d&size=%d" % (n, size), "/write?n=%d&size=%d" % (n, size),
+                                          "/big?size=%d" % big])
+                self.assertEqual(got[0], (want, n * size))
+                self.assertEqual(got[1], (want, n * size))
+                self.assertEqual(got[2], (hashlib.sha256(pattern(big)).hexdigest(), big))
+
+        def test_slow_reader_of_a_streamed_answer(self):
+                # The greenlet waits (in the hub) for the client to take bytes: a reader that
+                # pauses still gets every byte, and others are served meanwhile.
+                n, size = 40, 65536
+                srv = self.start_gevent(args=["--buffer-response", "65536"])
+                want = hashlib.sha256(b"".join(pattern(size, i) for i in range(n))).hexdigest()
+                for path in ("/write", "/stream"):
+                        with srv.connect(timeout=BOUND) as s:
+                                s.sendall(h.build_request("GET", "%s?n=%d&size=%d" % (path, n, size),
+                                                          headers=[("Connection", "close")]))
+                                time.sleep(0.5)
+                                self.assertEqual(srv.get("/").status, 200)
+                                data = h.recv_all(s, BOUND)
+                        r = h.parse_responses(data)[0]
+                        self.assertEqual(r.status, 200)
+                        self.assertEqual(hashlib.sha256(r.body).hexdigest(), want, path)
+
+
+class GeventSpellingTest(unittest.TestCase):
+
+        def test_class_spellings_select_gevent(self):
+                for spelling in ("gevent", "gunicorn.workers.ggevent.GeventWorker", "egg:gunicorn#gevent"):
+                        with self.subTest(spelling=spelling):
+                                p = run_gcorn(["-k", spelling, "--check-config", APP])
+                                self.assertEqual(p.returncode, 0, p)
+                                srv = h.Server(APP, args=["-w", "1", "-k", spelling])
+                                try:
+                                        self.assertIn("Using worker: gevent", srv.log())
+                                        self.assertEqual(srv.get("/env").json()["multithread"], True)
+                                finally:
+                                        srv.stop()
+
+        def test_eventlet_refused(self):
+                p = run_gcorn(["-k", "eventlet", APP])
+                self.assertEqual(p.returncode, 2, p)
+                err = [line for line in p.stderr.splitlines() if line.strip()]
+                self.assertEqual(len(err), 1, err)
+                self.assertIn("eventlet", err[0])
+                self.assertIn("gevent", err[0])
+
+        def test_missing_gevent_is_one_line(self):
+                # a gevent that cannot be imported, first on sys.path
+                d = h.tempdir(self, "gcorn-nogevent-")
+                os.mkdir(os.path.join(d, "gevent"))
+                with open(os.path.join(d, "gevent", "__init__.py"), "w") as f:
+                        f.write("raise ImportError('this gevent is broken')\n")
+                p = run_gcorn(["-k", "gevent", "--pythonpath", d, APP])
+                self.assertEqual(p.returncode, 1, p)
+                err = [line for line in p.stderr.splitlines() if line.strip()]
+                self.assertEqual(len(err), 1, err)
+                self.assertIn("needs gevent", err[0])
+                self.assertIn("this gevent is broken", err[0])
+
+
+if __name__ == "__main__":
+        h.main()
