@@ -14,6 +14,7 @@
 
 #include "gcorn/conn.h"
 #include "gcorn/gthread.h"
+#include "gcorn/handoff.h"
 #include "gcorn/heartbeat.h"
 #include "gcorn/hooks.h"
 #include "gcorn/log.h"
@@ -44,6 +45,7 @@
 #define TAG_SIGNAL 1
 #define TAG_RELOAD 2
 #define TAG_POOL 3
+#define TAG_READY 4
 #define TAG_LISTENER_BASE 16
 /* gthread: how often the app threads are looked at for one stuck in its request */
 #define STUCK_CHECK_MS 250
@@ -104,6 +106,10 @@ typedef struct Worker {
         size_t n_stuck;                 /* requests stuck past --timeout: a retiring worker
                                          * does not wait for them, unless all are (then the
                                          * watchdog ends it) */
+        /* sync: kept-alive connections other workers can take over, and take over theirs
+         * (handoff.c); NULL: none */
+        Handoff *handoff;
+        bool handoff_full;              /* the table was full once: logged */
 } Worker;
 
 static int signal_pipe[2] = { -1, -1 };
@@ -237,6 +243,16 @@ static void close_conn(Worker *w, Conn *c) {
 
         if (conn_stream(c))
                 end_stream(w, c, -ECONNRESET);
+        if (l->handoff >= 0) {
+                /* The master's duplicate keeps the socket open past our close(): the client
+                 * must see the end now. Unless another worker took it meanwhile. */
+                if (!l->shared_idle || handoff_claim(w->handoff, l->handoff)) {
+                        (void) shutdown(conn_fd(c), SHUT_RDWR);
+                        handoff_close(w->handoff, l->handoff);
+                }
+                l->handoff = -2;
+                l->shared_idle = false;
+        }
 
         timer_remove(w, c);
         if (l->watched) {
@@ -263,6 +279,58 @@ static void end_conn(Worker *w, Conn *c) {
         close_conn(w, c);
 }
 
+/* Another worker took the connection: this one lets go of its descriptor without touching
+ * the socket (close_conn()'s EPOLL_CTL_DEL matters here: the socket stays open elsewhere). */
+static void let_go(Worker *w, Conn *c) {
+        ConnLink *l = conn_link(c);
+
+        l->handoff = -2;
+        l->shared_idle = false;
+        close_conn(w, c);
+}
+
+/* Before touching a connection whose entry says idle: it is ours again, or it was taken. */
+static inline bool reclaim(Worker *w, Conn *c) {
+        ConnLink *l = conn_link(c);
+
+        if (_likely_(!l->shared_idle))
+                return true;
+        l->shared_idle = false;
+        if (handoff_claim(w->handoff, l->handoff))
+                return true;
+        let_go(w, c);
+        return false;
+}
+
+/* The connection is between requests with nothing buffered: from now on any worker may take
+ * it. The first time, the master gets its duplicate (one system call per connection); then
+ * it is one store. */
+static inline void share_idle(Worker *w, Conn *c) {
+        ConnLink *l = conn_link(c);
+        int64_t t;
+
+        if (_likely_(l->handoff >= 0)) {
+                handoff_idle(w->handoff, l->handoff);
+                l->shared_idle = true;
+                return;
+        }
+        if (l->handoff != -1)
+                return;
+        t = handoff_register(w->handoff, conn_fd(c), conn_info(c));
+        if (t >= 0) {
+                l->handoff = t;
+                l->shared_idle = true;
+                return;
+        }
+        if (t == -EAGAIN)
+                return;         /* the master is behind: next time */
+        l->handoff = -2;
+        if (t == -ENOSPC && !w->handoff_full) {
+                log_warning("The table of kept-alive connections is full: new ones stay with their worker alone");
+                w->handoff_full = true;
+        }
+}
+
 static void set_accepting(Worker *w, bool on) {
         size_t i;
 
@@ -278,6 +346,15 @@ static void set_accepting(Worker *w, bool on) {
                         (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listeners[i].fd, NULL);
                 else if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listeners[i].fd, &ev) < 0)
                         break;
+        }
+        if (i == w->n_listeners && w->handoff && handoff_ready_fd(w->handoff) >= 0) {
+                /* Connections other workers could not read come like new ones. */
+                struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_READY };
+
+                if (!on)
+                        (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, handoff_ready_fd(w->handoff), NULL);
+                else
+                        (void) epoll_ctl(w->epfd, EPOLL_CTL_ADD, handoff_ready_fd(w->handoff), &ev);
         }
         if (on && i < w->n_listeners) {
                 /* All or none: a listener left in the set while "not accepting" would wake
@@ -444,6 +521,8 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                 return;
         }
         timer_update(w, c);
+        if (w->handoff && conn_idle(c))
+                share_idle(w, c);
 }
 
 /* gthread: an app thread runs the request and owns the connection meanwhile (conn.h); the
@@ -660,6 +739,38 @@ static void accept_some(Worker *w, size_t idx, int max) {
         }
 }
 
+/* A kept-alive connection whose worker could not read it (busy, stopped, dead): its next
+ * request is waiting in the socket. */
+static void on_ready(Worker *w) {
+        ConnInfo info;
+        Conn *c;
+        int fd, r;
+        int64_t t;
+
+        if (w->retiring)
+                return;
+        t = handoff_receive(w->handoff, &fd, &info);
+        if (t == -EPIPE) {
+                (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, handoff_ready_fd(w->handoff), NULL);
+                handoff_ready_gone(w->handoff);
+                return;
+        }
+        if (t < 0)
+                return;
+        r = conn_adopt(fd, &info, &w->cfg, &c);
+        if (r < 0) {
+                log_error_errno(r, "Failed to take over a connection: %m");
+                (void) shutdown(fd, SHUT_RDWR);
+                handoff_close(w->handoff, t);
+                safe_close(fd);
+                return;
+        }
+        conn_link(c)->handoff = t;
+        w->n_conns++;
+        publish_load(w);
+        serve(w, c, conn_on_readable(c));
+}
+
 static void handle_signals(Worker *w) {
         unsigned char buf[32];
         ssize_t n;
@@ -741,11 +852,15 @@ static void expire(Worker *w) {
                                 app_io_expired(w, c);
                                 continue;
                         }
+                        if (!reclaim(w, c))
+                                continue;
                         /* A long request elsewhere in this worker can outlast the keep-alive
                          * time of a connection whose next request is already here; a slow
                          * reader that took some of its answer is not stalled. */
                         if (conn_idle_has_input(c) || conn_send_moving(c)) {
                                 timer_update(w, c);
+                                if (w->handoff && conn_idle(c))
+                                        share_idle(w, c);
                                 continue;
                         }
                         conn_on_timeout(c);
@@ -852,10 +967,14 @@ static void worker_loop(Worker *w) {
                                 accept_some(w, (size_t) (tag - TAG_LISTENER_BASE), ACCEPT_BATCH);
                         else if (tag == TAG_POOL)
                                 on_pool(w);
+                        else if (tag == TAG_READY)
+                                on_ready(w);
                         else {
                                 Conn *c = event_conn(w, tag);
 
-                                if (c && w->pool && conn_in_app(c))
+                                if (c && !reclaim(w, c))
+                                        ;
+                                else if (c && w->pool && conn_in_app(c))
                                         on_app_event(w, c);
                                 else if (c && conn_sending(c))
                                         on_writable(w, c);
@@ -907,6 +1026,12 @@ int worker_run(const WorkerContext *ctx) {
         _cleanup_(allowlist_freep) AllowList *proxy_allow = NULL;
         int r;
 
+        if (ctx->handoff) {
+                /* At once: the master's duplicates of other workers' connections go. */
+                handoff_worker_init(ctx->handoff, (uint32_t) heartbeat_slot_index(ctx->heartbeat, ctx->slot) + 1);
+                if (!settings_threaded(s))
+                        w.handoff = ctx->handoff;
+        }
         log_set_identity(s->proc_name, ctx->generation);
         /* Before PR_SET_PDEATHSIG, which a change of user clears, and before the app runs. */
         r = privileges_drop(s);
