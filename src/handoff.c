@@ -190,6 +190,10 @@ void handoff_worker_init(Handoff *h, uint32_t self) {
         h->hint = (self * 61u) % h->n;
 }
 
+uint32_t handoff_entries(const Handoff *h) {
+        return h->n;
+}
+
 int handoff_ready_fd(const Handoff *h) {
         return h->ready[1];
 }
@@ -381,9 +385,13 @@ static void transit(Handoff *h, uint32_t i, uint64_t from) {
         h->since[i] = 0;
         if (!owner_cas(&h->shared->e[i], from, WORD(SEQ(from), HANDOFF_TRANSIT)))
                 return;
-        if (send_msg(h->ready[0], MSG_REGISTER, i, SEQ(from), h->dup[i]) < 0)
+        if (send_msg(h->ready[0], MSG_REGISTER, i, SEQ(from), h->dup[i]) < 0) {
                 /* The queue is full: it stays where it was, looked at again next tick. */
                 owner_store(&h->shared->e[i], from);
+                log_debug("handoff: entry %u stays with %x, the ready queue is full", i, STATE(from));
+                return;
+        }
+        log_debug("handoff: entry %u from %x to the ready queue", i, STATE(from));
 }
 
 static void take_registrations(Handoff *h) {
@@ -431,6 +439,7 @@ static void take_registrations(Handoff *h) {
                 }
                 h->dup[m.idx] = fd;
                 h->n_dups++;
+                log_debug("handoff: entry %u registered by %x", m.idx, owner);
         }
 }
 

@@ -51,6 +51,10 @@
 #define STUCK_CHECK_MS 250
 /* How long accepting pauses after an error that retrying at once would only repeat. */
 #define ACCEPT_PAUSE_MS 1000
+/* How soon a registration the master's queue had no room for is tried again: the queue
+ * holds only net.unix.max_dgram_qlen (10) messages, and a burst of new keep-alive
+ * connections passes that before the master reads. */
+#define HANDOFF_RETRY_MS 2
 
 /* StatsD's durations in microseconds; the connection clock counts milliseconds. */
 static uint64_t clock_us(void) {
@@ -110,6 +114,10 @@ typedef struct Worker {
          * (handoff.c); NULL: none */
         Handoff *handoff;
         bool handoff_full;              /* the table was full once: logged */
+        /* Our connection of each entry: a connection taken from us while we were busy can
+         * come back to us through the ready queue, and the old Conn must then go. */
+        Conn **by_entry;
+        bool handoff_retry;             /* a registration found the master's queue full */
 } Worker;
 
 static int signal_pipe[2] = { -1, -1 };
@@ -250,6 +258,7 @@ static void close_conn(Worker *w, Conn *c) {
                         (void) shutdown(conn_fd(c), SHUT_RDWR);
                         handoff_close(w->handoff, l->handoff);
                 }
+                w->by_entry[handoff_index(l->handoff)] = NULL;
                 l->handoff = -2;
                 l->shared_idle = false;
         }
@@ -284,6 +293,8 @@ static void end_conn(Worker *w, Conn *c) {
 static void let_go(Worker *w, Conn *c) {
         ConnLink *l = conn_link(c);
 
+        if (l->handoff >= 0 && w->by_entry[handoff_index(l->handoff)] == c)
+                w->by_entry[handoff_index(l->handoff)] = NULL;
         l->handoff = -2;
         l->shared_idle = false;
         close_conn(w, c);
@@ -320,10 +331,13 @@ static inline void share_idle(Worker *w, Conn *c) {
         if (t >= 0) {
                 l->handoff = t;
                 l->shared_idle = true;
+                w->by_entry[handoff_index(t)] = c;
                 return;
         }
-        if (t == -EAGAIN)
-                return;         /* the master is behind: next time */
+        if (t == -EAGAIN) {
+                w->handoff_retry = true;        /* the master is behind: see retry_shares() */
+                return;
+        }
         l->handoff = -2;
         if (t == -ENOSPC && !w->handoff_full) {
                 log_warning("The table of kept-alive connections is full: new ones stay with their worker alone");
@@ -757,6 +771,9 @@ static void on_ready(Worker *w) {
         }
         if (t < 0)
                 return;
+        c = w->by_entry[handoff_index(t)];
+        if (c)
+                let_go(w, c);   /* ours before: the entry says it is ours again, through c */
         r = conn_adopt(fd, &info, &w->cfg, &c);
         if (r < 0) {
                 log_error_errno(r, "Failed to take over a connection: %m");
@@ -766,6 +783,7 @@ static void on_ready(Worker *w) {
                 return;
         }
         conn_link(c)->handoff = t;
+        w->by_entry[handoff_index(t)] = c;
         w->n_conns++;
         publish_load(w);
         serve(w, c, conn_on_readable(c));
@@ -841,8 +859,22 @@ static void check_stuck(Worker *w, uint64_t now) {
                 retire_for_replacement(w, RETIRE_STUCK);
 }
 
+/* Registrations the master's queue had no room for, again: the idle connections are on the
+ * keep-alive timer list. */
+static void retry_shares(Worker *w) {
+        w->handoff_retry = false;
+        for (Conn *c = w->timers[1].head, *next; c && !w->handoff_retry; c = next) {
+                next = conn_link(c)->next;
+                if (conn_link(c)->handoff == -1 && conn_idle(c))
+                        share_idle(w, c);
+        }
+}
+
 static void expire(Worker *w) {
         uint64_t now = conn_clock();
+
+        if (_unlikely_(w->handoff_retry))
+                retry_shares(w);
 
         for (size_t i = 0; i < ELEMENTSOF(w->timers); i++)
                 while (w->timers[i].head && conn_deadline(w->timers[i].head) <= now) {
@@ -907,6 +939,8 @@ static int next_timeout(const Worker *w) {
                         next = MIN(next, conn_deadline(w->timers[i].head));
         if (w->accept_resume)
                 next = MIN(next, w->accept_resume);
+        if (w->handoff_retry)
+                next = MIN(next, now + HANDOFF_RETRY_MS);
         /* Done, and waiting for the master to fork the replacement (its next tick). */
         if (w->retiring && w->n_conns <= w->n_stuck)
                 next = MIN(next, now + REPLACEMENT_POLL_MS);
@@ -1029,8 +1063,11 @@ int worker_run(const WorkerContext *ctx) {
         if (ctx->handoff) {
                 /* At once: the master's duplicates of other workers' connections go. */
                 handoff_worker_init(ctx->handoff, (uint32_t) heartbeat_slot_index(ctx->heartbeat, ctx->slot) + 1);
-                if (!settings_threaded(s))
-                        w.handoff = ctx->handoff;
+                if (!settings_threaded(s)) {
+                        w.by_entry = calloc(handoff_entries(ctx->handoff), sizeof(Conn *));
+                        if (w.by_entry)
+                                w.handoff = ctx->handoff;
+                }
         }
         log_set_identity(s->proc_name, ctx->generation);
         /* Before PR_SET_PDEATHSIG, which a change of user clears, and before the app runs. */
@@ -1191,6 +1228,7 @@ int worker_run(const WorkerContext *ctx) {
         w.pool = NULL;
         w.reloader = reloader_free(w.reloader);
         free(w.by_fd);
+        free(w.by_entry);
         safe_close(w.epfd);
         wsgi_done();
         log_info("Worker exiting (pid: %d)", (int) getpid());

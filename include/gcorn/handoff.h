@@ -64,6 +64,12 @@ int handoff_ready_fd(const Handoff *h);
 /* A worker's handle on a registered connection's entry is a ticket: its index and the
  * entry's registration count (>= 0). */
 
+/* The entry a ticket names, below handoff_entries(). */
+static inline uint32_t handoff_index(int64_t ticket) {
+        return (uint32_t) ticket;
+}
+uint32_t handoff_entries(const Handoff *h);
+
 /* The connection goes idle for the first time: claims an entry and hands the master a
  * duplicate. The ticket, or -ENOSPC (table full), -EAGAIN, -errno: the connection then stays
  * with the worker alone, as without handoff. */

@@ -121,6 +121,9 @@ class HandoffTest(ServerTestCase):
                         counts[p] = counts.get(p, 0) + 1
                 victim = max(counts, key=counts.get)
                 other = (set(srv.worker_pids()) - {victim}).pop()
+                # A client has its answer a moment before its worker is done with the request:
+                # until then the connection is in flight, not idle.
+                time.sleep(0.2)
                 os.kill(victim, signal.SIGSTOP)
                 try:
                         for i, (c, _) in enumerate(held):
@@ -149,6 +152,7 @@ class HandoffTest(ServerTestCase):
                 held = self.clients(srv, 12)
                 victim = held[0][1]
                 self.assertGreaterEqual(sum(1 for _, p in held if p == victim), 1)
+                time.sleep(0.2)         # as above: every client idle
                 os.kill(victim, signal.SIGKILL)
                 for i, (c, _) in enumerate(held):
                         try:
