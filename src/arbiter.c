@@ -933,12 +933,12 @@ static int setup(Arbiter *a) {
         return 0;
 }
 
-/* Sync workers only: the other kinds keep their idle connections in a loop that does not
- * wait on the app. Without it the workers keep their connections alone, as before. */
+/* Sync workers with keep-alive only. Without it the workers keep their connections alone,
+ * as before. */
 static void setup_handoff(Arbiter *a) {
         int r;
 
-        if (settings_threaded(a->settings) || a->settings->keepalive <= 0)
+        if (!handoff_applies(a->settings) || a->settings->keepalive <= 0)
                 return;
         r = handoff_new(&a->handoff);
         if (r < 0)

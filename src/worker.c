@@ -1063,11 +1063,6 @@ int worker_run(const WorkerContext *ctx) {
         if (ctx->handoff) {
                 /* At once: the master's duplicates of other workers' connections go. */
                 handoff_worker_init(ctx->handoff, (uint32_t) heartbeat_slot_index(ctx->heartbeat, ctx->slot) + 1);
-                if (!settings_threaded(s)) {
-                        w.by_entry = calloc(handoff_entries(ctx->handoff), sizeof(Conn *));
-                        if (w.by_entry)
-                                w.handoff = ctx->handoff;
-                }
         }
         log_set_identity(s->proc_name, ctx->generation);
         /* Before PR_SET_PDEATHSIG, which a change of user clears, and before the app runs. */
@@ -1205,6 +1200,11 @@ int worker_run(const WorkerContext *ctx) {
                 }
                 w.cfg.offload = gthread_offload;
                 w.max_conns = (size_t) s->worker_connections;
+        }
+        if (ctx->handoff && handoff_applies(s)) {
+                w.by_entry = calloc(handoff_entries(ctx->handoff), sizeof(Conn *));
+                if (w.by_entry)
+                        w.handoff = ctx->handoff;
         }
         heartbeat_beat(w.slot, conn_clock_update());
         heartbeat_set_state(w.slot, SLOT_IDLE);

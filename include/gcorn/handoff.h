@@ -28,9 +28,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "gcorn/conn.h"
 #include "gcorn/heartbeat.h"
+#include "gcorn/settings.h"
 
 #define HANDOFF_BUSY 0x10000u
 #define HANDOFF_HELD 0x40000000u
@@ -45,6 +47,12 @@
 #define HANDOFF_BUSY_MS 5
 
 typedef struct Handoff Handoff;
+
+/* The sync worker only: the other kinds keep their idle connections in a loop that does not
+ * wait on the app. */
+static inline bool handoff_applies(const Settings *s) {
+        return !settings_threaded(s) && strcmp(s->worker_class, "sync") == 0;
+}
 
 /* The master, before the first fork: the table sized for the master's descriptor limit. */
 int handoff_new(Handoff **ret);
