@@ -42,6 +42,7 @@ typedef struct Shared {
 typedef enum MsgOp {
         MSG_REGISTER,                   /* with the worker's descriptor */
         MSG_CLOSE,
+        MSG_HELD,                       /* a retiring worker left it to the master */
 } MsgOp;
 
 typedef struct Msg {
@@ -316,6 +317,18 @@ void handoff_close(Handoff *h, int64_t t) {
                 (void) send_msg(h->reg[1], MSG_CLOSE, TICKET_IDX(t), TICKET_SEQ(t), -1);
 }
 
+bool handoff_release(Handoff *h, int64_t t) {
+        HandoffEntry *e = &h->shared->e[TICKET_IDX(t)];
+
+        if (!owner_cas(e, WORD(TICKET_SEQ(t), h->self), WORD(TICKET_SEQ(t), HANDOFF_HELD)) &&
+            !owner_cas(e, WORD(TICKET_SEQ(t), h->self | HANDOFF_BUSY), WORD(TICKET_SEQ(t), HANDOFF_HELD)))
+                return false;
+        /* Best effort, so that the master watches it at once rather than on its next tick. */
+        if (h->reg[1] >= 0)
+                (void) send_msg(h->reg[1], MSG_HELD, TICKET_IDX(t), TICKET_SEQ(t), -1);
+        return true;
+}
+
 int64_t handoff_receive(Handoff *h, int *ret_fd, ConnInfo *ret_info) {
         Msg m;
         int fd;
@@ -394,7 +407,7 @@ static void transit(Handoff *h, uint32_t i, uint64_t from) {
         log_debug("handoff: entry %u from %x to the ready queue", i, STATE(from));
 }
 
-static void take_registrations(Handoff *h) {
+static void take_registrations(Handoff *h, uint64_t now) {
         for (;;) {
                 Msg m;
                 int fd;
@@ -420,6 +433,13 @@ static void take_registrations(Handoff *h) {
                 if (m.op == MSG_CLOSE) {
                         if (owner == HANDOFF_CLOSING && h->dup[m.idx] >= 0)
                                 drop(h, m.idx);
+                        continue;
+                }
+                if (m.op == MSG_HELD) {
+                        if (owner == HANDOFF_HELD && h->dup[m.idx] >= 0) {
+                                h->since[m.idx] = now;
+                                watch(h, m.idx);
+                        }
                         continue;
                 }
                 if (fd < 0) {
@@ -472,7 +492,7 @@ void handoff_io(Handoff *h, Heartbeat *hb, uint64_t now) {
 
         if (!h)
                 return;
-        take_registrations(h);
+        take_registrations(h, now);
         n = epoll_wait(h->epfd, ev, HANDOFF_EVENTS_MAX, 0);
         for (int k = 0; k < n; k++) {
                 uint32_t i = ev[k].data.u32, owner;
@@ -550,7 +570,7 @@ void handoff_worker_gone(Handoff *h, uint32_t self, uint64_t now) {
         if (!h)
                 return;
         /* Everything it sent is in the socket by now. */
-        take_registrations(h);
+        take_registrations(h, now);
         used = MIN(__atomic_load_n(&h->shared->used, __ATOMIC_ACQUIRE), h->n);
         for (uint32_t i = 0; i < used; i++) {
                 uint32_t owner = STATE(owner_load(&h->shared->e[i]));

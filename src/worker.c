@@ -446,11 +446,29 @@ static bool may_leave(const Worker *w) {
 
 /* Stops accepting, after taking what the kernel already queued on the listeners: those
  * clients were told the connection is established and must get an answer. */
+/* A worker that retires of its own accord (the master goes on serving) leaves its idle
+ * kept-alive connections to the master for the others, rather than close them under a
+ * client that may be sending its next request. On the master's TERM (a stop, perhaps) they
+ * stay, as before: nobody might take them. */
+static void release_idle(Worker *w) {
+        for (Conn *c = w->timers[1].head, *next; c; c = next) {
+                ConnLink *l = conn_link(c);
+
+                next = l->next;
+                if (l->handoff < 0 || !conn_idle(c))
+                        continue;
+                (void) handoff_release(w->handoff, l->handoff);
+                let_go(w, c);
+        }
+}
+
 static void take_backlog(Worker *w) {
         _cleanup_free_ Conn **taken = NULL;
         size_t n = 0, cap = (size_t) MAX(w->settings->backlog, 1);
 
         w->take_backlog = false;
+        if (w->handoff && w->await_replacement)
+                release_idle(w);
         /* Only what is queued now, all taken before any is served: serving one at a time
          * would let a client that reconnects as fast as it is answered keep a retiring
          * worker serving for as long as it likes. At most a backlog's worth. */

@@ -88,6 +88,10 @@ void handoff_idle(Handoff *h, int64_t ticket);
 bool handoff_claim(Handoff *h, int64_t ticket);
 /* The worker closes the connection it owns (after shutting it down). */
 void handoff_close(Handoff *h, int64_t ticket);
+/* A retiring worker leaves the idle connection (owned, or shared idle) to the master, which
+ * passes it on when its client sends again: no keep-alive close races the client's next
+ * request. False when someone else took it meanwhile. */
+bool handoff_release(Handoff *h, int64_t ticket);
 /* One connection from the ready queue: its ticket (the entry now this worker's W | BUSY),
  * *ret_fd and *ret_info filled. -EAGAIN when there is none, -EPIPE when the queue is gone:
  * then take it out of the epoll set and call handoff_ready_gone(). */

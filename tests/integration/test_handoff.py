@@ -162,6 +162,25 @@ class HandoffTest(ServerTestCase):
                         self.assertEqual(r["id"], "k%d" % i)
                         self.assertNotEqual(r["pid"], victim)
 
+        def test_worker_retiring_for_max_requests_leaves_its_idle_clients_to_the_others(self):
+                srv = self.server(extra=["--max-requests", "12"])
+                x, a, b = self.two_on_one_worker(srv)
+                for i in range(20):
+                        a.send_request("GET", "/count?id=a%d" % i)
+                        r = a.read_response()
+                        if r.has_token("Connection", "close"):
+                                break
+                self.assertTrue(r.has_token("Connection", "close"), "worker %d never reached --max-requests" % x)
+                self.assertEqual(r.json()["pid"], x)
+                time.sleep(0.3)         # x has retired and waits for its replacement
+                for i in range(3):
+                        b.send_request("GET", "/after?id=b%d" % i)
+                        r = b.read_response()
+                        self.assertEqual(r.status, 200)
+                        self.assertEqual(r.json()["id"], "b%d" % i)
+                        self.assertNotEqual(r.json()["pid"], x)
+                        self.assertFalse(r.has_token("Connection", "close"), r)
+
         def test_kill_under_load_costs_only_requests_in_flight(self):
                 srv = self.server()
                 n_clients, per_client = (8, 25) if ASAN else (16, 40)
