@@ -135,10 +135,10 @@ int handoff_new(Handoff **ret) {
         if (p == MAP_FAILED)
                 return -errno;
         h->shared = p;
-        /* Every send and receive is MSG_DONTWAIT: a worker never waits on the master nor
-         * the master on a worker; a full queue means "not now". */
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, h->reg) < 0 ||
-            socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, h->ready) < 0)
+        /* Nonblocking: a worker never waits on the master nor the master on a worker; a
+         * full queue means "not now". */
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, h->reg) < 0 ||
+            socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, h->ready) < 0)
                 return -errno;
         h->epfd = epoll_create1(EPOLL_CLOEXEC);
         if (h->epfd < 0)
