@@ -2,6 +2,7 @@
  * words, the registration and ready-queue sockets, and the master's watch over the idle
  * connections of workers that cannot read them (include/gcorn/handoff.h). */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
@@ -296,13 +297,16 @@ int64_t handoff_register(Handoff *h, int fd, const ConnInfo *info) {
         return TICKET(seq, idx);
 }
 
-void handoff_idle(Handoff *h, int64_t t) {
-        owner_store(&h->shared->e[TICKET_IDX(t)], WORD(TICKET_SEQ(t), h->self));
-}
+_Static_assert(sizeof(HandoffEntry) % sizeof(uint64_t) == 0 && offsetof(HandoffEntry, owner) == 0,
+               "owner words at a fixed stride");
+_Static_assert(offsetof(Shared, e) % sizeof(uint64_t) == 0, "aligned owner words");
 
-bool handoff_claim(Handoff *h, int64_t t) {
-        return owner_cas(&h->shared->e[TICKET_IDX(t)], WORD(TICKET_SEQ(t), h->self),
-                         WORD(TICKET_SEQ(t), h->self | HANDOFF_BUSY));
+void handoff_fast(const Handoff *h, HandoffFast *ret) {
+        *ret = (HandoffFast) {
+                .owner = &h->shared->e[0].owner,
+                .stride = sizeof(HandoffEntry) / sizeof(uint64_t),
+                .self = h->self,
+        };
 }
 
 void handoff_close(Handoff *h, int64_t t) {

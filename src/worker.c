@@ -113,6 +113,7 @@ typedef struct Worker {
         /* sync: kept-alive connections other workers can take over, and take over theirs
          * (handoff.c); NULL: none */
         Handoff *handoff;
+        HandoffFast hf;                 /* its owner words, for the per-request steps */
         bool handoff_full;              /* the table was full once: logged */
         /* Our connection of each entry: a connection taken from us while we were busy can
          * come back to us through the ready queue, and the old Conn must then go. */
@@ -254,7 +255,7 @@ static void close_conn(Worker *w, Conn *c) {
         if (l->handoff >= 0) {
                 /* The master's duplicate keeps the socket open past our close(): the client
                  * must see the end now. Unless another worker took it meanwhile. */
-                if (!l->shared_idle || handoff_claim(w->handoff, l->handoff)) {
+                if (!l->shared_idle || handoff_claim(&w->hf, l->handoff)) {
                         (void) shutdown(conn_fd(c), SHUT_RDWR);
                         handoff_close(w->handoff, l->handoff);
                 }
@@ -307,7 +308,7 @@ static inline bool reclaim(Worker *w, Conn *c) {
         if (_likely_(!l->shared_idle))
                 return true;
         l->shared_idle = false;
-        if (handoff_claim(w->handoff, l->handoff))
+        if (handoff_claim(&w->hf, l->handoff))
                 return true;
         let_go(w, c);
         return false;
@@ -321,7 +322,7 @@ static inline void share_idle(Worker *w, Conn *c) {
         int64_t t;
 
         if (_likely_(l->handoff >= 0)) {
-                handoff_idle(w->handoff, l->handoff);
+                handoff_idle(&w->hf, l->handoff);
                 l->shared_idle = true;
                 return;
         }
@@ -1221,8 +1222,10 @@ int worker_run(const WorkerContext *ctx) {
         }
         if (ctx->handoff && handoff_applies(s)) {
                 w.by_entry = calloc(handoff_entries(ctx->handoff), sizeof(Conn *));
-                if (w.by_entry)
+                if (w.by_entry) {
                         w.handoff = ctx->handoff;
+                        handoff_fast(w.handoff, &w.hf);
+                }
         }
         heartbeat_beat(w.slot, conn_clock_update());
         heartbeat_set_state(w.slot, SLOT_IDLE);

@@ -82,10 +82,30 @@ uint32_t handoff_entries(const Handoff *h);
  * duplicate. The ticket, or -ENOSPC (table full), -EAGAIN, -errno: the connection then stays
  * with the worker alone, as without handoff. */
 int64_t handoff_register(Handoff *h, int fd, const ConnInfo *info);
+/* What the worker's loop needs per request, inline: where the owner words are (entry i's
+ * at owner[i * stride]) and the worker's W. An owner word is the state in its low half and
+ * the entry's registration count in its high half, as a ticket is the count above the
+ * index. */
+typedef struct HandoffFast {
+        uint64_t *owner;
+        size_t stride;
+        uint64_t self;
+} HandoffFast;
+void handoff_fast(const Handoff *h, HandoffFast *ret);
+
 /* The connection (registered, owned W | BUSY) is idle again. */
-void handoff_idle(Handoff *h, int64_t ticket);
+static inline void handoff_idle(const HandoffFast *f, int64_t ticket) {
+        __atomic_store_n(&f->owner[(size_t) handoff_index(ticket) * f->stride],
+                         ((uint64_t) ticket & 0xffffffff00000000u) | f->self, __ATOMIC_RELEASE);
+}
+
 /* W -> W | BUSY before touching an idle connection's socket; false when someone took it. */
-bool handoff_claim(Handoff *h, int64_t ticket);
+static inline bool handoff_claim(const HandoffFast *f, int64_t ticket) {
+        uint64_t expected = ((uint64_t) ticket & 0xffffffff00000000u) | f->self;
+
+        return __atomic_compare_exchange_n(&f->owner[(size_t) handoff_index(ticket) * f->stride], &expected,
+                                           expected | HANDOFF_BUSY, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
 /* The worker closes the connection it owns (after shutting it down). */
 void handoff_close(Handoff *h, int64_t ticket);
 /* A retiring worker leaves the idle connection (owned, or shared idle) to the master, which
