@@ -1187,10 +1187,8 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                         { .fd = a.boot_pipe[0], .events = POLLIN },
                         { .fd = a.check.pid ? a.check.fd : -1, .events = POLLIN },
                 };
-                size_t n_p = 3 + control_pollfds(a.control, p + 3, CONTROL_POLLFDS_MAX);
-
+                size_t n_p = 3 + control_pollfds(a.control, p + 3, CONTROL_POLLFDS_MAX), n_h;
                 int hfds[2], tick;
-                size_t n_h;
 
                 n_p += metrics_pollfds(a.metrics, p + n_p, METRICS_POLLFDS_MAX);
                 n_h = handoff_pollfds(a.handoff, hfds, ELEMENTSOF(hfds));

@@ -445,8 +445,6 @@ static bool may_leave(const Worker *w) {
                 (!w->await_replacement || SLOT_RETIRING_STATE(heartbeat_load(&w->slot->retiring)) == SLOT_REPLACED);
 }
 
-/* Stops accepting, after taking what the kernel already queued on the listeners: those
- * clients were told the connection is established and must get an answer. */
 /* A worker that retires of its own accord (the master goes on serving) leaves its idle
  * kept-alive connections to the master for the others, rather than close them under a
  * client that may be sending its next request. On the master's TERM (a stop, perhaps) they
@@ -463,6 +461,8 @@ static void release_idle(Worker *w) {
         }
 }
 
+/* Stops accepting, after taking what the kernel already queued on the listeners: those
+ * clients were told the connection is established and must get an answer. */
 static void take_backlog(Worker *w) {
         _cleanup_free_ Conn **taken = NULL;
         size_t n = 0, cap = (size_t) MAX(w->settings->backlog, 1);
@@ -1079,10 +1079,9 @@ int worker_run(const WorkerContext *ctx) {
         _cleanup_(allowlist_freep) AllowList *proxy_allow = NULL;
         int r;
 
-        if (ctx->handoff) {
-                /* At once: the master's duplicates of other workers' connections go. */
+        /* At once: the master's duplicates of other workers' connections go. */
+        if (ctx->handoff)
                 handoff_worker_init(ctx->handoff, (uint32_t) heartbeat_slot_index(ctx->heartbeat, ctx->slot) + 1);
-        }
         log_set_identity(s->proc_name, ctx->generation);
         /* Before PR_SET_PDEATHSIG, which a change of user clears, and before the app runs. */
         r = privileges_drop(s);
