@@ -68,6 +68,7 @@ struct Handoff {
         bool *watched;
         uint64_t *since;                /* HELD: since when; idle W of a stale worker: seen readable */
         size_t n_dups;
+        uint64_t next_scan;             /* the table is looked at once per tick, not per wake-up */
         bool lost_logged;
 };
 
@@ -533,6 +534,9 @@ int handoff_tick(Handoff *h, Heartbeat *hb, uint64_t now, uint64_t keepalive_ms,
 
         if (!h)
                 return -1;
+        if (now < h->next_scan)
+                return h->n_dups > 0 && n_workers > 1 ? (int) (h->next_scan - now) : -1;
+        h->next_scan = now + HANDOFF_TICK_MS;
         used = MIN(__atomic_load_n(&h->shared->used, __ATOMIC_ACQUIRE), h->n);
         for (uint32_t i = 0; i < used; i++) {
                 uint64_t word = owner_load(&h->shared->e[i]);
