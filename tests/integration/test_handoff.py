@@ -78,6 +78,9 @@ class HandoffTest(ServerTestCase):
                 self.assertEqual(r["id"], "b1")
                 self.assertNotEqual(r["pid"], x, "answered by the busy worker")
                 self.assertLess(r["end"], slow["end"], "b waited for the busy worker's request")
+                # the worker that took the connection over sees the same client
+                host, port = b.sock.getsockname()[:2]
+                self.assertEqual(r["remote"], [host, str(port)])
                 # The connection goes on, wherever it is now, and so does a's.
                 self.assertEqual(ask(b, "/again?id=b2")["id"], "b2")
                 self.assertEqual(ask(a, "/again?id=a2")["id"], "a2")
