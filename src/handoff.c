@@ -64,13 +64,16 @@ struct Handoff {
 
         /* The master's. */
         int epfd;                       /* readable duplicates it watches */
-        int *dup;                       /* per entry, -1 for none */
+        int *dup;                       /* per entry, -1 for none, DUP_LOST: registered without */
         bool *watched;
         uint64_t *since;                /* HELD: since when; idle W of a stale worker: seen readable */
         size_t n_dups;
         uint64_t next_scan;             /* the table is looked at once per tick, not per wake-up */
         bool lost_logged;
 };
+
+/* An entry registered whose descriptor the master could not receive (out of descriptors). */
+#define DUP_LOST (-2)
 
 #define WORD(seq, state) ((uint64_t) (seq) << 32 | (uint32_t) (state))
 #define STATE(word) ((uint32_t) (word))
@@ -390,9 +393,10 @@ static void unwatch(Handoff *h, uint32_t i) {
 static void drop(Handoff *h, uint32_t i) {
         unwatch(h, i);
         if (h->dup[i] >= 0) {
-                h->dup[i] = safe_close(h->dup[i]);
+                safe_close(h->dup[i]);
                 h->n_dups--;
         }
+        h->dup[i] = -1;
         h->since[i] = 0;
         state_store(&h->shared->e[i], 0);
 }
@@ -436,7 +440,8 @@ static void take_registrations(Handoff *h, uint64_t now) {
                         continue;
                 }
                 if (m.op == MSG_CLOSE) {
-                        if (owner == HANDOFF_CLOSING && h->dup[m.idx] >= 0)
+                        /* its registration came before, on the same socket */
+                        if (owner == HANDOFF_CLOSING)
                                 drop(h, m.idx);
                         continue;
                 }
@@ -454,12 +459,14 @@ static void take_registrations(Handoff *h, uint64_t now) {
                                 log_warning("The master cannot hold more kept-alive connections "
                                             "(descriptor limit): new ones stay with their worker alone");
                         h->lost_logged = true;
+                        if (h->dup[m.idx] == -1)
+                                h->dup[m.idx] = DUP_LOST;
                         continue;
                 }
                 if (owner == 0 || owner == HANDOFF_CLOSING || h->dup[m.idx] >= 0) {
                         safe_close(fd);
                         if (owner == HANDOFF_CLOSING && h->dup[m.idx] < 0)
-                                state_store(&h->shared->e[m.idx], 0);
+                                drop(h, m.idx);
                         continue;
                 }
                 h->dup[m.idx] = fd;
@@ -542,8 +549,14 @@ int handoff_tick(Handoff *h, Heartbeat *hb, uint64_t now, uint64_t keepalive_ms,
                 uint64_t word = owner_load(&h->shared->e[i]);
                 uint32_t owner = STATE(word);
 
-                if (h->dup[i] < 0)
+                if (h->dup[i] == -1)
+                        continue;       /* no registration yet */
+                if (h->dup[i] == DUP_LOST) {
+                        /* nothing to watch nor pass on: only the entry's end matters */
+                        if (owner == HANDOFF_CLOSING || owner == 0 || owner == HANDOFF_HELD)
+                                drop(h, i);
                         continue;
+                }
                 if (owner == HANDOFF_CLOSING || owner == 0) {
                         drop(h, i);
                 } else if (owner == HANDOFF_HELD) {

@@ -5,6 +5,7 @@ Every case runs 2 sync workers on tests/apps/handoff_app.py, which answers with 
 worker's pid, the request's id echoed, and its own start and end times."""
 
 import os
+import resource
 import signal
 import socket
 import sys
@@ -183,6 +184,22 @@ class HandoffTest(ServerTestCase):
                         self.assertEqual(r.json()["id"], "b%d" % i)
                         self.assertNotEqual(r.json()["pid"], x)
                         self.assertFalse(r.has_token("Connection", "close"), r)
+
+        def test_full_table_leaves_connections_with_their_worker(self):
+                # The table is sized for the master's descriptor limit: 300 leaves 44 entries.
+                soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+                resource.setrlimit(resource.RLIMIT_NOFILE, (300, hard))
+                try:
+                        srv = self.server()
+                finally:
+                        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+                held = self.clients(srv, 60)
+                for rnd in range(2):
+                        for i, (c, _) in enumerate(held):
+                                self.assertEqual(ask(c, "/again?id=f%d-%d" % (rnd, i))["id"], "f%d-%d" % (rnd, i))
+                log = srv.log()
+                self.assertIn("The table of kept-alive connections is full", log)
+                self.assertLessEqual(log.count("The table of kept-alive connections is full"), 2, log)
 
         def test_kill_under_load_costs_only_requests_in_flight(self):
                 srv = self.server()
