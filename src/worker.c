@@ -51,9 +51,9 @@
 #define STUCK_CHECK_MS 250
 /* How long accepting pauses after an error that retrying at once would only repeat. */
 #define ACCEPT_PAUSE_MS 1000
-/* How soon a registration the master's queue had no room for is tried again: the queue
- * holds only net.unix.max_dgram_qlen (10) messages, and a burst of new keep-alive
- * connections passes that before the master reads. */
+/* How soon a registration the master's queue had no room for is tried again: the queue is
+ * bounded by the socket's send buffer (a few hundred messages), which a burst of new
+ * keep-alive connections can fill before the master reads. */
 #define HANDOFF_RETRY_MS 2
 
 /* StatsD's durations in microseconds; the connection clock counts milliseconds. */
