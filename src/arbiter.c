@@ -12,6 +12,7 @@
 #include "gcorn/arbiter.h"
 #include "gcorn/conn.h"
 #include "gcorn/control.h"
+#include "gcorn/handoff.h"
 #include "gcorn/heartbeat.h"
 #include "gcorn/hooks.h"
 #include "gcorn/log.h"
@@ -60,6 +61,7 @@ typedef struct Arbiter {
         void *app;
         ArbiterReloadSettings reload_settings;
         Heartbeat *heartbeat;
+        Handoff *handoff;               /* sync workers' kept-alive connections; NULL: none */
         WorkerProc *procs;
         size_t n_procs, cap_procs;
         int target;                     /* wanted worker count (TTIN/TTOU move it) */
@@ -217,6 +219,7 @@ static int spawn_worker(Arbiter *a) {
                         .heartbeat = a->heartbeat,
                         .boot_fd = a->boot_pipe[1],
                         .generation = a->generation,
+                        .handoff = a->handoff,
                 };
                 int status;
 
@@ -478,6 +481,8 @@ static void reap(Arbiter *a) {
                         continue;
                 }
                 a->procs[i] = a->procs[--a->n_procs];
+                /* Before its slot can be reused: its idle clients lose nothing. */
+                handoff_worker_gone(a->handoff, (uint32_t) heartbeat_slot_index(a->heartbeat, p.slot) + 1, now_ms());
                 a->requests_done += heartbeat_load64(&p.slot->requests);
                 metrics_absorb(a->metrics, p.slot);
                 worker_gone(a, &p, status);
@@ -928,6 +933,18 @@ static int setup(Arbiter *a) {
         return 0;
 }
 
+/* Sync workers with keep-alive only. Without it the workers keep their connections alone,
+ * as before. */
+static void setup_handoff(Arbiter *a) {
+        int r;
+
+        if (!handoff_applies(a->settings) || a->settings->keepalive <= 0)
+                return;
+        r = handoff_new(&a->handoff);
+        if (r < 0)
+                log_warning_errno(r, "Kept-alive connections stay with their worker alone: %m");
+}
+
 /* USR2: the new binary is checked first, in the background; the workers keep serving. */
 static void begin_upgrade(Arbiter *a) {
         int r;
@@ -1136,6 +1153,7 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                 }
         }
         a.started_ms = now_ms();
+        setup_handoff(&a);
         (void) control_new(s, &a.control);
         if (metrics_new(s, &a.metrics) < 0) {
                 a.exit_status = 1;
@@ -1164,14 +1182,18 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
         }
 
         for (;;) {
-                struct pollfd p[3 + CONTROL_POLLFDS_MAX + METRICS_POLLFDS_MAX] = {
+                struct pollfd p[5 + CONTROL_POLLFDS_MAX + METRICS_POLLFDS_MAX] = {
                         { .fd = signal_pipe[0], .events = POLLIN },
                         { .fd = a.boot_pipe[0], .events = POLLIN },
                         { .fd = a.check.pid ? a.check.fd : -1, .events = POLLIN },
                 };
-                size_t n_p = 3 + control_pollfds(a.control, p + 3, CONTROL_POLLFDS_MAX);
+                size_t n_p = 3 + control_pollfds(a.control, p + 3, CONTROL_POLLFDS_MAX), n_h;
+                int hfds[2], tick;
 
                 n_p += metrics_pollfds(a.metrics, p + n_p, METRICS_POLLFDS_MAX);
+                n_h = handoff_pollfds(a.handoff, hfds, ELEMENTSOF(hfds));
+                for (size_t i = 0; i < n_h; i++)
+                        p[n_p++] = (struct pollfd) { .fd = hfds[i], .events = POLLIN };
 
                 manage(&a);
                 statsd_workers(serving_workers(&a, NULL));
@@ -1180,12 +1202,16 @@ int arbiter_run(Settings *s, Listener *listeners, size_t n_listeners, void *app,
                         reload(&a);
                 if (a.stopping && a.n_procs == 0 && a.n_strays == 0)
                         break;
-                if (poll(p, n_p, TICK_MS) < 0 && errno != EINTR) {
+                /* A short tick only while there are kept-alive connections to watch for and
+                 * another worker to take them. */
+                tick = handoff_tick(a.handoff, a.heartbeat, now_ms(), (uint64_t) s->keepalive * 1000, a.n_procs);
+                if (poll(p, n_p, tick >= 0 ? tick : TICK_MS) < 0 && errno != EINTR) {
                         log_error_errno(errno, "poll() failed: %m");
                         a.exit_status = 1;
                         break;
                 }
                 read_signals(&a);
+                handoff_io(a.handoff, a.heartbeat, now_ms());
                 if (control_io(a.control))
                         serve_control(&a);
                 if (metrics_io(a.metrics))
@@ -1209,6 +1235,7 @@ out:
         signal_pipe[1] = safe_close(signal_pipe[1]);
         safe_close(a.boot_pipe[0]);
         safe_close(a.boot_pipe[1]);
+        handoff_free(a.handoff);
         heartbeat_free(a.heartbeat);
         control_free(a.control);
         metrics_free(a.metrics);

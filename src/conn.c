@@ -180,8 +180,8 @@ static void fill_info(Conn *c, const Listener *l, const struct sockaddr *peer, s
 static Conn *pool[POOL_MAX];
 static size_t pool_len;
 
-int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t peer_len, const ConnConfig *cfg,
-             Conn **ret) {
+/* A connection from the pool, or a new one, reset for fd. */
+static int conn_alloc(int fd, const ConnConfig *cfg, Conn **ret) {
         HttpParser *parser = NULL;
         char *rbuf = NULL;
         size_t rcap = 0;
@@ -213,10 +213,23 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
                 .spool_fd = -1,
                 .out = NULL,
                 .link.list = -1,
+                .link.handoff = -1,
                 .state = STATE_HEAD,
                 .deadline = clock_ms + (uint64_t) cfg->head_timeout_ms,
                 .proxy_pending = cfg->proxy_mode != PROXY_OFF,
         };
+        *ret = c;
+        return 0;
+}
+
+int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t peer_len, const ConnConfig *cfg,
+             Conn **ret) {
+        Conn *c;
+        int r;
+
+        r = conn_alloc(fd, cfg, &c);
+        if (r < 0)
+                return r;
         if (!l->is_unix && !l->nodelay) {
                 int one = 1;
 
@@ -224,9 +237,31 @@ int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t p
                 (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
         fill_info(c, l, peer, peer_len);
-        http_parser_set_peer(parser, peer_is_trusted_forwarder, &c->info);
+        http_parser_set_peer(c->parser, peer_is_trusted_forwarder, &c->info);
         *ret = c;
         return 0;
+}
+
+int conn_adopt(int fd, const ConnInfo *info, const ConnConfig *cfg, Conn **ret) {
+        Conn *c;
+        int r;
+
+        r = conn_alloc(fd, cfg, &c);
+        if (r < 0)
+                return r;
+        /* Between requests, its PROXY header (if any) long read, socket options set by the
+         * worker that accepted it. */
+        c->info = *info;
+        c->state = STATE_IDLE;
+        c->proxy_pending = false;
+        c->deadline = clock_ms + (uint64_t) cfg->keepalive_ms;
+        http_parser_set_peer(c->parser, peer_is_trusted_forwarder, &c->info);
+        *ret = c;
+        return 0;
+}
+
+bool conn_idle(const Conn *c) {
+        return c->state == STATE_IDLE && c->rpos == c->rlen && !c->peer_closed;
 }
 
 static void part_drop(OutPart *p);

@@ -19,6 +19,7 @@
 #include "gcorn/asgi.h"
 #include "gcorn/conn.h"
 #include "gcorn/gthread.h"
+#include "gcorn/handoff.h"
 #include "gcorn/heartbeat.h"
 #include "gcorn/hooks.h"
 #include "gcorn/log.h"
@@ -49,11 +50,16 @@
 #define TAG_SIGNAL 1
 #define TAG_RELOAD 2
 #define TAG_POOL 3
+#define TAG_READY 4
 #define TAG_LISTENER_BASE 16
 /* gthread: how often the app threads are looked at for one stuck in its request */
 #define STUCK_CHECK_MS 250
 /* How long accepting pauses after an error that retrying at once would only repeat. */
 #define ACCEPT_PAUSE_MS 1000
+/* How soon a registration the master's queue had no room for is tried again: the queue is
+ * bounded by the socket's send buffer (a few hundred messages), which a burst of new
+ * keep-alive connections can fill before the master reads. */
+#define HANDOFF_RETRY_MS 2
 
 /* StatsD's durations in microseconds; the connection clock counts milliseconds. */
 static uint64_t clock_us(void) {
@@ -114,6 +120,15 @@ typedef struct Worker {
         size_t n_stuck;                 /* requests stuck past --timeout: a retiring worker
                                          * does not wait for them, unless all are (then the
                                          * watchdog ends it) */
+        /* sync: kept-alive connections other workers can take over, and take over theirs
+         * (handoff.c); NULL: none */
+        Handoff *handoff;
+        HandoffFast hf;                 /* its owner words, for the per-request steps */
+        bool handoff_full;              /* the table was full once: logged */
+        /* Our connection of each entry: a connection taken from us while we were busy can
+         * come back to us through the ready queue, and the old Conn must then go. */
+        Conn **by_entry;
+        bool handoff_retry;             /* a registration found the master's queue full */
 } Worker;
 
 static int signal_pipe[2] = { -1, -1 };
@@ -249,6 +264,17 @@ static void close_conn(Worker *w, Conn *c) {
 
         if (conn_stream(c))
                 end_stream(w, c, -ECONNRESET);
+        if (l->handoff >= 0) {
+                /* The master's duplicate keeps the socket open past our close(): the client
+                 * must see the end now. Unless another worker took it meanwhile. */
+                if (!l->shared_idle || handoff_claim(&w->hf, l->handoff)) {
+                        (void) shutdown(conn_fd(c), SHUT_RDWR);
+                        handoff_close(w->handoff, l->handoff);
+                }
+                w->by_entry[handoff_index(l->handoff)] = NULL;
+                l->handoff = -2;
+                l->shared_idle = false;
+        }
 
         timer_remove(w, c);
         if (l->watched) {
@@ -275,6 +301,63 @@ static void end_conn(Worker *w, Conn *c) {
         close_conn(w, c);
 }
 
+/* Another worker took the connection: this one lets go of its descriptor without touching
+ * the socket (close_conn()'s EPOLL_CTL_DEL matters here: the socket stays open elsewhere). */
+static void let_go(Worker *w, Conn *c) {
+        ConnLink *l = conn_link(c);
+
+        if (l->handoff >= 0 && w->by_entry[handoff_index(l->handoff)] == c)
+                w->by_entry[handoff_index(l->handoff)] = NULL;
+        l->handoff = -2;
+        l->shared_idle = false;
+        close_conn(w, c);
+}
+
+/* Before touching a connection whose entry says idle: it is ours again, or it was taken. */
+static inline bool reclaim(Worker *w, Conn *c) {
+        ConnLink *l = conn_link(c);
+
+        if (_likely_(!l->shared_idle))
+                return true;
+        l->shared_idle = false;
+        if (handoff_claim(&w->hf, l->handoff))
+                return true;
+        let_go(w, c);
+        return false;
+}
+
+/* The connection is between requests with nothing buffered: from now on any worker may take
+ * it. The first time, the master gets its duplicate (one system call per connection); then
+ * it is one store. */
+static inline void share_idle(Worker *w, Conn *c) {
+        ConnLink *l = conn_link(c);
+        int64_t t;
+
+        if (_likely_(l->handoff >= 0)) {
+                handoff_idle(&w->hf, l->handoff);
+                l->shared_idle = true;
+                return;
+        }
+        if (l->handoff != -1)
+                return;
+        t = handoff_register(w->handoff, conn_fd(c), conn_info(c));
+        if (t >= 0) {
+                l->handoff = t;
+                l->shared_idle = true;
+                w->by_entry[handoff_index(t)] = c;
+                return;
+        }
+        if (t == -EAGAIN) {
+                w->handoff_retry = true;        /* the master is behind: see retry_shares() */
+                return;
+        }
+        l->handoff = -2;
+        if (t == -ENOSPC && !w->handoff_full) {
+                log_warning("The table of kept-alive connections is full: new ones stay with their worker alone");
+                w->handoff_full = true;
+        }
+}
+
 static void set_accepting(Worker *w, bool on) {
         size_t i;
 
@@ -290,6 +373,15 @@ static void set_accepting(Worker *w, bool on) {
                         (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listeners[i].fd, NULL);
                 else if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listeners[i].fd, &ev) < 0)
                         break;
+        }
+        if (i == w->n_listeners && w->handoff && handoff_ready_fd(w->handoff) >= 0) {
+                /* Connections other workers could not read come like new ones. */
+                struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_READY };
+
+                if (!on)
+                        (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, handoff_ready_fd(w->handoff), NULL);
+                else
+                        (void) epoll_ctl(w->epfd, EPOLL_CTL_ADD, handoff_ready_fd(w->handoff), &ev);
         }
         if (on && i < w->n_listeners) {
                 /* All or none: a listener left in the set while "not accepting" would wake
@@ -365,6 +457,22 @@ static bool may_leave(const Worker *w) {
                 (!w->await_replacement || SLOT_RETIRING_STATE(heartbeat_load(&w->slot->retiring)) == SLOT_REPLACED);
 }
 
+/* A worker that retires of its own accord (the master goes on serving) leaves its idle
+ * kept-alive connections to the master for the others, rather than close them under a
+ * client that may be sending its next request. On the master's TERM (a stop, perhaps) they
+ * stay, as before: nobody might take them. */
+static void release_idle(Worker *w) {
+        for (Conn *c = w->timers[1].head, *next; c; c = next) {
+                ConnLink *l = conn_link(c);
+
+                next = l->next;
+                if (l->handoff < 0 || !conn_idle(c))
+                        continue;
+                (void) handoff_release(w->handoff, l->handoff);
+                let_go(w, c);
+        }
+}
+
 /* Stops accepting, after taking what the kernel already queued on the listeners: those
  * clients were told the connection is established and must get an answer. */
 static void take_backlog(Worker *w) {
@@ -372,6 +480,8 @@ static void take_backlog(Worker *w) {
         size_t n = 0, cap = (size_t) MAX(w->settings->backlog, 1);
 
         w->take_backlog = false;
+        if (w->handoff && w->await_replacement)
+                release_idle(w);
         /* Only what is queued now, all taken before any is served: serving one at a time
          * would let a client that reconnects as fast as it is answered keep a retiring
          * worker serving for as long as it likes. At most a backlog's worth. */
@@ -456,6 +566,8 @@ static void serve(Worker *w, Conn *c, ConnAction a) {
                 return;
         }
         timer_update(w, c);
+        if (w->handoff && conn_idle(c))
+                share_idle(w, c);
 }
 
 /* gthread: an app thread runs the request and owns the connection meanwhile (conn.h); the
@@ -684,6 +796,42 @@ static void accept_some(Worker *w, size_t idx, int max) {
         }
 }
 
+/* A kept-alive connection whose worker could not read it (busy, stopped, dead): its next
+ * request is waiting in the socket. */
+static void on_ready(Worker *w) {
+        ConnInfo info;
+        Conn *c;
+        int fd, r;
+        int64_t t;
+
+        if (w->retiring)
+                return;
+        t = handoff_receive(w->handoff, &fd, &info);
+        if (t == -EPIPE) {
+                (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, handoff_ready_fd(w->handoff), NULL);
+                handoff_ready_gone(w->handoff);
+                return;
+        }
+        if (t < 0)
+                return;
+        c = w->by_entry[handoff_index(t)];
+        if (c)
+                let_go(w, c);   /* ours before: the entry says it is ours again, through c */
+        r = conn_adopt(fd, &info, &w->cfg, &c);
+        if (r < 0) {
+                log_error_errno(r, "Failed to take over a connection: %m");
+                (void) shutdown(fd, SHUT_RDWR);
+                handoff_close(w->handoff, t);
+                safe_close(fd);
+                return;
+        }
+        conn_link(c)->handoff = t;
+        w->by_entry[handoff_index(t)] = c;
+        w->n_conns++;
+        publish_load(w);
+        serve(w, c, conn_on_readable(c));
+}
+
 static void handle_signals(Worker *w) {
         unsigned char buf[32];
         ssize_t n;
@@ -754,8 +902,22 @@ static void check_stuck(Worker *w, uint64_t now) {
                 retire_for_replacement(w, RETIRE_STUCK);
 }
 
+/* Registrations the master's queue had no room for, again: the idle connections are on the
+ * keep-alive timer list. */
+static void retry_shares(Worker *w) {
+        w->handoff_retry = false;
+        for (Conn *c = w->timers[1].head, *next; c && !w->handoff_retry; c = next) {
+                next = conn_link(c)->next;
+                if (conn_link(c)->handoff == -1 && conn_idle(c))
+                        share_idle(w, c);
+        }
+}
+
 static void expire(Worker *w) {
         uint64_t now = conn_clock();
+
+        if (_unlikely_(w->handoff_retry))
+                retry_shares(w);
 
         for (size_t i = 0; i < ELEMENTSOF(w->timers); i++)
                 while (w->timers[i].head && conn_deadline(w->timers[i].head) <= now) {
@@ -765,11 +927,15 @@ static void expire(Worker *w) {
                                 app_io_expired(w, c);
                                 continue;
                         }
+                        if (!reclaim(w, c))
+                                continue;
                         /* A long request elsewhere in this worker can outlast the keep-alive
                          * time of a connection whose next request is already here; a slow
                          * reader that took some of its answer is not stalled. */
                         if (conn_idle_has_input(c) || conn_send_moving(c)) {
                                 timer_update(w, c);
+                                if (w->handoff && conn_idle(c))
+                                        share_idle(w, c);
                                 continue;
                         }
                         conn_on_timeout(c);
@@ -816,6 +982,8 @@ static int next_timeout(const Worker *w) {
                         next = MIN(next, conn_deadline(w->timers[i].head));
         if (w->accept_resume)
                 next = MIN(next, w->accept_resume);
+        if (w->handoff_retry)
+                next = MIN(next, now + HANDOFF_RETRY_MS);
         /* Done, and waiting for the master to fork the replacement (its next tick). */
         if (w->retiring && w->n_conns <= w->n_stuck)
                 next = MIN(next, now + REPLACEMENT_POLL_MS);
@@ -877,10 +1045,14 @@ static inline __attribute__((always_inline)) bool loop_round(Worker *w, int time
                         accept_some(w, (size_t) (tag - TAG_LISTENER_BASE), ACCEPT_BATCH);
                 else if (tag == TAG_POOL)
                         on_pool(w);
+                else if (tag == TAG_READY)
+                        on_ready(w);
                 else {
                         Conn *c = event_conn(w, tag);
 
-                        if (c && w->offloaded && conn_in_app(c))
+                        if (c && !reclaim(w, c))
+                                ;
+                        else if (c && w->offloaded && conn_in_app(c))
                                 on_app_event(w, c);
                         else if (c && conn_sending(c))
                                 on_writable(w, c);
@@ -1067,6 +1239,9 @@ int worker_run(const WorkerContext *ctx) {
         _cleanup_(allowlist_freep) AllowList *proxy_allow = NULL;
         int r;
 
+        /* At once: the master's duplicates of other workers' connections go. */
+        if (ctx->handoff)
+                handoff_worker_init(ctx->handoff, (uint32_t) heartbeat_slot_index(ctx->heartbeat, ctx->slot) + 1);
         log_set_identity(s->proc_name, ctx->generation);
         /* Before PR_SET_PDEATHSIG, which a change of user clears, and before the app runs. */
         r = privileges_drop(s);
@@ -1221,6 +1396,13 @@ int worker_run(const WorkerContext *ctx) {
          * one fails the boot. */
         if (settings_asgi(s) && asgi_startup(app, s, w.slot->error, sizeof(w.slot->error)) < 0)
                 return WORKER_BOOT_ERROR;
+        if (ctx->handoff && handoff_applies(s)) {
+                w.by_entry = calloc(handoff_entries(ctx->handoff), sizeof(Conn *));
+                if (w.by_entry) {
+                        w.handoff = ctx->handoff;
+                        handoff_fast(w.handoff, &w.hf);
+                }
+        }
         heartbeat_beat(w.slot, conn_clock_update());
         heartbeat_set_state(w.slot, SLOT_IDLE);
         (void) !write(ctx->boot_fd, "", 1);
@@ -1256,6 +1438,7 @@ int worker_run(const WorkerContext *ctx) {
         w.pool = NULL;
         w.reloader = reloader_free(w.reloader);
         free(w.by_fd);
+        free(w.by_entry);
         safe_close(w.epfd);
         wsgi_done();
         log_info("Worker exiting (pid: %d)", (int) getpid());

@@ -83,6 +83,13 @@ WORKLOADS = {
                           ("sync", "gthread"),
                           ["gcorn", "gcorn-noka", "gunicorn-sync", "gcorn-gthread", "gunicorn-gthread",
                            "uwsgi"]),
+        "mixed-paced": Workload("as mixed, at a fixed offered load: each of the {c} connections waits "
+                                "20 ms between an answer and its next request (p99 at the same "
+                                "request rate for every server)",
+                                "/", ["-s", os.path.join(HERE, "mixed_paced.lua")], "hello", 0,
+                                ("sync", "gthread"),
+                                ["gcorn", "gcorn-noka", "gunicorn-sync", "gcorn-gthread",
+                                 "gunicorn-gthread", "uwsgi"]),
         "gthread-hello": Workload("gthread, hello, keep-alive, {c} connections", "/", [], "hello", 0,
                                   ("gthread",), GTHREAD_SERVERS),
         "gthread-hello-many": Workload("gthread, hello, keep-alive, {c} connections", "/", [], "hello",
@@ -827,7 +834,7 @@ def report(cfg, machine, results, extras, elapsed, skipped_list=()):
                  "only the hello workloads.",
                  "- `gcorn-noka` is gcorn with `--keep-alive 0`: it closes the connection after "
                  "every response, as gunicorn sync and uWSGI's `--http-socket` do, so every "
-                 "request can go to an idle worker. It runs only the `mixed` workload.",
+                 "request can go to an idle worker. It runs only the `mixed` workloads.",
                  "- In the `idle` workload gcorn and gunicorn get `--keep-alive %d` so the idle "
                  "connections outlive the run; the last column says how many of the %d were "
                  "still open when wrk finished." % (cfg.idle_keepalive, WORKLOADS["idle"].idle),

@@ -35,8 +35,9 @@
  *   Request (req), one per request, owned by its task until req.finish():
  *     req.waiter          free for the driver (the object its task waits on)
  *     req.wait()          True: the output queue is not empty; wait for on_wake, then call
- *                         again. False: it is empty (or the connection failed: the next send
- *                         raises OSError). Call before producing more after a False below.
+ *                         again, until False: it is empty (or the connection failed: the
+ *                         next send raises OSError). After a False (or 0) from the sends
+ *                         below, before producing more.
  *     req.read(n)         up to n body bytes; b"" at the end of the body; None: would block,
  *                         wait for on_wake, call again. Raises OSError (gcorn.InputError's
  *                         errnos: EBADMSG, EFBIG, ETIMEDOUT, ECONNRESET) when the body fails.
@@ -45,19 +46,24 @@
  *                         answered by itself. The app's start_response calls
  *                         req.start_response(status, headers, exc_info=None) (not the one
  *                         returned, which only serves as the request's identity) and returns
- *                         the driver's write(), which calls req.write(). environ["wsgi.input"]'s reads raise
- *                         BlockingIOError where they would wait: wait for on_wake, read again
- *                         (nothing is lost).
+ *                         the driver's write(), which calls req.write().
+ *                         environ["wsgi.input"]'s reads raise BlockingIOError where they would
+ *                         wait: wait for on_wake, read again (nothing is lost).
  *     req.result(r)       1: all queued; 0: wait() then req.more() until not 0; 2: iterate r
  *                         in Python, req.item(x) each (False: wait() first), then
- *                         req.end_body(); 3: req.fail(None)
+ *                         req.end_body(), and close r; 3: req.fail(None). After 0 or 1 gcorn
+ *                         closes r itself once its answer is out.
  *     req.more(), req.item(x), req.write(x), req.end_body()
  *     req.fail(exc)       the app (or the above) raised exc: 500 / cut body, logged
  *     req.close_failed(exc)
  *                         the iterable's close(), called by the driver, raised exc: logged
  *     req.finish()        always last: access log, metrics, keep-alive; req is then inert
  *
- * All of it runs on the worker's main thread, holding the GIL. */
+ * All of it runs on the worker's main thread, holding the GIL.
+ *
+ * A worker kind's driver is Python source in src/py/ (gevent_worker.py), compiled into the
+ * binary by src/py/embed.py (src/meson.build) and run by its C entry (aio_run() for
+ * gevent), which hands it this module and the app. */
 #pragma once
 
 #include <stdbool.h>
@@ -69,8 +75,9 @@
 /* ---- For the master and the worker (worker.c, main.c) ---- */
 
 /* The master, at start with -k gevent: imports gevent (nothing of it runs yet). 0, or
- * -ENOENT and *ret_error (owned by the caller, one line) when it cannot be imported. With --preload it warns that the app is imported
- * before gevent patches the standard library (in each worker, as Gunicorn does). */
+ * -ENOENT and *ret_error (owned by the caller, one line) when it cannot be imported. With
+ * --preload it warns that the app is imported before gevent patches the standard library
+ * (in each worker, as Gunicorn does). */
 int aio_gevent_check(bool preload, char **ret_error);
 
 /* In the worker, before the app is imported: gevent.monkey.patch_all(). 0, or -errno with

@@ -196,6 +196,12 @@ typedef enum ConnAction {
 int conn_new(int fd, const Listener *l, const struct sockaddr *peer, socklen_t peer_len, const ConnConfig *cfg,
              Conn **ret);
 Conn *conn_free(Conn *c);
+/* A kept-alive connection another worker served (handoff.c): between requests, with the
+ * addresses that worker saw. */
+int conn_adopt(int fd, const ConnInfo *info, const ConnConfig *cfg, Conn **ret);
+/* Between requests with nothing buffered and no answer pending: another worker could take
+ * the connection over and lose nothing. */
+bool conn_idle(const Conn *c);
 
 /* The socket is readable (level-triggered). */
 ConnAction conn_on_readable(Conn *c);
@@ -268,6 +274,10 @@ typedef struct ConnLink {
         int app_r, app_status;
         bool app_pending;
         uint64_t app_bytes;
+        /* handoff.c: its ticket (-1: not registered yet, -2: never), and whether the entry
+         * says idle (anyone may take it: the worker claims it back before reading) */
+        int64_t handoff;
+        bool shared_idle;
 } ConnLink;
 ConnLink *conn_link(Conn *c);
 

@@ -23,6 +23,7 @@ typedef struct WorkerContext {
         Heartbeat *heartbeat;           /* everyone's, to compare loads */
         int boot_fd;                    /* written to once the app is loaded (wakes the master) */
         uint32_t generation;
+        struct Handoff *handoff;        /* kept-alive connections any worker can take; NULL: none */
 } WorkerContext;
 
 /* Runs in the child after fork(). Returns the process exit status. */
