@@ -613,12 +613,13 @@ class SlowReadersAtScaleTest(h.ServerTestCase):
                 # the queue per connection, a held item and allocator slack (and ASan's shadow
                 # memory and allocator caches): never the answers
                 slack = (40 if SANITIZED else 16) << 10
-                if SANITIZED and h.worker_kind() == "gevent":
-                        # each greenlet suspended in the app keeps a copy of the C stack it ran
-                        # on, which ASan's instrumented frames make large (not so without ASan)
-                        slack += self.N * (2 << 10)
-                self.assertLess(grown, self.N * (self.BUFFER + (128 << 10)) // 1024 + slack,
-                                "workers grew by %d KiB" % grown)
+                # Not for gevent under ASan: each greenlet suspended in the app keeps a copy of
+                # the C stack it ran on, which ASan's instrumented frames and fake stacks make
+                # large and variable (20 readers: 60 to 100 MiB), so the figure measures ASan,
+                # not gcorn's queues. The normal pass checks the same bound for gevent.
+                if not (SANITIZED and h.worker_kind() == "gevent"):
+                        self.assertLess(grown, self.N * (self.BUFFER + (128 << 10)) // 1024 + slack,
+                                        "workers grew by %d KiB" % grown)
                 self.assertEqual(sorted(srv.worker_pids()), workers, "a worker was replaced")
                 self.assertNotIn("WORKER TIMEOUT", srv.log())
 
