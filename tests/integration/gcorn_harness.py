@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -589,6 +590,33 @@ def pattern_bytes(n):
         base = bytes(range(251))
         reps = n // len(base) + 1
         return (base * reps)[:n]
+
+
+def pattern(n, seed=0):
+        """n bytes of a repeating, seed-dependent content, for byte-exact upload and answer tests."""
+        unit = bytes((i * 7 + seed) % 251 for i in range(4096))
+        return (unit * (n // len(unit) + 1))[:n]
+
+
+def in_parallel(fn, args, bound=30.0):
+        """Runs fn(arg) for each arg on a thread of its own; returns the results in order and
+        raises the first failure. Each thread is waited for at most bound seconds."""
+        results = [None] * len(args)
+        errors = []
+
+        def run(i, a):
+                try:
+                        results[i] = fn(a)
+                except BaseException as e:      # noqa: B902 - reported to the caller
+                        errors.append(e)
+        threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(args)]
+        for t in threads:
+                t.start()
+        for t in threads:
+                t.join(bound)
+        if errors:
+                raise errors[0]
+        return results
 
 
 class ServerTestCase(unittest.TestCase):

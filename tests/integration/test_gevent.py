@@ -22,32 +22,6 @@ ASAN = "ASAN_OPTIONS" in os.environ
 BOUND = 30.0
 
 
-def pattern(n, seed=0):
-        unit = bytes((i * 7 + seed) % 251 for i in range(4096))
-        return (unit * (n // len(unit) + 1))[:n]
-
-
-def in_parallel(fn, args):
-        """Runs fn(arg) for each arg on a thread of its own; returns the results in order and
-        raises the first failure."""
-        results = [None] * len(args)
-        errors = []
-
-        def run(i, a):
-                try:
-                        results[i] = fn(a)
-                except BaseException as e:      # noqa: B902 - reported to the test below
-                        errors.append(e)
-        threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(args)]
-        for t in threads:
-                t.start()
-        for t in threads:
-                t.join(BOUND)
-        if errors:
-                raise errors[0]
-        return results
-
-
 def run_gcorn(args):
         env = dict(os.environ)
         env.pop("GCORN_TEST_EXTRA_ARGS", None)
@@ -67,7 +41,7 @@ class GeventTest(h.ServerTestCase):
                 # One worker, four requests whose app sleeps 0.5 s (time.sleep, patched): every
                 # one of them starts (as the app saw it) before any of them ends.
                 srv = self.start_gevent()
-                got = in_parallel(lambda i: srv.get("/slow?s=0.5&n=%d" % i).json(), range(4))
+                got = h.in_parallel(lambda i: srv.get("/slow?s=0.5&n=%d" % i).json(), range(4))
                 self.assertLess(max(g["start"] for g in got), min(g["end"] for g in got), got)
 
         def test_patched_socket_does_not_block_others(self):
@@ -193,7 +167,7 @@ class GeventTest(h.ServerTestCase):
                 # Larger than --buffer-request-body: the greenlet reads it as it arrives, through
                 # the loop; also chunked, one that waits for 100 Continue, and one read by lines.
                 size = (2 if ASAN else 6) << 20
-                body = pattern(size, 3)
+                body = h.pattern(size, 3)
                 want = hashlib.sha256(body).hexdigest()
                 lines = b"".join(b"line %d of the body\n" % i for i in range(200000 if not ASAN else 50000))
                 srv = self.start_gevent()
@@ -220,7 +194,7 @@ class GeventTest(h.ServerTestCase):
                                 return c.read_response().json()
                         finally:
                                 c.close()
-                got = in_parallel(upload, ["length", "chunked", "continue", "lines"])
+                got = h.in_parallel(upload, ["length", "chunked", "continue", "lines"])
                 for g in got[:3]:
                         self.assertEqual(g, {"sha256": want, "length": size})
                 self.assertEqual(got[3], {"sha256": hashlib.sha256(lines).hexdigest(), "lines": lines.count(b"\n")})
@@ -228,25 +202,25 @@ class GeventTest(h.ServerTestCase):
         def test_large_answers_are_byte_exact(self):
                 n, size = (20, 65536) if ASAN else (150, 65536)
                 srv = self.start_gevent(args=["--buffer-response", "262144"])
-                want = hashlib.sha256(b"".join(pattern(size, i) for i in range(n))).hexdigest()
+                want = hashlib.sha256(b"".join(h.pattern(size, i) for i in range(n))).hexdigest()
 
                 def fetch(path):
                         r = srv.get(path)
                         self.assertEqual(r.status, 200)
                         return hashlib.sha256(r.body).hexdigest(), len(r.body)
                 big = 4 << 20
-                got = in_parallel(fetch, ["/stream?n=%d&size=%d" % (n, size), "/write?n=%d&size=%d" % (n, size),
+                got = h.in_parallel(fetch, ["/stream?n=%d&size=%d" % (n, size), "/write?n=%d&size=%d" % (n, size),
                                           "/big?size=%d" % big])
                 self.assertEqual(got[0], (want, n * size))
                 self.assertEqual(got[1], (want, n * size))
-                self.assertEqual(got[2], (hashlib.sha256(pattern(big)).hexdigest(), big))
+                self.assertEqual(got[2], (hashlib.sha256(h.pattern(big)).hexdigest(), big))
 
         def test_slow_reader_of_a_streamed_answer(self):
                 # The greenlet waits (in the hub) for the client to take bytes: a reader that
                 # pauses still gets every byte, and others are served meanwhile.
                 n, size = 40, 65536
                 srv = self.start_gevent(args=["--buffer-response", "65536"])
-                want = hashlib.sha256(b"".join(pattern(size, i) for i in range(n))).hexdigest()
+                want = hashlib.sha256(b"".join(h.pattern(size, i) for i in range(n))).hexdigest()
                 for path in ("/write", "/stream"):
                         with srv.connect(timeout=BOUND) as s:
                                 s.sendall(h.build_request("GET", "%s?n=%d&size=%d" % (path, n, size),

@@ -9,9 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gcorn_harness as h  # noqa: E402
@@ -19,32 +17,6 @@ import gcorn_harness as h  # noqa: E402
 APP = "gthread_app:app"
 ASAN = "ASAN_OPTIONS" in os.environ
 BOUND = 30.0
-
-
-def pattern(n, seed=0):
-        unit = bytes((i * 7 + seed) % 251 for i in range(4096))
-        return (unit * (n // len(unit) + 1))[:n]
-
-
-def in_parallel(fn, args):
-        """Runs fn(arg) for each arg on a thread of its own; returns the results in order and
-        raises the first failure."""
-        results = [None] * len(args)
-        errors = []
-
-        def run(i, a):
-                try:
-                        results[i] = fn(a)
-                except BaseException as e:      # noqa: B902 - reported to the test below
-                        errors.append(e)
-        threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(args)]
-        for t in threads:
-                t.start()
-        for t in threads:
-                t.join(BOUND)
-        if errors:
-                raise errors[0]
-        return results
 
 
 class GthreadTest(h.ServerTestCase):
@@ -56,7 +28,7 @@ class GthreadTest(h.ServerTestCase):
                 # One worker, four threads, four requests that each wait 0.6 s: every one of them
                 # starts (as the app saw it) before any of them ends.
                 srv = self.start_gthread()
-                got = in_parallel(lambda i: srv.get("/slow?s=0.6").json(), range(4))
+                got = h.in_parallel(lambda i: srv.get("/slow?s=0.6").json(), range(4))
                 self.assertEqual(len({g["thread"] for g in got}), 4, got)
                 self.assertLess(max(g["start"] for g in got), min(g["end"] for g in got), got)
 
@@ -64,7 +36,7 @@ class GthreadTest(h.ServerTestCase):
                 # Gunicorn's rule: --threads above 1 with the default worker class is gthread.
                 srv = self.start(APP, args=["-w", "1", "--threads", "2"])
                 self.assertIn("Using worker: gthread", srv.log())
-                got = in_parallel(lambda i: srv.get("/slow?s=0.5").json(), range(2))
+                got = h.in_parallel(lambda i: srv.get("/slow?s=0.5").json(), range(2))
                 self.assertLess(max(g["start"] for g in got), min(g["end"] for g in got), got)
 
         def test_threading_local_is_per_thread(self):
@@ -74,7 +46,7 @@ class GthreadTest(h.ServerTestCase):
                 srv = self.start_gthread(threads=3)
                 seen = {}
                 for _ in range(4):
-                        for g in in_parallel(lambda i: srv.get("/local?s=0.2").json(), range(3)):
+                        for g in h.in_parallel(lambda i: srv.get("/local?s=0.2").json(), range(3)):
                                 seen.setdefault(g["thread"], []).append(g["count"])
                                 # a ContextVar set at the app's top level is the thread's too
                                 self.assertEqual(g["context"], g["count"], g)
@@ -185,7 +157,7 @@ class GthreadTest(h.ServerTestCase):
                 # Larger than --buffer-request-body: the thread reads it as it arrives, through the
                 # loop; also chunked, and one that waits for 100 Continue.
                 size = (2 if ASAN else 6) << 20
-                body = pattern(size, 3)
+                body = h.pattern(size, 3)
                 want = hashlib.sha256(body).hexdigest()
                 srv = self.start_gthread()
 
@@ -209,24 +181,24 @@ class GthreadTest(h.ServerTestCase):
                                 return c.read_response().json()
                         finally:
                                 c.close()
-                for got in in_parallel(upload, ["length", "chunked", "continue"]):
+                for got in h.in_parallel(upload, ["length", "chunked", "continue"]):
                         self.assertEqual(got, {"sha256": want, "length": size})
 
         def test_large_answers_are_byte_exact(self):
                 n, size = (20, 65536) if ASAN else (150, 65536)
                 srv = self.start_gthread(args=["--buffer-response", "262144"])
-                want = hashlib.sha256(b"".join(pattern(size, i) for i in range(n))).hexdigest()
+                want = hashlib.sha256(b"".join(h.pattern(size, i) for i in range(n))).hexdigest()
 
                 def fetch(path):
                         r = srv.get(path)
                         self.assertEqual(r.status, 200)
                         return hashlib.sha256(r.body).hexdigest(), len(r.body)
                 big = 4 << 20
-                got = in_parallel(fetch, ["/stream?n=%d&size=%d" % (n, size), "/write?n=%d&size=%d" % (n, size),
+                got = h.in_parallel(fetch, ["/stream?n=%d&size=%d" % (n, size), "/write?n=%d&size=%d" % (n, size),
                                           "/big?size=%d" % big])
                 self.assertEqual(got[0], (want, n * size))
                 self.assertEqual(got[1], (want, n * size))
-                self.assertEqual(got[2], (hashlib.sha256(pattern(big)).hexdigest(), big))
+                self.assertEqual(got[2], (hashlib.sha256(h.pattern(big)).hexdigest(), big))
 
         def test_slow_reader_of_a_written_answer(self):
                 # write() past --buffer-response waits, in the loop, for the client to take bytes:
@@ -241,7 +213,7 @@ class GthreadTest(h.ServerTestCase):
                 r = h.parse_responses(data)[0]
                 self.assertEqual(r.status, 200)
                 self.assertEqual(hashlib.sha256(r.body).hexdigest(),
-                                 hashlib.sha256(b"".join(pattern(size, i) for i in range(n))).hexdigest())
+                                 hashlib.sha256(b"".join(h.pattern(size, i) for i in range(n))).hexdigest())
 
         def test_ctl_shows_every_request_in_flight(self):
                 sock = os.path.join(h.tempdir(self, "gcorn-gthread-ctl-"), "ctl")
