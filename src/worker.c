@@ -406,9 +406,14 @@ static void pause_accepting(Worker *w) {
 
 /* The kernel wakes the worker that has waited on the listener the longest, and a worker
  * that is awake takes every connection queued, so a burst of new keep-alive connections can
- * leave one worker with most of them for their whole life. */
+ * leave one worker with most of them for their whole life. A sync worker inside a long
+ * request is no place for a new connection; a gthread or aio worker whose threads or tasks
+ * are all busy still reads its connections' requests and runs them in order, so there the
+ * wait grows with the connections a worker holds, and only an even split of them evens it:
+ * being busy does not take such a worker out of the balance. */
 static bool holds_more_than_share(Worker *w, uint64_t now) {
-        uint32_t least = heartbeat_least_conns(w->heartbeat, w->slot, now, ACCEPT_BUSY_MS);
+        uint64_t busy_ms = w->offloaded ? (uint64_t) INT64_MAX : ACCEPT_BUSY_MS;
+        uint32_t least = heartbeat_least_conns(w->heartbeat, w->slot, now, busy_ms);
 
         return least != UINT32_MAX && w->n_conns >= (size_t) least + ACCEPT_SLACK;
 }

@@ -257,6 +257,39 @@ class GthreadTest(h.ServerTestCase):
                 second.sock.settimeout(BOUND)
                 self.assertEqual(second.read_response().status, 200)
 
+        def test_busy_workers_still_share_new_connections(self):
+                # Two workers of two threads, every thread busy: the connections that keep
+                # arriving must still be split evenly, since each worker queues its own
+                # connections' requests and the wait grows with what it holds. A worker whose
+                # threads are all busy was left out of the accept balancing (as a busy sync
+                # worker is), and the other one took the rest.
+                srv = self.start(APP, args=["-w", "2", "-k", "gthread", "--threads", "2", "--keep-alive", "30"])
+                workers = sorted(srv.worker_pids())
+                self.assertEqual(len(workers), 2)
+
+                def sockets(pid):
+                        n = 0
+                        for fd in os.listdir("/proc/%d/fd" % pid):
+                                try:
+                                        n += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:")
+                                except OSError:
+                                        pass
+                        return n
+                base = {p: sockets(p) for p in workers}
+                clients = []
+                for i in range(24):
+                        c = srv.client(timeout=BOUND)
+                        self.addCleanup(c.close)
+                        c.send_request("GET", "/slow?s=0.5")
+                        clients.append(c)
+                        time.sleep(0.02)
+                time.sleep(0.3)
+                held = [sockets(p) - base[p] for p in workers]
+                self.assertEqual(sum(held), 24, held)
+                self.assertLessEqual(max(held) - min(held), 4, "connections per worker: %s" % held)
+                for c in clients:
+                        self.assertEqual(c.read_response().status, 200)
+
         def test_worker_connections_warns_with_sync(self):
                 srv = self.start(APP, args=["-w", "1", "--worker-connections", "5"])
                 self.assertIn("Setting worker_connections = 5 has no effect in gcorn: only the gthread, gevent and asgi workers use it",
