@@ -1,12 +1,13 @@
 """Routes for the gevent worker's tests: requests that sleep (time.sleep, patched), talk to
 a TCP server of the test's, block the hub, read large bodies or stream large answers."""
-import hashlib
 import json
 import os
 import socket
 import threading
 import time
 from urllib.parse import parse_qs
+
+from bulk_routes import bulk
 
 
 def _qs(environ):
@@ -17,11 +18,6 @@ def _json(start_response, obj):
         body = json.dumps(obj).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
-
-
-def pattern(n, seed=0):
-        unit = bytes((i * 7 + seed) % 251 for i in range(4096))
-        return (unit * (n // len(unit) + 1))[:n]
 
 
 def app(environ, start_response):
@@ -57,40 +53,9 @@ def app(environ, start_response):
                 # blocks the hub: nothing gevent patched is called
                 while True:
                         pass
-        if path == "/sha":
-                h = hashlib.sha256()
-                n = 0
-                inp = environ["wsgi.input"]
-                while True:
-                        b = inp.read(int(q.get("chunk", "65536")))
-                        if not b:
-                                break
-                        h.update(b)
-                        n += len(b)
-                return _json(start_response, {"sha256": h.hexdigest(), "length": n})
-        if path == "/lines":
-                h = hashlib.sha256()
-                n = 0
-                for line in environ["wsgi.input"]:
-                        h.update(line)
-                        n += 1
-                return _json(start_response, {"sha256": h.hexdigest(), "lines": n})
-        if path == "/stream":
-                n, size = int(q.get("n", "100")), int(q.get("size", "65536"))
-                start_response("200 OK", [("Content-Type", "application/octet-stream")])
-                return (pattern(size, i) for i in range(n))
-        if path == "/write":
-                n, size = int(q.get("n", "100")), int(q.get("size", "65536"))
-                write = start_response("200 OK", [("Content-Type", "application/octet-stream"),
-                                                  ("Content-Length", str(n * size))])
-                for i in range(n):
-                        write(pattern(size, i))
-                return []
-        if path == "/big":
-                body = pattern(int(q.get("size", str(8 << 20))))
-                start_response("200 OK", [("Content-Type", "application/octet-stream"),
-                                          ("Content-Length", str(len(body)))])
-                return [body]
+        answer = bulk(environ, start_response, path, q)
+        if answer is not None:
+                return answer
         body = b"hello from gevent_app\n"
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return [body]

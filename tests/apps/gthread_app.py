@@ -1,11 +1,12 @@
 """Routes for the gthread worker's tests: what each request saw of its thread, and requests
 that wait, hang, read large bodies or stream large answers."""
 import contextvars
-import hashlib
 import json
 import threading
 import time
 from urllib.parse import parse_qs
+
+from bulk_routes import bulk
 
 local = threading.local()
 counter = contextvars.ContextVar("counter", default=0)
@@ -19,11 +20,6 @@ def _json(start_response, obj):
         body = json.dumps(obj).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
-
-
-def pattern(n, seed=0):
-        unit = bytes((i * 7 + seed) % 251 for i in range(4096))
-        return (unit * (n // len(unit) + 1))[:n]
 
 
 def app(environ, start_response):
@@ -48,33 +44,9 @@ def app(environ, start_response):
         if path == "/hang":
                 while True:
                         time.sleep(0.1)
-        if path == "/sha":
-                h = hashlib.sha256()
-                n = 0
-                inp = environ["wsgi.input"]
-                while True:
-                        b = inp.read(int(q.get("chunk", "65536")))
-                        if not b:
-                                break
-                        h.update(b)
-                        n += len(b)
-                return _json(start_response, {"sha256": h.hexdigest(), "length": n})
-        if path == "/stream":
-                n, size = int(q.get("n", "100")), int(q.get("size", "65536"))
-                start_response("200 OK", [("Content-Type", "application/octet-stream")])
-                return (pattern(size, i) for i in range(n))
-        if path == "/write":
-                n, size = int(q.get("n", "100")), int(q.get("size", "65536"))
-                write = start_response("200 OK", [("Content-Type", "application/octet-stream"),
-                                                  ("Content-Length", str(n * size))])
-                for i in range(n):
-                        write(pattern(size, i))
-                return []
-        if path == "/big":
-                body = pattern(int(q.get("size", str(8 << 20))))
-                start_response("200 OK", [("Content-Type", "application/octet-stream"),
-                                          ("Content-Length", str(len(body)))])
-                return [body]
+        answer = bulk(environ, start_response, path, q)
+        if answer is not None:
+                return answer
         body = b"hello from gthread_app\n"
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return [body]

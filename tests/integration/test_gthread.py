@@ -13,16 +13,20 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gcorn_harness as h  # noqa: E402
+from offload_cases import BulkCases  # noqa: E402
 
 APP = "gthread_app:app"
 ASAN = "ASAN_OPTIONS" in os.environ
 BOUND = 30.0
 
 
-class GthreadTest(h.ServerTestCase):
+class GthreadTest(BulkCases, h.ServerTestCase):
 
         def start_gthread(self, threads=4, args=()):
                 return self.start(APP, args=["-w", "1", "-k", "gthread", "--threads", str(threads)] + list(args))
+
+        def start_kind(self, args=()):
+                return self.start_gthread(args=args)
 
         def test_slow_requests_overlap(self):
                 # One worker, four threads, four requests that each wait 0.6 s: every one of them
@@ -152,53 +156,6 @@ class GthreadTest(h.ServerTestCase):
                         self.assertIn("end", r.json())
                 srv.wait_log(r"Worker exiting \(pid: %d\)" % first[0], timeout=BOUND)
                 self.assertEqual(srv.get("/").status, 200)
-
-        def test_large_upload_is_byte_exact(self):
-                # Larger than --buffer-request-body: the thread reads it as it arrives, through the
-                # loop; also chunked, and one that waits for 100 Continue.
-                size = (2 if ASAN else 6) << 20
-                body = h.pattern(size, 3)
-                want = hashlib.sha256(body).hexdigest()
-                srv = self.start_gthread()
-
-                def upload(kind):
-                        c = srv.client(timeout=BOUND)
-                        try:
-                                if kind == "length":
-                                        c.send_request("POST", "/sha?chunk=100000", body=body)
-                                elif kind == "chunked":
-                                        c.send(h.build_request("POST", "/sha", headers=[("Transfer-Encoding", "chunked")]))
-                                        for i in range(0, len(body), 70000):
-                                                part = body[i:i + 70000]
-                                                c.send(b"%x\r\n%s\r\n" % (len(part), part))
-                                        c.send(b"0\r\n\r\n")
-                                else:
-                                        c.send(h.build_request("POST", "/sha", headers=[
-                                                ("Content-Length", str(len(body))), ("Expect", "100-continue")]))
-                                        interim = c.read_response(skip_interim=False)
-                                        self.assertEqual(interim.status, 100)
-                                        c.send(body)
-                                return c.read_response().json()
-                        finally:
-                                c.close()
-                for got in h.in_parallel(upload, ["length", "chunked", "continue"]):
-                        self.assertEqual(got, {"sha256": want, "length": size})
-
-        def test_large_answers_are_byte_exact(self):
-                n, size = (20, 65536) if ASAN else (150, 65536)
-                srv = self.start_gthread(args=["--buffer-response", "262144"])
-                want = hashlib.sha256(b"".join(h.pattern(size, i) for i in range(n))).hexdigest()
-
-                def fetch(path):
-                        r = srv.get(path)
-                        self.assertEqual(r.status, 200)
-                        return hashlib.sha256(r.body).hexdigest(), len(r.body)
-                big = 4 << 20
-                got = h.in_parallel(fetch, ["/stream?n=%d&size=%d" % (n, size), "/write?n=%d&size=%d" % (n, size),
-                                          "/big?size=%d" % big])
-                self.assertEqual(got[0], (want, n * size))
-                self.assertEqual(got[1], (want, n * size))
-                self.assertEqual(got[2], (hashlib.sha256(h.pattern(big)).hexdigest(), big))
 
         def test_slow_reader_of_a_written_answer(self):
                 # write() past --buffer-response waits, in the loop, for the client to take bytes:
