@@ -345,7 +345,9 @@ int64_t handoff_receive(Handoff *h, int *ret_fd, ConnInfo *ret_info) {
         if (h->ready[1] < 0)
                 return -EPIPE;
         n = recv_msg(h->ready[1], &m, &fd);
-        if (n == -EAGAIN || n == -EBADMSG)
+        if (n == -EBADMSG)
+                return -ESTALE;
+        if (n == -EAGAIN)
                 return -EAGAIN;
         if (n <= 0)
                 /* The master is gone: that of another image after a binary upgrade. */
@@ -353,7 +355,7 @@ int64_t handoff_receive(Handoff *h, int *ret_fd, ConnInfo *ret_info) {
         if (fd < 0 || m.idx >= h->n ||
             !owner_cas(&h->shared->e[m.idx], WORD(m.seq, HANDOFF_TRANSIT), WORD(m.seq, h->self | HANDOFF_BUSY))) {
                 safe_close(fd);
-                return -EAGAIN;
+                return -ESTALE;
         }
         *ret_info = h->shared->e[m.idx].info;
         *ret_fd = fd;

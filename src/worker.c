@@ -801,24 +801,24 @@ static void accept_some(Worker *w, size_t idx, int max) {
         }
 }
 
-/* A kept-alive connection whose worker could not read it (busy, stopped, dead): its next
- * request is waiting in the socket. */
-static void on_ready(Worker *w) {
+/* One kept-alive connection from the ready queue, served now: 1, or 0 when the queue had none
+ * for this worker. */
+static int take_ready(Worker *w) {
         ConnInfo info;
         Conn *c;
         int fd, r;
         int64_t t;
 
-        if (w->retiring)
-                return;
         t = handoff_receive(w->handoff, &fd, &info);
         if (t == -EPIPE) {
                 (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, handoff_ready_fd(w->handoff), NULL);
                 handoff_ready_gone(w->handoff);
-                return;
+                return 0;
         }
+        if (t == -ESTALE)
+                return 1;       /* one the queue held that was no longer to be had */
         if (t < 0)
-                return;
+                return 0;
         c = w->by_entry[handoff_index(t)];
         if (c)
                 let_go(w, c);   /* ours before: the entry says it is ours again, through c */
@@ -828,13 +828,25 @@ static void on_ready(Worker *w) {
                 (void) shutdown(fd, SHUT_RDWR);
                 handoff_close(w->handoff, t);
                 safe_close(fd);
-                return;
+                return 1;
         }
         conn_link(c)->handoff = t;
         w->by_entry[handoff_index(t)] = c;
         w->n_conns++;
         publish_load(w);
         serve(w, c, conn_on_readable(c));
+        return 1;
+}
+
+/* Kept-alive connections whose worker could not read them (busy, stopped, dead): their next
+ * requests wait in their sockets, and have waited longest of all. The queue is taken until it
+ * is empty, each connection served before the next is taken (as accept_some()): one per round
+ * drained it slower than a worker's own connections refill its rounds, and a worker that
+ * enters a slow request leaves the rest in the queue for the other workers. */
+static void on_ready(Worker *w) {
+        for (int i = 0; i < ACCEPT_BATCH && !w->retiring && !w->quit; i++)
+                if (!take_ready(w))
+                        return;
 }
 
 static void handle_signals(Worker *w) {

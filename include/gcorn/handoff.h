@@ -113,8 +113,9 @@ void handoff_close(Handoff *h, int64_t ticket);
  * request. False when someone else took it meanwhile. */
 bool handoff_release(Handoff *h, int64_t ticket);
 /* One connection from the ready queue: its ticket (the entry now this worker's W | BUSY),
- * *ret_fd and *ret_info filled. -EAGAIN when there is none, -EPIPE when the queue is gone:
- * then take it out of the epoll set and call handoff_ready_gone(). */
+ * *ret_fd and *ret_info filled. -EAGAIN when there is none, -ESTALE for one that was no longer
+ * to be had (the queue may hold more), -EPIPE when the queue is gone: then take it out of the
+ * epoll set and call handoff_ready_gone(). */
 int64_t handoff_receive(Handoff *h, int *ret_fd, ConnInfo *ret_info);
 void handoff_ready_gone(Handoff *h);
 
