@@ -221,6 +221,8 @@ class GthreadTest(BulkCases, h.ServerTestCase):
                 # threads are all busy was left out of the accept balancing (as a busy sync
                 # worker is), and the other one took the rest.
                 srv = self.start(APP, args=["-w", "2", "-k", "gthread", "--threads", "2", "--keep-alive", "30"])
+                # both booted (the second can come a moment after the first answers, under ASan)
+                self.assertTrue(h.wait_until(lambda: len(srv.worker_pids()) == 2, BOUND), srv.worker_pids())
                 workers = sorted(srv.worker_pids())
                 self.assertEqual(len(workers), 2)
 
