@@ -102,6 +102,7 @@ typedef struct Worker {
         HeartbeatSlot *slot;
         Heartbeat *heartbeat;
         bool yielded;                   /* not listening because others hold fewer connections */
+        bool arrivals_watched;          /* yielded: the listeners wake it on each new connection */
         Reloader *reloader;             /* --reload */
         uint64_t reload_check;          /* polling: when to stat() the files again */
         /* gthread: the app threads (NULL: sync, the loop runs the app itself) */
@@ -358,9 +359,39 @@ static inline void share_idle(Worker *w, Conn *c) {
         }
 }
 
+/* A worker that yielded still hears of each connection that arrives, edge-triggered (one
+ * wake-up per arrival, whatever stays queued) and not exclusive (the kernel still wakes an
+ * accepting worker for it too), so it takes its turn again as soon as the others have caught
+ * up (accept_some()). Deaf until its ACCEPT_YIELD_MS were over, two workers taking turns
+ * in a burst were both off the listeners most of the time: 500 connections arriving at once
+ * took over 100 ms to be accepted, four every 2 ms, and the requests of the last ones waited
+ * behind the second requests of the first. Without it (an error) the timer still ends the
+ * yield. */
+static void watch_arrivals(Worker *w, bool on) {
+        size_t i;
+
+        if (w->arrivals_watched == on)
+                return;
+        for (i = 0; i < w->n_listeners; i++) {
+                struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = TAG_LISTENER_BASE + i };
+
+                if (!on)
+                        (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listeners[i].fd, NULL);
+                else if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listeners[i].fd, &ev) < 0)
+                        break;
+        }
+        if (on && i < w->n_listeners) {
+                while (i-- > 0)
+                        (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listeners[i].fd, NULL);
+                return;
+        }
+        w->arrivals_watched = on;
+}
+
 static void set_accepting(Worker *w, bool on) {
         size_t i;
 
+        watch_arrivals(w, false);
         if (w->accepting == on)
                 return;
         for (i = 0; i < w->n_listeners; i++) {
@@ -424,6 +455,19 @@ static void yield_accepting(Worker *w, uint64_t now) {
         w->yielded = true;
         set_accepting(w, false);
         w->accept_resume = now + ACCEPT_YIELD_MS;
+        watch_arrivals(w, true);
+}
+
+/* A worker that yielded listens again once it no longer holds more than its share. */
+static bool may_resume(Worker *w, uint64_t now) {
+        return !w->accepting && !w->retiring && w->accept_resume && (!w->max_conns || w->n_conns < w->max_conns) &&
+                (now >= w->accept_resume || (w->yielded && !holds_more_than_share(w, now)));
+}
+
+static void resume_accepting(Worker *w) {
+        w->accept_resume = 0;
+        w->yielded = false;
+        set_accepting(w, true);
 }
 
 static int accept_one(Worker *w, size_t idx, Conn **ret);
@@ -787,6 +831,12 @@ static int accept_one(Worker *w, size_t idx, Conn **ret) {
 }
 
 static void accept_some(Worker *w, size_t idx, int max) {
+        /* yielded, and a connection arrived (watch_arrivals()): its turn again? */
+        if (_unlikely_(!w->accepting)) {
+                if (!w->yielded || !may_resume(w, conn_clock()))
+                        return;
+                resume_accepting(w);
+        }
         for (int i = 0; i < max && w->accepting && !w->retiring; i++) {
                 Conn *c;
 
@@ -965,12 +1015,8 @@ static void expire(Worker *w) {
                 }
         if (w->pool && w->settings->timeout > 0 && now >= w->stuck_check)
                 check_stuck(w, now);
-        if (!w->accepting && !w->retiring && w->accept_resume && (!w->max_conns || w->n_conns < w->max_conns) &&
-            (now >= w->accept_resume || (w->yielded && !holds_more_than_share(w, now)))) {
-                w->accept_resume = 0;
-                w->yielded = false;
-                set_accepting(w, true);
-        }
+        if (may_resume(w, now))
+                resume_accepting(w);
         if (w->retiring && now >= w->stop_deadline)
                 w->quit = true;
         if (w->reloader && reloader_fd(w->reloader) < 0 && now >= w->reload_check) {

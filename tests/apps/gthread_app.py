@@ -2,6 +2,7 @@
 that wait, hang, read large bodies or stream large answers."""
 import contextvars
 import json
+import os
 import threading
 import time
 from urllib.parse import parse_qs
@@ -9,6 +10,9 @@ from urllib.parse import parse_qs
 from bulk_routes import bulk
 
 local = threading.local()
+# /order: the order in which the worker's threads started the requests
+order_lock = threading.Lock()
+order_next = 0
 counter = contextvars.ContextVar("counter", default=0)
 
 
@@ -38,6 +42,13 @@ def app(environ, start_response):
                 time.sleep(float(q.get("s", "0")))
                 return _json(start_response, {"thread": threading.get_ident(), "count": local.count,
                                               "context": counter.get()})
+        if path == "/order":
+                global order_next
+                with order_lock:
+                        order_next += 1
+                        seq = order_next
+                time.sleep(float(q.get("s", "0")))
+                return _json(start_response, {"seq": seq, "pid": os.getpid()})
         if path == "/env":
                 return _json(start_response, {"multithread": environ["wsgi.multithread"],
                                               "multiprocess": environ["wsgi.multiprocess"]})
