@@ -14,7 +14,7 @@ metrics are the same code's. A WebSocket's frames are libwslay's (_gcorn_asgi.We
 after the handshake the task owns the socket, watched by the loop for reading.
 """
 import asyncio
-from asyncio import Task as _Task, current_task as _current_task
+from asyncio import Task as _Task
 import base64
 import contextvars
 import errno
@@ -133,7 +133,7 @@ class _Http:
         # the rest are these defaults
         req = None
         # gcorn's wsgi.input: its reads raise BlockingIOError where they would wait, and it
-        # keeps a body error for the status the client is owed
+        # keeps a body error for the status the client is owed; taken on the first read
         input = None
         # one wait on the worker's loop at a time per request (one ConnIo); made when a wait
         # first comes
@@ -172,6 +172,8 @@ class _Http:
 
         async def _read(self):
                 """The next body chunk: bytes, b"" at the end."""
+                if self.input is None:
+                        self.input = self.req.input()
                 read = self.input.read
                 # a read that would wait parks the request's one I/O slot: never beside a drain
                 if self.lock is None:
@@ -383,46 +385,32 @@ class _Http:
                 self._mark_gone()
 
 
-async def _serve_http(req, environ):
-        h = _Http()
-        h.req = req
-        h.input = environ["wsgi.input"]
-        h.task = _current_task(_loop)
-        scope = _asgi.scope(req, False, _state)
+def _http_failed(h, e):
+        """The app (or a rule of the spec) failed the request with e."""
+        req = h.req
+        if h.complete:
+                # the answer is out (a framework's own 500): only the log line is left
+                _asgi.log_exception(e, "Error handling request (after its response)")
+        elif h.disconnected:
+                pass
+        else:
+                if h.out is not None and not h.blocked:
+                        # what the app sent goes before the cut
+                        try:
+                                req.write(h._take_out())
+                        except OSError:
+                                pass
+                req.fail(e)
+
+
+def _http_body_failed(req):
+        # the status of what went wrong with the body (400, 408, 413), as for WSGI
         try:
-                await _named(_app(scope, h.receive, h.send), req)
-                if not h.started:
-                        raise RuntimeError("the ASGI app returned without sending http.response.start")
-                if not h.complete and not h.disconnected:
-                        raise RuntimeError("the ASGI app returned before its response was complete")
-        except BaseException as e:      # noqa: B902 - every failure gets gcorn's answer and log line
-                if isinstance(e, (KeyboardInterrupt, SystemExit)):
-                        raise
-                if h.complete:
-                        # the answer is out (a framework's own 500): only the log line is left
-                        _asgi.log_exception(e, "Error handling request (after its response)")
-                elif h.disconnected:
-                        pass
-                else:
-                        if h.out is not None and not h.blocked:
-                                # what the app sent goes before the cut
-                                try:
-                                        req.write(h._take_out())
-                                except OSError:
-                                        pass
-                        req.fail(e)
-        finally:
-                if h.cancel is not None:
-                        h.cancel.cancel()
-                h._mark_gone()
-        if h.body_failed and not h.complete:
-                # the status of what went wrong with the body (400, 408, 413), as for WSGI
-                try:
-                        code = req.result(())
-                except Exception:       # noqa: B902 - the body failed after the head went out
-                        code = None
-                if code == 3:
-                        req.fail(None)
+                code = req.result(())
+        except Exception:       # noqa: B902 - the body failed after the head went out
+                code = None
+        if code == 3:
+                req.fail(None)
 
 
 # ---- websocket ----
@@ -704,14 +692,32 @@ async def _serve_websocket(req, environ_sr):
                         _loop.remove_reader(w.fd)
 
 
-async def _serve(req):
+async def _serve(req, h):
+        # the http request's path is written out here, in the one coroutine of its task
         try:
-                args = req.begin()
-                if args is not None:
-                        if _asgi.is_websocket(req):
+                scope = req.begin_scope(_state)
+                if scope is False:
+                        args = req.begin()
+                        if args is not None:
                                 await _serve_websocket(req, args)
-                        else:
-                                await _serve_http(req, args[0])
+                elif scope is not None:
+                        try:
+                                await _named(_app(scope, h.receive, h.send), req)
+                                if not h.started:
+                                        raise RuntimeError("the ASGI app returned without sending http.response.start")
+                                if not h.complete and not h.disconnected:
+                                        raise RuntimeError("the ASGI app returned before its response was complete")
+                        except BaseException as e:      # noqa: B902 - every failure gets gcorn's answer and log line
+                                if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                                        raise
+                                _http_failed(h, e)
+                        finally:
+                                if h.cancel is not None:
+                                        h.cancel.cancel()
+                                if h.gone is not True:
+                                        h._mark_gone()
+                        if h.body_failed and not h.complete:
+                                _http_body_failed(req)
         except BaseException as e:      # noqa: B902
                 if isinstance(e, (KeyboardInterrupt, SystemExit)):
                         raise
@@ -725,11 +731,13 @@ def _on_request(req):
         # inside another request's task too (its end dispatches a pipelined request; its
         # _poke() runs the next step in its context), whose values must not leak into this one.
         context = _root_context.copy()
+        h = _Http()
+        h.req = req
         if _loop.get_task_factory() is None:
                 # as the loop's create_task(), which formats a default name for each first
-                _Task(_serve(req), loop=_loop, name="gcorn-asgi-request", context=context)
+                h.task = _Task(_serve(req, h), loop=_loop, name="gcorn-asgi-request", context=context)
         else:
-                context.run(_loop.create_task, _serve(req))
+                h.task = context.run(_loop.create_task, _serve(req, h))
 
 
 # ---- lifespan ----
