@@ -23,6 +23,7 @@ import http
 import os
 
 _core = _asgi = _loop = None
+from _gcorn_asgi import Http as _HttpBase     # put in sys.modules before this runs
 _app = None
 _named = None
 _DONE = None            # _gcorn_asgi.DONE: awaiting it returns None at once
@@ -126,12 +127,15 @@ def _poke():
 
 # ---- http ----
 
-class _Http:
-        """The receive and send of one http request, with every rule of the ASGI spec."""
+class _Http(_HttpBase):
+        """The receive and send of one http request, with every rule of the ASGI spec.
+
+        Its base (_gcorn_asgi.Http) holds req, gone, chunks, status, started, complete and
+        disconnected, and its send() takes a response given whole in C; _send() takes the
+        rest."""
 
         # made per request without an __init__: what a request sets goes into its own dict,
-        # the rest are these defaults
-        req = None
+        # the rest are these defaults (never the base's, whose fields they would hide)
         # gcorn's wsgi.input: its reads raise BlockingIOError where they would wait, and it
         # keeps a body error for the status the client is owed; taken on the first read
         input = None
@@ -140,13 +144,6 @@ class _Http:
         lock = None
         pending = None                  # a body chunk read ahead
         body_done = False
-        started = False
-        complete = False
-        disconnected = False
-        # the response is complete, or the client went: True, or a future to wait on
-        gone = None
-        chunks = 0
-        status = 0
         body_failed = False             # gcorn owes the client the status of its body
         task = None                     # the request's task, cancelled a grace after the client went
         cancel = None
@@ -256,9 +253,9 @@ class _Http:
                         while req.wait():
                                 await _wait(req)
 
-        def send(self, message):
-                """An awaitable: _DONE, complete, where nothing has to wait (no coroutine made),
-                else a coroutine that waits. A bad message raises here, at the call."""
+        def _send(self, message):
+                """send(): an awaitable: _DONE, complete, where nothing has to wait (no coroutine
+                made), else a coroutine that waits. A bad message raises here, at the call."""
                 kind = message["type"]
                 if kind == "http.response.start":
                         if self.started:
@@ -820,6 +817,7 @@ def startup(core, asgi, app, config):
         global _core, _asgi, _loop, _app, _config, _lifespan, _named, _DONE
         _core, _asgi, _config = core, asgi, config
         _named, _DONE = asgi.named, asgi.DONE
+        asgi.status_lines(_STATUS_LINES)
         app = _as_asgi3(app)
         if isinstance(app, str):
                 return app
