@@ -14,6 +14,8 @@
 #include "gcorn/log.h"
 #include "gcorn/macro.h"
 #include "gcorn/python.h"
+#include "gcorn/scope.h"
+#include "gcorn/websocket.h"
 
 /* src/py/gevent_worker.py, NUL-terminated (generated at build time) */
 extern const char gcorn_gevent_worker_py[];
@@ -75,6 +77,43 @@ static PyObject *req_begin(PyObject *self, PyObject *Py_UNUSED(ignored)) {
         return t;
 }
 
+/* begin_scope(state) -> the http scope to call an ASGI app with (state: the lifespan's dict,
+ * copied into it, or None); None when gcorn answered by itself; False for a WebSocket's
+ * opening handshake, which is begun with begin() instead (its upgrade reads the environ).
+ * No environ is built unless post_request or the access log is to see one. */
+static PyObject *req_begin_scope(PyObject *self, PyObject *state) {
+        AioRequest *a = (AioRequest *) self;
+        PyObject *scope = NULL;
+        int r;
+
+        if (!check_open(a))
+                return NULL;
+        if (a->stream) {
+                PyErr_SetString(PyExc_RuntimeError, "begin() called twice");
+                return NULL;
+        }
+        if (websocket_requested(conn_request(a->conn)))
+                Py_RETURN_FALSE;
+        r = wsgi_aio_begin(a->conn, &a->stream, NULL, NULL);
+        if (r < 0)
+                return raise_errno(r);
+        if (r > 0)
+                Py_RETURN_NONE;
+        r = scope_build(conn_request(a->conn), conn_info(a->conn), SCOPE_HTTP, state == Py_None ? NULL : state,
+                        &scope);
+        if (r < 0)
+                return raise_errno(r);
+        return scope;
+}
+
+/* input() -> the request's wsgi.input, for its body */
+static PyObject *req_input(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+        AioRequest *a = (AioRequest *) self;
+
+        if (!check_stream(a))
+                return NULL;
+        return Py_NewRef(wsgi_aio_input(a->stream));
+}
 
 static PyObject *req_start_response(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
         AioRequest *a = (AioRequest *) self;
@@ -247,6 +286,8 @@ static void req_dealloc(PyObject *self) {
 
 static PyMethodDef req_methods[] = {
         { "begin", req_begin, METH_NOARGS, "begin() -> (environ, start_response) or None" },
+        { "begin_scope", req_begin_scope, METH_O, "begin_scope(state) -> the http scope, None or False" },
+        { "input", req_input, METH_NOARGS, "input() -> the request's wsgi.input" },
         { "start_response", (PyCFunction) (void (*)(void)) req_start_response, METH_FASTCALL | METH_KEYWORDS,
           "start_response(status, headers, exc_info=None), for the app's" },
         { "result", req_result, METH_O, "result(iterable) -> 0, 1, 2 or 3" },

@@ -2,8 +2,10 @@
  * and the driver's start and run. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -413,6 +415,220 @@ static PyTypeObject done_type = {
 
 static PyObject done_object = { _PyObject_EXTRA_INIT 1, &done_type };
 
+/* ---- Http: the state of one http request's send(), and its common cases ---- */
+
+/* The driver's _Http derives from it: its send() handles in C the messages of a response
+ * given whole (http.response.start, then one http.response.body without more_body), with the
+ * same rules and results as the driver's _send(), which takes every other case (and every
+ * failure, whose message it words). */
+typedef struct Http {
+        PyObject_HEAD
+        PyObject *req;
+        PyObject *gone;                 /* NULL (None), True, or a future to resolve */
+        Py_ssize_t chunks;
+        int status;
+        char started, complete, disconnected;
+} Http;
+
+static PyObject *key_type, *key_status, *key_headers, *key_body, *key_more_body;
+static PyObject *kind_start, *kind_body, *status_lines, *name_send, *name_mark_gone, *name_client_gone,
+        *name_ending;
+
+static int http_traverse(PyObject *self, visitproc visit, void *arg) {
+        Py_VISIT(((Http *) self)->req);
+        Py_VISIT(((Http *) self)->gone);
+        return 0;
+}
+
+static int http_clear(PyObject *self) {
+        Py_CLEAR(((Http *) self)->req);
+        Py_CLEAR(((Http *) self)->gone);
+        return 0;
+}
+
+static void http_dealloc(PyObject *self) {
+        PyObject_GC_UnTrack(self);
+        (void) http_clear(self);
+        Py_TYPE(self)->tp_free(self);
+}
+
+static bool is_kind(PyObject *kind, PyObject *interned) {
+        return kind == interned || (PyUnicode_CheckExact(kind) && PyUnicode_Compare(kind, interned) == 0);
+}
+
+static PyObject *http_start(Http *h, PyObject *message) {
+        PyObject *status, *headers, *line, *args[2], *r;
+        WsgiStream *st;
+        long code;
+
+        status = PyDict_GetItemWithError(message, key_status);
+        if (!status || !PyLong_CheckExact(status))
+                return NULL;
+        code = PyLong_AsLong(status);
+        if (code < 200 || code > 599) {
+                PyErr_Clear();
+                return NULL;
+        }
+        headers = PyDict_GetItemWithError(message, key_headers);
+        if (!headers) {
+                if (PyErr_Occurred())
+                        return NULL;
+                headers = Py_None;
+        } else if (!PyList_CheckExact(headers) && !PyTuple_CheckExact(headers))
+                return NULL;
+        line = PyDict_GetItemWithError(status_lines, status);
+        if (!line)
+                return NULL;
+        st = aio_request_stream(h->req);
+        if (!st)
+                return NULL;
+        args[0] = line;
+        args[1] = headers == Py_None ? PyTuple_New(0) : Py_NewRef(headers);
+        if (!args[1])
+                return NULL;
+        r = wsgi_aio_start_response_bytes(st, args, 2);
+        Py_DECREF(args[1]);
+        if (!r) {
+                /* headers of other buffers than bytes: _send() converts them */
+                if (PyErr_ExceptionMatches(PyExc_TypeError))
+                        PyErr_Clear();
+                return NULL;
+        }
+        Py_DECREF(r);
+        h->started = 1;
+        h->status = (int) code;
+        return Py_NewRef(&done_object);
+}
+
+static PyObject *http_body(Http *h, PyObject *message) {
+        PyObject *body, *more, *t;
+        WsgiStream *st;
+        int code;
+
+        body = PyDict_GetItemWithError(message, key_body);
+        if (!body || !PyBytes_CheckExact(body))
+                return NULL;
+        more = PyDict_GetItemWithError(message, key_more_body);
+        if (more ? more != Py_False : PyErr_Occurred() != NULL)
+                return NULL;
+        st = aio_request_stream(h->req);
+        if (!st)
+                return NULL;
+        /* the whole body at once: its length goes in the head */
+        h->complete = 1;
+        t = PyTuple_Pack(1, body);
+        if (!t)
+                return NULL;
+        code = wsgi_aio_result(st, t);
+        Py_DECREF(t);
+        if (code < 0) {
+                if (!PyErr_ExceptionMatches(PyExc_OSError))
+                        return NULL;
+                PyErr_Clear();
+                t = PyObject_CallMethodNoArgs((PyObject *) h, name_client_gone);
+                if (!t)
+                        return NULL;
+                Py_DECREF(t);
+                return Py_NewRef(&done_object);
+        }
+        if (code != 1) {
+                PyObject *c = PyLong_FromLong(code);
+
+                t = c ? PyObject_CallMethodOneArg((PyObject *) h, name_ending, c) : NULL;
+                Py_XDECREF(c);
+                return t;
+        }
+        if (!h->gone || h->gone == Py_None) {
+                Py_XSETREF(h->gone, Py_NewRef(Py_True));
+                return Py_NewRef(&done_object);
+        }
+        t = PyObject_CallMethodNoArgs((PyObject *) h, name_mark_gone);
+        if (!t)
+                return NULL;
+        Py_DECREF(t);
+        return Py_NewRef(&done_object);
+}
+
+/* send(message): an awaitable, as the driver's _send() returns */
+static PyObject *http_send(PyObject *self, PyObject *message) {
+        Http *h = (Http *) self;
+        PyObject *kind, *r = NULL;
+
+        /* each case returns NULL without an error for what it leaves to _send() (which words
+         * the refusal of a bad message), with one for a failure _send() would raise as well */
+        if (PyDict_CheckExact(message) && h->req && status_lines) {
+                kind = PyDict_GetItemWithError(message, key_type);
+                if (kind && !h->started && is_kind(kind, kind_start))
+                        r = http_start(h, message);
+                else if (kind && h->started && !h->complete && !h->disconnected && h->chunks == 0 &&
+                         is_kind(kind, kind_body))
+                        r = http_body(h, message);
+                if (r || PyErr_Occurred())
+                        return r;
+        }
+        return PyObject_CallMethodOneArg(self, name_send, message);
+}
+
+static PyMethodDef http_methods[] = {
+        { "send", http_send, METH_O, "send(message) -> an awaitable" },
+        { NULL, NULL, 0, NULL },
+};
+
+static PyMemberDef http_members[] = {
+        { "req", T_OBJECT, offsetof(Http, req), 0, "the request (_gcorn_aio.Request)" },
+        { "gone", T_OBJECT, offsetof(Http, gone), 0, "None, True, or a future" },
+        { "chunks", T_PYSSIZET, offsetof(Http, chunks), 0, "body chunks sent" },
+        { "status", T_INT, offsetof(Http, status), 0, "the response's status" },
+        { "started", T_BOOL, offsetof(Http, started), 0, "http.response.start was sent" },
+        { "complete", T_BOOL, offsetof(Http, complete), 0, "the response is complete" },
+        { "disconnected", T_BOOL, offsetof(Http, disconnected), 0, "the client is gone" },
+        { NULL, 0, 0, 0, NULL },
+};
+
+static PyTypeObject http_type = {
+        PyVarObject_HEAD_INIT(NULL, 0)
+        .tp_name = "_gcorn_asgi.Http",
+        .tp_basicsize = sizeof(Http),
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+        .tp_doc = "The send() state of one http request; the driver's _Http derives from it.",
+        .tp_new = PyType_GenericNew,
+        .tp_dealloc = http_dealloc,
+        .tp_traverse = http_traverse,
+        .tp_clear = http_clear,
+        .tp_methods = http_methods,
+        .tp_members = http_members,
+};
+
+static int http_init_names(void) {
+        if (key_type)
+                return 0;
+        key_type = PyUnicode_InternFromString("type");
+        key_status = PyUnicode_InternFromString("status");
+        key_headers = PyUnicode_InternFromString("headers");
+        key_body = PyUnicode_InternFromString("body");
+        key_more_body = PyUnicode_InternFromString("more_body");
+        kind_start = PyUnicode_InternFromString("http.response.start");
+        kind_body = PyUnicode_InternFromString("http.response.body");
+        name_send = PyUnicode_InternFromString("_send");
+        name_mark_gone = PyUnicode_InternFromString("_mark_gone");
+        name_client_gone = PyUnicode_InternFromString("_client_gone");
+        name_ending = PyUnicode_InternFromString("_ending");
+        if (!key_type || !key_status || !key_headers || !key_body || !key_more_body || !kind_start || !kind_body ||
+            !name_send || !name_mark_gone || !name_client_gone || !name_ending)
+                return -ENOMEM;
+        return 0;
+}
+
+/* status_lines(dict): {status: "200 OK", ...}, the lines send() takes its statuses from */
+static PyObject *mod_status_lines(PyObject *Py_UNUSED(self), PyObject *d) {
+        if (!PyDict_CheckExact(d)) {
+                PyErr_SetString(PyExc_TypeError, "a dict is needed");
+                return NULL;
+        }
+        Py_XSETREF(status_lines, Py_NewRef(d));
+        Py_RETURN_NONE;
+}
+
 /* ---- the request's side ---- */
 
 /* scope(req, websocket, state) -> the scope dict (fast-called: one per request) */
@@ -563,6 +779,7 @@ static PyMethodDef module_methods[] = {
         { "is_websocket", mod_is_websocket, METH_O, "is_websocket(req) -> bool" },
         { "handshake", mod_handshake, METH_O, "handshake(req) -> None or (status, reason)" },
         { "upgrade", mod_upgrade, METH_VARARGS, "upgrade(req, head) -> (fd, rest)" },
+        { "status_lines", mod_status_lines, METH_O, "status_lines({status: line}) for Http.send()" },
         { NULL, NULL, 0, NULL },
 };
 
@@ -577,10 +794,14 @@ static struct PyModuleDef module_def = {
 static PyObject *module_new(void) {
         PyObject *m;
 
-        if (PyType_Ready(&websocket_type) < 0 || PyType_Ready(&named_type) < 0 || PyType_Ready(&done_type) < 0)
+        if (PyType_Ready(&websocket_type) < 0 || PyType_Ready(&named_type) < 0 || PyType_Ready(&done_type) < 0 ||
+            PyType_Ready(&http_type) < 0)
                 return NULL;
+        if (http_init_names() < 0)
+                return PyErr_NoMemory();
         m = PyModule_Create(&module_def);
         if (m && (PyModule_AddObjectRef(m, "WebSocket", (PyObject *) &websocket_type) < 0 ||
+                  PyModule_AddObjectRef(m, "Http", (PyObject *) &http_type) < 0 ||
                   PyModule_AddObjectRef(m, "DONE", &done_object) < 0))
                 Py_CLEAR(m);
         return m;
@@ -639,6 +860,9 @@ int asgi_startup(void *app, const Settings *s, char *error, size_t error_size) {
                 PyErr_NoMemory();
                 Py_CLEAR(asgi);
         }
+        /* the driver's classes derive from the module's */
+        if (asgi && PyDict_SetItemString(PyImport_GetModuleDict(), "_gcorn_asgi", asgi) < 0)
+                Py_CLEAR(asgi);
         if (asgi)
                 code = Py_CompileString(gcorn_asgi_worker_py, "gcorn/asgi_worker.py", Py_file_input);
         if (code)

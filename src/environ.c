@@ -767,6 +767,17 @@ finish:
         return ret_code;
 }
 
+int environ_check(const Request *r, const ConnInfo *info) {
+        const HttpHeader *forwarded = r->underscore_kept ? forwarded_script_name(r) : NULL;
+        Slice sn = forwarded ? forwarded->value : (Slice) { script_name_bytes, script_name_len };
+        int k;
+
+        if (sn.len > 0 && (r->path.len < sn.len || memcmp(r->path.p, sn.p, sn.len) != 0))
+                return -EXDEV;
+        k = environ_scheme_https(r, info);
+        return k < 0 ? k : 0;
+}
+
 int environ_scheme_https(const Request *r, const ConnInfo *info) {
         SchemeState *scheme = NULL, scheme_buf;
         int k;

@@ -40,6 +40,9 @@ static PyObject *keys[_KEY_MAX];
 /* values every scope shares; the mutable ones (the asgi dict) are copied per scope */
 static PyObject *type_http, *type_websocket, *asgi_template, *version_10, *version_11;
 static PyObject *scheme_http, *scheme_https, *scheme_ws, *scheme_wss, *root_path;
+/* An http scope's keys in order, with the values most requests share: a scope is a copy of
+ * one (a copy of a dict's table, no insertion), whose values per request replace these */
+static PyObject *template_http, *template_http_state;
 static const char *const method_names[] = { "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS" };
 static PyObject *methods[ELEMENTSOF(method_names)];
 /* The server address of the last scope: the same for every request of a listener, and a
@@ -80,6 +83,24 @@ int scope_init(const Settings *s) {
         root_path = PyUnicode_DecodeUTF8(rp, (Py_ssize_t) strlen(rp), "surrogateescape");
         if (!root_path)
                 goto fail;
+        template_http = PyDict_New();
+        if (!template_http ||
+            PyDict_SetItem(template_http, keys[KEY_TYPE], type_http) < 0 ||
+            PyDict_SetItem(template_http, keys[KEY_ASGI], Py_None) < 0 ||
+            PyDict_SetItem(template_http, keys[KEY_HTTP_VERSION], version_11) < 0 ||
+            PyDict_SetItem(template_http, keys[KEY_METHOD], Py_None) < 0 ||
+            PyDict_SetItem(template_http, keys[KEY_SCHEME], scheme_http) < 0 ||
+            PyDict_SetItem(template_http, keys[KEY_PATH], Py_None) < 0 ||
+            PyDict_SetItem(template_http, keys[KEY_RAW_PATH], Py_None) < 0 ||
+            PyDict_SetItem(template_http, keys[KEY_QUERY_STRING], Py_None) < 0 ||
+            PyDict_SetItem(template_http, keys[KEY_ROOT_PATH], root_path) < 0 ||
+            PyDict_SetItem(template_http, keys[KEY_HEADERS], Py_None) < 0 ||
+            PyDict_SetItem(template_http, keys[KEY_CLIENT], Py_None) < 0 ||
+            PyDict_SetItem(template_http, keys[KEY_SERVER], Py_None) < 0)
+                goto fail;
+        template_http_state = PyDict_Copy(template_http);
+        if (!template_http_state || PyDict_SetItem(template_http_state, keys[KEY_STATE], Py_None) < 0)
+                goto fail;
         return 0;
 fail:
         PyErr_Clear();
@@ -100,6 +121,8 @@ void scope_done(void) {
         Py_CLEAR(scheme_wss);
         Py_CLEAR(asgi_template);
         Py_CLEAR(root_path);
+        Py_CLEAR(template_http);
+        Py_CLEAR(template_http_state);
         for (size_t i = 0; i < ELEMENTSOF(methods); i++)
                 Py_CLEAR(methods[i]);
         Py_CLEAR(server_last);
@@ -269,6 +292,48 @@ static PyObject *subprotocols_of(const Request *r) {
         return l;
 }
 
+/* The http scope: a copy of the template, its values replaced (the values every request
+ * shares stay as they are). */
+static int http_scope(const Request *r, const ConnInfo *info, PyObject *scheme, PyObject *state,
+                      PyObject **ret) {
+        PyObject *scope, *version = NULL;
+        const HttpHeader *sn;
+        int k = -ENOMEM;
+
+        if (!(r->http_major == 1 && r->http_minor == 1)) {
+                version = r->http_major == 1 && r->http_minor == 0 ? Py_NewRef(version_10) :
+                        PyUnicode_FromFormat("%d.%d", r->http_major, r->http_minor);
+                if (!version)
+                        return -ENOMEM;
+        }
+        scope = PyDict_Copy(state ? template_http_state : template_http);
+        if (!scope) {
+                Py_XDECREF(version);
+                return -ENOMEM;
+        }
+        sn = r->underscore_kept ? headers_find(r->headers, r->n_headers, "SCRIPT_NAME", 11, true) : NULL;
+        if ((version && set_item(scope, keys[KEY_HTTP_VERSION], TAKE_PTR(version)) < 0) ||
+            set_item(scope, keys[KEY_ASGI], PyDict_Copy(asgi_template)) < 0 ||
+            set_item(scope, keys[KEY_METHOD], method_of(&r->method)) < 0 ||
+            (scheme != scheme_http && PyDict_SetItem(scope, keys[KEY_SCHEME], scheme) < 0) ||
+            set_item(scope, keys[KEY_PATH], decode_path(&r->path)) < 0 ||
+            set_item(scope, keys[KEY_RAW_PATH], bytes_of(&r->path)) < 0 ||
+            set_item(scope, keys[KEY_QUERY_STRING], bytes_of(&r->query)) < 0 ||
+            (sn && set_item(scope, keys[KEY_ROOT_PATH],
+                            PyUnicode_DecodeLatin1(sn->value.p, (Py_ssize_t) sn->value.len, NULL)) < 0) ||
+            set_item(scope, keys[KEY_HEADERS], headers_list(r)) < 0 ||
+            set_item(scope, keys[KEY_CLIENT], client_of(info)) < 0 ||
+            set_item(scope, keys[KEY_SERVER], server_of(info)) < 0 ||
+            (state && set_item(scope, keys[KEY_STATE], PyDict_Copy(state)) < 0))
+                goto finish;
+        *ret = TAKE_PTR(scope);
+        k = 0;
+finish:
+        Py_XDECREF(version);
+        Py_XDECREF(scope);
+        return k;
+}
+
 int scope_build(const Request *r, const ConnInfo *info, ScopeType type, PyObject *state, PyObject **ret) {
         PyObject *scope = NULL, *version, *scheme;
         const HttpHeader *sn;
@@ -277,10 +342,9 @@ int scope_build(const Request *r, const ConnInfo *info, ScopeType type, PyObject
         https = environ_scheme_https(r, info);
         if (https < 0)
                 return https;
-        if (type == SCOPE_WEBSOCKET)
-                scheme = https ? scheme_wss : scheme_ws;
-        else
-                scheme = https ? scheme_https : scheme_http;
+        if (type == SCOPE_HTTP)
+                return http_scope(r, info, https ? scheme_https : scheme_http, state, ret);
+        scheme = https ? scheme_wss : scheme_ws;
         if (r->http_major == 1 && r->http_minor == 1)
                 version = Py_NewRef(version_11);
         else if (r->http_major == 1 && r->http_minor == 0)

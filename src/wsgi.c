@@ -1281,7 +1281,12 @@ int wsgi_aio_begin(Conn *c, WsgiStream **ret, PyObject **ret_environ, PyObject *
                 r = -EINVAL;
                 goto finish;
         }
-        r = environ_build(st->request, conn_info(c), s->input, &s->environ);
+        /* an ASGI request (no ret_environ) is refused as its environ would be, and gets none
+         * unless post_request or the access log's environ fields are to see one */
+        if (ret_environ || _unlikely_(st->hook_req) || (access_log && accesslog_environ_count(access_log) > 0))
+                r = environ_build(st->request, conn_info(c), s->input, &s->environ);
+        else
+                r = environ_check(st->request, conn_info(c));
         if (r == -EXDEV || r == -EPROTO) {
                 if (r == -EXDEV)
                         log_warning("Request path %.*s does not start with SCRIPT_NAME %s",
@@ -1304,12 +1309,18 @@ int wsgi_aio_begin(Conn *c, WsgiStream **ret, PyObject **ret_environ, PyObject *
         sr->vectorcall = start_response_vectorcall;
         sr->st = st;
         s->callbacks[0] = (PyObject *) sr;
-        *ret_environ = Py_NewRef(s->environ);
-        *ret_start_response = Py_NewRef((PyObject *) sr);
+        if (ret_environ) {
+                *ret_environ = Py_NewRef(s->environ);
+                *ret_start_response = Py_NewRef((PyObject *) sr);
+        }
         r = 0;
 finish:
         AIO_LEAVE(s);
         return r;
+}
+
+PyObject *wsgi_aio_input(WsgiStream *s) {
+        return s->input;
 }
 
 PyObject *wsgi_aio_start_response(WsgiStream *s, PyObject *const *args, size_t nargsf, PyObject *kwnames) {

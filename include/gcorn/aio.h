@@ -49,6 +49,11 @@
  *                         the driver's write(), which calls req.write().
  *                         environ["wsgi.input"]'s reads raise BlockingIOError where they would
  *                         wait: wait for on_wake, read again (nothing is lost).
+ *     ASGI: req.begin_scope(state)
+ *                         begin() for an ASGI http request: its scope (state copied into it),
+ *                         None when gcorn answered by itself, False for a WebSocket handshake
+ *                         (begin() that one). No environ unless post_request or the access
+ *                         log's environ fields are to see one; req.input() is its wsgi.input.
  *     req.result(r)       1: all queued; 0: wait() then req.more() until not 0; 2: iterate r
  *                         in Python, req.item(x) each (False: wait() first), then
  *                         req.end_body(), and close r; 3: req.fail(None). After 0 or 1 gcorn

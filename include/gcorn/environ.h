@@ -30,6 +30,10 @@ const char *environ_script_name(void);
  * with the Python error set. */
 int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObject **ret);
 
+/* What environ_build() refuses, without building anything: 0, -EXDEV or -EPROTO as it
+ * returns them (for a request that needs no environ: an ASGI one). */
+int environ_check(const Request *r, const ConnInfo *info);
+
 /* Whether secure_scheme_headers from a trusted peer make the request https, as
  * environ_build() decides wsgi.url_scheme (for the ASGI scope). Returns 1, 0, or -EPROTO
  * when they contradict each other. */

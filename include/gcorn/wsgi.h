@@ -61,6 +61,12 @@ struct _object;
  * is not called; *ret is the request's state either way, to end with wsgi_aio_finish().
  * Negative errno (Python error set) on failure, *ret then set or NULL. */
 int wsgi_aio_begin(Conn *c, WsgiStream **ret, struct _object **ret_environ, struct _object **ret_start_response);
+/* ret_environ and ret_start_response NULL: a request without an environ (ASGI), refused as
+ * its environ would be; its body is read through wsgi_aio_input(). */
+
+/* The request's wsgi.input (borrowed): its reads raise BlockingIOError where they would wait,
+ * and it keeps a body error for the status the client is owed. */
+struct _object *wsgi_aio_input(WsgiStream *s);
 
 /* The app's call of start_response (the *ret_start_response of wsgi_aio_begin() is for the
  * driver's own start_response to call through this: the head goes into the request's own

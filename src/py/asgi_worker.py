@@ -14,7 +14,7 @@ metrics are the same code's. A WebSocket's frames are libwslay's (_gcorn_asgi.We
 after the handshake the task owns the socket, watched by the loop for reading.
 """
 import asyncio
-from asyncio import Task as _Task, current_task as _current_task
+from asyncio import Task as _Task
 import base64
 import contextvars
 import errno
@@ -23,6 +23,7 @@ import http
 import os
 
 _core = _asgi = _loop = None
+from _gcorn_asgi import Http as _HttpBase     # put in sys.modules before this runs
 _app = None
 _named = None
 _DONE = None            # _gcorn_asgi.DONE: awaiting it returns None at once
@@ -126,27 +127,23 @@ def _poke():
 
 # ---- http ----
 
-class _Http:
-        """The receive and send of one http request, with every rule of the ASGI spec."""
+class _Http(_HttpBase):
+        """The receive and send of one http request, with every rule of the ASGI spec.
+
+        Its base (_gcorn_asgi.Http) holds req, gone, chunks, status, started, complete and
+        disconnected, and its send() takes a response given whole in C; _send() takes the
+        rest."""
 
         # made per request without an __init__: what a request sets goes into its own dict,
-        # the rest are these defaults
-        req = None
+        # the rest are these defaults (never the base's, whose fields they would hide)
         # gcorn's wsgi.input: its reads raise BlockingIOError where they would wait, and it
-        # keeps a body error for the status the client is owed
+        # keeps a body error for the status the client is owed; taken on the first read
         input = None
         # one wait on the worker's loop at a time per request (one ConnIo); made when a wait
         # first comes
         lock = None
         pending = None                  # a body chunk read ahead
         body_done = False
-        started = False
-        complete = False
-        disconnected = False
-        # the response is complete, or the client went: True, or a future to wait on
-        gone = None
-        chunks = 0
-        status = 0
         body_failed = False             # gcorn owes the client the status of its body
         task = None                     # the request's task, cancelled a grace after the client went
         cancel = None
@@ -172,6 +169,8 @@ class _Http:
 
         async def _read(self):
                 """The next body chunk: bytes, b"" at the end."""
+                if self.input is None:
+                        self.input = self.req.input()
                 read = self.input.read
                 # a read that would wait parks the request's one I/O slot: never beside a drain
                 if self.lock is None:
@@ -254,9 +253,9 @@ class _Http:
                         while req.wait():
                                 await _wait(req)
 
-        def send(self, message):
-                """An awaitable: _DONE, complete, where nothing has to wait (no coroutine made),
-                else a coroutine that waits. A bad message raises here, at the call."""
+        def _send(self, message):
+                """send(): an awaitable: _DONE, complete, where nothing has to wait (no coroutine
+                made), else a coroutine that waits. A bad message raises here, at the call."""
                 kind = message["type"]
                 if kind == "http.response.start":
                         if self.started:
@@ -383,46 +382,32 @@ class _Http:
                 self._mark_gone()
 
 
-async def _serve_http(req, environ):
-        h = _Http()
-        h.req = req
-        h.input = environ["wsgi.input"]
-        h.task = _current_task(_loop)
-        scope = _asgi.scope(req, False, _state)
+def _http_failed(h, e):
+        """The app (or a rule of the spec) failed the request with e."""
+        req = h.req
+        if h.complete:
+                # the answer is out (a framework's own 500): only the log line is left
+                _asgi.log_exception(e, "Error handling request (after its response)")
+        elif h.disconnected:
+                pass
+        else:
+                if h.out is not None and not h.blocked:
+                        # what the app sent goes before the cut
+                        try:
+                                req.write(h._take_out())
+                        except OSError:
+                                pass
+                req.fail(e)
+
+
+def _http_body_failed(req):
+        # the status of what went wrong with the body (400, 408, 413), as for WSGI
         try:
-                await _named(_app(scope, h.receive, h.send), req)
-                if not h.started:
-                        raise RuntimeError("the ASGI app returned without sending http.response.start")
-                if not h.complete and not h.disconnected:
-                        raise RuntimeError("the ASGI app returned before its response was complete")
-        except BaseException as e:      # noqa: B902 - every failure gets gcorn's answer and log line
-                if isinstance(e, (KeyboardInterrupt, SystemExit)):
-                        raise
-                if h.complete:
-                        # the answer is out (a framework's own 500): only the log line is left
-                        _asgi.log_exception(e, "Error handling request (after its response)")
-                elif h.disconnected:
-                        pass
-                else:
-                        if h.out is not None and not h.blocked:
-                                # what the app sent goes before the cut
-                                try:
-                                        req.write(h._take_out())
-                                except OSError:
-                                        pass
-                        req.fail(e)
-        finally:
-                if h.cancel is not None:
-                        h.cancel.cancel()
-                h._mark_gone()
-        if h.body_failed and not h.complete:
-                # the status of what went wrong with the body (400, 408, 413), as for WSGI
-                try:
-                        code = req.result(())
-                except Exception:       # noqa: B902 - the body failed after the head went out
-                        code = None
-                if code == 3:
-                        req.fail(None)
+                code = req.result(())
+        except Exception:       # noqa: B902 - the body failed after the head went out
+                code = None
+        if code == 3:
+                req.fail(None)
 
 
 # ---- websocket ----
@@ -704,14 +689,32 @@ async def _serve_websocket(req, environ_sr):
                         _loop.remove_reader(w.fd)
 
 
-async def _serve(req):
+async def _serve(req, h):
+        # the http request's path is written out here, in the one coroutine of its task
         try:
-                args = req.begin()
-                if args is not None:
-                        if _asgi.is_websocket(req):
+                scope = req.begin_scope(_state)
+                if scope is False:
+                        args = req.begin()
+                        if args is not None:
                                 await _serve_websocket(req, args)
-                        else:
-                                await _serve_http(req, args[0])
+                elif scope is not None:
+                        try:
+                                await _named(_app(scope, h.receive, h.send), req)
+                                if not h.started:
+                                        raise RuntimeError("the ASGI app returned without sending http.response.start")
+                                if not h.complete and not h.disconnected:
+                                        raise RuntimeError("the ASGI app returned before its response was complete")
+                        except BaseException as e:      # noqa: B902 - every failure gets gcorn's answer and log line
+                                if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                                        raise
+                                _http_failed(h, e)
+                        finally:
+                                if h.cancel is not None:
+                                        h.cancel.cancel()
+                                if h.gone is not True:
+                                        h._mark_gone()
+                        if h.body_failed and not h.complete:
+                                _http_body_failed(req)
         except BaseException as e:      # noqa: B902
                 if isinstance(e, (KeyboardInterrupt, SystemExit)):
                         raise
@@ -725,11 +728,13 @@ def _on_request(req):
         # inside another request's task too (its end dispatches a pipelined request; its
         # _poke() runs the next step in its context), whose values must not leak into this one.
         context = _root_context.copy()
+        h = _Http()
+        h.req = req
         if _loop.get_task_factory() is None:
                 # as the loop's create_task(), which formats a default name for each first
-                _Task(_serve(req), loop=_loop, name="gcorn-asgi-request", context=context)
+                h.task = _Task(_serve(req, h), loop=_loop, name="gcorn-asgi-request", context=context)
         else:
-                context.run(_loop.create_task, _serve(req))
+                h.task = context.run(_loop.create_task, _serve(req, h))
 
 
 # ---- lifespan ----
@@ -812,6 +817,7 @@ def startup(core, asgi, app, config):
         global _core, _asgi, _loop, _app, _config, _lifespan, _named, _DONE
         _core, _asgi, _config = core, asgi, config
         _named, _DONE = asgi.named, asgi.DONE
+        asgi.status_lines(_STATUS_LINES)
         app = _as_asgi3(app)
         if isinstance(app, str):
                 return app
