@@ -49,6 +49,10 @@ def app(environ, start_response):
                 return _json(start_response, {"child": child})
         if path == "/pid":
                 return _json(start_response, {"pid": os.getpid()})
+        if path == "/backend":
+                # the libev backend of the worker's hub
+                import gevent
+                return _json(start_response, {"backend": gevent.get_hub().loop.backend})
         if path == "/spin":
                 # blocks the hub: nothing gevent patched is called
                 while True:
