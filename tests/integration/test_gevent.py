@@ -97,6 +97,33 @@ class GeventTest(BulkCases, h.ServerTestCase):
                 self.assertIn("child", srv.get("/fork").json())
                 self.assertEqual(srv.get("/backend").json()["backend"], expected)
 
+        def test_greenlet_runs_the_next_request_with_a_fresh_context(self):
+                # A greenlet that ran a request runs the next one (a greenlet per request cost
+                # a Greenlet and an mmap()ed chunk for its Python frames each time), and each
+                # request still starts with an empty contextvars context.
+                srv = self.start_gevent()
+                got = [srv.get("/greenlet?mark=%d" % i).json() for i in range(4)]
+                self.assertEqual(len({g["greenlet"] for g in got}), 1, got)
+                self.assertEqual([g["seen"] for g in got], [None] * 4, got)
+                # side by side, each request has a greenlet of its own
+                side = h.in_parallel(lambda i: srv.get("/slow?s=0.3").json(), range(3))
+                self.assertLess(max(g["start"] for g in side), min(g["end"] for g in side), side)
+
+        def test_timeout_a_request_left_behind_does_not_break_the_worker(self):
+                # A gevent.Timeout the app started and never cancelled fires after its request
+                # ended, into the greenlet that waits for the next one: that greenlet goes,
+                # the worker serves on.
+                srv = self.start_gevent()
+                pid = srv.get("/pid").json()["pid"]
+                self.assertTrue(srv.get("/leave-timeout?s=0.3").json()["left"])
+                time.sleep(0.8)
+                for i in range(3):
+                        r = srv.get("/greenlet")
+                        self.assertEqual(r.status, 200, r)
+                        self.assertIsNone(r.json()["seen"])
+                self.assertEqual(srv.get("/pid").json()["pid"], pid)
+                self.assertNotIn("Traceback", srv.log())
+
         def test_backend_the_user_chose_is_kept(self):
                 # GEVENT_BACKEND in the environment, or gevent.config set in the config file
                 # (run by the master, before any worker), is the user's choice: the worker
