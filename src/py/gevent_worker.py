@@ -178,7 +178,7 @@ def _trace(event, args):
                 _core.running(_running.get(args[1]))
 
 
-# Greenlets that ran a request and wait for the next one, the last used last. A greenlet of
+# Greenlets that ran a request and wait for the next one, the latest to finish last. A greenlet of
 # its own per request would cost, besides the Greenlet, a fresh 16 KiB chunk for its Python
 # frames, mmap()ed when it starts and munmap()ed when it ends: a quarter of the worker's time
 # with a 10 ms app. Each request still gets an empty contextvars context of its own, as a
@@ -207,9 +207,12 @@ def _runner(req, app):
                                 req = hub.switch()
                         except BaseException:   # noqa: B902
                                 # what the last request left behind (a gevent.Timeout it
-                                # started and never cancelled): this greenlet goes
-                                _idle.remove(me)
-                                return
+                                # started and never cancelled): this greenlet goes, unless a
+                                # request's _spawn() took it already (the request's switch
+                                # is on its way)
+                                if me in _idle:
+                                        _idle.remove(me)
+                                        return
 
 
 def _spawn(req, app):
