@@ -496,18 +496,33 @@ int aio_gevent_check(bool preload, char **ret_error) {
         return r;
 }
 
+/* The driver (src/py/gevent_worker.py) as the module _gcorn_gevent, made once: the worker
+ * sets gevent up with it before the app is imported, then runs the hub with it. Borrowed, or
+ * NULL with a Python error. */
+static PyObject *driver;
+
+static PyObject *gevent_driver(void) {
+        PyObject *code;
+
+        if (driver)
+                return driver;
+        code = Py_CompileString(gcorn_gevent_worker_py, "gcorn/gevent_worker.py", Py_file_input);
+        if (code)
+                driver = PyImport_ExecCodeModule("_gcorn_gevent", code);
+        Py_XDECREF(code);
+        return driver;
+}
+
 int aio_gevent_patch(char *error, size_t error_size) {
-        PyObject *monkey = NULL, *gevent = NULL, *r = NULL;
+        PyObject *d, *r = NULL;
         int ret = 0;
 
         python_gil_acquire();
-        monkey = PyImport_ImportModule("gevent.monkey");
-        if (monkey)
-                r = PyObject_CallMethod(monkey, "patch_all", NULL);
-        Py_XDECREF(r);
-        /* A hub the master made (a preloaded app that used gevent) is not this process's. */
-        gevent = r ? PyImport_ImportModule("gevent") : NULL;
-        r = gevent ? PyObject_CallMethod(gevent, "reinit", NULL) : NULL;
+        /* The hub's libev backend, gevent.monkey.patch_all() and gevent.reinit() (a hub the
+         * master made for a preloaded app is not this process's): the driver's setup(). */
+        d = gevent_driver();
+        if (d)
+                r = PyObject_CallMethod(d, "setup", NULL);
         if (!r) {
                 _cleanup_free_ char *why = python_format_exception();
 
@@ -516,28 +531,23 @@ int aio_gevent_patch(char *error, size_t error_size) {
                 ret = -EINVAL;
         }
         Py_XDECREF(r);
-        Py_XDECREF(gevent);
-        Py_XDECREF(monkey);
         python_gil_release();
         return ret;
 }
 
 void aio_run(void *app) {
-        PyObject *code = NULL, *driver = NULL, *core, *r = NULL;
+        PyObject *core, *d = NULL, *r = NULL;
 
         python_gil_acquire();
         core = aio_module();
         if (core)
-                code = Py_CompileString(gcorn_gevent_worker_py, "gcorn/gevent_worker.py", Py_file_input);
-        if (code)
-                driver = PyImport_ExecCodeModule("_gcorn_gevent", code);
-        if (driver)
-                r = PyObject_CallMethod(driver, "run", "OO", core, (PyObject *) app);
+                d = gevent_driver();
+        if (d)
+                r = PyObject_CallMethod(d, "run", "OO", core, (PyObject *) app);
         if (!r)
                 python_log_exception(LOG_ERR, "The gevent worker's loop failed");
         Py_XDECREF(r);
-        Py_XDECREF(driver);
-        Py_XDECREF(code);
+        Py_CLEAR(driver);
         Py_CLEAR(on_request);
         Py_CLEAR(on_wake);
         python_gil_release();

@@ -85,8 +85,9 @@
  * (in each worker, as Gunicorn does). */
 int aio_gevent_check(bool preload, char **ret_error);
 
-/* In the worker, before the app is imported: gevent.monkey.patch_all(). 0, or -errno with
- * one line in error. */
+/* In the worker, before the app is imported: chooses the hub's libev backend (io_uring, for
+ * timers that fire when due, unless the user chose one; see gevent_worker.py), then
+ * gevent.monkey.patch_all() and gevent.reinit(). 0, or -errno with one line in error. */
 int aio_gevent_patch(char *error, size_t error_size);
 
 /* Runs gevent's hub as the worker's outer loop until worker_aio_step() says it is done.

@@ -1,10 +1,13 @@
 """Routes for the gevent worker's tests: requests that sleep (time.sleep, patched), talk to
 a TCP server of the test's, block the hub, read large bodies or stream large answers."""
+import contextvars
+import itertools
 import json
 import os
 import socket
 import threading
 import time
+import weakref
 from urllib.parse import parse_qs
 
 from bulk_routes import bulk
@@ -18,6 +21,13 @@ def _json(start_response, obj):
         body = json.dumps(obj).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
+
+
+# a serial number per greenlet that ran a request: a new greenlet gets a new one even where
+# it reuses the address of one that ended
+_greenlets = weakref.WeakKeyDictionary()
+_serials = itertools.count(1)
+_request_var = contextvars.ContextVar("request_var", default=None)
 
 
 def app(environ, start_response):
@@ -49,6 +59,25 @@ def app(environ, start_response):
                 return _json(start_response, {"child": child})
         if path == "/pid":
                 return _json(start_response, {"pid": os.getpid()})
+        if path == "/greenlet":
+                # which greenlet runs the request, and what a context variable held before the
+                # request set it
+                import gevent
+                g = gevent.getcurrent()
+                if g not in _greenlets:
+                        _greenlets[g] = next(_serials)
+                seen = _request_var.get()
+                _request_var.set(q.get("mark", "set"))
+                return _json(start_response, {"greenlet": _greenlets[g], "seen": seen})
+        if path == "/leave-timeout":
+                # starts a gevent.Timeout and never cancels it
+                import gevent
+                gevent.Timeout(float(q.get("s", "0.3"))).start()
+                return _json(start_response, {"left": True})
+        if path == "/backend":
+                # the libev backend of the worker's hub
+                import gevent
+                return _json(start_response, {"backend": gevent.get_hub().loop.backend})
         if path == "/spin":
                 # blocks the hub: nothing gevent patched is called
                 while True:

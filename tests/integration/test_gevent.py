@@ -77,6 +77,66 @@ class GeventTest(BulkCases, h.ServerTestCase):
                 self.assertEqual(r.status, 200)
                 self.assertEqual(r.json()["got"], "pong\n")
 
+        def test_hub_waits_with_io_uring_where_libev_can(self):
+                # libev's epoll backend rounds the hub's waits up to whole milliseconds, so
+                # every gevent timer (an app's time.sleep) fires late and the timers due in
+                # the same millisecond fire together; its io_uring backend waits on a timerfd
+                # set to the nanosecond. The worker's hub uses it where libev can set it up
+                # (what a plain gevent hub asked for it here gets), else epoll.
+                probe = subprocess.run(
+                        [sys.executable, "-c", "import gevent; gevent.config.libev_backend = 'linux_iouring,epoll'; "
+                         "print(gevent.get_hub().loop.backend)"],
+                        capture_output=True, text=True, timeout=60, env={k: v for k, v in os.environ.items()
+                                                                         if k != "GEVENT_BACKEND"})
+                self.assertEqual(probe.returncode, 0, probe.stderr)
+                expected = probe.stdout.strip()
+                self.assertIn(expected, ("linux_iouring", "epoll"))
+                srv = self.start_gevent(env={"GEVENT_BACKEND": ""})
+                self.assertEqual(srv.get("/backend").json()["backend"], expected)
+                # and an app the worker forks (gevent's os.fork) gets a working hub of its own
+                self.assertIn("child", srv.get("/fork").json())
+                self.assertEqual(srv.get("/backend").json()["backend"], expected)
+
+        def test_greenlet_runs_the_next_request_with_a_fresh_context(self):
+                # A greenlet that ran a request runs the next one (a greenlet per request cost
+                # a Greenlet and an mmap()ed chunk for its Python frames each time), and each
+                # request still starts with an empty contextvars context.
+                srv = self.start_gevent()
+                got = [srv.get("/greenlet?mark=%d" % i).json() for i in range(4)]
+                self.assertEqual(len({g["greenlet"] for g in got}), 1, got)
+                self.assertEqual([g["seen"] for g in got], [None] * 4, got)
+                # side by side, each request has a greenlet of its own
+                side = h.in_parallel(lambda i: srv.get("/slow?s=0.3").json(), range(3))
+                self.assertLess(max(g["start"] for g in side), min(g["end"] for g in side), side)
+
+        def test_timeout_a_request_left_behind_does_not_break_the_worker(self):
+                # A gevent.Timeout the app started and never cancelled fires after its request
+                # ended, into the greenlet that waits for the next one: that greenlet goes,
+                # the worker serves on.
+                srv = self.start_gevent()
+                pid = srv.get("/pid").json()["pid"]
+                self.assertTrue(srv.get("/leave-timeout?s=0.3").json()["left"])
+                time.sleep(0.8)
+                for i in range(3):
+                        r = srv.get("/greenlet")
+                        self.assertEqual(r.status, 200, r)
+                        self.assertIsNone(r.json()["seen"])
+                self.assertEqual(srv.get("/pid").json()["pid"], pid)
+                self.assertNotIn("Traceback", srv.log())
+
+        def test_backend_the_user_chose_is_kept(self):
+                # GEVENT_BACKEND in the environment, or gevent.config set in the config file
+                # (run by the master, before any worker), is the user's choice: the worker
+                # does not override it.
+                srv = self.start_gevent(env={"GEVENT_BACKEND": "poll"})
+                self.assertEqual(srv.get("/backend").json()["backend"], "poll")
+                srv.stop()
+                conf = os.path.join(h.tempdir(self, "gcorn-gevent-conf-"), "conf.py")
+                with open(conf, "w") as f:
+                        f.write("import gevent\ngevent.config.libev_backend = 'poll'\n")
+                srv = self.start_gevent(args=["-c", conf], env={"GEVENT_BACKEND": ""})
+                self.assertEqual(srv.get("/backend").json()["backend"], "poll")
+
         def test_heartbeat_goes_on_while_greenlets_sleep(self):
                 # --timeout 1: the hub idles while the app sleeps three times as long, and the
                 # worker's heartbeat must stay fresh all along (no WORKER TIMEOUT).
