@@ -1253,6 +1253,26 @@ int conn_write(Conn *c, const struct iovec *iov, int iovcnt) {
         return conn_send(c, iov, iovcnt, iovcnt, true);
 }
 
+int conn_queue(Conn *c, const struct iovec *iov, int iovcnt) {
+        int r;
+
+        c->response_started = true;
+        if (c->broken)
+                return -EPIPE;
+        for (int i = 0; i < iovcnt; i++) {
+                r = out_append(c, iov[i].iov_base, iov[i].iov_len, false);
+                if (r < 0) {
+                        c->must_close = c->broken = true;
+                        return r;
+                }
+        }
+        return 0;
+}
+
+size_t conn_out_mem(const Conn *c) {
+        return c->out_mem;
+}
+
 static int send_file_direct(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t offset, size_t count) {
         OutPart *p;
         int r;
