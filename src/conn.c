@@ -1254,18 +1254,45 @@ int conn_write(Conn *c, const struct iovec *iov, int iovcnt) {
 }
 
 int conn_queue(Conn *c, const struct iovec *iov, int iovcnt) {
-        int r;
+        OutPart *last = c->olen > c->ohead ? &c->out[c->olen - 1] : NULL;
+        size_t len = 0;
+        char *to;
 
         c->response_started = true;
         if (c->broken)
                 return -EPIPE;
-        for (int i = 0; i < iovcnt; i++) {
-                r = out_append(c, iov[i].iov_base, iov[i].iov_len, false);
-                if (r < 0) {
+        for (int i = 0; i < iovcnt; i++)
+                len += iov[i].iov_len;
+        if (len == 0)
+                return 0;
+        if (last && last->own && last->own_cap - ((size_t) (last->p - last->own) + last->len) >= len) {
+                to = (char *) last->p + last->len;
+                last->len += len;
+        } else {
+                /* One part of the answer's size, not an OUT_BLOCK: these are small, and
+                 * malloc() serves small sizes from its per-thread cache. */
+                OutPart *p;
+                char *own = malloc(len);
+
+                if (!own) {
                         c->must_close = c->broken = true;
-                        return r;
+                        return -ENOMEM;
                 }
+                p = out_push(c);
+                if (!p) {
+                        free(own);
+                        c->must_close = c->broken = true;
+                        return -ENOMEM;
+                }
+                *p = (OutPart) { .p = own, .len = len, .own = own, .own_cap = len, .fd = -1 };
+                to = own;
         }
+        for (int i = 0; i < iovcnt; i++)
+                if (iov[i].iov_len > 0) {
+                        memcpy(to, iov[i].iov_base, iov[i].iov_len);
+                        to += iov[i].iov_len;
+                }
+        c->out_mem += len;
         return 0;
 }
 
