@@ -28,7 +28,7 @@ typedef struct AioRequest {
         PyObject *waiter;
 } AioRequest;
 
-static PyObject *on_request, *on_wake;
+static PyObject *on_request, *on_wake, *on_held;
 static PyObject *module;
 
 static bool check_open(AioRequest *a) {
@@ -363,19 +363,21 @@ static PyObject *mod_retiring(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ign
 }
 
 static PyObject *mod_start(PyObject *Py_UNUSED(self), PyObject *args) {
-        PyObject *req, *wake;
+        PyObject *req, *wake, *held = Py_None;
 
-        if (!PyArg_ParseTuple(args, "OO:start", &req, &wake))
+        if (!PyArg_ParseTuple(args, "OO|O:start", &req, &wake, &held))
                 return NULL;
         Py_XSETREF(on_request, Py_NewRef(req));
         Py_XSETREF(on_wake, Py_NewRef(wake));
+        Py_XSETREF(on_held, held == Py_None ? NULL : Py_NewRef(held));
+        worker_aio_hold(on_held != NULL);
         Py_RETURN_NONE;
 }
 
 static PyMethodDef module_methods[] = {
         { "fd", mod_fd, METH_NOARGS, "fd() -> the worker's epoll fd" },
         { "step", mod_step, METH_NOARGS, "step() -> seconds until the next call, or None: done" },
-        { "start", mod_start, METH_VARARGS, "start(on_request, on_wake)" },
+        { "start", mod_start, METH_VARARGS, "start(on_request, on_wake, on_held=None)" },
         { "retiring", mod_retiring, METH_NOARGS, "retiring() -> the worker is leaving: end long-lived requests" },
         { "running", mod_running, METH_O, "running(req or None): whose task runs now" },
         { NULL, NULL, 0, NULL },
@@ -449,6 +451,18 @@ void aio_dispatch(Conn *c) {
                 worker_aio_done(c, -ENOMEM, &(WsgiResult) {});
         }
         python_gil_release();
+}
+
+void aio_held(void) {
+        /* PyGILState: a task's call, but some sends drop the GIL around conn_write()
+         * (Py_BEGIN_ALLOW_THREADS) */
+        PyGILState_STATE g = PyGILState_Ensure();
+        PyObject *r = PyObject_CallNoArgs(on_held);
+
+        if (!r)
+                python_log_exception(LOG_ERR, "The event loop cannot take a held answer");
+        Py_XDECREF(r);
+        PyGILState_Release(g);
 }
 
 void aio_io_done(ConnIo *io) {

@@ -1253,6 +1253,53 @@ int conn_write(Conn *c, const struct iovec *iov, int iovcnt) {
         return conn_send(c, iov, iovcnt, iovcnt, true);
 }
 
+int conn_queue(Conn *c, const struct iovec *iov, int iovcnt) {
+        OutPart *last = c->olen > c->ohead ? &c->out[c->olen - 1] : NULL;
+        size_t len = 0;
+        char *to;
+
+        c->response_started = true;
+        if (c->broken)
+                return -EPIPE;
+        for (int i = 0; i < iovcnt; i++)
+                len += iov[i].iov_len;
+        if (len == 0)
+                return 0;
+        if (last && last->own && last->own_cap - ((size_t) (last->p - last->own) + last->len) >= len) {
+                to = (char *) last->p + last->len;
+                last->len += len;
+        } else {
+                /* One part of the answer's size, not an OUT_BLOCK: these are small, and
+                 * malloc() serves small sizes from its per-thread cache. */
+                OutPart *p;
+                char *own = malloc(len);
+
+                if (!own) {
+                        c->must_close = c->broken = true;
+                        return -ENOMEM;
+                }
+                p = out_push(c);
+                if (!p) {
+                        free(own);
+                        c->must_close = c->broken = true;
+                        return -ENOMEM;
+                }
+                *p = (OutPart) { .p = own, .len = len, .own = own, .own_cap = len, .fd = -1 };
+                to = own;
+        }
+        for (int i = 0; i < iovcnt; i++)
+                if (iov[i].iov_len > 0) {
+                        memcpy(to, iov[i].iov_base, iov[i].iov_len);
+                        to += iov[i].iov_len;
+                }
+        c->out_mem += len;
+        return 0;
+}
+
+size_t conn_out_mem(const Conn *c) {
+        return c->out_mem;
+}
+
 static int send_file_direct(Conn *c, const struct iovec *iov, int iovcnt, int fd, off_t offset, size_t count) {
         OutPart *p;
         int r;

@@ -1470,6 +1470,10 @@ void wsgi_aio_fail(WsgiStream *s, PyObject *exc) {
                 s->st.produced = true;
                 s->aio_r = 0;
         }
+        /* The error answer (500, or the status of a failed body) is the whole answer, and
+         * may wait in the queue (a held send): the loop has nothing more to produce. */
+        if (s->aio_r >= 0)
+                s->st.produced = true;
 }
 
 int wsgi_aio_upgrade(WsgiStream *s, const void *head, size_t len) {

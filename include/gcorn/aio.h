@@ -26,11 +26,16 @@
  *                         request (call it on every switch: greenlet.settrace)
  *   retiring()            True once the worker is leaving (a graceful stop, a reload): a
  *                         driver ends what would hold it (an open WebSocket)
- *   start(on_request, on_wake)
+ *   start(on_request, on_wake, on_held=None)
  *                         on_request(req): a request is complete: start a task for it.
  *                         on_wake(req): the I/O req waited for is done: wake its task. Both
  *                         are called from inside step() and finish(): they must not switch
- *                         or run the task (schedule it: gevent.spawn, loop.call_soon)
+ *                         or run the task (schedule it: gevent.spawn, loop.call_soon).
+ *                         on_held(): given, a task's small sends are held in the
+ *                         connection's queue and go out at the start of the next step(),
+ *                         with the others of the loop's round, back to back; on_held() is
+ *                         called (from a send) when the first is held after a step: it must
+ *                         have step() called soon (loop.call_soon), without running it
  *
  *   Request (req), one per request, owned by its task until req.finish():
  *     req.waiter          free for the driver (the object its task waits on)
@@ -101,6 +106,9 @@ void aio_dispatch(Conn *c);
 /* The I/O a task waited for is done (io is its request's): on_wake. */
 void aio_io_done(ConnIo *io);
 
+/* A task's send was held for the next step (see start()'s on_held): on_held(). */
+void aio_held(void);
+
 /* ---- For the drivers' own C helpers (asgi.c); the GIL held ---- */
 
 /* The _gcorn_aio module, made once and put in sys.modules. Borrowed, or NULL with a Python
@@ -135,3 +143,6 @@ void worker_aio_running(Conn *c);
 
 /* The task is done with c's request: the loop takes the connection back. */
 void worker_aio_done(Conn *c, int r, const WsgiResult *res);
+
+/* Hold the tasks' small sends until the next worker_aio_step() (see start()'s on_held). */
+void worker_aio_hold(bool on);

@@ -85,6 +85,11 @@ bool conn_body_ready(const Conn *c);
  * closes. conn_write() is conn_send() of copies, with wait. */
 int conn_send(Conn *c, const struct iovec *iov, int iovcnt, int keep_from, bool wait);
 int conn_write(Conn *c, const struct iovec *iov, int iovcnt);
+/* Copies iov to the end of the queue without sending anything: the caller sends it later
+ * (conn_flush()), with the answers of other connections. 0, or -errno as conn_send(). */
+int conn_queue(Conn *c, const struct iovec *iov, int iovcnt);
+/* Bytes queued in memory: what a conn_queue() would add to. */
+size_t conn_out_mem(const Conn *c);
 
 /* Queues the bytes of iov (the response head, copied) and count bytes of fd from offset,
  * sent with sendfile(2) as the client takes them; the caller keeps fd open until the queue
@@ -278,6 +283,11 @@ typedef struct ConnLink {
          * says idle (anyone may take it: the worker claims it back before reading) */
         int64_t handoff;
         bool shared_idle;
+        /* aio: on the worker's list of connections whose queued answer goes out when the
+         * round of the event loop ends (worker.c, flush_held()) */
+        Conn *held_prev, *held_next;
+        bool held;
+        bool held_done;                 /* its task ended meanwhile: the rest is the loop's */
 } ConnLink;
 ConnLink *conn_link(Conn *c);
 

@@ -848,7 +848,7 @@ def run():
         global _done, _root_context
         _root_context = contextvars.copy_context()
         _done = _loop.create_future()
-        _core.start(_on_request, _wake)
+        _core.start(_on_request, _wake, _poke)
         _loop.add_reader(_core.fd(), _tick)
         _poke()
         try:
