@@ -24,8 +24,8 @@ from gevent.hub import Waiter, get_hub
 # in one burst and start their sleeps together, and the worker stays in that lockstep, each
 # request waiting for those ahead of it in the burst. Its io_uring backend waits on a timerfd
 # set to the nanosecond, so each timer fires when it is due. Where io_uring cannot be set up
-# (a kernel before 5.6, a seccomp filter that refuses io_uring_setup(), a libev without it)
-# libev falls back to epoll by itself.
+# (a kernel before 5.6, a seccomp filter that refuses io_uring_setup() as gcorn's own units
+# do, a libev without it) libev falls back to epoll by itself.
 BACKEND = "linux_iouring,epoll"
 
 
