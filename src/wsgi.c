@@ -437,6 +437,23 @@ static int send_iov_keep(WsgiState *st, struct iovec *iov, int n, int keep_from)
         return r;
 }
 
+/* The answer's last bytes: as send_iov_keep() without wait, and an app thread only queues
+ * them when they fit (conn_send_last()); the loop sends them once the answer is handed over
+ * (defer()), and the thread is free for its next request meanwhile. */
+static int send_iov_last(WsgiState *st, struct iovec *iov, int n, int keep_from) {
+        int r;
+
+        /* post_request runs where the answer ends: on the app's thread, as in Gunicorn */
+        if (_unlikely_(st->hook_req))
+                return send_iov_keep(st, iov, n, keep_from);
+        if (st->write_error < 0)
+                return st->write_error;
+        r = conn_send_last(st->conn, iov, n, keep_from);
+        if (r < 0)
+                st->write_error = r;
+        return r;
+}
+
 static int send_iov(WsgiState *st, struct iovec *iov, int n) {
         return send_iov_keep(st, iov, n, n);
 }
@@ -738,7 +755,7 @@ static inline __attribute__((always_inline)) int send_sequence(WsgiState *st, Py
         }
         /* Content-Length is now known, so the framing is never chunked here. */
         st->produced = true;
-        r = k > 0 ? send_iov_keep(st, iov, k, keep_from) : 0;
+        r = k > 0 ? send_iov_last(st, iov, k, keep_from) : 0;
         return r < 0 ? r : 1;
 }
 
