@@ -1249,6 +1249,30 @@ int conn_send(Conn *c, const struct iovec *iov, int iovcnt, int keep_from, bool 
         return send_direct(c, iov, iovcnt, keep_from, wait);
 }
 
+int conn_send_last(Conn *c, const struct iovec *iov, int iovcnt, int keep_from) {
+        size_t total = 0;
+        int r;
+
+        if (_likely_(!c->cfg->offload || c->state != STATE_APP))
+                return send_direct(c, iov, iovcnt, keep_from, false);
+        for (int i = 0; i < iovcnt; i++)
+                total += iov[i].iov_len;
+        /* Past the bound, or once the socket failed, as any send: the loop's, waited for. */
+        if (c->broken || c->out_mem + total > c->cfg->out_max)
+                return conn_send(c, iov, iovcnt, keep_from, false);
+        /* The thread owns the connection (conn.h): the queue is its to fill, the socket is
+         * left to the loop, which flushes the queue as soon as the answer is handed over. */
+        c->response_started = true;
+        for (int i = 0; i < iovcnt; i++) {
+                r = out_append(c, iov[i].iov_base, iov[i].iov_len, i >= keep_from);
+                if (r < 0) {
+                        c->must_close = c->broken = true;
+                        return r;
+                }
+        }
+        return 0;
+}
+
 int conn_write(Conn *c, const struct iovec *iov, int iovcnt) {
         return conn_send(c, iov, iovcnt, iovcnt, true);
 }

@@ -69,6 +69,7 @@ typedef struct WsgiState {
         bool environ_logged;            /* log_environ holds this request's %({var}e)s values */
         bool own_length;                /* the last field is gcorn's Content-Length, not the app's */
         bool app_answered;              /* the app wrote its answer on gunicorn.socket */
+        bool aio;                       /* run by a driver on the loop's thread (wsgi_aio_begin()) */
         int write_error;                /* first failed conn_write(): the connection is gone */
         void *hook_req;                 /* the req of pre_request, for post_request (PyObject *) */
 
@@ -437,6 +438,24 @@ static int send_iov_keep(WsgiState *st, struct iovec *iov, int n, int keep_from)
         return r;
 }
 
+/* The answer's last bytes: as send_iov_keep() without wait, and an app thread only queues
+ * them when they fit (conn_send_last()); the loop sends them once the answer is handed over
+ * (defer()), and the thread is free for its next request meanwhile. */
+static int send_iov_last(WsgiState *st, struct iovec *iov, int n, int keep_from) {
+        int r;
+
+        /* post_request runs where the answer ends: on the app's thread, as in Gunicorn. A
+         * driver on the loop's thread sends at once, never waiting: nothing to gain there. */
+        if (_unlikely_(st->hook_req || st->aio))
+                return send_iov_keep(st, iov, n, keep_from);
+        if (st->write_error < 0)
+                return st->write_error;
+        r = conn_send_last(st->conn, iov, n, keep_from);
+        if (r < 0)
+                st->write_error = r;
+        return r;
+}
+
 static int send_iov(WsgiState *st, struct iovec *iov, int n) {
         return send_iov_keep(st, iov, n, n);
 }
@@ -738,7 +757,7 @@ static inline __attribute__((always_inline)) int send_sequence(WsgiState *st, Py
         }
         /* Content-Length is now known, so the framing is never chunked here. */
         st->produced = true;
-        r = k > 0 ? send_iov_keep(st, iov, k, keep_from) : 0;
+        r = k > 0 ? send_iov_last(st, iov, k, keep_from) : 0;
         return r < 0 ? r : 1;
 }
 
@@ -1261,7 +1280,7 @@ int wsgi_aio_begin(Conn *c, WsgiStream **ret, PyObject **ret_environ, PyObject *
         }
         s->aio = true;
         st = &s->st;
-        *st = (WsgiState) { .conn = c, .request = conn_request(c), .content_length = -1 };
+        *st = (WsgiState) { .conn = c, .request = conn_request(c), .content_length = -1, .aio = true };
         if (access_log && log_access_enabled()) {
                 clock_gettime(CLOCK_REALTIME, &s->start_real);
                 clock_gettime(CLOCK_MONOTONIC, &s->start_mono);

@@ -18,7 +18,9 @@
  * dispatch until the thread hands it back, the thread owns it. The app thread never touches
  * the socket: for the calls below that need it (a body read past what is buffered, a send),
  * it lends the connection back to the loop for that one operation (ConnConfig.offload,
- * conn_io_run()) and waits, GIL released, until the loop is done with it. So one thread at a
+ * conn_io_run()) and waits, GIL released, until the loop is done with it. The last bytes of
+ * an answer that fit the output queue are only queued by the thread (conn_send_last()), for
+ * the loop to send after the hand-back. So one thread at a
  * time owns a connection and nothing in it needs a lock; the hand-offs themselves go through
  * the pool's mutex, which is held for nothing else. */
 #pragma once
@@ -90,6 +92,12 @@ int conn_write(Conn *c, const struct iovec *iov, int iovcnt);
 int conn_queue(Conn *c, const struct iovec *iov, int iovcnt);
 /* Bytes queued in memory: what a conn_queue() would add to. */
 size_t conn_out_mem(const Conn *c);
+
+/* conn_send() without wait, of the last bytes of an answer: when the app runs off the loop
+ * (ConnConfig.offload) and they fit the queue's bound, they are queued for the loop to send
+ * once the app's call hands the answer over (conn_set_stream()); the caller does not wait on
+ * the loop for them. */
+int conn_send_last(Conn *c, const struct iovec *iov, int iovcnt, int keep_from);
 
 /* Queues the bytes of iov (the response head, copied) and count bytes of fd from offset,
  * sent with sendfile(2) as the client takes them; the caller keeps fd open until the queue

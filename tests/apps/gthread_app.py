@@ -26,6 +26,43 @@ def _json(start_response, obj):
         return [body]
 
 
+# /handover/*: events of one case of the answer hand-over test, by name
+handover_events = {}
+
+
+def _handover_event(name):
+        with order_lock:
+                return handover_events.setdefault(name, threading.Event())
+
+
+def handover(environ, start_response, path, q):
+        case = q["case"]
+        if path == "/handover/stream":
+                # A first chunk the client does not take at once: the loop pulls the next one once
+                # it is out, and stands still in it (with this generator) until /handover/b ran
+                # or the bound passed.
+                def stream():
+                        yield b"s" * int(q["size"])
+                        _handover_event(case + "-loop").set()
+                        ran = _handover_event(case + "-b").wait(float(q["wait"]))
+                        yield b"B-RAN" if ran else b"B-NOT-RAN"
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return stream()
+        if path == "/handover/a":
+                # the test learns the thread runs it; the answer is made once the loop stands still
+                open(q["mark"], "w").close()
+                _handover_event(case + "-loop").wait(float(q["wait"]))
+                body = b"a" * int(q["size"])
+                start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+                return [body]
+        if path == "/handover/b":
+                _handover_event(case + "-b").set()
+                start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "1")])
+                return [b"b"]
+        start_response("404 Not Found", [("Content-Length", "0")])
+        return []
+
+
 def app(environ, start_response):
         path = environ["PATH_INFO"]
         q = _qs(environ)
@@ -52,6 +89,8 @@ def app(environ, start_response):
         if path == "/env":
                 return _json(start_response, {"multithread": environ["wsgi.multithread"],
                                               "multiprocess": environ["wsgi.multiprocess"]})
+        if path.startswith("/handover/"):
+                return handover(environ, start_response, path, q)
         if path == "/hang":
                 while True:
                         time.sleep(0.1)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -171,6 +172,55 @@ class GthreadTest(BulkCases, h.ServerTestCase):
                 self.assertEqual(r.status, 200)
                 self.assertEqual(hashlib.sha256(r.body).hexdigest(),
                                  hashlib.sha256(b"".join(h.pattern(size, i) for i in range(n))).hexdigest())
+
+        def handover_case(self, srv, case, a_size, wait):
+                """One thread. While the loop stands still (inside the generator of a streamed
+                answer it pulls), the thread finishes request A, whose list answer is a_size bytes,
+                and request B is queued behind it: returns what the generator saw, B-RAN when B ran
+                meanwhile, and A's and B's answers."""
+                tmp = h.tempdir(self, "handover")
+                mark = os.path.join(tmp, "a-runs")
+                # more than the kernel's send buffer can take: the rest stays queued in the worker
+                # until the client reads
+                with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+                        size = 2 * int(f.read().split()[2])
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                self.addCleanup(s.close)
+                # a small window: the client takes little unless it reads
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.settimeout(BOUND)
+                s.connect(srv.address())
+                stream = h.Client(s)
+                stream.send_request("GET", "/handover/stream?case=%s&size=%d&wait=%s" % (case, size, wait),
+                                    headers=[("Connection", "close")])
+                a = srv.client(timeout=BOUND)
+                self.addCleanup(a.close)
+                a.send_request("GET", "/handover/a?case=%s&size=%d&mark=%s&wait=%d" % (case, a_size, mark, BOUND),
+                               headers=[("Connection", "close")])
+                self.assertTrue(h.wait_until(lambda: os.path.exists(mark), BOUND), "A never ran")
+                b = srv.client(timeout=BOUND)
+                self.addCleanup(b.close)
+                b.send_request("GET", "/handover/b?case=%s" % case, headers=[("Connection", "close")])
+                # The loop answers a malformed request itself: once it did, it has taken B's
+                # request (sent before that connection was made) and queued it for the thread.
+                self.assertTrue(srv.raw(b"NOT HTTP\r\n\r\n", timeout=BOUND).startswith(b"HTTP/1.1 400 "))
+                got = stream.read_response()
+                self.assertEqual(got.status, 200)
+                self.assertEqual(got.body[:size], b"s" * size)
+                marker = got.body[size:]
+                ra, rb = a.read_response(), b.read_response()
+                self.assertEqual((ra.status, ra.body), (200, b"a" * a_size))
+                self.assertEqual((rb.status, rb.body), (200, b"b"))
+                return marker
+
+        def test_answer_handed_to_the_loop_frees_the_thread(self):
+                # An answer that fits --buffer-response is handed to the loop: the thread takes its
+                # next request without waiting for the loop to send it (here the loop stands still
+                # until that next request ran). One past the bound is waited for, as before: the
+                # next request runs only once the loop took it.
+                srv = self.start_gthread(threads=1, args=["--buffer-response", "65536"])
+                self.assertEqual(self.handover_case(srv, "fits", 1000, 10), b"B-RAN")
+                self.assertEqual(self.handover_case(srv, "full", 200000, 2), b"B-NOT-RAN")
 
         def test_ctl_shows_every_request_in_flight(self):
                 sock = os.path.join(h.tempdir(self, "gcorn-gthread-ctl-"), "ctl")
