@@ -1315,6 +1315,9 @@ int wsgi_aio_begin(Conn *c, WsgiStream **ret, PyObject **ret_environ, PyObject *
                         log_warning("Invalid request from ip=%s: Contradictory scheme headers", conn_info(c)->remote_addr);
                 send_error(st, r == -EXDEV ? 500 : 400);
                 s->aio_r = st->write_error;
+                /* the refusal is the whole answer, and may wait in the queue (a held send) */
+                if (s->aio_r >= 0)
+                        st->produced = true;
                 r = 1;
                 goto finish;
         }
