@@ -38,6 +38,16 @@ static bool check_open(AioRequest *a) {
         return false;
 }
 
+/* begin() and begin_scope() start a request once. */
+static bool check_unbegun(AioRequest *a) {
+        if (!check_open(a))
+                return false;
+        if (!a->stream)
+                return true;
+        PyErr_SetString(PyExc_RuntimeError, "begin() called twice");
+        return false;
+}
+
 static PyObject *raise_errno(int r) {
         if (!PyErr_Occurred()) {
                 errno = -r;
@@ -60,12 +70,8 @@ static PyObject *req_begin(PyObject *self, PyObject *Py_UNUSED(ignored)) {
         PyObject *environ = NULL, *sr = NULL, *t;
         int r;
 
-        if (!check_open(a))
+        if (!check_unbegun(a))
                 return NULL;
-        if (a->stream) {
-                PyErr_SetString(PyExc_RuntimeError, "begin() called twice");
-                return NULL;
-        }
         r = wsgi_aio_begin(a->conn, &a->stream, &environ, &sr);
         if (r < 0)
                 return raise_errno(r);
@@ -86,12 +92,8 @@ static PyObject *req_begin_scope(PyObject *self, PyObject *state) {
         PyObject *scope = NULL;
         int r;
 
-        if (!check_open(a))
+        if (!check_unbegun(a))
                 return NULL;
-        if (a->stream) {
-                PyErr_SetString(PyExc_RuntimeError, "begin() called twice");
-                return NULL;
-        }
         if (websocket_requested(conn_request(a->conn)))
                 Py_RETURN_FALSE;
         r = wsgi_aio_begin(a->conn, &a->stream, NULL, NULL);

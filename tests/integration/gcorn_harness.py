@@ -485,6 +485,13 @@ class Client:
                 return (m.group(1).decode(), int(m.group(2)), (m.group(3) or b"").decode("latin-1"),
                         headers, head)
 
+        def get_json(self, path):
+                """GET path on this connection: a 200 answer's JSON body."""
+                self.send_request("GET", path)
+                r = self.read_response()
+                assert r.status == 200, r
+                return r.json()
+
         def read_response(self, method="GET", skip_interim=True):
                 """Reads one response; 1xx interim responses are skipped unless asked for."""
                 while True:

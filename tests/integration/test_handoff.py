@@ -19,13 +19,6 @@ ASAN = "ASAN_OPTIONS" in os.environ
 SLOW = 2.0
 
 
-def ask(c, path):
-        c.send_request("GET", path)
-        r = c.read_response()
-        assert r.status == 200, r
-        return r.json()
-
-
 @skip_unless_sync("the sync worker runs its app inline; the other kinds' loops keep reading")
 class HandoffTest(ServerTestCase):
         def server(self, workers=2, extra=()):
@@ -43,7 +36,7 @@ class HandoffTest(ServerTestCase):
                 for i in range(n):
                         c = srv.client()
                         self.addCleanup(c.close)
-                        out.append((c, ask(c, "/first?id=c%d" % i)["pid"]))
+                        out.append((c, c.get_json("/first?id=c%d" % i)["pid"]))
                 return out
 
         def two_on_one_worker(self, srv):
@@ -61,7 +54,7 @@ class HandoffTest(ServerTestCase):
                 result = {}
 
                 def run():
-                        result.update(ask(c, "/slow?sleep=%s&id=%s" % (SLOW, rid)))
+                        result.update(c.get_json("/slow?sleep=%s&id=%s" % (SLOW, rid)))
 
                 t = threading.Thread(target=run)
                 t.start()
@@ -73,7 +66,7 @@ class HandoffTest(ServerTestCase):
                 x, a, b = self.two_on_one_worker(srv)
                 t, slow = self.start_slow(a)
                 time.sleep(0.3)         # the slow request is running in worker x
-                r = ask(b, "/next?id=b1")
+                r = b.get_json("/next?id=b1")
                 t.join(30)
                 self.assertEqual(slow["pid"], x)
                 self.assertEqual(r["id"], "b1")
@@ -83,8 +76,8 @@ class HandoffTest(ServerTestCase):
                 host, port = b.sock.getsockname()[:2]
                 self.assertEqual(r["remote"], [host, str(port)])
                 # The connection goes on, wherever it is now, and so does a's.
-                self.assertEqual(ask(b, "/again?id=b2")["id"], "b2")
-                self.assertEqual(ask(a, "/again?id=a2")["id"], "a2")
+                self.assertEqual(b.get_json("/again?id=b2")["id"], "b2")
+                self.assertEqual(a.get_json("/again?id=a2")["id"], "a2")
 
         def test_pipelined_requests_keep_their_order_across_a_handoff(self):
                 srv = self.server()
@@ -93,12 +86,12 @@ class HandoffTest(ServerTestCase):
                 # x's until its request is done, wherever its next bytes land.
                 c = srv.client()
                 self.addCleanup(c.close)
-                cpid = ask(c, "/first?id=c0")["pid"]
+                cpid = c.get_json("/first?id=c0")["pid"]
                 while cpid != x:
                         c.close()
                         c = srv.client()
                         self.addCleanup(c.close)
-                        cpid = ask(c, "/first?id=c0")["pid"]
+                        cpid = c.get_json("/first?id=c0")["pid"]
                 head = build_request("GET", "/partial?id=c1")
                 c.send(head[:12])
                 time.sleep(0.2)         # read by x, which now waits for the rest
@@ -132,7 +125,7 @@ class HandoffTest(ServerTestCase):
                 try:
                         for i, (c, _) in enumerate(held):
                                 c.sock.settimeout(10)
-                                r = ask(c, "/stopped?id=s%d" % i)
+                                r = c.get_json("/stopped?id=s%d" % i)
                                 self.assertEqual(r["id"], "s%d" % i)
                                 self.assertEqual(r["pid"], other)
                 finally:
@@ -142,12 +135,12 @@ class HandoffTest(ServerTestCase):
                 time.sleep(0.2)
                 for rnd in range(3):
                         for i, (c, _) in enumerate(held):
-                                self.assertEqual(ask(c, "/after?id=r%d-%d" % (rnd, i))["id"], "r%d-%d" % (rnd, i))
+                                self.assertEqual(c.get_json("/after?id=r%d-%d" % (rnd, i))["id"], "r%d-%d" % (rnd, i))
                 seen = set()
                 for i in range(8):
                         c = srv.client()
                         self.addCleanup(c.close)
-                        seen.add(ask(c, "/new?id=n%d" % i)["pid"])
+                        seen.add(c.get_json("/new?id=n%d" % i)["pid"])
                 self.assertIn(victim, srv.worker_pids())
                 self.assertTrue(srv.alive())
 
@@ -160,7 +153,7 @@ class HandoffTest(ServerTestCase):
                 os.kill(victim, signal.SIGKILL)
                 for i, (c, _) in enumerate(held):
                         try:
-                                r = ask(c, "/afterkill?id=k%d" % i)
+                                r = c.get_json("/afterkill?id=k%d" % i)
                         except (OSError, AssertionError) as e:
                                 self.fail("client %d lost with the killed worker: %r" % (i, e))
                         self.assertEqual(r["id"], "k%d" % i)
@@ -196,7 +189,7 @@ class HandoffTest(ServerTestCase):
                 held = self.clients(srv, 60)
                 for rnd in range(2):
                         for i, (c, _) in enumerate(held):
-                                self.assertEqual(ask(c, "/again?id=f%d-%d" % (rnd, i))["id"], "f%d-%d" % (rnd, i))
+                                self.assertEqual(c.get_json("/again?id=f%d-%d" % (rnd, i))["id"], "f%d-%d" % (rnd, i))
                 log = srv.log()
                 self.assertIn("The table of kept-alive connections is full", log)
                 self.assertLessEqual(log.count("The table of kept-alive connections is full"), 2, log)

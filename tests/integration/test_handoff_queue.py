@@ -14,13 +14,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gcorn_harness import ServerTestCase, build_request, main, skip_unless_sync, wait_until  # noqa: E402
 
 
-def ask(c, path):
-        c.send_request("GET", path)
-        r = c.read_response()
-        assert r.status == 200, r
-        return r.json()
-
-
 @skip_unless_sync("the sync worker runs its app inline; the other kinds' loops keep reading")
 class HandoffQueueTest(ServerTestCase):
         def server(self):
@@ -33,14 +26,14 @@ class HandoffQueueTest(ServerTestCase):
                 """n new kept-alive clients, each after one request, while busy's worker is
                 inside a request: all on the other worker. Returns (busy's pid, other's pid,
                 the clients)."""
-                t, r = self.in_thread(lambda: ask(busy, "/hold?sleep=0.6&id=hold"))
+                t, r = self.in_thread(lambda: busy.get_json("/hold?sleep=0.6&id=hold"))
                 time.sleep(0.15)
                 out, pids = [], set()
                 for i in range(n):
                         c = srv.client()
                         self.addCleanup(c.close)
                         out.append(c)
-                        pids.add(ask(c, "/first?id=c%d" % i)["pid"])
+                        pids.add(c.get_json("/first?id=c%d" % i)["pid"])
                 t.join(30)
                 self.assertEqual(len(pids), 1, pids)
                 self.assertNotIn(r["pid"], pids)
@@ -61,7 +54,7 @@ class HandoffQueueTest(ServerTestCase):
                 srv = self.server()
                 first = srv.client()
                 self.addCleanup(first.close)
-                ask(first, "/first?id=first")
+                first.get_json("/first?id=first")
                 y, x, xs = self.on_the_other(srv, first, 5)
                 x2, y2, ys = self.on_the_other(srv, xs[0], 2)
                 self.assertEqual((x2, y2), (x, y))
@@ -73,8 +66,8 @@ class HandoffQueueTest(ServerTestCase):
                 g.send(head[:12])
                 time.sleep(0.2)
                 # x is inside a request until every moved one is long answered; y for a while.
-                ta, ra = self.in_thread(lambda: ask(a, "/slow?sleep=3.0&id=a"))
-                te, re_ = self.in_thread(lambda: ask(e, "/slow?sleep=0.8&id=e"))
+                ta, ra = self.in_thread(lambda: a.get_json("/slow?sleep=3.0&id=a"))
+                te, re_ = self.in_thread(lambda: e.get_json("/slow?sleep=0.8&id=e"))
                 time.sleep(0.2)
                 # Requests on x's idle connections: x is busy, so the master passes them to the
                 # ready queue; y is busy too, so they wait there.
@@ -101,7 +94,7 @@ class HandoffQueueTest(ServerTestCase):
                                              "m%d waited for y's own slow request" % i)
                 # Every connection goes on.
                 for i, c in enumerate(moved + [a, e, g, first]):
-                        self.assertEqual(ask(c, "/again?id=z%d" % i)["id"], "z%d" % i)
+                        self.assertEqual(c.get_json("/again?id=z%d" % i)["id"], "z%d" % i)
 
 
 if __name__ == "__main__":
