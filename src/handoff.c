@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -25,6 +27,10 @@
  * worker in epoll_wait() beats only now and then, but takes a readable connection at once. */
 #define HANDOFF_GRACE_MS 20
 #define HANDOFF_EVENTS_MAX 64
+/* An entry in transit while the ready queue is empty this long was received by a worker that
+ * never took it (it died between its recvmsg() and its swap): the master takes it back. A
+ * worker only slow to swap loses nothing: its swap fails and it lets go of the descriptor. */
+#define HANDOFF_LOST_MS 100
 
 /* The owner word: the state below, and above it the entry's registration count, so that a
  * worker's stale idea of an entry (its connection taken over and closed, the entry since
@@ -66,10 +72,12 @@ struct Handoff {
         int epfd;                       /* readable duplicates it watches */
         int *dup;                       /* per entry, -1 for none, DUP_LOST: registered without */
         bool *watched;
-        uint64_t *since;                /* HELD: since when; idle W of a stale worker: seen readable */
+        uint64_t *since;                /* HELD: since when; idle W of a stale worker: seen readable;
+                                         * TRANSIT: seen with the ready queue empty */
         size_t n_dups;
         uint64_t next_scan;             /* the table is looked at once per tick, not per wake-up */
         bool lost_logged;
+        bool transit_lost_logged;
 };
 
 /* An entry registered whose descriptor the master could not receive (out of descriptors). */
@@ -231,8 +239,10 @@ static int send_msg(int sock, uint32_t op, uint32_t idx, uint32_t seq, int fd) {
         return n < 0 ? -errno : 0;
 }
 
-/* One message; *ret_fd the descriptor it carried (-1: none). 0 when the sender is gone. */
-static ssize_t recv_msg(int sock, Msg *m, int *ret_fd) {
+/* One message; *ret_fd the descriptor it carried (-1: none); *ret_lost (unless NULL) whether
+ * it carried one the kernel could not install (MSG_CTRUNC: the receiver is out of
+ * descriptors). 0 when the sender is gone. */
+static ssize_t recv_msg(int sock, Msg *m, int *ret_fd, bool *ret_lost) {
         struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
         union {
                 struct cmsghdr h;
@@ -247,11 +257,15 @@ static ssize_t recv_msg(int sock, Msg *m, int *ret_fd) {
         ssize_t n;
 
         *ret_fd = -1;
+        if (ret_lost)
+                *ret_lost = false;
         do
                 n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         while (n < 0 && errno == EINTR);
         if (n < 0)
                 return -errno;
+        if (ret_lost)
+                *ret_lost = (mh.msg_flags & MSG_CTRUNC) != 0;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
                     c->cmsg_len >= CMSG_LEN(sizeof(int)))
@@ -340,11 +354,12 @@ bool handoff_release(Handoff *h, int64_t t) {
 int64_t handoff_receive(Handoff *h, int *ret_fd, ConnInfo *ret_info) {
         Msg m;
         int fd;
+        bool lost;
         ssize_t n;
 
         if (h->ready[1] < 0)
                 return -EPIPE;
-        n = recv_msg(h->ready[1], &m, &fd);
+        n = recv_msg(h->ready[1], &m, &fd, &lost);
         if (n == -EBADMSG)
                 return -ESTALE;
         if (n == -EAGAIN)
@@ -352,6 +367,17 @@ int64_t handoff_receive(Handoff *h, int *ret_fd, ConnInfo *ret_info) {
         if (n <= 0)
                 /* The master is gone: that of another image after a binary upgrade. */
                 return -EPIPE;
+        if (fd < 0 && lost) {
+                /* The message came, its descriptor did not: nobody else will ever receive
+                 * this one, so the entry goes back to the master, which still has the
+                 * connection and offers it again when it is readable (at once: its request
+                 * is waiting). */
+                if (m.idx < h->n && owner_cas(&h->shared->e[m.idx], WORD(m.seq, HANDOFF_TRANSIT),
+                                              WORD(m.seq, HANDOFF_HELD)) && h->reg[1] >= 0)
+                        /* Best effort, as handoff_release(): the master's tick finds it too. */
+                        (void) send_msg(h->reg[1], MSG_HELD, m.idx, m.seq, -1);
+                return -EMFILE;
+        }
         if (fd < 0 || m.idx >= h->n ||
             !owner_cas(&h->shared->e[m.idx], WORD(m.seq, HANDOFF_TRANSIT), WORD(m.seq, h->self | HANDOFF_BUSY))) {
                 safe_close(fd);
@@ -410,8 +436,10 @@ static void transit(Handoff *h, uint32_t i, uint64_t from) {
         if (!owner_cas(&h->shared->e[i], from, WORD(SEQ(from), HANDOFF_TRANSIT)))
                 return;
         if (send_msg(h->ready[0], MSG_REGISTER, i, SEQ(from), h->dup[i]) < 0) {
-                /* The queue is full: it stays where it was, looked at again next tick. */
-                owner_store(&h->shared->e[i], from);
+                /* The queue is full: it stays where it was, looked at again next tick. A
+                 * swap, not a store: a worker holding an earlier message for the same entry
+                 * (see HANDOFF_LOST_MS) may have taken it meanwhile. */
+                (void) owner_cas(&h->shared->e[i], WORD(SEQ(from), HANDOFF_TRANSIT), from);
                 log_debug("handoff: entry %u stays with %x, the ready queue is full", i, STATE(from));
                 return;
         }
@@ -422,7 +450,7 @@ static void take_registrations(Handoff *h, uint64_t now) {
         for (;;) {
                 Msg m;
                 int fd;
-                ssize_t n = recv_msg(h->reg[0], &m, &fd);
+                ssize_t n = recv_msg(h->reg[0], &m, &fd, NULL);
                 uint64_t word;
                 uint32_t owner;
 
@@ -538,8 +566,46 @@ void handoff_io(Handoff *h, Heartbeat *hb, uint64_t now) {
         }
 }
 
+/* Whether the ready queue holds no message: none is on its way to a worker. */
+static bool ready_empty(const Handoff *h) {
+        int q;
+
+        /* The master keeps the receiving end too; what it counts is the queue's. An error
+         * counts as not empty: nothing is taken back on a guess. */
+        return ioctl(h->ready[1], SIOCINQ, &q) == 0 && q == 0;
+}
+
+/* Entry i is in transit: its message is in the ready queue, or with a worker that is about
+ * to take the entry, or lost with a worker that died after receiving it. Only the last stays
+ * so with the queue empty for HANDOFF_LOST_MS; the master then holds the connection again
+ * and offers it anew when its client's request is there (which it is, or it would not have
+ * been sent). *empty: the queue's state this tick, -1 until looked at. */
+static void transit_check(Handoff *h, uint32_t i, uint64_t word, uint64_t now, int *empty) {
+        if (*empty < 0)
+                *empty = ready_empty(h);
+        if (!*empty) {
+                h->since[i] = 0;
+                return;
+        }
+        if (!h->since[i]) {
+                h->since[i] = now;
+                return;
+        }
+        if (now - h->since[i] < HANDOFF_LOST_MS ||
+            !owner_cas(&h->shared->e[i], word, WORD(SEQ(word), HANDOFF_HELD)))
+                return;
+        if (!h->transit_lost_logged)
+                log_warning("A kept-alive connection passed on to a worker never reached it (the worker "
+                            "died?): it is offered again");
+        h->transit_lost_logged = true;
+        log_debug("handoff: entry %u lost in transit, held again", i);
+        h->since[i] = now;
+        watch(h, i);
+}
+
 int handoff_tick(Handoff *h, Heartbeat *hb, uint64_t now, uint64_t keepalive_ms, size_t n_workers) {
         uint32_t used;
+        int empty = -1;
 
         if (!h)
                 return -1;
@@ -579,6 +645,9 @@ int handoff_tick(Handoff *h, Heartbeat *hb, uint64_t now, uint64_t keepalive_ms,
                                         transit(h, i, word);
                         } else
                                 watch(h, i);
+                } else if (owner == HANDOFF_TRANSIT) {
+                        unwatch(h, i);
+                        transit_check(h, i, word, now, &empty);
                 } else {
                         unwatch(h, i);
                         h->since[i] = 0;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -137,6 +138,7 @@ typedef struct Worker {
          * come back to us through the ready queue, and the old Conn must then go. */
         Conn **by_entry;
         bool handoff_retry;             /* a registration found the master's queue full */
+        bool handoff_starved;           /* one came without its descriptor, none since: logged */
 } Worker;
 
 static int signal_pipe[2] = { -1, -1 };
@@ -916,8 +918,31 @@ static int take_ready(Worker *w) {
         }
         if (t == -ESTALE)
                 return 1;       /* one the queue held that was no longer to be had */
+        if (t == -EMFILE) {
+                /* Given back to the master, which offers it again. Until this worker has
+                 * descriptors again it would win that offer too and give it back in a loop,
+                 * and accept() would fail all the same: it steps aside as after a failed
+                 * accept(), and tries again in a second. */
+                if (!w->handoff_starved) {
+                        struct rlimit rl = {};
+
+                        (void) getrlimit(RLIMIT_NOFILE, &rl);
+                        log_error("Worker out of file descriptors (RLIMIT_NOFILE %llu): a kept-alive "
+                                  "connection passed on to it came without its descriptor; it goes back "
+                                  "to the master for another worker, and this worker takes no connection "
+                                  "for 1s and then each second until it can",
+                                  (unsigned long long) rl.rlim_cur);
+                }
+                w->handoff_starved = true;
+                pause_accepting(w);
+                return 0;
+        }
         if (t < 0)
                 return 0;
+        if (_unlikely_(w->handoff_starved)) {
+                log_info("Worker takes kept-alive connections from the others again");
+                w->handoff_starved = false;
+        }
         c = w->by_entry[handoff_index(t)];
         if (c)
                 let_go(w, c);   /* ours before: the entry says it is ours again, through c */

@@ -12,7 +12,9 @@
  *   W | BUSY        worker W reads or serves it: nobody else touches the socket
  *   HELD            the master holds it alone (its worker died or retired)
  *   TRANSIT         the master sent it to the ready queue; the worker that receives it
- *                   makes it its own W | BUSY
+ *                   makes it its own W | BUSY, or gives it back (HELD) when the message
+ *                   came without its descriptor; the master takes back (HELD) one whose
+ *                   message left the queue and was never taken (its worker died)
  *   CLOSING         its worker closed it; the master closes its duplicate and frees it
  *
  * The worker registers a connection the first time it goes idle after a keep-alive answer
@@ -114,8 +116,10 @@ void handoff_close(Handoff *h, int64_t ticket);
 bool handoff_release(Handoff *h, int64_t ticket);
 /* One connection from the ready queue: its ticket (the entry now this worker's W | BUSY),
  * *ret_fd and *ret_info filled. -EAGAIN when there is none, -ESTALE for one that was no longer
- * to be had (the queue may hold more), -EPIPE when the queue is gone: then take it out of the
- * epoll set and call handoff_ready_gone(). */
+ * to be had (the queue may hold more), -EMFILE for one that came without its descriptor (this
+ * worker is out of descriptors; the entry went back to the master, which offers it again:
+ * stop taking from the queue for a while), -EPIPE when the queue is gone: then take it out of
+ * the epoll set and call handoff_ready_gone(). */
 int64_t handoff_receive(Handoff *h, int *ret_fd, ConnInfo *ret_info);
 void handoff_ready_gone(Handoff *h);
 

@@ -4,7 +4,12 @@
  *           with GCORN_FAULT_ACCEPT_TALLY=PATH, each failure it makes appends one byte there;
  *   GCORN_FAULT_WATCH_LISTENER_ERRNO=N
  *           the first epoll_ctl(EPOLL_CTL_ADD) of a listener (EPOLLEXCLUSIVE) in each
- *           process fails with errno N. */
+ *           process fails with errno N;
+ *   GCORN_FAULT_RECV_EXIT=PATH
+ *           the first process to receive a descriptor from another process on a
+ *           SOCK_SEQPACKET socket (a worker taking a connection from the master's ready
+ *           queue; the master's own registrations come from its own socket pair) exits at
+ *           once after recvmsg(), having created PATH: the first one that creates it. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +18,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,4 +78,37 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
                 return -1;
         }
         return real(epfd, op, fd, ev);
+}
+
+/* Whether the message carried a descriptor. */
+static bool has_rights(const struct msghdr *mh) {
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *) mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+                        return true;
+        return false;
+}
+
+ssize_t recvmsg(int sock, struct msghdr *mh, int flags) {
+        static ssize_t (*real)(int, struct msghdr *, int);
+        const char *marker = getenv("GCORN_FAULT_RECV_EXIT");
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        int type = 0, t;
+        socklen_t tlen = sizeof(type);
+        ssize_t n;
+
+        if (!real)
+                real = (ssize_t (*)(int, struct msghdr *, int)) dlsym(RTLD_NEXT, "recvmsg");
+        n = real(sock, mh, flags);
+        if (!marker || n <= 0 || !has_rights(mh))
+                return n;
+        /* A socket pair's peer credentials are its creator's: the master's, in a worker. */
+        if (getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_SEQPACKET ||
+            getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.pid == getpid())
+                return n;
+        t = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (t < 0)
+                return n;
+        close(t);
+        _exit(3);
 }
