@@ -30,6 +30,9 @@ typedef struct AioRequest {
 
 static PyObject *on_request, *on_wake, *on_held;
 static PyObject *module;
+/* gevent: greenlet -> the request it runs (gevent_worker.py's _running), for trace() */
+static PyObject *running_by_greenlet;
+static PyObject *str_switch, *str_throw;
 
 static bool check_open(AioRequest *a) {
         if (a->conn)
@@ -224,7 +227,7 @@ static PyObject *req_finish(PyObject *self, PyObject *Py_UNUSED(ignored)) {
         worker_aio_done(c, r, &res);
         if (PyErr_Occurred())
                 return NULL;
-        Py_RETURN_NONE;
+        return PyBool_FromLong(worker_aio_needs_step());
 }
 
 static PyObject *req_wait(PyObject *self, PyObject *Py_UNUSED(ignored)) {
@@ -299,7 +302,7 @@ static PyMethodDef req_methods[] = {
         { "end_body", req_end_body, METH_NOARGS, "end_body()" },
         { "fail", req_fail, METH_O, "fail(exception or None)" },
         { "close_failed", req_close_failed, METH_O, "close_failed(exception)" },
-        { "finish", req_finish, METH_NOARGS, "finish()" },
+        { "finish", req_finish, METH_NOARGS, "finish() -> whether the worker's loop must step soon" },
         { "wait", req_wait, METH_NOARGS, "wait() -> bool: wait for on_wake, then call again" },
         { "read", req_read, METH_O, "read(n) -> bytes, b'' at the end, None: would block" },
         { NULL, NULL, 0, NULL },
@@ -360,15 +363,52 @@ static PyObject *mod_running(PyObject *Py_UNUSED(self), PyObject *req) {
         Py_RETURN_NONE;
 }
 
+/* greenlet.settrace()'s callback, called on every switch between greenlets: the request of
+ * the greenlet switched to runs now (none: the hub). In C, as a Python function it cost a
+ * tenth of a request that waits once (four switches). */
+static PyObject *mod_trace(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
+        PyObject *event, *target, *req = NULL;
+
+        if (nargs != 2) {
+                PyErr_SetString(PyExc_TypeError, "trace(event, args)");
+                return NULL;
+        }
+        event = args[0];
+        if (event != str_switch && event != str_throw) {
+                /* greenlet's own strings are interned as ours are: anything else is
+                 * another event, unless a caller made its own "switch" */
+                if (!PyUnicode_Check(event) ||
+                    (PyUnicode_Compare(event, str_switch) != 0 && PyUnicode_Compare(event, str_throw) != 0))
+                        Py_RETURN_NONE;
+        }
+        if (!PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != 2) {
+                PyErr_SetString(PyExc_TypeError, "trace(): args is (origin, target)");
+                return NULL;
+        }
+        target = PyTuple_GET_ITEM(args[1], 1);
+        if (running_by_greenlet) {
+                req = PyDict_GetItemWithError(running_by_greenlet, target);
+                if (!req && PyErr_Occurred())
+                        return NULL;
+        }
+        aio_running(req);
+        Py_RETURN_NONE;
+}
+
 static PyObject *mod_retiring(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored)) {
         return PyBool_FromLong(worker_aio_retiring());
 }
 
 static PyObject *mod_start(PyObject *Py_UNUSED(self), PyObject *args) {
-        PyObject *req, *wake, *held = Py_None;
+        PyObject *req, *wake, *held = Py_None, *running = Py_None;
 
-        if (!PyArg_ParseTuple(args, "OO|O:start", &req, &wake, &held))
+        if (!PyArg_ParseTuple(args, "OO|OO:start", &req, &wake, &held, &running))
                 return NULL;
+        if (running != Py_None && !PyDict_Check(running)) {
+                PyErr_SetString(PyExc_TypeError, "start(): running must be a dict");
+                return NULL;
+        }
+        Py_XSETREF(running_by_greenlet, running == Py_None ? NULL : Py_NewRef(running));
         Py_XSETREF(on_request, Py_NewRef(req));
         Py_XSETREF(on_wake, Py_NewRef(wake));
         Py_XSETREF(on_held, held == Py_None ? NULL : Py_NewRef(held));
@@ -379,7 +419,9 @@ static PyObject *mod_start(PyObject *Py_UNUSED(self), PyObject *args) {
 static PyMethodDef module_methods[] = {
         { "fd", mod_fd, METH_NOARGS, "fd() -> the worker's epoll fd" },
         { "step", mod_step, METH_NOARGS, "step() -> seconds until the next call, or None: done" },
-        { "start", mod_start, METH_VARARGS, "start(on_request, on_wake, on_held=None)" },
+        { "start", mod_start, METH_VARARGS, "start(on_request, on_wake, on_held=None, running=None)" },
+        { "trace", (PyCFunction) (void (*)(void)) mod_trace, METH_FASTCALL,
+          "trace(event, (origin, target)): greenlet.settrace()'s callback; names start()'s running[target]" },
         { "retiring", mod_retiring, METH_NOARGS, "retiring() -> the worker is leaving: end long-lived requests" },
         { "running", mod_running, METH_O, "running(req or None): whose task runs now" },
         { NULL, NULL, 0, NULL },
@@ -398,6 +440,10 @@ PyObject *aio_module(void) {
         if (module)
                 return module;
         if (PyType_Ready(&request_type) < 0)
+                return NULL;
+        if (!str_switch && !(str_switch = PyUnicode_InternFromString("switch")))
+                return NULL;
+        if (!str_throw && !(str_throw = PyUnicode_InternFromString("throw")))
                 return NULL;
         module = PyModule_Create(&module_def);
         if (!module)

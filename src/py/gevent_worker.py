@@ -164,18 +164,16 @@ def _serve(req, app):
                                 close()
                         except BaseException as e:      # noqa: B902
                                 req.close_failed(e)
-        req.finish()
-        _poke()
+        # the loop took the connection back already; a step only where it left work for one
+        # (see worker_aio_needs_step())
+        if req.finish():
+                _poke()
 
 
-# The request of each greenlet that runs one: told to the worker on each switch, so that a
-# greenlet that blocks the hub is named by the watchdog.
+# The request of each greenlet that runs one: told to the worker on each switch (by
+# _gcorn_aio.trace, greenlet.settrace()'s callback), so that a greenlet that blocks the hub is
+# named by the watchdog.
 _running = {}
-
-
-def _trace(event, args):
-        if event == "switch" or event == "throw":
-                _core.running(_running.get(args[1]))
 
 
 # Greenlets that ran a request and wait for the next one, the latest to finish last. A greenlet of
@@ -230,7 +228,7 @@ _tick_due = False
 
 
 def _tick():
-        global _tick_due, _timer
+        global _tick_due, _timer, _timer_at
         _tick_due = False
         if _forked:
                 return
@@ -241,8 +239,14 @@ def _tick():
                         _timer.stop()
                 _done.switch(None)
                 return
+        at = _loop.now() + due
         if _timer is not None:
+                if _timer_at <= at and _timer.active:
+                        # the timer set is due first: it steps then, which is early at worst
+                        # (the step sets the next); a new timer each step would cost more
+                        return
                 _timer.stop()
+        _timer_at = at
         _timer = _loop.timer(due)
         _timer.start(_tick)
 
@@ -257,6 +261,7 @@ def _poke():
 
 
 _core = _io = _timer = _done = None
+_timer_at = 0.0                 # the hub's time _timer is due at
 _forked = False
 
 
@@ -276,8 +281,8 @@ def run(core, app):
         _loop = get_hub().loop
         _core = core
         _done = Waiter()
-        core.start(lambda req: _spawn(req, app), _wake)
-        greenlet.settrace(_trace)
+        core.start(lambda req: _spawn(req, app), _wake, None, _running)
+        greenlet.settrace(core.trace)
         _io = _loop.io(core.fd(), 1)
         _io.start(_tick)
         _poke()
