@@ -641,6 +641,15 @@ class ServerTestCase(unittest.TestCase):
                 if expect_body is not None:
                         self.assertEqual(r.body, expect_body)
 
+        def get_json_in_thread(self, client, path):
+                """client.get_json(path) in a thread of its own, joined at the test's end: the
+                thread, and the dict the answer's JSON fills."""
+                result = {}
+                t = threading.Thread(target=lambda: result.update(client.get_json(path)))
+                t.start()
+                self.addCleanup(t.join, 30)
+                return t, result
+
 
 class SharedServerTestCase(unittest.TestCase):
         """One server for the whole class: APP with ARGS, stopped after the last test."""

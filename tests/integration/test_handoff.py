@@ -7,7 +7,6 @@ worker's pid, the request's id echoed, and its own start and end times."""
 import os
 import resource
 import signal
-import socket
 import sys
 import threading
 import time
@@ -51,15 +50,7 @@ class HandoffTest(ServerTestCase):
 
         def start_slow(self, c, rid="slow"):
                 """Sends a SLOW-second request on c; returns the thread that reads its answer."""
-                result = {}
-
-                def run():
-                        result.update(c.get_json("/slow?sleep=%s&id=%s" % (SLOW, rid)))
-
-                t = threading.Thread(target=run)
-                t.start()
-                self.addCleanup(t.join, 30)
-                return t, result
+                return self.get_json_in_thread(c, "/slow?sleep=%s&id=%s" % (SLOW, rid))
 
         def test_busy_worker_does_not_hold_an_idle_connection(self):
                 srv = self.server()

@@ -12,7 +12,6 @@ the only idle worker, y, receives it."""
 import os
 import re
 import sys
-import threading
 import time
 import unittest
 
@@ -37,10 +36,7 @@ class HandoffTransitTest(ServerTestCase):
         def on_the_other(self, srv, busy):
                 """A new kept-alive client made while busy's worker is inside a request, so on
                 the other worker: (busy's pid, the client, its pid)."""
-                result = {}
-                t = threading.Thread(target=lambda: result.update(busy.get_json("/hold?sleep=0.5&id=hold")))
-                t.start()
-                self.addCleanup(t.join, 30)
+                t, result = self.get_json_in_thread(busy, "/hold?sleep=0.5&id=hold")
                 time.sleep(0.15)
                 c = srv.client()
                 self.addCleanup(c.close)
@@ -64,15 +60,7 @@ class HandoffTransitTest(ServerTestCase):
 
         def start_slow(self, c, rid="slow"):
                 """Sends a SLOW-second request on c; returns the thread that reads its answer."""
-                result = {}
-
-                def run():
-                        result.update(c.get_json("/slow?sleep=%s&id=%s" % (SLOW, rid)))
-
-                t = threading.Thread(target=run)
-                t.start()
-                self.addCleanup(t.join, 30)
-                return t, result
+                return self.get_json_in_thread(c, "/slow?sleep=%s&id=%s" % (SLOW, rid))
 
         def moved(self, b, rid):
                 """b's request, which the master passes on: its answer, within BOUND seconds."""
