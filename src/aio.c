@@ -227,7 +227,7 @@ static PyObject *req_finish(PyObject *self, PyObject *Py_UNUSED(ignored)) {
         worker_aio_done(c, r, &res);
         if (PyErr_Occurred())
                 return NULL;
-        return PyBool_FromLong(worker_aio_needs_step());
+        Py_RETURN_NONE;
 }
 
 static PyObject *req_wait(PyObject *self, PyObject *Py_UNUSED(ignored)) {
@@ -302,7 +302,7 @@ static PyMethodDef req_methods[] = {
         { "end_body", req_end_body, METH_NOARGS, "end_body()" },
         { "fail", req_fail, METH_O, "fail(exception or None)" },
         { "close_failed", req_close_failed, METH_O, "close_failed(exception)" },
-        { "finish", req_finish, METH_NOARGS, "finish() -> whether the worker's loop must step soon" },
+        { "finish", req_finish, METH_NOARGS, "finish()" },
         { "wait", req_wait, METH_NOARGS, "wait() -> bool: wait for on_wake, then call again" },
         { "read", req_read, METH_O, "read(n) -> bytes, b'' at the end, None: would block" },
         { NULL, NULL, 0, NULL },

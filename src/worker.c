@@ -114,7 +114,6 @@ typedef struct Worker {
         bool aio;                       /* requests run in a Python event loop's tasks (aio.c) */
         bool offloaded;                 /* pool or aio: requests run elsewhere than the loop */
         Conn *aio_running;              /* aio: the request whose task runs now (NULL: none) */
-        uint64_t aio_due;               /* aio: when the event loop steps at the latest (conn_clock()) */
         uint64_t aio_grace;             /* aio: stopping, the tasks still in requests get until then */
         /* aio: the tasks' small sends wait for the end of the event loop's round (aio_send());
          * the connections holding some, in the order they were held */
@@ -1280,27 +1279,9 @@ int worker_aio_step(void) {
          * now; here the wait was the event loop's. */
         (void) conn_clock_update();
         flush_held(w);
-        int ms;
-
         if (aio_done(w) || !loop_round(w, 0) || aio_done(w))
                 return -1;
-        ms = w->quit ? 10 : next_timeout(w);
-        w->aio_due = conn_clock() + (uint64_t) ms;
-        return ms;
-}
-
-bool worker_aio_needs_step(void) {
-        Worker *w = aio_worker;
-
-        /* What the loop does on its own when a step comes, rather than on an event or a
-         * deadline: leaving, taking the backlog, sending held answers, accepting again (a
-         * connection closed under --worker-connections, or a yield that may end). */
-        if (w->quit || w->retiring || w->take_backlog || w->held || (!w->accepting && w->accept_resume) ||
-            w->handoff_retry)
-                return true;
-        /* A deadline before the one the event loop waits for (the first connection in a
-         * list of timers that was empty) */
-        return conn_clock() + (uint64_t) next_timeout(w) < w->aio_due;
+        return w->quit ? 10 : next_timeout(w);
 }
 
 /* A task runs c's request now (NULL: the event loop itself runs). A task that keeps the loop

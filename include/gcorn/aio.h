@@ -143,9 +143,6 @@ void worker_aio_running(Conn *c);
 
 /* The task is done with c's request: the loop takes the connection back. */
 void worker_aio_done(Conn *c, int r, const WsgiResult *res);
-/* Whether the worker's loop must step before its next event or the time the last
- * worker_aio_step() returned: after a request's end, which the loop took up at once. */
-bool worker_aio_needs_step(void);
 
 /* Hold the tasks' small sends until the next worker_aio_step() (see start()'s on_held). */
 void worker_aio_hold(bool on);
