@@ -26,6 +26,7 @@ typedef struct AioRequest {
         WsgiStream *stream;             /* the WSGI request, from begin() to finish() */
         ConnIo io;                      /* the I/O parked for the loop (conn_link()->io) */
         PyObject *waiter;
+        PyObject *hangup;               /* watch_hangup()'s callback while the loop watches */
 } AioRequest;
 
 static PyObject *on_request, *on_wake, *on_held;
@@ -219,6 +220,7 @@ static PyObject *req_finish(PyObject *self, PyObject *Py_UNUSED(ignored)) {
 
         if (!check_open(a))
                 return NULL;
+        Py_CLEAR(a->hangup);
         if (a->stream)
                 r = wsgi_aio_finish(c, TAKE_PTR(a->stream), &res);
         else
@@ -274,6 +276,30 @@ static PyObject *req_read(PyObject *self, PyObject *arg) {
         return b;
 }
 
+/* watch_hangup(cb or None) */
+static PyObject *req_watch_hangup(PyObject *self, PyObject *cb) {
+        AioRequest *a = (AioRequest *) self;
+        int r;
+
+        if (cb == Py_None) {
+                Py_CLEAR(a->hangup);
+                if (a->conn)
+                        (void) worker_aio_watch_hangup(a->conn, false);
+                Py_RETURN_NONE;
+        }
+        if (!check_open(a))
+                return NULL;
+        if (!PyCallable_Check(cb)) {
+                PyErr_SetString(PyExc_TypeError, "watch_hangup() needs a callable or None");
+                return NULL;
+        }
+        r = worker_aio_watch_hangup(a->conn, true);
+        if (r < 0)
+                return raise_errno(r);
+        Py_XSETREF(a->hangup, Py_NewRef(cb));
+        Py_RETURN_NONE;
+}
+
 static void req_dealloc(PyObject *self) {
         AioRequest *a = (AioRequest *) self;
 
@@ -286,6 +312,7 @@ static void req_dealloc(PyObject *self) {
                         conn_link(a->conn)->io = NULL;
         }
         Py_XDECREF(a->waiter);
+        Py_XDECREF(a->hangup);
         Py_TYPE(self)->tp_free(self);
 }
 
@@ -305,6 +332,7 @@ static PyMethodDef req_methods[] = {
         { "finish", req_finish, METH_NOARGS, "finish()" },
         { "wait", req_wait, METH_NOARGS, "wait() -> bool: wait for on_wake, then call again" },
         { "read", req_read, METH_O, "read(n) -> bytes, b'' at the end, None: would block" },
+        { "watch_hangup", req_watch_hangup, METH_O, "watch_hangup(cb or None): cb() once the client is gone" },
         { NULL, NULL, 0, NULL },
 };
 
@@ -484,6 +512,7 @@ void aio_dispatch(Conn *c) {
                 a->stream = NULL;
                 a->io = (ConnIo) { .owner = a };
                 a->waiter = NULL;
+                a->hangup = NULL;
                 conn_link(c)->io = &a->io;
                 if (call_back(on_request, a) < 0) {
                         /* nobody runs it: the connection goes */
@@ -519,6 +548,22 @@ void aio_io_done(ConnIo *io) {
         io->done = true;
         python_gil_acquire();
         (void) call_back(on_wake, a);
+        python_gil_release();
+}
+
+void aio_hung_up(ConnIo *io) {
+        AioRequest *a = io->owner;
+        PyObject *cb, *r;
+
+        python_gil_acquire();
+        cb = TAKE_PTR(a->hangup);
+        if (cb) {
+                r = PyObject_CallNoArgs(cb);
+                if (!r)
+                        python_log_exception(LOG_ERR, "The event loop cannot take a client's hang-up");
+                Py_XDECREF(r);
+                Py_DECREF(cb);
+        }
         python_gil_release();
 }
 

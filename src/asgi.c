@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "gcorn/aio.h"
 #include "gcorn/asgi.h"
@@ -721,35 +720,11 @@ static PyObject *mod_upgrade(PyObject *Py_UNUSED(self), PyObject *args) {
         return Py_BuildValue("(iy#)", conn_fd(c), rest, (Py_ssize_t) n);
 }
 
-/* fd(req) -> the connection's socket, for the loop to watch */
-static PyObject *mod_fd(PyObject *Py_UNUSED(self), PyObject *req) {
-        Conn *c = aio_request_conn(req);
-
-        return c ? PyLong_FromLong(conn_fd(c)) : NULL;
-}
-
 /* body_ready(req) -> whether Request.read() would return without touching the socket */
 static PyObject *mod_body_ready(PyObject *Py_UNUSED(self), PyObject *req) {
         Conn *c = aio_request_conn(req);
 
         return c ? PyBool_FromLong(conn_body_ready(c)) : NULL;
-}
-
-/* peer_gone(req) -> True when the client closed its end (or reset), False when bytes wait,
- * None when nothing is there yet; the bytes stay in the socket */
-static PyObject *mod_peer_gone(PyObject *Py_UNUSED(self), PyObject *req) {
-        Conn *c = aio_request_conn(req);
-        char b;
-        ssize_t n;
-
-        if (!c)
-                return NULL;
-        n = recv(conn_fd(c), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n > 0)
-                Py_RETURN_FALSE;
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                Py_RETURN_NONE;
-        Py_RETURN_TRUE;
 }
 
 /* log_exception(exc, title): exc with its traceback in the error log, under title */
@@ -771,8 +746,6 @@ static PyObject *mod_log_exception(PyObject *Py_UNUSED(self), PyObject *args) {
 static PyMethodDef module_methods[] = {
         { "log_exception", mod_log_exception, METH_VARARGS, "log_exception(exc, title)" },
         { "body_ready", mod_body_ready, METH_O, "body_ready(req) -> bool" },
-        { "fd", mod_fd, METH_O, "fd(req) -> the connection's socket" },
-        { "peer_gone", mod_peer_gone, METH_O, "peer_gone(req) -> True, False or None" },
         { "scope", (PyCFunction) (void (*)(void)) mod_scope, METH_FASTCALL, "scope(req, websocket, state) -> dict" },
         { "named", (PyCFunction) (void (*)(void)) named_new, METH_FASTCALL, "named(coro, req) -> awaitable" },
         { "start", (PyCFunction) (void (*)(void)) mod_start, METH_FASTCALL, "start(req, status, headers)" },

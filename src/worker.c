@@ -753,7 +753,7 @@ static void app_io(Worker *w, Conn *c, ConnIo *io) {
         int r = 0;
 
         if (events != 0) {
-                r = watch(w, c, events);
+                r = watch(w, c, _unlikely_(l->hangup) ? events | EPOLLIN : events);
                 if (r >= 0) {
                         l->parked = io;
                         timer_update(w, c);
@@ -781,15 +781,42 @@ static void app_io_expired(Worker *w, Conn *c) {
         io_done(w, io);
 }
 
+/* aio: input (or its end) on a connection whose task waits for its client to hang up. A look
+ * at the socket, nothing taken, tells the end (or a reset) from the next request: either
+ * ends the watch, and only the end is the task's news. Nothing there yet: it goes on. */
+static void look_for_hangup(Conn *c) {
+        ConnLink *l = conn_link(c);
+        ssize_t n;
+        char b;
+
+        n = recv(conn_fd(c), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+        l->hangup = false;
+        if (n <= 0)
+                aio_hung_up(l->io);
+}
+
 /* An event for a connection an app thread owns: for the I/O it waits for, if any; else the
  * connection leaves the epoll set until the thread is done (a client that pipelines or
- * closes would otherwise wake the loop again and again). */
-static void on_app_event(Worker *w, Conn *c) {
+ * closes would otherwise wake the loop again and again). Aio: unless the task waits for
+ * the client to hang up, which this loop watches for, in its epoll set. */
+static void on_app_event(Worker *w, Conn *c, uint32_t events) {
         ConnLink *l = conn_link(c);
 
+        if (_unlikely_(l->hangup) && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                look_for_hangup(c);
         if (l->parked) {
                 app_io(w, c, l->parked);
                 return;
+        }
+        if (_unlikely_(l->hangup)) {
+                /* still watched: a finished wait's EPOLLOUT is all that woke the loop */
+                if (l->events != EPOLLIN && watch(w, c, EPOLLIN) < 0) {
+                        log_error("Failed to watch a connection for its client's hang-up");
+                        l->hangup = false;
+                } else
+                        return;
         }
         (void) epoll_ctl(w->epfd, EPOLL_CTL_DEL, conn_fd(c), NULL);
         w->by_fd[conn_fd(c)] = NULL;
@@ -1190,7 +1217,7 @@ static inline __attribute__((always_inline)) bool loop_round(Worker *w, int time
                         if (c && !reclaim(w, c))
                                 ;
                         else if (c && w->offloaded && conn_in_app(c))
-                                on_app_event(w, c);
+                                on_app_event(w, c, events[i].events);
                         else if (c && conn_sending(c))
                                 on_writable(w, c);
                         else if (c)
@@ -1393,6 +1420,23 @@ static void aio_offload(Conn *c, ConnIo *io) {
         io->result = worker_aio_wait(c, CONN_IO_FILL) > 0 ? -EAGAIN : mine->result;
 }
 
+/* aio: the connection is in the epoll set from its last request on (or from now, for its
+ * first), watched for input: its client's hang-up wakes this loop, which looks at it
+ * (on_app_event()), rather than a registration of the socket in the Python event loop per
+ * request (each an epoll_ctl() there to add it and more to take it out). */
+int worker_aio_watch_hangup(Conn *c, bool on) {
+        ConnLink *l = conn_link(c);
+        int r;
+
+        l->hangup = on;
+        if (!on || (l->watched && (l->events & EPOLLIN)))
+                return 0;
+        r = watch(aio_worker, c, l->parked ? l->events | EPOLLIN : EPOLLIN);
+        if (r < 0)
+                l->hangup = false;
+        return r;
+}
+
 int worker_aio_wait(Conn *c, ConnIoOp op) {
         Worker *w = aio_worker;
         ConnLink *l = conn_link(c);
@@ -1404,7 +1448,7 @@ int worker_aio_wait(Conn *c, ConnIoOp op) {
         events = conn_io_run(c, io);
         if (events == 0)
                 return 0;
-        r = watch(w, c, events);
+        r = watch(w, c, _unlikely_(l->hangup) ? events | EPOLLIN : events);
         if (r < 0) {
                 log_error_errno(r, "Failed to watch a connection: %m");
                 io->result = r;
@@ -1418,6 +1462,7 @@ int worker_aio_wait(Conn *c, ConnIoOp op) {
 void worker_aio_done(Conn *c, int r, const WsgiResult *res) {
         ConnLink *l = conn_link(c);
 
+        l->hangup = false;
         if (l->parked) {
                 timer_remove(aio_worker, c);
                 l->parked = NULL;

@@ -1,10 +1,26 @@
 """Sends COUNT keep-alive GETs of PATH over one connection, one at a time, and checks
-that each is answered 200; exits 1 otherwise.
+that each is answered 200 (a body of Content-Length bytes, or chunked); exits 1 otherwise.
 
   /usr/bin/python3 client.py HOST PORT COUNT [PATH] [TIMEOUT]
 """
 import socket
 import sys
+
+
+def _chunked_end(buf, at):
+        """The offset just past the chunked body starting at buf[at:], or -1: not all here."""
+        while True:
+                eol = buf.find(b"\r\n", at)
+                if eol < 0:
+                        return -1
+                size = int(buf[at:eol].split(b";")[0], 16)
+                if size == 0:
+                        # no trailers from the servers measured: the empty line ends it
+                        end = buf.find(b"\r\n", eol + 2)
+                        return -1 if end < 0 else end + 2
+                at = eol + 2 + size + 2
+                if at > len(buf):
+                        return -1
 
 
 def main():
@@ -21,11 +37,20 @@ def main():
                         if end >= 0:
                                 head = buf[:end].split(b"\r\n")
                                 length = 0
+                                chunked = False
                                 for line in head[1:]:
                                         name, _, value = line.partition(b":")
-                                        if name.strip().lower() == b"content-length":
+                                        name = name.strip().lower()
+                                        if name == b"content-length":
                                                 length = int(value)
-                                if len(buf) >= end + 4 + length:
+                                        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                                                chunked = True
+                                if chunked:
+                                        stop = _chunked_end(buf, end + 4)
+                                        if stop >= 0:
+                                                break
+                                elif len(buf) >= end + 4 + length:
+                                        stop = end + 4 + length
                                         break
                         chunk = s.recv(65536)
                         if not chunk:
@@ -35,7 +60,7 @@ def main():
                 if not head[0].startswith(b"HTTP/1.1 200"):
                         print("client: %r" % head[0], file=sys.stderr)
                         return 1
-                buf = buf[end + 4 + length:]
+                buf = buf[stop:]
         s.close()
         return 0
 

@@ -46,6 +46,12 @@
  *     req.read(n)         up to n body bytes; b"" at the end of the body; None: would block,
  *                         wait for on_wake, call again. Raises OSError (gcorn.InputError's
  *                         errnos: EBADMSG, EFBIG, ETIMEDOUT, ECONNRESET) when the body fails.
+ *     req.watch_hangup(cb)
+ *                         after the body: the worker's loop watches the socket (already in its
+ *                         epoll set) for the client's end, and calls cb() once it comes (or a
+ *                         reset), from inside step() as on_wake (so: no switch, no run). A
+ *                         next request arriving first ends the watch without a call, as does
+ *                         req.watch_hangup(None) (also allowed once finished) and finish().
  *     WSGI (wsgi.h's wsgi_aio_*, which describe each):
  *     req.begin()         (environ, start_response) to call the app with, or None when gcorn
  *                         answered by itself. The app's start_response calls
@@ -109,6 +115,10 @@ void aio_io_done(ConnIo *io);
 /* A task's send was held for the next step (see start()'s on_held): on_held(). */
 void aio_held(void);
 
+/* The client of the request whose ConnIo io is went away while its task watched for that
+ * (req.watch_hangup()): its callback, once. */
+void aio_hung_up(ConnIo *io);
+
 /* ---- For the drivers' own C helpers (asgi.c); the GIL held ---- */
 
 /* The _gcorn_aio module, made once and put in sys.modules. Borrowed, or NULL with a Python
@@ -140,6 +150,11 @@ int worker_aio_wait(Conn *c, ConnIoOp op);
 
 /* The task of c's request runs now; NULL: none does (the event loop runs). */
 void worker_aio_running(Conn *c);
+
+/* req.watch_hangup(): on, the loop watches c's socket for its client's hang-up (it adds it
+ * to its epoll set if it is not there yet) and calls aio_hung_up() when it comes; off, no
+ * longer. 0, or -errno when the socket cannot be watched. */
+int worker_aio_watch_hangup(Conn *c, bool on);
 
 /* The task is done with c's request: the loop takes the connection back. */
 void worker_aio_done(Conn *c, int r, const WsgiResult *res);

@@ -296,6 +296,8 @@ typedef struct ConnLink {
         Conn *held_prev, *held_next;
         bool held;
         bool held_done;                 /* its task ended meanwhile: the rest is the loop's */
+        /* aio: its task waits for the client to hang up (worker_aio_watch_hangup()) */
+        bool hangup;
 } ConnLink;
 ConnLink *conn_link(Conn *c);
 

@@ -165,7 +165,9 @@ class _Http(_HttpBase):
                 gone = self.gone
                 self.gone = True
                 if gone is not None and gone is not True and not gone.done():
+                        # the response is complete (or the client went): the watch is over
                         gone.set_result(None)
+                        self.req.watch_hangup(None)
 
         async def _read(self):
                 """The next body chunk: bytes, b"" at the end."""
@@ -221,29 +223,20 @@ class _Http(_HttpBase):
                 return {"type": "http.request", "body": data, "more_body": more}
 
         async def _watch_hangup(self):
-                """Waits for the response to be complete or the client to close its end: the
-                socket turns readable, and a look at it (nothing taken) finds its end."""
-                fd = _asgi.fd(self.req)
-                watching = True
-
-                def readable():
-                        nonlocal watching
-                        gone = _asgi.peer_gone(self.req)
-                        if gone:
-                                self._client_gone()
-                        if gone is not None and watching:
-                                # gone, or the next request is there: nothing more to learn
-                                _loop.remove_reader(fd)
-                                watching = False
+                """Waits for the response to be complete or the client to close its end. The
+                worker's loop watches for the end: the socket is in its epoll set already, and
+                a look at it there (nothing taken) tells the end from the next request. No
+                registration in this loop per request: each cost uvloop several epoll_ctl()."""
                 if self.gone is None:
                         self.gone = _loop.create_future()
                 gone = self.gone
-                _loop.add_reader(fd, readable)
+                self.req.watch_hangup(self._client_gone)
                 try:
                         await gone
                 finally:
-                        if watching:
-                                _loop.remove_reader(fd)
+                        if not gone.done():
+                                # cancelled before either: no one listens any more
+                                self.req.watch_hangup(None)
 
         async def _drain(self):
                 req = self.req
