@@ -386,11 +386,6 @@ void aio_running(PyObject *req) {
         worker_aio_running(a ? a->conn : NULL);
 }
 
-static PyObject *mod_running(PyObject *Py_UNUSED(self), PyObject *req) {
-        aio_running(req);
-        Py_RETURN_NONE;
-}
-
 /* greenlet.settrace()'s callback, called on every switch between greenlets: the request of
  * the greenlet switched to runs now (none: the hub). In C, as a Python function it cost a
  * tenth of a request that waits once (four switches). */
@@ -451,7 +446,6 @@ static PyMethodDef module_methods[] = {
         { "trace", (PyCFunction) (void (*)(void)) mod_trace, METH_FASTCALL,
           "trace(event, (origin, target)): greenlet.settrace()'s callback; names start()'s running[target]" },
         { "retiring", mod_retiring, METH_NOARGS, "retiring() -> the worker is leaving: end long-lived requests" },
-        { "running", mod_running, METH_O, "running(req or None): whose task runs now" },
         { NULL, NULL, 0, NULL },
 };
 

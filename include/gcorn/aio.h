@@ -21,12 +21,13 @@
  *                         requests (on_request) and wakes tasks whose I/O is done (on_wake).
  *                         Returns the seconds (float) until it must be called again at the
  *                         latest, or None once the worker is done (stop the loop)
- *   running(req)          req's task runs from now on (None: no request's does): the
- *                         watchdog's report of a task that blocks the loop names its
- *                         request (call it on every switch: greenlet.settrace)
+ *   trace(event, args)    greenlet.settrace()'s callback: on a switch or throw to a
+ *                         greenlet of start()'s running dict, its request's task runs from
+ *                         now on (else none does), so that the watchdog's report of a task
+ *                         that blocks the loop names its request
  *   retiring()            True once the worker is leaving (a graceful stop, a reload): a
  *                         driver ends what would hold it (an open WebSocket)
- *   start(on_request, on_wake, on_held=None)
+ *   start(on_request, on_wake, on_held=None, running=None)
  *                         on_request(req): a request is complete: start a task for it.
  *                         on_wake(req): the I/O req waited for is done: wake its task. Both
  *                         are called from inside step() and finish(): they must not switch
@@ -35,7 +36,8 @@
  *                         connection's queue and go out at the start of the next step(),
  *                         with the others of the loop's round, back to back; on_held() is
  *                         called (from a send) when the first is held after a step: it must
- *                         have step() called soon (loop.call_soon), without running it
+ *                         have step() called soon (loop.call_soon), without running it.
+ *                         running: a dict of greenlet -> req, for trace()
  *
  *   Request (req), one per request, owned by its task until req.finish():
  *     req.waiter          free for the driver (the object its task waits on)
@@ -130,8 +132,7 @@ struct _object *aio_module(void);
 Conn *aio_request_conn(struct _object *req);
 WsgiStream *aio_request_stream(struct _object *req);
 
-/* _gcorn_aio.running(req) from C: req's task runs from now on (NULL or anything not a
- * Request: none does). */
+/* req's task runs from now on (NULL or anything not a Request: none does). */
 void aio_running(struct _object *req);
 
 /* ---- The worker's side, for aio.c (worker.c) ---- */
