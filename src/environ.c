@@ -660,14 +660,12 @@ static const HttpHeader *forwarded_script_name(const Request *r) {
         return found;
 }
 
-int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObject **ret) {
-        Template *t = info->is_unix ? &template_unix : &template_tcp;
-        SchemeState *scheme = NULL, scheme_buf; /* only once a scheme header comes */
-        PyObject *env = NULL, *errors;
+/* The request's path past SCRIPT_NAME (PATH_INFO, still quoted) into *ret, and the SCRIPT_NAME
+ * header that set it (NULL: the variable's) into *ret_forwarded; -EXDEV when the path does
+ * not start with it. */
+static inline int split_script_name(const Request *r, Slice *ret, const HttpHeader **ret_forwarded) {
         Slice path = r->path, sn = { script_name_bytes, script_name_len };
         const HttpHeader *forwarded = r->underscore_kept ? forwarded_script_name(r) : NULL;
-        bool quoted;
-        int ret_code = -ENOMEM, k;
 
         /* a SCRIPT_NAME header the parser kept (forwarder_headers) overrides the variable */
         if (forwarded)
@@ -678,6 +676,22 @@ int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObj
                 path.p += sn.len;
                 path.len -= sn.len;
         }
+        *ret = path;
+        *ret_forwarded = forwarded;
+        return 0;
+}
+
+int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObject **ret) {
+        Template *t = info->is_unix ? &template_unix : &template_tcp;
+        SchemeState *scheme = NULL, scheme_buf; /* only once a scheme header comes */
+        PyObject *env = NULL, *errors;
+        const HttpHeader *forwarded;
+        Slice path;
+        bool quoted;
+        int ret_code = -ENOMEM, k;
+
+        if (split_script_name(r, &path, &forwarded) < 0)
+                return -EXDEV;
         quoted = memchr(path.p, '%', path.len);
 
         errors = pylog_errors(); /* borrowed */
@@ -716,7 +730,8 @@ int environ_build(const Request *r, const ConnInfo *info, PyObject *input, PyObj
         if (info->is_unix && add_server(env, r, info) < 0)
                 goto finish;
         if (forwarded &&
-            set_item(env, keys[KEY_SCRIPT_NAME], PyUnicode_DecodeLatin1(sn.p, (Py_ssize_t) sn.len, NULL)) < 0)
+            set_item(env, keys[KEY_SCRIPT_NAME],
+                     PyUnicode_DecodeLatin1(forwarded->value.p, (Py_ssize_t) forwarded->value.len, NULL)) < 0)
                 goto finish;
         if (PyDict_SetItem(env, keys[KEY_WSGI_INPUT], input ? input : Py_None) < 0)
                 goto finish;
@@ -768,11 +783,11 @@ finish:
 }
 
 int environ_check(const Request *r, const ConnInfo *info) {
-        const HttpHeader *forwarded = r->underscore_kept ? forwarded_script_name(r) : NULL;
-        Slice sn = forwarded ? forwarded->value : (Slice) { script_name_bytes, script_name_len };
+        const HttpHeader *forwarded;
+        Slice path;
         int k;
 
-        if (sn.len > 0 && (r->path.len < sn.len || memcmp(r->path.p, sn.p, sn.len) != 0))
+        if (split_script_name(r, &path, &forwarded) < 0)
                 return -EXDEV;
         k = environ_scheme_https(r, info);
         return k < 0 ? k : 0;
