@@ -840,7 +840,10 @@ static void on_pool(Worker *w) {
 /* A connection whose answer the loop finishes can take more: sends, pulls more of the
  * answer from the app while the queue has room, and once all is out ends the request and
  * goes on with the connection's next one. */
-static void on_writable(Worker *w, Conn *c) {
+/* The loop's turn at an answer whose app is done with it: sends what the socket takes, pulls
+ * more from the app's iterable, and ends the request once all is out (the connection goes
+ * on to its next request, or closes). True while the answer still waits for the client. */
+static bool send_answer(Worker *w, Conn *c) {
         int r;
 
         r = conn_flush(c);
@@ -849,14 +852,19 @@ static void on_writable(Worker *w, Conn *c) {
         if (r < 0) {
                 end_stream(w, c, r);
                 end_conn(w, c);
-                return;
+                return false;
         }
         if (r == 1 && !conn_out_pending(c)) {
                 end_stream(w, c, 0);
                 serve(w, c, conn_finish_request(c));
-                return;
+                return false;
         }
-        timer_update(w, c);
+        return true;
+}
+
+static void on_writable(Worker *w, Conn *c) {
+        if (send_answer(w, c))
+                timer_update(w, c);
 }
 
 /* Takes one connection off listener idx: 1 and *ret, or 0 when there is none to take now
@@ -1266,26 +1274,16 @@ static void flush_held(Worker *w) {
                 ConnLink *l = conn_link(c);
 
                 hold_unlink(w, c);
-                r = conn_flush(c);
-                if (!l->held_done)
+                if (!l->held_done) {
                         /* its task goes on: what the socket does not take now waits for the
                          * task's next send, wait or end, as any queued answer does */
+                        (void) conn_flush(c);
                         continue;
-                /* its task ended: app_done() left the rest here (as on_writable(), without
-                 * the send deadline's look at the socket when all went out at once) */
+                }
+                /* its task ended: app_done() left the rest here */
                 l->held_done = false;
-                if (r == 0)
-                        r = wsgi_stream_pull(c);
-                if (r < 0 && r != -EAGAIN) {
-                        end_stream(w, c, r);
-                        end_conn(w, c);
+                if (!send_answer(w, c))
                         continue;
-                }
-                if (r == 1 && !conn_out_pending(c)) {
-                        end_stream(w, c, 0);
-                        serve(w, c, conn_finish_request(c));
-                        continue;
-                }
                 /* the client takes its time: the loop sends the rest as it does */
                 conn_send_later(c);
                 timer_update(w, c);
