@@ -22,10 +22,7 @@ import gcorn_harness as h  # noqa: E402
 
 APP = "asgi_app:app"
 ASAN = "ASAN_OPTIONS" in os.environ
-# The default loop (uvloop) normally; under the sanitizers asyncio's, as uvloop's extension
-# leaves interpreter memory LeakSanitizer reports (README); GCORN_ASGI_LOOP picks one.
-LOOP = (["--asgi-loop", os.environ["GCORN_ASGI_LOOP"]] if os.environ.get("GCORN_ASGI_LOOP")
-        else ["--asgi-loop", "asyncio"] if ASAN else [])
+LOOP = h.ASGI_LOOP
 
 
 def run(args, timeout=30, env=None):

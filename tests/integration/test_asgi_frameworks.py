@@ -17,10 +17,7 @@ import gcorn_harness as h  # noqa: E402
 
 import websockets  # noqa: E402
 
-ASAN = "ASAN_OPTIONS" in os.environ
-# as in test_asgi.py: uvloop normally, asyncio under the sanitizers (README)
-LOOP = (["--asgi-loop", os.environ["GCORN_ASGI_LOOP"]] if os.environ.get("GCORN_ASGI_LOOP")
-        else ["--asgi-loop", "asyncio"] if ASAN else [])
+LOOP = h.ASGI_LOOP
 
 
 def multipart(fields, files):

@@ -16,8 +16,7 @@ import gcorn_harness as h  # noqa: E402
 
 APP = "asgi_hangup_app:app"
 ASAN = "ASAN_OPTIONS" in os.environ
-LOOP = (["--asgi-loop", os.environ["GCORN_ASGI_LOOP"]] if os.environ.get("GCORN_ASGI_LOOP")
-        else ["--asgi-loop", "asyncio"] if ASAN else [])
+LOOP = h.ASGI_LOOP
 
 
 class TestNoReaderPerRequest(unittest.TestCase):

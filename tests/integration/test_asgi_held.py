@@ -6,7 +6,6 @@ a task that goes on waiting still has its answer sent; answers of many connectio
 round, and a held chunk followed by one too large to hold, arrive whole and in order."""
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import unittest
@@ -16,8 +15,7 @@ import gcorn_harness as h  # noqa: E402
 
 APP = "asgi_held_app:app"
 ASAN = "ASAN_OPTIONS" in os.environ
-LOOP = (["--asgi-loop", os.environ["GCORN_ASGI_LOOP"]] if os.environ.get("GCORN_ASGI_LOOP")
-        else ["--asgi-loop", "asyncio"] if ASAN else [])
+LOOP = h.ASGI_LOOP
 
 
 class TestHeldAnswers(unittest.TestCase):
