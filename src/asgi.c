@@ -630,24 +630,21 @@ static PyObject *mod_status_lines(PyObject *Py_UNUSED(self), PyObject *d) {
 
 /* ---- the request's side ---- */
 
-/* scope(req, websocket, state) -> the scope dict (fast-called: one per request) */
-static PyObject *mod_scope(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
+/* websocket_scope(req, state) -> the websocket scope of an opening handshake (an http
+ * request's comes with req.begin_scope()) */
+static PyObject *mod_websocket_scope(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
         PyObject *scope = NULL;
-        int websocket, r;
         Conn *c;
+        int r;
 
-        if (nargs != 3) {
-                PyErr_SetString(PyExc_TypeError, "scope() takes req, websocket and state");
+        if (nargs != 2) {
+                PyErr_SetString(PyExc_TypeError, "websocket_scope() takes req and state");
                 return NULL;
         }
-        websocket = PyObject_IsTrue(args[1]);
-        if (websocket < 0)
-                return NULL;
         c = aio_request_conn(args[0]);
         if (!c)
                 return NULL;
-        r = scope_build(conn_request(c), conn_info(c), websocket ? SCOPE_WEBSOCKET : SCOPE_HTTP,
-                        args[2] == Py_None ? NULL : args[2], &scope);
+        r = scope_build(conn_request(c), conn_info(c), SCOPE_WEBSOCKET, args[1] == Py_None ? NULL : args[1], &scope);
         if (r == -EPROTO) {
                 /* begin() refused contradictory scheme headers already */
                 PyErr_SetString(PyExc_ValueError, "contradictory scheme headers");
@@ -674,14 +671,6 @@ static PyObject *mod_start(PyObject *Py_UNUSED(self), PyObject *const *args, Py_
                 return NULL;
         Py_DECREF(r);
         Py_RETURN_NONE;
-}
-
-static PyObject *mod_is_websocket(PyObject *Py_UNUSED(self), PyObject *req) {
-        Conn *c = aio_request_conn(req);
-
-        if (!c)
-                return NULL;
-        return PyBool_FromLong(websocket_requested(conn_request(c)));
 }
 
 /* handshake(req) -> None when the opening handshake is good, else (status, reason) */
@@ -746,10 +735,10 @@ static PyObject *mod_log_exception(PyObject *Py_UNUSED(self), PyObject *args) {
 static PyMethodDef module_methods[] = {
         { "log_exception", mod_log_exception, METH_VARARGS, "log_exception(exc, title)" },
         { "body_ready", mod_body_ready, METH_O, "body_ready(req) -> bool" },
-        { "scope", (PyCFunction) (void (*)(void)) mod_scope, METH_FASTCALL, "scope(req, websocket, state) -> dict" },
+        { "websocket_scope", (PyCFunction) (void (*)(void)) mod_websocket_scope, METH_FASTCALL,
+          "websocket_scope(req, state) -> dict" },
         { "named", (PyCFunction) (void (*)(void)) named_new, METH_FASTCALL, "named(coro, req) -> awaitable" },
         { "start", (PyCFunction) (void (*)(void)) mod_start, METH_FASTCALL, "start(req, status, headers)" },
-        { "is_websocket", mod_is_websocket, METH_O, "is_websocket(req) -> bool" },
         { "handshake", mod_handshake, METH_O, "handshake(req) -> None or (status, reason)" },
         { "upgrade", mod_upgrade, METH_VARARGS, "upgrade(req, head) -> (fd, rest)" },
         { "status_lines", mod_status_lines, METH_O, "status_lines({status: line}) for Http.send()" },

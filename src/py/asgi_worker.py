@@ -654,7 +654,7 @@ async def _serve_websocket(req, environ_sr):
                 return
         w = _WebSocket(req)
         w.environ_sr = environ_sr
-        scope = _asgi.scope(req, True, _state)
+        scope = _asgi.websocket_scope(req, _state)
         try:
                 await _named(_app(scope, w.receive, w.send), req)
                 if w.state == "connecting":
