@@ -254,6 +254,14 @@ static void send_signal(WorkerProc *p, int sig) {
         (void) kill(p->pid, sig);
 }
 
+/* TERM for a worker that others outlive (a reload, TTOU, one worker stopped): it leaves its
+ * idle kept-alive connections to the master for them (WORKER_TERM_OTHERS_SERVE). */
+static void retire_worker(WorkerProc *p) {
+        p->term_sent = true;
+        if (sigqueue(p->pid, SIGTERM, (union sigval) { .sival_int = WORKER_TERM_OTHERS_SERVE }) < 0)
+                (void) kill(p->pid, SIGTERM);
+}
+
 static void signal_all(Arbiter *a, int sig) {
         for (size_t i = 0; i < a->n_procs; i++)
                 send_signal(&a->procs[i], sig);
@@ -378,7 +386,7 @@ static void reload_failed(Arbiter *a, const char *why) {
         answer_reload_waiters(a, a->generation, NOTIFY_RELOAD_FAILED);
         for (size_t i = 0; i < a->n_procs; i++)
                 if (a->procs[i].generation == a->generation)
-                        send_signal(&a->procs[i], SIGTERM);
+                        retire_worker(&a->procs[i]);
         a->generation = a->prev_generation;
         a->reloading = false;
         a->upgrade_reload = false;
@@ -629,7 +637,7 @@ static void manage(Arbiter *a) {
                 /* The new generation serves: only now may the old one go. */
                 for (size_t i = 0; i < a->n_procs; i++)
                         if (a->procs[i].generation != a->generation && !a->procs[i].term_sent)
-                                send_signal(&a->procs[i], SIGTERM);
+                                retire_worker(&a->procs[i]);
                 a->reloading = false;
                 if (a->upgrade_reload)
                         log_info("Upgrade complete: gcorn %s replaced gcorn %s; generation %u serving",
@@ -652,7 +660,7 @@ static void manage(Arbiter *a) {
                 WorkerProc *p = &a->procs[i];
 
                 if (p->generation == a->generation && !p->term_sent && !heartbeat_load(&p->slot->retiring)) {
-                        send_signal(p, SIGTERM);
+                        retire_worker(p);
                         serving--;
                 }
         }
@@ -880,7 +888,7 @@ static void serve_control(Arbiter *a) {
                 handle_signal(a, &(SignalRecord) { .signo = SIGTTOU });
         for (size_t i = 0; act.kill_pid && i < a->n_procs; i++)
                 if (a->procs[i].pid == act.kill_pid && !a->procs[i].term_sent)
-                        send_signal(&a->procs[i], SIGTERM);
+                        retire_worker(&a->procs[i]);
         if (act.reopen_logs)
                 handle_signal(a, &(SignalRecord) { .signo = SIGUSR1 });
         if (act.reload)

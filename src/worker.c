@@ -85,6 +85,7 @@ typedef struct Worker {
         ConnConfig cfg;
         bool retiring;
         bool await_replacement;         /* retiring by itself: leaves once the master replaced it */
+        bool leave_idle;                /* retiring while others serve: idle connections go to the master */
         bool accept_failing;            /* accept() failed and has not worked since: logged once */
         bool take_backlog;              /* retiring: accept what the listeners queued, once */
         bool accepting;
@@ -145,9 +146,16 @@ static int signal_pipe[2] = { -1, -1 };
 /* aio: the worker the Python event loop drives */
 static Worker *aio_worker;
 
-static void on_signal(int sig) {
+/* The byte on the signal pipe for the master's TERM with WORKER_TERM_OTHERS_SERVE: no
+ * signal has that number. */
+#define SIGNAL_TERM_OTHERS_SERVE 0xff
+
+static void on_signal(int sig, siginfo_t *si, void *ctx _unused_) {
         int saved = errno;
         unsigned char b = (unsigned char) sig;
+
+        if (sig == SIGTERM && si && si->si_code == SI_QUEUE && si->si_value.sival_int == WORKER_TERM_OTHERS_SERVE)
+                b = SIGNAL_TERM_OTHERS_SERVE;
 
         (void) !write(signal_pipe[1], &b, 1);
         errno = saved;
@@ -536,6 +544,7 @@ static void retire_for_replacement(Worker *w, RetireCause cause) {
         if (w->retiring)
                 return;
         w->await_replacement = true;
+        w->leave_idle = true;
         retire(w, SLOT_RETIRING | ((uint32_t) cause << 8));
 }
 
@@ -546,10 +555,10 @@ static bool may_leave(const Worker *w) {
                 (!w->await_replacement || SLOT_RETIRING_STATE(heartbeat_load(&w->slot->retiring)) == SLOT_REPLACED);
 }
 
-/* A worker that retires of its own accord (the master goes on serving) leaves its idle
- * kept-alive connections to the master for the others, rather than close them under a
- * client that may be sending its next request. On the master's TERM (a stop, perhaps) they
- * stay, as before: nobody might take them. */
+/* A worker that retires while others go on serving (of its own accord, or on the master's
+ * TERM for a reload or TTOU) leaves its idle kept-alive connections to the master for the
+ * others, rather than keep them until it leaves and then close them under a client that may
+ * be sending its next request. On a plain TERM (a stop) they stay: nobody would take them. */
 static void release_idle(Worker *w) {
         for (Conn *c = w->timers[1].head, *next; c; c = next) {
                 ConnLink *l = conn_link(c);
@@ -569,7 +578,7 @@ static void take_backlog(Worker *w) {
         size_t n = 0, cap = (size_t) MAX(w->settings->backlog, 1);
 
         w->take_backlog = false;
-        if (w->handoff && w->await_replacement)
+        if (w->handoff && w->leave_idle)
                 release_idle(w);
         /* Only what is queued now, all taken before any is served: serving one at a time
          * would let a client that reconnects as fast as it is answered keep a retiring
@@ -1016,9 +1025,11 @@ static void handle_signals(Worker *w) {
                 for (ssize_t i = 0; i < n; i++)
                         switch (buf[i]) {
                         case SIGTERM:
+                        case SIGNAL_TERM_OTHERS_SERVE:
                                 /* The master's word: no replacement comes (stop, reload, TTOU). */
                                 start_retiring(w);
                                 w->await_replacement = false;
+                                w->leave_idle = buf[i] == SIGNAL_TERM_OTHERS_SERVE;
                                 break;
                         case SIGINT:
                         case SIGQUIT:
@@ -1163,7 +1174,7 @@ static int next_timeout(const Worker *w) {
 }
 
 static int setup_signals(void) {
-        struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+        struct sigaction sa = { .sa_sigaction = on_signal, .sa_flags = SA_RESTART | SA_SIGINFO };
         static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGUSR2, SIGTTIN, SIGTTOU, SIGWINCH };
         sigset_t all;
 

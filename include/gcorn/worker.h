@@ -12,6 +12,12 @@
 /* Exit status of a worker that could not load the app (Gunicorn's WORKER_BOOT_ERROR). */
 #define WORKER_BOOT_ERROR 3
 
+/* The value (sigqueue()) of the master's TERM when other workers go on serving (a reload,
+ * TTOU, one worker stopped): the worker leaves its idle kept-alive connections to the master,
+ * which hands each to another worker when its client sends again. A plain TERM (a stop) has
+ * nobody to leave them to. */
+#define WORKER_TERM_OTHERS_SERVE 1
+
 typedef struct WorkerContext {
         pid_t parent;                   /* the master, read before fork(): it may die before the
                                          * worker looks */

@@ -5,6 +5,7 @@ Every case runs 2 sync workers on tests/apps/handoff_app.py, which answers with 
 worker's pid, the request's id echoed, and its own start and end times."""
 
 import os
+import re
 import resource
 import signal
 import sys
@@ -168,6 +169,53 @@ class HandoffTest(ServerTestCase):
                         self.assertEqual(r.json()["id"], "b%d" % i)
                         self.assertNotEqual(r.json()["pid"], x)
                         self.assertFalse(r.has_token("Connection", "close"), r)
+
+        def assert_kept_by_others(self, srv, held, gone, rid):
+                """Each held client's next request, on its own connection, is answered by a worker
+                not in gone, and the connection stays open."""
+                for i, (c, _) in enumerate(held):
+                        c.send_request("GET", "/after?id=%s%d" % (rid, i))
+                        r = c.read_response()
+                        self.assertEqual(r.status, 200, r)
+                        self.assertEqual(r.json()["id"], "%s%d" % (rid, i))
+                        self.assertNotIn(r.json()["pid"], gone, "answered by a worker told to leave")
+                        self.assertFalse(r.has_token("Connection", "close"), r)
+
+        def test_reload_leaves_idle_clients_to_the_new_workers(self):
+                srv = self.server()
+                held = self.clients(srv, 8)
+                old = {p for _, p in held}
+                time.sleep(0.2)         # every client idle
+                os.kill(srv.pid, signal.SIGHUP)
+                srv.wait_log(r"Reload complete", timeout=20)
+                # The old workers leave at once, not when their clients' keep-alive time (30 s)
+                # ends, and their clients keep their connections: the new generation answers.
+                for p in old:
+                        srv.wait_log(r"Worker exiting \(pid: %d\)" % p, timeout=10)
+                self.assert_kept_by_others(srv, held, old, "h")
+                self.assertTrue(srv.alive())
+
+        def test_fewer_workers_leave_idle_clients_to_the_rest(self):
+                srv = self.server(workers=3)
+                # slow first requests made at once, so that every worker holds some clients
+                started = []
+                for i in range(9):
+                        c = srv.client()
+                        self.addCleanup(c.close)
+                        started.append((c,) + self.get_json_in_thread(c, "/slow?sleep=0.5&id=s%d" % i))
+                        time.sleep(0.05)
+                held = []
+                for c, t, res in started:
+                        t.join(30)
+                        held.append((c, res["pid"]))
+                self.assertEqual(len({p for _, p in held}), 3, held)
+                time.sleep(0.2)
+                os.kill(srv.pid, signal.SIGTTOU)
+                # it leaves at once (the keep-alive time is 30 s), and its clients stay
+                log = srv.wait_log(r"Worker exiting \(pid: \d+\)", timeout=10)
+                gone = int(re.search(r"Worker exiting \(pid: (\d+)\)", log).group(1))
+                self.assertIn(gone, {p for _, p in held})
+                self.assert_kept_by_others(srv, held, {gone}, "t")
 
         def test_full_table_leaves_connections_with_their_worker(self):
                 # The table is sized for the master's descriptor limit: 300 leaves 44 entries.
