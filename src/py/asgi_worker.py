@@ -145,6 +145,7 @@ class _Http(_HttpBase):
         pending = None                  # a body chunk read ahead
         body_done = False
         body_failed = False             # gcorn owes the client the status of its body
+        watchers = 0                    # receive() calls waiting for the client's going
         task = None                     # the request's task, cancelled a grace after the client went
         cancel = None
         # chunks of a streamed body held until the loop's round ends, then written at once (one
@@ -227,14 +228,19 @@ class _Http(_HttpBase):
                 worker's loop watches for the end: the socket is in its epoll set already, and
                 a look at it there (nothing taken) tells the end from the next request. No
                 registration in this loop per request: each cost uvloop several epoll_ctl()."""
-                if self.gone is None:
-                        self.gone = _loop.create_future()
                 gone = self.gone
-                self.req.watch_hangup(self._client_gone)
+                if gone is None:
+                        gone = self.gone = _loop.create_future()
+                if self.watchers == 0:
+                        self.req.watch_hangup(self._client_gone)
+                self.watchers += 1
                 try:
-                        await gone
+                        # each receive() waits on its own: a cancelled one (a task group's end, a
+                        # timeout) must not cancel what the others wait for
+                        await asyncio.shield(gone)
                 finally:
-                        if not gone.done():
+                        self.watchers -= 1
+                        if self.watchers == 0 and not gone.done():
                                 # cancelled before either: no one listens any more
                                 self.req.watch_hangup(None)
 

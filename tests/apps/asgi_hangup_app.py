@@ -7,6 +7,8 @@ StreamingResponse asks it (its listen_for_disconnect() beside the stream).
   /stream?id=X    CHUNKS chunks 20 ms apart, a receive() waiting beside them; prints
                   "stream X saw http.disconnect after N chunks" if it says so before the
                   end, else "stream X complete, then <its message>" once the response is
+                  complete; with &extra=1 a second receive() waits beside it and is
+                  cancelled after two chunks
 """
 import asyncio
 import json
@@ -71,7 +73,11 @@ async def app(scope, receive, send):
                 await send({"type": "http.response.start", "status": 200,
                             "headers": [(b"content-type", b"text/plain")]})
                 listener = asyncio.ensure_future(receive())
+                # &extra=1: a second receive() waits too, and is cancelled after two chunks
+                extra = asyncio.ensure_future(receive()) if q.get("extra") else None
                 for i in range(CHUNKS):
+                        if extra is not None and i == 2:
+                                extra.cancel()
                         if listener.done():
                                 say("stream %s saw %s after %d chunks" % (name, listener.result()["type"], i))
                                 return

@@ -110,6 +110,20 @@ class TestHangups(unittest.TestCase):
                 self.srv.wait_log(r"stream %s complete, then http\.disconnect" % tag)
                 self.assertNotIn("stream %s saw" % tag, self.srv.log())
 
+        def test_a_cancelled_receive_leaves_the_other_watching(self):
+                # two receive() wait for the client's going; one is cancelled (a task group's
+                # end, a timeout): the other still learns that the client left
+                tag = "c%d" % int(time.monotonic() * 1000)
+                c = self.srv.client(timeout=15)
+                try:
+                        c.send_request("GET", "/stream?id=%s&extra=1" % tag)
+                        c._fill()
+                        time.sleep(0.15)        # the extra receive() is cancelled after two chunks
+                finally:
+                        c.close()
+                self.srv.wait_log(r"stream %s (saw|complete)" % tag, timeout=15)
+                self.assertRegex(self.srv.log(), r"stream %s saw http\.disconnect after \d+ chunks" % tag)
+
         def test_half_close_is_a_hangup(self):
                 # the client shuts its sending side (FIN) and keeps reading: gone, for the app
                 tag = "h%d" % int(time.monotonic() * 1000)
