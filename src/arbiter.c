@@ -52,6 +52,8 @@ typedef struct WorkerProc {
         bool term_sent;
         bool abort_sent;
         bool kill_sent;
+        bool adopted;                   /* a worker of the image before an upgrade: its hand-off
+                                         * table and socket were that image's, gone with it */
 } WorkerProc;
 
 typedef struct Arbiter {
@@ -255,8 +257,14 @@ static void send_signal(WorkerProc *p, int sig) {
 }
 
 /* TERM for a worker that others outlive (a reload, TTOU, one worker stopped): it leaves its
- * idle kept-alive connections to the master for them (WORKER_TERM_OTHERS_SERVE). */
+ * idle kept-alive connections to the master for them (WORKER_TERM_OTHERS_SERVE). Not an
+ * adopted worker: the master it would leave them to is the image before the upgrade, and
+ * they would be closed under their clients; it keeps them until it leaves, as on a stop. */
 static void retire_worker(WorkerProc *p) {
+        if (p->adopted) {
+                send_signal(p, SIGTERM);
+                return;
+        }
         p->term_sent = true;
         if (sigqueue(p->pid, SIGTERM, (union sigval) { .sival_int = WORKER_TERM_OTHERS_SERVE }) < 0)
                 (void) kill(p->pid, SIGTERM);
@@ -1099,6 +1107,7 @@ static int adopt(Arbiter *a, UpgradeState *st) {
                         .spawned_ms = w->spawned_ms,
                         .booted = w->booted,
                         .term_sent = w->term_sent,
+                        .adopted = true,
                 };
         }
         a->requests_done = st->requests_done;

@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gcorn_harness as h  # noqa: E402
-from test_arbiter import Load, children  # noqa: E402
+from test_arbiter import Load, children, parse_body  # noqa: E402
 
 APP = "arbiter_app:app"
 ASAN = "ASAN_OPTIONS" in os.environ
@@ -185,6 +185,35 @@ class UpgradeTest(h.ServerTestCase):
                 m = re.search(r"(\d+\.\d+[^\s)]*)", out)
                 self.assertIsNotNone(m, out)
                 return m.group(1)
+
+        def test_idle_clients_of_the_adopted_workers_are_answered(self):
+                """Kept-alive clients idle in the workers of the image before the upgrade: when
+                the new image retires those workers, they keep them until they leave (the
+                table that could take them over was the old image's), so each client's next
+                request is answered on its connection."""
+                srv = self.start_server(args=["--keep-alive", "30"])
+                held = []
+                for _ in range(6):
+                        c = srv.client()
+                        self.addCleanup(c.close)
+                        c.send_request("GET", "/")
+                        self.assertEqual(c.read_response().status, 200)
+                        held.append(c)
+                before = children(srv.pid)
+                r = self.upgrade(srv)
+                self.assertEqual(r.returncode, 0, r.stdout)
+                srv.wait_log(r"Upgrade complete", timeout=UPGRADE_DEADLINE)
+                self.wait_workers(srv, 4, timeout=5)     # the old two still hold their clients
+                time.sleep(0.3)
+                for i, c in enumerate(held):
+                        try:
+                                c.send_request("GET", "/")
+                                r = c.read_response()
+                        except (OSError, h.ProtocolError) as e:
+                                self.fail("client %d lost with the old image's workers: %r" % (i, e))
+                        self.assertEqual(r.status, 200)
+                        self.assertIn(parse_body(r.body)[1], before)
+                self.assertPidFile(srv)
 
         def test_broken_binary_keeps_serving(self):
                 srv = self.start_server()
