@@ -647,6 +647,18 @@ class ServerTestCase(unittest.TestCase):
                 if expect_body is not None:
                         self.assertEqual(r.body, expect_body)
 
+        def idle_clients(self, srv, n, path="/"):
+                """n kept-alive clients, each idle after one answered request, closed at the
+                test's end."""
+                out = []
+                for _ in range(n):
+                        c = srv.client()
+                        self.addCleanup(c.close)
+                        c.send_request("GET", path)
+                        self.assertEqual(c.read_response().status, 200)
+                        out.append(c)
+                return out
+
         def get_json_in_thread(self, client, path):
                 """client.get_json(path) in a thread of its own, joined at the test's end: the
                 thread, and the dict the answer's JSON fills."""

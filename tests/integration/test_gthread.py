@@ -70,13 +70,7 @@ class GthreadTest(BulkCases, h.ServerTestCase):
                 # One thread: idle keep-alive connections do not hold it, so a new client is
                 # answered while five of them wait for their next request.
                 srv = self.start_gthread(threads=1, args=["--keep-alive", "30"])
-                idle = []
-                for _ in range(5):
-                        c = srv.client()
-                        self.addCleanup(c.close)
-                        c.send_request("GET", "/")
-                        self.assertEqual(c.read_response().status, 200)
-                        idle.append(c)
+                idle = self.idle_clients(srv, 5)
                 self.assertEqual(srv.get("/").status, 200)
                 for c in idle:
                         c.send_request("GET", "/")

@@ -192,13 +192,7 @@ class UpgradeTest(h.ServerTestCase):
                 table that could take them over was the old image's), so each client's next
                 request is answered on its connection."""
                 srv = self.start_server(args=["--keep-alive", "30"])
-                held = []
-                for _ in range(6):
-                        c = srv.client()
-                        self.addCleanup(c.close)
-                        c.send_request("GET", "/")
-                        self.assertEqual(c.read_response().status, 200)
-                        held.append(c)
+                held = self.idle_clients(srv, 6)
                 before = children(srv.pid)
                 r = self.upgrade(srv)
                 self.assertEqual(r.returncode, 0, r.stdout)
