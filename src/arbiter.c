@@ -261,13 +261,11 @@ static void send_signal(WorkerProc *p, int sig) {
  * adopted worker: the master it would leave them to is the image before the upgrade, and
  * they would be closed under their clients; it keeps them until it leaves, as on a stop. */
 static void retire_worker(WorkerProc *p) {
-        if (p->adopted) {
-                send_signal(p, SIGTERM);
+        if (!p->adopted && sigqueue(p->pid, SIGTERM, (union sigval) { .sival_int = WORKER_TERM_OTHERS_SERVE }) == 0) {
+                p->term_sent = true;
                 return;
         }
-        p->term_sent = true;
-        if (sigqueue(p->pid, SIGTERM, (union sigval) { .sival_int = WORKER_TERM_OTHERS_SERVE }) < 0)
-                (void) kill(p->pid, SIGTERM);
+        send_signal(p, SIGTERM);
 }
 
 static void signal_all(Arbiter *a, int sig) {
