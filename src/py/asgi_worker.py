@@ -231,8 +231,7 @@ class _Http(_HttpBase):
                 gone = self.gone
                 if gone is None:
                         gone = self.gone = _loop.create_future()
-                if self.watchers == 0:
-                        self.req.watch_hangup(self._client_gone)
+                self.req.watch_hangup(self._client_gone)
                 self.watchers += 1
                 try:
                         # each receive() waits on its own: a cancelled one (a task group's end, a
