@@ -7,8 +7,11 @@ gcorn's gevent and asgi rows run only when the binary accepts `-k gevent` / `-k 
 tests ask the binary the same way and expect either figures or the report's "not run" row."""
 import os
 import re
+import signal
+import socket
 import subprocess
 import tempfile
+import time
 import unittest
 
 SRC = os.environ.get("GCORN_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -102,6 +105,71 @@ class BenchSmokeTest(unittest.TestCase):
 
         def test_smoke_fastapi_stream(self):
                 self.asgi("fastapi-stream")
+
+
+class GeventFloorTest(unittest.TestCase):
+        """contrib/bench/gevent_floor.py, the bound RESULTS.md gives for the gevent sleep
+        workload: each mode answers kept-alive requests with the bench app's hello, and its
+        workers go with it."""
+
+        def setUp(self):
+                if not python_has("gevent"):
+                        self.skipTest("gevent is not installed")
+
+        def start(self, mode):
+                with socket.socket() as s:
+                        s.bind(("127.0.0.1", 0))
+                        port = s.getsockname()[1]
+                p = subprocess.Popen([PY, os.path.join(BENCH, "gevent_floor.py"), str(port), "2", mode],
+                                     cwd=BENCH, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                self.addCleanup(self.stop, p)
+                deadline = time.monotonic() + 30
+                while True:
+                        try:
+                                return p, socket.create_connection(("127.0.0.1", port), timeout=10)
+                        except ConnectionRefusedError:
+                                if time.monotonic() > deadline or p.poll() is not None:
+                                        raise
+                                time.sleep(0.05)
+
+        def stop(self, p):
+                if p.poll() is None:
+                        p.send_signal(signal.SIGTERM)
+                        p.wait(timeout=30)
+                p.stdout.close()
+
+        def workers(self, p):
+                with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+                        return [int(c) for c in f.read().split()]
+
+        def test_each_mode_answers_kept_alive_requests(self):
+                for mode in ("hello", "sleep", "wsgi-hello", "wsgi-sleep"):
+                        with self.subTest(mode=mode):
+                                p, conn = self.start(mode)
+                                with conn:
+                                        for _ in range(3):
+                                                conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                                                got = b""
+                                                while not got.endswith(b"Hello, World!"):
+                                                        data = conn.recv(4096)
+                                                        self.assertTrue(data, got)
+                                                        got += data
+                                                self.assertTrue(got.startswith(b"HTTP/1.1 200 OK\r\n"), got)
+                                                self.assertIn(b"\r\nContent-Length: 13\r\n\r\n", got)
+                                workers = self.workers(p)
+                                self.assertEqual(len(workers), 2)
+                                self.stop(p)
+                                for pid in workers:
+                                        deadline = time.monotonic() + 10
+                                        while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+                                                time.sleep(0.05)
+                                        self.assertFalse(os.path.exists("/proc/%d" % pid), "worker %d stayed" % pid)
+
+        def test_an_unknown_mode_is_refused(self):
+                p = subprocess.run([PY, os.path.join(BENCH, "gevent_floor.py"), "1", "2", "gzip"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn(b"MODE is one of hello, sleep, wsgi-hello, wsgi-sleep", p.stdout)
 
 
 if __name__ == "__main__":
