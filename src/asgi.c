@@ -412,7 +412,12 @@ static PyTypeObject done_type = {
         .tp_methods = done_methods,
 };
 
-static PyObject done_object = { _PyObject_EXTRA_INIT 1, &done_type };
+/* Static, as CPython's None is: PyObject_HEAD_INIT() spells the header for each version
+ * (a plain refcount in 3.11, an immortal one from 3.12). */
+static struct {
+        PyObject_HEAD
+} done_object = { PyObject_HEAD_INIT(&done_type) };
+#define DONE ((PyObject *) &done_object)
 
 /* ---- Http: the state of one http request's send(), and its common cases ---- */
 
@@ -496,7 +501,7 @@ static PyObject *http_start(Http *h, PyObject *message) {
         Py_DECREF(r);
         h->started = 1;
         h->status = (int) code;
-        return Py_NewRef(&done_object);
+        return Py_NewRef(DONE);
 }
 
 static PyObject *http_body(Http *h, PyObject *message) {
@@ -528,7 +533,7 @@ static PyObject *http_body(Http *h, PyObject *message) {
                 if (!t)
                         return NULL;
                 Py_DECREF(t);
-                return Py_NewRef(&done_object);
+                return Py_NewRef(DONE);
         }
         if (code != 1) {
                 PyObject *c = PyLong_FromLong(code);
@@ -539,13 +544,13 @@ static PyObject *http_body(Http *h, PyObject *message) {
         }
         if (!h->gone || h->gone == Py_None) {
                 Py_XSETREF(h->gone, Py_NewRef(Py_True));
-                return Py_NewRef(&done_object);
+                return Py_NewRef(DONE);
         }
         t = PyObject_CallMethodNoArgs((PyObject *) h, name_mark_gone);
         if (!t)
                 return NULL;
         Py_DECREF(t);
-        return Py_NewRef(&done_object);
+        return Py_NewRef(DONE);
 }
 
 /* send(message): an awaitable, as the driver's _send() returns */
@@ -764,7 +769,7 @@ static PyObject *module_new(void) {
         m = PyModule_Create(&module_def);
         if (m && (PyModule_AddObjectRef(m, "WebSocket", (PyObject *) &websocket_type) < 0 ||
                   PyModule_AddObjectRef(m, "Http", (PyObject *) &http_type) < 0 ||
-                  PyModule_AddObjectRef(m, "DONE", &done_object) < 0))
+                  PyModule_AddObjectRef(m, "DONE", DONE) < 0))
                 Py_CLEAR(m);
         return m;
 }
