@@ -92,7 +92,8 @@ newer_python() {
                 return 1
         fi
         port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-        LD_LIBRARY_PATH=$libdir "$dir/src/gcorn" -b "127.0.0.1:$port" -w 1 --chdir contrib/apps hello:app \
+        LD_LIBRARY_PATH=$libdir "$dir/src/gcorn" -b "127.0.0.1:$port" -w 1 --no-control-socket \
+                --chdir contrib/apps hello:app \
                 > "$dir/serve.log" 2>&1 &
         pid=$!
         body=""
