@@ -40,6 +40,7 @@ def _status_line(status):
         line = _STATUS_LINES.get(status)
         return line if line is not None else "%d " % status
 READ_SIZE = 65536
+INBOX_MAX = 32                  # a WebSocket's messages read ahead of the app (websockets' max_queue)
 OUT_MAX = 65536                 # held body bytes written without waiting for the round's end
 
 
@@ -422,7 +423,9 @@ class _WebSocket:
                 self.fd = -1
                 self.state = "connecting"       # connecting, connected, closed
                 self.inbox = []
-                self.readable = None
+                self.arrived = None             # the future a receive() waits on
+                self.flusher = None             # the task that writes what the socket did not take
+                self.writable = None            # the future of the socket's writer watch
                 self.closed_code = None
                 self.reader_on = False
                 self.denied = False
@@ -437,22 +440,35 @@ class _WebSocket:
                 while not self.inbox:
                         if self.state == "closed":
                                 return {"type": "websocket.disconnect", "code": self.closed_code or 1006}
-                        await self._pump()
-                return self.inbox.pop(0)
+                        self._read_on()
+                        fut = _loop.create_future()
+                        self.arrived = fut
+                        try:
+                                await fut
+                        finally:
+                                self.arrived = None
+                message = self.inbox.pop(0)
+                self._read_on()
+                return message
 
-        async def _pump(self):
-                """Reads what the client sent, decodes it, writes what that asks (pongs)."""
-                fut = _loop.create_future()
-                self.readable = fut
-                if not self.reader_on:
+        # Once connected, the socket is read whatever the app does, as uvicorn's protocol
+        # reads it: the client's pings are answered and its close is seen while the app only
+        # sends (a client such as python-websockets closes a connection whose pings go
+        # unanswered). Messages the app has not received yet wait in the inbox; at
+        # INBOX_MAX reading stops until the app takes one, as websockets' max_queue does.
+        def _read_on(self):
+                if not self.reader_on and self.state == "connected" and len(self.inbox) < INBOX_MAX:
                         _loop.add_reader(self.fd, self._on_readable)
                         self.reader_on = True
-                try:
-                        await fut
-                finally:
-                        self.readable = None
-                if self.state == "closed":
-                        return
+
+        def _read_off(self):
+                if self.reader_on:
+                        _loop.remove_reader(self.fd)
+                        self.reader_on = False
+
+        def _on_readable(self):
+                """Reads what the client sent, decodes it, writes what that asks (pongs, the
+                close's echo)."""
                 try:
                         data = os.read(self.fd, READ_SIZE)
                 except BlockingIOError:
@@ -466,7 +482,7 @@ class _WebSocket:
                         msgs = self.ws.feed(data)
                 except ValueError:
                         msgs = None
-                await self._flush()
+                self._write_soon()
                 if msgs is None:
                         # a protocol error: wslay queued the close with its code
                         self._closed(self.ws.close_code_sent() or 1002)
@@ -478,10 +494,13 @@ class _WebSocket:
                                 self.inbox.append({"type": "websocket.receive", "bytes": payload})
                         else:
                                 self._closed(code)
-                                break
+                                return
+                if len(self.inbox) >= INBOX_MAX:
+                        self._read_off()
+                self._arrived()
 
-        def _on_readable(self):
-                fut = self.readable
+        def _arrived(self):
+                fut = self.arrived
                 if fut is not None and not fut.done():
                         fut.set_result(None)
 
@@ -494,9 +513,6 @@ class _WebSocket:
                 except OSError:
                         pass
                 self._closed(1001)
-                fut = self.readable
-                if fut is not None and not fut.done():
-                        fut.set_result(None)
                 await self._flush()
 
         def _closed(self, code):
@@ -505,29 +521,49 @@ class _WebSocket:
                 if self.closed_code is None:
                         self.closed_code = code
                 self.inbox.append({"type": "websocket.disconnect", "code": self.closed_code})
-                if self.reader_on:
-                        _loop.remove_reader(self.fd)
-                        self.reader_on = False
+                self._read_off()
+                self._arrived()
 
-        async def _flush(self):
+        def _write_out(self):
+                """Writes what the codec holds as far as the socket takes it; True once all is out.
+                Synchronous, so writers never interleave: each takes the codec's output afresh."""
                 out = self.ws.output()
                 while out:
                         try:
                                 n = os.write(self.fd, out)
                         except BlockingIOError:
-                                n = 0
+                                return False
                         except OSError:
-                                self._closed(1006)
-                                return
+                                self.ws.consumed(len(out))
+                                if self.state != "closed":
+                                        self._closed(1006)
+                                return True
                         self.ws.consumed(n)
-                        out = out[n:]
-                        if out:
-                                fut = _loop.create_future()
-                                _loop.add_writer(self.fd, lambda: fut.done() or fut.set_result(None))
-                                try:
-                                        await fut
-                                finally:
-                                        _loop.remove_writer(self.fd)
+                        out = self.ws.output()
+                return True
+
+        def _write_soon(self):
+                # from the reader: what the socket does not take now, a task writes later
+                if not self._write_out() and self.flusher is None:
+                        self.flusher = _loop.create_task(self._flush())
+
+        async def _flush(self):
+                # The app's send() and the reader's flusher may both wait: one writer watch
+                # for the socket, whose future each waits on through shield(), so that one
+                # waiter cancelled leaves the others waiting.
+                while not self._write_out():
+                        if self.writable is None:
+                                self.writable = _loop.create_future()
+                                _loop.add_writer(self.fd, self._on_writable)
+                        await asyncio.shield(self.writable)
+                if self.flusher is asyncio.current_task():
+                        self.flusher = None
+
+        def _on_writable(self):
+                _loop.remove_writer(self.fd)
+                fut, self.writable = self.writable, None
+                if fut is not None and not fut.done():
+                        fut.set_result(None)
 
         async def send(self, message):
                 kind = message["type"]
@@ -570,9 +606,7 @@ class _WebSocket:
                         self.state = "closed"
                         _websockets.discard(self)
                         self.closed_code = self.closed_code or message.get("code", 1000)
-                        if self.reader_on:
-                                _loop.remove_reader(self.fd)
-                                self.reader_on = False
+                        self._read_off()
                         return
                 raise ValueError("unexpected message %r on a WebSocket" % (kind,))
 
@@ -607,6 +641,8 @@ class _WebSocket:
                                         self.inbox.append({"type": "websocket.receive", "text": payload.decode("utf-8")})
                                 elif opcode == 2:
                                         self.inbox.append({"type": "websocket.receive", "bytes": payload})
+                        await self._flush()
+                self._read_on()
 
         def _deny(self, status, headers, body):
                 self.req.start_response(_status_line(status), headers or [("Content-Type", "text/plain")])
@@ -683,8 +719,12 @@ async def _serve_websocket(req, environ_sr):
                         _asgi.log_exception(e, "Error handling a WebSocket")
         finally:
                 _websockets.discard(w)
-                if w.reader_on:
-                        _loop.remove_reader(w.fd)
+                w._read_off()
+                if w.flusher is not None:
+                        w.flusher.cancel()
+                if w.writable is not None:
+                        _loop.remove_writer(w.fd)
+                        w.writable.cancel()
 
 
 async def _serve(req, h):

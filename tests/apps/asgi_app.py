@@ -95,6 +95,18 @@ async def websocket(scope, receive, send):
         if path == "/ws/scope":
                 await send({"type": "websocket.send", "text": json.dumps(_jsonable(
                         {k: v for k, v in scope.items() if k != "state"}))})
+        if path == "/ws/push":
+                # sends and never receives, as a feed does: the server alone sees the client's
+                # pings and close, and a send after the client's close raises
+                for i in range(600):
+                        try:
+                                await send({"type": "websocket.send", "text": "tick %d" % i})
+                        except OSError as e:
+                                say("websocket push ended: %s" % type(e).__name__)
+                                return
+                        await asyncio.sleep(0.05)
+                await send({"type": "websocket.close", "code": 1000})
+                return
         while True:
                 m = await receive()
                 if m["type"] == "websocket.disconnect":

@@ -580,6 +580,36 @@ class TestWebSocket(unittest.TestCase):
                 self.assertEqual(ws.recv_frame(), (0x80, 10, b"are you there"))
                 self.assertEqual(ws.recv_frame(), (0x80, 1, b"fragmented"))
 
+        def frames_until(self, ws, opcode):
+                """The frames up to the first of opcode (the push route's ticks before it)."""
+                ws.sock.settimeout(10)
+                seen = []
+                while True:
+                        fin, op, payload = ws.recv_frame()
+                        seen.append((op, payload))
+                        if op == opcode:
+                                return seen
+
+        def test_pings_answered_while_the_app_only_sends(self):
+                # python-websockets clients ping every 20 s and close the connection (1011)
+                # when no pong comes, whatever the app does
+                ws = self.connect("/ws/push")
+                self.assertEqual(ws.recv_frame(), (0x80, 1, b"tick 0"))
+                for n in range(3):
+                        ws.send_frame(9, b"ping %d" % n)
+                        seen = self.frames_until(ws, 10)
+                        self.assertEqual(seen[-1], (10, b"ping %d" % n))
+                        self.assertTrue(all(op == 1 for op, _ in seen[:-1]), seen)
+
+        def test_client_close_seen_while_the_app_only_sends(self):
+                ws = self.connect("/ws/push")
+                self.assertEqual(ws.recv_frame(), (0x80, 1, b"tick 0"))
+                ws.send_frame(8, struct.pack("!H", 1000) + b"done")
+                op, payload = self.frames_until(ws, 8)[-1]
+                self.assertEqual(struct.unpack("!H", payload[:2])[0], 1000)
+                # the app's next send raises, as the spec asks of a closed connection
+                self.srv.wait_log("websocket push ended: OSError")
+
         def test_close_codes(self):
                 ws = self.connect()
                 ws.send_frame(1, b"close")
