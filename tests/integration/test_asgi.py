@@ -610,6 +610,33 @@ class TestWebSocket(unittest.TestCase):
                 # the app's next send raises, as the spec asks of a closed connection
                 self.srv.wait_log("websocket push ended: OSError")
 
+        def test_messages_the_app_does_not_take_wait_in_the_kernel(self):
+                # 32 messages are read ahead of the app (and the rest of the read that brought
+                # the 32nd, 64 KiB at most); the rest stays in the socket's receive queue,
+                # where TCP holds the client back
+                ws = self.connect("/ws/push")
+                self.assertEqual(ws.recv_frame(), (0x80, 1, b"tick 0"))
+                ws.sock.settimeout(2)
+                sent = 0
+                try:
+                        for _ in range(200):
+                                ws.send_frame(2, b"m" * 1000)
+                                sent += 1
+                except socket.timeout:
+                        pass
+                self.assertGreater(sent, 150)
+                here = "%s:%d" % ws.sock.getsockname()[:2]
+
+                def server_queue():
+                        out = subprocess.run(["ss", "-Htn", "state", "established", "( dport = :%s )" % here.split(":")[1]],
+                                             stdout=subprocess.PIPE, text=True, timeout=10).stdout
+                        queues = [int(line.split()[0]) for line in out.splitlines() if line.split()[2].endswith(
+                                  ":%d" % self.srv.port)]
+                        return queues[0] if queues else 0
+                # the server side's Recv-Q: what it did not read
+                self.assertTrue(h.wait_until(lambda: server_queue() >= (sent - 32) * 1000 - 65536, 10),
+                                "read %d of %d messages' bytes" % (sent * 1000 - server_queue(), sent * 1000))
+
         def test_close_codes(self):
                 ws = self.connect()
                 ws.send_frame(1, b"close")
