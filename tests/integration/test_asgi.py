@@ -625,17 +625,25 @@ class TestWebSocket(unittest.TestCase):
                 except socket.timeout:
                         pass
                 self.assertGreater(sent, 150)
-                here = "%s:%d" % ws.sock.getsockname()[:2]
+                client_port = ws.sock.getsockname()[1]
 
-                def server_queue():
-                        out = subprocess.run(["ss", "-Htn", "state", "established", "( dport = :%s )" % here.split(":")[1]],
+                def unread():
+                        """Bytes the server has not read: its socket's Recv-Q and what still
+                        waits in the client's Send-Q."""
+                        out = subprocess.run(["ss", "-Htn", "state", "established", "( sport = :%d or dport = :%d )"
+                                              % (client_port, client_port)],
                                              stdout=subprocess.PIPE, text=True, timeout=10).stdout
-                        queues = [int(line.split()[0]) for line in out.splitlines() if line.split()[2].endswith(
-                                  ":%d" % self.srv.port)]
-                        return queues[0] if queues else 0
-                # the server side's Recv-Q: what it did not read
-                self.assertTrue(h.wait_until(lambda: server_queue() >= (sent - 32) * 1000 - 65536, 10),
-                                "read %d of %d messages' bytes" % (sent * 1000 - server_queue(), sent * 1000))
+                        total = 0
+                        for line in out.splitlines():
+                                recv_q, send_q, local = line.split()[:3]
+                                if local.endswith(":%d" % self.srv.port):
+                                        total += int(recv_q)
+                                elif local.endswith(":%d" % client_port):
+                                        total += int(send_q)
+                        return total
+                # what the server took: 32 messages and the rest of one read at most
+                self.assertTrue(h.wait_until(lambda: unread() >= (sent - 32) * 1000 - 65536, 10),
+                                "read %d of %d messages' bytes" % (sent * 1000 - unread(), sent * 1000))
 
         def test_close_codes(self):
                 ws = self.connect()
