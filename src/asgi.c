@@ -118,15 +118,23 @@ static PyObject *ws_send_text(PyObject *self, PyObject *arg) {
         return ws_result(websocket_send(((PyWebSocket *) self)->ws, WEBSOCKET_TEXT, p, (size_t) n));
 }
 
-static PyObject *ws_send_bytes(PyObject *self, PyObject *arg) {
+static PyObject *ws_send_buffer(PyObject *self, PyObject *arg, WebSocketOpcode opcode) {
         Py_buffer b;
         int r;
 
         if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
                 return NULL;
-        r = websocket_send(((PyWebSocket *) self)->ws, WEBSOCKET_BINARY, b.buf, (size_t) b.len);
+        r = websocket_send(((PyWebSocket *) self)->ws, opcode, b.buf, (size_t) b.len);
         PyBuffer_Release(&b);
         return ws_result(r);
+}
+
+static PyObject *ws_send_bytes(PyObject *self, PyObject *arg) {
+        return ws_send_buffer(self, arg, WEBSOCKET_BINARY);
+}
+
+static PyObject *ws_ping(PyObject *self, PyObject *arg) {
+        return ws_send_buffer(self, arg, WEBSOCKET_PING);
 }
 
 static PyObject *ws_close(PyObject *self, PyObject *args) {
@@ -171,6 +179,7 @@ static PyMethodDef ws_methods[] = {
         { "feed", ws_feed, METH_O, "feed(bytes) -> [(opcode, payload, code)]" },
         { "send_text", ws_send_text, METH_O, "send_text(str)" },
         { "send_bytes", ws_send_bytes, METH_O, "send_bytes(bytes)" },
+        { "ping", ws_ping, METH_O, "ping(bytes): a ping of at most 125 bytes" },
         { "close", ws_close, METH_VARARGS, "close(code, reason: bytes)" },
         { "output", ws_output, METH_NOARGS, "output() -> the bytes to write" },
         { "consumed", ws_consumed, METH_O, "consumed(n): n bytes of output() went out" },
@@ -835,9 +844,11 @@ int asgi_startup(void *app, const Settings *s, char *error, size_t error_size) {
         if (code)
                 driver = PyImport_ExecCodeModule("_gcorn_asgi_worker", code);
         if (driver)
-                config = Py_BuildValue("{s:s,s:s,s:L,s:i}", "loop", s->asgi_loop, "lifespan", s->asgi_lifespan,
+                config = Py_BuildValue("{s:s,s:s,s:L,s:i,s:i,s:i}", "loop", s->asgi_loop, "lifespan", s->asgi_lifespan,
                                        "websocket_max_message_size", (long long) s->websocket_max_message_size,
-                                       "disconnect_grace_period", s->asgi_disconnect_grace_period);
+                                       "disconnect_grace_period", s->asgi_disconnect_grace_period,
+                                       "websocket_ping_interval", s->websocket_ping_interval,
+                                       "websocket_ping_timeout", s->websocket_ping_timeout);
         if (config)
                 r = PyObject_CallMethod(driver, "startup", "OOOO", core, asgi, (PyObject *) app, config);
         if (!r) {

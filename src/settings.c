@@ -187,6 +187,16 @@ static const SettingDef setting_table[] = {
           .min = 1, .max = INT64_MAX, .metavar = "BYTES", .section = "Worker Processes",
           .help = "The largest WebSocket message an ASGI app receives; a larger one closes with 1009.",
           .gcorn_only = true },
+        { .name = "websocket_ping_interval", .long_flag = "--websocket-ping-interval", .type = SETTING_INT,
+          .offset = FIELD(websocket_ping_interval), .default_value = "20", .min = 0, .max = INT_MAX / 1000,
+          .metavar = "INT", .section = "Worker Processes",
+          .help = "Seconds between the server's pings on an open WebSocket, as uvicorn's (0: none).",
+          .gcorn_only = true },
+        { .name = "websocket_ping_timeout", .long_flag = "--websocket-ping-timeout", .type = SETTING_INT,
+          .offset = FIELD(websocket_ping_timeout), .default_value = "20", .min = 1, .max = INT_MAX / 1000,
+          .metavar = "INT", .section = "Worker Processes",
+          .help = "Seconds a ping waits for its pong before the WebSocket closes with 1011.",
+          .gcorn_only = true },
 
         { .name = "limit_request_line", .long_flag = "--limit-request-line", .type = SETTING_INT,
           .offset = FIELD(limit_request_line), .default_value = "4094", .min = 0, .max = 8190,
@@ -1922,6 +1932,7 @@ int settings_no_effect_lines(const Settings *s, char ***ret) {
         /* The asgi worker's settings: their rows would warn for that worker too. */
         if (!settings_asgi(s)) {
                 static const char *const names[] = { "asgi_loop", "asgi_lifespan", "websocket_max_message_size",
+                                                     "websocket_ping_interval", "websocket_ping_timeout",
                                                      "root_path", "asgi_disconnect_grace_period" };
 
                 for (size_t i = 0; i < ELEMENTSOF(names); i++) {

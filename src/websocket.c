@@ -180,6 +180,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         switch (arg->opcode) {
         case WSLAY_TEXT_FRAME:
         case WSLAY_BINARY_FRAME:
+        case WSLAY_PONG:
                 break;
         case WSLAY_CONNECTION_CLOSE:
                 m.code = arg->status_code ? arg->status_code : 1005;
@@ -188,7 +189,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
                 len = len >= 2 ? len - 2 : 0;
                 break;
         default:
-                return;         /* ping and pong: wslay answers pings itself */
+                return;         /* a ping: wslay answers it itself */
         }
         m.data = malloc(len + 1);
         if (!m.data) {
@@ -281,7 +282,7 @@ int websocket_send(WebSocket *ws, WebSocketOpcode opcode, const void *data, size
         struct wslay_event_msg msg = { .opcode = (uint8_t) opcode, .msg = data, .msg_length = len };
         int r;
 
-        if (opcode != WEBSOCKET_TEXT && opcode != WEBSOCKET_BINARY)
+        if (opcode != WEBSOCKET_TEXT && opcode != WEBSOCKET_BINARY && !(opcode == WEBSOCKET_PING && len <= 125))
                 return -EINVAL;
         r = wslay_event_queue_msg(ws->ctx, &msg);
         if (r == WSLAY_ERR_NO_MORE_MSG)

@@ -37,6 +37,8 @@ typedef struct Settings {
         int asgi_disconnect_grace_period;
         char *http_parser;
         int64_t websocket_max_message_size; /* 16 MiB: a larger message closes the WebSocket with 1009 (gcorn) */
+        int websocket_ping_interval;    /* 20 s between the server's pings on a quiet WebSocket; 0 = none (gcorn) */
+        int websocket_ping_timeout;     /* 20 s for the pong, else the WebSocket closes with 1011 (gcorn) */
 
         /* security limits */
         int limit_request_line;         /* 4094; 0 = unlimited (capped at 8190 as Gunicorn) */

@@ -21,6 +21,8 @@ typedef enum WebSocketOpcode {
         WEBSOCKET_TEXT = 0x1,
         WEBSOCKET_BINARY = 0x2,
         WEBSOCKET_CLOSE = 0x8,
+        WEBSOCKET_PING = 0x9,
+        WEBSOCKET_PONG = 0xA,
 } WebSocketOpcode;
 
 /* Whether r asks for a WebSocket (an Upgrade: websocket header): the other checks are
@@ -51,11 +53,12 @@ WebSocket *websocket_free(WebSocket *ws);
  * close frame with the reason's code is queued for output: 1002, 1007 or 1009), -ENOMEM. */
 int websocket_feed(WebSocket *ws, const void *data, size_t len);
 
-/* Takes the next whole message received: 1 and *ret filled, or 0 when none is waiting. */
+/* Takes the next whole message received: 1 and *ret filled, or 0 when none is waiting. Text,
+ * binary, close, and pongs (for the server's own pings); wslay answers pings itself. */
 int websocket_next(WebSocket *ws, WebSocketMessage *ret);
 
-/* Queues a text or binary message. Returns 0, -EPIPE once a close was queued, -EINVAL
- * (text that is not UTF-8 is the caller's to refuse), -ENOMEM. */
+/* Queues a text or binary message, or a ping (at most 125 bytes). Returns 0, -EPIPE once a
+ * close was queued, -EINVAL (text that is not UTF-8 is the caller's to refuse), -ENOMEM. */
 int websocket_send(WebSocket *ws, WebSocketOpcode opcode, const void *data, size_t len);
 
 /* Queues a close frame (code 0: none). Returns 0, -EPIPE when one was already queued,

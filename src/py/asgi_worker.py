@@ -426,6 +426,8 @@ class _WebSocket:
                 self.arrived = None             # the future a receive() waits on
                 self.flusher = None             # the task that writes what the socket did not take
                 self.writable = None            # the future of the socket's writer watch
+                self.pong = None                # (payload, future) of the ping waiting for its pong
+                self.keepalive = None           # the task that pings
                 self.closed_code = None
                 self.reader_on = False
                 self.denied = False
@@ -492,12 +494,52 @@ class _WebSocket:
                                 self.inbox.append({"type": "websocket.receive", "text": payload.decode("utf-8")})
                         elif opcode == 2:
                                 self.inbox.append({"type": "websocket.receive", "bytes": payload})
+                        elif opcode == 10:
+                                self._ponged(payload)
                         else:
                                 self._closed(code)
                                 return
                 if len(self.inbox) >= INBOX_MAX:
                         self._read_off()
                 self._arrived()
+
+        def _ponged(self, payload):
+                # a pong answers the ping that carried its payload; an unasked one is a
+                # heartbeat the client may send (RFC 6455 5.5.3)
+                if self.pong is not None and self.pong[0] == payload and not self.pong[1].done():
+                        self.pong[1].set_result(True)
+
+        async def _ping_loop(self, interval, timeout):
+                """The server's keepalive pings, as uvicorn's: a client that stops answering
+                (gone without a close, its network cut) is closed with 1011 rather than held
+                until the kernel gives up, and the traffic keeps proxies from closing a
+                quiet connection."""
+                while True:
+                        await asyncio.sleep(interval)
+                        if self.state != "connected":
+                                return
+                        payload = os.urandom(4)
+                        fut = _loop.create_future()
+                        self.pong = (payload, fut)
+                        try:
+                                self.ws.ping(payload)
+                                await self._flush()
+                                ponged = await asyncio.wait_for(fut, timeout)
+                        except asyncio.TimeoutError:
+                                ponged = False
+                        except OSError:         # the close is on its way already
+                                return
+                        finally:
+                                self.pong = None
+                        if not ponged:
+                                if self.state == "connected":
+                                        try:
+                                                self.ws.close(1011, b"keepalive ping timeout")
+                                        except OSError:
+                                                pass
+                                        self._closed(1011)
+                                        await self._flush()
+                                return
 
         def _arrived(self):
                 fut = self.arrived
@@ -523,6 +565,8 @@ class _WebSocket:
                 self.inbox.append({"type": "websocket.disconnect", "code": self.closed_code})
                 self._read_off()
                 self._arrived()
+                if self.pong is not None and not self.pong[1].done():
+                        self.pong[1].set_result(True)   # nothing to wait for: the ping loop ends
 
         def _write_out(self):
                 """Writes what the codec holds as far as the socket takes it; True once all is out.
@@ -643,6 +687,9 @@ class _WebSocket:
                                         self.inbox.append({"type": "websocket.receive", "bytes": payload})
                         await self._flush()
                 self._read_on()
+                if _config["websocket_ping_interval"] > 0:
+                        self.keepalive = _loop.create_task(self._ping_loop(_config["websocket_ping_interval"],
+                                                                           _config["websocket_ping_timeout"]))
 
         def _deny(self, status, headers, body):
                 self.req.start_response(_status_line(status), headers or [("Content-Type", "text/plain")])
@@ -720,6 +767,8 @@ async def _serve_websocket(req, environ_sr):
         finally:
                 _websockets.discard(w)
                 w._read_off()
+                if w.keepalive is not None:
+                        w.keepalive.cancel()
                 if w.flusher is not None:
                         w.flusher.cancel()
                 if w.writable is not None:

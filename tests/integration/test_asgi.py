@@ -74,6 +74,17 @@ class TestSettings(unittest.TestCase):
                                     ("asgi_lifespan", "off"), ("root_path", "/api")):
                         self.assertRegex(p.stdout, r"(?m)^%s +=  *%s$" % (name, re.escape(value)))
 
+        def test_websocket_pings(self):
+                self.assertRefused(["--websocket-ping-interval", "-1", "routes:app"], "--websocket-ping-interval")
+                self.assertRefused(["--websocket-ping-timeout", "0", "routes:app"], "--websocket-ping-timeout")
+                p = run(["--print-config", "routes:app"])
+                self.assertEqual(p.returncode, 0, p)
+                for name in ("websocket_ping_interval", "websocket_ping_timeout"):
+                        self.assertRegex(p.stdout, r"(?m)^%s +=  *20$" % name)
+                p = run(["--websocket-ping-interval", "0", "--check-config", "routes:app"])
+                self.assertEqual(p.returncode, 0, p)
+                self.assertRegex(p.stderr, "Setting websocket_ping_interval = 0 has no effect in gcorn: only the asgi")
+
         def test_threads_and_worker_connections(self):
                 p = run(["-k", "asgi", "--worker-connections", "50", "--threads", "4", "--check-config", APP])
                 self.assertEqual(p.returncode, 0, p)
@@ -540,6 +551,51 @@ class WsClient:
 
         def close(self):
                 self.sock.close()
+
+
+class TestWebSocketPings(unittest.TestCase):
+        """The server's keepalive pings (--websocket-ping-interval/-timeout, as uvicorn's)."""
+
+        def next_control(self, ws):
+                ws.sock.settimeout(10)
+                while True:
+                        fin, op, payload = ws.recv_frame()
+                        if op in (8, 9):
+                                return op, payload
+
+        def pong(self, ws, payload):
+                ws.send_frame(10, payload)
+
+        def test_pings_answered_keep_it_open_and_silence_closes_it(self):
+                srv = start(self, ["--websocket-ping-interval", "1", "--websocket-ping-timeout", "1"])
+                ws = WsClient(srv, "/ws")
+                self.addCleanup(ws.close)
+                self.assertEqual(ws.status, 101)
+                for n in range(2):
+                        op, payload = self.next_control(ws)
+                        self.assertEqual(op, 9)
+                        self.assertEqual(len(payload), 4)
+                        self.pong(ws, payload)
+                        ws.send_frame(1, b"still here %d" % n)
+                        self.assertEqual(ws.recv_frame(), (0x80, 1, b"still here %d" % n))
+                # a pong that does not carry the ping's payload answers nothing
+                op, payload = self.next_control(ws)
+                self.assertEqual(op, 9)
+                self.pong(ws, b"????")
+                op, payload = self.next_control(ws)
+                self.assertEqual((op, struct.unpack("!H", payload[:2])[0], payload[2:]),
+                                 (8, 1011, b"keepalive ping timeout"))
+                srv.wait_log("websocket disconnect code=1011")
+
+        def test_no_pings_at_0(self):
+                srv = start(self, ["--websocket-ping-interval", "0", "--websocket-ping-timeout", "1"])
+                ws = WsClient(srv, "/ws")
+                self.addCleanup(ws.close)
+                ws.sock.settimeout(3)
+                with self.assertRaises(socket.timeout):
+                        ws.recv_frame()
+                ws.send_frame(1, b"quiet")
+                self.assertEqual(ws.recv_frame(), (0x80, 1, b"quiet"))
 
 
 class TestWebSocket(unittest.TestCase):

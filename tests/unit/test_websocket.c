@@ -140,6 +140,29 @@ START_TEST(test_fragments_joined_around_a_ping) {
 }
 END_TEST
 
+START_TEST(test_server_ping_and_its_pong) {
+        uint8_t buf[256], big[126] = { 0 };
+        size_t n;
+
+        /* the server's keepalive ping goes out unmasked, with its payload */
+        ck_assert_int_eq(websocket_send(ws, WEBSOCKET_PING, "k123", 4), 0);
+        ck_assert_uint_eq(server_pump_out(), 6);
+        n = client_read(buf, sizeof(buf));
+        ck_assert_uint_eq(n, 6);
+        ck_assert(memcmp(buf, "\x89\x04k123", 6) == 0);
+        /* a control frame carries at most 125 bytes */
+        ck_assert_int_eq(websocket_send(ws, WEBSOCKET_PING, big, sizeof(big)), -EINVAL);
+        ck_assert_int_eq(websocket_send(ws, WEBSOCKET_PONG, "x", 1), -EINVAL);
+        /* the client's pong is handed over, for the keepalive to match; its ping is not */
+        client_frame(true, 0, WSLAY_PONG, "k123", 4);
+        client_frame(true, 0, WSLAY_PING, "p", 1);
+        ck_assert_int_eq(server_pump_in(), 0);
+        expect_message(WEBSOCKET_PONG, "k123", 4, 0);
+        ck_assert_int_eq(websocket_next(ws, &(WebSocketMessage) {}), 0);
+        ck_assert_uint_eq(server_pump_out(), 3);
+}
+END_TEST
+
 START_TEST(test_frames_split_anywhere) {
         uint8_t all[64];
         ssize_t n;
@@ -402,6 +425,7 @@ static Suite *websocket_suite(void) {
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_text_and_binary);
         tcase_add_test(tc, test_fragments_joined_around_a_ping);
+        tcase_add_test(tc, test_server_ping_and_its_pong);
         tcase_add_test(tc, test_frames_split_anywhere);
         tcase_add_test(tc, test_close_from_client_echoed);
         tcase_add_test(tc, test_close_without_code);
