@@ -480,6 +480,9 @@ class _WebSocket:
                 if not data:
                         self._closed(1006)
                         return
+                self._on_data(data)
+
+        def _on_data(self, data):
                 try:
                         msgs = self.ws.feed(data)
                 except ValueError:
@@ -532,13 +535,7 @@ class _WebSocket:
                         finally:
                                 self.pong = None
                         if not ponged:
-                                if self.state == "connected":
-                                        try:
-                                                self.ws.close(1011, b"keepalive ping timeout")
-                                        except OSError:
-                                                pass
-                                        self._closed(1011)
-                                        await self._flush()
+                                await self._close_now(1011, b"keepalive ping timeout")
                                 return
 
         def _arrived(self):
@@ -548,13 +545,17 @@ class _WebSocket:
 
         async def going_away(self):
                 _websockets.discard(self)
+                await self._close_now(1001)
+
+        async def _close_now(self, code, reason=b""):
+                """The server's own close: the worker leaves, or the client stopped answering."""
                 if self.state != "connected":
                         return
                 try:
-                        self.ws.close(1001, b"")
+                        self.ws.close(code, reason)
                 except OSError:
                         pass
-                self._closed(1001)
+                self._closed(code)
                 await self._flush()
 
         def _closed(self, code):
@@ -679,12 +680,8 @@ class _WebSocket:
                 self.state = "connected"
                 _websockets.add(self)
                 if rest:
-                        msgs = self.ws.feed(rest)
-                        for opcode, payload, code in msgs or ():
-                                if opcode == 1:
-                                        self.inbox.append({"type": "websocket.receive", "text": payload.decode("utf-8")})
-                                elif opcode == 2:
-                                        self.inbox.append({"type": "websocket.receive", "bytes": payload})
+                        # frames the client sent right behind its handshake
+                        self._on_data(rest)
                         await self._flush()
                 self._read_on()
                 if _config["websocket_ping_interval"] > 0:
