@@ -588,6 +588,8 @@ class TestWebSocketPings(unittest.TestCase):
                 srv.wait_log("websocket disconnect code=1011")
 
         def test_no_pings_at_0(self):
+                # 0 is no pings, not pings without pause, and the 1 s timeout is no interval:
+                # either mistake shows a ping (then a 1011 close) within the 3 s
                 srv = start(self, ["--websocket-ping-interval", "0", "--websocket-ping-timeout", "1"])
                 ws = WsClient(srv, "/ws")
                 self.addCleanup(ws.close)
